@@ -1,0 +1,25 @@
+# Source this file: it creates or updates the project virtualenv (.venv) idempotently.
+# torch is pinned to 2.13.0, the CPU build this machine kind carries on local disk: any other
+# spec may pull a multi-GB CUDA build.  Override the location with LORABAR_VENV.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${LORABAR_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+TORCH_SPEC="torch==2.13.0"
+EXTRAS="hf,plot,dev"
+stamp_of() {
+  cat "$ROOT/pyproject.toml" "$ROOT/requirements/constraints.txt" "$ROOT/scripts/bootstrap.sh" \
+    | sha256sum | cut -d' ' -f1
+}
+want="$(stamp_of)"
+have="$(cat "$VENV/.lorabar-stamp" 2>/dev/null || true)"
+if [ "$want" != "$have" ]; then
+  echo "lorabar: setting up $VENV (first run takes a minute or two)..." >&2
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH_SPEC" >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    -c "$ROOT/requirements/constraints.txt" -e "$ROOT[$EXTRAS]" "$TORCH_SPEC" >&2
+  echo "$want" > "$VENV/.lorabar-stamp"
+fi
+export PATH="$VENV/bin:$PATH"

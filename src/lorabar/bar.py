@@ -1,0 +1,270 @@
+"""Balancedness-aware regularization (BAR), attached to any torch optimizer.
+
+Paper Sec. 5.2 and Algs. 2-3.  Before every base optimizer step ``t``, for every pair ``(x, y)``
+whose factors both have gradients, with ``alpha_t = mu0 * schedule(t)`` and ``eta`` the current
+``lr`` of the param group holding the pair::
+
+    nBAR:  if |g_x| >= |g_y|:  x <- (1 + alpha_t eta) x,  y <- (1 - alpha_t eta) y   else reversed
+    oBAR:  if |x|   >= |y|  :  x <- (1 - alpha_t eta) x,  y <- (1 + alpha_t eta) y   else reversed
+
+Like decoupled weight decay, the rescaling happens outside the loss.  ``BAR.attach(optimizer)``
+registers it with :meth:`torch.optim.Optimizer.register_step_pre_hook`, so it runs exactly when
+the base ``step`` runs: a step that ``torch.amp.GradScaler`` skips for inf/NaN gradients skips BAR
+and does not advance ``t``; LR schedulers, gradient clipping, gradient accumulation and the
+Hugging Face Trainer (``Trainer(optimizers=(opt, scheduler))``) need nothing special.
+
+Reference: B. Li, L. Zhang, N. He, "Implicit Regularization of Sharpness-Aware Minimization for
+Scale-Invariant Problems", NeurIPS 2024.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.hooks import RemovableHandle
+
+from . import schedules as _schedules
+from .functional import MODES, bar_
+from .pairs import FactorPair
+
+__all__ = ["BAR", "BARConfig"]
+
+
+@dataclass(frozen=True)
+class BARConfig:
+    """Validated BAR settings.
+
+    Args:
+        mode: ``"nbar"`` (gradient-norm rule, for LoRA/NOP) or ``"obar"`` (parameter-norm rule).
+        mu0: the base coefficient, ``>= 0``.  The effective per-step rescaling is ``mu0 * lr``.
+        schedule: ``"constant"``, ``"linear"``, ``"cosine"`` or a callable ``step -> float``.
+        total_steps: the decay horizon of ``"linear"``/``"cosine"``.
+        foreach: kernel choice (see :func:`lorabar.functional.bar_`).
+    """
+
+    mode: str = "nbar"
+    mu0: float = 0.5
+    schedule: str | Callable[[int], float] = "constant"
+    total_steps: int | None = None
+    foreach: bool | None = None
+    schedule_fn: Callable[[int], float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"Invalid mode: {self.mode!r} (expected one of {MODES})")
+        if isinstance(self.mu0, bool) or not isinstance(self.mu0, int | float):
+            raise TypeError(f"Invalid mu0: {self.mu0!r} (expected a float)")
+        if not math.isfinite(self.mu0) or self.mu0 < 0:
+            raise ValueError(f"Invalid mu0: {self.mu0!r} (expected a finite value >= 0)")
+        if not (self.foreach is None or isinstance(self.foreach, bool)):
+            raise TypeError(f"Invalid foreach: {self.foreach!r} (expected bool or None)")
+        if self.total_steps is not None:
+            _schedules._check_total_steps(self.total_steps)
+        object.__setattr__(self, "schedule_fn", _schedules.resolve(self.schedule, self.total_steps))
+
+
+class BAR:
+    """BAR over a fixed list of :class:`~lorabar.FactorPair`.
+
+    Example::
+
+        bar = lorabar.BAR(lorabar.find_lora_pairs(model), mode="nbar", mu0=0.5,
+                          schedule="cosine", total_steps=1000)
+        handle = bar.attach(optimizer)   # later: handle.remove()
+
+    The step counter ``t`` (:attr:`step`) advances once per base optimizer step that ran.
+    ``state_dict()`` / ``load_state_dict()`` save and restore it for exact resumption.
+    """
+
+    def __init__(
+        self,
+        pairs: Iterable[FactorPair],
+        mode: str = "nbar",
+        mu0: float = 0.5,
+        schedule: str | Callable[[int], float] = "constant",
+        total_steps: int | None = None,
+        *,
+        foreach: bool | None = None,
+    ) -> None:
+        self.config = BARConfig(
+            mode=mode, mu0=mu0, schedule=schedule, total_steps=total_steps, foreach=foreach
+        )
+        self.pairs: list[FactorPair] = list(pairs)
+        if not self.pairs:
+            raise ValueError("Invalid pairs: empty (expected at least one FactorPair)")
+        seen: dict[int, str] = {}
+        for pair in self.pairs:
+            if not isinstance(pair, FactorPair):
+                raise TypeError(f"Invalid pairs: expected FactorPair items, got {type(pair).__name__}")
+            for t in pair.tensors:
+                if id(t) in seen:
+                    raise ValueError(
+                        f"Invalid pairs: a tensor of {pair.name!r} also belongs to {seen[id(t)]!r}"
+                    )
+                seen[id(t)] = pair.name
+        self.step = 0
+        self._handle: RemovableHandle | None = None
+        self._groups: list[tuple[int, int]] = []  # (group of x, group of y) per pair
+        self._warned_precision = False
+        # 16-bit factors cannot represent a rescaling by (1 +- c) with c below eps/2 (bf16: 2^-9).
+        half = [torch.finfo(t.dtype).eps for p in self.pairs for t in p.tensors if t.itemsize <= 2]
+        self._half_eps = max(half) if half else 0.0
+
+    # ----------------------------------------------------------------- schedule
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+    def alpha(self, step: int | None = None) -> float:
+        """``alpha_t = mu0 * schedule(t)`` (at the current step by default)."""
+        t = self.step if step is None else step
+        return self.config.mu0 * float(self.config.schedule_fn(t))
+
+    # ----------------------------------------------------------------- applying
+    def apply(self, lr: float | Sequence[float]) -> None:
+        """Apply one BAR step with learning rate ``lr`` (one value, or one per pair) and advance ``t``.
+
+        This is what the optimizer hook calls; use it directly when there is no optimizer
+        (e.g. hand-written SGD in the theory lab).
+        """
+        lrs = [lr] * len(self.pairs) if isinstance(lr, int | float) else list(lr)
+        if len(lrs) != len(self.pairs):
+            raise ValueError(f"Invalid lr: {len(lrs)} values for {len(self.pairs)} pairs")
+        self.apply_check(lrs)
+        alpha = self.alpha()
+        active = [i for i, p in enumerate(self.pairs) if p.x.grad is not None and p.y.grad is not None]
+        coeffs = [alpha * float(lrs[i]) for i in active]
+        if coeffs:
+            self._check_precision(max(coeffs))
+            self._run([self.pairs[i] for i in active], coeffs)
+        self.step += 1
+
+    def apply_check(self, lrs: Sequence[float]) -> None:
+        """Raise ``ValueError`` unless ``0 <= alpha_t * lr < 1`` for every pair at the current step."""
+        alpha = self.alpha()
+        for i, lr in enumerate(lrs):
+            c = alpha * float(lr)
+            if not 0.0 <= c < 1.0:
+                raise ValueError(
+                    f"Invalid alpha*lr: {alpha:.6g}*{float(lr):.6g} = {c:.6g} for pair "
+                    f"{self.pairs[i].name!r} at step {self.step} (mu0={self.config.mu0}); BAR needs "
+                    "0 <= mu0*schedule(t)*lr < 1, otherwise a factor would flip sign"
+                )
+
+    def _run(self, pairs: list[FactorPair], coeffs: list[float]) -> None:
+        by_device: dict[torch.device, list[int]] = {}
+        for i, p in enumerate(pairs):
+            by_device.setdefault(p.x.device, []).append(i)
+        for device, idx in by_device.items():
+            sub = [pairs[i] for i in idx]
+            c = [coeffs[i] for i in idx]
+            same = all(v == c[0] for v in c)
+            coeff: float | Tensor = c[0] if same else torch.tensor(c, dtype=torch.float64).to(device)
+            nbar = self.mode == "nbar"
+            bar_(
+                [p.x for p in sub],
+                [p.y for p in sub],
+                [p.x.grad for p in sub] if nbar else None,
+                [p.y.grad for p in sub] if nbar else None,
+                coeff,
+                mode=self.mode,
+                foreach=self.config.foreach,
+            )
+
+    def _check_precision(self, coeff: float) -> None:
+        if self._warned_precision or coeff == 0.0 or coeff > self._half_eps / 2:
+            return
+        self._warned_precision = True
+        warnings.warn(
+            f"BAR's per-step rescaling alpha*lr = {coeff:.3g} is below half the precision "
+            f"({self._half_eps:.3g}) of a 16-bit factor, so rounding turns it into a no-op. "
+            "Keep LoRA factors in float32 (autocast for compute is fine) or raise mu0.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    # ----------------------------------------------------------------- optimizer
+    def attach(self, optimizer: torch.optim.Optimizer) -> RemovableHandle:
+        """Run BAR before every ``optimizer.step()``; returns a handle whose ``remove()`` detaches it.
+
+        Every factor must be a parameter of ``optimizer``, and both factors of a pair must sit in
+        param groups with the same learning rate.
+        """
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"Invalid optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        if self.attached:
+            raise RuntimeError("BAR is already attached to an optimizer; call handle.remove() first")
+        group_of: dict[int, int] = {}
+        for gi, group in enumerate(optimizer.param_groups):
+            for p in group["params"]:
+                group_of[id(p)] = gi
+        groups = []
+        for pair in self.pairs:
+            missing = [n for n, t in (("x", pair.x), ("y", pair.y)) if id(t) not in group_of]
+            if missing:
+                raise ValueError(
+                    f"Invalid pairs: factor {'/'.join(missing)} of {pair.name!r} is not a parameter "
+                    f"of the {type(optimizer).__name__} BAR is attached to"
+                )
+            groups.append((group_of[id(pair.x)], group_of[id(pair.y)]))
+        self._groups = groups
+        lrs = self._lrs(optimizer)
+        self.apply_check(lrs)
+        self._handle = optimizer.register_step_pre_hook(self._pre_hook)
+        return self._handle
+
+    @property
+    def attached(self) -> bool:
+        """Whether a hook registered by :meth:`attach` is still in place."""
+        if self._handle is None:
+            return False
+        hooks = self._handle.hooks_dict_ref()
+        return hooks is not None and self._handle.id in hooks
+
+    def _lrs(self, optimizer: torch.optim.Optimizer) -> list[float]:
+        param_groups = optimizer.param_groups
+        lrs = []
+        for i, (gx, gy) in enumerate(self._groups):
+            lr_x, lr_y = param_groups[gx]["lr"], param_groups[gy]["lr"]
+            if gx != gy and lr_x != lr_y:
+                raise ValueError(
+                    f"Invalid pairs: the factors of {self.pairs[i].name!r} sit in param groups "
+                    f"{gx} and {gy} with different lr ({lr_x} vs {lr_y}); BAR needs one learning "
+                    "rate per pair"
+                )
+            lrs.append(float(lr_x))
+        return lrs
+
+    def _pre_hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.apply(self._lrs(optimizer))
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "mode": self.mode, "mu0": self.config.mu0}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("mode", "mu0"):
+            if key in state and state[key] != getattr(self.config, key):
+                raise ValueError(
+                    f"Invalid state_dict: {key}={state[key]!r} but this BAR has "
+                    f"{key}={getattr(self.config, key)!r}"
+                )
+        step = state.get("step")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"Invalid state_dict: step={step!r} (expected an int >= 0)")
+        self.step = step
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"BAR(mode={c.mode!r}, mu0={c.mu0}, schedule={c.schedule_fn.__qualname__}, "
+            f"pairs={len(self.pairs)}, step={self.step})"
+        )

@@ -1,0 +1,107 @@
+"""Functional kernels: squared norms of many tensors and the in-place BAR update.
+
+BAR (paper Algs. 2 and 3), for pairs ``(x_i, y_i)`` and coefficients ``c_i = alpha_t * eta_i``::
+
+    nBAR:  s_i = +1 if |g_x_i| >= |g_y_i| else -1     (follow SAM's drift, Thm. 2)
+    oBAR:  s_i = -1 if |x_i|   >= |y_i|   else +1     (shrink the larger factor, Thm. 3)
+           x_i <- (1 + c_i s_i) x_i,   y_i <- (1 - c_i s_i) y_i
+
+The sign is computed on the device with ``torch.where`` (no device-to-host synchronization) and
+the norms are reduced in at least float32 whatever the parameters' dtype.  Like
+``torch.optim``'s kernels there are two paths: a multi-tensor one built on ``torch._foreach_*``
+(a constant number of kernel launches for any number of pairs) and a plain per-pair loop; the
+keyword ``foreach: bool | None`` picks one (``None``: foreach whenever the tensors are on an
+accelerator or there is more than one pair).  Both give the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["bar_", "compute_dtype", "squared_norms"]
+
+MODES = ("nbar", "obar")
+
+
+def compute_dtype(tensors: Sequence[Tensor]) -> torch.dtype:
+    """The dtype reductions run in: float64 if any tensor is float64, else float32."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def _use_foreach(tensors: Sequence[Tensor], foreach: bool | None) -> bool:
+    if foreach is not None:
+        return foreach
+    return len(tensors) > 2 or any(t.device.type != "cpu" for t in tensors)
+
+
+def squared_norms(
+    tensors: Sequence[Tensor], *, dtype: torch.dtype | None = None, foreach: bool | None = None
+) -> Tensor:
+    """Return ``[|t|^2 for t in tensors]`` as one 1-D tensor (no host synchronization).
+
+    All tensors must be on one device.  ``dtype`` defaults to :func:`compute_dtype`.
+    """
+    if len(tensors) == 0:
+        return torch.zeros(0, dtype=dtype or torch.float32)
+    dtype = dtype or compute_dtype(tensors)
+    if _use_foreach(tensors, foreach):
+        norms = torch._foreach_norm(list(tensors), 2, dtype=dtype)
+    else:
+        norms = [torch.linalg.vector_norm(t, 2, dtype=dtype) for t in tensors]
+    return torch.stack(norms).square()
+
+
+@torch.no_grad()
+def bar_(
+    xs: Sequence[Tensor],
+    ys: Sequence[Tensor],
+    grads_x: Sequence[Tensor] | None,
+    grads_y: Sequence[Tensor] | None,
+    coeffs: float | Tensor,
+    *,
+    mode: str,
+    foreach: bool | None = None,
+) -> None:
+    """Apply one BAR step in place to the pairs ``(xs[i], ys[i])``.
+
+    Args:
+        xs, ys: the factors (one device); each keeps its dtype.
+        grads_x, grads_y: their gradients; needed by ``mode="nbar"`` only.
+        coeffs: ``alpha_t * lr`` for every pair (a float) or per pair (a 1-D tensor on the
+            factors' device).  Must be in ``[0, 1)``; callers validate it.
+        mode: ``"nbar"`` or ``"obar"``.
+        foreach: ``True`` for the multi-tensor path, ``False`` for the per-pair loop,
+            ``None`` to choose automatically.
+    """
+    if mode not in MODES:
+        raise ValueError(f"Invalid mode: {mode!r} (expected one of {MODES})")
+    if len(xs) != len(ys):
+        raise ValueError(f"xs and ys differ in length: {len(xs)} != {len(ys)}")
+    if mode == "nbar":
+        if grads_x is None or grads_y is None:
+            raise ValueError("mode='nbar' needs grads_x and grads_y")
+        left, right = grads_x, grads_y
+    else:
+        left, right = xs, ys
+    n = len(xs)
+    if n == 0:
+        return
+    dtype = compute_dtype([*left, *right])
+    use_foreach = _use_foreach(xs, foreach)
+    sq = squared_norms([*left, *right], dtype=dtype, foreach=use_foreach)
+    grow_x = sq[:n] >= sq[n:]  # nBAR: |g_x| >= |g_y|, oBAR: |x| >= |y|
+    if mode == "obar":
+        grow_x = ~grow_x
+    sign = torch.where(grow_x, 1.0, -1.0).to(dtype)
+    c = coeffs.to(dtype) if isinstance(coeffs, Tensor) else coeffs
+    fx = 1.0 + c * sign
+    fy = 1.0 - c * sign
+    if use_foreach:
+        torch._foreach_mul_([*xs, *ys], [*fx.unbind(), *fy.unbind()])
+    else:
+        for x, y, a, b in zip(xs, ys, fx.unbind(), fy.unbind(), strict=True):
+            x.mul_(a)
+            y.mul_(b)

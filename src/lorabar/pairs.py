@@ -1,0 +1,132 @@
+"""Scale-invariant factor pairs and their discovery in PEFT LoRA models.
+
+A *factor pair* ``(x, y)`` enters the model only through a product, e.g. a LoRA update
+``dW = s * B @ A``: scaling ``(c * x, y / c)`` leaves the loss unchanged (paper eq. (1a), Sec. 5.1).
+lorabar follows PEFT's layout: ``x`` is the factor applied first (``lora_A``, shape ``(r, in, ...)``)
+and ``y`` the one applied second (``lora_B``, shape ``(out, r, ...)``), so at LoRA's usual
+initialization (A random, B = 0) the balancedness ``B = (|x|^2 - |y|^2) / 2`` is positive.
+
+Pairs are found by module type (:class:`peft.tuners.lora.LoraLayer`) and adapter key, never by
+parameter-name substrings (which silently miss layer kinds; cf. PEFT issue #3499).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = ["FactorPair", "find_lora_pairs"]
+
+
+@dataclass(frozen=True, eq=False)
+class FactorPair:
+    """Two tensors ``x`` and ``y`` whose product is what the model uses.
+
+    Args:
+        x: the factor applied first (LoRA ``A``, shape ``(r, in, ...)``), or any tensor.
+        y: the factor applied second (LoRA ``B``, shape ``(out, r, ...)``), or any tensor.
+        name: identifies the pair in logs and errors (layer and adapter for LoRA).
+        adapter: the PEFT adapter key, when the pair comes from PEFT.
+
+    When both factors have two or more dimensions their rank dimensions must agree
+    (``x.shape[0] == y.shape[1]``); vectors (the paper's toy problems) are not checked.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    name: str = "pair"
+    adapter: str | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        for arg in ("x", "y"):
+            value = getattr(self, arg)
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"Invalid {arg}: expected a torch.Tensor, got {type(value).__name__}")
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"Invalid name: {self.name!r} (expected a non-empty str)")
+        if self.x is self.y:
+            raise ValueError(f"Invalid pair {self.name!r}: x and y are the same tensor")
+        if self.x.device != self.y.device:
+            raise ValueError(
+                f"Invalid pair {self.name!r}: x is on {self.x.device} but y is on {self.y.device}"
+            )
+        if self.x.dim() >= 2 and self.y.dim() >= 2 and self.x.shape[0] != self.y.shape[1]:
+            raise ValueError(
+                f"Invalid pair {self.name!r}: mismatched ranks, x.shape[0]={self.x.shape[0]} "
+                f"but y.shape[1]={self.y.shape[1]} (x is LoRA's A of shape (r, in), "
+                f"y is LoRA's B of shape (out, r))"
+            )
+
+    @property
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.x, self.y)
+
+
+def _lora_layer_type() -> type:
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError as err:  # pragma: no cover - exercised only without peft
+        raise ImportError(
+            "find_lora_pairs needs PEFT: pip install 'lorabar[hf]' (or pip install peft); "
+            "for other models build lorabar.FactorPair(x=..., y=..., name=...) yourself"
+        ) from err
+    return LoraLayer
+
+
+def _factor_weight(module_or_param: nn.Module | torch.Tensor) -> torch.Tensor:
+    # lora_A / lora_B hold nn.Linear / nn.ConvNd modules; lora_embedding_A/B hold Parameters.
+    if isinstance(module_or_param, torch.Tensor):
+        return module_or_param
+    weight = getattr(module_or_param, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(
+            f"Unsupported LoRA factor of type {type(module_or_param).__name__}: no weight tensor"
+        )
+    return weight
+
+
+def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list[FactorPair]:
+    """Return one :class:`FactorPair` per (LoRA layer, adapter) whose two factors are trainable.
+
+    Walks ``model.named_modules()`` (a deterministic order) and, for every PEFT ``LoraLayer``,
+    pairs ``lora_A[k]``/``lora_B[k]`` (Linear and Conv layers) and
+    ``lora_embedding_A[k]``/``lora_embedding_B[k]`` (Embedding layers) for each adapter key ``k``.
+    DoRA's magnitude vector is not part of a pair.  Pairs with a frozen factor (inactive adapters)
+    are skipped.  ``adapters`` restricts the search to the given adapter keys.
+
+    Raises:
+        ValueError: if no trainable pair is found.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"Invalid model: expected a torch.nn.Module, got {type(model).__name__}")
+    lora_layer = _lora_layer_type()
+    pairs: list[FactorPair] = []
+    n_layers = 0
+    for module_name, module in model.named_modules():
+        if not isinstance(module, lora_layer):
+            continue
+        n_layers += 1
+        for a_dict, b_dict in (
+            (module.lora_A, module.lora_B),
+            (module.lora_embedding_A, module.lora_embedding_B),
+        ):
+            for key in a_dict.keys():
+                if adapters is not None and key not in adapters:
+                    continue
+                if key not in b_dict:
+                    raise ValueError(f"LoRA layer {module_name!r} has A but no B for adapter {key!r}")
+                x, y = _factor_weight(a_dict[key]), _factor_weight(b_dict[key])
+                if x.requires_grad and y.requires_grad:
+                    pairs.append(FactorPair(x=x, y=y, name=f"{module_name}[{key}]", adapter=key))
+    if not pairs:
+        which = "any adapter" if adapters is None else f"adapters {adapters}"
+        raise ValueError(
+            f"No trainable LoRA factor pairs found in {type(model).__name__}: searched "
+            f"{n_layers} peft LoraLayer modules (lora_A/lora_B and lora_embedding_A/"
+            f"lora_embedding_B) for {which}. Is the model wrapped with peft.get_peft_model and an "
+            "adapter active? For other models pass explicit pairs: "
+            "[lorabar.FactorPair(x=..., y=..., name=...)]"
+        )
+    return pairs

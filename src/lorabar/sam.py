@@ -1,0 +1,299 @@
+"""Sharpness-aware minimization (SAM), API-compatible with davda54/sam, AMP- and accumulation-aware.
+
+Paper Alg. 1 (Foret et al., 2021), over the parameters SAM is given (LoRA-SAM: only the trainable
+ones), with ``g`` the gradient on the minibatch and the norm global over those parameters::
+
+    e   = rho * T^2 g / |T g|        T = diag(|w|) for ASAM (adaptive=True), identity otherwise
+    w  <- w + e                      first_step():  climb to the perturbed point
+    g~  = grad L(w + e)              (the caller runs the second forward/backward)
+    w  <- w - e; base_step(g~)       second_step(): restore w exactly, step the base optimizer
+
+``|g| = 0`` gives ``e = 0`` (no division by zero).  Nothing synchronizes with the host.
+
+Call sequences (``opt = SAM(params, torch.optim.AdamW, rho=0.05, lr=3e-4)``):
+
+* plain / bf16 autocast (parameters stay float32)::
+
+      with torch.autocast(device, dtype=torch.bfloat16): loss_fn(batch).backward()
+      opt.first_step(zero_grad=True)
+      with torch.autocast(device, dtype=torch.bfloat16): loss_fn(batch).backward()
+      opt.second_step(zero_grad=True)
+
+* fp16 with ``scaler = torch.amp.GradScaler(device)`` -- no unscaling is needed before the
+  perturbation because ``e`` is invariant to the loss scale; an inf/NaN in either pass skips the
+  whole step and lowers the scale::
+
+      scaler.scale(loss_fn(batch)).backward()
+      opt.first_step(zero_grad=True)
+      scaler.scale(loss_fn(batch)).backward()
+      opt.second_step(zero_grad=True, scaler=scaler)   # calls scaler.step(opt.base_optimizer)
+      scaler.update()
+
+* gradient accumulation over k micro-batches (equals one batch k times larger)::
+
+      for mb in micro_batches: (loss_fn(mb) / k).backward()
+      opt.first_step(zero_grad=True)
+      for mb in micro_batches: (loss_fn(mb) / k).backward()
+      opt.second_step(zero_grad=True)
+
+* one call that does all of it, with m-sharpness (paper eq. (38)): :func:`sam_step`.
+
+LR schedulers: build them on ``opt.base_optimizer`` (param groups are shared, so the learning
+rates are the same objects); ``state_dict()`` is the base optimizer's, SAM's ``rho``/``adaptive``
+included in its param groups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .functional import squared_norms
+
+__all__ = ["SAM", "sam_step"]
+
+
+class SAM(torch.optim.Optimizer):
+    """SAM / ASAM wrapping ``base_optimizer`` (a class, e.g. ``torch.optim.AdamW``).
+
+    Args:
+        params: the parameters to perturb and train (iterable of tensors or param groups).
+        base_optimizer: the optimizer class that takes the step; built as
+            ``base_optimizer(self.param_groups, **kwargs)``.
+        rho: perturbation radius, ``>= 0``.
+        adaptive: ASAM (Kwon et al., 2021): scale the perturbation by ``|w|``.
+        **kwargs: passed to ``base_optimizer`` (``lr``, ``weight_decay``, ...).
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        base_optimizer: type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer],
+        rho: float = 0.05,
+        adaptive: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(rho, bool) or not isinstance(rho, int | float):
+            raise TypeError(f"Invalid rho: {rho!r} (expected a float)")
+        if not math.isfinite(rho) or rho < 0:
+            raise ValueError(f"Invalid rho: {rho!r} (expected a finite value >= 0)")
+        if not isinstance(adaptive, bool):
+            raise TypeError(f"Invalid adaptive: {adaptive!r} (expected a bool)")
+        if isinstance(base_optimizer, torch.optim.Optimizer) or not callable(base_optimizer):
+            what = f"a {type(base_optimizer).__name__} instance"
+            raise TypeError(
+                f"Invalid base_optimizer: {what} (pass the class, e.g. "
+                "torch.optim.AdamW, and its arguments as keywords)"
+            )
+        super().__init__(params, dict(rho=rho, adaptive=adaptive, **kwargs))
+        self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
+        self.param_groups = self.base_optimizer.param_groups
+        self.defaults.update(self.base_optimizer.defaults)
+        self.state = self.base_optimizer.state
+        self._backup: dict[Tensor, Tensor] = {}  # parameter -> its value before first_step
+        self._perturbed: list[Tensor] = []
+        self._first_finite: Tensor | None = None
+
+    # ---------------------------------------------------------------- helpers
+    def _params_with_grad(self) -> list[tuple[Tensor, dict]]:
+        return [(p, g) for g in self.param_groups for p in g["params"] if p.grad is not None]
+
+    @torch.no_grad()
+    def _grad_norm(self, params: Sequence[Tensor]) -> Tensor:
+        """Global norm of ``T g`` over ``params`` in float32 or wider (one multi-tensor pass)."""
+        scaled = []
+        for p in params:
+            adaptive = self._group_of[p]["adaptive"]
+            scaled.append(p.grad * p.abs() if adaptive else p.grad)
+        by_device: dict[torch.device, list[Tensor]] = {}
+        for t in scaled:
+            by_device.setdefault(t.device, []).append(t)
+        device = params[0].device
+        sq = [squared_norms(ts).sum().to(device) for ts in by_device.values()]
+        return torch.stack(sq).sum().sqrt()
+
+    # ---------------------------------------------------------------- SAM steps
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Move to ``w + e(w)`` using the current gradients (which may be loss-scaled)."""
+        if self._perturbed:
+            raise RuntimeError("first_step() called twice without second_step() in between")
+        with_grad = self._params_with_grad()
+        self._group_of = {p: g for p, g in with_grad}
+        params = [p for p, _ in with_grad]
+        if not params:
+            self._first_finite = None
+            return
+        norm = self._grad_norm(params)
+        finite = torch.isfinite(norm)
+        self._first_finite = finite
+        safe = torch.where(finite & (norm > 0), norm, torch.ones_like(norm))
+        inv = torch.where(finite & (norm > 0), 1.0 / safe, torch.zeros_like(norm))
+        for p in params:
+            backup = self._backup.get(p)
+            if backup is None or backup.shape != p.shape or backup.dtype != p.dtype:
+                backup = self._backup[p] = torch.empty_like(p)
+            backup.copy_(p)
+        for group in self.param_groups:
+            members = [p for p in group["params"] if p.grad is not None]
+            if not members:
+                continue
+            scale = (inv * group["rho"]).to(members[0].dtype)
+            e = torch._foreach_mul([p.grad for p in members], scale)
+            if group["adaptive"]:
+                torch._foreach_mul_(e, torch._foreach_mul(members, members))
+            torch._foreach_add_(members, e)  # climb to the local maximum w + e(w)
+        self._perturbed = params
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def _restore(self) -> None:
+        """Put the parameters back to their values before :meth:`first_step` (bit-exact)."""
+        if not self._perturbed:
+            raise RuntimeError("second_step() called without first_step()")
+        torch._foreach_copy_(self._perturbed, [self._backup[p] for p in self._perturbed])
+        self._perturbed = []
+
+    @torch.no_grad()
+    def _base_step(self, scaler: Any = None) -> None:
+        if scaler is not None and self._first_finite is not None:
+            # An inf/NaN in the first pass must skip this step too: poison the gradients so that
+            # the scaler sees it, skips base_optimizer.step() and lowers the scale.
+            poison = torch.where(self._first_finite, 0.0, float("nan"))
+            grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+            if grads:
+                torch._foreach_add_(grads, poison.to(grads[0].dtype))
+        if scaler is not None:
+            scaler.step(self.base_optimizer)
+        else:
+            self.base_optimizer.step()
+        self._first_finite = None
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False, scaler: Any = None) -> None:
+        """Restore ``w`` and take the base step with the gradients at ``w + e``.
+
+        With ``scaler`` (a ``torch.amp.GradScaler``) the step goes through ``scaler.step`` and is
+        skipped when either pass produced inf/NaN; call ``scaler.update()`` afterwards.
+        """
+        self._restore()
+        self._base_step(scaler)
+        if zero_grad:
+            self.zero_grad()
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """One SAM step; ``closure`` must run a full forward and backward pass (no zero_grad).
+
+        Expects the gradients of the first pass to be present already (davda54/sam semantics).
+        Returns the closure's loss at the perturbed point.
+        """
+        if closure is None:
+            raise ValueError("Invalid closure: None (SAM needs a closure that runs forward and backward)")
+        self.first_step(zero_grad=True)
+        with torch.enable_grad():
+            loss = closure()
+        self.second_step()
+        return loss
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return self.base_optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.base_optimizer.load_state_dict(state_dict)
+        self.param_groups = self.base_optimizer.param_groups
+        self.state = self.base_optimizer.state
+
+
+def _split(batch: Any, m: int) -> list[Any]:
+    if isinstance(batch, Tensor):
+        return list(torch.tensor_split(batch, m))
+    if isinstance(batch, Mapping):
+        parts = {k: _split(v, m) for k, v in batch.items()}
+        return [type(batch)({k: v[i] for k, v in parts.items()}) for i in range(m)]  # type: ignore[call-arg]
+    if isinstance(batch, list | tuple):
+        parts = [_split(v, m) for v in batch]
+        return [type(batch)(v[i] for v in parts) for i in range(m)]
+    raise TypeError(
+        f"Invalid batch: cannot split a {type(batch).__name__} (expected tensors, or tuples, "
+        "lists or dicts of tensors, all with the batch on dim 0)"
+    )
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, Tensor):
+        return batch.shape[0]
+    if isinstance(batch, Mapping) and batch:
+        return _batch_size(next(iter(batch.values())))
+    if isinstance(batch, list | tuple) and batch:
+        return _batch_size(batch[0])
+    raise TypeError(
+        f"Invalid batch: cannot split a {type(batch).__name__} (expected tensors, or tuples, "
+        "lists or dicts of tensors, all with the batch on dim 0)"
+    )
+
+
+def sam_step(
+    optimizer: SAM,
+    loss_fn: Callable[[Any], Tensor],
+    batch: Any,
+    *,
+    m: int = 1,
+    scaler: Any = None,
+) -> Tensor:
+    """One whole SAM step from a loss function and a batch, with m-sharpness.
+
+    The batch is split into ``m`` chunks along dim 0; for each chunk ``j`` the gradient is taken at
+    ``w + e_j``, ``e_j = rho g_j / |g_j|`` from that chunk alone, and the base step uses the
+    chunk-size-weighted mean of these gradients (paper eq. (38)).  ``m = 1`` is plain SAM.
+    ``loss_fn(chunk)`` returns the mean loss of the chunk (wrap it in ``torch.autocast`` for
+    mixed precision); pass ``scaler`` for fp16.  Gradients are zeroed before and after.
+    Returns the mean first-pass loss (a detached tensor).
+    """
+    if not isinstance(optimizer, SAM):
+        raise TypeError(f"Invalid optimizer: expected lorabar.SAM, got {type(optimizer).__name__}")
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise ValueError(f"Invalid m: {m!r} (expected an int >= 1)")
+    size = _batch_size(batch)
+    if size < m:
+        raise ValueError(f"Invalid m: {m} (larger than the batch size {size})")
+    chunks = _split(batch, m)
+    weights = [_batch_size(c) / size for c in chunks]
+
+    def backward(loss: Tensor) -> None:
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+
+    optimizer.zero_grad()
+    acc: dict[Tensor, Tensor] = {}
+    finite: Tensor | None = None
+    total = None
+    for chunk, w in zip(chunks, weights, strict=True):
+        with torch.enable_grad():
+            loss = loss_fn(chunk)
+            backward(loss)
+        optimizer.first_step(zero_grad=True)
+        if optimizer._first_finite is not None:
+            finite = optimizer._first_finite if finite is None else finite & optimizer._first_finite
+        with torch.enable_grad():
+            backward(loss_fn(chunk))
+        optimizer._restore()
+        with torch.no_grad():
+            for p, _ in optimizer._params_with_grad():
+                if p in acc:
+                    acc[p].add_(p.grad, alpha=w)
+                else:
+                    acc[p] = p.grad.mul(w) if w != 1.0 else p.grad.clone()
+        optimizer.zero_grad()
+        total = loss.detach() * w if total is None else total + loss.detach() * w
+    for p, g in acc.items():
+        p.grad = g
+    optimizer._first_finite = finite
+    optimizer._base_step(scaler)
+    optimizer.zero_grad()
+    assert total is not None
+    return total
