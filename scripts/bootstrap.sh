@@ -16,10 +16,15 @@ have="$(cat "$VENV/.lorabar-stamp" 2>/dev/null || true)"
 if [ "$want" != "$have" ]; then
   echo "lorabar: setting up $VENV (first run takes a minute or two)..." >&2
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH_SPEC" >&2
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    -c "$ROOT/requirements/constraints.txt" -e "$ROOT[$EXTRAS]" "$TORCH_SPEC" >&2
+  log="$VENV/bootstrap.log"
+  pip_install() {
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" >>"$log" 2>&1 || {
+      cat "$log" >&2; echo "lorabar: pip install $* failed (log: $log)" >&2; exit 1; }
+  }
+  : > "$log"
+  pip_install --upgrade pip
+  pip_install "$TORCH_SPEC"
+  pip_install -c "$ROOT/requirements/constraints.txt" -e "$ROOT[$EXTRAS]" "$TORCH_SPEC"
   echo "$want" > "$VENV/.lorabar-stamp"
 fi
 export PATH="$VENV/bin:$PATH"

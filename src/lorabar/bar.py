@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
 from . import schedules as _schedules
-from .functional import MODES, bar_
+from .functional import MODES, FactorBuffer, bar_, compute_dtype
 from .pairs import FactorPair
 
 __all__ = ["BAR", "BARConfig"]
@@ -109,6 +109,13 @@ class BAR:
                     )
                 seen[id(t)] = pair.name
         self.step = 0
+        # Pairs grouped by device, with a reusable factor buffer for steps where all have grads.
+        self._by_device: dict[torch.device, tuple[list[int], FactorBuffer]] = {}
+        for i, p in enumerate(self.pairs):
+            self._by_device.setdefault(p.x.device, ([], None))[0].append(i)  # type: ignore[arg-type]
+        for device, (idx, _) in self._by_device.items():
+            dtype = compute_dtype([t for i in idx for t in self.pairs[i].tensors])
+            self._by_device[device] = (idx, FactorBuffer(len(idx), dtype, device))
         self._handle: RemovableHandle | None = None
         self._groups: list[tuple[int, int]] = []  # (group of x, group of y) per pair
         self._warned_precision = False
@@ -138,16 +145,40 @@ class BAR:
             raise ValueError(f"Invalid lr: {len(lrs)} values for {len(self.pairs)} pairs")
         self.apply_check(lrs)
         alpha = self.alpha()
-        active = [i for i, p in enumerate(self.pairs) if p.x.grad is not None and p.y.grad is not None]
-        coeffs = [alpha * float(lrs[i]) for i in active]
-        if coeffs:
+        if alpha > 0.0:
+            coeffs = [alpha * float(lr) for lr in lrs]
             self._check_precision(max(coeffs))
-            self._run([self.pairs[i] for i in active], coeffs)
+            for idx, buffer in self._by_device.values():
+                self._run(idx, coeffs, buffer)
         self.step += 1
+
+    def _run(self, idx: list[int], coeffs: list[float], buffer: FactorBuffer) -> None:
+        pairs = self.pairs
+        active = [i for i in idx if pairs[i].x.grad is not None and pairs[i].y.grad is not None]
+        if not active:
+            return
+        c = [coeffs[i] for i in active]
+        coeff: float | Tensor = c[0]
+        if any(v != c[0] for v in c):
+            coeff = torch.tensor(c, dtype=torch.float64).to(pairs[active[0]].x.device)
+        sub = [pairs[i] for i in active]
+        nbar = self.mode == "nbar"
+        bar_(
+            [p.x for p in sub],
+            [p.y for p in sub],
+            [p.x.grad for p in sub] if nbar else None,
+            [p.y.grad for p in sub] if nbar else None,
+            coeff,
+            mode=self.mode,
+            foreach=self.config.foreach,
+            buffer=buffer if len(active) == len(idx) else None,
+        )
 
     def apply_check(self, lrs: Sequence[float]) -> None:
         """Raise ``ValueError`` unless ``0 <= alpha_t * lr < 1`` for every pair at the current step."""
         alpha = self.alpha()
+        if lrs and 0.0 <= alpha * min(lrs) and alpha * max(lrs) < 1.0:
+            return
         for i, lr in enumerate(lrs):
             c = alpha * float(lr)
             if not 0.0 <= c < 1.0:
@@ -156,26 +187,6 @@ class BAR:
                     f"{self.pairs[i].name!r} at step {self.step} (mu0={self.config.mu0}); BAR needs "
                     "0 <= mu0*schedule(t)*lr < 1, otherwise a factor would flip sign"
                 )
-
-    def _run(self, pairs: list[FactorPair], coeffs: list[float]) -> None:
-        by_device: dict[torch.device, list[int]] = {}
-        for i, p in enumerate(pairs):
-            by_device.setdefault(p.x.device, []).append(i)
-        for device, idx in by_device.items():
-            sub = [pairs[i] for i in idx]
-            c = [coeffs[i] for i in idx]
-            same = all(v == c[0] for v in c)
-            coeff: float | Tensor = c[0] if same else torch.tensor(c, dtype=torch.float64).to(device)
-            nbar = self.mode == "nbar"
-            bar_(
-                [p.x for p in sub],
-                [p.y for p in sub],
-                [p.x.grad for p in sub] if nbar else None,
-                [p.y.grad for p in sub] if nbar else None,
-                coeff,
-                mode=self.mode,
-                foreach=self.config.foreach,
-            )
 
     def _check_precision(self, coeff: float) -> None:
         if self._warned_precision or coeff == 0.0 or coeff > self._half_eps / 2:
@@ -230,18 +241,15 @@ class BAR:
         return hooks is not None and self._handle.id in hooks
 
     def _lrs(self, optimizer: torch.optim.Optimizer) -> list[float]:
-        param_groups = optimizer.param_groups
-        lrs = []
+        group_lr = [float(g["lr"]) for g in optimizer.param_groups]
         for i, (gx, gy) in enumerate(self._groups):
-            lr_x, lr_y = param_groups[gx]["lr"], param_groups[gy]["lr"]
-            if gx != gy and lr_x != lr_y:
+            if gx != gy and group_lr[gx] != group_lr[gy]:
                 raise ValueError(
                     f"Invalid pairs: the factors of {self.pairs[i].name!r} sit in param groups "
-                    f"{gx} and {gy} with different lr ({lr_x} vs {lr_y}); BAR needs one learning "
-                    "rate per pair"
+                    f"{gx} and {gy} with different lr ({group_lr[gx]} vs {group_lr[gy]}); BAR "
+                    "needs one learning rate per pair"
                 )
-            lrs.append(float(lr_x))
-        return lrs
+        return [group_lr[gx] for gx, _ in self._groups]
 
     def _pre_hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.apply(self._lrs(optimizer))

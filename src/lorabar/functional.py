@@ -21,9 +21,22 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["bar_", "compute_dtype", "squared_norms"]
+__all__ = ["FactorBuffer", "bar_", "compute_dtype", "squared_norms"]
 
 MODES = ("nbar", "obar")
+
+
+class FactorBuffer:
+    """A reusable 1-D buffer of ``2n`` scale factors and its 0-dim views.
+
+    ``torch._foreach_mul_`` takes one scalar tensor per tensor; unbinding a fresh factor vector on
+    every step costs more than the multiply itself for small LoRA factors, so callers that apply
+    BAR repeatedly to the same ``n`` pairs keep one of these and pass it as ``buffer``.
+    """
+
+    def __init__(self, n: int, dtype: torch.dtype, device: torch.device | str) -> None:
+        self.flat = torch.empty(2 * n, dtype=dtype, device=device)
+        self.views = list(self.flat.unbind())
 
 
 def compute_dtype(tensors: Sequence[Tensor]) -> torch.dtype:
@@ -64,6 +77,7 @@ def bar_(
     *,
     mode: str,
     foreach: bool | None = None,
+    buffer: FactorBuffer | None = None,
 ) -> None:
     """Apply one BAR step in place to the pairs ``(xs[i], ys[i])``.
 
@@ -75,6 +89,7 @@ def bar_(
         mode: ``"nbar"`` or ``"obar"``.
         foreach: ``True`` for the multi-tensor path, ``False`` for the per-pair loop,
             ``None`` to choose automatically.
+        buffer: optional :class:`FactorBuffer` for ``len(xs)`` pairs in the reduction dtype.
     """
     if mode not in MODES:
         raise ValueError(f"Invalid mode: {mode!r} (expected one of {MODES})")
@@ -91,17 +106,28 @@ def bar_(
         return
     dtype = compute_dtype([*left, *right])
     use_foreach = _use_foreach(xs, foreach)
-    sq = squared_norms([*left, *right], dtype=dtype, foreach=use_foreach)
-    grow_x = sq[:n] >= sq[n:]  # nBAR: |g_x| >= |g_y|, oBAR: |x| >= |y|
-    if mode == "obar":
-        grow_x = ~grow_x
-    sign = torch.where(grow_x, 1.0, -1.0).to(dtype)
-    c = coeffs.to(dtype) if isinstance(coeffs, Tensor) else coeffs
-    fx = 1.0 + c * sign
-    fy = 1.0 - c * sign
     if use_foreach:
-        torch._foreach_mul_([*xs, *ys], [*fx.unbind(), *fy.unbind()])
+        norms = torch._foreach_norm([*left, *right], 2, dtype=dtype)
     else:
-        for x, y, a, b in zip(xs, ys, fx.unbind(), fy.unbind(), strict=True):
-            x.mul_(a)
-            y.mul_(b)
+        norms = [torch.linalg.vector_norm(t, 2, dtype=dtype) for t in (*left, *right)]
+    s = torch.stack(norms)
+    # nBAR grows x when |g_x| >= |g_y|; oBAR grows x when |x| < |y| (it shrinks the larger one).
+    grow_x = s[:n] >= s[n:] if mode == "nbar" else s[:n] < s[n:]
+    grow = torch.cat((grow_x, ~grow_x))  # factors of xs, then of ys
+    if isinstance(coeffs, Tensor):
+        c = torch.cat((coeffs, coeffs)).to(dtype)
+        factors = 1.0 + torch.where(grow, c, -c)
+    else:
+        factors = torch.where(grow, 1.0 + coeffs, 1.0 - coeffs)
+        if factors.dtype != dtype:  # python scalars give the default dtype
+            factors = torch.where(grow, s.new_tensor(1.0 + coeffs), s.new_tensor(1.0 - coeffs))
+    if buffer is not None and buffer.flat.shape == factors.shape and buffer.flat.dtype == dtype:
+        buffer.flat.copy_(factors)
+        scalars = buffer.views
+    else:
+        scalars = list(factors.unbind())
+    if use_foreach:
+        torch._foreach_mul_([*xs, *ys], scalars)
+    else:
+        for t, f in zip((*xs, *ys), scalars, strict=True):
+            t.mul_(f)

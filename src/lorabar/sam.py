@@ -97,6 +97,7 @@ class SAM(torch.optim.Optimizer):
         self._backup: dict[Tensor, Tensor] = {}  # parameter -> its value before first_step
         self._perturbed: list[Tensor] = []
         self._first_finite: Tensor | None = None
+        self._group_of: dict[Tensor, dict] = {}
 
     # ---------------------------------------------------------------- helpers
     def _params_with_grad(self) -> list[tuple[Tensor, dict]]:
