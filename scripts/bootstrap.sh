@@ -6,7 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LORABAR_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
 TORCH_SPEC="torch==2.13.0"
-EXTRAS="hf,plot,dev"
+EXTRAS="hf,plot,toy,dev"
 stamp_of() {
   cat "$ROOT/pyproject.toml" "$ROOT/requirements/constraints.txt" "$ROOT/scripts/bootstrap.sh" \
     | sha256sum | cut -d' ' -f1

@@ -1,0 +1,401 @@
+"""A simulator for the paper's toy scale-invariant problems, batched over configurations.
+
+Problems (paper Appendix A.4), x, y in R^3, x0 = [0.2, -0.1, 0.3], y0 = -3 x0:
+
+    NOP (eq. 11):  f(x, y) = E |x y^T - (A + alpha N)|^2,  A = diag(0.5, 0, 0),
+                   N = diag(1.0, 0.8, 0.5) U with U a fresh 3x3 standard Gaussian each step
+    OP  (eq. 12):  f(x, y) = E (x^T y - (a + alpha n))^2,   a = 0.5, n ~ N(0, 1)
+
+With G = grad_W f(W) at W = x y^T (NOP) the stochastic gradients are g_x = G y, g_y = G^T x
+(eq. 3); for OP, g_x = f' y and g_y = f' x (eq. 14).  Methods, with g = (g_x, g_y):
+
+    sgd       w <- w - eta g                                          (eq. 2)
+    sngd      w <- w - eta g / |g|                                    (eq. 15)
+    sam       w <- w - eta g(w + rho g / |g|), same minibatch         (eqs. 4, 7)
+    sam_m     m-sharpness: a minibatch of m samples, one SAM perturbation per sample and
+              the mean of the perturbed gradients                     (eq. 38)
+    nbar      BAR (Alg. 2) with alpha_t = mu0, then SGD
+    obar      BAR (Alg. 3) with alpha_t = mu0, then SGD
+    explicit  SGD on f + lam |(|x|^2 - |y|^2)|                        (Sec. 5.2, Fig. 2(b))
+
+Every configuration (problem x method x noise level x seed) is one row of a batch; a compiled
+loop (numba, parallel over rows) runs all rows for all steps.  Noise is drawn per seed and shared
+by every method and noise level of that seed (common random numbers), so differences between
+methods are not sampling noise.  The per-step math is the single implementation; the tests check
+its SAM and BAR steps against :class:`lorabar.SAM` and :class:`lorabar.BAR` on torch tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ._jit import HAVE_NUMBA, njit, prange
+
+__all__ = ["METHODS", "PROBLEMS", "ToyConfig", "ToyResult", "X0", "simulate"]
+
+PROBLEMS = ("nop", "op")
+METHODS = ("sgd", "sngd", "sam", "sam_m", "nbar", "obar", "explicit")
+X0 = (0.2, -0.1, 0.3)
+NOP_A = 0.5  # A = diag(NOP_A, 0, 0)
+NOP_SCALE = (1.0, 0.8, 0.5)  # N = diag(NOP_SCALE) U
+OP_A = 0.5
+
+# indices into the per-row statistics array
+_GAP_SUM, _GAP_NORM_SUM, _THR_SUM, _THR_N, _STEPS, _THR_LATE_SUM, _THR_LATE_N = range(7)
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """Settings of a toy-problem grid (defaults: the paper's Appendix A.4 where it gives them).
+
+    The paper does not print its noise levels; ``noise_levels`` is ours.  ``mu0`` (BAR) and
+    ``lam`` (explicit regularizer) are per problem and were chosen so that nBAR and the explicit
+    regularizer act on |B| at a rate comparable to SAM's on that problem.
+    """
+
+    steps: int = 100_000
+    eta: float = 1e-4
+    noise_levels: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
+    seeds: int = 3
+    rho: dict[str, float] = field(default_factory=lambda: {"nop": 0.1, "op": 0.2})
+    mu0: dict[str, float] = field(default_factory=lambda: {"nop": 0.3, "op": 0.3})
+    lam: dict[str, float] = field(default_factory=lambda: {"nop": 0.1, "op": 0.1})
+    m: int = 4
+    batch: int = 1
+    points: int = 1000
+    seed_base: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "seeds", "m", "batch", "points"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"Invalid {name}: {v!r} (expected an int >= 1)")
+        if not (math.isfinite(self.eta) and self.eta > 0):
+            raise ValueError(f"Invalid eta: {self.eta!r} (expected a finite value > 0)")
+        levels = tuple(float(v) for v in self.noise_levels)
+        if not levels or any(not math.isfinite(v) or v < 0 for v in levels):
+            raise ValueError(f"Invalid noise_levels: {self.noise_levels!r} (expected values >= 0)")
+        object.__setattr__(self, "noise_levels", levels)
+        for name in ("rho", "mu0", "lam"):
+            d = getattr(self, name)
+            for p in PROBLEMS:
+                if p not in d or not math.isfinite(d[p]) or d[p] < 0:
+                    raise ValueError(f"Invalid {name}: {d!r} (expected a value >= 0 for {PROBLEMS})")
+        if max(self.mu0.values()) * self.eta >= 1:
+            raise ValueError(f"Invalid mu0: {self.mu0} (BAR needs mu0 * eta < 1)")
+
+    @property
+    def every(self) -> int:
+        """Record one point every this many steps."""
+        return max(1, self.steps // self.points)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ToyResult:
+    """Rows of a simulated grid.
+
+    ``abs_B`` and ``gap`` have shape ``(rows, points + 1)``: |B_t| at steps ``t = k * every``
+    (column 0 is t = 0) and the mean of | |g_x|^2 - |g_y|^2 | over the steps since the previous
+    point.  ``threshold`` is the time average of Corollary 1's |B̄_t| (eq. 21; NOP only, NaN for
+    OP) over all steps, ``threshold_late`` over the second half.  ``gap_sum`` / ``gap_norm_sum`` are sums over all steps of | |g_x|^2 - |g_y|^2 | and of
+    the same divided by |g|^2: SGD's and SNGD's exact drift bounds are eta^2/2 times them.
+    """
+
+    config: ToyConfig
+    problem: list[str]
+    method: list[str]
+    noise: list[float]
+    seed: list[int]
+    steps: np.ndarray
+    abs_B: np.ndarray
+    gap: np.ndarray
+    threshold: np.ndarray
+    threshold_late: np.ndarray
+    gap_sum: np.ndarray
+    gap_norm_sum: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    seconds: float
+
+    def select(self, problem: str, method: str, noise: float) -> np.ndarray:
+        """Row indices of one (problem, method, noise level) over all seeds."""
+        return np.array(
+            [
+                i
+                for i in range(len(self.problem))
+                if self.problem[i] == problem and self.method[i] == method and self.noise[i] == noise
+            ],
+            dtype=np.int64,
+        )
+
+
+# --------------------------------------------------------------------------- the math
+@njit(inline="always")
+def _target(problem, noise, s, t, first, count, level, tgt):
+    """The minibatch mean target A + level * mean(N_k) over samples first..first+count-1."""
+    inv = 1.0 / count
+    if problem == 0:
+        for i in range(3):
+            for j in range(3):
+                acc = 0.0
+                for k in range(first, first + count):
+                    acc += noise[s, t, k, 3 * i + j]
+                scale = 1.0 if i == 0 else (0.8 if i == 1 else 0.5)
+                base = 0.5 if (i == 0 and j == 0) else 0.0
+                tgt[3 * i + j] = base + level * scale * acc * inv
+    else:
+        acc = 0.0
+        for k in range(first, first + count):
+            acc += noise[s, t, k, 0]
+        tgt[0] = 0.5 + level * acc * inv
+
+
+@njit(inline="always")
+def _grad(problem, x, y, tgt, g):
+    """g[:3] = g_x, g[3:] = g_y of the loss with target ``tgt`` at (x, y)."""
+    if problem == 0:
+        for i in range(6):
+            g[i] = 0.0
+        for i in range(3):
+            for j in range(3):
+                gij = 2.0 * (x[i] * y[j] - tgt[3 * i + j])
+                g[i] += gij * y[j]
+                g[3 + j] += gij * x[i]
+    else:
+        fp = 2.0 * (x[0] * y[0] + x[1] * y[1] + x[2] * y[2] - tgt[0])
+        for i in range(3):
+            g[i] = fp * y[i]
+            g[3 + i] = fp * x[i]
+
+
+@njit(inline="always")
+def _sam_grad(problem, x, y, g, rho, tgt, xt, yt, gt):
+    """gt = the gradient at (x, y) + rho g / |g| (no perturbation when g = 0), eqs. (4)/(7)."""
+    n2 = 0.0
+    for i in range(6):
+        n2 += g[i] * g[i]
+    e = rho / math.sqrt(n2) if n2 > 0.0 else 0.0
+    for i in range(3):
+        xt[i] = x[i] + e * g[i]
+        yt[i] = y[i] + e * g[3 + i]
+    _grad(problem, xt, yt, tgt, gt)
+
+
+@njit(parallel=True)
+def _run_chunk(problem, method, level, seed_idx, rho, mu0, lam, batch, eta, xs, ys, noise,
+               t0, every, half, abs_b, gap, stats):  # pragma: no cover - compiled
+    rows = xs.shape[0]
+    steps = noise.shape[1]
+    for r in prange(rows):
+        x = xs[r].copy()
+        y = ys[r].copy()
+        xt = np.empty(3)
+        yt = np.empty(3)
+        tgt = np.empty(9)
+        g = np.empty(6)
+        gt = np.empty(6)
+        acc = np.empty(6)
+        gk = np.empty(6)
+        p = problem[r]
+        meth = method[r]
+        s = seed_idx[r]
+        b = batch[r]
+        c = mu0[r] * eta
+        window = 0.0
+        for t in range(steps):
+            _target(p, noise, s, t, 0, b, level[r], tgt)
+            _grad(p, x, y, tgt, g)
+            gx2 = g[0] * g[0] + g[1] * g[1] + g[2] * g[2]
+            gy2 = g[3] * g[3] + g[4] * g[4] + g[5] * g[5]
+            x2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2]
+            y2 = y[0] * y[0] + y[1] * y[1] + y[2] * y[2]
+            gn2 = gx2 + gy2
+            window += abs(gx2 - gy2)
+            stats[r, 0] += abs(gx2 - gy2)
+            if gn2 > 0.0:
+                stats[r, 1] += abs(gx2 - gy2) / gn2
+            if p == 0 and gx2 > 0.0 and gy2 > 0.0 and x2 > 0.0 and y2 > 0.0:
+                # Corollary 1 / eq. (21): the |B| at which |g_x| = |g_y| for this x y^T and G.
+                xn = math.sqrt(x2)
+                yn = math.sqrt(y2)
+                abar2 = math.sqrt(gx2 / gy2) * xn / yn
+                thr = 0.5 * xn * yn * abs(abar2 - 1.0 / abar2)
+                stats[r, 2] += thr
+                stats[r, 3] += 1.0
+                if t0 + t >= half:
+                    stats[r, 5] += thr
+                    stats[r, 6] += 1.0
+            if meth == 0 or meth == 6:  # sgd, explicit
+                if meth == 6:
+                    sgn = 1.0 if x2 > y2 else (-1.0 if x2 < y2 else 0.0)
+                    for i in range(3):
+                        g[i] += 2.0 * lam[r] * sgn * x[i]
+                        g[3 + i] -= 2.0 * lam[r] * sgn * y[i]
+                for i in range(3):
+                    x[i] -= eta * g[i]
+                    y[i] -= eta * g[3 + i]
+            elif meth == 1:  # sngd
+                if gn2 > 0.0:
+                    inv = 1.0 / math.sqrt(gn2)
+                    for i in range(3):
+                        x[i] -= eta * g[i] * inv
+                        y[i] -= eta * g[3 + i] * inv
+            elif meth == 2:  # sam
+                _sam_grad(p, x, y, g, rho[r], tgt, xt, yt, gt)
+                for i in range(3):
+                    x[i] -= eta * gt[i]
+                    y[i] -= eta * gt[3 + i]
+            elif meth == 3:  # sam with m-sharpness: one perturbation per sample
+                for i in range(6):
+                    acc[i] = 0.0
+                for k in range(b):
+                    _target(p, noise, s, t, k, 1, level[r], tgt)
+                    _grad(p, x, y, tgt, gk)
+                    _sam_grad(p, x, y, gk, rho[r], tgt, xt, yt, gt)
+                    for i in range(6):
+                        acc[i] += gt[i] / b
+                for i in range(3):
+                    x[i] -= eta * acc[i]
+                    y[i] -= eta * acc[3 + i]
+            else:  # nbar (4) / obar (5): rescale, then the SGD step with the same gradient
+                if meth == 4:
+                    grow_x = gx2 >= gy2
+                else:
+                    grow_x = not (x2 >= y2)
+                fx = 1.0 + c if grow_x else 1.0 - c
+                fy = 1.0 - c if grow_x else 1.0 + c
+                for i in range(3):
+                    x[i] = x[i] * fx - eta * g[i]
+                    y[i] = y[i] * fy - eta * g[3 + i]
+            stats[r, 4] += 1.0
+            if (t0 + t + 1) % every == 0:
+                k = (t0 + t + 1) // every
+                if k < abs_b.shape[1]:
+                    b2 = 0.5 * abs((x[0] * x[0] + x[1] * x[1] + x[2] * x[2])
+                                   - (y[0] * y[0] + y[1] * y[1] + y[2] * y[2]))
+                    abs_b[r, k] = b2
+                    gap[r, k] = window / every
+                window = 0.0
+        xs[r, :] = x
+        ys[r, :] = y
+
+
+# --------------------------------------------------------------------------- driver
+def _rows(cfg: ToyConfig, problems: Sequence[str], methods: Sequence[str]):
+    rows = []
+    for p in problems:
+        for meth in methods:
+            for lvl in cfg.noise_levels:
+                for s in range(cfg.seeds):
+                    rows.append((p, meth, lvl, s))
+    return rows
+
+
+def simulate(
+    cfg: ToyConfig | None = None,
+    problems: Sequence[str] = PROBLEMS,
+    methods: Sequence[str] = METHODS,
+    *,
+    noise: np.ndarray | None = None,
+    batch: dict[str, int] | None = None,
+    chunk: int = 20_000,
+    progress: Callable[[int], None] | None = None,
+) -> ToyResult:
+    """Run every (problem, method, noise level, seed) row for ``cfg.steps`` steps.
+
+    Args:
+        noise: optional standard-normal draws of shape ``(seeds, steps, samples, 9)`` to use
+            instead of fresh ones (the tests feed the same draws to torch).
+        batch: minibatch size per method (default ``cfg.batch``; ``sam_m`` uses ``cfg.m``
+            samples, one perturbation each).
+        chunk: steps per compiled call (bounds the memory of the noise buffer).
+        progress: called with the number of steps finished after each chunk.
+    """
+    cfg = cfg or ToyConfig()
+    for p in problems:
+        if p not in PROBLEMS:
+            raise ValueError(f"Invalid problem: {p!r} (expected one of {PROBLEMS})")
+    for meth in methods:
+        if meth not in METHODS:
+            raise ValueError(f"Invalid method: {meth!r} (expected one of {METHODS})")
+    rows = _rows(cfg, problems, methods)
+    n = len(rows)
+    sizes = {meth: cfg.batch for meth in METHODS}
+    sizes["sam_m"] = cfg.m
+    sizes.update(batch or {})
+    samples = max(sizes[meth] for meth in methods)
+    problem = np.array([PROBLEMS.index(r[0]) for r in rows], dtype=np.int64)
+    method = np.array([METHODS.index(r[1]) for r in rows], dtype=np.int64)
+    level = np.array([r[2] for r in rows], dtype=np.float64)
+    seed_idx = np.array([r[3] for r in rows], dtype=np.int64)
+    rho = np.array([cfg.rho[r[0]] for r in rows], dtype=np.float64)
+    mu0 = np.array([cfg.mu0[r[0]] for r in rows], dtype=np.float64)
+    lam = np.array([cfg.lam[r[0]] for r in rows], dtype=np.float64)
+    bsz = np.array([sizes[r[1]] for r in rows], dtype=np.int64)
+    x0 = np.array(X0, dtype=np.float64)
+    xs = np.tile(x0, (n, 1))
+    ys = np.tile(-3.0 * x0, (n, 1))
+    every = cfg.every
+    points = cfg.steps // every
+    abs_b = np.full((n, points + 1), np.nan)
+    abs_b[:, 0] = 0.5 * abs(x0 @ x0 - 9.0 * x0 @ x0)
+    gap = np.full((n, points + 1), np.nan)
+    stats = np.zeros((n, 7))
+    if noise is not None:
+        if noise.shape[0] < cfg.seeds or noise.shape[1] < cfg.steps or noise.shape[2] < samples:
+            raise ValueError(
+                f"Invalid noise: shape {noise.shape} (need >= ({cfg.seeds}, {cfg.steps}, {samples}, 9))"
+            )
+        noise = np.ascontiguousarray(noise, dtype=np.float64)
+    gens = [np.random.default_rng([cfg.seed_base, s]) for s in range(cfg.seeds)]
+    start = time.perf_counter()
+    done = 0
+    while done < cfg.steps:
+        c = min(chunk, cfg.steps - done)
+        if noise is None:
+            buf = np.stack([g.standard_normal((c, samples, 9)) for g in gens])
+        else:
+            buf = noise[: cfg.seeds, done : done + c, :samples]
+            buf = np.ascontiguousarray(buf)
+        _run_chunk(problem, method, level, seed_idx, rho, mu0, lam, bsz, cfg.eta, xs, ys, buf,
+                   done, every, cfg.steps // 2, abs_b, gap, stats)
+        done += c
+        if progress is not None:
+            progress(c)
+    seconds = time.perf_counter() - start
+    def average(total: int, count: int) -> np.ndarray:
+        ok = (problem == 0) & (stats[:, count] > 0)
+        return np.where(ok, stats[:, total] / np.maximum(stats[:, count], 1), np.nan)
+
+    thr = average(_THR_SUM, _THR_N)
+    thr_late = average(_THR_LATE_SUM, _THR_LATE_N)
+    return ToyResult(
+        config=cfg,
+        problem=[r[0] for r in rows],
+        method=[r[1] for r in rows],
+        noise=[r[2] for r in rows],
+        seed=[r[3] for r in rows],
+        steps=np.arange(points + 1) * every,
+        abs_B=abs_b,
+        gap=gap,
+        threshold=thr,
+        threshold_late=thr_late,
+        gap_sum=stats[:, _GAP_SUM].copy(),
+        gap_norm_sum=stats[:, _GAP_NORM_SUM].copy(),
+        x=xs,
+        y=ys,
+        seconds=seconds,
+    )
+
+
+def compiled() -> bool:
+    """Whether the simulator runs compiled (numba installed)."""
+    return HAVE_NUMBA
