@@ -4,8 +4,9 @@ from lorabar.cli import main
 from lorabar.demo import DemoConfig
 
 
-def test_demo_prints_every_method(capsys):
-    assert main(["demo", "--steps", "12"]) == 0
+def test_demo_prints_every_method(capsys, monkeypatch):
+    monkeypatch.delenv("LORABAR_DATA_DIR", raising=False)
+    assert main(["demo", "--steps", "12", "--synthetic"]) == 0
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines()[2:]]
     assert [row[0] for row in lines] == ["lora", "nbar", "obar", "sam"]
@@ -25,6 +26,13 @@ def test_demo_config_validation():
         DemoConfig(mu0=-1)
 
 
+def test_demo_without_data_explains(capsys, monkeypatch):
+    monkeypatch.delenv("LORABAR_DATA_DIR", raising=False)
+    assert main(["demo", "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "pass --data-dir DIR or set LORABAR_DATA_DIR=DIR" in out and "lora " in out
+
+
 def test_cli_error_is_clean(capsys):
-    assert main(["demo", "--steps", "0"]) == 2
+    assert main(["demo", "--steps", "0", "--synthetic"]) == 2
     assert "lorabar: error: Invalid steps: 0" in capsys.readouterr().err

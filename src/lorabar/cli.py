@@ -7,8 +7,19 @@ import sys
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, main
+    import os
 
+    from .demo import DemoConfig, main, real_comparison
+    from .experiments.data import DATA_ENV
+
+    data_dir = args.data_dir or os.environ.get(DATA_ENV)
+    if not args.synthetic:
+        if data_dir and os.path.isdir(data_dir):
+            real_comparison(data_dir, steps=args.real_steps)
+            return 0
+        print(f"lorabar demo: no data directory, so running the synthetic demo instead. For the real "
+              f"comparison on MiniLM + SST-2 pass --data-dir DIR or set {DATA_ENV}=DIR, where DIR "
+              "holds sst2/k-shot-1k-test/SST-2/512-13/ (here: ../shared/data).\n")
     main(DemoConfig(steps=args.steps, seed=args.seed, mu0=args.mu0, rho=args.rho, lr=args.lr))
     return 0
 
@@ -63,6 +74,69 @@ def _progress(total: int, desc: str, quiet: bool):
     return tqdm(total=total, desc=desc, unit="step", unit_scale=True)
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    import json
+
+    from .experiments.results import write_json_atomic
+    from .experiments.runner import RunConfig, run
+
+    settings = {k: v for k, v in vars(args).items()
+                if k in RunConfig.field_names() and v is not None}
+    cfg = RunConfig(**settings)
+    result = run(cfg, progress=not args.quiet)
+    if args.out:
+        write_json_atomic(args.out, result)
+    m = result["metrics"]
+    print(json.dumps({"task": cfg.task, "method": cfg.method, "seed": cfg.seed, "dev": m["dev"],
+                      "test": m["test"], "final_mean_abs_B": result["final_mean_abs_B"],
+                      "step_time_median_s": round(result["timing"]["step_time_median_s"], 4)}))
+    return 0
+
+
+def _grid(args: argparse.Namespace) -> int:
+    from .experiments.grid import load_grid, run_grid
+
+    counts = run_grid(load_grid(args.config), args.out, jobs=args.jobs, data_dir=args.data_dir)
+    print(f"grid: {counts}")
+    return 1 if counts["failed"] else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .experiments.report import render
+
+    for path in render(args.dir, out=args.out, reference_method=args.reference):
+        print(path)
+    return 0
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    from .experiments.runner import RunConfig
+
+    d = RunConfig()
+    p.add_argument("--task", default=d.task)
+    p.add_argument("--method", default=d.method, help="lora | sam | obar | nbar | full")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size)
+    p.add_argument("--max-length", dest="max_length", type=int, default=d.max_length)
+    p.add_argument("--rho", type=float, default=d.rho)
+    p.add_argument("--mu0", type=float, default=d.mu0)
+    p.add_argument("--schedule", default=d.schedule)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (parameters stay fp32)")
+    p.add_argument("--model", default=d.model, help="'minilm' (default), 'tiny', or a HF path/id")
+    p.add_argument("--pooling", default=d.pooling)
+    p.add_argument("--targets", default=d.targets, help="LoRA targets: qv | all")
+    p.add_argument("--lora-r", dest="lora_r", type=int, default=d.lora_r)
+    p.add_argument("--lora-alpha", dest="lora_alpha", type=int, default=d.lora_alpha)
+    p.add_argument("--weight-decay", dest="weight_decay", type=float, default=d.weight_decay)
+    p.add_argument("--setting", default=d.setting, help="fewshot (k=512 splits) | full (GLUE)")
+    p.add_argument("--log-every", dest="log_every", type=int, default=d.log_every)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--max-eval", dest="max_eval", type=int, default=d.max_eval,
+                   help="evaluate on at most this many dev/test examples (0: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorabar", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lr", type=float, default=1e-2)
     demo.add_argument("--mu0", type=float, default=2.0)
     demo.add_argument("--rho", type=float, default=0.05)
+    demo.add_argument("--data-dir", dest="data_dir", default=None,
+                      help="data folder for the real MiniLM comparison (default: $LORABAR_DATA_DIR)")
+    demo.add_argument("--real-steps", dest="real_steps", type=int, default=100)
+    demo.add_argument("--synthetic", action="store_true", help="the synthetic demo even with data")
     demo.set_defaults(func=_demo)
 
     toy = sub.add_parser("toy", help="the paper's toy problems: Figs. 1, 2, 4 and summary.json")
@@ -86,6 +164,27 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--fig2b-noise", type=float, default=1.0, help="noise level of Fig. 2(b)")
     toy.add_argument("--quiet", action="store_true", help="no progress bar")
     toy.set_defaults(func=_toy)
+
+    data_help = "data folder (default: $LORABAR_DATA_DIR), e.g. ../shared/data"
+    ft = sub.add_parser("finetune", help="one finetuning run; writes a result JSON")
+    _add_run_args(ft)
+    ft.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
+    ft.add_argument("--out", default=None, help="result JSON path")
+    ft.add_argument("--quiet", action="store_true")
+    ft.set_defaults(func=_finetune)
+
+    grid = sub.add_parser("grid", help="run a TOML grid of finetuning runs (resumable)")
+    grid.add_argument("config")
+    grid.add_argument("--out", required=True)
+    grid.add_argument("--jobs", type=int, default=1, help="parallel runs (threads split evenly)")
+    grid.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
+    grid.set_defaults(func=_grid)
+
+    rep = sub.add_parser("report", help="tables and figures from a folder of result files")
+    rep.add_argument("dir")
+    rep.add_argument("--out", default=None, help="output folder (default: DIR/report)")
+    rep.add_argument("--reference", default="lora", help="method runtimes are normalized to")
+    rep.set_defaults(func=_report)
     return parser
 
 

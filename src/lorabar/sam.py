@@ -153,6 +153,13 @@ class SAM(torch.optim.Optimizer):
             self.zero_grad()
 
     @torch.no_grad()
+    def unperturb(self) -> None:
+        """Put the parameters back to their values before :meth:`first_step` (bit-exact),
+        keeping the gradients of the perturbed point; for frameworks that step the base
+        optimizer themselves (see :class:`lorabar.integrations.hf.SAMTrainer`)."""
+        self._restore()
+
+    @torch.no_grad()
     def _restore(self) -> None:
         """Put the parameters back to their values before :meth:`first_step` (bit-exact)."""
         if not self._perturbed:

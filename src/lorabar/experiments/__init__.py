@@ -1,0 +1,1 @@
+"""The experiment harness: tasks and data, models, one run, grids and reports."""

@@ -1,0 +1,266 @@
+"""Tasks and data loading from a local data directory (MeZO k-shot splits and full GLUE).
+
+The data directory is given by ``--data-dir`` or the environment variable ``LORABAR_DATA_DIR``
+(here: ``../shared/data``; see its ``SOURCES.md``).  Layouts read:
+
+    few-shot:  <dir>/<folder>/k-shot-1k-test/<TASK>/512-<seed>/{train,dev,test}.{tsv,csv}
+    full GLUE: <dir>/<folder>/glue/{train,dev}.tsv   (GLUE dev is the test set; a seeded 10% of
+               train, at most 1000 rows, is held out as dev for selection)
+
+Quirks handled (SOURCES.md): SNLI/MNLI rows have 11-16 columns (label last); MRPC files start with
+a BOM and contain unbalanced quotes; TREC/SST-5 are headerless CSV (TREC train is latin-1 in some
+copies); one CoLA test line holds two rows glued together; the GLUE MRPC train file misses one
+pair (rebuilt from ``msr_paraphrase_train.txt`` minus ``dev_ids.tsv``).
+
+A :class:`Task` turns rows into :class:`Example` s; a prompt-based variant plugs in by giving the
+task a ``formatter`` (example -> texts), which the causal-LM harness uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DATA_ENV", "Example", "SEEDS", "TASKS", "Task", "load_split", "resolve_data_dir"]
+
+DATA_ENV = "LORABAR_DATA_DIR"
+SEEDS = (13, 21, 42, 87, 100)
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    text_a: str
+    text_b: str | None
+    label: int | float
+
+
+class DataError(ValueError):
+    """A data file is missing or malformed (the message names the file and line)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: where its files are, how to read a row, its labels and metrics.
+
+    ``row`` maps a list of fields to ``(text_a, text_b, raw_label)``; ``labels`` lists the raw
+    label strings in class order (empty for regression).
+    """
+
+    name: str
+    folder: str
+    fewshot_dir: str
+    ext: str
+    header: bool
+    row: Callable[[list[str]], tuple[str, str | None, str]]
+    labels: tuple[str, ...]
+    metrics: tuple[str, ...] = ("accuracy",)
+    glue: bool = False
+    test_file: str = "test"
+    dev_file: str = "dev"
+    encoding: str = "utf-8"
+    formatter: Callable[[Example], tuple[str, str | None]] | None = field(default=None)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels) if self.labels else 1
+
+    @property
+    def is_regression(self) -> bool:
+        return not self.labels
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+
+def _cols(*idx: int, label: int = -1):
+    def row(f: list[str]) -> tuple[str, str | None, str]:
+        texts = [f[i] for i in idx]
+        return texts[0], (texts[1] if len(texts) > 1 else None), f[label]
+
+    return row
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("sst2", "sst2", "SST-2", "tsv", True, _cols(0, label=1), ("0", "1"), glue=True),
+        Task("sst5", "sst5", "sst-5", "csv", False, _cols(1, label=0), ("0", "1", "2", "3", "4")),
+        Task("trec", "trec", "trec", "csv", False, _cols(1, label=0), tuple("012345")),
+        Task("rte", "rte", "RTE", "tsv", True, _cols(1, 2), ("entailment", "not_entailment"),
+             glue=True),
+        Task("snli", "snli", "SNLI", "tsv", True, _cols(7, 8),
+             ("entailment", "neutral", "contradiction")),
+        Task("mnli", "mnli", "MNLI", "tsv", True, _cols(8, 9),
+             ("entailment", "neutral", "contradiction"), test_file="test_matched",
+             dev_file="dev_matched"),
+        Task("mrpc", "mrpc", "MRPC", "tsv", True, _cols(3, 4, label=0), ("0", "1"),
+             metrics=("f1", "accuracy"), glue=True, encoding="utf-8-sig"),
+        Task("cola", "cola", "CoLA", "tsv", False, _cols(3, label=1), ("0", "1"),
+             metrics=("mcc", "accuracy"), glue=True),
+        Task("qnli", "qnli", "QNLI", "tsv", True, _cols(1, 2), ("entailment", "not_entailment")),
+        Task("qqp", "qqp", "QQP", "tsv", True, _cols(3, 4, label=5), ("0", "1"),
+             metrics=("f1", "accuracy")),
+        Task("stsb", "stsb", "STS-B", "tsv", True, _cols(7, 8), (),
+             metrics=("pearson", "spearman"), glue=True),
+    )
+}
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    """The data directory from the argument or ``$LORABAR_DATA_DIR``; a clear error otherwise."""
+    value = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
+    if value is None:
+        raise FileNotFoundError(
+            f"No data directory: pass --data-dir DIR or set {DATA_ENV}=DIR, where DIR holds the "
+            "task folders (e.g. DIR/sst2/k-shot-1k-test/SST-2/512-13/train.tsv); in this "
+            "project's workspace that is ../shared/data"
+        )
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"Data directory {str(path)!r} does not exist (from --data-dir or ${DATA_ENV})")
+    return path
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError:
+        return path.read_text(encoding="latin-1")
+
+
+_GLUED = re.compile(r"^(.*[.?!\"')])([A-Za-z][A-Za-z0-9_-]*)$")
+
+
+def _rows(task: Task, path: Path) -> list[tuple[int, list[str]]]:
+    text = _read_text(path, task.encoding)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.splitlines()
+    if task.ext == "csv":
+        reader = csv.reader(lines)
+    else:
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    rows = []
+    for lineno, fields in enumerate(reader, start=1):
+        if task.header and lineno == 1:
+            continue
+        if not fields or all(not f for f in fields):
+            continue
+        if task.name == "cola" and len(fields) == 7:
+            # Two rows glued together: "...sentence.<source>\t<label>\t<mark>\t<sentence>"
+            m = _GLUED.match(fields[3])
+            if m is None:
+                raise DataError(f"{path}:{lineno}: malformed CoLA row with 7 fields: {fields!r}")
+            rows.append((lineno, fields[:3] + [m.group(1)]))
+            rows.append((lineno, [m.group(2)] + fields[4:]))
+            continue
+        rows.append((lineno, fields))
+    return rows
+
+
+def _examples(task: Task, path: Path) -> list[Example]:
+    if not path.is_file():
+        raise DataError(f"Missing data file {str(path)!r} for task {task.name!r}")
+    out = []
+    for lineno, fields in _rows(task, path):
+        try:
+            a, b, raw = task.row(fields)
+        except IndexError:
+            raise DataError(
+                f"{path}:{lineno}: malformed row for task {task.name!r}: {len(fields)} fields"
+            ) from None
+        raw = raw.strip()
+        if task.is_regression:
+            try:
+                label: int | float = float(raw)
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: score {raw!r} is not a number") from None
+        else:
+            if raw not in task.labels:
+                raise DataError(
+                    f"{path}:{lineno}: label {raw!r} is not one of {list(task.labels)} "
+                    f"(task {task.name!r})"
+                )
+            label = task.labels.index(raw)
+        out.append(Example(a.strip(), b.strip() if b is not None else None, label))
+    return out
+
+
+def fewshot_dir(task: Task, data_dir: Path, seed: int) -> Path:
+    return data_dir / task.folder / "k-shot-1k-test" / task.fewshot_dir / f"512-{seed}"
+
+
+def load_split(
+    task: str | Task,
+    split: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 13,
+    setting: str = "fewshot",
+) -> list[Example]:
+    """Load ``split`` (``train``/``dev``/``test``) of ``task``.
+
+    ``setting="fewshot"`` reads the MeZO k=512 split of ``seed``; ``"full"`` the GLUE training set
+    (dev held out from train with ``seed``, GLUE dev as test).
+    """
+    if isinstance(task, str):
+        if task not in TASKS:
+            raise ValueError(f"Invalid task: {task!r} (expected one of {sorted(TASKS)})")
+        task = TASKS[task]
+    if split not in SPLITS:
+        raise ValueError(f"Invalid split: {split!r} (expected one of {SPLITS})")
+    root = resolve_data_dir(data_dir)
+    if setting == "fewshot":
+        if seed not in SEEDS:
+            raise ValueError(f"Invalid seed: {seed!r} (the k-shot splits exist for {SEEDS})")
+        folder = fewshot_dir(task, root, seed)
+        if not folder.is_dir():
+            raise DataError(
+                f"Missing few-shot folder {str(folder)!r} for task {task.name!r}: expected "
+                f"<data-dir>/{task.folder}/k-shot-1k-test/{task.fewshot_dir}/512-{seed}/"
+            )
+        name = {"train": "train", "dev": task.dev_file, "test": task.test_file}[split]
+        return _examples(task, folder / f"{name}.{task.ext}")
+    if setting == "full":
+        if not task.glue:
+            raise ValueError(
+                f"Invalid setting: 'full' for task {task.name!r} (full training data is staged "
+                f"only for {sorted(t for t, v in TASKS.items() if v.glue)})"
+            )
+        glue = root / task.folder / "glue"
+        if split == "test":
+            return _examples(task, glue / "dev.tsv")
+        train = _full_train(task, glue)
+        rng = random.Random(seed)
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        n_dev = min(1000, len(train) // 10)
+        keep = order[:n_dev] if split == "dev" else order[n_dev:]
+        return [train[i] for i in sorted(keep)]
+    raise ValueError(f"Invalid setting: {setting!r} (expected 'fewshot' or 'full')")
+
+
+def _full_train(task: Task, glue: Path) -> list[Example]:
+    if task.name != "mrpc":
+        return _examples(task, glue / "train.tsv")
+    # GLUE's MRPC train = msr_paraphrase_train.txt minus the pairs in dev_ids.tsv (3,668 rows).
+    dev_ids = set()
+    for line in _read_text(glue / "dev_ids.tsv", "utf-8-sig").splitlines():
+        parts = line.strip().split("\t")
+        if len(parts) >= 2:
+            dev_ids.add((parts[0], parts[1]))
+    examples = []
+    for lineno, fields in _rows(task, glue / "msr_paraphrase_train.txt"):
+        if (fields[1], fields[2]) in dev_ids:
+            continue
+        if fields[0] not in task.labels:
+            raise DataError(f"{glue / 'msr_paraphrase_train.txt'}:{lineno}: bad label {fields[0]!r}")
+        examples.append(Example(fields[3].strip(), fields[4].strip(), task.labels.index(fields[0])))
+    return examples

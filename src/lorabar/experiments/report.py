@@ -1,0 +1,203 @@
+"""Tables and figures from a folder of result files (``lorabar report DIR``).
+
+* Table 1 analog: tasks x methods, test metric mean ± std over seeds, for each method's
+  hyperparameters chosen on **dev** (mean dev metric over seeds); with the final mean |B| per
+  method, the majority-class reference and full finetuning where present (markdown and CSV).
+* Runtime table: median per-iteration time per method, normalized to LoRA on the same task
+  (paper Tables 2/7), from the same runs.
+* Fig. 3 analog: |B_l| over steps for the first, middle and last query layers, LoRA vs SAM vs
+  nBAR (PNG per task).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+METHOD_ORDER = ("lora", "sam", "obar", "nbar", "full")
+LABELS = {"lora": "LoRA", "sam": "LoRA-SAM", "obar": "LoRA-oBAR", "nbar": "LoRA-nBAR",
+          "full": "Full FT"}
+HP_KEYS = ("lr", "rho", "mu0", "schedule", "targets", "pooling", "steps")
+
+
+def load_results(folder: str | Path) -> list[dict]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Result folder {str(folder)!r} does not exist")
+    out = []
+    for path in sorted(folder.rglob("*.json")):
+        if path.name.endswith(".error.json"):
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if isinstance(data, dict) and "config" in data and "metrics" in data:
+            data["_path"] = str(path)
+            out.append(data)
+    if not out:
+        raise ValueError(f"No result files (JSON with 'config' and 'metrics') under {str(folder)!r}")
+    return out
+
+
+def _setting(r: dict) -> str:
+    key = dict(r["key"])
+    key.pop("seed", None)
+    return json.dumps(key, sort_keys=True)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def select(results: list[dict]) -> dict:
+    """``{(task, method): runs of the setting with the best mean dev metric}``."""
+    groups: dict = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        groups[(r["config"]["task"], r["config"]["method"])][_setting(r)].append(r)
+    chosen = {}
+    for key, settings in groups.items():
+        def dev_score(runs):
+            m = runs[0]["primary_metric"]
+            return statistics.fmean(x["metrics"]["dev"][m] for x in runs)
+
+        chosen[key] = max(settings.values(), key=lambda runs: (dev_score(runs), len(runs)))
+    return chosen
+
+
+def _hp(run: dict) -> str:
+    c = run["config"]
+    keys = ["lr", "targets", "steps"] + {"sam": ["rho"], "obar": ["mu0", "schedule"],
+                                         "nbar": ["mu0", "schedule"]}.get(c["method"], [])
+    return ", ".join(f"{k}={c[k]}" for k in keys)
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _csv(rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
+def tables(results: list[dict], reference_method: str = "lora") -> dict[str, list[list[str]]]:
+    chosen = select(results)
+    tasks = sorted({t for t, _ in chosen})
+    methods = [m for m in METHOD_ORDER if any(k[1] == m for k in chosen)]
+    metric = {t: next(r for r in results if r["config"]["task"] == t)["primary_metric"] for t in tasks}
+
+    acc = [["method"] + [f"{t} ({metric[t]})" for t in tasks] + ["avg"]]
+    bal = [["method"] + tasks]
+    hps = [["task", "method", "chosen on dev", "dev", "seeds"]]
+    for m in methods:
+        row, brow, means = [LABELS[m]], [LABELS[m]], []
+        for t in tasks:
+            runs = chosen.get((t, m))
+            if not runs:
+                row.append("–")
+                brow.append("–")
+                continue
+            mean, std = _mean_std([100 * r["metrics"]["test"][metric[t]] for r in runs])
+            means.append(mean)
+            row.append(f"{mean:.1f} ± {std:.1f} ({len(runs)})")
+            b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
+            brow.append(f"{statistics.fmean(b):.3f}" if b else "–")
+            dev, _ = _mean_std([100 * r["metrics"]["dev"][metric[t]] for r in runs])
+            hps.append([t, LABELS[m], _hp(runs[0]), f"{dev:.1f}", str(len(runs))])
+        row.append(f"{statistics.fmean(means):.1f}" if len(means) == len(tasks) else "–")
+        acc.append(row)
+        bal.append(brow)
+    majority = ["majority class"]
+    for t in tasks:
+        refs = [r["majority_class"]["test"][metric[t]] for r in results
+                if r["config"]["task"] == t and r.get("majority_class")]
+        majority.append(f"{100 * refs[0]:.1f}" if refs else "–")
+    acc.append(majority + ["–"])
+
+    runtime = [["task"] + [LABELS[m] for m in methods]]
+    for t in tasks:
+        ref = chosen.get((t, reference_method))
+        if not ref:
+            continue
+        base = statistics.median(r["timing"]["step_time_median_s"] for r in ref)
+        row = [t]
+        for m in methods:
+            runs = chosen.get((t, m))
+            if not runs:
+                row.append("–")
+                continue
+            s = statistics.median(r["timing"]["step_time_median_s"] for r in runs)
+            row.append(f"{s / base:.2f}x ({1e3 * s:.0f} ms)")
+        runtime.append(row)
+    return {"table1": acc, "balancedness": bal, "selection": hps, "runtime": runtime}
+
+
+def fig3(results: list[dict], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = select(results)
+    written = []
+    for task in sorted({t for t, _ in chosen}):
+        curves = {}
+        for m in ("lora", "sam", "nbar", "obar"):
+            runs = chosen.get((task, m))
+            if runs and runs[0]["balancedness"]["steps"]:
+                curves[m] = min(runs, key=lambda r: r["config"]["seed"])["balancedness"]
+        if not curves:
+            continue
+        names = next(iter(curves.values()))["names"]
+        query = [i for i, n in enumerate(names) if ".query[" in n] or list(range(len(names)))
+        picks = [query[0], query[len(query) // 2], query[-1]]
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+        for ax, i in zip(axes, picks):
+            for m, log in curves.items():
+                ax.plot(log["steps"], [2 * row[i] for row in log["abs_B"]], label=LABELS[m])
+            layer = names[i].split(".layer.")[-1].split(".")[0] if ".layer." in names[i] else str(i)
+            ax.set(title=f"{task}: query layer {layer}", xlabel="step", ylabel="2|B_l|")
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"fig3_{task}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def render(folder: str | Path, *, out: str | Path | None = None,
+           reference_method: str = "lora") -> list[Path]:
+    results = load_results(folder)
+    out = Path(out) if out is not None else Path(folder) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    t = tables(results, reference_method)
+    written = []
+    for name, rows in t.items():
+        (out / f"{name}.csv").write_text(_csv(rows))
+        written.append(out / f"{name}.csv")
+    md = [
+        "# Results", "",
+        f"{len(results)} runs. Test metric ×100, mean ± std over seeds (number of seeds), for each "
+        "method's hyperparameters chosen on the dev split.", "",
+        _table(t["table1"]), "", "## Final mean |B| over LoRA pairs (selected runs)", "",
+        _table(t["balancedness"]), "", "## Chosen hyperparameters", "", _table(t["selection"]), "",
+        f"## Per-iteration time, normalized to {LABELS.get(reference_method, reference_method)}",
+        "", _table(t["runtime"]), "",
+    ]
+    (out / "report.md").write_text("\n".join(md))
+    written.append(out / "report.md")
+    written += fig3(results, out)
+    return written

