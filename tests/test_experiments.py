@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from lorabar.cli import main
 from lorabar.experiments import data as D

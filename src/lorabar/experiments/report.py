@@ -74,7 +74,7 @@ def select(results: list[dict]) -> dict:
 
 def _hp(run: dict) -> str:
     c = run["config"]
-    keys = ["lr", "targets", "steps"] + {"sam": ["rho"], "obar": ["mu0", "schedule"],
+    keys = ["lr", "targets", "pooling", "steps"] + {"sam": ["rho"], "obar": ["mu0", "schedule"],
                                          "nbar": ["mu0", "schedule"]}.get(c["method"], [])
     return ", ".join(f"{k}={c[k]}" for k in keys)
 
@@ -126,6 +126,20 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
         majority.append(f"{100 * refs[0]:.1f}" if refs else "–")
     acc.append(majority + ["–"])
 
+    settings = [["task", "method", "setting", "dev", "test", "final mean |B|", "ms/step", "seeds"]]
+    groups: dict = defaultdict(list)
+    for r in results:
+        groups[(r["config"]["task"], r["config"]["method"], _hp(r))].append(r)
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    for (task, m, hp), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kv[0][2])):
+        pm = runs[0]["primary_metric"]
+        dev, _ = _mean_std([100 * r["metrics"]["dev"][pm] for r in runs])
+        test, _ = _mean_std([100 * r["metrics"]["test"][pm] for r in runs])
+        b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
+        ms = statistics.median(1e3 * r["timing"]["step_time_median_s"] for r in runs)
+        settings.append([task, LABELS[m], hp, f"{dev:.1f}", f"{test:.1f}",
+                         f"{statistics.fmean(b):.3f}" if b else "–", f"{ms:.0f}", str(len(runs))])
+
     runtime = [["task"] + [LABELS[m] for m in methods]]
     for t in tasks:
         ref = chosen.get((t, reference_method))
@@ -141,7 +155,8 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
             s = statistics.median(r["timing"]["step_time_median_s"] for r in runs)
             row.append(f"{s / base:.2f}x ({1e3 * s:.0f} ms)")
         runtime.append(row)
-    return {"table1": acc, "balancedness": bal, "selection": hps, "runtime": runtime}
+    return {"table1": acc, "balancedness": bal, "selection": hps, "runtime": runtime,
+            "settings": settings}
 
 
 def fig3(results: list[dict], out: Path) -> list[Path]:
@@ -196,6 +211,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
         _table(t["balancedness"]), "", "## Chosen hyperparameters", "", _table(t["selection"]), "",
         f"## Per-iteration time, normalized to {LABELS.get(reference_method, reference_method)}",
         "", _table(t["runtime"]), "",
+        "## Every setting (mean over its seeds)", "", _table(t["settings"]), "",
     ]
     (out / "report.md").write_text("\n".join(md))
     written.append(out / "report.md")

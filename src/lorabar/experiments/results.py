@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from .._io import write_json_atomic
+
+__all__ = ["environment", "git_revision", "write_json_atomic"]
+
 PACKAGES = ("lorabar", "torch", "transformers", "peft", "numpy", "scikit-learn", "scipy")
-
-
-def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temp file in the same folder and ``os.replace``:
-    an interrupted write never leaves a partial result behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=float)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def git_revision() -> str | None:

@@ -6,29 +6,18 @@ seeds) and the configuration that produced them.  Plotting needs matplotlib (``l
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from .._io import write_json_atomic
 from .fig4 import fig4_loss, fig4_trajectories
 from .simulate import METHODS, PROBLEMS, ToyConfig, ToyResult, simulate
 
 FIGURES = ("fig1", "fig2", "fig4", "all")
 _LABEL = {"sgd": "SGD", "sngd": "SNGD", "sam": "SAM", "sam_m": "SAM (m-sharpness)",
           "nbar": "nBAR", "obar": "oBAR", "explicit": "explicit regularizer"}
-
-
-def _write_json(path: Path, obj: object) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _plt():
@@ -85,7 +74,7 @@ def plot_fig1(res: ToyResult, out: Path) -> list[Path]:
         path = out / f"fig1_{problem}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
-        _write_json(out / f"fig1_{problem}.json", {
+        write_json_atomic(out / f"fig1_{problem}.json", {
             "figure": f"Fig. 1({'a' if problem == 'nop' else 'b'})", "problem": problem,
             "config": cfg.to_dict(), "steps": res.steps.tolist(),
             "curves": _curves(res, problem, ("sgd", "sam"), cfg.noise_levels)})
@@ -110,7 +99,7 @@ def plot_fig2(res: ToyResult, out: Path, noise_b: float) -> list[Path]:
     fig.tight_layout()
     fig.savefig(out / "fig2a.png", dpi=110)
     plt.close(fig)
-    _write_json(out / "fig2a.json", {
+    write_json_atomic(out / "fig2a.json", {
         "figure": "Fig. 2(a)", "problem": "nop", "config": cfg.to_dict(),
         "steps": res.steps.tolist(), "threshold_time_average": thresholds,
         "curves": _curves(res, "nop", ("sam",), cfg.noise_levels)})
@@ -125,7 +114,7 @@ def plot_fig2(res: ToyResult, out: Path, noise_b: float) -> list[Path]:
     fig.tight_layout()
     fig.savefig(out / "fig2b.png", dpi=110)
     plt.close(fig)
-    _write_json(out / "fig2b.json", {
+    write_json_atomic(out / "fig2b.json", {
         "figure": "Fig. 2(b)", "problem": "nop", "noise": noise_b, "config": cfg.to_dict(),
         "steps": res.steps.tolist(), "curves": _curves(res, "nop", methods, (noise_b,))})
     return [out / "fig2a.png", out / "fig2b.png"]
@@ -154,7 +143,7 @@ def plot_fig4(out: Path) -> list[Path]:
     fig.savefig(out / "fig4.png", dpi=110)
     plt.close(fig)
     end = {k: v[-1].tolist() for k, v in paths.items()} | {"obar_mu0_100": strong[-1].tolist()}
-    _write_json(out / "fig4.json", {
+    write_json_atomic(out / "fig4.json", {
         "figure": "Fig. 4", "settings": settings, "mu0": {"obar": 20.0, "obar_mu0_100": 100.0},
         "end_points": end,
         "paths": {k: v[::20].round(8).tolist() for k, v in paths.items()}
@@ -224,7 +213,7 @@ def run(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: float = 1.0
 
         res = simulate(cfg, problems=problems, methods=methods, progress=tick)
         written["seconds"] = res.seconds
-        _write_json(out / "config.json", {"config": cfg.to_dict(), "problems": list(problems),
+        write_json_atomic(out / "config.json", {"config": cfg.to_dict(), "problems": list(problems),
                                           "methods": list(methods), "simulate_seconds": res.seconds})
         if which in ("fig1", "all"):
             written["figures"] += plot_fig1(res, out)
@@ -232,8 +221,8 @@ def run(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: float = 1.0
             written["figures"] += plot_fig2(res, out, fig2b_noise)
         if which == "all":
             summary = summarize(res)
-            _write_json(out / "summary.json", summary)
-            _write_json(out / "finals.json", finals(res))
+            write_json_atomic(out / "summary.json", summary)
+            write_json_atomic(out / "finals.json", finals(res))
             written["summary"] = summary
     if which in ("fig4", "all"):
         written["figures"] += plot_fig4(out)
