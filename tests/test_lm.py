@@ -1,0 +1,90 @@
+"""Causal-LM pieces (work in progress for the causal-LM issue): WebNLG, BLEU, templates, scoring."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from lorabar.experiments.data import DATA_ENV
+from lorabar.experiments.lm import LMRunConfig, _collate, _encode_pairs, candidate_scores, run_lm
+from lorabar.experiments.prompts import load_prompt_split, render
+from lorabar.experiments.webnlg import bleu, linearize, load_webnlg
+
+DATA = str(os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def test_webnlg_counts_match_sources():
+    counts = {}
+    for split in ("train", "dev", "test"):
+        entries = load_webnlg(split, data_dir=DATA)
+        counts[split] = (len(entries), sum(len(e.references) for e in entries),
+                         len({e.category for e in entries}))
+    assert counts == {"train": (6940, 18102, 10), "dev": (872, 2268, 10), "test": (1862, 4928, 15)}
+    test = load_webnlg("test", data_dir=DATA)
+    assert sum(e.seen for e in test) == 971 and sum(not e.seen for e in test) == 891
+    assert linearize(test[0]) == "Abilene Regional Airport : cityServed : Abilene, Texas"
+
+
+def test_bleu_hand_case():
+    assert bleu(["the cat sat on the mat"], [("the cat sat on the mat",)]) == pytest.approx(100.0)
+    assert bleu(["a dog"], [("the cat sat on the mat",)]) == 0.0
+    # A second, unequal reference list length is allowed; the matching reference counts.
+    assert bleu(["the cat sat on the mat", "hello there my friend"],
+                [("the cat sat on the mat",), ("x y z", "hello there my friend")]) == pytest.approx(100.0)
+
+
+def test_templates():
+    assert render("sst2", {"sentence": "great fun .", "label": 1}).context == "great fun . It was"
+    rte = render("rte", {"premise": "P.", "hypothesis": "H.", "label": 0})
+    assert rte.context == 'P.\nDoes this mean that "H." is true? Yes or No?\n' and rte.candidates == ("Yes", "No")
+    cb = render("cb", {"premise": "P.", "hypothesis": "H", "label": 2})
+    assert cb.context.endswith('Can we infer that "H"? Yes, No, or Maybe?\n') and cb.label == 2
+    copa = render("copa", {"premise": "The man turned on the faucet.", "question": "effect",
+                           "choice1": "The toilet filled.", "choice2": "I ran.", "label": 1})
+    assert copa.context == "The man turned on the faucet so"
+    assert copa.candidates == (" the toilet filled.", " I ran.")
+    assert render("copa", {"premise": "X.", "question": "cause", "choice1": "A", "choice2": "B",
+                           "label": 0}).context == "X because"
+    sizes = {t: [len(load_prompt_split(t, s, data_dir=DATA)) for s in ("train", "dev", "test")]
+             for t in ("cb", "copa")}
+    assert sizes == {"cb": [32, 32, 56], "copa": [32, 32, 100]}
+
+
+def test_candidate_scoring_on_tiny_lm():
+    from lorabar.experiments.causal import load_causal_lm
+
+    torch.manual_seed(0)
+    model, _ = load_causal_lm("tiny")
+    model.eval()
+    enc = _encode_pairs(None, [("abc", "de"), ("abc", "fgh")], 64)
+    batch = _collate(enc)
+    scores = candidate_scores(model, batch, 2)
+    # Reference: mean log-probability of the candidate tokens, one sequence at a time.
+    for j, (ids, mask) in enumerate(enc):
+        logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1], -1)
+        tgt = [logp[i - 1, ids[i]] for i in range(1, len(ids)) if mask[i]]
+        assert scores[0, j].item() == pytest.approx(torch.stack(tgt).mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("task, method", [("cb", "nbar"), ("copa", "sam")])
+def test_end_to_end_tiny(task, method):
+    r = run_lm(LMRunConfig(task=task, method=method, model="tiny", steps=3, batch_size=4,
+                           n_test=8, data_dir=DATA, mu0=50.0, log_every=1), progress=False)
+    assert 0.0 <= r["metrics"]["test"]["accuracy"] <= 1.0
+    assert r["balancedness"]["steps"] == [0, 1, 2] and r["train"]["lora_pairs"] == 4
+
+
+@pytest.mark.real
+def test_gguf_loader_real(tmp_path, monkeypatch):
+    from lorabar.experiments.causal import load_causal_lm
+
+    monkeypatch.setenv("LORABAR_CACHE", str(tmp_path))
+    model, tok = load_causal_lm("smollm2")
+    assert (tmp_path / "smollm2-135m-instruct" / "model.safetensors").is_file()
+    assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
+    ids = tok("The capital of France is", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=3, do_sample=False)
+    assert "Paris" in tok.decode(out[0])
