@@ -72,8 +72,8 @@ def test_candidate_scoring_on_tiny_lm():
 @pytest.mark.parametrize("task, method", [("cb", "nbar"), ("copa", "sam")])
 def test_end_to_end_tiny(task, method):
     r = run_lm(LMRunConfig(task=task, method=method, model="tiny", steps=3, batch_size=4,
-                           n_test=8, data_dir=DATA, mu0=50.0, log_every=1), progress=False)
-    assert 0.0 <= r["metrics"]["test"]["accuracy"] <= 1.0
+                           n_test=8, n_dev=8, data_dir=DATA, mu0=50.0, log_every=1), progress=False)
+    assert 0.0 <= r["metrics"]["test"]["accuracy"] <= 1.0 and "accuracy" in r["metrics"]["dev"]
     assert r["balancedness"]["steps"] == [0, 1, 2] and r["train"]["lora_pairs"] == 4
 
 
@@ -88,3 +88,17 @@ def test_gguf_loader_real(tmp_path, monkeypatch):
     ids = tok("The capital of France is", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)
     assert "Paris" in tok.decode(out[0])
+
+
+def test_lm_grid_and_cli(tmp_path, capsys):
+    from lorabar.cli import main
+    from lorabar.experiments.grid import run_grid
+
+    grid = {"base": {"kind": "lm", "task": "copa", "model": "tiny", "steps": 2, "batch_size": 4,
+                     "n_dev": 4, "n_test": 4, "data_dir": DATA},
+            "variant": [{"method": ["lora", "obar"], "mu0": 10.0}]}
+    assert run_grid(grid, tmp_path, log=lambda *_: None) == {"total": 2, "skipped": 0, "done": 2,
+                                                             "failed": 0}
+    assert main(["finetune-lm", "--task", "cb", "--model", "tiny", "--steps", "2", "--n-dev", "4",
+                 "--n-test", "4", "--data-dir", DATA, "--quiet"]) == 0
+    assert '"task": "cb"' in capsys.readouterr().out

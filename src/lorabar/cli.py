@@ -93,6 +93,23 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune_lm(args: argparse.Namespace) -> int:
+    import json
+
+    from .experiments.lm import LMRunConfig, run_lm
+    from .experiments.results import write_json_atomic
+
+    fields = LMRunConfig.__dataclass_fields__
+    cfg = LMRunConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    result = run_lm(cfg, progress=not args.quiet)
+    if args.out:
+        write_json_atomic(args.out, result)
+    print(json.dumps({"task": cfg.task, "method": cfg.method, "seed": cfg.seed,
+                      "dev": result["metrics"]["dev"], "test": result["metrics"]["test"],
+                      "final_mean_abs_B": result["final_mean_abs_B"]}, default=str))
+    return 0
+
+
 def _grid(args: argparse.Namespace) -> int:
     from .experiments.grid import load_grid, run_grid
 
@@ -172,6 +189,25 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", default=None, help="result JSON path")
     ft.add_argument("--quiet", action="store_true")
     ft.set_defaults(func=_finetune)
+
+    lm = sub.add_parser("finetune-lm", help="one causal-LM run (prompt tasks or WebNLG)")
+    from .experiments.lm import LMRunConfig
+
+    d = LMRunConfig()
+    lm.add_argument("--task", default=d.task, help="sst2 | rte | cb | copa | webnlg")
+    lm.add_argument("--method", default=d.method)
+    for name in ("seed", "steps", "batch_size", "lora_r", "lora_alpha", "n_train", "n_dev",
+                 "n_test", "max_length", "max_new_tokens", "num_beams", "log_every", "threads"):
+        lm.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=getattr(d, name))
+    for name in ("lr", "rho", "mu0", "label_smoothing", "length_penalty", "weight_decay"):
+        lm.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=getattr(d, name))
+    lm.add_argument("--schedule", default=d.schedule)
+    lm.add_argument("--model", default=d.model, help="'smollm2' (default), 'tiny', or a HF path/id")
+    lm.add_argument("--bf16", action="store_true")
+    lm.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
+    lm.add_argument("--out", default=None)
+    lm.add_argument("--quiet", action="store_true")
+    lm.set_defaults(func=_finetune_lm)
 
     grid = sub.add_parser("grid", help="run a TOML grid of finetuning runs (resumable)")
     grid.add_argument("config")

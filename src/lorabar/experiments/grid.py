@@ -2,7 +2,7 @@
 
 Config (TOML)::
 
-    [base]                 # RunConfig fields shared by every run
+    [base]                 # RunConfig fields shared by every run (kind = "lm": LMRunConfig)
     steps = 300
     bf16 = true
     [grid]                 # lists are crossed with each other and with every variant
@@ -21,6 +21,7 @@ in flight.  The hash covers every setting that identifies a run (``RunConfig.key
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -31,7 +32,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from .results import write_json_atomic
+from .lm import LMRunConfig, run_lm
 from .runner import RunConfig, run
+
+CONFIGS = {"encoder": RunConfig, "lm": LMRunConfig}
 
 
 def load_grid(path: str | os.PathLike) -> dict:
@@ -53,8 +57,12 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
     unknown = set(grid) - {"base", "grid", "variant"}
     if unknown:
         raise ValueError(f"Invalid grid: unknown sections {sorted(unknown)} (expected base, grid, variant)")
-    names = set(RunConfig.field_names())
     base = dict(grid.get("base", {}))
+    kind = base.pop("kind", "encoder")
+    if kind not in CONFIGS:
+        raise ValueError(f"Invalid kind: {kind!r} (expected one of {sorted(CONFIGS)})")
+    config_cls = CONFIGS[kind]
+    names = {f.name for f in dataclasses.fields(config_cls)}
     variants = grid.get("variant", [{}])
     configs, seen = [], set()
     for common in _product(grid.get("grid", {})):
@@ -66,7 +74,7 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
                     raise ValueError(f"Invalid grid: unknown settings {sorted(bad)}")
                 if data_dir is not None:
                     settings["data_dir"] = data_dir
-                cfg = RunConfig(**settings)
+                cfg = config_cls(**settings)
                 ident = run_id(cfg)
                 if ident not in seen:
                     seen.add(ident)
@@ -90,8 +98,8 @@ def is_done(path: Path) -> bool:
         return False
 
 
-def _run_one(cfg: RunConfig, path: str) -> str:
-    result = run(cfg, progress=False)
+def _run_one(cfg: RunConfig | LMRunConfig, path: str) -> str:
+    result = run_lm(cfg, progress=False) if isinstance(cfg, LMRunConfig) else run(cfg, progress=False)
     write_json_atomic(path, result)
     return path
 
@@ -106,7 +114,7 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
         f"({jobs} job{'s' if jobs > 1 else ''})")
     counts = {"total": len(configs), "skipped": len(configs) - len(todo), "done": 0, "failed": 0}
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    todo = [RunConfig(**{**c.__dict__, "threads": c.threads or threads}) for c in todo]
+    todo = [dataclasses.replace(c, threads=c.threads or threads) for c in todo]
 
     def finished(cfg: RunConfig, error: BaseException | None) -> None:
         path = result_path(out, cfg)

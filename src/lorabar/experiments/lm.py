@@ -27,6 +27,8 @@ LM_TASKS = ("sst2", "rte", "cb", "copa", "webnlg")
 
 @dataclass(frozen=True)
 class LMRunConfig:
+    """One causal-LM run (``kind = "lm"`` in a grid); ``n_*`` = 0 uses the whole split."""
+
     task: str = "cb"
     method: str = "lora"
     seed: int = 13
@@ -43,6 +45,7 @@ class LMRunConfig:
     label_smoothing: float = 0.0
     n_train: int = 0            # 0: the whole split
     n_test: int = 0
+    n_dev: int = 200
     max_length: int = 256
     max_new_tokens: int = 64
     num_beams: int = 1
@@ -152,6 +155,7 @@ def run_lm(cfg: LMRunConfig, *, progress: bool = True) -> dict:
         from .webnlg import linearize, load_webnlg
 
         train = _subset(load_webnlg("train", data_dir=cfg.data_dir), cfg.n_train, cfg.seed)
+        dev = _subset(load_webnlg("dev", data_dir=cfg.data_dir), cfg.n_dev, 0)
         test = _subset(load_webnlg("test", data_dir=cfg.data_dir), cfg.n_test, 0)
         items = [(linearize(e) + " =", " " + r) for e in train for r in e.references[:1]]
         encoded = _encode_pairs(tok, items, cfg.max_length, eos=True)
@@ -166,6 +170,8 @@ def run_lm(cfg: LMRunConfig, *, progress: bool = True) -> dict:
 
         train = _subset(load_prompt_split(cfg.task, "train", data_dir=cfg.data_dir, seed=cfg.seed),
                         cfg.n_train, cfg.seed)
+        dev = _subset(load_prompt_split(cfg.task, "dev", data_dir=cfg.data_dir, seed=cfg.seed),
+                      cfg.n_dev, 0)
         test = _subset(load_prompt_split(cfg.task, "test", data_dir=cfg.data_dir, seed=cfg.seed),
                        cfg.n_test, 0)
         n_cand = len(train[0].candidates)
@@ -196,18 +202,19 @@ def run_lm(cfg: LMRunConfig, *, progress: bool = True) -> dict:
     train_s = time.perf_counter() - t_train
     t_eval = time.perf_counter()
     model.eval()
-    metrics = (_eval_webnlg(model, tok, test, cfg) if cfg.task == "webnlg"
-               else _eval_prompts(model, tok, test, cfg, pad))
+    evaluate = ((lambda split: _eval_webnlg(model, tok, split, cfg)) if cfg.task == "webnlg"
+                else (lambda split: _eval_prompts(model, tok, split, cfg, pad)))
+    metrics = {"dev": evaluate(dev), "test": evaluate(test)}
     model.train()
     eval_s = time.perf_counter() - t_eval
     from .. import balancedness
 
     return {
-        "config": asdict(cfg), "key": cfg.key(), "metrics": {"test": metrics},
+        "config": asdict(cfg), "key": cfg.key(), "metrics": metrics,
         "primary_metric": "bleu" if cfg.task == "webnlg" else "accuracy",
         "train": {"loss_first10": statistics.fmean(losses[:10]),
                   "loss_last10": statistics.fmean(losses[-10:]), "n_train": len(train),
-                  "n_test": len(test), "lora_pairs": len(pairs)},
+                  "n_dev": len(dev), "n_test": len(test), "lora_pairs": len(pairs)},
         "final_mean_abs_B": balancedness(pairs).as_dict()["mean_abs_B"],
         "timing": {"step_time_median_s": statistics.median(step_times), "train_s": train_s,
                    "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
@@ -253,5 +260,6 @@ def _eval_webnlg(model, tok, test, cfg) -> dict:
     for name, want in (("bleu_seen", True), ("bleu_unseen", False)):
         idx = [i for i, e in enumerate(test) if e.seen is want]
         result[name] = bleu([hyps[i] for i in idx], [refs[i] for i in idx]) if idx else math.nan
-    result["examples"] = [{"input": linearize(test[i]), "output": hyps[i]} for i in range(min(3, len(test)))]
+    result["examples"] = [{"input": linearize(test[i]), "output": hyps[i]}
+                          for i in range(min(3, len(test)))]
     return result
