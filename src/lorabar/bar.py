@@ -110,12 +110,14 @@ class BAR:
                 seen[id(t)] = pair.name
         self.step = 0
         # Pairs grouped by device, with a reusable factor buffer for steps where all have grads.
-        self._by_device: dict[torch.device, tuple[list[int], FactorBuffer]] = {}
+        by_device: dict[torch.device, list[int]] = {}
         for i, p in enumerate(self.pairs):
-            self._by_device.setdefault(p.x.device, ([], None))[0].append(i)  # type: ignore[arg-type]
-        for device, (idx, _) in self._by_device.items():
-            dtype = compute_dtype([t for i in idx for t in self.pairs[i].tensors])
-            self._by_device[device] = (idx, FactorBuffer(len(idx), dtype, device))
+            by_device.setdefault(p.x.device, []).append(i)
+        self._by_device: list[tuple[list[int], FactorBuffer]] = [
+            (idx, FactorBuffer(len(idx), compute_dtype([t for i in idx for t in self.pairs[i].tensors]),
+                               device))
+            for device, idx in by_device.items()
+        ]
         self._handle: RemovableHandle | None = None
         self._groups: list[tuple[int, int]] = []  # (group of x, group of y) per pair
         self._warned_precision = False
@@ -148,7 +150,7 @@ class BAR:
         if alpha > 0.0:
             coeffs = [alpha * float(lr) for lr in lrs]
             self._check_precision(max(coeffs))
-            for idx, buffer in self._by_device.values():
+            for idx, buffer in self._by_device:
                 self._run(idx, coeffs, buffer)
         self.step += 1
 
