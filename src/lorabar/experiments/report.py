@@ -22,7 +22,13 @@ from pathlib import Path
 METHOD_ORDER = ("lora", "sam", "obar", "nbar", "full")
 LABELS = {"lora": "LoRA", "sam": "LoRA-SAM", "obar": "LoRA-oBAR", "nbar": "LoRA-nBAR",
           "full": "Full FT"}
-HP_KEYS = ("lr", "rho", "mu0", "schedule", "targets", "pooling", "steps")
+# The paper's Table 1 order first, then the other tasks.
+TASK_ORDER = ("sst2", "sst5", "snli", "mnli", "rte", "trec", "mrpc", "cola", "qnli", "qqp", "stsb",
+              "cb", "copa", "webnlg")
+
+
+def _task_key(task: str) -> tuple[int, str]:
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
 
 
 def load_results(folder: str | Path) -> list[dict]:
@@ -94,7 +100,7 @@ def _csv(rows: list[list[str]]) -> str:
 
 def tables(results: list[dict], reference_method: str = "lora") -> dict[str, list[list[str]]]:
     chosen = select(results)
-    tasks = sorted({t for t, _ in chosen})
+    tasks = sorted({t for t, _ in chosen}, key=_task_key)
     methods = [m for m in METHOD_ORDER if any(k[1] == m for k in chosen)]
     metric = {t: next(r for r in results if r["config"]["task"] == t)["primary_metric"] for t in tasks}
 
@@ -131,7 +137,8 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
     for r in results:
         groups[(r["config"]["task"], r["config"]["method"], _hp(r))].append(r)
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    for (task, m, hp), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kv[0][2])):
+    for (task, m, hp), runs in sorted(groups.items(),
+                                      key=lambda kv: (_task_key(kv[0][0]), order[kv[0][1]], kv[0][2])):
         pm = runs[0]["primary_metric"]
         dev, _ = _mean_std([100 * r["metrics"]["dev"][pm] for r in runs])
         test, _ = _mean_std([100 * r["metrics"]["test"][pm] for r in runs])
@@ -167,7 +174,7 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
 
     chosen = select(results)
     written = []
-    for task in sorted({t for t, _ in chosen}):
+    for task in sorted({t for t, _ in chosen}, key=_task_key):
         curves = {}
         for m in ("lora", "sam", "nbar", "obar"):
             runs = chosen.get((task, m))
@@ -206,7 +213,8 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     md = [
         "# Results", "",
         f"{len(results)} runs. Test metric ×100, mean ± std over seeds (number of seeds), for each "
-        "method's hyperparameters chosen on the dev split.", "",
+        "method's hyperparameters chosen on the dev split. Majority class: the most frequent "
+        "training label (ties: the lowest label id) predicted for every test example.", "",
         _table(t["table1"]), "", "## Final mean |B| over LoRA pairs (selected runs)", "",
         _table(t["balancedness"]), "", "## Chosen hyperparameters", "", _table(t["selection"]), "",
         f"## Per-iteration time, normalized to {LABELS.get(reference_method, reference_method)}",
