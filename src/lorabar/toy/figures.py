@@ -204,12 +204,13 @@ def run(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: float = 1.0
                "all": METHODS}.get(which)
     if methods is not None:
         problems = ("nop",) if which == "fig2" else PROBLEMS
-        total = cfg.steps
+        done = 0
 
-        def tick(n: int, _done=[0]) -> None:  # noqa: B006 - a counter local to this run
-            _done[0] += n
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
             if progress is not None:
-                progress("simulate", _done[0], total)
+                progress("simulate", done, cfg.steps)
 
         res = simulate(cfg, problems=problems, methods=methods, progress=tick)
         written["seconds"] = res.seconds
