@@ -30,7 +30,8 @@ from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
 from . import schedules as _schedules
-from .functional import MODES, FactorBuffer, bar_, compute_dtype
+from . import distributed as _dist
+from .functional import MODES, FactorBuffer, bar_, bar_factors, bar_signs, compute_dtype, scale_
 from .pairs import FactorPair
 
 __all__ = ["BAR", "BARConfig"]
@@ -80,6 +81,11 @@ class BAR:
 
     The step counter ``t`` (:attr:`step`) advances once per base optimizer step that ran.
     ``state_dict()`` / ``load_state_dict()`` save and restore it for exact resumption.
+
+    Sharded factors: with FSDP (``use_orig_params=True``) pass ``process_group`` (the FSDP
+    module's ``process_group``); the squared norms are summed across it before the comparison
+    (see :mod:`lorabar.distributed`).  DTensor factors (FSDP2 ``fully_shard``) are detected and
+    reduced over their mesh.  Under DDP nothing is needed.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class BAR:
         total_steps: int | None = None,
         *,
         foreach: bool | None = None,
+        process_group: Any = None,
     ) -> None:
         self.config = BARConfig(
             mode=mode, mu0=mu0, schedule=schedule, total_steps=total_steps, foreach=foreach
@@ -109,6 +116,13 @@ class BAR:
                     )
                 seen[id(t)] = pair.name
         self.step = 0
+        tensors = [t for p in self.pairs for t in p.tensors]
+        dgroup = _dist.shard_group(tensors)
+        if dgroup is not None and process_group is not None:
+            raise ValueError("Invalid process_group: the factors are DTensors, which carry their own")
+        self._sharded = dgroup is not None or process_group is not None
+        self._has_grad: dict[tuple[bool, ...], Tensor] = {}
+        self._group = dgroup if dgroup is not None else process_group
         # Pairs grouped by device, with a reusable factor buffer for steps where all have grads.
         by_device: dict[torch.device, list[int]] = {}
         for i, p in enumerate(self.pairs):
@@ -155,6 +169,8 @@ class BAR:
         self.step += 1
 
     def _run(self, idx: list[int], coeffs: list[float], buffer: FactorBuffer) -> None:
+        if self._sharded:
+            return self._run_sharded(idx, coeffs, buffer)
         pairs = self.pairs
         active = [i for i in idx if pairs[i].x.grad is not None and pairs[i].y.grad is not None]
         if not active:
@@ -175,6 +191,40 @@ class BAR:
             foreach=self.config.foreach,
             buffer=buffer if len(active) == len(idx) else None,
         )
+
+    @torch.no_grad()
+    def _run_sharded(self, idx: list[int], coeffs: list[float], buffer: FactorBuffer) -> None:
+        """Every rank takes part (a collective), whatever gradients its slices have."""
+        local = _dist.local_tensor
+        pairs = [self.pairs[i] for i in idx]
+        n = len(pairs)
+        xs = [local(p.x) for p in pairs]
+        ys = [local(p.y) for p in pairs]
+        nbar = self.mode == "nbar"
+        dtype = buffer.flat.dtype
+        device = xs[0].device
+        if nbar:
+            empty = torch.zeros(0, dtype=dtype, device=device)
+            gx = [local(p.x.grad) if p.x.grad is not None else empty for p in pairs]
+            gy = [local(p.y.grad) if p.y.grad is not None else empty for p in pairs]
+            left, right = gx, gy
+        else:
+            left, right = xs, ys
+        present = tuple(p.x.grad is not None and p.y.grad is not None for p in pairs)
+        has_grad = self._has_grad.get(present)
+        if has_grad is None:  # one host-to-device copy per distinct pattern, not per step
+            has_grad = self._has_grad[present] = torch.tensor(present, dtype=dtype).to(device)
+        norms = torch._foreach_norm([*left, *right], 2, dtype=dtype)
+        stats = torch.cat((torch.stack(norms).square(), has_grad))
+        _dist.all_reduce_sum_(stats, self._group)  # shard contributions summed over ranks
+        grow = bar_signs(stats[: 2 * n], self.mode)
+        cs = [coeffs[i] for i in idx]
+        if all(v == cs[0] for v in cs):
+            c = torch.full((n,), cs[0], dtype=dtype, device=device)
+        else:
+            c = torch.tensor(cs, dtype=torch.float64).to(device=device, dtype=dtype)
+        c = torch.where(stats[2 * n :] > 0, c, torch.zeros_like(c))
+        scale_([*xs, *ys], bar_factors(grow, c, dtype), foreach=True, buffer=buffer)
 
     def apply_check(self, lrs: Sequence[float]) -> None:
         """Raise ``ValueError`` unless ``0 <= alpha_t * lr < 1`` for every pair at the current step."""

@@ -113,7 +113,8 @@ def _finetune_lm(args: argparse.Namespace) -> int:
 def _grid(args: argparse.Namespace) -> int:
     from .experiments.grid import load_grid, run_grid
 
-    counts = run_grid(load_grid(args.config), args.out, jobs=args.jobs, data_dir=args.data_dir)
+    counts = run_grid(load_grid(args.config), args.out, jobs=args.jobs, data_dir=args.data_dir,
+                      threads=args.threads)
     print(f"grid: {counts}")
     return 1 if counts["failed"] else 0
 
@@ -213,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("config")
     grid.add_argument("--out", required=True)
     grid.add_argument("--jobs", type=int, default=1, help="parallel runs (threads split evenly)")
+    grid.add_argument("--threads", type=int, default=0,
+                      help="torch threads per run (default: CPU count / jobs)")
     grid.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
     grid.set_defaults(func=_grid)
 

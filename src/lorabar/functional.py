@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["FactorBuffer", "bar_", "compute_dtype", "squared_norms"]
+__all__ = ["FactorBuffer", "bar_", "bar_factors", "bar_signs", "compute_dtype", "scale_",
+           "squared_norms"]
 
 MODES = ("nbar", "obar")
 
@@ -67,6 +68,51 @@ def squared_norms(
     return torch.stack(norms).square()
 
 
+def bar_signs(norms: Tensor, mode: str) -> Tensor:
+    """Which factor grows: a bool mask over ``[*xs, *ys]`` (length ``2n``) from the ``2n`` norms.
+
+    ``norms`` holds ``|l_1| .. |l_n|, |r_1| .. |r_n|`` (``l, r`` = ``g_x, g_y`` for nBAR, ``x, y`` for
+    oBAR); squared norms give the same mask (the comparison is monotone), which is what sharded
+    callers have after summing shard contributions across ranks.
+    """
+    if mode not in MODES:
+        raise ValueError(f"Invalid mode: {mode!r} (expected one of {MODES})")
+    n = norms.shape[0] // 2
+    # nBAR grows x when |g_x| >= |g_y|; oBAR grows x when |x| < |y| (it shrinks the larger one).
+    grow_x = norms[:n] >= norms[n:] if mode == "nbar" else norms[:n] < norms[n:]
+    return torch.cat((grow_x, ~grow_x))  # factors of xs, then of ys
+
+
+def bar_factors(grow: Tensor, coeffs: float | Tensor, dtype: torch.dtype) -> Tensor:
+    """``1 + c`` where ``grow`` else ``1 - c``, in ``dtype``; ``coeffs``: a float or ``n`` values."""
+    if isinstance(coeffs, Tensor):
+        c = torch.cat((coeffs, coeffs)).to(device=grow.device, dtype=dtype)
+        return 1.0 + torch.where(grow, c, -c)
+    up = torch.full((), 1.0 + coeffs, dtype=dtype, device=grow.device)  # rounded once, from float64
+    down = torch.full((), 1.0 - coeffs, dtype=dtype, device=grow.device)
+    return torch.where(grow, up, down)
+
+
+def scale_(
+    tensors: Sequence[Tensor],
+    factors: Tensor,
+    *,
+    foreach: bool | None = None,
+    buffer: FactorBuffer | None = None,
+) -> None:
+    """``tensors[i] *= factors[i]`` in place (one multi-tensor kernel, or a loop)."""
+    if buffer is not None and buffer.flat.shape == factors.shape and buffer.flat.dtype == factors.dtype:
+        buffer.flat.copy_(factors)
+        scalars = buffer.views
+    else:
+        scalars = list(factors.unbind())
+    if _use_foreach(tensors, foreach):
+        torch._foreach_mul_(list(tensors), scalars)
+    else:
+        for t, f in zip(tensors, scalars, strict=True):
+            t.mul_(f)
+
+
 @torch.no_grad()
 def bar_(
     xs: Sequence[Tensor],
@@ -90,6 +136,10 @@ def bar_(
         foreach: ``True`` for the multi-tensor path, ``False`` for the per-pair loop,
             ``None`` to choose automatically.
         buffer: optional :class:`FactorBuffer` for ``len(xs)`` pairs in the reduction dtype.
+
+    Sharded factors (FSDP, DTensor) need their norms summed across ranks before the comparison:
+    :class:`lorabar.BAR` composes :func:`bar_signs`, :func:`bar_factors` and :func:`scale_` with
+    that reduction in between.
     """
     if mode not in MODES:
         raise ValueError(f"Invalid mode: {mode!r} (expected one of {MODES})")
@@ -101,8 +151,7 @@ def bar_(
         left, right = grads_x, grads_y
     else:
         left, right = xs, ys
-    n = len(xs)
-    if n == 0:
+    if len(xs) == 0:
         return
     dtype = compute_dtype([*left, *right])
     use_foreach = _use_foreach(xs, foreach)
@@ -110,24 +159,5 @@ def bar_(
         norms = torch._foreach_norm([*left, *right], 2, dtype=dtype)
     else:
         norms = [torch.linalg.vector_norm(t, 2, dtype=dtype) for t in (*left, *right)]
-    s = torch.stack(norms)
-    # nBAR grows x when |g_x| >= |g_y|; oBAR grows x when |x| < |y| (it shrinks the larger one).
-    grow_x = s[:n] >= s[n:] if mode == "nbar" else s[:n] < s[n:]
-    grow = torch.cat((grow_x, ~grow_x))  # factors of xs, then of ys
-    if isinstance(coeffs, Tensor):
-        c = torch.cat((coeffs, coeffs)).to(dtype)
-        factors = 1.0 + torch.where(grow, c, -c)
-    else:
-        factors = torch.where(grow, 1.0 + coeffs, 1.0 - coeffs)
-        if factors.dtype != dtype:  # python scalars give the default dtype
-            factors = torch.where(grow, s.new_tensor(1.0 + coeffs), s.new_tensor(1.0 - coeffs))
-    if buffer is not None and buffer.flat.shape == factors.shape and buffer.flat.dtype == dtype:
-        buffer.flat.copy_(factors)
-        scalars = buffer.views
-    else:
-        scalars = list(factors.unbind())
-    if use_foreach:
-        torch._foreach_mul_([*xs, *ys], scalars)
-    else:
-        for t, f in zip((*xs, *ys), scalars, strict=True):
-            t.mul_(f)
+    grow = bar_signs(torch.stack(norms), mode)
+    scale_([*xs, *ys], bar_factors(grow, coeffs, dtype), foreach=use_foreach, buffer=buffer)

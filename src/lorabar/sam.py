@@ -52,6 +52,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import distributed as _dist
 from .functional import squared_norms
 
 __all__ = ["SAM", "sam_step"]
@@ -66,6 +67,9 @@ class SAM(torch.optim.Optimizer):
             ``base_optimizer(self.param_groups, **kwargs)``.
         rho: perturbation radius, ``>= 0``.
         adaptive: ASAM (Kwon et al., 2021): scale the perturbation by ``|w|``.
+        process_group: the group FSDP (``use_orig_params=True``) shards the parameters over;
+            the gradient norm is then summed across it.  DTensor parameters (FSDP2) are
+            detected.  Not needed under DDP (see :func:`lorabar.distributed.ddp_sam_step`).
         **kwargs: passed to ``base_optimizer`` (``lr``, ``weight_decay``, ...).
     """
 
@@ -75,6 +79,8 @@ class SAM(torch.optim.Optimizer):
         base_optimizer: type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer],
         rho: float = 0.05,
         adaptive: bool = False,
+        *,
+        process_group: Any = None,
         **kwargs: Any,
     ) -> None:
         if isinstance(rho, bool) or not isinstance(rho, int | float):
@@ -95,7 +101,14 @@ class SAM(torch.optim.Optimizer):
         self.defaults.update(self.base_optimizer.defaults)
         self.state = self.base_optimizer.state
         self._backup: dict[Tensor, Tensor] = {}  # parameter -> its value before first_step
-        self._perturbed: list[Tensor] = []
+        self._perturbed: list[tuple[Tensor, Tensor]] = []  # (this rank's slice, its backup)
+        self._in_step = False
+        params_all = [p for g in self.param_groups for p in g["params"]]
+        dgroup = _dist.shard_group(params_all)
+        if dgroup is not None and process_group is not None:
+            raise ValueError("Invalid process_group: the parameters are DTensors, which carry their own")
+        self._sharded = dgroup is not None or process_group is not None
+        self._group = dgroup if dgroup is not None else process_group
         self._first_finite: Tensor | None = None
         self._group_of: dict[Tensor, dict] = {}
 
@@ -105,28 +118,34 @@ class SAM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def _grad_norm(self, params: Sequence[Tensor]) -> Tensor:
-        """Global norm of ``T g`` over ``params`` in float32 or wider (one multi-tensor pass)."""
+        """Global norm of ``T g`` over ``params`` in float32 or wider (one multi-tensor pass);
+        with sharded parameters the local squared norms are summed across the shard group."""
+        local = _dist.local_tensor
         scaled = []
         for p in params:
             adaptive = self._group_of[p]["adaptive"]
-            scaled.append(p.grad * p.abs() if adaptive else p.grad)
+            g, w = local(p.grad), local(p)
+            scaled.append(g * w.abs() if adaptive else g)
         by_device: dict[torch.device, list[Tensor]] = {}
         for t in scaled:
             by_device.setdefault(t.device, []).append(t)
-        device = params[0].device
+        device = local(self.param_groups[0]["params"][0]).device
         sq = [squared_norms(ts).sum().to(device) for ts in by_device.values()]
-        return torch.stack(sq).sum().sqrt()
+        total = torch.stack(sq).sum() if sq else torch.zeros((), device=device)
+        if self._sharded:
+            _dist.all_reduce_sum_(total, self._group)
+        return total.sqrt()
 
     # ---------------------------------------------------------------- SAM steps
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move to ``w + e(w)`` using the current gradients (which may be loss-scaled)."""
-        if self._perturbed:
+        if self._in_step:
             raise RuntimeError("first_step() called twice without second_step() in between")
         with_grad = self._params_with_grad()
         self._group_of = {p: g for p, g in with_grad}
         params = [p for p, _ in with_grad]
-        if not params:
+        if not params and not self._sharded:  # sharded: the norm is a collective, always join
             self._first_finite = None
             return
         norm = self._grad_norm(params)
@@ -134,21 +153,27 @@ class SAM(torch.optim.Optimizer):
         self._first_finite = finite
         safe = torch.where(finite & (norm > 0), norm, torch.ones_like(norm))
         inv = torch.where(finite & (norm > 0), 1.0 / safe, torch.zeros_like(norm))
+        local = _dist.local_tensor
+        perturbed = []
         for p in params:
+            w = local(p)
             backup = self._backup.get(p)
-            if backup is None or backup.shape != p.shape or backup.dtype != p.dtype:
-                backup = self._backup[p] = torch.empty_like(p)
-            backup.copy_(p)
+            if backup is None or backup.shape != w.shape or backup.dtype != w.dtype:
+                backup = self._backup[p] = torch.empty_like(w)
+            backup.copy_(w)
+            perturbed.append((w, backup))
         for group in self.param_groups:
-            members = [p for p in group["params"] if p.grad is not None]
+            members = [local(p) for p in group["params"] if p.grad is not None]
             if not members:
                 continue
+            grads = [local(p.grad) for p in group["params"] if p.grad is not None]
             scale = (inv * group["rho"]).to(members[0].dtype)
-            e = torch._foreach_mul([p.grad for p in members], scale)
+            e = torch._foreach_mul(grads, scale)
             if group["adaptive"]:
                 torch._foreach_mul_(e, torch._foreach_mul(members, members))
             torch._foreach_add_(members, e)  # climb to the local maximum w + e(w)
-        self._perturbed = params
+        self._perturbed = perturbed
+        self._in_step = True
         if zero_grad:
             self.zero_grad()
 
@@ -162,10 +187,12 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def _restore(self) -> None:
         """Put the parameters back to their values before :meth:`first_step` (bit-exact)."""
-        if not self._perturbed:
+        if not self._in_step:
             raise RuntimeError("second_step() called without first_step()")
-        torch._foreach_copy_(self._perturbed, [self._backup[p] for p in self._perturbed])
+        if self._perturbed:
+            torch._foreach_copy_([w for w, _ in self._perturbed], [b for _, b in self._perturbed])
         self._perturbed = []
+        self._in_step = False
 
     @torch.no_grad()
     def _base_step(self, scaler: Any = None) -> None:
@@ -173,7 +200,8 @@ class SAM(torch.optim.Optimizer):
             # An inf/NaN in the first pass must skip this step too: poison the gradients so that
             # the scaler sees it, skips base_optimizer.step() and lowers the scale.
             poison = torch.where(self._first_finite, 0.0, float("nan"))
-            grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+            grads = [_dist.local_tensor(p.grad) for g in self.param_groups for p in g["params"]
+                     if p.grad is not None]
             if grads:
                 torch._foreach_add_(grads, poison.to(grads[0].dtype))
         if scaler is not None:

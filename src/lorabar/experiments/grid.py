@@ -105,15 +105,18 @@ def _run_one(cfg: RunConfig | LMRunConfig, path: str) -> str:
 
 
 def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str | None = None,
-             runner=_run_one, log=print) -> dict:
-    """Run every missing configuration; returns counts ``{"total", "skipped", "done", "failed"}``."""
+             threads: int = 0, runner=_run_one, log=print) -> dict:
+    """Run every missing configuration; returns counts ``{"total", "skipped", "done", "failed"}``.
+
+    ``threads``: torch threads per run (0: the CPU count split evenly over ``jobs``).
+    """
     out = Path(out)
     configs = expand(grid, data_dir=data_dir)
     todo = [c for c in configs if not is_done(result_path(out, c))]
     log(f"grid: {len(configs)} runs, {len(configs) - len(todo)} already done, {len(todo)} to run "
         f"({jobs} job{'s' if jobs > 1 else ''})")
     counts = {"total": len(configs), "skipped": len(configs) - len(todo), "done": 0, "failed": 0}
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     todo = [dataclasses.replace(c, threads=c.threads or threads) for c in todo]
 
     def finished(cfg: RunConfig, error: BaseException | None) -> None:
