@@ -144,3 +144,55 @@ def test_shard_group_of_plain_tensors_is_none():
     t = torch.ones(3)
     assert shard_group([t, torch.zeros(2)]) is None
     assert local_tensor(t) is t
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_lorabar_finetune_under_torchrun_writes_once(tmp_path):
+    """`lorabar finetune` unchanged under torchrun: DDP on gloo, rank 0 evaluates and writes."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from test_experiments import DATA
+
+    out = tmp_path / "run.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           "-m", "lorabar.cli", "finetune", "--model", "tiny", "--task", "sst2",
+           "--method", "sam", "--sam-perturbation", "per_rank", "--steps", "4", "--batch-size", "8",
+           "--max-eval", "16", "--quiet", "--data-dir", str(DATA), "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    printed = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(printed) == 1  # rank 0 only
+    result = json.loads(out.read_text())
+    assert result["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert result["config"]["sam_perturbation"] == "per_rank"
+    assert list(tmp_path.iterdir()) == [out]  # no partial files left by other ranks
+
+
+def test_shard_splits_the_global_batch():
+    from lorabar.experiments.launch import Dist, shard
+
+    assert shard(list(range(8)), Dist(1, 2)) == [1, 3, 5, 7]
+    assert shard(list(range(8)), Dist()) == list(range(8))
+    with pytest.raises(ValueError, match="Invalid batch_size: 7 is not divisible by the world size 2"):
+        shard(list(range(7)), Dist(0, 2))
+
+
+def test_run_config_checks_sam_perturbation_and_keeps_old_run_ids():
+    from lorabar.experiments.runner import RunConfig
+
+    with pytest.raises(ValueError, match="Invalid sam_perturbation: 'all'"):
+        RunConfig(method="sam", sam_perturbation="all")
+    assert "sam_perturbation" not in RunConfig(method="sam").key()  # default: ids unchanged
+    assert RunConfig(method="sam", sam_perturbation="per_rank").key()["sam_perturbation"] == "per_rank"

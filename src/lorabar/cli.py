@@ -84,6 +84,8 @@ def _finetune(args: argparse.Namespace) -> int:
                 if k in RunConfig.field_names() and v is not None}
     cfg = RunConfig(**settings)
     result = run(cfg, progress=not args.quiet)
+    if result is None:  # torchrun: a rank other than 0 (rank 0 writes and prints)
+        return 0
     if args.out:
         write_json_atomic(args.out, result)
     m = result["metrics"]
@@ -139,6 +141,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size)
     p.add_argument("--max-length", dest="max_length", type=int, default=d.max_length)
     p.add_argument("--rho", type=float, default=d.rho)
+    p.add_argument("--sam-perturbation", dest="sam_perturbation", default=d.sam_perturbation,
+                   help="under torchrun: 'sync' (SAM on the global batch) or 'per_rank' "
+                        "(m-sharpness, m = world size)")
     p.add_argument("--mu0", type=float, default=d.mu0)
     p.add_argument("--schedule", default=d.schedule)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (parameters stay fp32)")

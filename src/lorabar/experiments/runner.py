@@ -9,6 +9,7 @@ dev/test metrics at the end.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -52,6 +53,7 @@ class RunConfig:
     eval_batch_size: int = 64
     threads: int = 0
     max_eval: int = 0
+    sam_perturbation: str = "sync"   # under torchrun: "sync" or "per_rank" (lorabar.distributed)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -69,6 +71,9 @@ class RunConfig:
             raise ValueError(f"Invalid warmup_ratio: {self.warmup_ratio!r} (expected in [0, 1))")
         if self.schedule not in ("constant", "linear", "cosine"):
             raise ValueError(f"Invalid schedule: {self.schedule!r}")
+        if self.sam_perturbation not in ("sync", "per_rank"):
+            raise ValueError(f"Invalid sam_perturbation: {self.sam_perturbation!r} "
+                             "(expected 'sync' or 'per_rank')")
         if self.method in ("obar", "nbar") and self.mu0 * self.lr >= 1:
             raise ValueError(f"Invalid mu0: {self.mu0} (mu0 * lr = {self.mu0 * self.lr:g} must be < 1)")
 
@@ -83,6 +88,8 @@ class RunConfig:
             d.pop(k)
         if self.method != "sam":
             d.pop("rho")
+        if self.method != "sam" or self.sam_perturbation == "sync":
+            d.pop("sam_perturbation")
         if self.method not in ("obar", "nbar"):
             d.pop("mu0")
             d.pop("schedule")
@@ -149,8 +156,15 @@ def evaluate(model, encoded: list[dict], labels: list, task, cfg: RunConfig) -> 
     return compute_metrics(task, preds, labels)
 
 
-def run(cfg: RunConfig, *, progress: bool = True) -> dict:
-    """Train and evaluate one configuration; return the result record (see ``lorabar finetune``)."""
+def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
+    """Train and evaluate one configuration; return the result record (see ``lorabar finetune``).
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DDP, each rank trains on its
+    share of every global batch, and only rank 0 evaluates and returns the record (others: None).
+    """
+    from .launch import barrier, init_from_env, shard
+
+    dist_info = init_from_env()
     task = TASKS[cfg.task]
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -179,12 +193,22 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict:
         if len(order) < cfg.batch_size:
             order = order + torch.randperm(len(train_x), generator=gen).tolist()
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
+        idx = shard(idx, dist_info)
         return _Encoder.collate([train_x[i] for i in idx], [train_y[i] for i in idx])
 
     t_train = time.perf_counter()
-    losses, step_times, log = train_loop(model, cfg, pairs, next_batch, progress=progress)
+    trained = model
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model)
+    losses, step_times, log = train_loop(trained, cfg, pairs, next_batch,
+                                         progress=progress and dist_info.is_main)
     params = [p for p in model.parameters() if p.requires_grad]
     train_s = time.perf_counter() - t_train
+    if not dist_info.is_main:
+        barrier(dist_info)
+        return None
     t_eval = time.perf_counter()
     metrics = {s: evaluate(model, *data[s], task, cfg) for s in ("dev", "test")}
     eval_s = time.perf_counter() - t_eval
@@ -194,7 +218,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict:
         top = max(set(train_y), key=train_y.count)
         majority = {s: compute_metrics(task, [top] * len(data[s][1]), data[s][1])
                     for s in ("dev", "test")}
-    return {
+    record = {
         "config": asdict(cfg),
         "key": cfg.key(),
         "metrics": metrics,
@@ -211,8 +235,12 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict:
                    "train_s": train_s, "eval_s": eval_s,
                    "total_s": time.perf_counter() - t_start},
         "balancedness": log,
+        "distributed": {"world_size": dist_info.world,
+                        "backend": "gloo" if dist_info.enabled else None},
         "environment": environment(),
     }
+    barrier(dist_info)  # the other ranks wait for rank 0's evaluation before leaving
+    return record
 
 
 def train_loop(model, cfg, pairs: list, next_batch, *, progress: bool = False, loss_fn=None):
@@ -237,6 +265,11 @@ def train_loop(model, cfg, pairs: list, next_batch, *, progress: bool = False, l
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             return loss_fn(batch) if loss_fn is not None else model(**batch).loss
 
+    # Under DDP, SAM's first pass all-reduces ("sync": SAM on the global batch) or not
+    # ("per_rank": m-sharpness with m = world size); see lorabar.distributed.
+    per_rank = (cfg.method == "sam" and hasattr(model, "no_sync")
+                and getattr(cfg, "sam_perturbation", "sync") == "per_rank")
+    first_pass = model.no_sync if per_rank else contextlib.nullcontext
     log = {"steps": [], "mean_abs_B": [], "abs_B": [], "grad_gap": [],
            "names": [p.name for p in pairs]}
     losses, step_times = [], []
@@ -244,8 +277,9 @@ def train_loop(model, cfg, pairs: list, next_batch, *, progress: bool = False, l
     for step in range(cfg.steps):
         batch = next_batch()
         t0 = time.perf_counter()
-        loss = loss_of(batch)
-        loss.backward()
+        with first_pass():  # DDP reads the sync flag in forward: both stay inside
+            loss = loss_of(batch)
+            loss.backward()
         if pairs and (step % cfg.log_every == 0 or step == cfg.steps - 1):
             stats = balancedness(pairs).as_dict()
             log["steps"].append(step)

@@ -1,0 +1,55 @@
+"""Running the harness under ``torchrun`` / ``accelerate launch`` (data-parallel, CPU gloo).
+
+The launchers set ``RANK``, ``WORLD_SIZE`` and ``MASTER_ADDR``/``MASTER_PORT``;
+:func:`init_from_env` starts the process group from them (``gloo``: the harness trains on the
+CPU).  Each rank takes every ``world``-th example of the global batch (``batch_size`` stays the
+global batch, so a run is comparable to the single-process one), DDP averages the gradients,
+rank 0 evaluates and writes the result.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def init_from_env() -> Dist:
+    """The process's rank and world size; starts the gloo process group when ``WORLD_SIZE > 1``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def barrier(d: Dist) -> None:
+    if d.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def shard(items: list, d: Dist) -> list:
+    """This rank's share of one global batch (every ``world``-th item from ``rank``)."""
+    if len(items) % d.world:
+        raise ValueError(
+            f"Invalid batch_size: {len(items)} is not divisible by the world size {d.world}"
+        )
+    return items[d.rank :: d.world]
