@@ -129,6 +129,45 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from ._io import write_json_atomic
+    from .bench import BenchConfig, bar_cost, markdown, run_bench
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cfg = BenchConfig(arch=args.arch, layers=args.layers, hidden=args.hidden, heads=args.heads,
+                      ffn=args.ffn, vocab=args.vocab, batch_size=args.batch_size,
+                      seq_len=args.seq_len, methods=tuple(args.methods.split(",")),
+                      precisions=tuple(args.precisions.split(",")), repeats=args.repeats,
+                      warmup=args.warmup, device=args.device, lora_r=args.lora_r)
+    record = run_bench(cfg, log=None if args.quiet else print)
+    bar_rows = []
+    if args.bar_pairs:
+        counts = [int(n) for n in args.bar_pairs.split(",")]
+        bar_rows = bar_cost(counts, dim=cfg.sizes()["hidden"], rank=cfg.lora_r, device=args.device)
+        record["bar_cost"] = [dataclasses.asdict(b) for b in bar_rows]
+    from .experiments.results import environment
+
+    record["environment"] = environment()
+    text = markdown(record, bar_rows)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"bench_{cfg.arch}_{args.device}"
+        write_json_atomic(out / f"{stem}.json", record)
+        tmp = out / f".{stem}.md.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / f"{stem}.md")
+        print(f"wrote {out / stem}.json and .md")
+    return 0
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     from .experiments.runner import RunConfig
 
@@ -214,6 +253,29 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--out", default=None)
     lm.add_argument("--quiet", action="store_true")
     lm.set_defaults(func=_finetune_lm)
+
+    from .bench import ARCHS, METHODS, PRECISIONS
+
+    bench = sub.add_parser("bench", help="step time of LoRA / nBAR / oBAR / SAM in fp32 / bf16 / "
+                           "fp16 on a random-init architecture (paper Tables 2, 7, 9)")
+    bench.add_argument("--arch", default="opt-1.3b", help=" | ".join(ARCHS))
+    for name in ("layers", "hidden", "heads", "ffn", "vocab"):
+        bench.add_argument(f"--{name}", type=int, default=None,
+                           help=f"override the architecture's {name} (small CPU runs)")
+    bench.add_argument("--batch-size", dest="batch_size", type=int, default=4)
+    bench.add_argument("--seq-len", dest="seq_len", type=int, default=64)
+    bench.add_argument("--lora-r", dest="lora_r", type=int, default=8)
+    bench.add_argument("--methods", default=",".join(METHODS))
+    bench.add_argument("--precisions", default=",".join(PRECISIONS))
+    bench.add_argument("--repeats", type=int, default=10)
+    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument("--device", default="cpu", help="cpu | cuda")
+    bench.add_argument("--threads", type=int, default=0)
+    bench.add_argument("--bar-pairs", dest="bar_pairs", default="12,48,192,768",
+                       help="also time BAR alone on these numbers of pairs ('' to skip)")
+    bench.add_argument("--out", default=None, help="folder for bench_<arch>_<device>.json/.md")
+    bench.add_argument("--quiet", action="store_true")
+    bench.set_defaults(func=_bench)
 
     grid = sub.add_parser("grid", help="run a TOML grid of finetuning runs (resumable)")
     grid.add_argument("config")

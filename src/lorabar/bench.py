@@ -1,0 +1,354 @@
+"""``lorabar bench``: per-iteration time of LoRA, LoRA+nBAR, LoRA+oBAR and LoRA-SAM (paper
+Tables 2, 7 and 9), interleaved in one run, in fp32 / bf16 / fp16 (+GradScaler), on an
+architecture built from its config with random weights (nothing is downloaded).
+
+Architectures (``ARCHS``; the paper's sizes, override any with ``layers``/``hidden``/``heads``/
+``ffn``/``vocab`` for a small CPU run):
+
+=================  ==========================================================  ============
+name               config                                                      LoRA targets
+=================  ==========================================================  ============
+``opt-1.3b``       OPT: hidden 2048, 24 layers, 32 heads, FFN 8192, vocab 50272  q_proj, v_proj
+``roberta-large``  RoBERTa: hidden 1024, 24 layers, 16 heads, FFN 4096, vocab 50265  query, value
+``gpt2-medium``    GPT-2: hidden 1024, 24 layers, 16 heads, FFN 4096, vocab 50257  c_attn (fused q/k/v)
+``smollm2-135m``   Llama: hidden 576, 30 layers, 9 heads (3 KV), FFN 1536, vocab 49152  q_proj, v_proj
+=================  ==========================================================  ============
+
+One step = forward + backward + optimizer step on a fixed random batch (causal LMs: LM loss;
+RoBERTa: 2-class sequence classification); SAM = two forward/backward passes.  Each round times
+one step of every (method, precision) cell in turn, so drifting machine load hits all cells alike;
+the table reports medians and ratios to LoRA in the same precision, plus the paper's comparison
+(SAM in fp32 against LoRA in fp16).  On CUDA each step is bracketed by ``synchronize()``.
+
+``bar_cost`` times BAR alone (the hook, without the step) against the number of pairs.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from .bar import BAR
+from .pairs import FactorPair, find_lora_pairs
+from .sam import SAM
+
+__all__ = ["ARCHS", "BenchConfig", "bar_cost", "build_model", "markdown", "run_bench"]
+
+METHODS = ("lora", "nbar", "obar", "sam")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+# name -> (family, paper-size config, LoRA targets)
+ARCHS: dict[str, tuple[str, dict[str, int], list[str]]] = {
+    "opt-1.3b": ("opt", dict(hidden=2048, layers=24, heads=32, ffn=8192, vocab=50272),
+                 ["q_proj", "v_proj"]),
+    "roberta-large": ("roberta", dict(hidden=1024, layers=24, heads=16, ffn=4096, vocab=50265),
+                      ["query", "value"]),
+    "gpt2-medium": ("gpt2", dict(hidden=1024, layers=24, heads=16, ffn=4096, vocab=50257),
+                    ["c_attn"]),
+    "smollm2-135m": ("llama", dict(hidden=576, layers=30, heads=9, ffn=1536, vocab=49152),
+                     ["q_proj", "v_proj"]),
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark; ``None`` sizes keep the architecture's own."""
+
+    arch: str = "opt-1.3b"
+    layers: int | None = None
+    hidden: int | None = None
+    heads: int | None = None
+    ffn: int | None = None
+    vocab: int | None = None
+    batch_size: int = 4
+    seq_len: int = 64
+    lora_r: int = 8
+    lora_alpha: int = 16
+    methods: tuple[str, ...] = METHODS
+    precisions: tuple[str, ...] = PRECISIONS
+    repeats: int = 10
+    warmup: int = 2
+    device: str = "cpu"
+    seed: int = 0
+    mu0: float = 1.0
+    rho: float = 0.05
+    lr: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"Invalid arch: {self.arch!r} (expected one of {sorted(ARCHS)})")
+        object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "precisions", tuple(self.precisions))
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ValueError(f"Invalid methods: {list(self.methods)} (expected some of {METHODS})")
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad or not self.precisions:
+            raise ValueError(
+                f"Invalid precisions: {list(self.precisions)} (expected some of {PRECISIONS})"
+            )
+        for name in ("batch_size", "seq_len", "lora_r", "repeats"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected >= 1)")
+        for name in ("layers", "hidden", "heads", "ffn", "vocab"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"Invalid {name}: {v!r} (expected >= 1)")
+        sizes = self.sizes()
+        if sizes["hidden"] % sizes["heads"]:
+            raise ValueError(
+                f"Invalid heads: hidden {sizes['hidden']} is not divisible by {sizes['heads']} heads"
+            )
+        if self.mu0 * self.lr >= 1:
+            raise ValueError(f"Invalid mu0: {self.mu0} (mu0 * lr must be < 1)")
+
+    def sizes(self) -> dict[str, int]:
+        """The architecture's sizes after the overrides."""
+        base = dict(ARCHS[self.arch][1])
+        for k in base:
+            v = getattr(self, k)
+            if v is not None:
+                base[k] = v
+        return base
+
+
+def build_model(cfg: BenchConfig) -> tuple[torch.nn.Module, str]:
+    """A random-init model of ``cfg.arch`` with PEFT LoRA on its attention targets."""
+    import transformers as tf
+    from peft import LoraConfig, get_peft_model
+
+    family, _, targets = ARCHS[cfg.arch]
+    s = cfg.sizes()
+    if family == "opt":
+        conf = tf.OPTConfig(hidden_size=s["hidden"], num_hidden_layers=s["layers"],
+                            num_attention_heads=s["heads"], ffn_dim=s["ffn"], vocab_size=s["vocab"],
+                            word_embed_proj_dim=s["hidden"], max_position_embeddings=2048)
+        model, kind = tf.OPTForCausalLM(conf), "causal"
+    elif family == "gpt2":
+        conf = tf.GPT2Config(n_embd=s["hidden"], n_layer=s["layers"], n_head=s["heads"],
+                             n_inner=s["ffn"], vocab_size=s["vocab"], n_positions=1024)
+        model, kind = tf.GPT2LMHeadModel(conf), "causal"
+    elif family == "llama":
+        kv = 3 if s["heads"] % 3 == 0 else s["heads"]
+        conf = tf.LlamaConfig(hidden_size=s["hidden"], num_hidden_layers=s["layers"],
+                              num_attention_heads=s["heads"], num_key_value_heads=kv,
+                              intermediate_size=s["ffn"], vocab_size=s["vocab"],
+                              tie_word_embeddings=True)
+        model, kind = tf.LlamaForCausalLM(conf), "causal"
+    else:
+        conf = tf.RobertaConfig(hidden_size=s["hidden"], num_hidden_layers=s["layers"],
+                                num_attention_heads=s["heads"], intermediate_size=s["ffn"],
+                                vocab_size=s["vocab"], max_position_embeddings=514,
+                                type_vocab_size=1, num_labels=2)
+        model, kind = tf.RobertaForSequenceClassification(conf), "classifier"
+    # GPT-2's c_attn is a Conv1D (fan_in_fan_out); its fused q/k/v projection is one LoRA pair.
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                      target_modules=targets, fan_in_fan_out=family == "gpt2")
+    return get_peft_model(model, lora), kind
+
+
+def _autocast(device: str, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device, dtype=dtype)
+
+
+def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure every (method, precision) cell; returns the result record (see :func:`markdown`)."""
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    model, kind = build_model(cfg)
+    model.to(device).train()
+    build_s = time.perf_counter() - t0
+    pairs = find_lora_pairs(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    g = torch.Generator().manual_seed(cfg.seed)
+    vocab = cfg.sizes()["vocab"]
+    ids = torch.randint(0, vocab, (cfg.batch_size, cfg.seq_len), generator=g).to(device)
+    if kind == "causal":
+        batch = {"input_ids": ids, "labels": ids}
+    else:
+        labels = torch.randint(0, 2, (cfg.batch_size,), generator=g).to(device)
+        batch = {"input_ids": ids, "labels": labels}
+
+    # One optimizer (and BAR / SAM / scaler) per cell, all over the same parameters.
+    opts: dict[tuple[str, str], Any] = {}
+    scalers: dict[tuple[str, str], Any] = {}
+    for precision in cfg.precisions:
+        for method in cfg.methods:
+            key = (method, precision)
+            if method == "sam":
+                opts[key] = SAM(params, torch.optim.AdamW, rho=cfg.rho, lr=cfg.lr)
+            else:
+                opts[key] = torch.optim.AdamW(params, lr=cfg.lr)
+                if method in ("nbar", "obar"):
+                    BAR(pairs, mode=method, mu0=cfg.mu0).attach(opts[key])
+            if precision == "fp16":
+                scalers[key] = torch.amp.GradScaler(device.type)
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step(key: tuple[str, str]) -> None:
+        method, precision = key
+        opt, scaler = opts[key], scalers.get(key)
+
+        def backward() -> None:
+            with _autocast(device.type, precision):
+                loss = model(**batch).loss
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+
+        backward()
+        if method == "sam":
+            opt.first_step(zero_grad=True)
+            backward()
+            opt.second_step(zero_grad=True, scaler=scaler)
+        elif scaler is not None:
+            scaler.step(opt)
+        else:
+            opt.step()
+        if scaler is not None:
+            scaler.update()
+        opt.zero_grad(set_to_none=True)
+
+    cells = list(opts)
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in cells}
+    for _ in range(cfg.warmup):
+        for key in cells:
+            step(key)
+    for r in range(cfg.repeats):
+        for key in cells:
+            sync()
+            t = time.perf_counter()
+            step(key)
+            sync()
+            times[key].append(time.perf_counter() - t)
+        if log is not None:
+            log(f"round {r + 1}/{cfg.repeats}")
+    rows = []
+    for method, precision in cells:
+        ts = times[(method, precision)]
+        lora = times.get(("lora", precision))
+        med = statistics.median(ts)
+        rows.append({
+            "method": method, "precision": precision, "median_s": med, "mean_s": statistics.fmean(ts),
+            "min_s": min(ts), "times_s": ts,
+            "ratio_to_lora": med / statistics.median(lora) if lora else None,
+        })
+    record = {
+        "config": asdict(cfg), "sizes": cfg.sizes(), "lora_pairs": len(pairs),
+        "trainable_params": sum(p.numel() for p in params),
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "build_s": build_s, "rows": rows, "device": _device_name(device),
+        "threads": torch.get_num_threads(),
+        # a scale that fell during the run means skipped (cheaper) fp16 steps: check it
+        "fp16_final_scale": {f"{m}/{p}": sc.get_scale() for (m, p), sc in scalers.items()},
+    }
+    return record
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+# ----------------------------------------------------------------------------- BAR alone
+@dataclass(frozen=True)
+class BarCostRow:
+    pairs: int
+    mode: str
+    bar_us: float
+    us_per_pair: float
+    foreach_norm_us: float = field(default=math.nan)
+
+
+def bar_cost(
+    pair_counts: Sequence[int] = (12, 48, 192, 768),
+    *,
+    dim: int = 1024,
+    rank: int = 8,
+    device: str = "cpu",
+    repeats: int = 50,
+    modes: Sequence[str] = ("nbar", "obar"),
+) -> list[BarCostRow]:
+    """Median time of one BAR application (hook only) on ``n`` pairs of ``(r x d, d x r)`` factors
+    with gradients, and of one ``torch._foreach_norm`` over the gradients for scale."""
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    rows = []
+    for n in pair_counts:
+        pairs = []
+        for i in range(n):
+            x = torch.nn.Parameter(torch.randn(rank, dim, device=dev) * 0.1)
+            y = torch.nn.Parameter(torch.randn(dim, rank, device=dev) * 0.1)
+            x.grad, y.grad = torch.randn_like(x), torch.randn_like(y)
+            pairs.append(FactorPair(x=x, y=y, name=f"pair{i}"))
+        grads = [t.grad for p in pairs for t in p.tensors]
+
+        def timed(fn: Callable[[], None]) -> float:
+            for _ in range(3):
+                fn()
+            ts = []
+            for _ in range(repeats):
+                sync()
+                t = time.perf_counter()
+                fn()
+                sync()
+                ts.append(time.perf_counter() - t)
+            return statistics.median(ts) * 1e6
+
+        norm_us = timed(lambda: torch._foreach_norm(grads))
+        for mode in modes:
+            bar = BAR(pairs, mode=mode, mu0=1e-6)  # tiny: the factors hardly change
+            us = timed(lambda bar=bar: bar.apply(1.0))
+            rows.append(BarCostRow(n, mode, us, us / n, norm_us))
+    return rows
+
+
+# ----------------------------------------------------------------------------- report
+def markdown(record: dict[str, Any], bar_rows: Sequence[BarCostRow] = ()) -> str:
+    """The record as markdown: step times and ratios per precision, the paper's SAM-fp32 vs
+    LoRA-fp16 comparison, and BAR's own cost."""
+    c, s = record["config"], record["sizes"]
+    lines = [
+        f"# lorabar bench: {c['arch']} on {record['device']}",
+        "",
+        f"Random-init {c['arch']} architecture: hidden {s['hidden']}, {s['layers']} layers, "
+        f"{s['heads']} heads, FFN {s['ffn']}, vocab {s['vocab']} "
+        f"({record['total_params'] / 1e6:.1f}M parameters); LoRA r={c['lora_r']}, "
+        f"alpha={c['lora_alpha']} on {', '.join(ARCHS[c['arch']][2])}: {record['lora_pairs']} pairs, "
+        f"{record['trainable_params']:,} trainable.  Batch {c['batch_size']} x "
+        f"{c['seq_len']} tokens; median of {c['repeats']} interleaved rounds after {c['warmup']} "
+        f"warm-up rounds; fp16 = autocast + GradScaler, bf16 = autocast (parameters fp32).",
+        "",
+        "| precision | method | median s/step | ratio to LoRA (same precision) |",
+        "|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        ratio = "" if r["ratio_to_lora"] is None else f"{r['ratio_to_lora']:.3f}"
+        lines.append(f"| {r['precision']} | {r['method']} | {r['median_s']:.4f} | {ratio} |")
+    fell = {k: v for k, v in record.get("fp16_final_scale", {}).items() if v < 2.0**16}
+    if fell:
+        lines += ["", f"fp16 loss scale fell below 65536 (skipped steps) in: {fell}."]
+    by = {(r["method"], r["precision"]): r["median_s"] for r in record["rows"]}
+    if ("sam", "fp32") in by and ("lora", "fp16") in by:
+        lines += ["", "Paper's comparison (SAM had to run in FP32, LoRA in FP16): SAM fp32 / LoRA "
+                  f"fp16 = {by[('sam', 'fp32')] / by[('lora', 'fp16')]:.2f}x."]
+    if bar_rows:
+        lines += ["", "BAR alone (one hook call, no optimizer step), median:", "",
+                  "| pairs | mode | BAR µs | µs per pair | foreach_norm(grads) µs |", "|---|---|---|---|---|"]
+        for b in bar_rows:
+            lines.append(f"| {b.pairs} | {b.mode} | {b.bar_us:.1f} | {b.us_per_pair:.2f} | "
+                         f"{b.foreach_norm_us:.1f} |")
+    return "\n".join(lines) + "\n"
