@@ -96,9 +96,31 @@ def test_lm_grid_and_cli(tmp_path, capsys):
 
     grid = {"base": {"kind": "lm", "task": "copa", "model": "tiny", "steps": 2, "batch_size": 4,
                      "n_dev": 4, "n_test": 4, "data_dir": DATA},
-            "variant": [{"method": ["lora", "obar"], "mu0": 10.0}]}
-    assert run_grid(grid, tmp_path, log=lambda *_: None) == {"total": 2, "skipped": 0, "done": 2,
+            "variant": [{"method": ["lora", "obar", "zeroshot"], "mu0": 10.0}]}
+    assert run_grid(grid, tmp_path, log=lambda *_: None) == {"total": 3, "skipped": 0, "done": 3,
                                                              "failed": 0}
+    from lorabar.experiments.report import render
+
+    render(tmp_path, out=tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| zero-shot " in md and "| LoRA-oBAR " in md
     assert main(["finetune-lm", "--task", "cb", "--model", "tiny", "--steps", "2", "--n-dev", "4",
                  "--n-test", "4", "--data-dir", DATA, "--quiet"]) == 0
     assert '"task": "cb"' in capsys.readouterr().out
+
+
+def test_report_webnlg_bleu_is_not_rescaled():
+    from lorabar.experiments.report import tables
+
+    def rec(method, seed, bleu):
+        return {"config": {"task": "webnlg", "method": method, "seed": seed, "lr": 5e-4, "steps": 2},
+                "key": {"task": "webnlg", "method": method, "lr": 5e-4, "seed": seed},
+                "primary_metric": "bleu", "final_mean_abs_B": 1.0,
+                "metrics": {"dev": {"bleu": bleu}, "test": {"bleu": bleu, "bleu_seen": bleu + 10,
+                                                            "bleu_unseen": bleu - 10}},
+                "timing": {"step_time_median_s": 1.0}}
+
+    t = tables([rec("lora", 13, 30.0), rec("lora", 21, 32.0), rec("obar", 13, 20.0)])
+    assert t["table1"][1][1] == "31.0 ± 1.4 (2)"
+    assert t["webnlg"][1] == ["LoRA", "31.00 ± 1.41 (2)", "41.00 ± 1.41 (2)", "21.00 ± 1.41 (2)",
+                              "31.00 ± 1.41 (2)"]

@@ -23,6 +23,8 @@ from .results import environment
 from .runner import METHODS, train_loop
 
 LM_TASKS = ("sst2", "rte", "cb", "copa", "webnlg")
+# "zeroshot": the pretrained model with its (zero-effect) LoRA adapters, evaluated untrained.
+LM_METHODS = tuple(m for m in METHODS if m != "full") + ("zeroshot",)
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ class LMRunConfig:
     def __post_init__(self) -> None:
         if self.task not in LM_TASKS:
             raise ValueError(f"Invalid task: {self.task!r} (expected one of {LM_TASKS})")
-        if self.method not in METHODS or self.method == "full":
-            raise ValueError(f"Invalid method: {self.method!r} (expected lora, sam, obar or nbar)")
+        if self.method not in LM_METHODS:
+            raise ValueError(f"Invalid method: {self.method!r} (expected one of {LM_METHODS})")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"Invalid label_smoothing: {self.label_smoothing!r}")
         if self.method in ("obar", "nbar") and self.mu0 * self.lr >= 1:
@@ -197,8 +199,11 @@ def run_lm(cfg: LMRunConfig, *, progress: bool = True) -> dict:
         return make_batch(idx)
 
     t_train = time.perf_counter()
-    losses, step_times, log = train_loop(model, cfg, pairs, next_batch, progress=progress,
-                                         loss_fn=loss_fn)
+    if cfg.method == "zeroshot":
+        losses, step_times, log = [], [], {}
+    else:
+        losses, step_times, log = train_loop(model, cfg, pairs, next_batch, progress=progress,
+                                             loss_fn=loss_fn)
     train_s = time.perf_counter() - t_train
     t_eval = time.perf_counter()
     model.eval()
@@ -212,11 +217,13 @@ def run_lm(cfg: LMRunConfig, *, progress: bool = True) -> dict:
     return {
         "config": asdict(cfg), "key": cfg.key(), "metrics": metrics,
         "primary_metric": "bleu" if cfg.task == "webnlg" else "accuracy",
-        "train": {"loss_first10": statistics.fmean(losses[:10]),
-                  "loss_last10": statistics.fmean(losses[-10:]), "n_train": len(train),
+        "train": {"loss_first10": statistics.fmean(losses[:10]) if losses else None,
+                  "loss_last10": statistics.fmean(losses[-10:]) if losses else None,
+                  "n_train": len(train),
                   "n_dev": len(dev), "n_test": len(test), "lora_pairs": len(pairs)},
         "final_mean_abs_B": balancedness(pairs).as_dict()["mean_abs_B"],
-        "timing": {"step_time_median_s": statistics.median(step_times), "train_s": train_s,
+        "timing": {"step_time_median_s": statistics.median(step_times) if step_times else None,
+                   "train_s": train_s,
                    "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
         "balancedness": log, "environment": environment(),
     }

@@ -19,8 +19,9 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-METHOD_ORDER = ("lora", "sam", "obar", "nbar", "full")
-LABELS = {"lora": "LoRA", "sam": "LoRA-SAM", "obar": "LoRA-oBAR", "nbar": "LoRA-nBAR",
+METHOD_ORDER = ("zeroshot", "lora", "sam", "obar", "nbar", "full")
+LABELS = {"zeroshot": "zero-shot", "lora": "LoRA", "sam": "LoRA-SAM", "obar": "LoRA-oBAR",
+          "nbar": "LoRA-nBAR",
           "full": "Full FT"}
 # The paper's Table 1 order first, then the other tasks.
 TASK_ORDER = ("sst2", "sst5", "snli", "mnli", "rte", "trec", "mrpc", "cola", "qnli", "qqp", "stsb",
@@ -82,7 +83,12 @@ def _hp(run: dict) -> str:
     c = run["config"]
     keys = ["lr", "targets", "pooling", "steps"] + {"sam": ["rho"], "obar": ["mu0", "schedule"],
                                          "nbar": ["mu0", "schedule"]}.get(c["method"], [])
-    return ", ".join(f"{k}={c[k]}" for k in keys)
+    return ", ".join(f"{k}={c[k]}" for k in keys if k in c)
+
+
+def _scale(metric: str) -> float:
+    """Metrics in [0, 1] are shown x100; BLEU is already on a 0-100 scale."""
+    return 1.0 if metric.startswith("bleu") else 100.0
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -115,12 +121,13 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
                 row.append("–")
                 brow.append("–")
                 continue
-            mean, std = _mean_std([100 * r["metrics"]["test"][metric[t]] for r in runs])
+            k = _scale(metric[t])
+            mean, std = _mean_std([k * r["metrics"]["test"][metric[t]] for r in runs])
             means.append(mean)
             row.append(f"{mean:.1f} ± {std:.1f} ({len(runs)})")
             b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
             brow.append(f"{statistics.fmean(b):.3f}" if b else "–")
-            dev, _ = _mean_std([100 * r["metrics"]["dev"][metric[t]] for r in runs])
+            dev, _ = _mean_std([k * r["metrics"]["dev"][metric[t]] for r in runs])
             hps.append([t, LABELS[m], _hp(runs[0]), f"{dev:.1f}", str(len(runs))])
         row.append(f"{statistics.fmean(means):.1f}" if len(means) == len(tasks) else "–")
         acc.append(row)
@@ -140,12 +147,15 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
     for (task, m, hp), runs in sorted(groups.items(),
                                       key=lambda kv: (_task_key(kv[0][0]), order[kv[0][1]], kv[0][2])):
         pm = runs[0]["primary_metric"]
-        dev, _ = _mean_std([100 * r["metrics"]["dev"][pm] for r in runs])
-        test, _ = _mean_std([100 * r["metrics"]["test"][pm] for r in runs])
+        k = _scale(pm)
+        dev, _ = _mean_std([k * r["metrics"]["dev"][pm] for r in runs])
+        test, _ = _mean_std([k * r["metrics"]["test"][pm] for r in runs])
         b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
-        ms = statistics.median(1e3 * r["timing"]["step_time_median_s"] for r in runs)
+        st = [1e3 * r["timing"]["step_time_median_s"] for r in runs
+              if r["timing"]["step_time_median_s"] is not None]
         settings.append([task, LABELS[m], hp, f"{dev:.1f}", f"{test:.1f}",
-                         f"{statistics.fmean(b):.3f}" if b else "–", f"{ms:.0f}", str(len(runs))])
+                         f"{statistics.fmean(b):.3f}" if b else "–",
+                         f"{statistics.median(st):.0f}" if st else "–", str(len(runs))])
 
     runtime = [["task"] + [LABELS[m] for m in methods]]
     for t in tasks:
@@ -156,14 +166,25 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
         row = [t]
         for m in methods:
             runs = chosen.get((t, m))
-            if not runs:
+            if not runs or m == "zeroshot":
                 row.append("–")
                 continue
             s = statistics.median(r["timing"]["step_time_median_s"] for r in runs)
             row.append(f"{s / base:.2f}x ({1e3 * s:.0f} ms)")
         runtime.append(row)
-    return {"table1": acc, "balancedness": bal, "selection": hps, "runtime": runtime,
-            "settings": settings}
+    out = {"table1": acc, "balancedness": bal, "selection": hps, "runtime": runtime,
+           "settings": settings}
+    if any(t == "webnlg" for t in tasks):  # paper Table 5: BLEU on all / seen / unseen
+        bleu = [["method", "BLEU all", "BLEU seen", "BLEU unseen", "dev BLEU"]]
+        for m in methods:
+            runs = chosen.get(("webnlg", m))
+            if runs:
+                cells = [_mean_std([r["metrics"][s_][k_] for r in runs])
+                         for s_, k_ in (("test", "bleu"), ("test", "bleu_seen"),
+                                        ("test", "bleu_unseen"), ("dev", "bleu"))]
+                bleu.append([LABELS[m]] + [f"{a:.2f} ± {b:.2f} ({len(runs)})" for a, b in cells])
+        out["webnlg"] = bleu
+    return out
 
 
 def fig3(results: list[dict], out: Path) -> list[Path]:
@@ -221,6 +242,9 @@ def render(folder: str | Path, *, out: str | Path | None = None,
         "", _table(t["runtime"]), "",
         "## Every setting (mean over its seeds)", "", _table(t["settings"]), "",
     ]
+    if "webnlg" in t:
+        md += ["## WebNLG BLEU (sacrebleu, all references), mean ± std over seeds", "",
+               _table(t["webnlg"]), ""]
     (out / "report.md").write_text("\n".join(md))
     written.append(out / "report.md")
     written += fig3(results, out)
