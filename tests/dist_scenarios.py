@@ -230,6 +230,14 @@ def accelerate_bar(rank, world, k=2):
             "distributed_type": str(acc.distributed_type)}
 
 
+def _raises(fn):
+    try:
+        fn()
+    except ValueError as e:
+        return {"raised": str(e)}
+    return {"raised": None}
+
+
 SCENARIOS = {
     "ddp_bar_nbar": lambda r, w: ddp_bar(r, w, "nbar"),
     "ddp_bar_obar": lambda r, w: ddp_bar(r, w, "obar"),
@@ -238,7 +246,7 @@ SCENARIOS = {
     "ddp_sam_fp16_skip": ddp_sam_fp16_skip,
     "fsdp1_nbar": lambda r, w: fsdp1(r, w, "nbar"),
     "fsdp1_obar": lambda r, w: fsdp1(r, w, "obar"),
-    "fsdp1_obar_local_norms": lambda r, w: fsdp1(r, w, "obar", use_group=False),
+    "fsdp1_without_group": lambda r, w: _raises(lambda: fsdp1(r, w, "obar", use_group=False)),
     "fsdp1_sam": lambda r, w: fsdp1(r, w, "nbar", sam=True),
     "fsdp2_nbar": lambda r, w: fsdp2(r, w, "nbar"),
     "fsdp2_obar": lambda r, w: fsdp2(r, w, "obar"),

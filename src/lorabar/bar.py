@@ -122,6 +122,14 @@ class BAR:
             raise ValueError("Invalid process_group: the factors are DTensors, which carry their own")
         self._sharded = dgroup is not None or process_group is not None
         self._has_grad: dict[tuple[bool, ...], Tensor] = {}
+        if not self._sharded:
+            for pair in self.pairs:
+                if pair.x.numel() == 0 or pair.y.numel() == 0:
+                    raise ValueError(
+                        f"Invalid pairs: a factor of {pair.name!r} has no elements on this rank; "
+                        "if FSDP shards it (use_orig_params=True), pass "
+                        "process_group=fsdp_model.process_group so that norms are summed across ranks"
+                    )
         self._group = dgroup if dgroup is not None else process_group
         # Pairs grouped by device, with a reusable factor buffer for steps where all have grads.
         by_device: dict[torch.device, list[int]] = {}
