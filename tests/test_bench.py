@@ -26,6 +26,10 @@ def test_config_validation():
         BenchConfig(repeats=0)
 
 
+def test_every_architecture_is_covered_below():
+    assert set(ARCHS) == {"opt-1.3b", "roberta-large", "gpt2-medium", "smollm2-135m"}
+
+
 def test_paper_sizes_are_the_defaults():
     s = BenchConfig(arch="opt-1.3b").sizes()
     assert s == dict(hidden=2048, layers=24, heads=32, ffn=8192, vocab=50272)
