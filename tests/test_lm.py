@@ -75,6 +75,7 @@ def test_end_to_end_tiny(task, method):
                            n_test=8, n_dev=8, data_dir=DATA, mu0=50.0, log_every=1), progress=False)
     assert 0.0 <= r["metrics"]["test"]["accuracy"] <= 1.0 and "accuracy" in r["metrics"]["dev"]
     assert r["balancedness"]["steps"] == [0, 1, 2] and r["train"]["lora_pairs"] == 4
+    assert 0.0 < r["majority_class"]["test"]["accuracy"] <= 1.0
 
 
 @pytest.mark.real

@@ -214,9 +214,16 @@ def run_lm(cfg: LMRunConfig, *, progress: bool = True) -> dict:
     eval_s = time.perf_counter() - t_eval
     from .. import balancedness
 
+    majority = None
+    if cfg.task != "webnlg":  # the most frequent training label (ties: lowest id) everywhere
+        labels = [e.label for e in train]
+        top = max(sorted(set(labels)), key=labels.count)
+        majority = {name: {"accuracy": sum(e.label == top for e in split) / len(split)}
+                    for name, split in (("dev", dev), ("test", test))}
     return {
         "config": asdict(cfg), "key": cfg.key(), "metrics": metrics,
         "primary_metric": "bleu" if cfg.task == "webnlg" else "accuracy",
+        "majority_class": majority,
         "train": {"loss_first10": statistics.fmean(losses[:10]) if losses else None,
                   "loss_last10": statistics.fmean(losses[-10:]) if losses else None,
                   "n_train": len(train),
