@@ -98,8 +98,12 @@ def test_lm_grid_and_cli(tmp_path, capsys):
     grid = {"base": {"kind": "lm", "task": "copa", "model": "tiny", "steps": 2, "batch_size": 4,
                      "n_dev": 4, "n_test": 4, "data_dir": DATA},
             "variant": [{"method": ["lora", "obar", "zeroshot"], "mu0": 10.0}]}
-    assert run_grid(grid, tmp_path, log=lambda *_: None) == {"total": 3, "skipped": 0, "done": 3,
+    assert run_grid(grid, tmp_path, log=lambda *_: None, only={"method": "zeroshot"}) == {
+        "total": 1, "skipped": 0, "done": 1, "failed": 0}
+    assert run_grid(grid, tmp_path, log=lambda *_: None) == {"total": 3, "skipped": 1, "done": 2,
                                                              "failed": 0}
+    with pytest.raises(ValueError, match="Invalid filter: 'colour'"):
+        run_grid(grid, tmp_path, log=lambda *_: None, only={"colour": "red"})
     from lorabar.experiments.report import render
 
     render(tmp_path, out=tmp_path / "report")

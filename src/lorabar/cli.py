@@ -115,8 +115,15 @@ def _finetune_lm(args: argparse.Namespace) -> int:
 def _grid(args: argparse.Namespace) -> int:
     from .experiments.grid import load_grid, run_grid
 
+    only = {}
+    for item in args.only:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"lorabar grid: --only needs KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        only[key] = value
     counts = run_grid(load_grid(args.config), args.out, jobs=args.jobs, data_dir=args.data_dir,
-                      threads=args.threads)
+                      threads=args.threads, only=only)
     print(f"grid: {counts}")
     return 1 if counts["failed"] else 0
 
@@ -281,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("config")
     grid.add_argument("--out", required=True)
     grid.add_argument("--jobs", type=int, default=1, help="parallel runs (threads split evenly)")
+    grid.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                      help="run only the matching configurations (repeatable), e.g. method=zeroshot")
     grid.add_argument("--threads", type=int, default=0,
                       help="torch threads per run (default: CPU count / jobs)")
     grid.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)

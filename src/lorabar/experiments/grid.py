@@ -105,13 +105,20 @@ def _run_one(cfg: RunConfig | LMRunConfig, path: str) -> str:
 
 
 def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str | None = None,
-             threads: int = 0, runner=_run_one, log=print) -> dict:
+             threads: int = 0, only: dict[str, str] | None = None, runner=_run_one,
+             log=print) -> dict:
     """Run every missing configuration; returns counts ``{"total", "skipped", "done", "failed"}``.
 
     ``threads``: torch threads per run (0: the CPU count split evenly over ``jobs``).
+    ``only``: run just the configurations whose settings match, e.g. ``{"method": "zeroshot"}``
+    (values compared as strings).
     """
     out = Path(out)
     configs = expand(grid, data_dir=data_dir)
+    for key, want in (only or {}).items():
+        if configs and not hasattr(configs[0], key):
+            raise ValueError(f"Invalid filter: {key!r} is not a setting of these runs")
+        configs = [c for c in configs if str(getattr(c, key)) == want]
     todo = [c for c in configs if not is_done(result_path(out, c))]
     log(f"grid: {len(configs)} runs, {len(configs) - len(todo)} already done, {len(todo)} to run "
         f"({jobs} job{'s' if jobs > 1 else ''})")
