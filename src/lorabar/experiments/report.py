@@ -137,7 +137,8 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
         refs = [r["majority_class"]["test"][metric[t]] for r in results
                 if r["config"]["task"] == t and r.get("majority_class")]
         majority.append(f"{100 * refs[0]:.1f}" if refs else "–")
-    acc.append(majority + ["–"])
+    if any(c != "–" for c in majority[1:]):
+        acc.append(majority + ["–"])
 
     settings = [["task", "method", "setting", "dev", "test", "final mean |B|", "ms/step", "seeds"]]
     groups: dict = defaultdict(list)
@@ -233,7 +234,8 @@ def render(folder: str | Path, *, out: str | Path | None = None,
         written.append(out / f"{name}.csv")
     md = [
         "# Results", "",
-        f"{len(results)} runs. Test metric ×100, mean ± std over seeds (number of seeds), for each "
+        f"{len(results)} runs. Test metric (×100; BLEU as is), mean ± std over seeds (number of "
+        "seeds), for each "
         "method's hyperparameters chosen on the dev split. Majority class: the most frequent "
         "training label (ties: the lowest label id) predicted for every test example.", "",
         _table(t["table1"]), "", "## Final mean |B| over LoRA pairs (selected runs)", "",
