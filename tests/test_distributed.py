@@ -198,3 +198,12 @@ def test_run_config_checks_sam_perturbation_and_keeps_old_run_ids():
         RunConfig(method="sam", sam_perturbation="all")
     assert "sam_perturbation" not in RunConfig(method="sam").key()  # default: ids unchanged
     assert RunConfig(method="sam", sam_perturbation="per_rank").key()["sam_perturbation"] == "per_rank"
+
+
+def test_bar_rejects_an_empty_factor_without_process_group():
+    import lorabar
+
+    pair = lorabar.FactorPair(x=torch.nn.Parameter(torch.zeros(0)),
+                              y=torch.nn.Parameter(torch.ones(3)), name="layer0")
+    with pytest.raises(ValueError, match="'layer0' has no elements on this rank.*process_group"):
+        lorabar.BAR([pair], mode="obar")

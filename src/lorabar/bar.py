@@ -116,11 +116,9 @@ class BAR:
                     )
                 seen[id(t)] = pair.name
         self.step = 0
-        tensors = [t for p in self.pairs for t in p.tensors]
-        dgroup = _dist.shard_group(tensors)
-        if dgroup is not None and process_group is not None:
-            raise ValueError("Invalid process_group: the factors are DTensors, which carry their own")
-        self._sharded = dgroup is not None or process_group is not None
+        self._sharded, self._group = _dist.resolve_group(
+            [t for p in self.pairs for t in p.tensors], process_group
+        )
         self._has_grad: dict[tuple[bool, ...], Tensor] = {}
         if not self._sharded:
             for pair in self.pairs:
@@ -130,7 +128,6 @@ class BAR:
                         "if FSDP shards it (use_orig_params=True), pass "
                         "process_group=fsdp_model.process_group so that norms are summed across ranks"
                     )
-        self._group = dgroup if dgroup is not None else process_group
         # Pairs grouped by device, with a reusable factor buffer for steps where all have grads.
         by_device: dict[torch.device, list[int]] = {}
         for i, p in enumerate(self.pairs):

@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["PERTURBATIONS", "ddp_sam_step", "is_dtensor", "local_tensor", "shard_group"]
+__all__ = ["PERTURBATIONS", "ddp_sam_step", "is_dtensor", "local_tensor", "resolve_group",
+           "shard_group"]
 
 PERTURBATIONS = ("sync", "per_rank")
 
@@ -81,6 +82,16 @@ def shard_group(tensors: Sequence[Tensor]) -> Any:
     if any(g is not groups[0] for g in groups):
         raise ValueError("Invalid factors: DTensors sharded over different process groups")
     return groups[0]
+
+
+def resolve_group(tensors: Sequence[Tensor], process_group: Any) -> tuple[bool, Any]:
+    """``(sharded, group)`` for BAR/SAM: DTensors carry their group; otherwise the one given."""
+    dgroup = shard_group(tensors)
+    if dgroup is not None and process_group is not None:
+        raise ValueError("Invalid process_group: the tensors are DTensors, which carry their own")
+    if dgroup is not None:
+        return True, dgroup
+    return process_group is not None, process_group
 
 
 def all_reduce_sum_(t: Tensor, group: Any) -> Tensor:

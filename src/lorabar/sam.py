@@ -103,12 +103,9 @@ class SAM(torch.optim.Optimizer):
         self._backup: dict[Tensor, Tensor] = {}  # parameter -> its value before first_step
         self._perturbed: list[tuple[Tensor, Tensor]] = []  # (this rank's slice, its backup)
         self._in_step = False
-        params_all = [p for g in self.param_groups for p in g["params"]]
-        dgroup = _dist.shard_group(params_all)
-        if dgroup is not None and process_group is not None:
-            raise ValueError("Invalid process_group: the parameters are DTensors, which carry their own")
-        self._sharded = dgroup is not None or process_group is not None
-        self._group = dgroup if dgroup is not None else process_group
+        self._sharded, self._group = _dist.resolve_group(
+            [p for g in self.param_groups for p in g["params"]], process_group
+        )
         self._first_finite: Tensor | None = None
         self._group_of: dict[Tensor, dict] = {}
 
