@@ -81,6 +81,8 @@ def select(results: list[dict]) -> dict:
 
 def _hp(run: dict) -> str:
     c = run["config"]
+    if c["method"] == "zeroshot":
+        return "untrained"
     keys = ["lr", "targets", "pooling", "steps"] + {"sam": ["rho"], "obar": ["mu0", "schedule"],
                                          "nbar": ["mu0", "schedule"]}.get(c["method"], [])
     return ", ".join(f"{k}={c[k]}" for k in keys if k in c)
