@@ -140,7 +140,7 @@ def _bench(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from ._io import write_json_atomic
+    from ._io import write_json_atomic, write_text_atomic
     from .bench import BenchConfig, bar_cost, markdown, run_bench
 
     if args.threads:
@@ -165,12 +165,9 @@ def _bench(args: argparse.Namespace) -> int:
     print(text)
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         stem = f"bench_{cfg.arch}_{args.device}"
         write_json_atomic(out / f"{stem}.json", record)
-        tmp = out / f".{stem}.md.tmp"
-        tmp.write_text(text)
-        tmp.replace(out / f"{stem}.md")
+        write_text_atomic(out / f"{stem}.md", text)
         print(f"wrote {out / stem}.json and .md")
     return 0
 
