@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lorabar.bench import ARCHS, BenchConfig, bar_cost, build_model, markdown, run_bench
+from lorabar.apps.bench import ARCHS, BenchConfig, bar_cost, build_model, markdown, run_bench
 
 TINY = dict(layers=2, hidden=32, heads=4, ffn=64, vocab=97, batch_size=2, seq_len=8,
             repeats=2, warmup=1)
@@ -48,27 +48,64 @@ def test_architectures_built_from_config(arch, pairs_per_layer):
     assert conf.vocab_size == 97 and conf.num_hidden_layers == 2
 
 
+def _fake_clock(durations: list[float]):
+    """A timer whose k-th timed interval (start, end call pairs) lasts ``durations[k]``."""
+    values, now = [], 100.0
+    for d in durations:
+        values += [now, now + d]
+        now += d + 1.0
+    it = iter(values)
+    return lambda: next(it)
+
+
 def test_run_bench_times_every_cell_interleaved():
     cfg = BenchConfig(arch="gpt2-medium", methods=("lora", "nbar", "sam"),
-                      precisions=("fp32", "bf16", "fp16"), **TINY)
-    rec = run_bench(cfg)
-    cells = [(r["method"], r["precision"]) for r in rec["rows"]]
-    assert len(cells) == 9 and len(set(cells)) == 9
-    for r in rec["rows"]:
-        assert len(r["times_s"]) == 2 and all(t > 0 for t in r["times_s"])
-        if r["method"] == "lora":
-            assert r["ratio_to_lora"] == 1.0
+                      precisions=("fp32", "fp16"), **{**TINY, "repeats": 3})
+    cells = [(m, p) for p in cfg.precisions for m in cfg.methods]
+    # round r, cell c lasts (c + 1) * (1, 2, 10)[r]: with round-robin timing every cell's median
+    # is its round-2 value; timing one cell's repeats back to back would give other medians
+    durations = [(c + 1) * (1.0, 2.0, 10.0)[r] for r in range(3) for c in range(len(cells))]
+    rec = run_bench(cfg, clock=_fake_clock(durations))
+    assert [(r["method"], r["precision"]) for r in rec["rows"]] == cells
+    for c, row in enumerate(rec["rows"]):
+        assert row["times_s"] == [(c + 1) * 1.0, (c + 1) * 2.0, (c + 1) * 10.0]
+        assert row["median_s"] == 2.0 * (c + 1)
+        lora = cells.index(("lora", row["precision"]))
+        assert row["ratio_to_lora"] == pytest.approx((c + 1) / (lora + 1))
     assert set(rec["fp16_final_scale"]) == {"lora/fp16", "nbar/fp16", "sam/fp16"}
     text = markdown(rec)
-    assert "| fp16 | sam |" in text and "SAM fp32 / LoRA fp16" in text
-    assert "gpt2-medium" in text
+    assert "| fp16 | sam | 12.0000 | 1.500 |" in text
+    # the paper's comparison: SAM fp32 (cell 2) / LoRA fp16 (cell 3) = 6 / 8
+    assert "SAM fp32 / LoRA fp16 = 0.75x" in text and "gpt2-medium" in text
+
+
+def test_bench_steps_through_the_method_registry(monkeypatch):
+    """bench times the engine's steppers: one per (method, precision) cell, over one model."""
+    import lorabar.apps.bench as bench
+    from lorabar.experiments import methods
+
+    built = []
+    real = methods.make_stepper
+
+    def spy(method, ctx):
+        built.append((method, ctx.runtime.precision))
+        return real(method, ctx)
+
+    monkeypatch.setattr(bench, "make_stepper", spy)
+    run_bench(BenchConfig(arch="opt-1.3b", methods=("lora", "obar"), precisions=("fp32", "fp16"),
+                          **{**TINY, "repeats": 1}))
+    assert built == [("lora", "fp32"), ("obar", "fp32"), ("lora", "fp16"), ("obar", "fp16")]
 
 
 def test_bar_cost_rows():
-    rows = bar_cost([2, 8], dim=16, rank=2, repeats=3)
+    # every timed call lasts exactly 2 microseconds on the fake clock
+    n_calls = 2 * (3 * 3) * 2  # per pair count: (norm + 2 modes) x 3 repeats, start and end
+    rows = bar_cost([2, 8], dim=16, rank=2, repeats=3, clock=_fake_clock([2e-6] * n_calls))
     assert [(r.pairs, r.mode) for r in rows] == [(2, "nbar"), (2, "obar"), (8, "nbar"), (8, "obar")]
-    assert all(r.bar_us > 0 and r.us_per_pair == pytest.approx(r.bar_us / r.pairs) for r in rows)
-    assert "| 8 | obar |" in markdown({"config": BenchConfig(**TINY).__dict__, "sizes": {
+    for r in rows:
+        assert r.bar_us == pytest.approx(2.0) and r.foreach_norm_us == pytest.approx(2.0)
+        assert r.us_per_pair == pytest.approx(2.0 / r.pairs)
+    assert "| 8 | obar | 2.0 | 0.25 | 2.0 |" in markdown({"config": BenchConfig(**TINY).__dict__, "sizes": {
         "hidden": 32, "layers": 2, "heads": 4, "ffn": 64, "vocab": 97}, "device": "cpu",
         "total_params": 1, "lora_pairs": 4, "trainable_params": 8, "rows": []}, rows)
 
@@ -79,6 +116,7 @@ def test_cli_bench_writes_json_and_markdown(tmp_path, capsys):
     args = ["bench", "--arch", "opt-1.3b", "--layers", "1", "--hidden", "32", "--heads", "4",
             "--ffn", "64", "--vocab", "50", "--batch-size", "2", "--seq-len", "8", "--repeats", "1",
             "--warmup", "0", "--precisions", "fp32,fp16", "--bar-pairs", "2", "--quiet",
+            "--device", "cpu",
             "--out", str(tmp_path)]
     assert main(args) == 0
     rec = json.loads((tmp_path / "bench_opt-1.3b_cpu.json").read_text())

@@ -1,7 +1,7 @@
 import pytest
 
 from lorabar.cli import main
-from lorabar.demo import DemoConfig
+from lorabar.apps.demo import DemoConfig
 
 
 def test_demo_prints_every_method(capsys, monkeypatch):

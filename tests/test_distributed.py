@@ -179,6 +179,7 @@ def test_lorabar_finetune_under_torchrun_writes_once(tmp_path):
     result = json.loads(out.read_text())
     assert result["distributed"] == {"world_size": 2, "backend": "gloo"}
     assert result["config"]["sam_perturbation"] == "per_rank"
+    assert result["runtime"]["device"] == "cpu"
     assert list(tmp_path.iterdir()) == [out]  # no partial files left by other ranks
 
 
@@ -192,7 +193,7 @@ def test_shard_splits_the_global_batch():
 
 
 def test_run_config_checks_sam_perturbation_and_keeps_old_run_ids():
-    from lorabar.experiments.runner import RunConfig
+    from lorabar.experiments.config import EncoderConfig as RunConfig
 
     with pytest.raises(ValueError, match="Invalid sam_perturbation: 'all'"):
         RunConfig(method="sam", sam_perturbation="all")

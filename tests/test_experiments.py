@@ -11,9 +11,10 @@ import pytest
 
 from lorabar.cli import main
 from lorabar.experiments import data as D
+from lorabar.experiments.config import EncoderConfig as RunConfig
+from lorabar.experiments.engine import RECORD_KEYS, run
 from lorabar.experiments.grid import expand, is_done, result_path, run_grid
 from lorabar.experiments.report import render, select, tables
-from lorabar.experiments.runner import RunConfig, run
 
 DATA = Path(os.environ.get(D.DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
 
@@ -97,18 +98,61 @@ def test_missing_model_package_hint(monkeypatch):
 
 
 def test_run_config_validation():
+    from lorabar.experiments.config import LMConfig, config_from
+
     with pytest.raises(ValueError, match=r"Invalid method: 'adam'"):
         RunConfig(method="adam")
+    with pytest.raises(ValueError, match=r"Invalid method: 'zeroshot' \(expected one of "):
+        RunConfig(method="zeroshot")  # a causal-LM reference, not an encoder method
+    with pytest.raises(ValueError, match=r"Invalid method: 'full'"):
+        LMConfig(method="full")
     with pytest.raises(ValueError, match=r"Invalid task: 'imdb'"):
         RunConfig(task="imdb")
     with pytest.raises(ValueError, match=r"Invalid mu0: 2000.0 \(mu0 \* lr = 2 must be < 1\)"):
         RunConfig(method="nbar", mu0=2000.0, lr=1e-3)
-    with pytest.raises(ValueError, match=r"Invalid lr: -1"):
+    with pytest.raises(ValueError, match=r"Invalid mu0: 2000.0 \(mu0 \* lr = 2 must be < 1\)"):
+        LMConfig(method="obar", mu0=2000.0, lr=1e-3)  # one rule, stated once, for every kind
+    with pytest.raises(ValueError, match=r"Invalid lr: -1 \(--lr expects a finite number >= 0\)"):
         RunConfig(lr=-1)
+    with pytest.raises(ValueError, match=r"Invalid steps: -2 \(--steps expects an integer >= 1\)"):
+        LMConfig(steps=-2)
+    with pytest.raises(ValueError, match=r"Invalid batch_size: 0 \(--batch-size expects"):
+        LMConfig(batch_size=0)
+    with pytest.raises(ValueError, match=r"Invalid max_eval: -5 \(--max-eval expects an integer >= 0"):
+        RunConfig(max_eval=-5)
+    with pytest.raises(ValueError, match=r"Invalid lora_r: 0 \(--lora-r expects"):
+        RunConfig(lora_r=0)
+    with pytest.raises(ValueError, match=r"Invalid device: 'gpu' \(expected auto \| cpu"):
+        RunConfig(device="gpu")
+    with pytest.raises(ValueError, match=r"Invalid precision: 'fp8'"):
+        RunConfig(precision="fp8")
+    with pytest.raises(TypeError, match=r"use EncoderConfig or LMConfig"):
+        from lorabar.experiments.config import RunConfig as Shared
+
+        Shared()
+    # bf16 = true (grid TOMLs and --bf16 from before --precision) means precision "bf16"
+    assert config_from({"bf16": True}).precision == "bf16"
+    assert config_from({"bf16": False}).precision == "auto"
+    with pytest.raises(ValueError, match=r"bf16 = true and precision = 'fp32' contradict"):
+        config_from({"bf16": True, "precision": "fp32"})
 
 
-RESULT_KEYS = {"config", "key", "metrics", "primary_metric", "majority_class", "train",
-               "final_mean_abs_B", "timing", "balancedness", "environment"}
+def test_run_keys_follow_the_method_registry():
+    from lorabar.experiments.config import LMConfig
+
+    lora = RunConfig(method="lora", rho=0.3, mu0=7.0)
+    assert not {"rho", "mu0", "schedule", "device", "threads", "data_dir"} & set(lora.key())
+    assert lora.key() == RunConfig(method="lora", device="cpu", threads=3).key()
+    assert RunConfig(method="sam", rho=0.3).key()["rho"] == 0.3
+    assert RunConfig(method="obar", mu0=7.0).key()["mu0"] == 7.0
+    # causal-LM runs too (they used to keep rho/mu0 for lora, so equal runs hashed apart)
+    assert LMConfig(method="lora", rho=0.3).key() == LMConfig(method="lora").key()
+    zs = LMConfig(method="zeroshot", lr=0.5, steps=7).key()
+    assert zs == LMConfig(method="zeroshot").key() and "lr" not in zs
+    assert RunConfig(precision="bf16").key() != RunConfig(precision="fp32").key()
+
+
+RESULT_KEYS = set(RECORD_KEYS)
 
 
 def test_tiny_run_and_cli(tmp_path, data_dir):
@@ -120,14 +164,52 @@ def test_tiny_run_and_cli(tmp_path, data_dir):
     assert RESULT_KEYS <= set(result)
     assert result["balancedness"]["steps"] == [0, 2, 3]
     assert len(result["balancedness"]["abs_B"][0]) == result["train"]["lora_pairs"] == 4
-    assert result["environment"]["versions"]["torch"].startswith("2.13")
+    import torch
+
+    assert result["environment"]["versions"]["torch"] == torch.__version__  # what ran, not a pin
+    assert result["runtime"]["device"] == "cpu"
+    assert result["runtime"]["precision"] in ("fp32", "bf16")
     assert 0 <= result["metrics"]["test"]["accuracy"] <= 1
+    # --max-eval: a seeded, class-stratified subset (the dev file is sorted by label)
+    assert result["train"]["n_dev"] == result["train"]["n_test"] == 32
+    assert result["majority_class"]["dev"]["accuracy"] == pytest.approx(0.5)
+
+
+def test_max_eval_subset_is_stratified_and_seeded(data_dir):
+    dev = D.load_split("snli", "dev", data_dir=data_dir, seed=13)
+    labels = [e.label for e in dev]
+    assert labels[:500] == [labels[0]] * 500  # why "the first N" was wrong: one class
+    sub = D.subset(dev, 500, seed=0, labels=labels)
+    counts = sorted(sum(e.label == k for e in sub) for k in range(3))
+    assert len(sub) == 500 and counts == [166, 167, 167]
+    assert sub == D.subset(dev, 500, seed=0, labels=labels)
+    assert sub != D.subset(dev, 500, seed=1, labels=labels)
+    assert [dev.index(e) for e in sub] == sorted(dev.index(e) for e in sub)  # file order
+    assert D.subset(dev, 0, labels=labels) == dev and len(D.subset(dev, 10**6)) == len(dev)
+    with pytest.raises(ValueError, match=r"Invalid subset size: -5"):
+        D.subset(dev, -5)
+
+
+def test_precision_and_fp16_gradscaler_path(data_dir, monkeypatch):
+    """fp16 + GradScaler trains on the CPU (torch.amp.GradScaler("cpu")), and auto resolves to
+    fp32 on a CPU without native bf16."""
+    monkeypatch.setenv("LORABAR_NATIVE_BF16", "0")
+    base = dict(task="sst2", model="tiny", steps=3, max_eval=16, data_dir=data_dir, log_every=1)
+    auto = run(RunConfig(method="nbar", mu0=50.0, **base), progress=False)
+    assert auto["runtime"]["precision"] == "fp32" and not auto["runtime"]["grad_scaler"]
+    fp16 = run(RunConfig(method="sam", precision="fp16", **base), progress=False)
+    assert fp16["runtime"]["precision"] == "fp16" and fp16["runtime"]["grad_scaler"]
+    assert len(fp16["balancedness"]["steps"]) == 3
+    # gradient gaps are logged unscaled: the fp32 run's first gap (same init and batch) matches
+    fp32 = run(RunConfig(method="sam", precision="fp32", **base), progress=False)
+    g16, g32 = fp16["balancedness"]["grad_gap"][0], fp32["balancedness"]["grad_gap"][0]
+    assert g16 == pytest.approx(g32, rel=0.05, abs=1e-6)
 
 
 @pytest.mark.real
 @pytest.mark.parametrize("method", ["lora", "sam", "obar", "nbar"])
 def test_real_minilm_20_steps(method, data_dir):
-    cfg = RunConfig(task="sst2", method=method, steps=20, lr=1e-3, mu0=50.0, bf16=True,
+    cfg = RunConfig(task="sst2", method=method, steps=20, lr=1e-3, mu0=50.0, precision="auto",
                     data_dir=data_dir, max_eval=256, log_every=5)
     result = run(cfg, progress=False)
     assert RESULT_KEYS <= set(result)
@@ -135,7 +217,6 @@ def test_real_minilm_20_steps(method, data_dir):
     assert 0.45 <= acc <= 1.0  # 20 steps: near chance or better, never degenerate
     assert result["train"]["lora_pairs"] == 12 and result["train"]["n_train"] == 1024
     assert result["balancedness"]["mean_abs_B"][0] == pytest.approx(1.333, abs=0.02)
-    assert result["timing"]["step_time_median_s"] > 0
     if method in ("obar", "nbar"):  # mu0 * lr = 0.05 per step: BAR visibly moves |B|
         assert result["final_mean_abs_B"] < 0.95 * result["balancedness"]["mean_abs_B"][0]
 
@@ -174,7 +255,9 @@ def test_grid_expand_and_resume(tmp_path, data_dir):
 def _fake(task, method, seed, dev, test, step_ms, setting=None, b=1.0):
     cfg = RunConfig(task=task, method=method, seed=seed, lr=setting or 1e-3)
     names = [f"encoder.layer.{i}.attention.self.query[default]" for i in range(3)]
-    return {"config": cfg.__dict__, "key": cfg.key(), "primary_metric": "accuracy",
+    from dataclasses import asdict
+
+    return {"config": asdict(cfg), "key": cfg.key(), "primary_metric": "accuracy",
             "metrics": {"dev": {"accuracy": dev}, "test": {"accuracy": test}},
             "majority_class": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.51}},
             "final_mean_abs_B": b, "timing": {"step_time_median_s": step_ms / 1000},

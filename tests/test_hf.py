@@ -1,4 +1,4 @@
-"""The Hugging Face Trainer path matches the harness's own loop on a tiny model."""
+"""The Hugging Face Trainer path matches the engine's steppers on a tiny model; Trainer logs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import torch
 from torch import nn
 
 import lorabar
+from lorabar.experiments.engine import lr_lambda
+from lorabar.experiments.methods import StepContext, make_stepper
 from lorabar.experiments.model import build_model
-from lorabar.experiments.runner import RunConfig, train_loop
+from lorabar.experiments.runtime import Runtime
 
 N, SEQ, STEPS = 8, 6, 5
 
@@ -30,24 +32,34 @@ def _batch():
             "labels": torch.randint(0, 2, (N,), generator=g)}
 
 
-def _trainer(model, tmp_path, cls=None, **kwargs):
+def _trainer(model, tmp_path, cls=None, logging_steps=0, **kwargs):
     from transformers import Trainer, TrainingArguments
 
     batch = _batch()
     dataset = [{k: v[i] for k, v in batch.items()} for i in range(N)]
+    logging = dict(logging_strategy="steps", logging_steps=logging_steps) if logging_steps else \
+        dict(logging_strategy="no")
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=STEPS, per_device_train_batch_size=N,
                              learning_rate=1e-2, weight_decay=0.0, max_grad_norm=0.0,
                              lr_scheduler_type="linear", warmup_steps=0, report_to=[],
-                             save_strategy="no", logging_strategy="no", use_cpu=True,
-                             remove_unused_columns=False, disable_tqdm=True, seed=0)
+                             save_strategy="no", use_cpu=True, remove_unused_columns=False,
+                             disable_tqdm=True, seed=0, **logging)
     return (cls or Trainer)(model=model, args=args, train_dataset=dataset, **kwargs)
 
 
-def _harness(method, **kw):
+def _harness(method, rho=0.05, mu0=1.0, schedule="cosine"):
+    """STEPS steps of the engine's stepper for ``method`` (fp32, linear LR decay)."""
     model = _model()
-    cfg = RunConfig(method=method, steps=STEPS, lr=1e-2, batch_size=N, model="tiny", **kw)
+    ctx = StepContext(model=model, params=[p for p in model.parameters() if p.requires_grad],
+                      pairs=lorabar.find_lora_pairs(model), loss_fn=lambda b: model(**b).loss,
+                      runtime=Runtime.resolve("cpu", "fp32"), lr=1e-2, total_steps=STEPS, rho=rho,
+                      mu0=mu0, schedule=schedule)
+    stepper = make_stepper(method, ctx)
+    sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer, lr_lambda(STEPS))
     batch = _batch()
-    train_loop(model, cfg, lorabar.find_lora_pairs(model), lambda: dict(batch))
+    for _ in range(STEPS):
+        stepper.step(dict(batch))
+        sched.step()
     return model
 
 
@@ -110,3 +122,55 @@ def test_sam_trainer_rejects_other_optimizer(tmp_path):
     with pytest.raises(ValueError, match=r"pass \(sam.base_optimizer, scheduler\)"):
         _trainer(model, tmp_path, cls=SAMTrainer, sam=sam,
                  optimizers=(torch.optim.SGD(params, lr=0.1), None))
+
+
+class _Recorder:
+    """Stands in for a report_to integration: keeps what on_log hands it."""
+
+    def __new__(cls):
+        from transformers import TrainerCallback
+
+        class Recorder(TrainerCallback):
+            def __init__(self):
+                self.seen = []
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                self.seen.append(dict(logs or {}))
+
+        return Recorder()
+
+
+def test_bar_callback_writes_into_trainer_logs(tmp_path):
+    from lorabar.integrations.hf import BARCallback, add_callback_first
+
+    model = _model()
+    recorder = _Recorder()
+    cb = BARCallback(mode="obar", mu0=20.0, log_every=0)
+    trainer = _trainer(model, tmp_path, logging_steps=2, callbacks=[recorder, cb])
+    add_callback_first(trainer, cb)  # before the integrations, which on_log reaches in order
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["step"] for h in logged] == [2, 4]
+    assert [h["bar/step"] for h in logged] == [2, 4]
+    # the end-of-training summary is logged after the last (5th) step: it holds the final |B|
+    summary = trainer.state.log_history[-1]
+    final = lorabar.balancedness(lorabar.find_lora_pairs(model))
+    assert "train_runtime" in summary and summary["bar/step"] == STEPS
+    assert summary["bar/mean_abs_B"] == pytest.approx(final.mean_abs_B.item())
+    assert summary["bar/max_abs_B"] == pytest.approx(final.max_abs_B.item())
+    assert logged[0]["bar/mean_abs_B"] > logged[1]["bar/mean_abs_B"] > summary["bar/mean_abs_B"]
+    assert [r["bar/step"] for r in recorder.seen if "loss" in r] == [2, 4]
+
+
+def test_sam_trainer_logs_perturbation_norm(tmp_path):
+    from lorabar.integrations.hf import SAMTrainer
+
+    model = _model()
+    sam = lorabar.SAM([p for p in model.parameters() if p.requires_grad], torch.optim.AdamW,
+                      rho=0.05, lr=1e-2, weight_decay=0.0)
+    trainer = _trainer(model, tmp_path, cls=SAMTrainer, sam=sam, logging_steps=1)
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logged) == STEPS
+    # plain SAM moves by exactly rho whenever the gradient is nonzero
+    assert all(h["sam/perturbation_norm"] == pytest.approx(0.05, rel=1e-5) for h in logged)

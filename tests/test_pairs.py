@@ -59,8 +59,17 @@ def test_discovery_linear_embedding_two_adapters_dora():
     assert [p.name for p in lorabar.find_lora_pairs(model, adapters=["dora"])] == [
         "base_model.model.lin[dora]"
     ]
-    # Deterministic: a second model built the same way gives the same order.
-    assert [p.name for p in lorabar.find_lora_pairs(model)] == [p.name for p in pairs]
+    # Deterministic: a second model built the same way (other weights) gives the same names in
+    # the same order, and its pairs are its own tensors.
+    torch.manual_seed(1)
+    other = get_peft_model(SimpleNet(), LoraConfig(r=4, target_modules=["emb", "lin"]))
+    other.add_adapter("dora", LoraConfig(r=2, target_modules=["lin"], use_dora=True))
+    other.base_model.set_adapter(["default", "dora"])
+    again = lorabar.find_lora_pairs(other)
+    assert [p.name for p in again] == [p.name for p in pairs]
+    mine = {id(t) for t in other.parameters()}
+    assert all(id(t) in mine for p in again for t in p.tensors)
+    assert not torch.equal(again[1].x, pairs[1].x)
 
 
 def test_discovery_conv():

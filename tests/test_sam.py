@@ -235,3 +235,39 @@ def test_invalid_arguments(peft_model):
         sam.second_step()
     with pytest.raises(ValueError, match=r"Invalid closure: None"):
         sam.step()
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_perturbation_norm_is_the_norm_of_e(adaptive):
+    model = make_peft_model()
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": params[:2], "rho": 0.3}, {"params": params[2:]}]  # per-group rho
+    sam = lorabar.SAM(groups, torch.optim.SGD, rho=0.1, adaptive=adaptive, lr=0.1)
+    assert sam.perturbation_norm is None
+    before = [p.detach().clone() for p in params]
+    loss_of(model, make_batch()).backward()
+    sam.first_step()
+    moved = math.sqrt(sum(((p - b) ** 2).sum().item() for p, b in zip(params, before)))
+    assert sam.perturbation_norm.item() == pytest.approx(moved, rel=1e-9)
+    sam.second_step(zero_grad=True)
+    plain = lorabar.SAM(params, torch.optim.SGD, rho=0.1, lr=0.1)
+    loss_of(model, make_batch()).backward()
+    plain.first_step()
+    assert plain.perturbation_norm.item() == pytest.approx(0.1)  # |e| = rho
+    plain.second_step(zero_grad=True)
+
+
+def test_sam_step_after_first_backward_sees_first_pass_gradients():
+    model = make_peft_model()
+    params = [p for p in model.parameters() if p.requires_grad]
+    batch = make_batch()
+    loss_of(model, batch).backward()
+    expected = [p.grad.clone() for p in params]
+    model.zero_grad()
+    sam = lorabar.SAM(params, torch.optim.SGD, rho=0.1, lr=0.1)
+    seen = []
+    lorabar.sam_step(sam, lambda b: loss_of(model, b), batch,
+                     after_first_backward=lambda: seen.append([p.grad.clone() for p in params]))
+    assert len(seen) == 1
+    for g, e in zip(seen[0], expected):
+        torch.testing.assert_close(g, e, rtol=0, atol=0)

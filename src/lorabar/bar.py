@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
 from . import schedules as _schedules
-from . import distributed as _dist
+from . import _shard as _dist
 from .functional import MODES, FactorBuffer, bar_, bar_factors, bar_signs, compute_dtype, scale_
 from .pairs import FactorPair
 

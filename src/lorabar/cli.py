@@ -9,18 +9,20 @@ import sys
 def _demo(args: argparse.Namespace) -> int:
     import os
 
-    from .demo import DemoConfig, main, real_comparison
+    from .apps.demo import DemoConfig, main, real_comparison
     from .experiments.data import DATA_ENV
 
     data_dir = args.data_dir or os.environ.get(DATA_ENV)
     if not args.synthetic:
         if data_dir and os.path.isdir(data_dir):
-            real_comparison(data_dir, steps=args.real_steps)
+            real_comparison(data_dir, steps=args.real_steps, device=args.device,
+                            precision=args.precision, max_eval=args.max_eval)
             return 0
         print(f"lorabar demo: no data directory, so running the synthetic demo instead. For the real "
               f"comparison on MiniLM + SST-2 pass --data-dir DIR or set {DATA_ENV}=DIR, where DIR "
               "holds sst2/k-shot-1k-test/SST-2/512-13/ (here: ../shared/data).\n")
-    main(DemoConfig(steps=args.steps, seed=args.seed, mu0=args.mu0, rho=args.rho, lr=args.lr))
+    main(DemoConfig(steps=args.steps, seed=args.seed, mu0=args.mu0, rho=args.rho, lr=args.lr,
+                    device=args.device, precision=args.precision))
     return 0
 
 
@@ -74,42 +76,31 @@ def _progress(total: int, desc: str, quiet: bool):
     return tqdm(total=total, desc=desc, unit="step", unit_scale=True)
 
 
-def _finetune(args: argparse.Namespace) -> int:
+def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
     import json
 
+    from .experiments.config import CONFIGS, config_from
+    from .experiments.engine import run
     from .experiments.results import write_json_atomic
-    from .experiments.runner import RunConfig, run
 
-    settings = {k: v for k, v in vars(args).items()
-                if k in RunConfig.field_names() and v is not None}
-    cfg = RunConfig(**settings)
+    names = set(CONFIGS[kind].field_names()) | {"bf16"}
+    cfg = config_from({k: v for k, v in vars(args).items() if k in names and v is not None}, kind)
     result = run(cfg, progress=not args.quiet)
     if result is None:  # torchrun: a rank other than 0 (rank 0 writes and prints)
         return 0
     if args.out:
         write_json_atomic(args.out, result)
-    m = result["metrics"]
+    m, step = result["metrics"], result["timing"]["step_time_median_s"]
     print(json.dumps({"task": cfg.task, "method": cfg.method, "seed": cfg.seed, "dev": m["dev"],
                       "test": m["test"], "final_mean_abs_B": result["final_mean_abs_B"],
-                      "step_time_median_s": round(result["timing"]["step_time_median_s"], 4)}))
+                      "step_time_median_s": None if step is None else round(step, 4),
+                      "device": result["runtime"]["device"],
+                      "precision": result["runtime"]["precision"]}, default=str))
     return 0
 
 
 def _finetune_lm(args: argparse.Namespace) -> int:
-    import json
-
-    from .experiments.lm import LMRunConfig, run_lm
-    from .experiments.results import write_json_atomic
-
-    fields = LMRunConfig.__dataclass_fields__
-    cfg = LMRunConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
-    result = run_lm(cfg, progress=not args.quiet)
-    if args.out:
-        write_json_atomic(args.out, result)
-    print(json.dumps({"task": cfg.task, "method": cfg.method, "seed": cfg.seed,
-                      "dev": result["metrics"]["dev"], "test": result["metrics"]["test"],
-                      "final_mean_abs_B": result["final_mean_abs_B"]}, default=str))
-    return 0
+    return _finetune(args, "lm")
 
 
 def _grid(args: argparse.Namespace) -> int:
@@ -141,7 +132,8 @@ def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ._io import write_json_atomic, write_text_atomic
-    from .bench import BenchConfig, bar_cost, markdown, run_bench
+    from .apps.bench import BenchConfig, bar_cost, markdown, run_bench
+    from .experiments.runtime import resolve_device
 
     if args.threads:
         import torch
@@ -152,11 +144,18 @@ def _bench(args: argparse.Namespace) -> int:
                       seq_len=args.seq_len, methods=tuple(args.methods.split(",")),
                       precisions=tuple(args.precisions.split(",")), repeats=args.repeats,
                       warmup=args.warmup, device=args.device, lora_r=args.lora_r)
+    counts = []
+    if args.bar_pairs:  # parsed before the benchmark runs
+        try:
+            counts = [int(n) for n in args.bar_pairs.split(",")]
+        except ValueError:
+            raise ValueError(f"Invalid --bar-pairs: {args.bar_pairs!r} (expected comma-separated "
+                             "integers, or '' to skip)") from None
+    device = resolve_device(args.device)
     record = run_bench(cfg, log=None if args.quiet else print)
     bar_rows = []
-    if args.bar_pairs:
-        counts = [int(n) for n in args.bar_pairs.split(",")]
-        bar_rows = bar_cost(counts, dim=cfg.sizes()["hidden"], rank=cfg.lora_r, device=args.device)
+    if counts:
+        bar_rows = bar_cost(counts, dim=cfg.sizes()["hidden"], rank=cfg.lora_r, device=str(device))
         record["bar_cost"] = [dataclasses.asdict(b) for b in bar_rows]
     from .experiments.results import environment
 
@@ -165,42 +164,46 @@ def _bench(args: argparse.Namespace) -> int:
     print(text)
     if args.out:
         out = Path(args.out)
-        stem = f"bench_{cfg.arch}_{args.device}"
+        stem = f"bench_{cfg.arch}_{device.type}"
         write_json_atomic(out / f"{stem}.json", record)
         write_text_atomic(out / f"{stem}.md", text)
         print(f"wrote {out / stem}.json and .md")
     return 0
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    from .experiments.runner import RunConfig
+_HELP = {
+    "task": "encoder: sst2 sst5 trec rte snli mnli qnli qqp mrpc cola stsb; "
+            "lm: sst2 rte cb copa webnlg synthetic",
+    "method": "lora | sam | obar | nbar | full (encoder) | zeroshot (lm)",
+    "model": "encoder: 'minilm' (default), 'tiny', or a HF path/id; lm: 'smollm2' (default), "
+             "'tiny', or a HF path/id",
+    "sam_perturbation": "under torchrun: 'sync' (SAM on the global batch) or 'per_rank' "
+                        "(m-sharpness, m = world size)",
+    "device": "auto (CUDA if available, else CPU) | cpu | cuda | cuda:N",
+    "precision": "auto (bf16 where the hardware does it natively, fp16+GradScaler on CUDA "
+                 "without bf16, else fp32) | fp32 | bf16 | fp16; parameters stay fp32",
+    "targets": "LoRA targets: qv | all",
+    "setting": "fewshot (k=512 splits) | full (GLUE)",
+    "max_eval": "evaluate on a seeded, class-stratified subset of this many dev/test examples "
+                "(0: all)",
+    "n_train": "training examples (0: all)",
+}
 
-    d = RunConfig()
-    p.add_argument("--task", default=d.task)
-    p.add_argument("--method", default=d.method, help="lora | sam | obar | nbar | full")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size)
-    p.add_argument("--max-length", dest="max_length", type=int, default=d.max_length)
-    p.add_argument("--rho", type=float, default=d.rho)
-    p.add_argument("--sam-perturbation", dest="sam_perturbation", default=d.sam_perturbation,
-                   help="under torchrun: 'sync' (SAM on the global batch) or 'per_rank' "
-                        "(m-sharpness, m = world size)")
-    p.add_argument("--mu0", type=float, default=d.mu0)
-    p.add_argument("--schedule", default=d.schedule)
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (parameters stay fp32)")
-    p.add_argument("--model", default=d.model, help="'minilm' (default), 'tiny', or a HF path/id")
-    p.add_argument("--pooling", default=d.pooling)
-    p.add_argument("--targets", default=d.targets, help="LoRA targets: qv | all")
-    p.add_argument("--lora-r", dest="lora_r", type=int, default=d.lora_r)
-    p.add_argument("--lora-alpha", dest="lora_alpha", type=int, default=d.lora_alpha)
-    p.add_argument("--weight-decay", dest="weight_decay", type=float, default=d.weight_decay)
-    p.add_argument("--setting", default=d.setting, help="fewshot (k=512 splits) | full (GLUE)")
-    p.add_argument("--log-every", dest="log_every", type=int, default=d.log_every)
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--max-eval", dest="max_eval", type=int, default=d.max_eval,
-                   help="evaluate on at most this many dev/test examples (0: all)")
+
+def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
+    """One flag per config field (``--batch-size`` for ``batch_size``), defaults from the config."""
+    import dataclasses
+
+    from .experiments.config import CONFIGS
+
+    for f in dataclasses.fields(CONFIGS[kind]):
+        if f.name == "data_dir":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind_of = type(f.default) if f.default is not None else str
+        p.add_argument(flag, dest=f.name, type=kind_of, default=f.default, help=_HELP.get(f.name))
+    p.add_argument("--bf16", action="store_true", default=None,
+                   help="same as --precision bf16 (kept from before --precision)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", dest="data_dir", default=None,
                       help="data folder for the real MiniLM comparison (default: $LORABAR_DATA_DIR)")
     demo.add_argument("--real-steps", dest="real_steps", type=int, default=100)
+    demo.add_argument("--max-eval", dest="max_eval", type=int, default=500,
+                      help="real comparison: stratified dev/test subset size (0: all)")
+    demo.add_argument("--device", default="auto", help=_HELP["device"])
+    demo.add_argument("--precision", default="auto", help=_HELP["precision"])
     demo.add_argument("--synthetic", action="store_true", help="the synthetic demo even with data")
     demo.set_defaults(func=_demo)
 
@@ -232,33 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     toy.set_defaults(func=_toy)
 
     data_help = "data folder (default: $LORABAR_DATA_DIR), e.g. ../shared/data"
-    ft = sub.add_parser("finetune", help="one finetuning run; writes a result JSON")
-    _add_run_args(ft)
+    ft = sub.add_parser("finetune", help="one encoder finetuning run; writes a result JSON")
+    _add_config_args(ft, "encoder")
     ft.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
     ft.add_argument("--out", default=None, help="result JSON path")
     ft.add_argument("--quiet", action="store_true")
     ft.set_defaults(func=_finetune)
 
     lm = sub.add_parser("finetune-lm", help="one causal-LM run (prompt tasks or WebNLG)")
-    from .experiments.lm import LMRunConfig
-
-    d = LMRunConfig()
-    lm.add_argument("--task", default=d.task, help="sst2 | rte | cb | copa | webnlg")
-    lm.add_argument("--method", default=d.method)
-    for name in ("seed", "steps", "batch_size", "lora_r", "lora_alpha", "n_train", "n_dev",
-                 "n_test", "max_length", "max_new_tokens", "num_beams", "log_every", "threads"):
-        lm.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=getattr(d, name))
-    for name in ("lr", "rho", "mu0", "label_smoothing", "length_penalty", "weight_decay"):
-        lm.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=getattr(d, name))
-    lm.add_argument("--schedule", default=d.schedule)
-    lm.add_argument("--model", default=d.model, help="'smollm2' (default), 'tiny', or a HF path/id")
-    lm.add_argument("--bf16", action="store_true")
+    _add_config_args(lm, "lm")
     lm.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
     lm.add_argument("--out", default=None)
     lm.add_argument("--quiet", action="store_true")
     lm.set_defaults(func=_finetune_lm)
 
-    from .bench import ARCHS, METHODS, PRECISIONS
+    from .apps.bench import ARCHS, METHODS, PRECISIONS
 
     bench = sub.add_parser("bench", help="step time of LoRA / nBAR / oBAR / SAM in fp32 / bf16 / "
                            "fp16 on a random-init architecture (paper Tables 2, 7, 9)")
@@ -273,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precisions", default=",".join(PRECISIONS))
     bench.add_argument("--repeats", type=int, default=10)
     bench.add_argument("--warmup", type=int, default=2)
-    bench.add_argument("--device", default="cpu", help="cpu | cuda")
+    bench.add_argument("--device", default="auto", help=_HELP["device"])
     bench.add_argument("--threads", type=int, default=0)
     bench.add_argument("--bar-pairs", dest="bar_pairs", default="12,48,192,768",
                        help="also time BAR alone on these numbers of pairs ('' to skip)")

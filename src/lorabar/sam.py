@@ -52,7 +52,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import distributed as _dist
+from . import _shard as _dist
 from .functional import squared_norms
 
 __all__ = ["SAM", "sam_step"]
@@ -108,6 +108,13 @@ class SAM(torch.optim.Optimizer):
         )
         self._first_finite: Tensor | None = None
         self._group_of: dict[Tensor, dict] = {}
+        self._e_norm: Tensor | None = None
+
+    @property
+    def perturbation_norm(self) -> Tensor | None:
+        """``|e|`` of the last :meth:`first_step` as a 0-dim tensor (no host sync; ``rho`` for
+        plain SAM unless the gradient was zero or not finite), ``None`` before the first one."""
+        return self._e_norm
 
     # ---------------------------------------------------------------- helpers
     def _params_with_grad(self) -> list[tuple[Tensor, dict]]:
@@ -123,10 +130,14 @@ class SAM(torch.optim.Optimizer):
             adaptive = self._group_of[p]["adaptive"]
             g, w = local(p.grad), local(p)
             scaled.append(g * w.abs() if adaptive else g)
-        by_device: dict[torch.device, list[Tensor]] = {}
-        for t in scaled:
-            by_device.setdefault(t.device, []).append(t)
         device = local(self.param_groups[0]["params"][0]).device
+        return self._global_norm(scaled, device)
+
+    def _global_norm(self, tensors: Sequence[Tensor], device: torch.device) -> Tensor:
+        """``sqrt(sum |t|^2)`` over ``tensors`` (any devices) and, if sharded, over the ranks."""
+        by_device: dict[torch.device, list[Tensor]] = {}
+        for t in tensors:
+            by_device.setdefault(t.device, []).append(t)
         sq = [squared_norms(ts).sum().to(device) for ts in by_device.values()]
         total = torch.stack(sq).sum() if sq else torch.zeros((), device=device)
         if self._sharded:
@@ -159,6 +170,9 @@ class SAM(torch.optim.Optimizer):
                 backup = self._backup[p] = torch.empty_like(w)
             backup.copy_(w)
             perturbed.append((w, backup))
+        rhos = {g["rho"] for g in self.param_groups}
+        uniform = len(rhos) == 1 and not any(g["adaptive"] for g in self.param_groups)
+        e_parts: list[Tensor] = []
         for group in self.param_groups:
             members = [local(p) for p in group["params"] if p.grad is not None]
             if not members:
@@ -168,7 +182,13 @@ class SAM(torch.optim.Optimizer):
             e = torch._foreach_mul(grads, scale)
             if group["adaptive"]:
                 torch._foreach_mul_(e, torch._foreach_mul(members, members))
+            if not uniform:
+                e_parts.extend(e)
             torch._foreach_add_(members, e)  # climb to the local maximum w + e(w)
+        if uniform:  # |e| = rho |g| / |g|: no second norm pass
+            self._e_norm = (norm * inv * rhos.pop()).float()
+        else:
+            self._e_norm = self._global_norm(e_parts, norm.device)
         self._perturbed = perturbed
         self._in_step = True
         if zero_grad:
@@ -278,6 +298,7 @@ def sam_step(
     *,
     m: int = 1,
     scaler: Any = None,
+    after_first_backward: Callable[[], None] | None = None,
 ) -> Tensor:
     """One whole SAM step from a loss function and a batch, with m-sharpness.
 
@@ -286,6 +307,8 @@ def sam_step(
     chunk-size-weighted mean of these gradients (paper eq. (38)).  ``m = 1`` is plain SAM.
     ``loss_fn(chunk)`` returns the mean loss of the chunk (wrap it in ``torch.autocast`` for
     mixed precision); pass ``scaler`` for fp16.  Gradients are zeroed before and after.
+    ``after_first_backward()``, if given, runs after each chunk's first backward pass, while
+    ``.grad`` holds that chunk's gradient at ``w`` (loss-scaled under ``scaler``): for logging.
     Returns the mean first-pass loss (a detached tensor).
     """
     if not isinstance(optimizer, SAM):
@@ -309,6 +332,8 @@ def sam_step(
         with torch.enable_grad():
             loss = loss_fn(chunk)
             backward(loss)
+        if after_first_backward is not None:
+            after_first_backward()
         optimizer.first_step(zero_grad=True)
         if optimizer._first_finite is not None:
             finite = optimizer._first_finite if finite is None else finite & optimizer._first_finite

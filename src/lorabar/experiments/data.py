@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DATA_ENV", "Example", "SEEDS", "TASKS", "Task", "load_split", "resolve_data_dir"]
+__all__ = ["DATA_ENV", "Example", "SEEDS", "TASKS", "Task", "load_split", "resolve_data_dir",
+           "subset"]
 
 DATA_ENV = "LORABAR_DATA_DIR"
 SEEDS = (13, 21, 42, 87, 100)
@@ -264,3 +265,30 @@ def _full_train(task: Task, glue: Path) -> list[Example]:
             raise DataError(f"{glue / 'msr_paraphrase_train.txt'}:{lineno}: bad label {fields[0]!r}")
         examples.append(Example(fields[3].strip(), fields[4].strip(), task.labels.index(fields[0])))
     return examples
+
+
+def subset(items: list, n: int, *, seed: int = 0, labels: list | None = None) -> list:
+    """At most ``n`` of ``items`` (0: all), drawn with ``random.Random(seed)``.
+
+    With ``labels`` (class ids, one per item) the draw is stratified: each class keeps its share
+    of ``n`` (largest remainders), so a split sorted by label still gives every class, in
+    proportion; the result keeps the file order.  Float labels (regression) and ``labels=None``
+    give ``random.Random(seed).sample(items, n)`` (a uniform draw, in draw order).
+    """
+    if n < 0:
+        raise ValueError(f"Invalid subset size: {n} (expected >= 0; 0 keeps all)")
+    if not n or n >= len(items):
+        return list(items)
+    rng = random.Random(seed)
+    if labels is None or any(isinstance(y, float) for y in labels):
+        return rng.sample(items, n)
+    groups: dict = {}
+    for i, y in enumerate(labels):
+        groups.setdefault(y, []).append(i)
+    keys = sorted(groups)
+    exact = {k: n * len(groups[k]) / len(items) for k in keys}
+    quota = {k: int(exact[k]) for k in keys}
+    for k in sorted(keys, key=lambda k: (quota[k] - exact[k], k))[: n - sum(quota.values())]:
+        quota[k] += 1
+    chosen = [i for k in keys for i in rng.sample(groups[k], quota[k])]
+    return [items[i] for i in sorted(chosen)]

@@ -2,9 +2,9 @@
 
 Config (TOML)::
 
-    [base]                 # RunConfig fields shared by every run (kind = "lm": LMRunConfig)
+    [base]                 # config fields shared by every run (EncoderConfig; kind = "lm": LMConfig)
     steps = 300
-    bf16 = true
+    precision = "auto"     # (bf16 = true, the older spelling, means precision = "bf16")
     [grid]                 # lists are crossed with each other and with every variant
     task = ["sst2", "rte"]
     seed = [13, 21, 42]
@@ -16,7 +16,8 @@ Config (TOML)::
 
 Each run's result is ``OUT/runs/<task>_<method>_s<seed>_<hash>.json``, written atomically when the
 run finishes; a rerun skips runs whose file exists, so an interrupted grid loses at most the runs
-in flight.  The hash covers every setting that identifies a run (``RunConfig.key``).
+in flight.  The hash covers every setting that identifies a run (``RunConfig.key``).  Runs go
+through the engine (:func:`lorabar.experiments.engine.run`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,9 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from .config import CONFIGS, RunConfig, config_from
+from .engine import run_to_file
 from .results import write_json_atomic
-from .lm import LMRunConfig, run_lm
-from .runner import RunConfig, run
-
-CONFIGS = {"encoder": RunConfig, "lm": LMRunConfig}
 
 
 def load_grid(path: str | os.PathLike) -> dict:
@@ -61,8 +60,7 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
     kind = base.pop("kind", "encoder")
     if kind not in CONFIGS:
         raise ValueError(f"Invalid kind: {kind!r} (expected one of {sorted(CONFIGS)})")
-    config_cls = CONFIGS[kind]
-    names = {f.name for f in dataclasses.fields(config_cls)}
+    names = set(CONFIGS[kind].field_names()) | {"bf16"}
     variants = grid.get("variant", [{}])
     configs, seen = [], set()
     for common in _product(grid.get("grid", {})):
@@ -74,7 +72,7 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
                     raise ValueError(f"Invalid grid: unknown settings {sorted(bad)}")
                 if data_dir is not None:
                     settings["data_dir"] = data_dir
-                cfg = config_cls(**settings)
+                cfg = config_from(settings, kind)
                 ident = run_id(cfg)
                 if ident not in seen:
                     seen.add(ident)
@@ -98,10 +96,8 @@ def is_done(path: Path) -> bool:
         return False
 
 
-def _run_one(cfg: RunConfig | LMRunConfig, path: str) -> str:
-    result = run_lm(cfg, progress=False) if isinstance(cfg, LMRunConfig) else run(cfg, progress=False)
-    write_json_atomic(path, result)
-    return path
+def _run_one(cfg: RunConfig, path: str) -> str:
+    return run_to_file(cfg, path)
 
 
 def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str | None = None,
@@ -135,7 +131,7 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
         else:
             counts["failed"] += 1
             write_json_atomic(path.with_suffix(".error.json"), {
-                "config": cfg.__dict__, "error": repr(error),
+                "config": dataclasses.asdict(cfg), "error": repr(error),
                 "traceback": "".join(traceback.format_exception(error))})
             log(f"[{counts['done'] + counts['failed']}/{len(todo)}] FAILED {path.name}: {error!r}")
 

@@ -1,8 +1,8 @@
-"""Running the harness under ``torchrun`` / ``accelerate launch`` (data-parallel, CPU gloo).
+"""Running the harness under ``torchrun`` / ``accelerate launch`` (data-parallel).
 
-The launchers set ``RANK``, ``WORLD_SIZE`` and ``MASTER_ADDR``/``MASTER_PORT``;
-:func:`init_from_env` starts the process group from them (``gloo``: the harness trains on the
-CPU).  Each rank takes every ``world``-th example of the global batch (``batch_size`` stays the
+The launchers set ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` and ``MASTER_ADDR``/``MASTER_PORT``;
+:func:`init_from_env` starts the process group from them: NCCL when the run trains on CUDA (one
+GPU per rank, ``cuda:LOCAL_RANK``), gloo on the CPU.  Each rank takes every ``world``-th example of the global batch (``batch_size`` stays the
 global batch, so a run is comparable to the single-process one), DDP averages the gradients,
 rank 0 evaluates and writes the result.
 """
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 class Dist:
     rank: int = 0
     world: int = 1
+    local_rank: int | None = None
+    backend: str | None = None
 
     @property
     def is_main(self) -> bool:
@@ -27,16 +29,25 @@ class Dist:
         return self.world > 1
 
 
-def init_from_env() -> Dist:
-    """The process's rank and world size; starts the gloo process group when ``WORLD_SIZE > 1``."""
+def local_rank() -> int | None:
+    """``LOCAL_RANK`` when launched with several processes, else ``None``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def init_from_env(device_type: str = "cpu") -> Dist:
+    """The process's rank and world size; when ``WORLD_SIZE > 1`` starts the process group
+    (NCCL for ``device_type == "cuda"``, gloo otherwise)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
     import torch.distributed as dist
 
+    backend = "nccl" if device_type == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group(backend)
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank(), dist.get_backend())
 
 
 def barrier(d: Dist) -> None:

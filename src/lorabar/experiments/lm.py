@@ -1,78 +1,24 @@
-"""Causal-LM runs: prompt-based few-shot classification (Table 3) and WebNLG generation (Table 5).
+"""Causal-LM task adapters: prompt-based few-shot classification (Table 3) and WebNLG (Table 5).
 
-Prompt tasks (``sst2``, ``rte``, ``cb``, ``copa``): every candidate completion is scored by its
-mean token log-probability given the context; training is cross-entropy over the candidates'
-scores ("train as classification", MeZO).  ``webnlg``: LM loss on the target text only (with label
-smoothing), decoding greedy or with beam search, BLEU (sacrebleu) against all references, over
-all / seen / unseen test inputs.  CPU budgets use documented subsets (``n_train``, ``n_test``).
+Prompt tasks (``sst2``, ``rte``, ``cb``, ``copa``, and ``synthetic``, a generated copy task for
+tests): every candidate completion is scored by its mean token log-probability given the
+context; training is cross-entropy over the candidates' scores ("train as classification",
+MeZO).  ``webnlg``: LM loss on the target text only (with label smoothing), decoding greedy or
+with beam search, BLEU (sacrebleu) against all references, over all / seen / unseen test inputs.
+CPU budgets use documented subsets (``n_train``, ``n_dev``, ``n_test``).  The training loop is
+the engine's (:mod:`lorabar.experiments.engine`).
 """
 
 from __future__ import annotations
 
 import math
-import random
-import statistics
-import time
-from dataclasses import asdict, dataclass
 
 import torch
 from torch.nn import functional as F
 
-from .. import find_lora_pairs
-from .results import environment
-from .runner import METHODS, train_loop
+from .data import subset
 
-LM_TASKS = ("sst2", "rte", "cb", "copa", "webnlg")
-# "zeroshot": the pretrained model with its (zero-effect) LoRA adapters, evaluated untrained.
-LM_METHODS = tuple(m for m in METHODS if m != "full") + ("zeroshot",)
-
-
-@dataclass(frozen=True)
-class LMRunConfig:
-    """One causal-LM run (``kind = "lm"`` in a grid); ``n_*`` = 0 uses the whole split."""
-
-    task: str = "cb"
-    method: str = "lora"
-    seed: int = 13
-    steps: int = 100
-    lr: float = 1e-4
-    batch_size: int = 8
-    rho: float = 0.05
-    mu0: float = 1.0
-    schedule: str = "cosine"
-    bf16: bool = False
-    model: str = "smollm2"
-    lora_r: int = 8
-    lora_alpha: int = 16
-    label_smoothing: float = 0.0
-    n_train: int = 0            # 0: the whole split
-    n_test: int = 0
-    n_dev: int = 200
-    max_length: int = 256
-    max_new_tokens: int = 64
-    num_beams: int = 1
-    length_penalty: float = 0.8
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    log_every: int = 25
-    threads: int = 0
-    data_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.task not in LM_TASKS:
-            raise ValueError(f"Invalid task: {self.task!r} (expected one of {LM_TASKS})")
-        if self.method not in LM_METHODS:
-            raise ValueError(f"Invalid method: {self.method!r} (expected one of {LM_METHODS})")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"Invalid label_smoothing: {self.label_smoothing!r}")
-        if self.method in ("obar", "nbar") and self.mu0 * self.lr >= 1:
-            raise ValueError(f"Invalid mu0: {self.mu0} (mu0 * lr must be < 1)")
-
-    def key(self) -> dict:
-        d = asdict(self)
-        for k in ("data_dir", "threads", "log_every"):
-            d.pop(k)
-        return d
+__all__ = ["PromptTask", "WebNLGTask", "candidate_scores", "lm_loss"]
 
 
 # ----------------------------------------------------------------------------- tokenization
@@ -127,153 +73,146 @@ def lm_loss(model, batch: dict, label_smoothing: float = 0.0) -> torch.Tensor:
                            label_smoothing=label_smoothing)
 
 
-# ----------------------------------------------------------------------------- run
-def _subset(items: list, n: int, seed: int) -> list:
-    if not n or n >= len(items):
-        return items
-    return random.Random(seed).sample(items, n)
+# ----------------------------------------------------------------------------- adapters
+class _LMTask:
+    """What prompt and WebNLG adapters share: the causal LM with LoRA on its attention."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.tok = None
+        self.pad = 0
+
+    def build_model(self, method):
+        from peft import LoraConfig, get_peft_model
+
+        from .causal import causal_lora_targets, load_causal_lm
+
+        if not method.adapters:
+            raise ValueError(f"Invalid method: {method.name!r} is not available for causal LMs")
+        base, self.tok = load_causal_lm(self.cfg.model)
+        self.pad = 0 if self.tok is None else self.tok.pad_token_id
+        model = get_peft_model(base, LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha,
+                                                lora_dropout=0.0,
+                                                target_modules=causal_lora_targets(base)))
+        self._encode()
+        return model
+
+    def _encode(self) -> None:
+        raise NotImplementedError
 
 
-def run_lm(cfg: LMRunConfig, *, progress: bool = True) -> dict:
-    """Train and evaluate one causal-LM configuration; return its result record."""
-    from peft import LoraConfig, get_peft_model
+class PromptTask(_LMTask):
+    """Adapter for prompt tasks: candidates scored by mean token log-probability."""
 
-    from .causal import causal_lora_targets, load_causal_lm
+    primary_metric = "accuracy"
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    t_start = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    base, tok = load_causal_lm(cfg.model)
-    model = get_peft_model(base, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                            lora_dropout=0.0,
-                                            target_modules=causal_lora_targets(base)))
-    model.train()
-    pairs = find_lora_pairs(model)
-    pad = 0 if tok is None else tok.pad_token_id
-    gen = torch.Generator().manual_seed(cfg.seed)
-
-    if cfg.task == "webnlg":
-        from .webnlg import linearize, load_webnlg
-
-        train = _subset(load_webnlg("train", data_dir=cfg.data_dir), cfg.n_train, cfg.seed)
-        dev = _subset(load_webnlg("dev", data_dir=cfg.data_dir), cfg.n_dev, 0)
-        test = _subset(load_webnlg("test", data_dir=cfg.data_dir), cfg.n_test, 0)
-        items = [(linearize(e) + " =", " " + r) for e in train for r in e.references[:1]]
-        encoded = _encode_pairs(tok, items, cfg.max_length, eos=True)
-
-        def loss_fn(batch):
-            return lm_loss(model, batch, cfg.label_smoothing)
-
-        def make_batch(idx):
-            return _collate([encoded[i] for i in idx], pad)
-    else:
+    def __init__(self, cfg) -> None:
         from .prompts import load_prompt_split
 
-        train = _subset(load_prompt_split(cfg.task, "train", data_dir=cfg.data_dir, seed=cfg.seed),
-                        cfg.n_train, cfg.seed)
-        dev = _subset(load_prompt_split(cfg.task, "dev", data_dir=cfg.data_dir, seed=cfg.seed),
-                      cfg.n_dev, 0)
-        test = _subset(load_prompt_split(cfg.task, "test", data_dir=cfg.data_dir, seed=cfg.seed),
-                       cfg.n_test, 0)
-        n_cand = len(train[0].candidates)
-        encoded = [_encode_pairs(tok, [(e.context, c) for c in e.candidates], cfg.max_length)
-                   for e in train]
+        super().__init__(cfg)
 
-        def make_batch(idx):
-            batch = _collate([x for i in idx for x in encoded[i]], pad)
-            batch["labels"] = torch.tensor([train[i].label for i in idx])
-            return batch
+        def split(name: str, n: int, seed: int):
+            rows = load_prompt_split(cfg.task, name, data_dir=cfg.data_dir, seed=cfg.seed)
+            return subset(rows, n, seed=seed)
 
-        def loss_fn(batch):
-            scores = candidate_scores(model, batch, n_cand)
-            return F.cross_entropy(scores, batch["labels"])
+        self.train = split("train", cfg.n_train, cfg.seed)
+        self.splits = {"dev": split("dev", cfg.n_dev, 0), "test": split("test", cfg.n_test, 0)}
+        self.sizes = {"train": len(self.train), **{k: len(v) for k, v in self.splits.items()}}
+        self.n_train = len(self.train)
+        self.n_cand = len(self.train[0].candidates)
 
-    order: list[int] = []
+    def _encode(self) -> None:
+        self.encoded = [_encode_pairs(self.tok, [(e.context, c) for c in e.candidates],
+                                      self.cfg.max_length) for e in self.train]
 
-    def next_batch():
-        nonlocal order
-        if len(order) < cfg.batch_size:
-            order += torch.randperm(len(encoded), generator=gen).tolist()
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        return make_batch(idx)
+    def batch(self, idx: list[int]) -> dict:
+        batch = _collate([x for i in idx for x in self.encoded[i]], self.pad)
+        batch["labels"] = torch.tensor([self.train[i].label for i in idx])
+        return batch
 
-    t_train = time.perf_counter()
-    if cfg.method == "zeroshot":
-        losses, step_times, log = [], [], {}
-    else:
-        losses, step_times, log = train_loop(model, cfg, pairs, next_batch, progress=progress,
-                                             loss_fn=loss_fn)
-    train_s = time.perf_counter() - t_train
-    t_eval = time.perf_counter()
-    model.eval()
-    evaluate = ((lambda split: _eval_webnlg(model, tok, split, cfg)) if cfg.task == "webnlg"
-                else (lambda split: _eval_prompts(model, tok, split, cfg, pad)))
-    metrics = {"dev": evaluate(dev), "test": evaluate(test)}
-    model.train()
-    eval_s = time.perf_counter() - t_eval
-    from .. import balancedness
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(candidate_scores(model, batch, self.n_cand), batch["labels"])
 
-    majority = None
-    if cfg.task != "webnlg":  # the most frequent training label (ties: lowest id) everywhere
-        labels = [e.label for e in train]
-        top = max(sorted(set(labels)), key=labels.count)
-        majority = {name: {"accuracy": sum(e.label == top for e in split) / len(split)}
-                    for name, split in (("dev", dev), ("test", test))}
-    return {
-        "config": asdict(cfg), "key": cfg.key(), "metrics": metrics,
-        "primary_metric": "bleu" if cfg.task == "webnlg" else "accuracy",
-        "majority_class": majority,
-        "train": {"loss_first10": statistics.fmean(losses[:10]) if losses else None,
-                  "loss_last10": statistics.fmean(losses[-10:]) if losses else None,
-                  "n_train": len(train),
-                  "n_dev": len(dev), "n_test": len(test), "lora_pairs": len(pairs)},
-        "final_mean_abs_B": balancedness(pairs).as_dict()["mean_abs_B"],
-        "timing": {"step_time_median_s": statistics.median(step_times) if step_times else None,
-                   "train_s": train_s,
-                   "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
-        "balancedness": log, "environment": environment(),
-    }
+    @torch.no_grad()
+    def evaluate(self, model, split: str, runtime) -> dict:
+        rows = self.splits[split]
+        size = self.cfg.eval_batch_size
+        correct = 0
+        for i in range(0, len(rows), size):
+            chunk = rows[i : i + size]
+            n_cand = len(chunk[0].candidates)
+            enc = [x for e in chunk for x in _encode_pairs(
+                self.tok, [(e.context, c) for c in e.candidates], self.cfg.max_length)]
+            with runtime.autocast():
+                scores = candidate_scores(model, runtime.to_device(_collate(enc, self.pad)), n_cand)
+            correct += sum(int(p == e.label) for p, e in zip(scores.argmax(-1).tolist(), chunk))
+        return {"accuracy": correct / len(rows)}
+
+    def majority(self) -> dict:
+        from .encoder import majority_label
+
+        top = majority_label([e.label for e in self.train])
+        return {name: {"accuracy": sum(e.label == top for e in rows) / len(rows)}
+                for name, rows in self.splits.items()}
 
 
-@torch.no_grad()
-def _eval_prompts(model, tok, test, cfg, pad) -> dict:
-    correct = 0
-    for i in range(0, len(test), cfg.batch_size):
-        chunk = test[i : i + cfg.batch_size]
-        n_cand = len(chunk[0].candidates)
-        enc = [x for e in chunk
-               for x in _encode_pairs(tok, [(e.context, c) for c in e.candidates], cfg.max_length)]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            scores = candidate_scores(model, _collate(enc, pad), n_cand)
-        correct += sum(int(p == e.label) for p, e in zip(scores.argmax(-1).tolist(), chunk))
-    return {"accuracy": correct / len(test)}
+class WebNLGTask(_LMTask):
+    """Adapter for WebNLG 2017: LM loss on the target text, BLEU on generations."""
 
+    primary_metric = "bleu"
 
-@torch.no_grad()
-def _eval_webnlg(model, tok, test, cfg) -> dict:
-    from .webnlg import bleu, linearize
+    def __init__(self, cfg) -> None:
+        from .webnlg import load_webnlg
 
-    if tok is None:
-        raise ValueError("WebNLG evaluation needs a tokenizer (not the tiny model)")
-    hyps = []
-    tok.padding_side = "left"
-    for i in range(0, len(test), cfg.batch_size):
-        chunk = test[i : i + cfg.batch_size]
-        enc = tok([linearize(e) + " =" for e in chunk], return_tensors="pt", padding=True,
-                  add_special_tokens=False)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            out = model.generate(**enc, max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams,
-                                 length_penalty=cfg.length_penalty, do_sample=False,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        hyps += [t.strip() for t in tok.batch_decode(out[:, enc["input_ids"].shape[1]:],
-                                                     skip_special_tokens=True)]
-    tok.padding_side = "right"
-    refs = [e.references for e in test]
-    result = {"bleu": bleu(hyps, refs)}
-    for name, want in (("bleu_seen", True), ("bleu_unseen", False)):
-        idx = [i for i, e in enumerate(test) if e.seen is want]
-        result[name] = bleu([hyps[i] for i in idx], [refs[i] for i in idx]) if idx else math.nan
-    result["examples"] = [{"input": linearize(test[i]), "output": hyps[i]}
-                          for i in range(min(3, len(test)))]
-    return result
+        super().__init__(cfg)
+        train = subset(load_webnlg("train", data_dir=cfg.data_dir), cfg.n_train, seed=cfg.seed)
+        self.train = [e for e in train if e.references]  # one training item per entry
+        self.splits = {s: subset(load_webnlg(s, data_dir=cfg.data_dir), n, seed=0)
+                       for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))}
+        self.sizes = {"train": len(self.train), **{k: len(v) for k, v in self.splits.items()}}
+        self.n_train = len(self.train)
+
+    def _encode(self) -> None:
+        from .webnlg import linearize
+
+        items = [(linearize(e) + " =", " " + e.references[0]) for e in self.train]
+        self.encoded = _encode_pairs(self.tok, items, self.cfg.max_length, eos=True)
+
+    def batch(self, idx: list[int]) -> dict:
+        return _collate([self.encoded[i] for i in idx], self.pad)
+
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        return lm_loss(model, batch, self.cfg.label_smoothing)
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, runtime) -> dict:
+        from .webnlg import bleu, linearize
+
+        if self.tok is None:
+            raise ValueError("WebNLG evaluation needs a tokenizer (not the tiny model)")
+        rows, cfg, tok = self.splits[split], self.cfg, self.tok
+        hyps = []
+        tok.padding_side = "left"
+        for i in range(0, len(rows), cfg.eval_batch_size):
+            chunk = rows[i : i + cfg.eval_batch_size]
+            enc = tok([linearize(e) + " =" for e in chunk], return_tensors="pt", padding=True,
+                      add_special_tokens=False)
+            with runtime.autocast():
+                out = model.generate(**runtime.to_device(dict(enc)),
+                                     max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams,
+                                     length_penalty=cfg.length_penalty, do_sample=False,
+                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            hyps += [t.strip() for t in tok.batch_decode(out[:, enc["input_ids"].shape[1]:],
+                                                         skip_special_tokens=True)]
+        tok.padding_side = "right"
+        refs = [e.references for e in rows]
+        result = {"bleu": bleu(hyps, refs)}
+        for name, want in (("bleu_seen", True), ("bleu_unseen", False)):
+            idx = [i for i, e in enumerate(rows) if e.seen is want]
+            result[name] = bleu([hyps[i] for i in idx], [refs[i] for i in idx]) if idx else math.nan
+        result["examples"] = [{"input": linearize(rows[i]), "output": hyps[i]}
+                              for i in range(min(3, len(rows)))]
+        return result
+
+    def majority(self) -> None:
+        return None

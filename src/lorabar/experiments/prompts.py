@@ -28,7 +28,8 @@ from .data import DataError, load_split, resolve_data_dir
 
 __all__ = ["PROMPT_TASKS", "PromptExample", "load_prompt_split", "render"]
 
-PROMPT_TASKS = ("sst2", "rte", "cb", "copa")
+PROMPT_TASKS = ("sst2", "rte", "cb", "copa", "synthetic")
+SYNTHETIC_SIZES = {"train": 256, "dev": 64, "test": 128}
 CB_LABELS = ("entailment", "contradiction", "neutral")
 
 
@@ -77,8 +78,30 @@ def _jsonl(path) -> list[dict]:
     return rows
 
 
+def synthetic_split(split: str, seed: int = 13) -> list[PromptExample]:
+    """A generated copy task that needs no data: the context repeats one letter of ``"ab"`` with
+    a random length and filler, the candidates are ``" a"`` and ``" b"``, the label is the
+    letter (so chance is 50%).  For checking that a model learns through the harness.
+    """
+    if split not in SYNTHETIC_SIZES:
+        raise ValueError(f"Invalid split: {split!r} (expected 'train', 'dev' or 'test')")
+    import random
+
+    rng = random.Random(f"synthetic/{split}/{seed if split == 'train' else 0}")
+    out = []
+    for _ in range(SYNTHETIC_SIZES[split]):
+        label = rng.randrange(2)
+        letter = "ab"[label]
+        filler = "".join(rng.choice("xyz") for _ in range(rng.randrange(1, 4)))
+        out.append(PromptExample(f"{filler} {letter * rng.randrange(3, 7)} {filler} =",
+                                 (" a", " b"), label))
+    return out
+
+
 def load_prompt_split(task: str, split: str, *, data_dir=None, seed: int = 13) -> list[PromptExample]:
     """``train`` / ``dev`` / ``test`` of a prompt task, rendered."""
+    if task == "synthetic":
+        return synthetic_split(split, seed)
     if task in ("sst2", "rte"):
         out = []
         for e in load_split(task, split, data_dir=data_dir, seed=seed):

@@ -19,10 +19,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-METHOD_ORDER = ("zeroshot", "lora", "sam", "obar", "nbar", "full")
-LABELS = {"zeroshot": "zero-shot", "lora": "LoRA", "sam": "LoRA-SAM", "obar": "LoRA-oBAR",
-          "nbar": "LoRA-nBAR",
-          "full": "Full FT"}
+from .methods import METHODS
+
+METHOD_ORDER = tuple(METHODS)  # the registry's order
+LABELS = {name: m.label for name, m in METHODS.items()}
 # The paper's Table 1 order first, then the other tasks.
 TASK_ORDER = ("sst2", "sst5", "snli", "mnli", "rte", "trec", "mrpc", "cola", "qnli", "qqp", "stsb",
               "cb", "copa", "webnlg")
@@ -81,11 +81,12 @@ def select(results: list[dict]) -> dict:
 
 def _hp(run: dict) -> str:
     c = run["config"]
-    if c["method"] == "zeroshot":
+    method = METHODS.get(c["method"])
+    if method is not None and not method.trains:
         return "untrained"
-    keys = ["lr", "targets", "pooling", "steps"] + {"sam": ["rho"], "obar": ["mu0", "schedule"],
-                                         "nbar": ["mu0", "schedule"]}.get(c["method"], [])
-    return ", ".join(f"{k}={c[k]}" for k in keys if k in c)
+    keys = ["lr", "targets", "pooling", "steps"] + list(method.hparams if method else ())
+    return ", ".join(f"{k}={c[k]}" for k in keys
+                     if k in c and not (k == "sam_perturbation" and c[k] == "sync"))
 
 
 def _scale(metric: str) -> float:

@@ -1,4 +1,8 @@
-"""A one-minute demo: LoRA vs LoRA-nBAR vs LoRA-oBAR vs LoRA-SAM on a tiny synthetic problem.
+"""``lorabar demo``: LoRA vs LoRA-SAM vs LoRA-oBAR vs LoRA-nBAR.
+
+With the data folder, a short real comparison on MiniLM + few-shot SST-2 through the engine
+(:func:`lorabar.experiments.engine.run`).  Without it, a tiny synthetic problem, stepped by the
+method registry's steppers (:mod:`lorabar.experiments.methods`):
 
 The frozen base is a random MLP; the target is the same MLP with a low-rank change to its hidden
 layers plus label noise, so LoRA (PEFT, r=4 on the hidden layers) can fit it.  Every method starts
@@ -16,10 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .bar import BAR
-from .metrics import balancedness
-from .pairs import find_lora_pairs
-from .sam import SAM
+from .. import balancedness, find_lora_pairs
+from ..experiments.methods import StepContext, check_bar_rate, make_stepper
+from ..experiments.runtime import PRECISIONS, Runtime
 
 METHODS = ("lora", "nbar", "obar", "sam")
 
@@ -33,6 +36,8 @@ class DemoConfig:
     rho: float = 0.05
     noise: float = 0.5
     seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -41,6 +46,9 @@ class DemoConfig:
         for name in ("lr", "mu0", "rho", "noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Invalid {name}: {getattr(self, name)} (expected >= 0)")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Invalid precision: {self.precision!r} (expected one of {PRECISIONS})")
+        check_bar_rate(self.mu0, self.lr)
 
 
 class _MLP(nn.Module):
@@ -75,41 +83,36 @@ def _data(cfg: DemoConfig) -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor]
     return base, (x[:3072], y[:3072]), (x[3072:], y[3072:])
 
 
-def run_method(method: str, cfg: DemoConfig) -> dict:
+def run_method(method: str, cfg: DemoConfig, runtime: Runtime | None = None) -> dict:
     from peft import LoraConfig, get_peft_model
 
+    runtime = runtime or Runtime.resolve(cfg.device, cfg.precision)
     base, (xtr, ytr), (xte, yte) = _data(cfg)
     torch.manual_seed(cfg.seed + 1)
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["h1", "h2"]))
+    model.to(runtime.device)
+    xtr, ytr, xte, yte = runtime.to_device([xtr, ytr, xte, yte])
     pairs = find_lora_pairs(model)
-    params = [p for p in model.parameters() if p.requires_grad]
     loss_fn = nn.MSELoss()
-    if method == "sam":
-        opt = SAM(params, torch.optim.AdamW, rho=cfg.rho, lr=cfg.lr, weight_decay=0.0)
-    else:
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    if method in ("nbar", "obar"):
-        BAR(pairs, mode=method, mu0=cfg.mu0, schedule="cosine", total_steps=cfg.steps).attach(opt)
+    ctx = StepContext(model=model, params=[p for p in model.parameters() if p.requires_grad],
+                      pairs=pairs, loss_fn=lambda b: loss_fn(model(b[0]).float(), b[1]),
+                      runtime=runtime, lr=cfg.lr, total_steps=cfg.steps, rho=cfg.rho,
+                      mu0=cfg.mu0, schedule="cosine")
+    stepper = make_stepper(method, ctx)
     b0 = balancedness(pairs).mean_abs_B.item()
     order = torch.Generator().manual_seed(cfg.seed + 2)
     losses, times = [], []
     for _ in range(cfg.steps):
-        idx = torch.randint(0, xtr.shape[0], (cfg.batch_size,), generator=order)
-        xb, yb = xtr[idx], ytr[idx]
+        idx = torch.randint(0, xtr.shape[0], (cfg.batch_size,), generator=order).to(xtr.device)
+        batch = (xtr[idx], ytr[idx])
+        runtime.synchronize()
         start = time.perf_counter()
-        loss = loss_fn(model(xb), yb)
-        loss.backward()
-        if method == "sam":
-            opt.first_step(zero_grad=True)
-            loss_fn(model(xb), yb).backward()
-            opt.second_step(zero_grad=True)
-        else:
-            opt.step()
-            opt.zero_grad()
+        loss = stepper.step(batch)
+        runtime.synchronize()
         times.append(time.perf_counter() - start)
         losses.append(loss.item())
-    with torch.no_grad():
-        test = loss_fn(model(xte), yte).item()
+    with torch.no_grad(), runtime.autocast():
+        test = loss_fn(model(xte).float(), yte).item()
     return {
         "method": method,
         "train_loss": statistics.fmean(losses[-20:]),
@@ -124,18 +127,28 @@ def run_method(method: str, cfg: DemoConfig) -> dict:
 REAL = {"lora": {}, "sam": {"rho": 0.1}, "obar": {"mu0": 1.0}, "nbar": {"mu0": 1.0}}
 
 
-def real_comparison(data_dir: str, steps: int = 100, task: str = "sst2", seed: int = 13) -> list[dict]:
-    """A short real comparison on MiniLM: every method for ``steps`` steps on a few-shot task."""
-    from .experiments.runner import RunConfig, run
+def real_comparison(data_dir: str, steps: int = 100, task: str = "sst2", seed: int = 13, *,
+                    device: str = "auto", precision: str = "auto", max_eval: int = 500,
+                    ) -> list[dict]:
+    """A short real comparison on MiniLM: every method for ``steps`` steps on a few-shot task,
+    evaluated on a stratified ``max_eval``-example subset of dev and test (0: all)."""
+    from ..experiments.config import EncoderConfig
+    from ..experiments.engine import run
 
-    print(f"lorabar demo (real): MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {seed}), {steps} steps, "
-          f"batch 16, AdamW lr 1e-3, bf16 autocast; data from {data_dir}")
-    rows = []
+    rows, runtime = [], None
     for method, extra in REAL.items():
-        cfg = RunConfig(task=task, method=method, seed=seed, steps=steps, lr=1e-3, bf16=True,
-                        targets="qv", pooling="cls", data_dir=data_dir,
-                        log_every=max(1, steps // 4), **extra)
+        cfg = EncoderConfig(task=task, method=method, seed=seed, steps=steps, lr=1e-3,
+                            targets="qv", pooling="cls", data_dir=data_dir, device=device,
+                            precision=precision, max_eval=max_eval,
+                            log_every=max(1, steps // 4), **extra)
+        if runtime is None:
+            resolved = Runtime.resolve(device, precision)
+            print(f"lorabar demo (real): MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {seed}), "
+                  f"{steps} steps, batch 16, AdamW lr 1e-3, {resolved.device} "
+                  f"{resolved.precision} (device/precision {device}/{precision}); "
+                  f"{'all' if not max_eval else max_eval} dev/test examples; data from {data_dir}")
         r = run(cfg, progress=True)
+        runtime = r["runtime"]
         m = r["primary_metric"]
         rows.append({"method": method, "dev": r["metrics"]["dev"][m], "test": r["metrics"]["test"][m],
                      "mean_abs_B": r["final_mean_abs_B"],
@@ -152,12 +165,13 @@ def real_comparison(data_dir: str, steps: int = 100, task: str = "sst2", seed: i
 def main(cfg: DemoConfig | None = None, methods: tuple[str, ...] = METHODS) -> list[dict]:
     cfg = cfg or DemoConfig()
     torch.set_num_threads(1)
+    runtime = Runtime.resolve(cfg.device, cfg.precision)
     print(
         f"lorabar demo: PEFT LoRA r=4 on a frozen random MLP, AdamW lr={cfg.lr}, "
         f"{cfg.steps} steps, batch {cfg.batch_size}, label noise {cfg.noise}; "
-        f"nbar/obar mu0={cfg.mu0} (cosine), sam rho={cfg.rho}"
+        f"nbar/obar mu0={cfg.mu0} (cosine), sam rho={cfg.rho}; {runtime.device} {runtime.precision}"
     )
-    rows = [run_method(m, cfg) for m in methods]
+    rows = [run_method(m, cfg, runtime) for m in methods]
     print(f"{'method':<6} {'train loss':>10} {'test loss':>10} {'mean|B| start':>14} "
           f"{'mean|B| end':>12} {'step ms':>8}")
     for r in rows:

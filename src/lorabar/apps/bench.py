@@ -15,7 +15,9 @@ name               config                                                      L
 =================  ==========================================================  ============
 
 One step = forward + backward + optimizer step on a fixed random batch (causal LMs: LM loss;
-RoBERTa: 2-class sequence classification); SAM = two forward/backward passes.  Each round times
+RoBERTa: 2-class sequence classification), taken by the method registry's stepper
+(:mod:`lorabar.experiments.methods`, the same step the harness trains with); SAM = two
+forward/backward passes.  Each round times
 one step of every (method, precision) cell in turn, so drifting machine load hits all cells alike;
 the table reports medians and ratios to LoRA in the same precision, plus the paper's comparison
 (SAM in fp32 against LoRA in fp16).  On CUDA each step is bracketed by ``synchronize()``.
@@ -29,15 +31,14 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
-from .bar import BAR
-from .pairs import FactorPair, find_lora_pairs
-from .sam import SAM
+from .. import BAR, FactorPair, find_lora_pairs
+from ..experiments.methods import StepContext, check_bar_rate, make_stepper
+from ..experiments.runtime import Runtime, resolve_device
 
 __all__ = ["ARCHS", "BenchConfig", "bar_cost", "build_model", "markdown", "run_bench"]
 
@@ -75,7 +76,7 @@ class BenchConfig:
     precisions: tuple[str, ...] = PRECISIONS
     repeats: int = 10
     warmup: int = 2
-    device: str = "cpu"
+    device: str = "auto"
     seed: int = 0
     mu0: float = 1.0
     rho: float = 0.05
@@ -106,8 +107,7 @@ class BenchConfig:
             raise ValueError(
                 f"Invalid heads: hidden {sizes['hidden']} is not divisible by {sizes['heads']} heads"
             )
-        if self.mu0 * self.lr >= 1:
-            raise ValueError(f"Invalid mu0: {self.mu0} (mu0 * lr must be < 1)")
+        check_bar_rate(self.mu0, self.lr)
 
     def sizes(self) -> dict[str, int]:
         """The architecture's sizes after the overrides."""
@@ -154,16 +154,12 @@ def build_model(cfg: BenchConfig) -> tuple[torch.nn.Module, str]:
     return get_peft_model(model, lora), kind
 
 
-def _autocast(device: str, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device, dtype=dtype)
+def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
+              clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Measure every (method, precision) cell; returns the result record (see :func:`markdown`).
 
-
-def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Measure every (method, precision) cell; returns the result record (see :func:`markdown`)."""
-    device = torch.device(cfg.device)
+    ``clock`` is the timer (a fake one in tests)."""
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     model, kind = build_model(cfg)
@@ -180,57 +176,29 @@ def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None) -> 
         labels = torch.randint(0, 2, (cfg.batch_size,), generator=g).to(device)
         batch = {"input_ids": ids, "labels": labels}
 
-    # One optimizer (and BAR / SAM / scaler) per cell, all over the same parameters.
-    opts: dict[tuple[str, str], Any] = {}
-    scalers: dict[tuple[str, str], Any] = {}
+    # One stepper (optimizer, BAR hook or SAM, GradScaler) per cell, all over the same parameters.
+    steppers = {}
     for precision in cfg.precisions:
+        runtime = Runtime.resolve(str(device), precision)
         for method in cfg.methods:
-            key = (method, precision)
-            if method == "sam":
-                opts[key] = SAM(params, torch.optim.AdamW, rho=cfg.rho, lr=cfg.lr)
-            else:
-                opts[key] = torch.optim.AdamW(params, lr=cfg.lr)
-                if method in ("nbar", "obar"):
-                    BAR(pairs, mode=method, mu0=cfg.mu0).attach(opts[key])
-            if precision == "fp16":
-                scalers[key] = torch.amp.GradScaler(device.type)
+            ctx = StepContext(model=model, params=params, pairs=pairs,
+                              loss_fn=lambda b: model(**b).loss, runtime=runtime, lr=cfg.lr,
+                              rho=cfg.rho, mu0=cfg.mu0, schedule="constant")
+            steppers[(method, precision)] = make_stepper(method, ctx)
+    sync = Runtime(device, "fp32").synchronize
 
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def step(key: tuple[str, str]) -> None:
-        method, precision = key
-        opt, scaler = opts[key], scalers.get(key)
-
-        def backward() -> None:
-            with _autocast(device.type, precision):
-                loss = model(**batch).loss
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-
-        backward()
-        if method == "sam":
-            opt.first_step(zero_grad=True)
-            backward()
-            opt.second_step(zero_grad=True, scaler=scaler)
-        elif scaler is not None:
-            scaler.step(opt)
-        else:
-            opt.step()
-        if scaler is not None:
-            scaler.update()
-        opt.zero_grad(set_to_none=True)
-
-    cells = list(opts)
+    cells = list(steppers)
     times: dict[tuple[str, str], list[float]] = {k: [] for k in cells}
     for _ in range(cfg.warmup):
         for key in cells:
-            step(key)
+            steppers[key].step(batch)
     for r in range(cfg.repeats):
-        for key in cells:
+        for key in cells:  # round-robin: drifting machine load hits every cell alike
             sync()
-            t = time.perf_counter()
-            step(key)
+            t = clock()
+            steppers[key].step(batch)
             sync()
-            times[key].append(time.perf_counter() - t)
+            times[key].append(clock() - t)
         if log is not None:
             log(f"round {r + 1}/{cfg.repeats}")
     rows = []
@@ -250,17 +218,17 @@ def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None) -> 
         "build_s": build_s, "rows": rows, "device": _device_name(device),
         "threads": torch.get_num_threads(),
         # a scale that fell during the run means skipped (cheaper) fp16 steps: check it
-        "fp16_final_scale": {f"{m}/{p}": sc.get_scale() for (m, p), sc in scalers.items()},
+        "fp16_final_scale": {f"{m}/{p}": st.scaler.get_scale()
+                             for (m, p), st in steppers.items() if st.scaler is not None},
     }
     return record
 
 
 def _device_name(device: torch.device) -> str:
+    name = Runtime(device, "fp32").describe()["device_name"]
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return name
+    return f"cpu ({name}, {torch.get_num_threads()} threads)"
 
 
 # ----------------------------------------------------------------------------- BAR alone
@@ -278,14 +246,16 @@ def bar_cost(
     *,
     dim: int = 1024,
     rank: int = 8,
-    device: str = "cpu",
+    device: str = "auto",
     repeats: int = 50,
     modes: Sequence[str] = ("nbar", "obar"),
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[BarCostRow]:
     """Median time of one BAR application (hook only) on ``n`` pairs of ``(r x d, d x r)`` factors
-    with gradients, and of one ``torch._foreach_norm`` over the gradients for scale."""
-    dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    with gradients, and of one ``torch._foreach_norm`` over the gradients for scale
+    (``clock``: the timer, a fake one in tests)."""
+    dev = resolve_device(device)
+    sync = Runtime(dev, "fp32").synchronize
     rows = []
     for n in pair_counts:
         pairs = []
@@ -302,10 +272,10 @@ def bar_cost(
             ts = []
             for _ in range(repeats):
                 sync()
-                t = time.perf_counter()
+                t = clock()
                 fn()
                 sync()
-                ts.append(time.perf_counter() - t)
+                ts.append(clock() - t)
             return statistics.median(ts) * 1e6
 
         norm_us = timed(lambda: torch._foreach_norm(grads))

@@ -1,0 +1,210 @@
+"""Run configurations: one validated set of shared fields, one extension per task kind.
+
+:class:`RunConfig` holds what every run has (task, method, seed, steps, lr, batch size, schedule,
+rho, mu0, device, precision, ...); :class:`EncoderConfig` (``kind = "encoder"``: classification
+and regression heads on an encoder) and :class:`LMConfig` (``kind = "lm"``: prompt scoring and
+WebNLG generation on a causal LM) add their own fields and defaults.  Every field is checked on
+construction, with the name of the flag in the message.
+
+A run's identity (:meth:`RunConfig.key`, what a grid hashes) is every field except where things
+run (``device``, ``threads``, ``data_dir``) and how often they log, and without the method
+hyperparameters the method does not read (the registry says which:
+:attr:`lorabar.experiments.methods.Method.hparams`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from ..distributed import PERTURBATIONS
+from .data import TASKS
+from .methods import METHODS, check_bar_rate
+from .runtime import DEVICES, PRECISIONS
+
+__all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "LMRunConfig", "RunConfig", "config_from"]
+
+SCHEDULES = ("constant", "linear", "cosine")
+# where and how verbosely a run goes: not part of its identity
+_NOT_KEY = ("data_dir", "threads", "log_every", "eval_batch_size", "device")
+# what only training reads: not part of a non-training method's identity
+_TRAINING = ("steps", "lr", "weight_decay", "warmup_ratio", "label_smoothing")
+_METHOD_HPARAMS = tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The fields every run shares (use :class:`EncoderConfig` or :class:`LMConfig`)."""
+
+    kind: ClassVar[str] = ""
+    TASKS: ClassVar[tuple[str, ...]] = ()
+
+    task: str = "sst2"
+    method: str = "lora"
+    seed: int = 13
+    steps: int = 300
+    lr: float = 1e-3
+    batch_size: int = 16
+    max_length: int = 128
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    rho: float = 0.05
+    mu0: float = 1.0
+    schedule: str = "cosine"
+    sam_perturbation: str = "sync"   # under torchrun: "sync" or "per_rank" (lorabar.distributed)
+    model: str = "minilm"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    device: str = "auto"
+    precision: str = "auto"
+    log_every: int = 25
+    eval_batch_size: int = 64
+    threads: int = 0
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if type(self) is RunConfig:
+            raise TypeError("RunConfig holds the shared fields: use EncoderConfig or LMConfig")
+        if self.task not in self.TASKS:
+            raise ValueError(f"Invalid task: {self.task!r} (expected one of {sorted(self.TASKS)})")
+        method = METHODS.get(self.method)
+        if method is None or (method.kinds is not None and self.kind not in method.kinds):
+            valid = [m.name for m in METHODS.values() if m.kinds is None or self.kind in m.kinds]
+            raise ValueError(f"Invalid method: {self.method!r} (expected one of {valid})")
+        for name in ("seed", "threads"):
+            self._check_int(name, 0)
+        for name in ("steps", "batch_size", "max_length", "log_every", "eval_batch_size",
+                     "lora_r", "lora_alpha"):
+            self._check_int(name, 1)
+        for name in ("lr", "rho", "mu0", "weight_decay"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"Invalid {name}: {v!r} ({_flag(name)} expects a finite "
+                                 "number >= 0)")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"Invalid warmup_ratio: {self.warmup_ratio!r} (expected in [0, 1))")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Invalid schedule: {self.schedule!r} (expected one of {SCHEDULES})")
+        if self.sam_perturbation not in PERTURBATIONS:
+            raise ValueError(f"Invalid sam_perturbation: {self.sam_perturbation!r} "
+                             "(expected 'sync' or 'per_rank')")
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"Invalid device: {self.device!r} (expected {DEVICES})")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Invalid precision: {self.precision!r} (expected one of {PRECISIONS})")
+        if "mu0" in method.hparams:
+            check_bar_rate(self.mu0, self.lr)
+
+    def _check_int(self, name: str, low: int) -> None:
+        v = getattr(self, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"Invalid {name}: {v!r} ({_flag(name)} expects an integer >= {low})")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def key(self) -> dict:
+        """The settings that identify the run (what the grid hashes)."""
+        method = METHODS[self.method]
+        d = asdict(self)
+        for k in _NOT_KEY:
+            d.pop(k)
+        for k in _METHOD_HPARAMS:
+            if k not in method.hparams:
+                d.pop(k)
+        if d.get("sam_perturbation") == "sync":  # the default: run ids as before it existed
+            d.pop("sam_perturbation")
+        if not method.trains:
+            for k in _TRAINING:
+                d.pop(k, None)
+        return d
+
+
+@dataclass(frozen=True)
+class EncoderConfig(RunConfig):
+    """An encoder run (MiniLM by default): a pooled linear head on LoRA-adapted layers."""
+
+    kind: ClassVar[str] = "encoder"
+    TASKS: ClassVar[tuple[str, ...]] = tuple(TASKS)
+
+    pooling: str = "mean"
+    targets: str = "qv"
+    setting: str = "fewshot"
+    max_eval: int = 0                # a seeded, class-stratified subset of dev and test (0: all)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"Invalid pooling: {self.pooling!r} (expected 'mean' or 'cls')")
+        if self.targets not in ("qv", "all"):
+            raise ValueError(f"Invalid targets: {self.targets!r} (expected 'qv' or 'all')")
+        if self.setting not in ("fewshot", "full"):
+            raise ValueError(f"Invalid setting: {self.setting!r} (expected 'fewshot' or 'full')")
+        self._check_int("max_eval", 0)
+
+
+@dataclass(frozen=True)
+class LMConfig(RunConfig):
+    """A causal-LM run (SmolLM2-135M by default): prompt tasks or WebNLG; ``n_*`` = 0 uses the
+    whole split."""
+
+    kind: ClassVar[str] = "lm"
+    TASKS: ClassVar[tuple[str, ...]] = ("sst2", "rte", "cb", "copa", "webnlg", "synthetic")
+
+    task: str = "cb"
+    steps: int = 100
+    lr: float = 1e-4
+    batch_size: int = 8
+    max_length: int = 256
+    model: str = "smollm2"
+    eval_batch_size: int = 8
+    label_smoothing: float = 0.0
+    n_train: int = 0
+    n_dev: int = 200
+    n_test: int = 0
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    length_penalty: float = 0.8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"Invalid label_smoothing: {self.label_smoothing!r} "
+                             "(expected in [0, 1))")
+        for name in ("n_train", "n_dev", "n_test"):
+            self._check_int(name, 0)
+        for name in ("max_new_tokens", "num_beams"):
+            self._check_int(name, 1)
+        if not math.isfinite(self.length_penalty):
+            raise ValueError(f"Invalid length_penalty: {self.length_penalty!r}")
+
+
+LMRunConfig = LMConfig  # the name before the engine
+CONFIGS: dict[str, type[RunConfig]] = {"encoder": EncoderConfig, "lm": LMConfig}
+
+
+def config_from(settings: dict[str, Any], kind: str = "encoder") -> RunConfig:
+    """A config of ``kind`` from a dict (a grid row, CLI flags); ``bf16 = true`` (the flag
+    before ``precision`` existed) means ``precision = "bf16"``."""
+    if kind not in CONFIGS:
+        raise ValueError(f"Invalid kind: {kind!r} (expected one of {sorted(CONFIGS)})")
+    settings = dict(settings)
+    if "bf16" in settings:
+        bf16 = settings.pop("bf16")
+        if bf16 and settings.get("precision", "auto") not in ("auto", "bf16"):
+            raise ValueError(f"Invalid settings: bf16 = true and precision = "
+                             f"{settings['precision']!r} contradict each other")
+        if bf16:
+            settings["precision"] = "bf16"
+    cls = CONFIGS[kind]
+    unknown = set(settings) - set(cls.field_names())
+    if unknown:
+        raise ValueError(f"Invalid settings for kind {kind!r}: unknown {sorted(unknown)}")
+    return cls(**settings)

@@ -1,0 +1,211 @@
+"""The engine: ``run(config) -> record`` for every task kind, method and device.
+
+One loop, read top to bottom::
+
+    runtime  = resolve device and precision (auto: bf16 only where the hardware has it)
+    task     = TASKS[kind](config)         load the splits (the task adapter)
+    seed; model = task.build_model(method)  LoRA adapters unless the method trains everything
+    stepper  = METHODS[method].build(...)  AdamW, AdamW + BAR hook, SAM (sam_step/ddp_sam_step)
+    for step in range(steps):              batches in a fixed order per seed, sharded per rank
+        loss = stepper.step(batch, observe)   observe: |B| and the gradient gap every log_every
+        lr_scheduler.step()
+    evaluate dev and test (rank 0), the majority-class reference, one record
+
+A task adapter (:class:`lorabar.experiments.encoder.EncoderTask`,
+:class:`lorabar.experiments.lm.PromptTask`, :class:`lorabar.experiments.lm.WebNLGTask`) has
+``primary_metric``, ``sizes``, ``n_train``, ``build_model(method)``, ``batch(indices)``,
+``loss(model, batch)``, ``evaluate(model, split, runtime)`` and ``majority()``.
+
+The record (one schema for every task; :data:`RECORD_KEYS`): ``config``, ``key``, ``kind``,
+``metrics`` (dev/test), ``primary_metric``, ``majority_class``, ``train`` (first/last losses,
+split sizes, trainable parameters, LoRA pairs), ``final_mean_abs_B``, ``timing``,
+``balancedness`` (per-pair |B| and gradient gap over steps), ``runtime`` (resolved device and
+precision, device name), ``distributed``, ``environment`` (versions, git revision, hardware).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict
+
+import torch
+
+from .. import balancedness, find_lora_pairs
+from .config import RunConfig
+from .methods import METHODS, StepContext, make_stepper
+from .results import environment, write_json_atomic
+from .runtime import Runtime
+
+__all__ = ["RECORD_KEYS", "lr_lambda", "make_task", "run", "run_to_file"]
+
+RECORD_KEYS = ("config", "key", "kind", "metrics", "primary_metric", "majority_class", "train",
+               "final_mean_abs_B", "timing", "balancedness", "runtime", "distributed",
+               "environment")
+
+
+def make_task(cfg: RunConfig):
+    """The task adapter for ``cfg`` (loads its data)."""
+    if cfg.kind == "encoder":
+        from .encoder import EncoderTask
+
+        return EncoderTask(cfg)
+    from .lm import PromptTask, WebNLGTask
+
+    return WebNLGTask(cfg) if cfg.task == "webnlg" else PromptTask(cfg)
+
+
+def lr_lambda(steps: int, warmup_ratio: float = 0.0):
+    """Linear warm-up over ``warmup_ratio * steps`` steps, then linear decay to 0."""
+    warm = int(warmup_ratio * steps)
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (steps - step) / max(1, steps - warm))
+
+    return f
+
+
+class _BalancednessLog:
+    """|B| of every pair and the gradient gap ``|g_x|^2 - |g_y|^2`` every ``every`` steps."""
+
+    def __init__(self, pairs: list, every: int, steps: int) -> None:
+        self.pairs, self.every, self.steps = pairs, every, steps
+        self.data = {"steps": [], "mean_abs_B": [], "abs_B": [], "grad_gap": [],
+                     "names": [p.name for p in pairs]}
+
+    def observer(self, step: int):
+        if not self.pairs or (step % self.every and step != self.steps - 1):
+            return None
+
+        def observe(grad_scale: float) -> None:  # .grad holds grad_scale * the gradient
+            stats = balancedness(self.pairs).as_dict()  # a host sync: only every `every` steps
+            self.data["steps"].append(step)
+            self.data["mean_abs_B"].append(stats["mean_abs_B"])
+            self.data["abs_B"].append([abs(p["B"]) for p in stats["pairs"]])
+            self.data["grad_gap"].append([p["grad_gap"] / grad_scale**2 for p in stats["pairs"]])
+
+        return observe
+
+
+def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
+    """Train and evaluate one configuration; return its result record.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DDP (NCCL on CUDA, one GPU
+    per rank; gloo on the CPU), each rank trains on its share of every global batch, and only
+    rank 0 evaluates and returns the record (the other ranks return ``None``).
+    """
+    from .launch import barrier, init_from_env, local_rank, shard
+
+    method = METHODS[cfg.method]
+    runtime = Runtime.resolve(cfg.device, cfg.precision, local_rank=local_rank())
+    if runtime.device.type == "cuda":
+        torch.cuda.set_device(runtime.device)
+    dist = init_from_env(runtime.device.type)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t_start = time.perf_counter()
+    task = make_task(cfg)
+    torch.manual_seed(cfg.seed)
+    model = task.build_model(method).to(runtime.device)
+    model.train()
+    pairs = find_lora_pairs(model) if method.adapters else []
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    order: list[int] = []
+
+    def next_batch() -> dict:
+        nonlocal order
+        if len(order) < cfg.batch_size:
+            order = order + torch.randperm(task.n_train, generator=gen).tolist()
+        idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
+        return runtime.to_device(task.batch(shard(idx, dist)))
+
+    log = _BalancednessLog(pairs, cfg.log_every, cfg.steps)
+    losses: list[float] = []
+    step_times: list[float] = []
+    t_train = time.perf_counter()
+    if method.trains:
+        trained = model
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+            trained = DistributedDataParallel(model, device_ids=ids)
+        ctx = StepContext(model=trained, params=params, pairs=pairs,
+                          loss_fn=lambda batch: task.loss(trained, batch), runtime=runtime,
+                          lr=cfg.lr, weight_decay=cfg.weight_decay, total_steps=cfg.steps,
+                          rho=cfg.rho, mu0=cfg.mu0, schedule=cfg.schedule,
+                          sam_perturbation=cfg.sam_perturbation)
+        stepper = make_stepper(cfg.method, ctx)
+        sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer,
+                                                  lr_lambda(cfg.steps, cfg.warmup_ratio))
+        bar = _progress(cfg, progress and dist.is_main)
+        for step in range(cfg.steps):
+            batch = next_batch()
+            runtime.synchronize()
+            t0 = time.perf_counter()
+            loss = stepper.step(batch, log.observer(step))
+            sched.step()
+            runtime.synchronize()
+            step_times.append(time.perf_counter() - t0)
+            losses.append(loss.item())
+            if not math.isfinite(losses[-1]):
+                raise FloatingPointError(f"loss became {losses[-1]} at step {step}")
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{statistics.fmean(losses[-10:]):.3f}")
+        bar.close()
+    train_s = time.perf_counter() - t_train
+    if not dist.is_main:
+        barrier(dist)
+        return None
+    t_eval = time.perf_counter()
+    model.eval()
+    metrics = {s: task.evaluate(model, s, runtime) for s in ("dev", "test")}
+    model.train()
+    eval_s = time.perf_counter() - t_eval
+
+    def mean(xs: list[float]) -> float | None:
+        return statistics.fmean(xs) if xs else None
+
+    record = {
+        "config": asdict(cfg),
+        "key": cfg.key(),
+        "kind": cfg.kind,
+        "metrics": metrics,
+        "primary_metric": task.primary_metric,
+        "majority_class": task.majority(),
+        "train": {"loss_first10": mean(losses[:10]), "loss_last10": mean(losses[-10:]),
+                  "n_train": task.sizes["train"], "n_dev": task.sizes["dev"],
+                  "n_test": task.sizes["test"], "trainable_params": sum(p.numel() for p in params),
+                  "lora_pairs": len(pairs)},
+        "final_mean_abs_B": balancedness(pairs).as_dict()["mean_abs_B"] if pairs else None,
+        "timing": {"step_time_median_s": statistics.median(step_times) if step_times else None,
+                   "step_time_mean_s": mean(step_times), "train_s": train_s, "eval_s": eval_s,
+                   "total_s": time.perf_counter() - t_start},
+        "balancedness": log.data,
+        "runtime": runtime.describe(),
+        "distributed": {"world_size": dist.world, "backend": dist.backend},
+        "environment": environment(),
+    }
+    barrier(dist)  # the other ranks wait for rank 0's evaluation before leaving
+    return record
+
+
+def run_to_file(cfg: RunConfig, path: str, *, progress: bool = False) -> str:
+    """Run ``cfg`` and write its record atomically to ``path`` (rank 0 only)."""
+    record = run(cfg, progress=progress)
+    if record is not None:
+        write_json_atomic(path, record)
+    return path
+
+
+def _progress(cfg: RunConfig, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.steps, desc=f"{cfg.task}/{cfg.method}/s{cfg.seed}", disable=not enabled,
+                leave=False)

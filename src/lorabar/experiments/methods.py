@@ -1,0 +1,171 @@
+"""The method registry: a method is one entry that turns a model into a :class:`Stepper`.
+
+Every training path of lorabar (``lorabar finetune``, ``finetune-lm``, ``grid``, ``demo``,
+``bench``, ``benchmarks/bench_core.py``) steps through a :class:`Stepper` built here, so a new
+method is one :class:`Method` in :data:`METHODS`.  One step of each (``loss_fn`` runs under the
+runtime's autocast; fp16 goes through a ``GradScaler``)::
+
+    lora, full:  loss.backward(); optimizer.step()                      (AdamW)
+    nbar, obar:  the same, with lorabar.BAR attached as a step pre-hook   (AdamW + BAR)
+    sam:         lorabar.sam_step (one process) or
+                 lorabar.distributed.ddp_sam_step (under DDP)           (SAM over AdamW)
+    zeroshot:    no training (the pretrained model, evaluated)
+
+``lora``/``nbar``/``obar``/``sam`` train LoRA adapters (and a task head where the task has
+one); ``full`` trains every parameter of a model without adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import BAR, SAM, sam_step
+from .runtime import Runtime
+
+__all__ = ["METHODS", "Method", "StepContext", "Stepper", "check_bar_rate", "make_stepper"]
+
+
+def check_bar_rate(mu0: float, lr: float) -> None:
+    """The harness's one statement of BAR's rule: the per-step factor ``mu0 * lr`` must be < 1
+    (at the schedule's peak; :class:`lorabar.BAR` checks every step itself)."""
+    if mu0 * lr >= 1:
+        raise ValueError(f"Invalid mu0: {mu0} (mu0 * lr = {mu0 * lr:g} must be < 1)")
+
+
+@dataclass
+class StepContext:
+    """What a method needs to build its stepper."""
+
+    model: torch.nn.Module            # the module to call (DDP-wrapped under torchrun)
+    params: list[Tensor]              # the trainable parameters
+    pairs: list                       # the LoRA pairs (lorabar.FactorPair)
+    loss_fn: Callable[[Any], Tensor]  # batch -> mean loss (autocast is added by the stepper)
+    runtime: Runtime
+    lr: float
+    weight_decay: float = 0.0
+    total_steps: int = 1
+    rho: float = 0.05
+    mu0: float = 1.0
+    schedule: str = "cosine"
+    sam_perturbation: str = "sync"    # under DDP: "sync" | "per_rank"
+
+
+class Stepper:
+    """One optimizer step per :meth:`step` call; ``optimizer`` is the base optimizer (put LR
+    schedulers on it).  ``step(batch, observe)`` returns the first-pass loss (detached) and
+    calls ``observe(grad_scale)`` while ``.grad`` holds the gradient at the current weights
+    (multiplied by ``grad_scale`` under fp16), for logging."""
+
+    def __init__(self, ctx: StepContext, optimizer: torch.optim.Optimizer,
+                 sam: SAM | None = None) -> None:
+        self.ctx = ctx
+        self.optimizer = optimizer
+        self.sam = sam
+        self.scaler = ctx.runtime.grad_scaler()
+
+    def _loss(self, batch: Any) -> Tensor:
+        with self.ctx.runtime.autocast():
+            return self.ctx.loss_fn(batch)
+
+    def _grad_scale(self) -> float:
+        return float(self.scaler.get_scale()) if self.scaler is not None else 1.0
+
+    def step(self, batch: Any, observe: Callable[[float], None] | None = None) -> Tensor:
+        hook = None if observe is None else (lambda: observe(self._grad_scale()))
+        if self.sam is not None:
+            loss = self._sam_step(batch, hook)
+        else:
+            loss = self._loss(batch)
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            if hook is not None:
+                hook()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = loss.detach()
+        if self.scaler is not None:
+            self.scaler.update()
+        return loss
+
+    def _sam_step(self, batch: Any, hook: Callable[[], None] | None) -> Tensor:
+        model = self.ctx.model
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            # the first pass all-reduces ("sync") or not ("per_rank": m-sharpness, m = ranks)
+            from ..distributed import ddp_sam_step
+
+            return ddp_sam_step(model, self.sam, self._loss, [batch],
+                                perturbation=self.ctx.sam_perturbation, scaler=self.scaler,
+                                after_first_backward=hook)
+        return sam_step(self.sam, self._loss, batch, scaler=self.scaler,
+                        after_first_backward=hook)
+
+
+def _adamw(ctx: StepContext) -> Stepper:
+    return Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr, weight_decay=ctx.weight_decay))
+
+
+def _bar(mode: str) -> Callable[[StepContext], Stepper]:
+    def build(ctx: StepContext) -> Stepper:
+        stepper = _adamw(ctx)
+        BAR(ctx.pairs, mode=mode, mu0=ctx.mu0, schedule=ctx.schedule,
+            total_steps=ctx.total_steps).attach(stepper.optimizer)
+        return stepper
+
+    return build
+
+
+def _sam(ctx: StepContext) -> Stepper:
+    sam = SAM(ctx.params, torch.optim.AdamW, rho=ctx.rho, lr=ctx.lr, weight_decay=ctx.weight_decay)
+    return Stepper(ctx, sam.base_optimizer, sam=sam)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registry entry.
+
+    Args:
+        name: the method's id (``--method``).
+        label: its name in tables.
+        build: ``StepContext -> Stepper``; ``None`` for a method that does not train.
+        hparams: the config fields it reads besides the common ones (part of a run's identity).
+        adapters: whether the model gets LoRA adapters (``False``: full finetuning).
+        kinds: the task kinds it applies to (``None``: every kind).
+    """
+
+    name: str
+    label: str
+    build: Callable[[StepContext], Stepper] | None
+    hparams: tuple[str, ...] = ()
+    adapters: bool = True
+    kinds: tuple[str, ...] | None = None
+
+    @property
+    def trains(self) -> bool:
+        return self.build is not None
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("zeroshot", "zero-shot", None, kinds=("lm",)),
+    Method("lora", "LoRA", _adamw),
+    Method("sam", "LoRA-SAM", _sam, hparams=("rho", "sam_perturbation")),
+    Method("obar", "LoRA-oBAR", _bar("obar"), hparams=("mu0", "schedule")),
+    Method("nbar", "LoRA-nBAR", _bar("nbar"), hparams=("mu0", "schedule")),
+    Method("full", "Full FT", _adamw, adapters=False, kinds=("encoder",)),
+)}
+
+
+def make_stepper(method: str, ctx: StepContext) -> Stepper:
+    """The :class:`Stepper` of ``method`` (a key of :data:`METHODS`)."""
+    if method not in METHODS:
+        raise ValueError(f"Invalid method: {method!r} (expected one of {tuple(METHODS)})")
+    entry = METHODS[method]
+    if entry.build is None:
+        raise ValueError(f"Invalid method: {method!r} does not train")
+    return entry.build(ctx)
