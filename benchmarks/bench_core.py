@@ -8,7 +8,8 @@ For 12, 96 and 384 LoRA pairs (r=8 on q/v, or on all six projections of a layer)
     multiply pass over (x, y) plus a handful of O(1) ops, so the ratio to a norm over the
     gradients alone is also printed (its floor is ~2x),
   - the number of aten ops one BAR step dispatches (flat in the number of pairs = multi-tensor),
-  - LoRA+nBAR / LoRA and SAM / LoRA step-time ratios, measured interleaved.
+  - LoRA+nBAR / LoRA and SAM / LoRA step-time ratios, measured interleaved, each step taken by
+    the method registry's stepper (lorabar.experiments.methods: the step the harness trains with).
 
     python benchmarks/bench_core.py [--repeats 30] [--threads 2]
 """
@@ -22,6 +23,8 @@ import time
 import torch
 
 import lorabar
+from lorabar.experiments.methods import StepContext, make_stepper
+from lorabar.experiments.runtime import Runtime
 
 SIZES = {  # pairs -> (layers, target modules, hidden)
     12: (6, ["query", "value"], 128),
@@ -64,6 +67,16 @@ def count_ops(fn) -> int:
     return sum(1 for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
 
 
+def steppers(method: str, model, pairs, batch):
+    """One training step of ``method`` as the harness takes it (the registry's stepper, fp32)."""
+    ctx = StepContext(model=model, params=[p for p in model.parameters() if p.requires_grad],
+                      pairs=pairs, loss_fn=lambda b: model(**b).loss,
+                      runtime=Runtime.resolve("cpu", "fp32"), lr=1e-4, rho=0.05, mu0=1.0,
+                      schedule="constant")
+    step = make_stepper(method, ctx).step
+    return lambda: step(batch)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=30)
@@ -77,34 +90,11 @@ def main() -> None:
     print(" | ".join(hdr))
     for n_pairs in SIZES:
         model, pairs = build(n_pairs)
-        params = [p for p in model.parameters() if p.requires_grad]
         ids = torch.randint(0, 1000, (8, 32))
         labels = torch.randint(0, 2, (8,))
-
-        def loss():
-            return model(input_ids=ids, labels=labels).loss
-
-        opt = torch.optim.AdamW(params, lr=1e-4)
-        sam = lorabar.SAM(params, torch.optim.AdamW, rho=0.05, lr=1e-4)
-        bar_opt = torch.optim.AdamW(params, lr=1e-4)
-        bar = lorabar.BAR(pairs, mode="nbar", mu0=1.0)
-        bar.attach(bar_opt)
-
-        def step_lora():
-            loss().backward()
-            opt.step()
-            opt.zero_grad()
-
-        def step_bar():
-            loss().backward()
-            bar_opt.step()
-            bar_opt.zero_grad()
-
-        def step_sam():
-            loss().backward()
-            sam.first_step(zero_grad=True)
-            loss().backward()
-            sam.second_step(zero_grad=True)
+        batch = {"input_ids": ids, "labels": labels}
+        step_lora, step_bar, step_sam = (steppers(m, model, pairs, batch)
+                                         for m in ("lora", "nbar", "sam"))
 
         # interleave the three to share drift in machine load
         t = {"lora": [], "bar": [], "sam": []}
@@ -117,7 +107,7 @@ def main() -> None:
                 t[name].append(time.perf_counter() - t0)
         med = {k: statistics.median(v) for k, v in t.items()}
 
-        loss().backward()  # leave gradients in place for the isolated timings
+        model(**batch).loss.backward()  # leave gradients in place for the isolated timings
         probe = lorabar.BAR(pairs, mode="nbar", mu0=1.0)
         lrs = [1e-4] * len(pairs)
         bar_t = timeit(lambda: probe.apply(lrs), args.repeats * 20)

@@ -217,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rho", type=float, default=0.05)
     demo.add_argument("--data-dir", dest="data_dir", default=None,
                       help="data folder for the real MiniLM comparison (default: $LORABAR_DATA_DIR)")
-    demo.add_argument("--real-steps", dest="real_steps", type=int, default=100)
-    demo.add_argument("--max-eval", dest="max_eval", type=int, default=500,
+    demo.add_argument("--real-steps", dest="real_steps", type=int, default=60)
+    demo.add_argument("--max-eval", dest="max_eval", type=int, default=256,
                       help="real comparison: stratified dev/test subset size (0: all)")
     demo.add_argument("--device", default="auto", help=_HELP["device"])
     demo.add_argument("--precision", default="auto", help=_HELP["precision"])

@@ -127,8 +127,8 @@ def run_method(method: str, cfg: DemoConfig, runtime: Runtime | None = None) -> 
 REAL = {"lora": {}, "sam": {"rho": 0.1}, "obar": {"mu0": 1.0}, "nbar": {"mu0": 1.0}}
 
 
-def real_comparison(data_dir: str, steps: int = 100, task: str = "sst2", seed: int = 13, *,
-                    device: str = "auto", precision: str = "auto", max_eval: int = 500,
+def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: int = 13, *,
+                    device: str = "auto", precision: str = "auto", max_eval: int = 256,
                     ) -> list[dict]:
     """A short real comparison on MiniLM: every method for ``steps`` steps on a few-shot task,
     evaluated on a stratified ``max_eval``-example subset of dev and test (0: all)."""

@@ -100,6 +100,10 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
     from .launch import barrier, init_from_env, local_rank, shard
 
     method = METHODS[cfg.method]
+    if not progress:  # quiet: no "Loading weights" bars from transformers either
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     runtime = Runtime.resolve(cfg.device, cfg.precision, local_rank=local_rank())
     if runtime.device.type == "cuda":
         torch.cuda.set_device(runtime.device)
