@@ -42,10 +42,20 @@ def _smollm2_path() -> str:
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / GGUF_NAME).is_file():
         raise FileNotFoundError(f"{GGUF_NAME} not found in {folder}")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     print(f"lorabar: converting {GGUF_NAME} to a float checkpoint in {out} (once, ~20 s)",
           file=sys.stderr)
+    import torch
+
+    # Building the model consumes the global RNG; without fork_rng the run that converts would
+    # initialize its LoRA factors differently from every later run with the same seed.
+    with torch.random.fork_rng(devices=[]):
+        _convert(folder, out)
+    return str(out)
+
+
+def _convert(folder: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=GGUF_NAME)
     loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=GGUF_NAME)
     # transformers marks GGUF-loaded models as quantized and refuses to save them; the weights are
@@ -60,7 +70,6 @@ def _smollm2_path() -> str:
     tok.save_pretrained(tmp)
     if not out.exists():
         os.replace(tmp, out)
-    return str(out)
 
 
 def load_causal_lm(model: str = SMOLLM2):
