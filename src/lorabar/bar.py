@@ -11,7 +11,9 @@ Like decoupled weight decay, the rescaling happens outside the loss.  ``BAR.atta
 registers it with :meth:`torch.optim.Optimizer.register_step_pre_hook`, so it runs exactly when
 the base ``step`` runs: a step that ``torch.amp.GradScaler`` skips for inf/NaN gradients skips BAR
 and does not advance ``t``; LR schedulers, gradient clipping, gradient accumulation and the
-Hugging Face Trainer (``Trainer(optimizers=(opt, scheduler))``) need nothing special.
+Hugging Face Trainer (``Trainer(optimizers=(opt, scheduler))``) need nothing special.  Without a
+scaler, a pair whose gradient holds an inf/NaN (``|g_x|`` or ``|g_y|`` not finite) is left alone
+that step -- decided on the device, no host sync -- while the other pairs are rescaled.
 
 Reference: B. Li, L. Zhang, N. He, "Implicit Regularization of Sharpness-Aware Minimization for
 Scale-Invariant Problems", NeurIPS 2024.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +31,18 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from . import schedules as _schedules
 from . import _shard as _dist
-from .functional import MODES, FactorBuffer, bar_, bar_factors, bar_signs, compute_dtype, scale_
+from . import schedules as _schedules
+from .functional import (
+    MODES,
+    FactorBuffer,
+    bar_,
+    bar_factors,
+    bar_signs,
+    compute_dtype,
+    keep_nonfinite_,
+    scale_,
+)
 from .pairs import FactorPair
 
 __all__ = ["BAR", "BARConfig"]
@@ -185,12 +196,11 @@ class BAR:
         if any(v != c[0] for v in c):
             coeff = torch.tensor(c, dtype=torch.float64).to(pairs[active[0]].x.device)
         sub = [pairs[i] for i in active]
-        nbar = self.mode == "nbar"
         bar_(
             [p.x for p in sub],
             [p.y for p in sub],
-            [p.x.grad for p in sub] if nbar else None,
-            [p.y.grad for p in sub] if nbar else None,
+            [p.x.grad for p in sub],  # oBAR too: a pair with an inf/NaN gradient is left alone
+            [p.y.grad for p in sub],
             coeff,
             mode=self.mode,
             foreach=self.config.foreach,
@@ -208,28 +218,27 @@ class BAR:
         nbar = self.mode == "nbar"
         dtype = buffer.flat.dtype
         device = xs[0].device
-        if nbar:
-            empty = torch.zeros(0, dtype=dtype, device=device)
-            gx = [local(p.x.grad) if p.x.grad is not None else empty for p in pairs]
-            gy = [local(p.y.grad) if p.y.grad is not None else empty for p in pairs]
-            left, right = gx, gy
-        else:
-            left, right = xs, ys
+        empty = torch.zeros(0, dtype=dtype, device=device)
+        gx = [local(p.x.grad) if p.x.grad is not None else empty for p in pairs]
+        gy = [local(p.y.grad) if p.y.grad is not None else empty for p in pairs]
         present = tuple(p.x.grad is not None and p.y.grad is not None for p in pairs)
         has_grad = self._has_grad.get(present)
         if has_grad is None:  # one host-to-device copy per distinct pattern, not per step
             has_grad = self._has_grad[present] = torch.tensor(present, dtype=dtype).to(device)
-        norms = torch._foreach_norm([*left, *right], 2, dtype=dtype)
+        # squared norms of g_x, g_y (and of x, y for oBAR), has-gradient counts: one all-reduce
+        norms = torch._foreach_norm([*gx, *gy] + ([] if nbar else [*xs, *ys]), 2, dtype=dtype)
         stats = torch.cat((torch.stack(norms).square(), has_grad))
         _dist.all_reduce_sum_(stats, self._group)  # shard contributions summed over ranks
-        grow = bar_signs(stats[: 2 * n], self.mode)
+        sq = stats[: 2 * n] if nbar else stats[2 * n : 4 * n]
+        grow = bar_signs(sq, self.mode)
         cs = [coeffs[i] for i in idx]
         if all(v == cs[0] for v in cs):
             c = torch.full((n,), cs[0], dtype=dtype, device=device)
         else:
             c = torch.tensor(cs, dtype=torch.float64).to(device=device, dtype=dtype)
-        c = torch.where(stats[2 * n :] > 0, c, torch.zeros_like(c))
-        scale_([*xs, *ys], bar_factors(grow, c, dtype), foreach=True, buffer=buffer)
+        c = torch.where(stats[-n:] > 0, c, torch.zeros_like(c))
+        factors = keep_nonfinite_(bar_factors(grow, c, dtype), stats[: 2 * n])
+        scale_([*xs, *ys], factors, foreach=True, buffer=buffer)
 
     def apply_check(self, lrs: Sequence[float]) -> None:
         """Raise ``ValueError`` unless ``0 <= alpha_t * lr < 1`` for every pair at the current step."""
@@ -316,6 +325,9 @@ class BAR:
         return {"step": self.step, "mode": self.mode, "mu0": self.config.mu0}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, Mapping):
+            raise TypeError(f"Invalid state_dict: a {type(state).__name__} (expected the dict "
+                            "that BAR.state_dict() returns)")
         for key in ("mode", "mu0"):
             if key in state and state[key] != getattr(self.config, key):
                 raise ValueError(

@@ -34,9 +34,11 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _toy(args: argparse.Namespace) -> int:
+    from ._io import check_output_dir
     from .toy.figures import run
     from .toy.simulate import ToyConfig, compiled
 
+    check_output_dir(args.out)
     cfg = ToyConfig(steps=args.steps, seeds=args.seeds, noise_levels=args.noise, eta=args.eta,
                     m=args.m)
     if not compiled():
@@ -85,6 +87,10 @@ def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
 
     names = set(CONFIGS[kind].field_names()) | {"bf16"}
     cfg = config_from({k: v for k, v in vars(args).items() if k in names and v is not None}, kind)
+    if args.out:  # before training: a bad --out must not cost a finished run
+        from ._io import check_output_file
+
+        check_output_file(args.out)
     result = run(cfg, progress=not args.quiet)
     if result is None:  # torchrun: a rank other than 0 (rank 0 writes and prints)
         return 0
@@ -104,25 +110,45 @@ def _finetune_lm(args: argparse.Namespace) -> int:
 
 
 def _grid(args: argparse.Namespace) -> int:
-    from .experiments.grid import load_grid, run_grid
+    from ._io import check_output_dir
+    from .experiments.grid import expand, is_done, load_grid, result_path, run_grid
 
     only = {}
     for item in args.only:
         key, sep, value = item.partition("=")
         if not sep:
-            print(f"lorabar grid: --only needs KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            raise ValueError(f"Invalid --only: {item!r} (expected KEY=VALUE, e.g. method=lora)")
         only[key] = value
-    counts = run_grid(load_grid(args.config), args.out, jobs=args.jobs, data_dir=args.data_dir,
-                      threads=args.threads, only=only)
+    grid = load_grid(args.config)
+    check_output_dir(args.out)
+    try:
+        counts = run_grid(grid, args.out, jobs=args.jobs, data_dir=args.data_dir,
+                          threads=args.threads, only=only)
+    except KeyboardInterrupt:
+        from pathlib import Path
+
+        done = sum(is_done(result_path(Path(args.out), c))
+                   for c in expand(grid, data_dir=args.data_dir))
+        print(f"lorabar grid: interrupted; {done} finished runs kept in {args.out}; rerun the "
+              "same command to resume", file=sys.stderr)
+        return 130
     print(f"grid: {counts}")
     return 1 if counts["failed"] else 0
 
 
 def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._io import check_output_dir
     from .experiments.report import render
 
-    for path in render(args.dir, out=args.out, reference_method=args.reference):
+    check_output_dir(args.out or Path(args.dir) / "report")
+
+    def warn(message: str) -> None:
+        print(f"lorabar report: {message}", file=sys.stderr)
+
+    for path in render(args.dir, out=args.out, reference_method=args.reference,
+                       skip_bad=args.skip_bad, warn=warn):
         print(path)
     return 0
 
@@ -131,7 +157,7 @@ def _bench(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from ._io import write_json_atomic, write_text_atomic
+    from ._io import check_output_dir, write_json_atomic, write_text_atomic
     from .apps.bench import BenchConfig, bar_cost, markdown, run_bench
     from .experiments.runtime import resolve_device
 
@@ -148,10 +174,14 @@ def _bench(args: argparse.Namespace) -> int:
     if args.bar_pairs:  # parsed before the benchmark runs
         try:
             counts = [int(n) for n in args.bar_pairs.split(",")]
+            if any(n < 1 for n in counts):
+                raise ValueError
         except ValueError:
             raise ValueError(f"Invalid --bar-pairs: {args.bar_pairs!r} (expected comma-separated "
-                             "integers, or '' to skip)") from None
+                             "positive integers, or '' to skip)") from None
     device = resolve_device(args.device)
+    if args.out:
+        check_output_dir(args.out)
     record = run_bench(cfg, log=None if args.quiet else print)
     bar_rows = []
     if counts:
@@ -201,7 +231,9 @@ def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         kind_of = type(f.default) if f.default is not None else str
-        p.add_argument(flag, dest=f.name, type=kind_of, default=f.default, help=_HELP.get(f.name))
+        text = _HELP.get(f.name)
+        p.add_argument(flag, dest=f.name, type=kind_of, default=f.default,
+                       help=f"{text + ' ' if text else ''}(default: %(default)s)")
     p.add_argument("--bf16", action="store_true", default=None,
                    help="same as --precision bf16 (kept from before --precision)")
 
@@ -291,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("dir")
     rep.add_argument("--out", default=None, help="output folder (default: DIR/report)")
     rep.add_argument("--reference", default="lora", help="method runtimes are normalized to")
+    rep.add_argument("--skip-bad", dest="skip_bad", action="store_true",
+                     help="leave out result files that do not parse or lack required keys "
+                          "(listed on stderr and in report.md) instead of stopping")
     rep.set_defaults(func=_report)
     return parser
 

@@ -11,9 +11,10 @@ slice of each factor and of its gradient, so a norm is a sum of per-rank contrib
 
     |x|^2 = sum_r |x_r|^2
 
-BAR sums the local squared norms across the shard group (one ``all_reduce`` of a ``3n`` vector
-per step: the ``2n`` squared norms and ``n`` has-gradient counts, so a pair whose shard is empty
-on one rank -- FSDP sets no ``.grad`` there -- is still treated alike everywhere) and then rescales
+BAR sums the local squared norms across the shard group (one ``all_reduce`` per step of the
+``2n`` squared gradient norms, for oBAR ``2n`` squared factor norms, and ``n`` has-gradient
+counts, so a pair whose shard is empty on one rank -- FSDP sets no ``.grad`` there -- is still
+treated alike everywhere, and an inf/NaN on any rank leaves the pair alone on every rank) and then rescales
 each local slice.  Pass the group as ``BAR(..., process_group=...)`` for FSDP1 (its
 ``model.process_group``); DTensor factors (FSDP2) are recognized and reduced over their mesh.
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["FactorBuffer", "bar_", "bar_factors", "bar_signs", "compute_dtype", "scale_",
-           "squared_norms"]
+           "keep_nonfinite_", "squared_norms"]
 
 MODES = ("nbar", "obar")
 
@@ -129,7 +129,9 @@ def bar_(
 
     Args:
         xs, ys: the factors (one device); each keeps its dtype.
-        grads_x, grads_y: their gradients; needed by ``mode="nbar"`` only.
+        grads_x, grads_y: their gradients; needed by ``mode="nbar"``, optional for ``"obar"``.
+            A pair whose gradient norms are not finite (an inf/NaN in ``g_x`` or ``g_y``) is
+            left alone, decided on the device (no host sync).
         coeffs: ``alpha_t * lr`` for every pair (a float) or per pair (a 1-D tensor on the
             factors' device).  Must be in ``[0, 1)``; callers validate it.
         mode: ``"nbar"`` or ``"obar"``.
@@ -145,19 +147,32 @@ def bar_(
         raise ValueError(f"Invalid mode: {mode!r} (expected one of {MODES})")
     if len(xs) != len(ys):
         raise ValueError(f"xs and ys differ in length: {len(xs)} != {len(ys)}")
-    if mode == "nbar":
-        if grads_x is None or grads_y is None:
-            raise ValueError("mode='nbar' needs grads_x and grads_y")
-        left, right = grads_x, grads_y
-    else:
-        left, right = xs, ys
+    if (grads_x is None) != (grads_y is None):
+        raise ValueError("Pass both grads_x and grads_y, or neither")
+    if mode == "nbar" and grads_x is None:
+        raise ValueError("mode='nbar' needs grads_x and grads_y")
     if len(xs) == 0:
         return
-    dtype = compute_dtype([*left, *right])
+    n = len(xs)
+    grads = [] if grads_x is None else [*grads_x, *grads_y]
+    # one norm pass: the gradients (if given), then x and y for oBAR
+    tensors = grads + ([*xs, *ys] if mode == "obar" else [])
+    dtype = compute_dtype(tensors)
     use_foreach = _use_foreach(xs, foreach)
     if use_foreach:
-        norms = torch._foreach_norm([*left, *right], 2, dtype=dtype)
+        norms = torch.stack(torch._foreach_norm(tensors, 2, dtype=dtype))
     else:
-        norms = [torch.linalg.vector_norm(t, 2, dtype=dtype) for t in (*left, *right)]
-    grow = bar_signs(torch.stack(norms), mode)
-    scale_([*xs, *ys], bar_factors(grow, coeffs, dtype), foreach=use_foreach, buffer=buffer)
+        norms = torch.stack([torch.linalg.vector_norm(t, 2, dtype=dtype) for t in tensors])
+    grow = bar_signs(norms if mode == "nbar" else norms[-2 * n:], mode)
+    factors = bar_factors(grow, coeffs, dtype)
+    if grads:
+        factors = keep_nonfinite_(factors, norms[: 2 * n])
+    scale_([*xs, *ys], factors, foreach=use_foreach, buffer=buffer)
+
+
+def keep_nonfinite_(factors: Tensor, grad_norms: Tensor) -> Tensor:
+    """Set the factors of pairs whose gradient norms (``|g_x_1| .. |g_x_n|, |g_y_1| ..``, or
+    their squares) are not finite to 1, in place: such a pair is left alone."""
+    n = grad_norms.shape[0] // 2
+    ok = torch.isfinite(grad_norms[:n]) & torch.isfinite(grad_norms[n:])
+    return factors.masked_fill_(~torch.cat((ok, ok)), 1.0)

@@ -8,7 +8,9 @@ ones), with ``g`` the gradient on the minibatch and the norm global over those p
     g~  = grad L(w + e)              (the caller runs the second forward/backward)
     w  <- w - e; base_step(g~)       second_step(): restore w exactly, step the base optimizer
 
-``|g| = 0`` gives ``e = 0`` (no division by zero).  Nothing synchronizes with the host.
+``|g| = 0`` gives ``e = 0`` (no division by zero), and so does a gradient with an inf/NaN
+(``|g|`` not finite): ``second_step`` then restores and steps as usual (with a ``GradScaler`` the
+step is skipped).  Nothing synchronizes with the host.
 
 Call sequences (``opt = SAM(params, torch.optim.AdamW, rho=0.05, lr=3e-4)``):
 
@@ -154,8 +156,9 @@ class SAM(torch.optim.Optimizer):
         self._group_of = {p: g for p, g in with_grad}
         params = [p for p, _ in with_grad]
         if not params and not self._sharded:  # sharded: the norm is a collective, always join
-            self._first_finite = None
-            return
+            raise RuntimeError(
+                "SAM.first_step(): no parameter has a gradient; run the first forward and "
+                "backward pass (loss.backward()) before first_step()")
         norm = self._grad_norm(params)
         finite = torch.isfinite(norm)
         self._first_finite = finite
@@ -180,13 +183,16 @@ class SAM(torch.optim.Optimizer):
             grads = [local(p.grad) for p in group["params"] if p.grad is not None]
             scale = (inv * group["rho"]).to(members[0].dtype)
             e = torch._foreach_mul(grads, scale)
+            for t in e:  # an inf/NaN gradient: scale is 0 but 0 * inf = NaN; perturb nothing
+                torch.nan_to_num_(t, nan=0.0, posinf=0.0, neginf=0.0)
             if group["adaptive"]:
                 torch._foreach_mul_(e, torch._foreach_mul(members, members))
             if not uniform:
                 e_parts.extend(e)
             torch._foreach_add_(members, e)  # climb to the local maximum w + e(w)
-        if uniform:  # |e| = rho |g| / |g|: no second norm pass
-            self._e_norm = (norm * inv * rhos.pop()).float()
+        if uniform:  # |e| = rho |g| / |g| = rho, or 0: no second norm pass
+            moved = finite & (norm > 0)
+            self._e_norm = torch.where(moved, float(rhos.pop()), 0.0).float()
         else:
             self._e_norm = self._global_norm(e_parts, norm.device)
         self._perturbed = perturbed

@@ -19,6 +19,7 @@ task a ``formatter`` (example -> texts), which the causal-LM harness uses.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import random
 import re
@@ -50,7 +51,9 @@ class Task:
     """One task: where its files are, how to read a row, its labels and metrics.
 
     ``row`` maps a list of fields to ``(text_a, text_b, raw_label)``; ``labels`` lists the raw
-    label strings in class order (empty for regression).
+    label strings in class order (empty for regression); ``columns`` is the (min, max) number of
+    fields of a labelled row; ``sizes`` the rows per k=512 split (train, dev, test) and
+    ``glue_sizes`` the GLUE train and dev rows, as SOURCES.md gives them (checked on load).
     """
 
     name: str
@@ -66,6 +69,9 @@ class Task:
     dev_file: str = "dev"
     encoding: str = "utf-8"
     formatter: Callable[[Example], tuple[str, str | None]] | None = field(default=None)
+    columns: tuple[int, int] = (2, 2)
+    sizes: tuple[int, int, int] | None = None
+    glue_sizes: tuple[int, int] | None = None
 
     @property
     def num_labels(self) -> int:
@@ -91,25 +97,33 @@ def _cols(*idx: int, label: int = -1):
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task("sst2", "sst2", "SST-2", "tsv", True, _cols(0, label=1), ("0", "1"), glue=True),
-        Task("sst5", "sst5", "sst-5", "csv", False, _cols(1, label=0), ("0", "1", "2", "3", "4")),
-        Task("trec", "trec", "trec", "csv", False, _cols(1, label=0), tuple("012345")),
+        Task("sst2", "sst2", "SST-2", "tsv", True, _cols(0, label=1), ("0", "1"), glue=True,
+             sizes=(1024, 1024, 872), glue_sizes=(67349, 872)),
+        Task("sst5", "sst5", "sst-5", "csv", False, _cols(1, label=0), ("0", "1", "2", "3", "4"),
+             sizes=(2560, 2560, 1000)),
+        Task("trec", "trec", "trec", "csv", False, _cols(1, label=0), tuple("012345"),
+             sizes=(2646, 2243, 500)),
         Task("rte", "rte", "RTE", "tsv", True, _cols(1, 2), ("entailment", "not_entailment"),
-             glue=True),
+             glue=True, columns=(4, 4), sizes=(1024, 1024, 277), glue_sizes=(2490, 277)),
         Task("snli", "snli", "SNLI", "tsv", True, _cols(7, 8),
-             ("entailment", "neutral", "contradiction")),
+             ("entailment", "neutral", "contradiction"), columns=(11, 16),
+             sizes=(1536, 1536, 1000)),
         Task("mnli", "mnli", "MNLI", "tsv", True, _cols(8, 9),
              ("entailment", "neutral", "contradiction"), test_file="test_matched",
-             dev_file="dev_matched"),
+             dev_file="dev_matched", columns=(12, 16), sizes=(1536, 1536, 1000)),
         Task("mrpc", "mrpc", "MRPC", "tsv", True, _cols(3, 4, label=0), ("0", "1"),
-             metrics=("f1", "accuracy"), glue=True, encoding="utf-8-sig"),
+             metrics=("f1", "accuracy"), glue=True, encoding="utf-8-sig", columns=(5, 5),
+             sizes=(1024, 1024, 408), glue_sizes=(3668, 408)),
         Task("cola", "cola", "CoLA", "tsv", False, _cols(3, label=1), ("0", "1"),
-             metrics=("mcc", "accuracy"), glue=True),
-        Task("qnli", "qnli", "QNLI", "tsv", True, _cols(1, 2), ("entailment", "not_entailment")),
+             metrics=("mcc", "accuracy"), glue=True, columns=(4, 4), sizes=(1024, 1024, 1000),
+             glue_sizes=(8551, 1043)),
+        Task("qnli", "qnli", "QNLI", "tsv", True, _cols(1, 2), ("entailment", "not_entailment"),
+             columns=(4, 4), sizes=(1024, 1024, 1000)),
         Task("qqp", "qqp", "QQP", "tsv", True, _cols(3, 4, label=5), ("0", "1"),
-             metrics=("f1", "accuracy")),
+             metrics=("f1", "accuracy"), columns=(6, 6), sizes=(1024, 1024, 1000)),
         Task("stsb", "stsb", "STS-B", "tsv", True, _cols(7, 8), (),
-             metrics=("pearson", "spearman"), glue=True),
+             metrics=("pearson", "spearman"), glue=True, columns=(10, 10),
+             sizes=(1024, 1024, 1000), glue_sizes=(5749, 1500)),
     )
 }
 
@@ -140,17 +154,31 @@ _GLUED = re.compile(r"^(.*[.?!\"')])([A-Za-z][A-Za-z0-9_-]*)$")
 
 
 def _rows(task: Task, path: Path) -> list[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every data row, strictly: an unterminated quote (CSV), a
+    wrong number of fields, or a file without data rows raises :class:`DataError` naming
+    ``file:line``."""
     text = _read_text(path, task.encoding)
     if text.startswith("\ufeff"):
         text = text[1:]
-    lines = text.splitlines()
     if task.ext == "csv":
-        reader = csv.reader(lines)
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     else:
-        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t",
+                            quoting=csv.QUOTE_NONE, strict=True)
+    lo, hi = task.columns
     rows = []
-    for lineno, fields in enumerate(reader, start=1):
-        if task.header and lineno == 1:
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            raise DataError(f"{path}:{start}: malformed CSV ({err}); an unterminated quote?") from None
+        if reader.line_num != start and any("\n" in f or "\r" in f for f in fields):
+            raise DataError(f"{path}:{start}: unterminated quote: the field runs over lines "
+                            f"{start}-{reader.line_num}")
+        if task.header and start == 1:
             continue
         if not fields or all(not f for f in fields):
             continue
@@ -158,11 +186,17 @@ def _rows(task: Task, path: Path) -> list[tuple[int, list[str]]]:
             # Two rows glued together: "...sentence.<source>\t<label>\t<mark>\t<sentence>"
             m = _GLUED.match(fields[3])
             if m is None:
-                raise DataError(f"{path}:{lineno}: malformed CoLA row with 7 fields: {fields!r}")
-            rows.append((lineno, fields[:3] + [m.group(1)]))
-            rows.append((lineno, [m.group(2)] + fields[4:]))
+                raise DataError(f"{path}:{start}: malformed CoLA row with 7 fields: {fields!r}")
+            rows.append((start, fields[:3] + [m.group(1)]))
+            rows.append((start, [m.group(2)] + fields[4:]))
             continue
-        rows.append((lineno, fields))
+        if not lo <= len(fields) <= hi:
+            expected = str(lo) if lo == hi else f"{lo}-{hi}"
+            raise DataError(f"{path}:{start}: malformed row for task {task.name!r}: "
+                            f"{len(fields)} fields (expected {expected})")
+        rows.append((start, fields))
+    if not rows:
+        raise DataError(f"{path}: no data rows (the file is empty or holds only a header)")
     return rows
 
 
@@ -192,6 +226,12 @@ def _examples(task: Task, path: Path) -> list[Example]:
             label = task.labels.index(raw)
         out.append(Example(a.strip(), b.strip() if b is not None else None, label))
     return out
+
+
+def _check_size(path: Path, examples: list, expected: int, what: str) -> None:
+    if len(examples) != expected:
+        raise DataError(f"{path}: {len(examples)} examples, but the {what} holds {expected} "
+                        "(SOURCES.md): a truncated or altered file?")
 
 
 def fewshot_dir(task: Task, data_dir: Path, seed: int) -> Path:
@@ -228,7 +268,11 @@ def load_split(
                 f"<data-dir>/{task.folder}/k-shot-1k-test/{task.fewshot_dir}/512-{seed}/"
             )
         name = {"train": "train", "dev": task.dev_file, "test": task.test_file}[split]
-        return _examples(task, folder / f"{name}.{task.ext}")
+        path = folder / f"{name}.{task.ext}"
+        examples = _examples(task, path)
+        if task.sizes is not None:
+            _check_size(path, examples, task.sizes[SPLITS.index(split)], "k=512 split")
+        return examples
     if setting == "full":
         if not task.glue:
             raise ValueError(
@@ -237,8 +281,13 @@ def load_split(
             )
         glue = root / task.folder / "glue"
         if split == "test":
-            return _examples(task, glue / "dev.tsv")
+            examples = _examples(task, glue / "dev.tsv")
+            if task.glue_sizes is not None:
+                _check_size(glue / "dev.tsv", examples, task.glue_sizes[1], "GLUE dev set")
+            return examples
         train = _full_train(task, glue)
+        if task.glue_sizes is not None:
+            _check_size(glue / "train.tsv", train, task.glue_sizes[0], "GLUE training set")
         rng = random.Random(seed)
         order = list(range(len(train)))
         rng.shuffle(order)

@@ -41,8 +41,15 @@ def load_grid(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Grid config {str(path)!r} does not exist")
-    with path.open("rb") as f:
-        return tomllib.load(f)
+    try:
+        with path.open("rb") as f:
+            grid = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"Invalid grid {str(path)!r}: TOML syntax error: {err}") from None
+    if "grid" not in grid and "variant" not in grid:
+        raise ValueError(f"Invalid grid {str(path)!r}: no [grid] table and no [[variant]] "
+                         "table, so nothing to run (an empty or comment-only file?)")
+    return grid
 
 
 def _product(table: dict) -> list[dict]:
@@ -111,10 +118,14 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
     """
     out = Path(out)
     configs = expand(grid, data_dir=data_dir)
+    if not configs:
+        raise ValueError("Invalid grid: it expands to no runs (an empty [[variant]] list?)")
     for key, want in (only or {}).items():
-        if configs and not hasattr(configs[0], key):
+        if not hasattr(configs[0], key):
             raise ValueError(f"Invalid filter: {key!r} is not a setting of these runs")
         configs = [c for c in configs if str(getattr(c, key)) == want]
+        if not configs:
+            raise ValueError(f"Invalid filter: no run of this grid has {key}={want!r}")
     todo = [c for c in configs if not is_done(result_path(out, c))]
     log(f"grid: {len(configs)} runs, {len(configs) - len(todo)} already done, {len(todo)} to run "
         f"({jobs} job{'s' if jobs > 1 else ''})")

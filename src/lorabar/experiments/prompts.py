@@ -75,6 +75,8 @@ def _jsonl(path) -> list[dict]:
                 rows.append(json.loads(line))
             except ValueError:
                 raise DataError(f"{path}:{lineno}: malformed JSON line") from None
+    if not rows:
+        raise DataError(f"{path}: no examples (the file is empty)")
     return rows
 
 

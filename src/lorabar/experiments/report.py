@@ -32,24 +32,65 @@ def _task_key(task: str) -> tuple[int, str]:
     return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
 
 
-def load_results(folder: str | Path) -> list[dict]:
+REQUIRED = ("config", "key", "metrics", "primary_metric")
+
+
+class BadResultError(ValueError):
+    """A result file that does not parse or lacks what a report needs (names the file)."""
+
+
+def _check_result(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise BadResultError(f"{path}: not a readable JSON result ({err}); a truncated write? "
+                             "Delete it and rerun its grid, or pass --skip-bad") from None
+    if not isinstance(data, dict):
+        raise BadResultError(f"{path}: not a result (a JSON {type(data).__name__}, expected an "
+                             "object); pass --skip-bad to leave it out")
+    missing = [k for k in REQUIRED if k not in data]
+    config = data.get("config")
+    if isinstance(config, dict):
+        missing += [f"config.{k}" for k in ("task", "method", "seed") if k not in config]
+    metric = data.get("primary_metric")
+    metrics = data.get("metrics")
+    if isinstance(metrics, dict) and metric is not None:
+        missing += [f"metrics.{s}.{metric}" for s in ("dev", "test")
+                    if not isinstance(metrics.get(s), dict) or metric not in metrics[s]]
+    if missing:
+        raise BadResultError(f"{path}: not a complete result: missing {', '.join(missing)}; "
+                             "pass --skip-bad to leave it out")
+    return data
+
+
+def load(folder: str | Path, *, skip_bad: bool = False) -> tuple[list[dict], list[str]]:
+    """Every result under ``folder`` and the messages of the files left out (``skip_bad``);
+    without ``skip_bad`` a bad file raises :class:`BadResultError`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"Result folder {str(folder)!r} does not exist")
-    out = []
+    out, skipped = [], []
     for path in sorted(folder.rglob("*.json")):
         if path.name.endswith(".error.json"):
             continue
         try:
-            data = json.loads(path.read_text())
-        except ValueError:
+            data = _check_result(path)
+        except BadResultError as err:
+            if not skip_bad:
+                raise
+            skipped.append(str(err).replace("; pass --skip-bad to leave it out", "")
+                           .replace(", or pass --skip-bad", ""))
             continue
-        if isinstance(data, dict) and "config" in data and "metrics" in data:
-            data["_path"] = str(path)
-            out.append(data)
+        data["_path"] = str(path)
+        out.append(data)
     if not out:
         raise ValueError(f"No result files (JSON with 'config' and 'metrics') under {str(folder)!r}")
-    return out
+    return out, skipped
+
+
+def load_results(folder: str | Path, *, skip_bad: bool = False) -> list[dict]:
+    """Every result under ``folder`` (see :func:`load`)."""
+    return load(folder, skip_bad=skip_bad)[0]
 
 
 def _setting(r: dict) -> str:
@@ -226,8 +267,14 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
 
 
 def render(folder: str | Path, *, out: str | Path | None = None,
-           reference_method: str = "lora") -> list[Path]:
-    results = load_results(folder)
+           reference_method: str = "lora", skip_bad: bool = False,
+           warn=None) -> list[Path]:
+    """Write the tables, report.md and figures of the results under ``folder``; with
+    ``skip_bad`` bad result files are left out, passed to ``warn`` and listed in report.md."""
+    results, skipped = load(folder, skip_bad=skip_bad)
+    for message in skipped:
+        if warn is not None:
+            warn(f"skipped {message}")
     out = Path(out) if out is not None else Path(folder) / "report"
     out.mkdir(parents=True, exist_ok=True)
     t = tables(results, reference_method)
@@ -250,6 +297,9 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     if "webnlg" in t:
         md += ["## WebNLG BLEU (sacrebleu, all references), mean ± std over seeds", "",
                _table(t["webnlg"]), ""]
+    if skipped:
+        md += [f"## Skipped files ({len(skipped)}, --skip-bad)", ""] + [f"- {m}" for m in skipped]
+        md += [""]
     (out / "report.md").write_text("\n".join(md))
     written.append(out / "report.md")
     written += fig3(results, out)
