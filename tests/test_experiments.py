@@ -102,8 +102,15 @@ def test_run_config_validation():
 
     with pytest.raises(ValueError, match=r"Invalid method: 'adam'"):
         RunConfig(method="adam")
-    with pytest.raises(ValueError, match=r"Invalid method: 'zeroshot' \(expected one of "):
-        RunConfig(method="zeroshot")  # a causal-LM reference, not an encoder method
+    with pytest.raises(ValueError, match=r"Invalid method: 'zeroshot' on an encoder evaluates "
+                                         r"the probe head alone; it needs --head probe"):
+        RunConfig(method="zeroshot", head="linear")
+    with pytest.raises(ValueError, match=r"Invalid head: 'mlp' \(--head expects"):
+        RunConfig(head="mlp")
+    with pytest.raises(ValueError, match=r"Invalid label_noise: 1.5 \(--label-noise expects"):
+        RunConfig(label_noise=1.5)
+    with pytest.raises(ValueError, match=r"Invalid label_noise: task 'stsb' is a regression"):
+        RunConfig(task="stsb", label_noise=0.1)
     with pytest.raises(ValueError, match=r"Invalid method: 'full'"):
         LMConfig(method="full")
     with pytest.raises(ValueError, match=r"Invalid task: 'imdb'"):
@@ -286,3 +293,66 @@ def test_report_on_fixture_results(tmp_path):
     assert "LoRA-nBAR" in (tmp_path / "rep" / "report.md").read_text()
     with pytest.raises(ValueError, match=r"No result files"):
         render(tmp_path / "rep")
+
+
+def test_probe_head_sam_on_lora_and_label_noise(data_dir):
+    """--head probe: only the LoRA factors train; SAM perturbs only them (with a linear head
+    too); --label-noise flips a seeded 30% of the train labels."""
+    base = dict(task="snli", model="tiny", steps=2, max_eval=16, data_dir=data_dir,
+                precision="fp32")
+    probe = run(RunConfig(method="sam", head="probe", **base), progress=False)
+    linear = run(RunConfig(method="sam", head="linear", **base), progress=False)
+    lora_numel = 2 * 2 * (8 * 32 + 32 * 8)  # tiny BERT: 2 layers x (query, value), r=8, d=32
+    assert probe["train"]["trainable_params"] == lora_numel
+    assert probe["sam"]["perturbed_params"] == lora_numel and probe["sam"]["unperturbed_params"] == 0
+    assert linear["train"]["trainable_params"] == lora_numel + 32 * 3 + 3
+    assert linear["sam"]["perturbed_params"] == lora_numel
+    assert probe["train"]["probe"]["kind"] == "logistic regression"
+    assert 0.3 < probe["train"]["probe"]["train_accuracy"] <= 1.0
+    noisy = run(RunConfig(method="lora", label_noise=0.3, **{**base, "task": "sst2"}),
+                progress=False)
+    assert noisy["train"]["label_noise_flipped"] == round(0.3 * 1024)
+
+
+def test_flip_labels_is_seeded_and_flips_to_another_class():
+    from lorabar.experiments.encoder import flip_labels
+
+    ex = [D.Example(f"t{i}", None, i % 3) for i in range(100)]
+    out, n = flip_labels(ex, 0.3, 3, seed=13)
+    changed = [i for i, (a, b) in enumerate(zip(ex, out)) if a.label != b.label]
+    assert n == 30 and len(changed) == 30  # every chosen label really changes
+    assert all(0 <= e.label < 3 for e in out) and [e.text_a for e in out] == [e.text_a for e in ex]
+    assert flip_labels(ex, 0.3, 3, seed=13)[0] == out and flip_labels(ex, 0.3, 3, seed=21)[0] != out
+
+
+def test_probe_head_on_real_features_is_the_logistic_regression(data_dir):
+    """The probe alone (method zeroshot) scores what sklearn's fit on the same features does."""
+    r = run(RunConfig(task="sst2", method="zeroshot", model="tiny", max_eval=64,
+                      data_dir=data_dir, precision="fp32"), progress=False)
+    assert r["train"]["trainable_params"] == 2 * 2 * (8 * 32 + 32 * 8)
+    assert r["train"]["loss_first10"] is None and r["timing"]["step_time_median_s"] is None
+    assert 0.0 <= r["metrics"]["test"]["accuracy"] <= 1.0
+
+
+def test_paired_differences_and_selection_on_common_seeds():
+    from lorabar.experiments.report import paired
+
+    runs = []
+    lora = {13: 0.80, 21: 0.82, 42: 0.78, 87: 0.81, 100: 0.79}
+    sam = {13: 0.81, 21: 0.84, 42: 0.79, 87: 0.83, 100: 0.80}   # +1, +2, +1, +2, +1
+    for seed in lora:
+        runs.append(_fake("sst2", "lora", seed, 0.8, lora[seed], 100))
+        runs.append(_fake("sst2", "sam", seed, 0.8, sam[seed], 200))
+        runs.append(_fake("sst2", "nbar", seed, 0.8, lora[seed] + (0.01 if seed % 2 else -0.01),
+                          100))
+    # a setting tried on the tuning seed only, better there on dev: chosen, though n = 1
+    runs.append(_fake("trec", "lora", 13, 0.9, 0.9, 100))
+    runs.append(_fake("trec", "lora", 13, 0.7, 0.5, 100, setting=3e-4))
+    for seed in (21, 42):  # more seeds of the worse setting do not change the choice
+        runs.append(_fake("trec", "lora", seed, 0.95, 0.5, 100, setting=3e-4))
+    rows = {(r[0], r[1]): r for r in paired(runs)}
+    n, mean, lo, hi, verdict = rows[("sst2", "LoRA-SAM")][2:]
+    # mean 1.4, sd 0.5477, t(0.975, 4) = 2.7764: half-width 0.680
+    assert (n, mean, lo, hi, verdict) == ("5", "1.40", "0.72", "2.08", "better")
+    assert rows[("sst2", "LoRA-nBAR")][6] == "no difference"
+    assert select(runs)[("trec", "lora")][0]["config"]["lr"] == 1e-3

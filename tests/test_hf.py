@@ -102,8 +102,12 @@ def test_sam_trainer_matches_harness(tmp_path):
     from lorabar.integrations.hf import SAMTrainer
 
     model = _model()
-    sam = lorabar.SAM([p for p in model.parameters() if p.requires_grad], torch.optim.AdamW,
-                      rho=0.05, lr=1e-2, weight_decay=0.0)
+    # LoRA-SAM as the harness does it: the LoRA factors perturbed, the head only stepped
+    factors = {id(t) for pair in lorabar.find_lora_pairs(model) for t in pair.tensors}
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if id(p) in factors]},
+              {"params": [p for p in params if id(p) not in factors], "rho": 0.0}]
+    sam = lorabar.SAM(groups, torch.optim.AdamW, rho=0.05, lr=1e-2, weight_decay=0.0)
     _trainer(model, tmp_path, cls=SAMTrainer, sam=sam).train()
     # The Trainer shuffles the (single) batch, so sums run in another order; Adam's first steps
     # amplify that for entries whose gradient is ~eps (measured max difference 9e-6, lr = 1e-2).

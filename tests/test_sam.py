@@ -271,3 +271,30 @@ def test_sam_step_after_first_backward_sees_first_pass_gradients():
     assert len(seen) == 1
     for g, e in zip(seen[0], expected):
         torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+def test_rho_zero_group_is_stepped_but_never_perturbed():
+    """LoRA-SAM with a trainable head: the head's group (rho = 0) does not move in first_step
+    and its gradient does not count in |g|."""
+    model = make_peft_model()
+    model.base_model.model.head.requires_grad_(True)  # a trainable head beside the adapters
+    pairs = lorabar.find_lora_pairs(model)
+    factors = {id(t) for p in pairs for t in p.tensors}
+    params = [p for p in model.parameters() if p.requires_grad]
+    head = [p for p in params if id(p) not in factors]
+    lora = [p for p in params if id(p) in factors]
+    assert head and lora
+    sam = lorabar.SAM([{"params": lora}, {"params": head, "rho": 0.0}], torch.optim.SGD,
+                      rho=0.3, lr=0.1)
+    loss_of(model, make_batch()).backward()
+    g = [p.grad.clone() for p in lora]
+    norm = math.sqrt(sum((t.double() ** 2).sum().item() for t in g))
+    before_lora = [p.detach().clone() for p in lora]
+    before_head = [p.detach().clone() for p in head]
+    sam.first_step()
+    for p, b in zip(head, before_head):
+        assert torch.equal(p, b)
+    for p, b, gi in zip(lora, before_lora, g):  # e = rho g / |g_lora|, the head left out
+        torch.testing.assert_close(p - b, 0.3 * gi / norm, rtol=1e-9, atol=1e-12)
+    sam.second_step()
+    assert not torch.equal(head[0], before_head[0])  # ... but stepped

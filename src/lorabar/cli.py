@@ -148,7 +148,7 @@ def _report(args: argparse.Namespace) -> int:
         print(f"lorabar report: {message}", file=sys.stderr)
 
     for path in render(args.dir, out=args.out, reference_method=args.reference,
-                       skip_bad=args.skip_bad, warn=warn):
+                       skip_bad=args.skip_bad, warn=warn, baseline=args.baseline):
         print(path)
     return 0
 
@@ -323,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("dir")
     rep.add_argument("--out", default=None, help="output folder (default: DIR/report)")
     rep.add_argument("--reference", default="lora", help="method runtimes are normalized to")
+    rep.add_argument("--baseline", default="lora",
+                     help="paired differences (paired.csv) are taken against this method")
     rep.add_argument("--skip-bad", dest="skip_bad", action="store_true",
                      help="leave out result files that do not parse or lack required keys "
                           "(listed on stderr and in report.md) instead of stopping")

@@ -65,6 +65,9 @@ class SAM(torch.optim.Optimizer):
 
     Args:
         params: the parameters to perturb and train (iterable of tensors or param groups).
+            A group with ``rho=0`` is trained by the base optimizer but never perturbed, and
+            its gradient does not count in ``|g|``: LoRA-SAM with a trainable head is
+            ``[{"params": lora_factors}, {"params": head, "rho": 0.0}]``.
         base_optimizer: the optimizer class that takes the step; built as
             ``base_optimizer(self.param_groups, **kwargs)``.
         rho: perturbation radius, ``>= 0``.
@@ -153,12 +156,13 @@ class SAM(torch.optim.Optimizer):
         if self._in_step:
             raise RuntimeError("first_step() called twice without second_step() in between")
         with_grad = self._params_with_grad()
-        self._group_of = {p: g for p, g in with_grad}
-        params = [p for p, _ in with_grad]
-        if not params and not self._sharded:  # sharded: the norm is a collective, always join
+        if not with_grad and not self._sharded:  # sharded: the norm is a collective, always join
             raise RuntimeError(
                 "SAM.first_step(): no parameter has a gradient; run the first forward and "
                 "backward pass (loss.backward()) before first_step()")
+        self._group_of = {p: g for p, g in with_grad}
+        # groups with rho = 0 are stepped, never perturbed, and do not count in |g|
+        params = [p for p, g in with_grad if g["rho"] > 0]
         norm = self._grad_norm(params)
         finite = torch.isfinite(norm)
         self._first_finite = finite
@@ -173,10 +177,11 @@ class SAM(torch.optim.Optimizer):
                 backup = self._backup[p] = torch.empty_like(w)
             backup.copy_(w)
             perturbed.append((w, backup))
-        rhos = {g["rho"] for g in self.param_groups}
-        uniform = len(rhos) == 1 and not any(g["adaptive"] for g in self.param_groups)
+        perturbed_groups = [g for g in self.param_groups if g["rho"] > 0]
+        rhos = {g["rho"] for g in perturbed_groups}
+        uniform = len(rhos) <= 1 and not any(g["adaptive"] for g in perturbed_groups)
         e_parts: list[Tensor] = []
-        for group in self.param_groups:
+        for group in perturbed_groups:
             members = [local(p) for p in group["params"] if p.grad is not None]
             if not members:
                 continue
@@ -192,7 +197,7 @@ class SAM(torch.optim.Optimizer):
             torch._foreach_add_(members, e)  # climb to the local maximum w + e(w)
         if uniform:  # |e| = rho |g| / |g| = rho, or 0: no second norm pass
             moved = finite & (norm > 0)
-            self._e_norm = torch.where(moved, float(rhos.pop()), 0.0).float()
+            self._e_norm = torch.where(moved, float(next(iter(rhos), 0.0)), 0.0).float()
         else:
             self._e_norm = self._global_norm(e_parts, norm.device)
         self._perturbed = perturbed

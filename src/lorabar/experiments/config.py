@@ -138,9 +138,23 @@ class EncoderConfig(RunConfig):
     targets: str = "qv"
     setting: str = "fewshot"
     max_eval: int = 0                # a seeded, class-stratified subset of dev and test (0: all)
+    head: str = "probe"              # "probe": fitted on frozen features, then frozen; "linear"
+    label_noise: float = 0.0         # a seeded fraction of train labels flipped to another class
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.head not in ("probe", "linear"):
+            raise ValueError(f"Invalid head: {self.head!r} (--head expects 'probe' or 'linear')")
+        if self.method == "zeroshot" and self.head != "probe":
+            raise ValueError("Invalid method: 'zeroshot' on an encoder evaluates the probe head "
+                             "alone; it needs --head probe")
+        if (isinstance(self.label_noise, bool) or not isinstance(self.label_noise, int | float)
+                or not 0 <= self.label_noise < 1):
+            raise ValueError(f"Invalid label_noise: {self.label_noise!r} (--label-noise expects "
+                             "a fraction in [0, 1))")
+        if self.label_noise and self.task in TASKS and TASKS[self.task].is_regression:
+            raise ValueError(f"Invalid label_noise: task {self.task!r} is a regression task "
+                             "(label noise flips class labels)")
         if self.pooling not in ("mean", "cls"):
             raise ValueError(f"Invalid pooling: {self.pooling!r} (expected 'mean' or 'cls')")
         if self.targets not in ("qv", "all"):

@@ -3,7 +3,14 @@
 Splits from :mod:`lorabar.experiments.data` (MeZO k=512 few-shot or full GLUE), tokenized once,
 collated with dynamic padding; the model is :func:`lorabar.experiments.model.build_model`
 (MiniLM by default) with LoRA on the chosen targets, or without adapters for full finetuning.
-``max_eval`` evaluates a seeded, class-stratified subset of dev and test.
+
+Heads: ``probe`` (default) fits a logistic-regression head (least squares for regression) on
+the frozen pretrained features of the train split and freezes it, so only the LoRA factors
+adapt -- the stand-in for a pretrained verbalizer, since the MiniLM wheel has no MLM head (the
+paper finetunes RoBERTa through prompts and its MLM head).  ``linear`` trains a fresh head with
+the adapters (the practical setting).  ``label_noise = P`` flips a seeded fraction P of the
+train labels to another class (dev and test untouched).  ``max_eval`` evaluates a seeded,
+class-stratified subset of dev and test.
 """
 
 from __future__ import annotations
@@ -64,9 +71,14 @@ class EncoderTask:
                 ex = self.splits[s]
                 labels = None if self.task.is_regression else [e.label for e in ex]
                 self.splits[s] = subset(ex, cfg.max_eval, seed=0, labels=labels)
+        self.flipped = 0
+        if cfg.label_noise:
+            self.splits["train"], self.flipped = flip_labels(
+                self.splits["train"], cfg.label_noise, self.task.num_labels, seed=cfg.seed)
         self.sizes = {s: len(v) for s, v in self.splits.items()}
         self.n_train = self.sizes["train"]
         self.data: dict = {}
+        self.probe: dict | None = None
 
     def build_model(self, method):
         from .model import build_model
@@ -75,10 +87,60 @@ class EncoderTask:
         model, tokenizer = build_model(cfg.model, self.task.num_labels,
                                        method="lora" if method.adapters else "full",
                                        lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                       targets=cfg.targets, pooling=cfg.pooling)
+                                       targets=cfg.targets, pooling=cfg.pooling,
+                                       train_head=cfg.head == "linear")
         enc = _Encoder(tokenizer, cfg.max_length)
         self.data = {s: (enc.encode(ex), [e.label for e in ex]) for s, ex in self.splits.items()}
         return model
+
+    @torch.no_grad()
+    def prepare(self, model, runtime) -> None:
+        """``head = "probe"``: fit the head on the frozen features of the train split (the LoRA
+        adapters are the identity at initialization), then keep it frozen."""
+        if self.cfg.head != "probe":
+            return
+        import numpy as np
+
+        net = model.get_base_model() if hasattr(model, "get_base_model") else model
+        encoded, labels = self.data["train"]
+        model.eval()
+        feats = []
+        for i in range(0, len(encoded), self.cfg.eval_batch_size):
+            batch = _Encoder.collate(encoded[i : i + self.cfg.eval_batch_size],
+                                     labels[i : i + self.cfg.eval_batch_size])
+            batch.pop("labels")
+            with runtime.autocast():
+                feats.append(net.features(**runtime.to_device(batch)).float().cpu())
+        model.train()
+        x = torch.cat(feats).double().numpy()
+        y = np.asarray(labels)
+        if self.task.is_regression:  # least squares with a bias column
+            a = np.hstack([x, np.ones((len(x), 1))])
+            coef, *_ = np.linalg.lstsq(a, y.astype(float), rcond=None)
+            weight, bias = coef[None, :-1], coef[-1:]
+            fit = float(np.corrcoef(a @ coef, y)[0, 1])
+            self.probe = {"kind": "least squares", "train_pearson": fit}
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            clf = LogisticRegression(max_iter=2000).fit(x, y)
+            weight, bias = clf.coef_, clf.intercept_
+            if weight.shape[0] == 1:  # binary: sklearn keeps one row (logit of class 1)
+                weight = np.vstack([-weight / 2, weight / 2])
+                bias = np.concatenate([-bias / 2, bias / 2])
+            self.probe = {"kind": "logistic regression",
+                          "train_accuracy": float(clf.score(x, y))}
+        head = net.head
+        head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))
+        head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))
+        head.requires_grad_(False)
+
+    def train_info(self) -> dict:
+        """What the adapter adds to the record's ``train``."""
+        info: dict = {"head": self.cfg.head, "label_noise_flipped": self.flipped}
+        if self.probe is not None:
+            info["probe"] = self.probe
+        return info
 
     def batch(self, idx: list[int]) -> dict:
         x, y = self.data["train"]
@@ -115,3 +177,22 @@ class EncoderTask:
 def majority_label(labels: list[int]) -> int:
     """The most frequent label; ties go to the lowest id."""
     return max(sorted(set(labels)), key=labels.count)
+
+
+def flip_labels(examples: list[Example], fraction: float, num_labels: int, *,
+                seed: int) -> tuple[list[Example], int]:
+    """Flip ``round(fraction * n)`` seeded labels to a uniformly drawn other class; returns the
+    new list and the number flipped."""
+    import dataclasses
+    import random
+
+    rng = random.Random(f"label-noise/{seed}")
+    n_flip = round(fraction * len(examples))
+    chosen = set(rng.sample(range(len(examples)), n_flip))
+    out = []
+    for i, e in enumerate(examples):
+        if i in chosen:
+            other = rng.choice([k for k in range(num_labels) if k != e.label])
+            e = dataclasses.replace(e, label=other)
+        out.append(e)
+    return out, n_flip

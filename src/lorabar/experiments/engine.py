@@ -114,6 +114,8 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
     task = make_task(cfg)
     torch.manual_seed(cfg.seed)
     model = task.build_model(method).to(runtime.device)
+    if hasattr(task, "prepare"):
+        task.prepare(model, runtime)  # e.g. fit a probe head on the frozen features
     model.train()
     pairs = find_lora_pairs(model) if method.adapters else []
     params = [p for p in model.parameters() if p.requires_grad]
@@ -131,6 +133,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
     log = _BalancednessLog(pairs, cfg.log_every, cfg.steps)
     losses: list[float] = []
     step_times: list[float] = []
+    method_info: dict = {}
     t_train = time.perf_counter()
     if method.trains:
         trained = model
@@ -145,6 +148,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
                           rho=cfg.rho, mu0=cfg.mu0, schedule=cfg.schedule,
                           sam_perturbation=cfg.sam_perturbation)
         stepper = make_stepper(cfg.method, ctx)
+        method_info = stepper.info
         sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer,
                                                   lr_lambda(cfg.steps, cfg.warmup_ratio))
         bar = _progress(cfg, progress and dist.is_main)
@@ -186,7 +190,8 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
         "train": {"loss_first10": mean(losses[:10]), "loss_last10": mean(losses[-10:]),
                   "n_train": task.sizes["train"], "n_dev": task.sizes["dev"],
                   "n_test": task.sizes["test"], "trainable_params": sum(p.numel() for p in params),
-                  "lora_pairs": len(pairs)},
+                  "lora_pairs": len(pairs),
+                  **(task.train_info() if hasattr(task, "train_info") else {})},
         "final_mean_abs_B": balancedness(pairs).as_dict()["mean_abs_B"] if pairs else None,
         "timing": {"step_time_median_s": statistics.median(step_times) if step_times else None,
                    "step_time_mean_s": mean(step_times), "train_s": train_s, "eval_s": eval_s,
@@ -195,6 +200,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
         "runtime": runtime.describe(),
         "distributed": {"world_size": dist.world, "backend": dist.backend},
         "environment": environment(),
+        **method_info,
     }
     barrier(dist)  # the other ranks wait for rank 0's evaluation before leaving
     return record

@@ -67,6 +67,7 @@ class Stepper:
         self.optimizer = optimizer
         self.sam = sam
         self.scaler = ctx.runtime.grad_scaler()
+        self.info: dict = {}  # what the method adds to a run's record (e.g. "sam")
 
     def _loss(self, batch: Any) -> Tensor:
         with self.ctx.runtime.autocast():
@@ -122,8 +123,19 @@ def _bar(mode: str) -> Callable[[StepContext], Stepper]:
 
 
 def _sam(ctx: StepContext) -> Stepper:
-    sam = SAM(ctx.params, torch.optim.AdamW, rho=ctx.rho, lr=ctx.lr, weight_decay=ctx.weight_decay)
-    return Stepper(ctx, sam.base_optimizer, sam=sam)
+    """LoRA-SAM (paper Alg. 1 on the LoRA factors): SAM perturbs the LoRA factors only; any
+    other trainable parameter (a task head) is stepped by AdamW with the second-pass gradient
+    and never perturbed (a ``rho = 0`` group)."""
+    factors = {id(t) for pair in ctx.pairs for t in pair.tensors}
+    lora = [p for p in ctx.params if id(p) in factors] if factors else list(ctx.params)
+    rest = [p for p in ctx.params if id(p) not in factors] if factors else []
+    groups = [{"params": lora}] + ([{"params": rest, "rho": 0.0}] if rest else [])
+    sam = SAM(groups, torch.optim.AdamW, rho=ctx.rho, lr=ctx.lr, weight_decay=ctx.weight_decay)
+    stepper = Stepper(ctx, sam.base_optimizer, sam=sam)
+    stepper.info = {"sam": {"rho": ctx.rho, "perturbed_params": sum(p.numel() for p in lora),
+                            "unperturbed_params": sum(p.numel() for p in rest),
+                            "perturbation": ctx.sam_perturbation}}
+    return stepper
 
 
 @dataclass(frozen=True)
@@ -152,7 +164,7 @@ class Method:
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("zeroshot", "zero-shot", None, kinds=("lm",)),
+    Method("zeroshot", "zero-shot", None),  # encoders: the probe head alone
     Method("lora", "LoRA", _adamw),
     Method("sam", "LoRA-SAM", _sam, hparams=("rho", "sam_perturbation")),
     Method("obar", "LoRA-oBAR", _bar("obar"), hparams=("mu0", "schedule")),

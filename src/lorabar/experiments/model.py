@@ -49,15 +49,18 @@ class SequenceClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None, **_):
+    def features(self, input_ids, attention_mask, token_type_ids=None, **_):
+        """The pooled encoder output the head reads (before dropout)."""
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                               **extra).last_hidden_state
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        else:
-            pooled = hidden[:, 0]
+            return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return hidden[:, 0]
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None, **_):
+        pooled = self.features(input_ids, attention_mask, token_type_ids)
         logits = self.head(self.dropout(pooled)).float()
         loss = None
         if labels is not None:
@@ -77,9 +80,11 @@ def _tiny_encoder():
 
 
 def build_model(model: str, num_labels: int, *, method: str, lora_r: int = 8,
-                lora_alpha: int = 16, targets: str = "qv", pooling: str = "mean"):
+                lora_alpha: int = 16, targets: str = "qv", pooling: str = "mean",
+                train_head: bool = True):
     """Return ``(model, tokenizer)``; LoRA unless ``method == "full"`` (full finetuning).
 
+    ``train_head=False`` leaves the head frozen (for a probe head fitted before training);
     ``model="tiny"`` gives a random 2-layer BERT and a tokenizer-free setup (``tokenizer=None``).
     """
     from transformers import AutoModel, AutoTokenizer
@@ -97,11 +102,13 @@ def build_model(model: str, num_labels: int, *, method: str, lora_r: int = 8,
         tokenizer = AutoTokenizer.from_pretrained(path)
     net = SequenceClassifier(encoder, num_labels, pooling=pooling)
     if method == "full":
+        net.head.requires_grad_(train_head)
         return net, tokenizer
     if targets not in LORA_TARGETS:
         raise ValueError(f"Invalid targets: {targets!r} (expected one of {sorted(LORA_TARGETS)})")
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                        target_modules=LORA_TARGETS[targets], modules_to_save=["head"])
+                        target_modules=LORA_TARGETS[targets],
+                        modules_to_save=["head"] if train_head else None)
     return get_peft_model(net, config), tokenizer

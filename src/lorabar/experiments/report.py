@@ -106,18 +106,84 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def select(results: list[dict]) -> dict:
-    """``{(task, method): runs of the setting with the best mean dev metric}``."""
+    """``{(task, method): runs of the setting with the best mean dev metric}``.
+
+    Settings are compared on the seeds they all have (a tuning seed run for every setting,
+    then more seeds for the chosen one, compares on the tuning seed), else on their own.
+    """
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in results:
         groups[(r["config"]["task"], r["config"]["method"])][_setting(r)].append(r)
     chosen = {}
     for key, settings in groups.items():
+        common = set.intersection(*({r["config"]["seed"] for r in runs}
+                                    for runs in settings.values()))
+
         def dev_score(runs):
             m = runs[0]["primary_metric"]
-            return statistics.fmean(x["metrics"]["dev"][m] for x in runs)
+            use = [x for x in runs if x["config"]["seed"] in common] or runs
+            return statistics.fmean(x["metrics"]["dev"][m] for x in use)
 
         chosen[key] = max(settings.values(), key=lambda runs: (dev_score(runs), len(runs)))
     return chosen
+
+
+def _t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and ``level`` t-interval of paired differences (NaN bounds for n < 2)."""
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return mean, math.nan, math.nan
+    from scipy.stats import t
+
+    half = t.ppf(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
+
+
+def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
+    """Per task and method: the mean paired test difference to ``baseline`` (both at their
+    dev-chosen settings) over the seeds both have -- the same seed is the same split and
+    initialization -- with a 95% t-interval; then the average over tasks (per seed, the mean
+    difference over the tasks that have it, then the t-interval over seeds).  Metrics x100
+    (BLEU as is)."""
+    chosen = select(results)
+    rows = [["task", "method", "n", "mean_diff", "ci_low", "ci_high", "verdict"]]
+    per_method: dict = defaultdict(lambda: defaultdict(list))
+    tasks = sorted({t for t, _ in chosen}, key=_task_key)
+    for m in METHOD_ORDER:
+        if m == baseline or not METHODS[m].trains:
+            continue
+        for t in tasks:
+            base, runs = chosen.get((t, baseline)), chosen.get((t, m))
+            if not base or not runs:
+                continue
+            metric = runs[0]["primary_metric"]
+            k = _scale(metric)
+            by_seed = {r["config"]["seed"]: k * r["metrics"]["test"][metric] for r in base}
+            diffs = {r["config"]["seed"]: k * r["metrics"]["test"][metric] - by_seed[r["config"]["seed"]]
+                     for r in runs if r["config"]["seed"] in by_seed}
+            if not diffs:
+                continue
+            mean, lo, hi = _t_interval(list(diffs.values()))
+            rows.append([t, LABELS[m], str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}",
+                         _verdict(lo, hi)])
+            for seed, d in diffs.items():
+                per_method[m][seed].append(d)
+        if len({len(v) for v in per_method[m].values()}) == 1 and per_method[m]:
+            seeds = per_method[m]
+            n_tasks = len(next(iter(seeds.values())))
+            avg = [statistics.fmean(v) for v in seeds.values()]
+            mean, lo, hi = _t_interval(avg)
+            rows.append([f"average ({n_tasks} tasks)", LABELS[m], str(len(avg)), f"{mean:.2f}",
+                         f"{lo:.2f}", f"{hi:.2f}", _verdict(lo, hi)])
+    return rows
+
+
+def _verdict(lo: float, hi: float) -> str:
+    if math.isnan(lo):
+        return "n < 2"
+    if lo <= 0 <= hi:
+        return "no difference"
+    return "better" if lo > 0 else "worse"
 
 
 def _hp(run: dict) -> str:
@@ -211,7 +277,7 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
         row = [t]
         for m in methods:
             runs = chosen.get((t, m))
-            if not runs or m == "zeroshot":
+            if not runs or not METHODS[m].trains:
                 row.append("–")
                 continue
             s = statistics.median(r["timing"]["step_time_median_s"] for r in runs)
@@ -268,7 +334,7 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
 
 def render(folder: str | Path, *, out: str | Path | None = None,
            reference_method: str = "lora", skip_bad: bool = False,
-           warn=None) -> list[Path]:
+           warn=None, baseline: str = "lora") -> list[Path]:
     """Write the tables, report.md and figures of the results under ``folder``; with
     ``skip_bad`` bad result files are left out, passed to ``warn`` and listed in report.md."""
     results, skipped = load(folder, skip_bad=skip_bad)
@@ -278,6 +344,8 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     out = Path(out) if out is not None else Path(folder) / "report"
     out.mkdir(parents=True, exist_ok=True)
     t = tables(results, reference_method)
+    t["paired"] = [r[:6] for r in paired(results, baseline)]
+    verdicts = paired(results, baseline)
     written = []
     for name, rows in t.items():
         (out / f"{name}.csv").write_text(_csv(rows))
@@ -297,6 +365,12 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     if "webnlg" in t:
         md += ["## WebNLG BLEU (sacrebleu, all references), mean ± std over seeds", "",
                _table(t["webnlg"]), ""]
+    if len(verdicts) > 1:
+        md += [f"## Paired differences to {LABELS.get(baseline, baseline)} (test, 95% t-interval "
+               "over seeds)", "",
+               "Same seed = same split, initialization and data order; each method at its "
+               "dev-chosen setting. \"no difference\": the interval covers 0.", "",
+               _table(verdicts), ""]
     if skipped:
         md += [f"## Skipped files ({len(skipped)}, --skip-bad)", ""] + [f"- {m}" for m in skipped]
         md += [""]
