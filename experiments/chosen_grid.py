@@ -2,7 +2,7 @@
 setting (lorabar.experiments.report.select on the results so far) for the given seeds.
 
     python experiments/chosen_grid.py RESULTS_DIR BASE_TOML --seeds 13,21,42,87,100 \
-        --out experiments/faithful_seeds.toml [--tasks sst2,sst5]
+        --out experiments/faithful_seeds.toml [--tasks sst2,sst5] [--set label_noise=0.3]
 
 The written TOML takes [base] from BASE_TOML and has one [[variant]] per (task, method) with
 the chosen hyperparameters; `lorabar grid` skips the runs that exist (the tuning seed).
@@ -28,10 +28,15 @@ def main() -> None:
     ap.add_argument("base")
     ap.add_argument("--seeds", default="13,21,42,87,100")
     ap.add_argument("--tasks", default="")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override or add a [base] field (TOML value), e.g. label_noise=0.3")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     with open(args.base, "rb") as f:
         base = tomllib.load(f).get("base", {})
+    for item in args.set:
+        key, _, value = item.partition("=")
+        base[key] = tomllib.loads(f"v = {value}")["v"]
     tasks = [t for t in args.tasks.split(",") if t]
     seeds = [int(s) for s in args.seeds.split(",")]
     chosen = select(load_results(args.results))
