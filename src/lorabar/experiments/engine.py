@@ -14,13 +14,16 @@ One loop, read top to bottom::
 A task adapter (:class:`lorabar.experiments.encoder.EncoderTask`,
 :class:`lorabar.experiments.lm.PromptTask`, :class:`lorabar.experiments.lm.WebNLGTask`) has
 ``primary_metric``, ``sizes``, ``n_train``, ``build_model(method)``, ``batch(indices)``,
-``loss(model, batch)``, ``evaluate(model, split, runtime)`` and ``majority()``.
+``loss(model, batch)``, ``evaluate(model, split, runtime)`` and ``majority()``; optionally
+``prepare(model, runtime)`` (run once on the device before training: the probe head is fitted
+there) and ``train_info()`` (added to the record's ``train``).
 
 The record (one schema for every task; :data:`RECORD_KEYS`): ``config``, ``key``, ``kind``,
 ``metrics`` (dev/test), ``primary_metric``, ``majority_class``, ``train`` (first/last losses,
-split sizes, trainable parameters, LoRA pairs), ``final_mean_abs_B``, ``timing``,
-``balancedness`` (per-pair |B| and gradient gap over steps), ``runtime`` (resolved device and
-precision, device name), ``distributed``, ``environment`` (versions, git revision, hardware).
+split sizes, trainable parameters, LoRA pairs, the adapter's info), ``final_mean_abs_B``,
+``timing``, ``balancedness`` (per-pair |B| and gradient gap over steps), ``runtime`` (resolved
+device and precision, device name), ``distributed``, ``environment`` (versions, git revision, hardware),
+and what the method adds (``sam``: rho and the perturbed parameter count).
 """
 
 from __future__ import annotations
