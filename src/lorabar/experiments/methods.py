@@ -9,9 +9,10 @@ runtime's autocast; fp16 goes through a ``GradScaler``)::
     nbar, obar:  the same, with lorabar.BAR attached as a step pre-hook   (AdamW + BAR)
     sam:         lorabar.sam_step (one process) or
                  lorabar.distributed.ddp_sam_step (under DDP)           (SAM over AdamW)
-    zeroshot:    no training (the pretrained model, evaluated)
+                 perturbing the LoRA factors only (a head: a rho = 0 group)
+    zeroshot:    no training (the pretrained model, or the probe head alone, evaluated)
 
-``lora``/``nbar``/``obar``/``sam`` train LoRA adapters (and a task head where the task has
+``lora``/``nbar``/``obar``/``sam`` train LoRA adapters (and a task head where the task trains
 one); ``full`` trains every parameter of a model without adapters.
 """
 
