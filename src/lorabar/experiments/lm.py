@@ -11,6 +11,7 @@ the engine's (:mod:`lorabar.experiments.engine`).
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -74,7 +75,7 @@ def lm_loss(model, batch: dict, label_smoothing: float = 0.0) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- adapters
-class _LMTask:
+class _LMTask(abc.ABC):
     """What prompt and WebNLG adapters share: the causal LM with LoRA on its attention."""
 
     def __init__(self, cfg) -> None:
@@ -97,8 +98,9 @@ class _LMTask:
         self._encode()
         return model
 
+    @abc.abstractmethod
     def _encode(self) -> None:
-        raise NotImplementedError
+        """Tokenize the training split once the tokenizer is loaded (per task)."""
 
 
 class PromptTask(_LMTask):
