@@ -14,7 +14,7 @@ One loop, read top to bottom::
 A task adapter (:class:`lorabar.experiments.encoder.EncoderTask`,
 :class:`lorabar.experiments.lm.PromptTask`, :class:`lorabar.experiments.lm.WebNLGTask`) has
 ``primary_metric``, ``sizes``, ``n_train``, ``build_model(method)``, ``batch(indices)``,
-``loss(model, batch)``, ``evaluate(model, split, runtime)`` and ``majority()``; optionally
+``loss(model, batch)``, ``evaluate(model, split, runtime)``, ``majority()``,
 ``prepare(model, runtime)`` (run once on the device before training: the probe head is fitted
 there) and ``train_info()`` (added to the record's ``train``).
 
@@ -117,8 +117,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
     task = make_task(cfg)
     torch.manual_seed(cfg.seed)
     model = task.build_model(method).to(runtime.device)
-    if hasattr(task, "prepare"):
-        task.prepare(model, runtime)  # e.g. fit a probe head on the frozen features
+    task.prepare(model, runtime)  # e.g. fit a probe head on the frozen features
     model.train()
     pairs = find_lora_pairs(model) if method.adapters else []
     params = [p for p in model.parameters() if p.requires_grad]
@@ -194,7 +193,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
                   "n_train": task.sizes["train"], "n_dev": task.sizes["dev"],
                   "n_test": task.sizes["test"], "trainable_params": sum(p.numel() for p in params),
                   "lora_pairs": len(pairs),
-                  **(task.train_info() if hasattr(task, "train_info") else {})},
+                  **task.train_info()},
         "final_mean_abs_B": balancedness(pairs).as_dict()["mean_abs_B"] if pairs else None,
         "timing": {"step_time_median_s": statistics.median(step_times) if step_times else None,
                    "step_time_mean_s": mean(step_times), "train_s": train_s, "eval_s": eval_s,

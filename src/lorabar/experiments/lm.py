@@ -98,6 +98,12 @@ class _LMTask(abc.ABC):
         self._encode()
         return model
 
+    def prepare(self, model, runtime) -> None:
+        """Nothing to fit before training (the LM's own head scores the candidates)."""
+
+    def train_info(self) -> dict:
+        return {}
+
     @abc.abstractmethod
     def _encode(self) -> None:
         """Tokenize the training split once the tokenizer is loaded (per task)."""

@@ -344,8 +344,8 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     out = Path(out) if out is not None else Path(folder) / "report"
     out.mkdir(parents=True, exist_ok=True)
     t = tables(results, reference_method)
-    t["paired"] = [r[:6] for r in paired(results, baseline)]
     verdicts = paired(results, baseline)
+    t["paired"] = [r[:6] for r in verdicts]  # paired.csv: without the verdict column
     written = []
     for name, rows in t.items():
         (out / f"{name}.csv").write_text(_csv(rows))
