@@ -361,3 +361,26 @@ def test_paired_differences_and_selection_on_common_seeds():
     assert (n, mean, lo, hi, verdict) == ("5", "1.40", "0.72", "2.08", "better")
     assert rows[("sst2", "LoRA-nBAR")][6] == "no difference"
     assert select(runs)[("trec", "lora")][0]["config"]["lr"] == 1e-3
+
+
+def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
+    """STS-B: Pearson is primary (selection, paired), Spearman is reported beside it."""
+    runs = []
+    for seed, (p, s) in {13: (0.80, 0.70), 21: (0.84, 0.74)}.items():
+        for method, shift in (("lora", 0.0), ("obar", 0.01)):
+            r = _fake("stsb", method, seed, 0.8, p + shift, 100)
+            r["primary_metric"] = "pearson"
+            r["metrics"] = {split: {"pearson": p + shift, "spearman": s + shift}
+                            for split in ("dev", "test")}
+            r.pop("majority_class")
+            runs.append(r)
+    rows = tables(runs)["metrics"]
+    assert rows[0] == ["task", "method", "metric", "test", "dev"]
+    assert ["stsb", "LoRA", "spearman", "72.0 ± 2.8 (2)", "72.0 ± 2.8 (2)"] in rows
+    assert ["stsb", "LoRA-oBAR", "pearson", "83.0 ± 2.8 (2)", "83.0 ± 2.8 (2)"] in rows
+    for i, r in enumerate(runs):
+        (tmp_path / f"r{i}.json").write_text(json.dumps(r))
+    render(tmp_path, out=tmp_path / "rep")
+    assert "spearman" in (tmp_path / "rep" / "metrics.csv").read_text()
+    assert "## Every metric" in (tmp_path / "rep" / "report.md").read_text()
+    assert "metrics" not in tables([_fake("sst2", "lora", 13, 0.8, 0.8, 100)])

@@ -285,6 +285,20 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
         runtime.append(row)
     out = {"table1": acc, "balancedness": bal, "selection": hps, "runtime": runtime,
            "settings": settings}
+    names = {t: list(next(r for r in results if r["config"]["task"] == t)["metrics"]["test"])
+             for t in tasks}
+    if any(len(v) > 1 for v in names.values()):  # GLUE: F1 and accuracy, Pearson and Spearman
+        every = [["task", "method", "metric", "test", "dev"]]
+        for t in tasks:
+            for m in methods:
+                runs = chosen.get((t, m))
+                for name in names[t] if runs else ():
+                    k = _scale(name)
+                    cells = [_mean_std([k * r["metrics"][s_][name] for r in runs])
+                             for s_ in ("test", "dev")]
+                    every.append([t, LABELS[m], name] + [f"{a:.1f} ± {b:.1f} ({len(runs)})"
+                                                         for a, b in cells])
+        out["metrics"] = every
     if any(t == "webnlg" for t in tasks):  # paper Table 5: BLEU on all / seen / unseen
         bleu = [["method", "BLEU all", "BLEU seen", "BLEU unseen", "dev BLEU"]]
         for m in methods:
@@ -362,6 +376,9 @@ def render(folder: str | Path, *, out: str | Path | None = None,
         "", _table(t["runtime"]), "",
         "## Every setting (mean over its seeds)", "", _table(t["settings"]), "",
     ]
+    if "metrics" in t:
+        md += ["## Every metric of every task (selected runs; mean ± std over seeds)", "",
+               _table(t["metrics"]), ""]
     if "webnlg" in t:
         md += ["## WebNLG BLEU (sacrebleu, all references), mean ± std over seeds", "",
                _table(t["webnlg"]), ""]
