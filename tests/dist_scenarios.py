@@ -35,9 +35,16 @@ def _batches(step: int, rank: int, world: int, k: int):
     return per[rank], (glob_ids, glob_y), per
 
 
+def _bar_kw(mode, mu0):
+    """sBAR reads rho (and norm: "sbar_global"); nBAR/oBAR read mu0."""
+    if mode.startswith("sbar"):
+        return {"mode": "sbar", "rho": 0.5, "norm": "global" if mode == "sbar_global" else "pair"}
+    return {"mode": mode, "mu0": mu0}
+
+
 def _decisions(pairs, mode):
-    """The BAR branch each pair takes now (1 = grow x), from full tensors."""
-    if mode == "nbar":
+    """The BAR branch each pair takes now (1 = grow x), from full tensors (sBAR: the sign of c)."""
+    if mode == "nbar" or mode.startswith("sbar"):
         return [int(p.x.grad.norm() >= p.y.grad.norm()) for p in pairs]
     return [int(p.x.norm() < p.y.norm()) for p in pairs]
 
@@ -49,12 +56,12 @@ def ddp_bar(rank, world, mode, k=2):
     ref = make_peft_model(0)
     model = DDP(copy.deepcopy(ref))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR)
-    bar = lorabar.BAR(lorabar.find_lora_pairs(model.module), mode=mode, mu0=2.0)
+    bar = lorabar.BAR(lorabar.find_lora_pairs(model.module), **_bar_kw(mode, 2.0))
     decisions = []
     opt.register_step_pre_hook(lambda *a: decisions.append(_decisions(bar.pairs, mode)))
     bar.attach(opt)
     ref_opt = torch.optim.AdamW([p for p in ref.parameters() if p.requires_grad], lr=LR)
-    ref_bar = lorabar.BAR(lorabar.find_lora_pairs(ref), mode=mode, mu0=2.0)
+    ref_bar = lorabar.BAR(lorabar.find_lora_pairs(ref), **_bar_kw(mode, 2.0))
     ref_bar.attach(ref_opt)
     grads_synced = []
     for step in range(STEPS):
@@ -147,10 +154,10 @@ def _fsdp_run(rank, world, wrap, mode, use_group=True, sam=False):
     else:
         opt = torch.optim.SGD(trainable, lr=LR)
         kw = {"process_group": dist.group.WORLD} if use_group == "fsdp1" else {}
-        bar = lorabar.BAR(lorabar.find_lora_pairs(model), mode=mode, mu0=4.0, **kw)
+        bar = lorabar.BAR(lorabar.find_lora_pairs(model), **_bar_kw(mode, 4.0), **kw)
         bar.attach(opt)
         ref_opt = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=LR)
-        lorabar.BAR(lorabar.find_lora_pairs(ref), mode=mode, mu0=4.0).attach(ref_opt)
+        lorabar.BAR(lorabar.find_lora_pairs(ref), **_bar_kw(mode, 4.0)).attach(ref_opt)
     for step in range(STEPS):
         mine, glob, _ = _batches(step, rank, world, 1)
         if sam:
@@ -241,15 +248,18 @@ def _raises(fn):
 SCENARIOS = {
     "ddp_bar_nbar": lambda r, w: ddp_bar(r, w, "nbar"),
     "ddp_bar_obar": lambda r, w: ddp_bar(r, w, "obar"),
+    "ddp_bar_sbar": lambda r, w: ddp_bar(r, w, "sbar"),
     "ddp_sam_sync": lambda r, w: ddp_sam(r, w, "sync", k=2),
     "ddp_sam_per_rank": lambda r, w: ddp_sam(r, w, "per_rank"),
     "ddp_sam_fp16_skip": ddp_sam_fp16_skip,
     "fsdp1_nbar": lambda r, w: fsdp1(r, w, "nbar"),
     "fsdp1_obar": lambda r, w: fsdp1(r, w, "obar"),
+    "fsdp1_sbar": lambda r, w: fsdp1(r, w, "sbar"),
     "fsdp1_without_group": lambda r, w: _raises(lambda: fsdp1(r, w, "obar", use_group=False)),
     "fsdp1_sam": lambda r, w: fsdp1(r, w, "nbar", sam=True),
     "fsdp2_nbar": lambda r, w: fsdp2(r, w, "nbar"),
     "fsdp2_obar": lambda r, w: fsdp2(r, w, "obar"),
+    "fsdp2_sbar_global": lambda r, w: fsdp2(r, w, "sbar_global"),
     "fsdp2_sam": lambda r, w: fsdp2(r, w, "nbar", sam=True),
     "accelerate_bar": accelerate_bar,
 }

@@ -258,7 +258,7 @@ def test_invalid_arguments(peft_model):
         lorabar.BAR(pairs, mu0=math.nan)
     with pytest.raises(TypeError, match=r"Invalid mu0: '1'"):
         lorabar.BAR(pairs, mu0="1")
-    with pytest.raises(ValueError, match=r"Invalid mode: 'sam' \(expected one of \('nbar', 'obar'\)\)"):
+    with pytest.raises(ValueError, match=r"Invalid mode: 'sam' \(expected one of \('nbar', 'obar', 'sbar'\)\)"):
         lorabar.BAR(pairs, mode="sam")
     with pytest.raises(ValueError, match=r"Invalid schedule: 'step'"):
         lorabar.BAR(pairs, schedule="step", total_steps=10)

@@ -44,7 +44,7 @@ def get(results, name):
     return per_rank
 
 
-@pytest.mark.parametrize("mode", ["nbar", "obar"])
+@pytest.mark.parametrize("mode", ["nbar", "obar", "sbar"])
 def test_ddp_bar_same_decisions_and_bit_identical_params(results, mode):
     r0, r1 = get(results, f"ddp_bar_{mode}")
     assert r0["bar_step"] == r1["bar_step"] == dist_scenarios.STEPS  # accumulation: one per step
@@ -83,7 +83,8 @@ def test_ddp_sam_fp16_inf_on_one_rank_skips_everywhere(results):
     assert r0["scale"] == r1["scale"] == 2.0**7
 
 
-@pytest.mark.parametrize("name", ["fsdp1_nbar", "fsdp1_obar", "fsdp2_nbar", "fsdp2_obar"])
+@pytest.mark.parametrize("name", ["fsdp1_nbar", "fsdp1_obar", "fsdp1_sbar", "fsdp2_nbar",
+                                  "fsdp2_obar", "fsdp2_sbar_global"])
 def test_fsdp_bar_matches_single_process(results, name):
     r0, r1 = get(results, name)
     assert r0["sharded"] and r1["sharded"]  # FSDP1: process_group given; FSDP2: DTensor found

@@ -7,6 +7,17 @@ whose factors both have gradients, with ``alpha_t = mu0 * schedule(t)`` and ``et
     nBAR:  if |g_x| >= |g_y|:  x <- (1 + alpha_t eta) x,  y <- (1 - alpha_t eta) y   else reversed
     oBAR:  if |x|   >= |y|  :  x <- (1 - alpha_t eta) x,  y <- (1 + alpha_t eta) y   else reversed
 
+sBAR (``mode="sbar"``, lorabar's extension beyond the paper) replaces the fixed rate by SAM's own
+first-order drift of the balancedness (Thm. 2, eq. 5): one knob ``rho`` (SAM's radius), no
+schedule, data-responsive (it follows the gradient imbalance, as SAM does)::
+
+    c = clamp(eta rho (|g_x|^2 - |g_y|^2) / (|g| (|x|^2 + |y|^2)), -1/2, 1/2)
+    x <- (1 + c) x,   y <- (1 - c) y          (B changes by eta rho (|g_x|^2 - |g_y|^2) / |g|)
+
+with ``|g|`` the pair's gradient norm (``norm="pair"``, layer-wise, the default) or the norm over
+all pairs (``norm="global"``, as SAM's perturbation uses).  Compare the DAS/"gBAR" rescaling for
+k factors (arXiv 2508.10435), which also derives a rescaling from SAM's flow.
+
 Like decoupled weight decay, the rescaling happens outside the loss.  ``BAR.attach(optimizer)``
 registers it with :meth:`torch.optim.Optimizer.register_step_pre_hook`, so it runs exactly when
 the base ``step`` runs: a step that ``torch.amp.GradScaler`` skips for inf/NaN gradients skips BAR
@@ -35,12 +46,15 @@ from . import _shard as _dist
 from . import schedules as _schedules
 from .functional import (
     MODES,
+    SBAR_NORMS,
     FactorBuffer,
     bar_,
     bar_factors,
     bar_signs,
     compute_dtype,
     keep_nonfinite_,
+    sbar_,
+    sbar_coefficients,
     scale_,
 )
 from .pairs import FactorPair
@@ -53,11 +67,14 @@ class BARConfig:
     """Validated BAR settings.
 
     Args:
-        mode: ``"nbar"`` (gradient-norm rule, for LoRA/NOP) or ``"obar"`` (parameter-norm rule).
+        mode: ``"nbar"`` (gradient-norm rule, for LoRA/NOP), ``"obar"`` (parameter-norm rule) or
+            ``"sbar"`` (SAM-matched rate; reads ``rho`` and ``norm``, not ``mu0``/``schedule``).
         mu0: the base coefficient, ``>= 0``.  The effective per-step rescaling is ``mu0 * lr``.
         schedule: ``"constant"``, ``"linear"``, ``"cosine"`` or a callable ``step -> float``.
         total_steps: the decay horizon of ``"linear"``/``"cosine"``.
         foreach: kernel choice (see :func:`lorabar.functional.bar_`).
+        rho: sBAR's radius (SAM's ``rho``), finite and ``> 0``; only with ``mode="sbar"``.
+        norm: sBAR's ``|g|``: ``"pair"`` (per pair, default) or ``"global"`` (over all pairs).
     """
 
     mode: str = "nbar"
@@ -65,11 +82,25 @@ class BARConfig:
     schedule: str | Callable[[int], float] = "constant"
     total_steps: int | None = None
     foreach: bool | None = None
+    rho: float | None = None
+    norm: str = "pair"
     schedule_fn: Callable[[int], float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"Invalid mode: {self.mode!r} (expected one of {MODES})")
+        if self.mode == "sbar":
+            if self.rho is None:
+                raise ValueError("Invalid rho: None (mode='sbar' needs rho, SAM's radius, > 0)")
+            if isinstance(self.rho, bool) or not isinstance(self.rho, int | float):
+                raise TypeError(f"Invalid rho: {self.rho!r} (expected a float)")
+            if not math.isfinite(self.rho) or self.rho <= 0:
+                raise ValueError(f"Invalid rho: {self.rho!r} (expected a finite value > 0)")
+            if self.norm not in SBAR_NORMS:
+                raise ValueError(f"Invalid norm: {self.norm!r} (expected one of {SBAR_NORMS})")
+        elif self.rho is not None:
+            raise ValueError(f"Invalid rho: {self.rho!r} (only mode='sbar' reads rho; "
+                             f"mode={self.mode!r} uses mu0 and schedule)")
         if isinstance(self.mu0, bool) or not isinstance(self.mu0, int | float):
             raise TypeError(f"Invalid mu0: {self.mu0!r} (expected a float)")
         if not math.isfinite(self.mu0) or self.mu0 < 0:
@@ -109,9 +140,12 @@ class BAR:
         *,
         foreach: bool | None = None,
         process_group: Any = None,
+        rho: float | None = None,
+        norm: str = "pair",
     ) -> None:
         self.config = BARConfig(
-            mode=mode, mu0=mu0, schedule=schedule, total_steps=total_steps, foreach=foreach
+            mode=mode, mu0=mu0, schedule=schedule, total_steps=total_steps, foreach=foreach,
+            rho=rho, norm=norm,
         )
         self.pairs: list[FactorPair] = list(pairs)
         if not self.pairs:
@@ -176,6 +210,10 @@ class BAR:
         if len(lrs) != len(self.pairs):
             raise ValueError(f"Invalid lr: {len(lrs)} values for {len(self.pairs)} pairs")
         self.apply_check(lrs)
+        if self.mode == "sbar":
+            self._apply_sbar([self.config.rho * float(lr) for lr in lrs])
+            self.step += 1
+            return
         alpha = self.alpha()
         if alpha > 0.0:
             coeffs = [alpha * float(lr) for lr in lrs]
@@ -240,8 +278,72 @@ class BAR:
         factors = keep_nonfinite_(bar_factors(grow, c, dtype), stats[: 2 * n])
         scale_([*xs, *ys], factors, foreach=True, buffer=buffer)
 
+    @torch.no_grad()
+    def _apply_sbar(self, coeffs: list[float]) -> None:
+        """One sBAR step over every device's pairs (``coeffs``: ``eta * rho`` per pair)."""
+        pairs = self.pairs
+        work = []
+        for idx, buffer in self._by_device:
+            if not self._sharded:
+                idx_ = [i for i in idx if pairs[i].x.grad is not None and pairs[i].y.grad is not None]
+                if idx_:
+                    work.append((idx_, buffer if len(idx_) == len(idx) else None))
+            else:
+                work.append((idx, buffer))
+        total = None
+        if self.config.norm == "global" and len(work) > 1:  # pairs on several devices
+            home = pairs[work[0][0][0]].x.device
+            parts = []
+            for idx, _ in work:
+                g = [pairs[i].x.grad for i in idx] + [pairs[i].y.grad for i in idx]
+                sq = torch.stack(torch._foreach_norm(g, 2, dtype=torch.float64)).square()
+                g2 = sq[: len(idx)] + sq[len(idx):]  # per pair; non-finite pairs count 0
+                parts.append(torch.where(torch.isfinite(g2), g2, torch.zeros_like(g2)).sum().to(home))
+            total = torch.stack(parts).sum()
+        for idx, buffer in work:
+            lr_rho = self._coeff_tensor([coeffs[i] for i in idx], pairs[idx[0]].x.device,
+                                        buffer.flat.dtype if buffer is not None else None)
+            if self._sharded:
+                self._run_sharded_sbar(idx, lr_rho, buffer)
+                continue
+            sub = [pairs[i] for i in idx]
+            sbar_([p.x for p in sub], [p.y for p in sub], [p.x.grad for p in sub],
+                  [p.y.grad for p in sub], lr_rho, norm=self.config.norm,
+                  foreach=self.config.foreach, buffer=buffer, total_g2=total)
+
+    @staticmethod
+    def _coeff_tensor(cs: list[float], device: torch.device, dtype: torch.dtype | None):
+        if all(v == cs[0] for v in cs):
+            return cs[0]
+        return torch.tensor(cs, dtype=torch.float64).to(device=device, dtype=dtype or torch.float32)
+
+    def _run_sharded_sbar(self, idx: list[int], lr_rho: float | Tensor,
+                          buffer: FactorBuffer) -> None:
+        """sBAR on FSDP/DTensor shards: the four squared norms per pair are summed across ranks
+        (one all-reduce) before the coefficients are formed; every rank takes part."""
+        local = _dist.local_tensor
+        pairs = [self.pairs[i] for i in idx]
+        dtype = buffer.flat.dtype
+        xs = [local(p.x) for p in pairs]
+        ys = [local(p.y) for p in pairs]
+        empty = torch.zeros(0, dtype=dtype, device=xs[0].device)
+        gx = [local(p.x.grad) if p.x.grad is not None else empty for p in pairs]
+        gy = [local(p.y.grad) if p.y.grad is not None else empty for p in pairs]
+        stats = torch.stack(torch._foreach_norm([*gx, *gy, *xs, *ys], 2, dtype=dtype)).square()
+        _dist.all_reduce_sum_(stats, self._group)
+        c = sbar_coefficients(stats, lr_rho, self.config.norm)
+        scale_([*xs, *ys], torch.cat((1.0 + c, 1.0 - c)), foreach=True, buffer=buffer)
+
     def apply_check(self, lrs: Sequence[float]) -> None:
-        """Raise ``ValueError`` unless ``0 <= alpha_t * lr < 1`` for every pair at the current step."""
+        """Raise ``ValueError`` unless ``0 <= alpha_t * lr < 1`` for every pair at the current step
+        (sBAR: unless every ``lr`` is finite and ``>= 0``; its clamp bounds the rescaling)."""
+        if self.mode == "sbar":
+            bad = [(i, lr) for i, lr in enumerate(lrs) if not (math.isfinite(lr) and lr >= 0)]
+            if bad:
+                i, lr = bad[0]
+                raise ValueError(f"Invalid lr: {lr!r} for pair {self.pairs[i].name!r} (sBAR "
+                                 "needs a finite lr >= 0)")
+            return
         alpha = self.alpha()
         if lrs and 0.0 <= alpha * min(lrs) and alpha * max(lrs) < 1.0:
             return
@@ -322,13 +424,16 @@ class BAR:
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "mode": self.mode, "mu0": self.config.mu0}
+        state = {"step": self.step, "mode": self.mode, "mu0": self.config.mu0}
+        if self.mode == "sbar":
+            state |= {"rho": self.config.rho, "norm": self.config.norm}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not isinstance(state, Mapping):
             raise TypeError(f"Invalid state_dict: a {type(state).__name__} (expected the dict "
                             "that BAR.state_dict() returns)")
-        for key in ("mode", "mu0"):
+        for key in ("mode", "mu0", "rho", "norm"):
             if key in state and state[key] != getattr(self.config, key):
                 raise ValueError(
                     f"Invalid state_dict: {key}={state[key]!r} but this BAR has "
@@ -341,6 +446,9 @@ class BAR:
 
     def __repr__(self) -> str:
         c = self.config
+        if c.mode == "sbar":
+            return (f"BAR(mode='sbar', rho={c.rho}, norm={c.norm!r}, pairs={len(self.pairs)}, "
+                    f"step={self.step})")
         return (
             f"BAR(mode={c.mode!r}, mu0={c.mu0}, schedule={c.schedule_fn.__qualname__}, "
             f"pairs={len(self.pairs)}, step={self.step})"

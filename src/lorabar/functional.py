@@ -6,6 +6,16 @@ BAR (paper Algs. 2 and 3), for pairs ``(x_i, y_i)`` and coefficients ``c_i = alp
     oBAR:  s_i = -1 if |x_i|   >= |y_i|   else +1     (shrink the larger factor, Thm. 3)
            x_i <- (1 + c_i s_i) x_i,   y_i <- (1 - c_i s_i) y_i
 
+sBAR (SAM-matched BAR, lorabar's extension; :func:`sbar_coefficients`), with ``eta_i`` the lr::
+
+    c_i = clamp(eta_i rho (|g_x_i|^2 - |g_y_i|^2) / (|g| (|x_i|^2 + |y_i|^2)), -1/2, 1/2)
+          x_i <- (1 + c_i) x_i,   y_i <- (1 - c_i) y_i
+
+where ``|g|`` is the pair's own gradient norm ``sqrt(|g_x_i|^2 + |g_y_i|^2)`` (default) or the
+norm over all pairs.  To first order the step changes ``B_i = (|x_i|^2 - |y_i|^2) / 2`` by
+``c_i (|x_i|^2 + |y_i|^2) = eta_i rho (|g_x_i|^2 - |g_y_i|^2) / |g|``: exactly SAM's drift
+``dB/dt`` of the paper's Theorem 2 (eq. 5), without the second gradient pass.
+
 The sign is computed on the device with ``torch.where`` (no device-to-host synchronization) and
 the norms are reduced in at least float32 whatever the parameters' dtype.  Like
 ``torch.optim``'s kernels there are two paths: a multi-tensor one built on ``torch._foreach_*``
@@ -22,9 +32,12 @@ import torch
 from torch import Tensor
 
 __all__ = ["FactorBuffer", "bar_", "bar_factors", "bar_signs", "compute_dtype", "scale_",
-           "keep_nonfinite_", "squared_norms"]
+           "keep_nonfinite_", "sbar_", "sbar_coefficients", "squared_norms"]
 
-MODES = ("nbar", "obar")
+MODES = ("nbar", "obar", "sbar")
+SIGN_MODES = ("nbar", "obar")  # the modes with a fixed-size, sign-chosen rescaling
+SBAR_NORMS = ("pair", "global")
+SBAR_CLAMP = 0.5
 
 
 class FactorBuffer:
@@ -75,8 +88,8 @@ def bar_signs(norms: Tensor, mode: str) -> Tensor:
     oBAR); squared norms give the same mask (the comparison is monotone), which is what sharded
     callers have after summing shard contributions across ranks.
     """
-    if mode not in MODES:
-        raise ValueError(f"Invalid mode: {mode!r} (expected one of {MODES})")
+    if mode not in SIGN_MODES:
+        raise ValueError(f"Invalid mode: {mode!r} (expected one of {SIGN_MODES})")
     n = norms.shape[0] // 2
     # nBAR grows x when |g_x| >= |g_y|; oBAR grows x when |x| < |y| (it shrinks the larger one).
     grow_x = norms[:n] >= norms[n:] if mode == "nbar" else norms[:n] < norms[n:]
@@ -143,8 +156,8 @@ def bar_(
     :class:`lorabar.BAR` composes :func:`bar_signs`, :func:`bar_factors` and :func:`scale_` with
     that reduction in between.
     """
-    if mode not in MODES:
-        raise ValueError(f"Invalid mode: {mode!r} (expected one of {MODES})")
+    if mode not in SIGN_MODES:
+        raise ValueError(f"Invalid mode: {mode!r} (expected one of {SIGN_MODES}; sBAR: sbar_)")
     if len(xs) != len(ys):
         raise ValueError(f"xs and ys differ in length: {len(xs)} != {len(ys)}")
     if (grads_x is None) != (grads_y is None):
@@ -176,3 +189,65 @@ def keep_nonfinite_(factors: Tensor, grad_norms: Tensor) -> Tensor:
     n = grad_norms.shape[0] // 2
     ok = torch.isfinite(grad_norms[:n]) & torch.isfinite(grad_norms[n:])
     return factors.masked_fill_(~torch.cat((ok, ok)), 1.0)
+
+
+def sbar_coefficients(stats: Tensor, lr_rho: float | Tensor, norm: str = "pair",
+                      total_g2: Tensor | None = None) -> Tensor:
+    """sBAR's per-pair ``c_i`` from ``stats = [|g_x|^2 (n), |g_y|^2 (n), |x|^2 (n), |y|^2 (n)]``.
+
+    ``lr_rho`` is ``eta * rho`` (a float, or ``n`` values on the device).  With
+    ``norm="global"``, ``|g|^2`` is ``total_g2`` when given (pairs on several devices), else the
+    sum over these ``n`` pairs (finite gradient norms only).  ``c_i`` is 0 for a pair
+    whose gradients are both zero or whose factors are both zero, and for a pair with a
+    non-finite gradient norm (left alone, as nBAR/oBAR do); it is clamped to ``[-1/2, 1/2]`` so
+    that no factor changes sign or grows more than 1.5x in one step.  No host synchronization.
+    """
+    if norm not in SBAR_NORMS:
+        raise ValueError(f"Invalid norm: {norm!r} (expected one of {SBAR_NORMS})")
+    n = stats.shape[0] // 4
+    gx2, gy2, x2, y2 = stats[:n], stats[n:2 * n], stats[2 * n:3 * n], stats[3 * n:]
+    g2 = gx2 + gy2
+    finite = torch.isfinite(g2)
+    g2 = torch.where(finite, g2, torch.zeros_like(g2))
+    if norm == "pair":
+        gnorm = g2.sqrt()
+    else:
+        gnorm = (g2.sum() if total_g2 is None else total_g2.to(g2)).sqrt().expand(n)
+    denom = gnorm * (x2 + y2)
+    ok = finite & (denom > 0)
+    raw = (gx2 - gy2) / torch.where(ok, denom, torch.ones_like(denom))
+    c = torch.where(ok, raw, torch.zeros_like(raw)) * lr_rho
+    return c.clamp(-SBAR_CLAMP, SBAR_CLAMP)
+
+
+@torch.no_grad()
+def sbar_(
+    xs: Sequence[Tensor],
+    ys: Sequence[Tensor],
+    grads_x: Sequence[Tensor],
+    grads_y: Sequence[Tensor],
+    lr_rho: float | Tensor,
+    *,
+    norm: str = "pair",
+    foreach: bool | None = None,
+    buffer: FactorBuffer | None = None,
+    total_g2: Tensor | None = None,
+) -> None:
+    """Apply one sBAR step in place: ``x_i *= 1 + c_i``, ``y_i *= 1 - c_i`` (see the module
+    docstring and :func:`sbar_coefficients`).  ``lr_rho`` is ``eta * rho``, a float or one value
+    per pair (a 1-D tensor on the factors' device); norms are reduced in at least float32 in one
+    multi-tensor pass (or a loop with ``foreach=False``)."""
+    if len(xs) != len(ys) or len(grads_x) != len(xs) or len(grads_y) != len(xs):
+        raise ValueError(f"xs, ys, grads_x, grads_y differ in length: {len(xs)}, {len(ys)}, "
+                         f"{len(grads_x)}, {len(grads_y)}")
+    if len(xs) == 0:
+        return
+    tensors = [*grads_x, *grads_y, *xs, *ys]
+    dtype = compute_dtype(tensors)
+    use_foreach = _use_foreach(xs, foreach)
+    if use_foreach:
+        norms = torch.stack(torch._foreach_norm(tensors, 2, dtype=dtype))
+    else:
+        norms = torch.stack([torch.linalg.vector_norm(t, 2, dtype=dtype) for t in tensors])
+    c = sbar_coefficients(norms.square(), lr_rho, norm, total_g2)
+    scale_([*xs, *ys], torch.cat((1.0 + c, 1.0 - c)), foreach=use_foreach, buffer=buffer)
