@@ -17,7 +17,8 @@ from .simulate import METHODS, PROBLEMS, ToyConfig, ToyResult, simulate
 
 FIGURES = ("fig1", "fig2", "fig4", "all")
 _LABEL = {"sgd": "SGD", "sngd": "SNGD", "sam": "SAM", "sam_m": "SAM (m-sharpness)",
-          "nbar": "nBAR", "obar": "oBAR", "explicit": "explicit regularizer"}
+          "nbar": "nBAR", "obar": "oBAR", "explicit": "explicit regularizer",
+          "sbar": "sBAR (SAM-matched)"}
 
 
 def _plt():
@@ -84,7 +85,8 @@ def plot_fig1(res: ToyResult, out: Path) -> list[Path]:
 
 def plot_fig2(res: ToyResult, out: Path, noise_b: float) -> list[Path]:
     """Fig. 2(a): SAM's |B_t| on NOP and Corollary 1's time-averaged threshold (dotted).
-    Fig. 2(b): implicit (SAM) vs explicit (nBAR, oBAR, regularizer) at one noise level."""
+    Fig. 2(b): implicit (SAM) vs explicit (nBAR, oBAR, regularizer, and lorabar's sBAR) at one
+    noise level."""
     plt = _plt()
     cfg = res.config
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -104,7 +106,7 @@ def plot_fig2(res: ToyResult, out: Path, noise_b: float) -> list[Path]:
         "steps": res.steps.tolist(), "threshold_time_average": thresholds,
         "curves": _curves(res, "nop", ("sam",), cfg.noise_levels)})
 
-    methods = [m for m in ("sgd", "sam", "nbar", "obar", "explicit") if m in res.method]
+    methods = [m for m in ("sgd", "sam", "nbar", "obar", "explicit", "sbar") if m in res.method]
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in methods:
         ax.plot(res.steps, _mean_curve(res, "abs_B", "nop", m, noise_b), label=_LABEL[m])
@@ -200,7 +202,7 @@ def run(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: float = 1.0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: dict = {"figures": [], "seconds": None}
-    methods = {"fig1": ("sgd", "sam"), "fig2": ("sgd", "sam", "nbar", "obar", "explicit"),
+    methods = {"fig1": ("sgd", "sam"), "fig2": ("sgd", "sam", "nbar", "obar", "explicit", "sbar"),
                "all": METHODS}.get(which)
     if methods is not None:
         problems = ("nop",) if which == "fig2" else PROBLEMS
@@ -220,7 +222,7 @@ def run(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: float = 1.0
             written["figures"] += plot_fig1(res, out)
         if which in ("fig2", "all"):
             written["figures"] += plot_fig2(res, out, fig2b_noise)
-        if which == "all":
+        if which in ("fig2", "all"):  # fig2: NOP only
             summary = summarize(res)
             write_json_atomic(out / "summary.json", summary)
             write_json_atomic(out / "finals.json", finals(res))

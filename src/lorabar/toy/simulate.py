@@ -17,6 +17,8 @@ With G = grad_W f(W) at W = x y^T (NOP) the stochastic gradients are g_x = G y, 
     nbar      BAR (Alg. 2) with alpha_t = mu0, then SGD
     obar      BAR (Alg. 3) with alpha_t = mu0, then SGD
     explicit  SGD on f + lam |(|x|^2 - |y|^2)|                        (Sec. 5.2, Fig. 2(b))
+    sbar      sBAR (lorabar.BAR mode="sbar", rho as SAM's): x <- (1 + c) x, y <- (1 - c) y with
+              c = clamp(eta rho (|g_x|^2 - |g_y|^2) / (|g| (|x|^2 + |y|^2)), -1/2, 1/2), then SGD
 
 Every configuration (problem x method x noise level x seed) is one row of a batch; a compiled
 loop (numba, parallel over rows) runs all rows for all steps.  Noise is drawn per seed and shared
@@ -39,7 +41,7 @@ from ._jit import HAVE_NUMBA, njit, prange
 __all__ = ["METHODS", "PROBLEMS", "ToyConfig", "ToyResult", "X0", "simulate"]
 
 PROBLEMS = ("nop", "op")
-METHODS = ("sgd", "sngd", "sam", "sam_m", "nbar", "obar", "explicit")
+METHODS = ("sgd", "sngd", "sam", "sam_m", "nbar", "obar", "explicit", "sbar")
 X0 = (0.2, -0.1, 0.3)
 NOP_A = 0.5  # A = diag(NOP_A, 0, 0)
 NOP_SCALE = (1.0, 0.8, 0.5)  # N = diag(NOP_SCALE) U
@@ -265,6 +267,14 @@ def _run_chunk(problem, method, level, seed_idx, rho, mu0, lam, batch, eta, xs, 
                 for i in range(3):
                     x[i] -= eta * acc[i]
                     y[i] -= eta * acc[3 + i]
+            elif meth == 7:  # sbar: SAM's first-order drift of B, then SGD with the same gradient
+                cs = 0.0
+                if gn2 > 0.0 and x2 + y2 > 0.0:
+                    cs = eta * rho[r] * (gx2 - gy2) / (math.sqrt(gn2) * (x2 + y2))
+                    cs = min(0.5, max(-0.5, cs))
+                for i in range(3):
+                    x[i] = x[i] * (1.0 + cs) - eta * g[i]
+                    y[i] = y[i] * (1.0 - cs) - eta * g[3 + i]
             else:  # nbar (4) / obar (5): rescale, then the SGD step with the same gradient
                 if meth == 4:
                     grow_x = gx2 >= gy2
