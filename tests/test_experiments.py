@@ -384,3 +384,33 @@ def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
     assert "spearman" in (tmp_path / "rep" / "metrics.csv").read_text()
     assert "## Every metric" in (tmp_path / "rep" / "report.md").read_text()
     assert "metrics" not in tables([_fake("sst2", "lora", 13, 0.8, 0.8, 100)])
+
+
+def test_sbar_loraplus_flatlora_in_the_harness(tmp_path, data_dir):
+    """The three methods of the beyond-the-paper issue are registry entries: each writes a
+    record through the one engine; same seed = same start, so step 0's loss is LoRA's (Flat-LoRA's
+    sigma ramps from 0), and each then departs from LoRA in its own way."""
+    base = dict(task="sst2", model="tiny", steps=4, max_eval=16, data_dir=data_dir,
+                precision="fp32", log_every=1, lr=1e-2)
+    lora = run(RunConfig(method="lora", **base), progress=False)
+    records = {}
+    for method, extra in (("sbar", {"rho": 0.5}), ("loraplus", {}), ("flatlora", {"rho": 0.5})):
+        out = tmp_path / f"{method}.json"
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in {**base, **extra}.items()]
+        assert main(["finetune", "--method", method, *flags, "--out", str(out), "--quiet"]) == 0
+        records[method] = r = json.loads(out.read_text())
+        assert RESULT_KEYS <= set(r)
+        assert r["train"]["losses"][0] == pytest.approx(lora["train"]["losses"][0])
+        if method != "sbar":  # sBAR's rescaling leaves the function (and 4 steps' losses) alone
+            assert r["train"]["losses"] != lora["train"]["losses"]
+    lora_numel = 2 * 2 * (8 * 32 + 32 * 8)
+    assert records["loraplus"]["loraplus"] == {"ratio": 16.0, "lr_B_params": lora_numel // 2}
+    assert records["flatlora"]["flatlora"] == {"rho": 0.5, "layers": 4,
+                                               "perturbed_params": 4 * 32 * 32}
+    assert records["sbar"]["config"]["rho"] == 0.5
+    # sBAR acts on balancedness, LoRA+ and Flat-LoRA leave it to the optimizer
+    assert records["sbar"]["final_mean_abs_B"] != lora["final_mean_abs_B"]
+    with pytest.raises(ValueError, match=r"--method sbar needs --rho > 0"):
+        RunConfig(method="sbar", rho=0.0, **base)
+    with pytest.raises(ValueError, match=r"Invalid loraplus_ratio: 0"):
+        RunConfig(method="loraplus", loraplus_ratio=0, **base)

@@ -58,6 +58,7 @@ class RunConfig:
     mu0: float = 1.0
     schedule: str = "cosine"
     sam_perturbation: str = "sync"   # under torchrun: "sync" or "per_rank" (lorabar.distributed)
+    loraplus_ratio: float = 16.0     # LoRA+: lr of B / lr of A
     model: str = "minilm"
     lora_r: int = 8
     lora_alpha: int = 16
@@ -87,6 +88,10 @@ class RunConfig:
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"Invalid {name}: {v!r} ({_flag(name)} expects a finite "
                                  "number >= 0)")
+        if not (isinstance(self.loraplus_ratio, int | float) and not isinstance(self.loraplus_ratio, bool)
+                and math.isfinite(self.loraplus_ratio) and self.loraplus_ratio > 0):
+            raise ValueError(f"Invalid loraplus_ratio: {self.loraplus_ratio!r} (--loraplus-ratio "
+                             "expects a finite number > 0)")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"Invalid warmup_ratio: {self.warmup_ratio!r} (expected in [0, 1))")
         if self.schedule not in SCHEDULES:
@@ -100,6 +105,8 @@ class RunConfig:
             raise ValueError(f"Invalid precision: {self.precision!r} (expected one of {PRECISIONS})")
         if "mu0" in method.hparams:
             check_bar_rate(self.mu0, self.lr)
+        if self.method == "sbar" and self.rho == 0:
+            raise ValueError("Invalid rho: 0 (--method sbar needs --rho > 0, SAM's radius)")
 
     def _check_int(self, name: str, low: int) -> None:
         v = getattr(self, name)

@@ -148,7 +148,8 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
                           loss_fn=lambda batch: task.loss(trained, batch), runtime=runtime,
                           lr=cfg.lr, weight_decay=cfg.weight_decay, total_steps=cfg.steps,
                           rho=cfg.rho, mu0=cfg.mu0, schedule=cfg.schedule,
-                          sam_perturbation=cfg.sam_perturbation)
+                          sam_perturbation=cfg.sam_perturbation,
+                          loraplus_ratio=cfg.loraplus_ratio, seed=cfg.seed)
         stepper = make_stepper(cfg.method, ctx)
         method_info = stepper.info
         sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer,
@@ -190,6 +191,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
         "primary_metric": task.primary_metric,
         "majority_class": task.majority(),
         "train": {"loss_first10": mean(losses[:10]), "loss_last10": mean(losses[-10:]),
+                  "losses": [round(v, 6) for v in losses],
                   "n_train": task.sizes["train"], "n_dev": task.sizes["dev"],
                   "n_test": task.sizes["test"], "trainable_params": sum(p.numel() for p in params),
                   "lora_pairs": len(pairs),

@@ -7,9 +7,12 @@ runtime's autocast; fp16 goes through a ``GradScaler``)::
 
     lora, full:  loss.backward(); optimizer.step()                      (AdamW)
     nbar, obar:  the same, with lorabar.BAR attached as a step pre-hook   (AdamW + BAR)
+    sbar:        the same with BAR(mode="sbar", rho): SAM's drift of B, one pass
     sam:         lorabar.sam_step (one process) or
                  lorabar.distributed.ddp_sam_step (under DDP)           (SAM over AdamW)
                  perturbing the LoRA factors only (a head: a rho = 0 group)
+    loraplus:    AdamW with B's lr = ratio * A's (PEFT's create_loraplus_optimizer)
+    flatlora:    forward and backward at W + eps (lorabar.flat.FlatLoRA, sigma ~ rho)
     zeroshot:    no training (the pretrained model, or the probe head alone, evaluated)
 
 ``lora``/``nbar``/``obar``/``sam`` train LoRA adapters (and a task head where the task trains
@@ -19,6 +22,7 @@ one); ``full`` trains every parameter of a model without adapters.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +30,7 @@ import torch
 from torch import Tensor
 
 from .. import BAR, SAM, sam_step
+from ..flat import FlatLoRA
 from .runtime import Runtime
 
 __all__ = ["METHODS", "Method", "StepContext", "Stepper", "check_bar_rate", "make_stepper"]
@@ -54,6 +59,8 @@ class StepContext:
     mu0: float = 1.0
     schedule: str = "cosine"
     sam_perturbation: str = "sync"    # under DDP: "sync" | "per_rank"
+    loraplus_ratio: float = 16.0
+    seed: int = 0
 
 
 class Stepper:
@@ -63,10 +70,11 @@ class Stepper:
     (multiplied by ``grad_scale`` under fp16), for logging."""
 
     def __init__(self, ctx: StepContext, optimizer: torch.optim.Optimizer,
-                 sam: SAM | None = None) -> None:
+                 sam: SAM | None = None, flat: FlatLoRA | None = None) -> None:
         self.ctx = ctx
         self.optimizer = optimizer
         self.sam = sam
+        self.flat = flat  # forward and backward at the perturbed weights
         self.scaler = ctx.runtime.grad_scaler()
         self.info: dict = {}  # what the method adds to a run's record (e.g. "sam")
 
@@ -82,8 +90,11 @@ class Stepper:
         if self.sam is not None:
             loss = self._sam_step(batch, hook)
         else:
-            loss = self._loss(batch)
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            with self.flat.perturbed() if self.flat is not None else nullcontext():
+                loss = self._loss(batch)
+                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            if self.flat is not None:
+                self.flat.advance()
             if hook is not None:
                 hook()
             if self.scaler is not None:
@@ -121,6 +132,42 @@ def _bar(mode: str) -> Callable[[StepContext], Stepper]:
         return stepper
 
     return build
+
+
+def _sbar(ctx: StepContext) -> Stepper:
+    stepper = _adamw(ctx)
+    BAR(ctx.pairs, mode="sbar", rho=ctx.rho).attach(stepper.optimizer)
+    return stepper
+
+
+def _loraplus(ctx: StepContext) -> Stepper:
+    """LoRA+ (Hayou et al., ICML 2024) through PEFT's ``create_loraplus_optimizer``: AdamW with
+    ``lr`` for A (and 2-D non-LoRA weights) and ``ratio * lr`` for B (and 1-D parameters)."""
+    from peft.optimizers import create_loraplus_optimizer
+
+    module = getattr(ctx.model, "module", ctx.model)  # under DDP: the wrapped model
+    opt = create_loraplus_optimizer(module, torch.optim.AdamW, lr=ctx.lr,
+                                    loraplus_lr_ratio=ctx.loraplus_ratio,
+                                    loraplus_weight_decay=ctx.weight_decay)
+    covered = {id(p) for g in opt.param_groups for p in g["params"]}
+    if covered != {id(p) for p in ctx.params}:
+        raise ValueError("Invalid loraplus optimizer: PEFT's parameter groups do not cover "
+                         "exactly the trainable parameters")
+    stepper = Stepper(ctx, opt)
+    stepper.info = {"loraplus": {"ratio": ctx.loraplus_ratio,
+                                 "lr_B_params": sum(p.numel() for g in opt.param_groups
+                                                    if g["lr"] != ctx.lr for p in g["params"])}}
+    return stepper
+
+
+def _flatlora(ctx: StepContext) -> Stepper:
+    module = getattr(ctx.model, "module", ctx.model)
+    flat = FlatLoRA.from_peft(module, rho=ctx.rho, total_steps=ctx.total_steps, seed=ctx.seed)
+    stepper = Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr,
+                                             weight_decay=ctx.weight_decay), flat=flat)
+    stepper.info = {"flatlora": {"rho": ctx.rho, "layers": len(flat.layers),
+                                 "perturbed_params": sum(l.weight.numel() for l in flat.layers)}}
+    return stepper
 
 
 def _sam(ctx: StepContext) -> Stepper:
@@ -170,6 +217,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sam", "LoRA-SAM", _sam, hparams=("rho", "sam_perturbation")),
     Method("obar", "LoRA-oBAR", _bar("obar"), hparams=("mu0", "schedule")),
     Method("nbar", "LoRA-nBAR", _bar("nbar"), hparams=("mu0", "schedule")),
+    Method("sbar", "LoRA-sBAR", _sbar, hparams=("rho",)),
+    Method("loraplus", "LoRA+", _loraplus, hparams=("loraplus_ratio",)),
+    Method("flatlora", "Flat-LoRA", _flatlora, hparams=("rho",)),
     Method("full", "Full FT", _adamw, adapters=False, kinds=("encoder",)),
 )}
 
