@@ -136,6 +136,45 @@ def _grid(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._io import check_output_dir, check_output_file, write_json_atomic
+    from .integrations.adapter import inspect_adapter, plot_layers, rebalance_adapter
+
+    for flag, value in (("--json", args.json), ("--png", args.png)):
+        if value:
+            check_output_file(value, flag)
+    if args.rebalance:
+        if Path(args.rebalance).expanduser().resolve() == Path(args.adapter).resolve():
+            raise ValueError("Invalid --rebalance: the output folder is the adapter folder itself")
+        check_output_dir(args.rebalance, "--rebalance")
+    report = inspect_adapter(args.adapter)
+    layers = report["layers"]
+    shown = layers if args.top == 0 else layers[: args.top]
+    width = max(len("layer"), *(len(l["name"]) for l in shown))
+    print(f"{args.adapter}: {len(layers)} LoRA pairs (r={report['r']}, "
+          f"alpha={report['lora_alpha']}); mean |B| {report['mean_abs_B']:.4g}, "
+          f"max |B| {report['max_abs_B']:.4g}; most unbalanced first")
+    print(f"{'layer'.ljust(width)}  {'|A|':>10}  {'|B|':>10}  {'B=(|A|²-|B|²)/2':>16}")
+    for l in shown:
+        print(f"{l['name'].ljust(width)}  {l['norm_A']:10.4g}  {l['norm_B']:10.4g}  {l['B']:16.4g}")
+    if len(shown) < len(layers):
+        print(f"... {len(layers) - len(shown)} more (--top 0 shows all)")
+    if args.json:
+        write_json_atomic(args.json, report)
+        print(f"wrote {args.json}")
+    if args.png:
+        print(f"wrote {plot_layers(report, args.png)}")
+    if args.rebalance:
+        done = rebalance_adapter(args.adapter, args.rebalance)
+        print(f"wrote {args.rebalance}: {done['rebalanced']} pairs rescaled to |A| = |B| "
+              "(the model's outputs are unchanged)")
+        for name in done["left_alone"]:
+            print(f"  left alone (a zero factor cannot be balanced): {name}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -318,6 +357,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="torch threads per run (default: CPU count / jobs)")
     grid.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
     grid.set_defaults(func=_grid)
+
+    ins = sub.add_parser("inspect", help="per-layer balancedness of a saved PEFT LoRA adapter "
+                         "(no base model needed); --rebalance writes an equivalent balanced one")
+    ins.add_argument("adapter", help="folder with adapter_config.json and "
+                     "adapter_model.safetensors (model.save_pretrained)")
+    ins.add_argument("--json", default=None, help="write the per-layer report as JSON")
+    ins.add_argument("--png", default=None, help="write a per-layer bar chart of B")
+    ins.add_argument("--rebalance", default=None, metavar="OUT_DIR",
+                     help="write the adapter with every pair rescaled to |A| = |B|")
+    ins.add_argument("--top", type=int, default=20, help="layers to print (0: all)")
+    ins.set_defaults(func=_inspect)
 
     rep = sub.add_parser("report", help="tables and figures from a folder of result files")
     rep.add_argument("dir")

@@ -1,0 +1,179 @@
+"""Balancedness of a saved PEFT LoRA adapter, read from its files (no base model), and its
+rebalancing.
+
+A PEFT adapter folder holds ``adapter_config.json`` and ``adapter_model.safetensors`` (or the
+older ``adapter_model.bin``) whose LoRA keys follow PEFT's format:
+``<module>.lora_A.weight`` / ``<module>.lora_B.weight`` (Linear and Conv layers) and
+``<module>.lora_embedding_A`` / ``<module>.lora_embedding_B`` (Embedding layers), the adapter name
+removed.  For each pair, with ``A`` applied first (as :mod:`lorabar.pairs`)::
+
+    B = (|A|^2 - |B|^2) / 2                 (the paper's balancedness, eq. 1)
+
+Rebalancing rescales every pair ``(A s, B / s)`` with ``s = sqrt(|B| / |A|)``, so that
+``|A s| = |B / s| = sqrt(|A| |B|)`` while the update ``s_lora B A`` -- hence every output of
+the model, DoRA's magnitudes included -- is unchanged (up to one rounding).  A pair with a zero
+factor cannot be balanced without changing the product (or stalling it at the saddle A = B = 0):
+it is left as is and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = ["AdapterLayer", "inspect_adapter", "load_adapter_tensors", "rebalance_adapter"]
+
+_SUFFIXES = ((".lora_A.weight", ".lora_B.weight"), (".lora_embedding_A", ".lora_embedding_B"))
+WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass(frozen=True)
+class AdapterLayer:
+    """One LoRA pair of a saved adapter: ``name`` (the module path), the state-dict keys of its
+    two factors, their norms and ``B = (|A|^2 - |B|^2) / 2``."""
+
+    name: str
+    key_A: str
+    key_B: str
+    norm_A: float
+    norm_B: float
+
+    @property
+    def B(self) -> float:  # noqa: N802 - the paper's symbol
+        return 0.5 * (self.norm_A ** 2 - self.norm_B ** 2)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "norm_A": self.norm_A, "norm_B": self.norm_B, "B": self.B}
+
+
+def _weights_file(folder: Path) -> Path:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Adapter folder not found: {str(folder)!r}")
+    if not (folder / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"Not a PEFT adapter folder: {str(folder)!r} has no "
+                                "adapter_config.json (written by model.save_pretrained)")
+    for name in WEIGHTS:
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"Not a PEFT adapter folder: {str(folder)!r} has no "
+                            f"{' or '.join(WEIGHTS)}")
+
+
+def load_adapter_tensors(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """``(state_dict, adapter_config, safetensors metadata)`` of a saved adapter."""
+    folder = Path(folder)
+    path = _weights_file(folder)
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"Invalid adapter_config.json in {str(folder)!r}: {err}") from err
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    else:
+        tensors = torch.load(path, map_location="cpu", weights_only=True)
+        metadata = {}
+    return tensors, config, metadata
+
+
+def _pairs(tensors: dict[str, torch.Tensor]) -> list[tuple[str, str, str]]:
+    out = []
+    for key in tensors:
+        for a_suffix, b_suffix in _SUFFIXES:
+            if key.endswith(a_suffix):
+                name = key[: -len(a_suffix)]
+                b_key = name + b_suffix
+                if b_key not in tensors:
+                    raise ValueError(f"Invalid adapter: {key!r} has no matching {b_key!r}")
+                out.append((name, key, b_key))
+    return out
+
+
+def inspect_adapter(folder: str | Path) -> dict:
+    """Per-layer ``|A|``, ``|B|`` and ``B``, most unbalanced first, plus a summary.
+
+    Returns ``{"adapter": folder, "peft_type", "r", "lora_alpha", "layers": [{"name", "norm_A",
+    "norm_B", "B"}, ...], "mean_abs_B", "max_abs_B"}``.
+    """
+    tensors, config, _ = load_adapter_tensors(folder)
+    found = _pairs(tensors)
+    if not found:
+        raise ValueError(f"No LoRA factor pairs in {str(folder)!r}: no keys ending in "
+                         f"{_SUFFIXES[0][0]!r} or {_SUFFIXES[1][0]!r} (is it a LoRA adapter?)")
+    layers = []
+    for name, ka, kb in found:
+        na = float(torch.linalg.vector_norm(tensors[ka], dtype=torch.float64))
+        nb = float(torch.linalg.vector_norm(tensors[kb], dtype=torch.float64))
+        layers.append(AdapterLayer(name, ka, kb, na, nb))
+    layers.sort(key=lambda l: (-abs(l.B), l.name))
+    abs_b = [abs(l.B) for l in layers]
+    return {"adapter": str(folder), "peft_type": config.get("peft_type"), "r": config.get("r"),
+            "lora_alpha": config.get("lora_alpha"),
+            "layers": [l.as_dict() for l in layers],
+            "mean_abs_B": sum(abs_b) / len(abs_b), "max_abs_B": max(abs_b)}
+
+
+def rebalance_adapter(folder: str | Path, out: str | Path) -> dict:
+    """Write to ``out`` the adapter with every pair rescaled to ``|A| = |B|`` (same outputs).
+
+    Every other file of ``folder`` (``adapter_config.json``, a README) is copied; the weights
+    keep their dtypes and safetensors metadata.  Returns ``{"rebalanced": n, "left_alone":
+    [names of pairs with a zero factor]}``.
+    """
+    folder, out = Path(folder), Path(out)
+    tensors, _, metadata = load_adapter_tensors(folder)
+    if out.resolve() == folder.resolve():
+        raise ValueError(f"Invalid output: {str(out)!r} is the adapter folder itself")
+    new = dict(tensors)
+    done, left = 0, []
+    for name, ka, kb in _pairs(tensors):
+        a, b = tensors[ka], tensors[kb]
+        na = float(torch.linalg.vector_norm(a, dtype=torch.float64))
+        nb = float(torch.linalg.vector_norm(b, dtype=torch.float64))
+        if na == 0.0 or nb == 0.0 or not (math.isfinite(na) and math.isfinite(nb)):
+            left.append(name)
+            continue
+        s = math.sqrt(nb / na)
+        new[ka] = (a.double() * s).to(a.dtype)
+        new[kb] = (b.double() / s).to(b.dtype)
+        done += 1
+    out.mkdir(parents=True, exist_ok=True)
+    for item in folder.iterdir():
+        if item.is_file() and item.name not in WEIGHTS:
+            shutil.copy2(item, out / item.name)
+    from safetensors.torch import save_file
+
+    tmp = out / "adapter_model.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in new.items()}, str(tmp), metadata=metadata or {"format": "pt"})
+    tmp.replace(out / "adapter_model.safetensors")
+    return {"rebalanced": done, "left_alone": left}
+
+
+def plot_layers(report: dict, path: str | Path) -> Path:
+    """A per-layer bar chart of B (most unbalanced first)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = report["layers"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(layers) + 2), 4))
+    ax.bar(range(len(layers)), [l["B"] for l in layers], color="C0")
+    ax.set_xticks(range(len(layers)))
+    ax.set_xticklabels([l["name"].removeprefix("base_model.model.") for l in layers],
+                       rotation=90, fontsize=6)
+    ax.axhline(0.0, color="k", lw=0.5)
+    ax.set(ylabel="B = (|A|² − |B|²)/2", title=f"{report['adapter']}: per-layer balancedness")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
