@@ -294,10 +294,13 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
                 runs = chosen.get((t, m))
                 for name in names[t] if runs else ():
                     k = _scale(name)
-                    cells = [_mean_std([k * r["metrics"][s_][name] for r in runs])
-                             for s_ in ("test", "dev")]
-                    every.append([t, LABELS[m], name] + [f"{a:.1f} ± {b:.1f} ({len(runs)})"
-                                                         for a, b in cells])
+                    row = [t, LABELS[m], name]
+                    for s_ in ("test", "dev"):  # WebNLG's dev has BLEU only (no seen/unseen)
+                        vals = [k * r["metrics"][s_][name] for r in runs
+                                if name in r["metrics"][s_]]
+                        a, b = _mean_std(vals) if vals else (None, None)
+                        row.append(f"{a:.1f} ± {b:.1f} ({len(vals)})" if vals else "–")
+                    every.append(row)
         out["metrics"] = every
     if any(t == "webnlg" for t in tasks):  # paper Table 5: BLEU on all / seen / unseen
         bleu = [["method", "BLEU all", "BLEU seen", "BLEU unseen", "dev BLEU"]]
