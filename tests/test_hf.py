@@ -68,16 +68,20 @@ def _assert_same(a, b, atol=1e-6):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=atol, msg=name)
 
 
-@pytest.mark.parametrize("mode", ["nbar", "obar"])
+@pytest.mark.parametrize("mode", ["nbar", "obar", "sbar"])
 def test_callback_on_trainer_built_optimizer(mode, tmp_path):
     from lorabar.integrations.hf import BARCallback
 
     model = _model()
-    cb = BARCallback(mode=mode, mu0=20.0, schedule="cosine", log_every=1)
+    kw = {"rho": 5.0} if mode == "sbar" else {"mu0": 20.0, "schedule": "cosine"}
+    cb = BARCallback(mode=mode, log_every=1, **kw)
     _trainer(model, tmp_path, callbacks=[cb]).train()
     assert cb.bar.step == STEPS and [h["step"] for h in cb.history] == list(range(1, STEPS + 1))
     assert not cb.bar.attached  # removed at the end of training
-    _assert_same(model, _harness(mode, mu0=20.0, schedule="cosine"))
+    _assert_same(model, _harness(mode, mu0=20.0, schedule="cosine", rho=kw.get("rho", 0.05)))
+    if mode == "sbar":  # and the rescaling is not a no-op at this rho
+        assert any(not torch.allclose(p, q, rtol=1e-4, atol=1e-6)
+                   for p, q in zip(model.parameters(), _harness("lora").parameters()))
     assert not torch.equal(model.base_model.model.encoder.encoder.layer[0].attention.self.query
                            .lora_A["default"].weight, _model().base_model.model.encoder.encoder
                            .layer[0].attention.self.query.lora_A["default"].weight)

@@ -62,14 +62,17 @@ class BARCallback(TrainerCallback):
 
     Args:
         mode, mu0, schedule: as for :class:`lorabar.BAR` (``total_steps`` is the Trainer's).
+        rho, norm: sBAR's (``mode="sbar"``), as for :class:`lorabar.BAR`.
         pairs: explicit pairs; default :func:`lorabar.find_lora_pairs` on the Trainer's model.
         log_every: also record mean/max |B| in :attr:`history` every this many optimizer steps
             (0: never); the Trainer's own logs get them at every logging step regardless.
     """
 
     def __init__(self, mode: str = "nbar", mu0: float = 0.5, schedule: str = "cosine",
-                 pairs: list[FactorPair] | None = None, log_every: int = 50) -> None:
+                 pairs: list[FactorPair] | None = None, log_every: int = 50, *,
+                 rho: float | None = None, norm: str = "pair") -> None:
         self.mode, self.mu0, self.schedule = mode, mu0, schedule
+        self.rho, self.norm = rho, norm
         self.pairs = pairs
         self.log_every = log_every
         self.bar: BAR | None = None
@@ -81,7 +84,7 @@ class BARCallback(TrainerCallback):
             raise RuntimeError("BARCallback: the Trainer passed no optimizer to on_train_begin")
         pairs = self.pairs if self.pairs is not None else find_lora_pairs(model)
         self.bar = BAR(pairs, mode=self.mode, mu0=self.mu0, schedule=self.schedule,
-                       total_steps=max(1, state.max_steps))
+                       total_steps=max(1, state.max_steps), rho=self.rho, norm=self.norm)
         self._handle = self.bar.attach(unwrap_optimizer(optimizer))
 
     def _stats(self) -> dict:
