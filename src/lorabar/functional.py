@@ -64,6 +64,13 @@ def _use_foreach(tensors: Sequence[Tensor], foreach: bool | None) -> bool:
     return len(tensors) > 2 or any(t.device.type != "cpu" for t in tensors)
 
 
+def _norms(tensors: Sequence[Tensor], dtype: torch.dtype, use_foreach: bool) -> Tensor:
+    """``[|t| for t in tensors]`` in ``dtype``: one multi-tensor kernel, or a loop."""
+    if use_foreach:
+        return torch.stack(torch._foreach_norm(list(tensors), 2, dtype=dtype))
+    return torch.stack([torch.linalg.vector_norm(t, 2, dtype=dtype) for t in tensors])
+
+
 def squared_norms(
     tensors: Sequence[Tensor], *, dtype: torch.dtype | None = None, foreach: bool | None = None
 ) -> Tensor:
@@ -74,11 +81,7 @@ def squared_norms(
     if len(tensors) == 0:
         return torch.zeros(0, dtype=dtype or torch.float32)
     dtype = dtype or compute_dtype(tensors)
-    if _use_foreach(tensors, foreach):
-        norms = torch._foreach_norm(list(tensors), 2, dtype=dtype)
-    else:
-        norms = [torch.linalg.vector_norm(t, 2, dtype=dtype) for t in tensors]
-    return torch.stack(norms).square()
+    return _norms(tensors, dtype, _use_foreach(tensors, foreach)).square()
 
 
 def bar_signs(norms: Tensor, mode: str) -> Tensor:
@@ -172,10 +175,7 @@ def bar_(
     tensors = grads + ([*xs, *ys] if mode == "obar" else [])
     dtype = compute_dtype(tensors)
     use_foreach = _use_foreach(xs, foreach)
-    if use_foreach:
-        norms = torch.stack(torch._foreach_norm(tensors, 2, dtype=dtype))
-    else:
-        norms = torch.stack([torch.linalg.vector_norm(t, 2, dtype=dtype) for t in tensors])
+    norms = _norms(tensors, dtype, use_foreach)
     grow = bar_signs(norms if mode == "nbar" else norms[-2 * n:], mode)
     factors = bar_factors(grow, coeffs, dtype)
     if grads:
@@ -243,11 +243,7 @@ def sbar_(
     if len(xs) == 0:
         return
     tensors = [*grads_x, *grads_y, *xs, *ys]
-    dtype = compute_dtype(tensors)
     use_foreach = _use_foreach(xs, foreach)
-    if use_foreach:
-        norms = torch.stack(torch._foreach_norm(tensors, 2, dtype=dtype))
-    else:
-        norms = torch.stack([torch.linalg.vector_norm(t, 2, dtype=dtype) for t in tensors])
+    norms = _norms(tensors, compute_dtype(tensors), use_foreach)
     c = sbar_coefficients(norms.square(), lr_rho, norm, total_g2)
     scale_([*xs, *ys], torch.cat((1.0 + c, 1.0 - c)), foreach=use_foreach, buffer=buffer)
