@@ -16,7 +16,7 @@ TINY = dict(layers=2, hidden=32, heads=4, ffn=64, vocab=97, batch_size=2, seq_le
 def test_config_validation():
     with pytest.raises(ValueError, match="Invalid arch: 'opt-7b'"):
         BenchConfig(arch="opt-7b")
-    with pytest.raises(ValueError, match="Invalid methods: \\['adam'\\]"):
+    with pytest.raises(ValueError, match="Invalid methods: \\['adam'\\] \\(expected some of \\('lora', 'nbar', 'obar', 'sam', 'sbar'"):
         BenchConfig(methods=("adam",))
     with pytest.raises(ValueError, match="Invalid precisions: \\['fp8'\\]"):
         BenchConfig(precisions=("fp8",))
@@ -95,6 +95,11 @@ def test_bench_steps_through_the_method_registry(monkeypatch):
     run_bench(BenchConfig(arch="opt-1.3b", methods=("lora", "obar"), precisions=("fp32", "fp16"),
                           **{**TINY, "repeats": 1}))
     assert built == [("lora", "fp32"), ("obar", "fp32"), ("lora", "fp16"), ("obar", "fp16")]
+    built.clear()  # the beyond-the-paper methods are cells too
+    rec = run_bench(BenchConfig(arch="opt-1.3b", methods=("lora", "sbar", "loraplus", "flatlora"),
+                                precisions=("fp32",), **{**TINY, "repeats": 1}))
+    assert built == [(m, "fp32") for m in ("lora", "sbar", "loraplus", "flatlora")]
+    assert all(r["median_s"] > 0 for r in rec["rows"])
 
 
 def test_bar_cost_rows():

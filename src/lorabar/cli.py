@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--quiet", action="store_true")
     lm.set_defaults(func=_finetune_lm)
 
-    from .apps.bench import ARCHS, METHODS, PRECISIONS
+    from .apps.bench import ARCHS, AVAILABLE, METHODS, PRECISIONS
 
     bench = sub.add_parser("bench", help="step time of LoRA / nBAR / oBAR / SAM in fp32 / bf16 / "
                            "fp16 on a random-init architecture (paper Tables 2, 7, 9)")
@@ -335,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", dest="batch_size", type=int, default=4)
     bench.add_argument("--seq-len", dest="seq_len", type=int, default=64)
     bench.add_argument("--lora-r", dest="lora_r", type=int, default=8)
-    bench.add_argument("--methods", default=",".join(METHODS))
+    bench.add_argument("--methods", default=",".join(METHODS),
+                       help="comma-separated, from " + ",".join(AVAILABLE))
     bench.add_argument("--precisions", default=",".join(PRECISIONS))
     bench.add_argument("--repeats", type=int, default=10)
     bench.add_argument("--warmup", type=int, default=2)

@@ -42,7 +42,8 @@ from ..experiments.runtime import Runtime, resolve_device
 
 __all__ = ["ARCHS", "BenchConfig", "bar_cost", "build_model", "markdown", "run_bench"]
 
-METHODS = ("lora", "nbar", "obar", "sam")
+METHODS = ("lora", "nbar", "obar", "sam")  # the default: the paper's Tables 2, 7, 9
+AVAILABLE = METHODS + ("sbar", "loraplus", "flatlora")  # --methods may add these
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 # name -> (family, paper-size config, LoRA targets)
@@ -87,9 +88,9 @@ class BenchConfig:
             raise ValueError(f"Invalid arch: {self.arch!r} (expected one of {sorted(ARCHS)})")
         object.__setattr__(self, "methods", tuple(self.methods))
         object.__setattr__(self, "precisions", tuple(self.precisions))
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in AVAILABLE]
         if bad or not self.methods:
-            raise ValueError(f"Invalid methods: {list(self.methods)} (expected some of {METHODS})")
+            raise ValueError(f"Invalid methods: {list(self.methods)} (expected some of {AVAILABLE})")
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad or not self.precisions:
             raise ValueError(
