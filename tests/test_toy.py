@@ -174,6 +174,17 @@ def test_sbar_is_data_responsive_like_sam(grid):
     assert max(nbar) / min(nbar) < 1.1 < sbar[0] / sbar[2]
 
 
+def test_cli_fig2_summary_has_sbar_meeting_the_target(tmp_path):
+    """`lorabar toy fig2 --out D` writes D/summary.json with nop.sbar: final |B_T| decreasing in
+    the noise level and within a factor 2 of SAM's at 0.1, 0.5, 1 (the paper's T = 1e5)."""
+    assert main(["toy", "fig2", "--out", str(tmp_path), "--quiet"]) == 0
+    nop = json.loads((tmp_path / "summary.json").read_text())["nop"]
+    sbar = [nop["sbar"][a]["B_final"] for a in ("0.1", "0.5", "1")]
+    sam = [nop["sam"][a]["B_final"] for a in ("0.1", "0.5", "1")]
+    assert sbar[0] > sbar[1] > sbar[2]
+    assert all(0.5 < s / m < 2.0 for s, m in zip(sbar, sam))
+
+
 def test_fig4_hard_constraint_traps_regularization_does_not():
     paths = fig4_trajectories()
     saddle_loss = fig4_loss(0.0, 0.0)  # 0.75
