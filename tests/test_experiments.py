@@ -414,3 +414,24 @@ def test_sbar_loraplus_flatlora_in_the_harness(tmp_path, data_dir):
         RunConfig(method="sbar", rho=0.0, **base)
     with pytest.raises(ValueError, match=r"Invalid loraplus_ratio: 0"):
         RunConfig(method="loraplus", loraplus_ratio=0, **base)
+
+
+def test_regression_probe_is_ridge_and_stays_bounded_on_collinear_features():
+    """STS-B's plain least-squares probe had |w| ~ 4e8 on MiniLM's nearly collinear features, so
+    training-time dropout wrecked it; the ridge probe keeps the weights bounded and the fit."""
+    import numpy as np
+
+    from lorabar.experiments.encoder import fit_probe
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 20))
+    x[:, -1] = x[:, :-1].sum(1) + 1e-9 * rng.standard_normal(500)  # nearly collinear column
+    y = x[:, 0] - 0.5 * x[:, 1] + 0.1 * rng.standard_normal(500)
+    lstsq = np.linalg.lstsq(np.hstack([x, np.ones((500, 1))]), y, rcond=None)[0]
+    w, b, info = fit_probe(x, y, regression=True)
+    assert info["kind"] == "ridge" and 1e-3 <= info["alpha"] <= 1e3
+    assert np.abs(w).max() < 10 < np.abs(lstsq).max()  # least squares blows up, ridge does not
+    assert info["train_pearson"] > 0.99 and w.shape == (1, 20) and b.shape == (1,)
+    labels = (y > 0).astype(int)
+    w, b, info = fit_probe(x, labels, regression=False)  # binary: two rows, logit difference
+    assert w.shape == (2, 20) and np.allclose(w[0], -w[1]) and info["train_accuracy"] > 0.9
