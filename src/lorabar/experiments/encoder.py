@@ -6,11 +6,11 @@ collated with dynamic padding; the model is :func:`lorabar.experiments.model.bui
 
 Heads: ``probe`` (default) fits a logistic-regression head (ridge regression, its penalty chosen
 by leave-one-out, for regression) on the frozen pretrained features of the train split and
-freezes it, so only the LoRA factors adapt -- the stand-in for a pretrained verbalizer, since the MiniLM wheel has no MLM head (the
-paper finetunes RoBERTa through prompts and its MLM head).  ``linear`` trains a fresh head with
-the adapters (the practical setting).  ``label_noise = P`` flips a seeded fraction P of the
-train labels to another class (dev and test untouched).  ``max_eval`` evaluates a seeded,
-class-stratified subset of dev and test.
+freezes it, so only the LoRA factors adapt -- the stand-in for a pretrained verbalizer, since the
+MiniLM wheel has no MLM head (the paper finetunes RoBERTa through prompts and its MLM head).
+``linear`` trains a fresh head with the adapters (the practical setting).  ``label_noise = P``
+flips a seeded fraction P of the train labels to another class (dev and test untouched).
+``max_eval`` evaluates a seeded, class-stratified subset of dev and test.
 """
 
 from __future__ import annotations

@@ -298,8 +298,8 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
                     for s_ in ("test", "dev"):  # WebNLG's dev has BLEU only (no seen/unseen)
                         vals = [k * r["metrics"][s_][name] for r in runs
                                 if name in r["metrics"][s_]]
-                        a, b = _mean_std(vals) if vals else (None, None)
-                        row.append(f"{a:.1f} ± {b:.1f} ({len(vals)})" if vals else "–")
+                        row.append("{:.1f} ± {:.1f} ({})".format(*_mean_std(vals), len(vals))
+                                   if vals else "–")
                     every.append(row)
         out["metrics"] = every
     if any(t == "webnlg" for t in tasks):  # paper Table 5: BLEU on all / seen / unseen
