@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Step 7 of experiments/README.md in the order a CPU session can afford: the faithful grid (only
+# the new methods' runs are new: sBAR, LoRA+, Flat-LoRA) on the cheap tasks first, then the
+# noisy-label grid (SST-2, SNLI; every method at its clean dev-chosen setting), then MNLI and RTE.
+# Resumable: finished runs under results/ are skipped.  Usage: bash experiments/beyond.sh [DATA_DIR]
+set -euo pipefail
+DATA="${1:-../shared/data}"
+faithful() {
+  lorabar grid experiments/faithful_tune.toml --out results/faithful --jobs 2 --data-dir "$DATA" \
+      --only task=$1
+  python experiments/chosen_grid.py results/faithful experiments/faithful_tune.toml \
+      --tasks $1 --out experiments/faithful_seeds_$1.toml
+  lorabar grid experiments/faithful_seeds_$1.toml --out results/faithful --jobs 2 --data-dir "$DATA"
+}
+for task in trec sst2 snli sst5; do faithful $task; done
+python experiments/chosen_grid.py results/faithful experiments/faithful_tune.toml \
+    --tasks sst2,snli --set label_noise=0.3 --out experiments/faithful_noise.toml
+lorabar grid experiments/faithful_noise.toml --out results/noise --jobs 2 --data-dir "$DATA"
+for task in mnli rte; do faithful $task; done
