@@ -5,15 +5,8 @@
 # Resumable: finished runs under results/ are skipped.  Usage: bash experiments/beyond.sh [DATA_DIR]
 set -euo pipefail
 DATA="${1:-../shared/data}"
-faithful() {
-  lorabar grid experiments/faithful_tune.toml --out results/faithful --jobs 2 --data-dir "$DATA" \
-      --only task=$1
-  python experiments/chosen_grid.py results/faithful experiments/faithful_tune.toml \
-      --tasks $1 --out experiments/faithful_seeds_$1.toml
-  lorabar grid experiments/faithful_seeds_$1.toml --out results/faithful --jobs 2 --data-dir "$DATA"
-}
-for task in trec sst2 snli sst5; do faithful $task; done
+bash experiments/faithful.sh "$DATA" trec sst2 snli sst5
 python experiments/chosen_grid.py results/faithful experiments/faithful_tune.toml \
     --tasks sst2,snli --set label_noise=0.3 --out experiments/faithful_noise.toml
 lorabar grid experiments/faithful_noise.toml --out results/noise --jobs 2 --data-dir "$DATA"
-for task in mnli rte; do faithful $task; done
+bash experiments/faithful.sh "$DATA" mnli rte
