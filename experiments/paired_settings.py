@@ -14,7 +14,7 @@ import statistics
 import tomllib
 from collections import defaultdict
 
-from lorabar.experiments.report import _t_interval, load_results
+from lorabar.experiments.report import load_results, t_interval
 
 
 def _parse(items: str) -> dict:
@@ -47,13 +47,13 @@ def main() -> None:
         if not seeds:
             continue
         diffs = [b[s] - a[s] for s in seeds]
-        mean, lo, hi = _t_interval(diffs)
+        mean, lo, hi = t_interval(diffs)
         print(f"{t:8s} n={len(diffs)}  {mean:+.2f} [{lo:+.2f}, {hi:+.2f}]")
         for s, d in zip(seeds, diffs):
             per_seed[s].append(d)
     if per_seed and len({len(v) for v in per_seed.values()}) == 1:
         avg = [statistics.fmean(v) for v in per_seed.values()]
-        mean, lo, hi = _t_interval(avg)
+        mean, lo, hi = t_interval(avg)
         n_tasks = len(next(iter(per_seed.values())))
         print(f"average ({n_tasks} tasks) n={len(avg)}  {mean:+.2f} [{lo:+.2f}, {hi:+.2f}]")
 

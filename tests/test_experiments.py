@@ -363,6 +363,30 @@ def test_paired_differences_and_selection_on_common_seeds():
     assert select(runs)[("trec", "lora")][0]["config"]["lr"] == 1e-3
 
 
+def test_paired_settings_script_pairs_two_fixed_settings(tmp_path):
+    """experiments/paired_settings.py: b - a per task over the common seeds, then the per-seed
+    mean over tasks; a method or setting outside --a/--b is ignored."""
+    import subprocess
+
+    a = {13: 0.80, 21: 0.82, 42: 0.78, 87: 0.81, 100: 0.79}
+    diff = {13: 0.01, 21: 0.02, 42: 0.01, 87: 0.02, 100: 0.01}   # as in the paired test above
+    runs = [_fake("sst2", "lora", s, 0.8, a[s], 100) for s in a]
+    runs += [_fake("sst2", "lora", s, 0.8, a[s] + diff[s], 100, setting=3e-3) for s in a]
+    runs += [_fake("sst2", "lora", s, 0.8, 0.0, 100, setting=1e-2) for s in (13, 21)]
+    runs += [_fake("sst2", "sam", s, 0.8, 0.0, 100, setting=3e-3) for s in a]
+    runs += [_fake("trec", "lora", 13, 0.9, 0.90, 100), _fake("trec", "lora", 21, 0.9, 0.90, 100)]
+    for i, r in enumerate(runs):
+        (tmp_path / f"r{i}.json").write_text(json.dumps(r))
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "experiments" / "paired_settings.py"),
+                          str(tmp_path), "--method", "lora", "--a", "lr=0.001", "--b", "lr=0.003"],
+                         capture_output=True, text=True, check=True).stdout
+    # mean 1.4, sd 0.5477, t(0.975, 4) = 2.7764: half-width 0.680; trec has no lr 3e-3 run
+    assert "sst2     n=5  +1.40 [+0.72, +2.08]" in out
+    assert "trec" not in out
+    assert "average (1 tasks) n=5  +1.40 [+0.72, +2.08]" in out
+
+
 def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
     """STS-B: Pearson is primary (selection, paired), Spearman is reported beside it."""
     runs = []

@@ -128,7 +128,7 @@ def select(results: list[dict]) -> dict:
     return chosen
 
 
-def _t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean and ``level`` t-interval of paired differences (NaN bounds for n < 2)."""
     mean = statistics.fmean(diffs)
     if len(diffs) < 2:
@@ -163,7 +163,7 @@ def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
                      for r in runs if r["config"]["seed"] in by_seed}
             if not diffs:
                 continue
-            mean, lo, hi = _t_interval(list(diffs.values()))
+            mean, lo, hi = t_interval(list(diffs.values()))
             rows.append([t, LABELS[m], str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}",
                          _verdict(lo, hi)])
             for seed, d in diffs.items():
@@ -172,7 +172,7 @@ def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
             seeds = per_method[m]
             n_tasks = len(next(iter(seeds.values())))
             avg = [statistics.fmean(v) for v in seeds.values()]
-            mean, lo, hi = _t_interval(avg)
+            mean, lo, hi = t_interval(avg)
             rows.append([f"average ({n_tasks} tasks)", LABELS[m], str(len(avg)), f"{mean:.2f}",
                          f"{lo:.2f}", f"{hi:.2f}", _verdict(lo, hi)])
     return rows
