@@ -37,7 +37,12 @@ def main() -> None:
             continue
         for side, kv in want.items():
             if all(c.get(k) == v for k, v in kv.items()):
-                scores[(c["task"], side)][c["seed"]] = 100 * r["metrics"]["test"][r["primary_metric"]]
+                got = scores[(c["task"], side)]
+                if c["seed"] in got:
+                    raise SystemExit(f"Ambiguous --{side} {getattr(args, side)}: more than one "
+                                     f"{args.method} setting matches on {c['task']} seed "
+                                     f"{c['seed']}; add KEY=VALUE pairs to tell them apart")
+                got[c["seed"]] = 100 * r["metrics"]["test"][r["primary_metric"]]
     per_seed: dict = defaultdict(list)
     tasks = sorted({t for t, _ in scores})
     print(f"{args.method}: ({args.b}) - ({args.a}), test points, mean [95% t-interval]")

@@ -385,6 +385,10 @@ def test_paired_settings_script_pairs_two_fixed_settings(tmp_path):
     assert "sst2     n=5  +1.40 [+0.72, +2.08]" in out
     assert "trec" not in out
     assert "average (1 tasks) n=5  +1.40 [+0.72, +2.08]" in out
+    ambiguous = subprocess.run([sys.executable, str(root / "experiments" / "paired_settings.py"),
+                                str(tmp_path), "--method", "lora", "--a", "lr=0.001",
+                                "--b", "seed=13"], capture_output=True, text=True)
+    assert ambiguous.returncode != 0 and "Ambiguous --b seed=13" in ambiguous.stderr
 
 
 def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
