@@ -10,11 +10,10 @@ fixed settings of the same method, e.g. the learning rates of a widened grid.  P
 from __future__ import annotations
 
 import argparse
-import statistics
 import tomllib
 from collections import defaultdict
 
-from lorabar.experiments.report import load_results, t_interval
+from lorabar.experiments.report import average_over_tasks, load_results, t_interval
 
 
 def _parse(items: str) -> dict:
@@ -56,11 +55,10 @@ def main() -> None:
         print(f"{t:8s} n={len(diffs)}  {mean:+.2f} [{lo:+.2f}, {hi:+.2f}]")
         for s, d in zip(seeds, diffs):
             per_seed[s].append(d)
-    if per_seed and len({len(v) for v in per_seed.values()}) == 1:
-        avg = [statistics.fmean(v) for v in per_seed.values()]
-        mean, lo, hi = t_interval(avg)
-        n_tasks = len(next(iter(per_seed.values())))
-        print(f"average ({n_tasks} tasks) n={len(avg)}  {mean:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+    average = average_over_tasks(per_seed)
+    if average:
+        n_tasks, n, mean, lo, hi = average
+        print(f"average ({n_tasks} tasks) n={n}  {mean:+.2f} [{lo:+.2f}, {hi:+.2f}]")
 
 
 if __name__ == "__main__":

@@ -139,6 +139,16 @@ def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, f
     return mean, mean - half, mean + half
 
 
+def average_over_tasks(per_seed: dict) -> tuple[int, int, float, float, float] | None:
+    """``(n_tasks, n_seeds, mean, low, high)`` of the paired differences averaged over tasks:
+    per seed the mean difference over its tasks (``per_seed[seed]`` lists them), then the
+    t-interval over seeds; ``None`` when the seeds do not all have the same number of tasks."""
+    if not per_seed or len({len(v) for v in per_seed.values()}) != 1:
+        return None
+    avg = [statistics.fmean(v) for v in per_seed.values()]
+    return (len(next(iter(per_seed.values()))), len(avg), *t_interval(avg))
+
+
 def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
     """Per task and method: the mean paired test difference to ``baseline`` (both at their
     dev-chosen settings) over the seeds both have -- the same seed is the same split and
@@ -168,12 +178,10 @@ def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
                          _verdict(lo, hi)])
             for seed, d in diffs.items():
                 per_method[m][seed].append(d)
-        if len({len(v) for v in per_method[m].values()}) == 1 and per_method[m]:
-            seeds = per_method[m]
-            n_tasks = len(next(iter(seeds.values())))
-            avg = [statistics.fmean(v) for v in seeds.values()]
-            mean, lo, hi = t_interval(avg)
-            rows.append([f"average ({n_tasks} tasks)", LABELS[m], str(len(avg)), f"{mean:.2f}",
+        average = average_over_tasks(per_method[m])
+        if average:
+            n_tasks, n, mean, lo, hi = average
+            rows.append([f"average ({n_tasks} tasks)", LABELS[m], str(n), f"{mean:.2f}",
                          f"{lo:.2f}", f"{hi:.2f}", _verdict(lo, hi)])
     return rows
 
