@@ -59,11 +59,11 @@ def test_grid_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
                     '[[variant]]\nmethod = ["lora", "obar"]\nmu0 = 10.0\n')
     calls = []
 
-    def runner(cfg, path):
+    def runner(cfg, path, *args):
         if calls:
             raise KeyboardInterrupt
         calls.append(path)
-        return G._run_one(cfg, path)
+        return G._run_one(cfg, path, *args)
 
     real = G.run_grid
     monkeypatch.setattr(G, "run_grid", lambda *a, **k: real(*a, **k, runner=runner,

@@ -156,7 +156,9 @@ def test_run_keys_follow_the_method_registry():
     assert LMConfig(method="lora", rho=0.3).key() == LMConfig(method="lora").key()
     zs = LMConfig(method="zeroshot", lr=0.5, steps=7).key()
     assert zs == LMConfig(method="zeroshot").key() and "lr" not in zs
-    assert RunConfig(precision="bf16").key() != RunConfig(precision="fp32").key()
+    # the requested precision is not the identity; the resolved one is (tests/test_identity.py)
+    assert RunConfig(precision="bf16").key() == RunConfig(precision="auto").key()
+    assert RunConfig(eval_batch_size=8).key() != RunConfig(eval_batch_size=64).key()
 
 
 RESULT_KEYS = set(RECORD_KEYS)
@@ -245,13 +247,13 @@ def test_grid_expand_and_resume(tmp_path, data_dir):
     assert len(configs) == 6 and len({result_path(tmp_path, c) for c in configs}) == 6
     calls = []
 
-    def interrupted(cfg, path):
+    def interrupted(cfg, path, *args):
         if len(calls) == 2:
             raise KeyboardInterrupt  # the session ends in the middle of the grid
         calls.append(path)
         from lorabar.experiments.grid import _run_one
 
-        return _run_one(cfg, path)
+        return _run_one(cfg, path, *args)
 
     with pytest.raises(KeyboardInterrupt):
         run_grid(grid, tmp_path, data_dir=data_dir, runner=interrupted, log=lambda *_: None)
@@ -264,12 +266,17 @@ def test_grid_expand_and_resume(tmp_path, data_dir):
         expand({"variant": [{"method": "lora", "lrr": 1}]})
 
 
-def _fake(task, method, seed, dev, test, step_ms, setting=None, b=1.0):
-    cfg = RunConfig(task=task, method=method, seed=seed, lr=setting or 1e-3)
+def _fake(task, method, seed, dev, test, step_ms, setting=None, b=1.0, *, precision="fp32",
+          model="minilm", steps=300, data="d"):
+    cfg = RunConfig(task=task, method=method, seed=seed, lr=setting or 1e-3, steps=steps)
     names = [f"encoder.layer.{i}.attention.self.query[default]" for i in range(3)]
     from dataclasses import asdict
 
-    return {"config": asdict(cfg), "key": cfg.key(), "primary_metric": "accuracy",
+    identity = {"config": cfg.key(), "device": "cpu", "precision": precision, "threads": 1,
+                "data": {f"{task}/512-{seed}/train.tsv": data * 64},
+                "model": {"name": model, "files": {"model.safetensors": "m" * 64}}}
+    return {"config": asdict(cfg), "key": cfg.key(), "identity": identity,
+            "primary_metric": "accuracy",
             "metrics": {"dev": {"accuracy": dev}, "test": {"accuracy": test}},
             "majority_class": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.51}},
             "final_mean_abs_B": b, "timing": {"step_time_median_s": step_ms / 1000},

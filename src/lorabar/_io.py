@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's content (cached per process by path, size and mtime)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -73,3 +90,25 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
         raise ValueError(f"Invalid {flag}: {str(target)!r} is a file (give a folder)")
     _probe_dir(_nearest_existing(target, flag, target), flag, target)
     return target
+
+
+def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the finished folder ``new`` at ``target`` (same file system), replacing what is there:
+    two renames, so ``target`` is always either the old folder or the new one, never a partial
+    one; if the second rename fails the old folder is put back."""
+    import shutil
+
+    new, target = Path(new), Path(target)
+    os.chmod(new, 0o755)  # mkdtemp makes it 0o700
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old.", suffix=".tmp"))
+    os.replace(target, old / target.name)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old / target.name, target)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)

@@ -91,7 +91,12 @@ def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
         from ._io import check_output_file
 
         check_output_file(args.out)
-    result = run(cfg, progress=not args.quiet)
+    try:
+        result = run(cfg, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"lorabar {'finetune-lm' if kind == 'lm' else 'finetune'}: interrupted; nothing "
+              "written", file=sys.stderr)
+        return 130
     if result is None:  # torchrun: a rank other than 0 (rank 0 writes and prints)
         return 0
     if args.out:
@@ -110,8 +115,10 @@ def _finetune_lm(args: argparse.Namespace) -> int:
 
 
 def _grid(args: argparse.Namespace) -> int:
+    import signal
+
     from ._io import check_output_dir
-    from .experiments.grid import expand, is_done, load_grid, result_path, run_grid
+    from .experiments.grid import is_done, load_grid, run_grid
 
     only = {}
     for item in args.only:
@@ -121,33 +128,45 @@ def _grid(args: argparse.Namespace) -> int:
         only[key] = value
     grid = load_grid(args.config)
     check_output_dir(args.out)
+    def terminate(signum, frame):  # SIGTERM: stop like Ctrl-C (workers are killed with us)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        counts = run_grid(grid, args.out, jobs=args.jobs, data_dir=args.data_dir,
+        result = run_grid(grid, args.out, jobs=args.jobs, data_dir=args.data_dir,
                           threads=args.threads, only=only)
     except KeyboardInterrupt:
         from pathlib import Path
 
-        done = sum(is_done(result_path(Path(args.out), c))
-                   for c in expand(grid, data_dir=args.data_dir))
+        done = sum(is_done(p) for p in (Path(args.out) / "runs").glob("*.json"))
         print(f"lorabar grid: interrupted; {done} finished runs kept in {args.out}; rerun the "
               "same command to resume", file=sys.stderr)
         return 130
-    print(f"grid: {counts}")
-    return 1 if counts["failed"] else 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"grid: {result}")
+    if "stopped" in result:
+        print(f"lorabar grid: stopped early: {result['stopped']}", file=sys.stderr)
+    return 1 if result["failed"] else 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ._io import check_output_dir, check_output_file, write_json_atomic
-    from .integrations.adapter import inspect_adapter, plot_layers, rebalance_adapter
+    from .integrations.adapter import (check_rebalance_out, inspect_adapter, plot_layers,
+                                       rebalance_adapter)
 
+    adapter = Path(args.adapter).expanduser().resolve()
     for flag, value in (("--json", args.json), ("--png", args.png)):
         if value:
+            target = Path(value).expanduser().resolve()
+            if adapter == target or adapter in target.parents:
+                raise ValueError(f"Invalid {flag}: {value!r} is inside the adapter folder "
+                                 f"{args.adapter!r}; write the report elsewhere")
             check_output_file(value, flag)
     if args.rebalance:
-        if Path(args.rebalance).expanduser().resolve() == Path(args.adapter).resolve():
-            raise ValueError("Invalid --rebalance: the output folder is the adapter folder itself")
+        check_rebalance_out(Path(args.adapter), Path(args.rebalance), force=args.force)
         check_output_dir(args.rebalance, "--rebalance")
     report = inspect_adapter(args.adapter)
     layers = report["layers"]
@@ -167,7 +186,7 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.png:
         print(f"wrote {plot_layers(report, args.png)}")
     if args.rebalance:
-        done = rebalance_adapter(args.adapter, args.rebalance)
+        done = rebalance_adapter(args.adapter, args.rebalance, force=args.force)
         print(f"wrote {args.rebalance}: {done['rebalanced']} pairs rescaled to |A| = |B| "
               "(the model's outputs are unchanged)")
         for name in done["left_alone"]:
@@ -187,7 +206,8 @@ def _report(args: argparse.Namespace) -> int:
         print(f"lorabar report: {message}", file=sys.stderr)
 
     for path in render(args.dir, out=args.out, reference_method=args.reference,
-                       skip_bad=args.skip_bad, warn=warn, baseline=args.baseline):
+                       skip_bad=args.skip_bad, warn=warn, baseline=args.baseline,
+                       recursive=args.recursive, allow_mixed=args.allow_mixed):
         print(path)
     return 0
 
@@ -367,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--png", default=None, help="write a per-layer bar chart of B")
     ins.add_argument("--rebalance", default=None, metavar="OUT_DIR",
                      help="write the adapter with every pair rescaled to |A| = |B|")
+    ins.add_argument("--force", action="store_true",
+                     help="--rebalance may replace an existing, non-empty folder")
     ins.add_argument("--top", type=int, default=20, help="layers to print (0: all)")
     ins.set_defaults(func=_inspect)
 
@@ -379,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--skip-bad", dest="skip_bad", action="store_true",
                      help="leave out result files that do not parse or lack required keys "
                           "(listed on stderr and in report.md) instead of stopping")
+    rep.add_argument("--recursive", action="store_true",
+                     help="read result files in every subfolder of DIR too (default: DIR/*.json "
+                          "and DIR/runs/*.json only)")
+    rep.add_argument("--allow-mixed", dest="allow_mixed", action="store_true",
+                     help="report runs of different models, steps, precisions ... side by side "
+                          "(each its own row, with model, steps and precision columns; never "
+                          "paired across them) instead of refusing")
     rep.set_defaults(func=_report)
     return parser
 

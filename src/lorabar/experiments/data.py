@@ -7,10 +7,17 @@ The data directory is given by ``--data-dir`` or the environment variable ``LORA
     full GLUE: <dir>/<folder>/glue/{train,dev}.tsv   (GLUE dev is the test set; a seeded 10% of
                train, at most 1000 rows, is held out as dev for selection)
 
-Quirks handled (SOURCES.md): SNLI/MNLI rows have 11-16 columns (label last); MRPC files start with
-a BOM and contain unbalanced quotes; TREC/SST-5 are headerless CSV (TREC train is latin-1 in some
-copies); one CoLA test line holds two rows glued together; the GLUE MRPC train file misses one
-pair (rebuilt from ``msr_paraphrase_train.txt`` minus ``dev_ids.tsv``).
+Every file is read as strict UTF-8 (a leading BOM is dropped): an undecodable byte is a
+:class:`DataError` naming ``file:line`` and the byte, never a silent fallback to another encoding.
+Quirks handled (SOURCES.md): SNLI/MNLI rows carry one to five annotator labels after the sentence
+columns, then the gold label (SNLI: 11, 14 or 15 fields under an 11-field header; MNLI 12 or 16),
+so every field after the sentences must be a label (an annotator's may be empty) -- a tab inside a
+sentence is caught there; MRPC files start with a BOM and contain unbalanced quotes; TREC/SST-5
+are headerless CSV; one CoLA test line holds two rows glued together; the GLUE MRPC train file
+misses one pair (rebuilt from ``msr_paraphrase_train.txt`` minus ``dev_ids.tsv``).
+
+Every file a loader reads goes through :func:`read_data_text`, which notes it for
+:func:`recording` (a run's identity hashes exactly the files its task read).
 
 A :class:`Task` turns rows into :class:`Example` s; a prompt-based variant plugs in by giving the
 task a ``formatter`` (example -> texts), which the causal-LM harness uses.
@@ -18,6 +25,7 @@ task a ``formatter`` (example -> texts), which the causal-LM harness uses.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -27,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DATA_ENV", "Example", "SEEDS", "TASKS", "Task", "load_split", "resolve_data_dir",
-           "subset"]
+__all__ = ["DATA_ENV", "DataError", "Example", "SEEDS", "TASKS", "Task", "check_classes",
+           "load_split", "read_data_text", "recording", "resolve_data_dir", "split_path", "subset"]
 
 DATA_ENV = "LORABAR_DATA_DIR"
 SEEDS = (13, 21, 42, 87, 100)
@@ -53,7 +61,9 @@ class Task:
     ``row`` maps a list of fields to ``(text_a, text_b, raw_label)``; ``labels`` lists the raw
     label strings in class order (empty for regression); ``columns`` is the (min, max) number of
     fields of a labelled row; ``sizes`` the rows per k=512 split (train, dev, test) and
-    ``glue_sizes`` the GLUE train and dev rows, as SOURCES.md gives them (checked on load).
+    ``glue_sizes`` the GLUE train and dev rows, as SOURCES.md gives them (checked on load);
+    ``labels_from`` (SNLI/MNLI) the first field after the sentence columns: every field from there
+    on must be a label (an annotator label may be empty; the last, the gold label, may not).
     """
 
     name: str
@@ -67,11 +77,11 @@ class Task:
     glue: bool = False
     test_file: str = "test"
     dev_file: str = "dev"
-    encoding: str = "utf-8"
     formatter: Callable[[Example], tuple[str, str | None]] | None = field(default=None)
     columns: tuple[int, int] = (2, 2)
     sizes: tuple[int, int, int] | None = None
     glue_sizes: tuple[int, int] | None = None
+    labels_from: int | None = None
 
     @property
     def num_labels(self) -> int:
@@ -106,13 +116,13 @@ TASKS: dict[str, Task] = {
         Task("rte", "rte", "RTE", "tsv", True, _cols(1, 2), ("entailment", "not_entailment"),
              glue=True, columns=(4, 4), sizes=(1024, 1024, 277), glue_sizes=(2490, 277)),
         Task("snli", "snli", "SNLI", "tsv", True, _cols(7, 8),
-             ("entailment", "neutral", "contradiction"), columns=(11, 16),
-             sizes=(1536, 1536, 1000)),
+             ("entailment", "neutral", "contradiction"), columns=(11, 15),
+             sizes=(1536, 1536, 1000), labels_from=9),
         Task("mnli", "mnli", "MNLI", "tsv", True, _cols(8, 9),
              ("entailment", "neutral", "contradiction"), test_file="test_matched",
-             dev_file="dev_matched", columns=(12, 16), sizes=(1536, 1536, 1000)),
+             dev_file="dev_matched", columns=(12, 16), sizes=(1536, 1536, 1000), labels_from=10),
         Task("mrpc", "mrpc", "MRPC", "tsv", True, _cols(3, 4, label=0), ("0", "1"),
-             metrics=("f1", "accuracy"), glue=True, encoding="utf-8-sig", columns=(5, 5),
+             metrics=("f1", "accuracy"), glue=True, columns=(5, 5),
              sizes=(1024, 1024, 408), glue_sizes=(3668, 408)),
         Task("cola", "cola", "CoLA", "tsv", False, _cols(3, label=1), ("0", "1"),
              metrics=("mcc", "accuracy"), glue=True, columns=(4, 4), sizes=(1024, 1024, 1000),
@@ -143,11 +153,41 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     return path
 
 
-def _read_text(path: Path, encoding: str) -> str:
+_RECORDERS: list[list[Path]] = []
+
+
+@contextlib.contextmanager
+def recording():
+    """``with recording() as files:`` -- ``files`` lists every data file read inside the block
+    (resolved paths, in the order first read)."""
+    files: list[Path] = []
+    _RECORDERS.append(files)
     try:
-        return path.read_text(encoding=encoding)
-    except UnicodeDecodeError:
-        return path.read_text(encoding="latin-1")
+        yield files
+    finally:
+        _RECORDERS.remove(files)
+
+
+def read_data_text(path: str | os.PathLike) -> str:
+    """The text of a data file, strictly UTF-8 (a leading BOM is dropped); an undecodable byte
+    raises :class:`DataError` naming ``file:line``, the column and the byte."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror})") from None
+    for files in _RECORDERS:
+        resolved = path.resolve()
+        if resolved not in files:
+            files.append(resolved)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8: byte 0x{raw[err.start]:02x} at column "
+                        f"{column} (data files must be UTF-8; convert it, e.g. with iconv)") from None
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 _GLUED = re.compile(r"^(.*[.?!\"')])([A-Za-z][A-Za-z0-9_-]*)$")
@@ -157,9 +197,7 @@ def _rows(task: Task, path: Path) -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` of every data row, strictly: an unterminated quote (CSV), a
     wrong number of fields, or a file without data rows raises :class:`DataError` naming
     ``file:line``."""
-    text = _read_text(path, task.encoding)
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = read_data_text(path)
     if task.ext == "csv":
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     else:
@@ -212,6 +250,8 @@ def _examples(task: Task, path: Path) -> list[Example]:
                 f"{path}:{lineno}: malformed row for task {task.name!r}: {len(fields)} fields"
             ) from None
         raw = raw.strip()
+        if task.labels_from is not None:
+            _check_label_fields(task, path, lineno, fields)
         if task.is_regression:
             try:
                 label: int | float = float(raw)
@@ -228,6 +268,27 @@ def _examples(task: Task, path: Path) -> list[Example]:
     return out
 
 
+def _check_label_fields(task: Task, path: Path, lineno: int, fields: list[str]) -> None:
+    last = len(fields) - 1
+    for i in range(task.labels_from, len(fields)):
+        value = fields[i].strip()
+        if value in task.labels or (value == "" and i < last):
+            continue
+        what = "the gold label" if i == last else "an annotator label (or empty)"
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise DataError(f"{path}:{lineno}: field {i + 1} of {len(fields)} is {shown!r} where "
+                        f"{what} belongs, one of {list(task.labels)}: a tab inside a sentence?")
+
+
+def check_classes(path: str | os.PathLike, labels: list, task: str) -> None:
+    """A classification train split needs at least two classes (else :class:`DataError`)."""
+    present = sorted(set(labels))
+    if len(present) < 2:
+        raise DataError(f"{path}: the train split of task {task!r} holds only class "
+                        f"{present[0] if present else None!r} ({len(labels)} examples); a "
+                        "classification task needs at least two classes")
+
+
 def _check_size(path: Path, examples: list, expected: int, what: str) -> None:
     if len(examples) != expected:
         raise DataError(f"{path}: {len(examples)} examples, but the {what} holds {expected} "
@@ -236,6 +297,21 @@ def _check_size(path: Path, examples: list, expected: int, what: str) -> None:
 
 def fewshot_dir(task: Task, data_dir: Path, seed: int) -> Path:
     return data_dir / task.folder / "k-shot-1k-test" / task.fewshot_dir / f"512-{seed}"
+
+
+def split_path(task: str | Task, split: str, *, data_dir: str | os.PathLike | None = None,
+               seed: int = 13, setting: str = "fewshot") -> Path:
+    """The file :func:`load_split` reads ``split`` from (for messages; the full-GLUE train and
+    dev both come from ``glue/train.tsv``, MRPC's from ``msr_paraphrase_train.txt``)."""
+    task = TASKS[task] if isinstance(task, str) else task
+    root = resolve_data_dir(data_dir)
+    if setting == "fewshot":
+        name = {"train": "train", "dev": task.dev_file, "test": task.test_file}[split]
+        return fewshot_dir(task, root, seed) / f"{name}.{task.ext}"
+    glue = root / task.folder / "glue"
+    if split == "test":
+        return glue / "dev.tsv"
+    return glue / ("msr_paraphrase_train.txt" if task.name == "mrpc" else "train.tsv")
 
 
 def load_split(
@@ -302,7 +378,7 @@ def _full_train(task: Task, glue: Path) -> list[Example]:
         return _examples(task, glue / "train.tsv")
     # GLUE's MRPC train = msr_paraphrase_train.txt minus the pairs in dev_ids.tsv (3,668 rows).
     dev_ids = set()
-    for line in _read_text(glue / "dev_ids.tsv", "utf-8-sig").splitlines():
+    for line in read_data_text(glue / "dev_ids.tsv").splitlines():
         parts = line.strip().split("\t")
         if len(parts) >= 2:
             dev_ids.add((parts[0], parts[1]))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .data import TASKS, Example, load_split, subset
+from .data import TASKS, Example, check_classes, load_split, split_path, subset
 from .metrics import compute_metrics
 
 __all__ = ["EncoderTask"]
@@ -94,6 +94,10 @@ class EncoderTask:
         self.primary_metric = self.task.primary_metric
         self.splits = {s: load_split(self.task, s, data_dir=cfg.data_dir, seed=cfg.seed,
                                      setting=cfg.setting) for s in ("train", "dev", "test")}
+        if not self.task.is_regression:  # before any model loads (a probe needs two classes)
+            check_classes(split_path(self.task, "train", data_dir=cfg.data_dir, seed=cfg.seed,
+                                     setting=cfg.setting),
+                          [e.label for e in self.splits["train"]], cfg.task)
         if cfg.max_eval:
             for s in ("dev", "test"):
                 ex = self.splits[s]

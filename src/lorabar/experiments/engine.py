@@ -18,7 +18,8 @@ A task adapter (:class:`lorabar.experiments.encoder.EncoderTask`,
 ``prepare(model, runtime)`` (run once on the device before training: the probe head is fitted
 there) and ``train_info()`` (added to the record's ``train``).
 
-The record (one schema for every task; :data:`RECORD_KEYS`): ``config``, ``key``, ``kind``,
+The record (one schema for every task; :data:`RECORD_KEYS`): ``config``, ``key``, ``identity``
+(everything that changes the result: :mod:`lorabar.experiments.identity`), ``kind``,
 ``metrics`` (dev/test), ``primary_metric``, ``majority_class``, ``train`` (first/last losses,
 split sizes, trainable parameters, LoRA pairs, the adapter's info), ``final_mean_abs_B``,
 ``timing``, ``balancedness`` (per-pair |B| and gradient gap over steps), ``runtime`` (resolved
@@ -37,26 +38,18 @@ import torch
 
 from .. import balancedness, find_lora_pairs
 from .config import RunConfig
+from .data import recording
+from .identity import run_identity
 from .methods import METHODS, StepContext, make_stepper
+from .tasks import make_task
 from .results import environment, write_json_atomic
 from .runtime import Runtime
 
 __all__ = ["RECORD_KEYS", "lr_lambda", "make_task", "run", "run_to_file"]
 
-RECORD_KEYS = ("config", "key", "kind", "metrics", "primary_metric", "majority_class", "train",
+RECORD_KEYS = ("config", "key", "identity", "kind", "metrics", "primary_metric", "majority_class", "train",
                "final_mean_abs_B", "timing", "balancedness", "runtime", "distributed",
                "environment")
-
-
-def make_task(cfg: RunConfig):
-    """The task adapter for ``cfg`` (loads its data)."""
-    if cfg.kind == "encoder":
-        from .encoder import EncoderTask
-
-        return EncoderTask(cfg)
-    from .lm import PromptTask, WebNLGTask
-
-    return WebNLGTask(cfg) if cfg.task == "webnlg" else PromptTask(cfg)
 
 
 def lr_lambda(steps: int, warmup_ratio: float = 0.0):
@@ -93,8 +86,12 @@ class _BalancednessLog:
         return observe
 
 
-def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
+def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None) -> dict | None:
     """Train and evaluate one configuration; return its result record.
+
+    ``expect``: the identity a caller (the grid) computed for this run beforehand; a run whose
+    identity differs when it starts (its data or model files changed meanwhile) raises
+    ``ValueError`` before training.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DDP (NCCL on CUDA, one GPU
     per rank; gloo on the CPU), each rank trains on its share of every global batch, and only
@@ -114,7 +111,14 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
-    task = make_task(cfg)
+    with recording() as data_files:
+        task = make_task(cfg)
+    identity = run_identity(cfg, device=runtime.device.type, precision=runtime.precision,
+                            threads=torch.get_num_threads(), data_files=data_files)
+    if expect is not None and identity != expect:
+        changed = sorted(k for k in identity if identity[k] != expect.get(k))
+        raise ValueError(f"the run's {', '.join(changed)} changed between the grid's check and "
+                         "its start (a data or model file was modified?); rerun the grid")
     torch.manual_seed(cfg.seed)
     model = task.build_model(method).to(runtime.device)
     task.prepare(model, runtime)  # e.g. fit a probe head on the frozen features
@@ -186,6 +190,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
     record = {
         "config": asdict(cfg),
         "key": cfg.key(),
+        "identity": identity,
         "kind": cfg.kind,
         "metrics": metrics,
         "primary_metric": task.primary_metric,
@@ -210,9 +215,17 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict | None:
     return record
 
 
-def run_to_file(cfg: RunConfig, path: str, *, progress: bool = False) -> str:
-    """Run ``cfg`` and write its record atomically to ``path`` (rank 0 only)."""
-    record = run(cfg, progress=progress)
+def run_to_file(cfg: RunConfig, path: str, *, progress: bool = False,
+                expect: dict | None = None, parent: int | None = None) -> str:
+    """Run ``cfg`` and write its record atomically to ``path`` (rank 0 only).
+
+    ``expect``: see :func:`run`; ``parent``: the pid of the grid that asked for the run -- if it
+    is gone when the run ends, nothing is written (``RuntimeError``)."""
+    import os
+
+    record = run(cfg, progress=progress, expect=expect)
+    if parent is not None and os.getppid() != parent:
+        raise RuntimeError(f"the grid (pid {parent}) is gone; {path} not written")
     if record is not None:
         write_json_atomic(path, record)
     return path

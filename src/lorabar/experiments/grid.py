@@ -15,15 +15,17 @@ Config (TOML)::
     mu0 = [1.0, 10.0]
 
 Each run's result is ``OUT/runs/<task>_<method>_s<seed>_<hash>.json``, written atomically when the
-run finishes; a rerun skips runs whose file exists, so an interrupted grid loses at most the runs
-in flight.  The hash covers every setting that identifies a run (``RunConfig.key``).  Runs go
-through the engine (:func:`lorabar.experiments.engine.run`).
+run finishes; a rerun skips runs whose file holds a finished result of the same identity, so an
+interrupted grid loses at most the runs in flight.  The hash covers the run's identity
+(:mod:`lorabar.experiments.identity`: the config fields that change the result, the resolved
+device kind and precision, the content of the data and model files), and a file is trusted only
+if the identity recorded inside it equals the run's.  Runs go through the engine
+(:func:`lorabar.experiments.engine.run`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import os
@@ -34,6 +36,8 @@ from pathlib import Path
 
 from .config import CONFIGS, RunConfig, config_from
 from .engine import run_to_file
+from .identity import run_id as identity_run_id
+from .identity import run_identity
 from .results import write_json_atomic
 
 
@@ -80,38 +84,147 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
                 if data_dir is not None:
                     settings["data_dir"] = data_dir
                 cfg = config_from(settings, kind)
-                ident = run_id(cfg)
+                ident = json.dumps([cfg.key(), cfg.device, cfg.precision, cfg.data_dir],
+                                   sort_keys=True)
                 if ident not in seen:
                     seen.add(ident)
                     configs.append(cfg)
     return configs
 
 
+def _resolved(cfg: RunConfig) -> tuple[str, str]:
+    """The device kind and precision ``cfg`` resolves to on this machine."""
+    from .runtime import resolve_device, resolve_precision
+
+    device = resolve_device(cfg.device)
+    return device.type, resolve_precision(cfg.precision, device)
+
+
+def identity_of(cfg: RunConfig) -> dict:
+    """The run's identity on this machine (:func:`lorabar.experiments.identity.run_identity`);
+    ``cfg.threads = 0`` means torch's current thread count, as in the engine."""
+    import torch
+
+    device, precision = _resolved(cfg)
+    return run_identity(cfg, device=device, precision=precision,
+                        threads=cfg.threads or torch.get_num_threads())
+
+
 def run_id(cfg: RunConfig) -> str:
-    digest = hashlib.sha1(json.dumps(cfg.key(), sort_keys=True).encode()).hexdigest()[:10]
-    return f"{cfg.task}_{cfg.method}_s{cfg.seed}_{digest}"
+    """The result file's stem: ``<task>_<method>_s<seed>_<hash of the identity>``."""
+    return identity_run_id(identity_of(cfg))
 
 
 def result_path(out: Path, cfg: RunConfig) -> Path:
-    return out / "runs" / f"{run_id(cfg)}.json"
+    return Path(out) / "runs" / f"{run_id(cfg)}.json"
 
 
-def is_done(path: Path) -> bool:
+def _read(path: Path) -> dict | None:
     try:
-        return "metrics" in json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_done(path: Path, identity: dict | None = None) -> bool:
+    """Whether ``path`` holds a finished result -- of ``identity`` when given."""
+    data = _read(Path(path))
+    if data is None or "metrics" not in data:
         return False
+    return identity is None or data.get("identity") == identity
 
 
-def _run_one(cfg: RunConfig, path: str) -> str:
-    return run_to_file(cfg, path)
+def _set_aside(path: Path, out: Path, log) -> None:
+    """Move a result file whose content is not the run its name says into ``OUT/aside``."""
+    aside = out / "aside"
+    aside.mkdir(exist_ok=True)
+    target = aside / path.name
+    n = 1
+    while target.exists():
+        target = aside / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    os.replace(path, target)
+    data = _read(target)
+    what = "unreadable or unfinished"
+    if data is not None and isinstance(data.get("config"), dict):
+        c = data["config"]
+        what = (f"holds {c.get('task')}/{c.get('method')}/seed {c.get('seed')} with another "
+                "identity" if "identity" in data else "has no recorded identity")
+    log(f"grid: moved {path} aside to {target}: its content is not this run ({what})")
+
+
+class GridLock:
+    """An exclusive lock on a grid's output folder (``OUT/.lorabar-grid.lock``, holding the pid):
+    a second grid on the same folder fails at once, naming the holder."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / ".lorabar-grid.lock"
+        self.file = None
+
+    def __enter__(self) -> GridLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise ValueError(f"Invalid --out: {str(self.path.parent)!r} is in use by another "
+                             f"lorabar grid (pid {holder}); wait for it to finish or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self.file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()  # releases the lock; the file stays (removing it would race)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the worker is killed when the grid process dies (SIGKILL included;
+    Linux's parent-death signal), and exits at once if the grid is already gone."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: run_to_file's parent check still applies
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grid's to handle
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _run_one(cfg: RunConfig, path: str, expect: dict | None = None,
+             parent: int | None = None) -> str:
+    return run_to_file(cfg, path, expect=expect, parent=parent)
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    import errno
+
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str | None = None,
              threads: int = 0, only: dict[str, str] | None = None, runner=_run_one,
              log=print) -> dict:
-    """Run every missing configuration; returns counts ``{"total", "skipped", "done", "failed"}``.
+    """Run every missing configuration; returns counts ``{"total", "skipped", "done", "failed"}``
+    (and ``"stopped": reason`` when a full disk ended the grid early).
 
+    A run is done when ``OUT/runs/<run id>.json`` holds a finished result whose recorded identity
+    equals the run's identity on this machine; a file there with any other content is moved to
+    ``OUT/aside/`` (one line says so) and the run is redone.  The grid holds a lock on ``OUT``
+    (a second grid there fails at once); its workers die with it.
     ``threads``: torch threads per run (0: the CPU count split evenly over ``jobs``).
     ``only``: run just the configurations whose settings match, e.g. ``{"method": "zeroshot"}``
     (values compared as strings).
@@ -126,38 +239,93 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
         configs = [c for c in configs if str(getattr(c, key)) == want]
         if not configs:
             raise ValueError(f"Invalid filter: no run of this grid has {key}={want!r}")
-    todo = [c for c in configs if not is_done(result_path(out, c))]
-    log(f"grid: {len(configs)} runs, {len(configs) - len(todo)} already done, {len(todo)} to run "
-        f"({jobs} job{'s' if jobs > 1 else ''})")
-    counts = {"total": len(configs), "skipped": len(configs) - len(todo), "done": 0, "failed": 0}
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    todo = [dataclasses.replace(c, threads=c.threads or threads) for c in todo]
+    with GridLock(out):
+        return _run_locked(configs, out, jobs=jobs, threads=threads, runner=runner, log=log)
 
-    def finished(cfg: RunConfig, error: BaseException | None) -> None:
-        path = result_path(out, cfg)
+
+def _run_locked(configs: list[RunConfig], out: Path, *, jobs: int, threads: int, runner,
+                log) -> dict:
+    from .data import DataError
+
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    counts = {"total": len(configs), "skipped": 0, "done": 0, "failed": 0}
+    todo, broken = [], []
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    configs = [dataclasses.replace(c, threads=c.threads or threads) for c in configs]
+    for cfg in configs:
+        try:
+            identity = identity_of(cfg)
+        except (DataError, FileNotFoundError, ImportError) as err:
+            broken.append((cfg, err))  # e.g. a malformed data file: this run fails, others go on
+            continue
+        path = out / "runs" / f"{identity_run_id(identity)}.json"
+        if is_done(path, identity):
+            counts["skipped"] += 1
+            continue
+        if path.exists():
+            _set_aside(path, out, log)
+        todo.append((cfg, identity, path))
+    n = len(todo) + len(broken)
+    log(f"grid: {len(configs)} runs, {counts['skipped']} already done, {n} to run "
+        f"({jobs} job{'s' if jobs > 1 else ''})")
+
+    def finished(cfg: RunConfig, path: Path, error: BaseException | None) -> None:
         if error is None:
             counts["done"] += 1
             path.with_suffix(".error.json").unlink(missing_ok=True)
-            log(f"[{counts['done'] + counts['failed']}/{len(todo)}] done {path.name}")
-        else:
-            counts["failed"] += 1
+            log(f"[{counts['done'] + counts['failed']}/{n}] done {path.name}")
+            return
+        counts["failed"] += 1
+        log(f"[{counts['done'] + counts['failed']}/{n}] FAILED {path.name}: {error}")
+        try:
             write_json_atomic(path.with_suffix(".error.json"), {
                 "config": dataclasses.asdict(cfg), "error": repr(error),
                 "traceback": "".join(traceback.format_exception(error))})
-            log(f"[{counts['done'] + counts['failed']}/{len(todo)}] FAILED {path.name}: {error!r}")
+        except OSError as err:
+            log(f"grid: could not write {path.with_suffix('.error.json').name} ({err.strerror})")
+        if _disk_full(error) and "stopped" not in counts:
+            counts["stopped"] = f"disk full ({error.strerror}); finished runs are kept"
+            log(f"grid: stopping: the disk is full ({error}); free space and rerun to resume")
 
+    for cfg, err in broken:
+        finished(cfg, out / "runs" / f"{cfg.task}_{cfg.method}_s{cfg.seed}.json", err)
+    parent = os.getpid()
     if jobs <= 1:
-        for cfg in todo:
+        for cfg, identity, path in todo:
+            if "stopped" in counts:
+                break
             try:
-                runner(cfg, str(result_path(out, cfg)))
-                finished(cfg, None)
+                runner(cfg, str(path), identity, None)  # in this process: no parent check
+                finished(cfg, path, None)
             except Exception as err:  # noqa: BLE001 - one failed run must not stop the grid
-                finished(cfg, err)
-    else:
-        import multiprocessing
+                finished(cfg, path, err)
+        return counts
+    import multiprocessing
 
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(runner, c, str(result_path(out, c))): c for c in todo}
-            for fut in as_completed(futures):
-                finished(futures[fut], fut.exception())
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(parent,))
+    try:
+        futures = {pool.submit(runner, c, str(p), i, parent): (c, p) for c, i, p in todo}
+        for fut in as_completed(futures):
+            cfg, path = futures[fut]
+            if fut.cancelled():
+                continue
+            finished(cfg, path, fut.exception())
+            if "stopped" in counts:
+                for other in futures:
+                    other.cancel()
+    except BaseException:
+        _kill_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return counts
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's workers now (Ctrl-C, SIGTERM): no run finishes after the grid stopped."""
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        try:
+            proc.kill()
+        except (OSError, ValueError):
+            pass

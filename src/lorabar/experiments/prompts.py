@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .data import DataError, load_split, resolve_data_dir
+from .data import DataError, load_split, read_data_text, resolve_data_dir
 
 __all__ = ["PROMPT_TASKS", "PromptExample", "load_prompt_split", "render"]
 
@@ -69,7 +69,7 @@ def _jsonl(path) -> list[dict]:
     if not path.is_file():
         raise DataError(f"Missing data file {str(path)!r}")
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_data_text(path).splitlines(), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))

@@ -7,11 +7,23 @@
   (paper Tables 2/7), from the same runs.
 * Fig. 3 analog: |B_l| over steps for the first, middle and last query layers, LoRA vs SAM vs
   nBAR (PNG per task).
+
+What is read and compared (:func:`load`, :func:`check_comparable`): exactly the result files of
+the folder (``DIR/*.json`` and, for a grid's output folder, ``DIR/runs/*.json``; subfolders
+only with ``recursive``).  Runs are grouped by their identity minus the seed (and the seed's data
+files); runs whose identities differ in anything but the tuned hyperparameters (``lr`` and the
+method's own) -- model, steps, precision, threads, batch size, data content ... -- are refused
+(one line naming two such files) unless ``allow_mixed``, which reports each combination as its
+own row with model, steps and precision columns.  A run with a non-finite dev or test metric is
+never selected or averaged: it is listed as a failed run.  The output folder is built beside
+and then swapped in whole, so no file of an earlier report survives and a failure leaves the
+earlier report intact.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -19,6 +31,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from .._io import replace_dir
+from .identity import RUN_NAME, run_id
 from .methods import METHODS
 
 METHOD_ORDER = tuple(METHODS)  # the registry's order
@@ -32,7 +46,11 @@ def _task_key(task: str) -> tuple[int, str]:
     return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
 
 
-REQUIRED = ("config", "key", "metrics", "primary_metric")
+REQUIRED = ("config", "key", "identity", "metrics", "primary_metric")
+# what dev selection chooses among; every other identity field must agree across a report
+TUNED = ("lr",) + tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
+# shown as columns when --allow-mixed reports runs of different contexts side by side
+MIXED_COLUMNS = ("model", "steps", "precision")
 
 
 class BadResultError(ValueError):
@@ -48,6 +66,10 @@ def _check_result(path: Path) -> dict:
     if not isinstance(data, dict):
         raise BadResultError(f"{path}: not a result (a JSON {type(data).__name__}, expected an "
                              "object); pass --skip-bad to leave it out")
+    if "identity" not in data and isinstance(data.get("config"), dict):
+        raise BadResultError(f"{path}: no recorded identity (written by a lorabar from before "
+                             "run identities); re-key it with python experiments/rekey_results.py "
+                             "or rerun its grid, or pass --skip-bad")
     missing = [k for k in REQUIRED if k not in data]
     config = data.get("config")
     if isinstance(config, dict):
@@ -60,19 +82,43 @@ def _check_result(path: Path) -> dict:
     if missing:
         raise BadResultError(f"{path}: not a complete result: missing {', '.join(missing)}; "
                              "pass --skip-bad to leave it out")
+    stem = path.name[: -len(".json")]
+    if RUN_NAME.match(stem):
+        try:
+            expected = run_id(data["identity"])
+        except (KeyError, TypeError):
+            expected = None
+        if expected != stem:
+            c = data["config"]
+            raise BadResultError(f"{path}: its content is not the run its name says (it holds "
+                                 f"{c['task']}/{c['method']}/seed {c['seed']}, whose file name "
+                                 f"is {expected}.json); pass --skip-bad to leave it out")
     return data
 
 
-def load(folder: str | Path, *, skip_bad: bool = False) -> tuple[list[dict], list[str]]:
-    """Every result under ``folder`` and the messages of the files left out (``skip_bad``);
-    without ``skip_bad`` a bad file raises :class:`BadResultError`."""
+def result_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """The result files of ``folder``: ``folder/*.json`` and, for a grid's output folder,
+    ``folder/runs/*.json`` (every ``*.json`` below it with ``recursive``); error files of failed
+    grid runs (``*.error.json``) and hidden files (a report's manifest) excluded."""
+    folder = Path(folder)
+    if recursive:
+        paths = folder.rglob("*.json")
+    else:
+        paths = list(folder.glob("*.json")) + list((folder / "runs").glob("*.json"))
+    return sorted(p for p in paths if p.is_file() and not p.name.startswith(".")
+                  and not p.name.endswith(".error.json"))
+
+
+def load(folder: str | Path, *, skip_bad: bool = False,
+         recursive: bool = False) -> tuple[list[dict], list[str]]:
+    """Every result of ``folder`` (:func:`result_files`) and the messages of the files left out
+    (``skip_bad``); without ``skip_bad`` a bad file raises :class:`BadResultError`.  Two files
+    holding the same run (the same identity) raise ``ValueError`` naming both."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"Result folder {str(folder)!r} does not exist")
-    out, skipped = [], []
-    for path in sorted(folder.rglob("*.json")):
-        if path.name.endswith(".error.json"):
-            continue
+    out, skipped, seen = [], [], {}
+    for path in result_files(folder, recursive=recursive):
         try:
             data = _check_result(path)
         except BadResultError as err:
@@ -81,22 +127,120 @@ def load(folder: str | Path, *, skip_bad: bool = False) -> tuple[list[dict], lis
             skipped.append(str(err).replace("; pass --skip-bad to leave it out", "")
                            .replace(", or pass --skip-bad", ""))
             continue
+        ident = json.dumps(data["identity"], sort_keys=True)
+        if ident in seen:
+            raise ValueError(f"{seen[ident]} and {path} hold the same run (the same identity); "
+                             "keep one of them")
+        seen[ident] = path
         data["_path"] = str(path)
         out.append(data)
     if not out:
-        raise ValueError(f"No result files (JSON with 'config' and 'metrics') under {str(folder)!r}")
+        where = "under" if recursive else "in"
+        raise ValueError(f"No result files (JSON with 'config' and 'metrics') {where} "
+                         f"{str(folder)!r}" + ("" if recursive else " or its runs/ folder "
+                                               "(--recursive reads every subfolder)"))
     return out, skipped
 
 
-def load_results(folder: str | Path, *, skip_bad: bool = False) -> list[dict]:
-    """Every result under ``folder`` (see :func:`load`)."""
-    return load(folder, skip_bad=skip_bad)[0]
+def _finite_metrics(r: dict) -> bool:
+    m = r["primary_metric"]
+    values = [r["metrics"][s].get(m) for s in ("dev", "test")]
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
+def split_failed(results: list[dict]) -> tuple[list[dict], list[dict]]:
+    """``(runs with finite dev and test metrics, runs without: failed)``."""
+    ok = [r for r in results if _finite_metrics(r)]
+    return ok, [r for r in results if not _finite_metrics(r)]
+
+
+def _context(r: dict) -> dict:
+    """The run's identity minus what a report may vary: the seed (and so its data files), the
+    task and method, and the tuned hyperparameters."""
+    ident = r["identity"]
+    config = {k: v for k, v in ident["config"].items()
+              if k not in ("seed", "task", "method") + TUNED}
+    return {**config, "model": ident["model"], "device": ident["device"],
+            "precision": ident["precision"], "threads": ident.get("threads")}
+
+
+def _differing(a: dict, b: dict) -> list[str]:
+    return sorted(k for k in a.keys() & b.keys() if a[k] != b[k])
+
+
+def _show(key: str, value) -> str:
+    if key == "model" and isinstance(value, dict):
+        files = value.get("files") or {}
+        digest = hashlib.sha1(json.dumps(files, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{value.get('name')}" + (f"@{digest}" if files else "")
+    return str(value)
+
+
+def check_comparable(results: list[dict], *, allow_mixed: bool = False) -> list[str]:
+    """Raise ``ValueError`` naming two files if the runs are not comparable (see the module
+    docstring); with ``allow_mixed``, tag each run with its context instead (``r["_unit"]``)
+    and return the context fields that differ."""
+    files: dict[str, tuple[str, str]] = {}
+    for r in results:  # the same data file read by two runs must have the same content
+        for rel, digest in r["identity"]["data"].items():
+            seen = files.setdefault(rel, (digest, r["_path"]))
+            if seen[0] != digest:
+                raise ValueError(f"{seen[1]} and {r['_path']} read different contents of the data "
+                                 f"file {rel!r}; runs on different data are not compared "
+                                 "(report them from separate folders)")
+    groups: dict[str, tuple[dict, str]] = {}
+    for r in results:
+        ctx = _context(r)
+        groups.setdefault(json.dumps(ctx, sort_keys=True, default=str), (ctx, r["_path"]))
+    contexts = list(groups.values())
+    differing: set[str] = set()
+    for i, (a, pa) in enumerate(contexts):
+        for b, pb in contexts[i + 1:]:
+            diff = _differing(a, b)
+            if diff and not allow_mixed:
+                shown = ", ".join(f"{k} {_show(k, a[k])} vs {_show(k, b[k])}" for k in diff[:4])
+                raise ValueError(f"{pa} and {pb} are not comparable runs ({shown}); report them "
+                                 "from separate folders, or pass --allow-mixed to show them side "
+                                 "by side (never paired)")
+            differing.update(diff)
+    if not differing:
+        return []
+    columns = list(MIXED_COLUMNS) + sorted(differing - set(MIXED_COLUMNS))
+    for r in results:
+        ctx = _context(r)
+        r["_context"] = [_show(k, ctx.get(k, "–")) for k in columns]
+        r["_context_columns"] = columns
+        r["_unit"] = f"{r['config']['method']} [{', '.join(r['_context'])}]"
+    return columns
+
+
+def _unit(r: dict) -> str:
+    return r.get("_unit", r["config"]["method"])
+
+
+def _method(unit: str) -> str:
+    return unit.split(" [", 1)[0]
+
+
+def _label(unit: str) -> str:
+    m = _method(unit)
+    return LABELS.get(m, m) + unit[len(m):]
+
+
+def load_results(folder: str | Path, *, skip_bad: bool = False, recursive: bool = False,
+                 allow_mixed: bool = False) -> list[dict]:
+    """The comparable, finished results of ``folder`` (:func:`load`, :func:`check_comparable`;
+    runs with a non-finite metric left out)."""
+    results = load(folder, skip_bad=skip_bad, recursive=recursive)[0]
+    check_comparable(results, allow_mixed=allow_mixed)
+    return split_failed(results)[0]
 
 
 def _setting(r: dict) -> str:
-    key = dict(r["key"])
-    key.pop("seed", None)
-    return json.dumps(key, sort_keys=True)
+    ident = dict(r.get("identity") or {"config": r["key"]})
+    ident["config"] = {k: v for k, v in ident["config"].items() if k != "seed"}
+    ident.pop("data", None)  # a few-shot seed reads its own split files
+    return json.dumps(ident, sort_keys=True)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -113,7 +257,9 @@ def select(results: list[dict]) -> dict:
     """
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in results:
-        groups[(r["config"]["task"], r["config"]["method"])][_setting(r)].append(r)
+        if not _finite_metrics(r):
+            continue  # a failed run (NaN metric) is never selected
+        groups[(r["config"]["task"], _unit(r))][_setting(r)].append(r)
     chosen = {}
     for key, settings in groups.items():
         common = set.intersection(*({r["config"]["seed"] for r in runs}
@@ -156,14 +302,16 @@ def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
     difference over the tasks that have it, then the t-interval over seeds).  Metrics x100
     (BLEU as is)."""
     chosen = select(results)
-    rows = [["task", "method", "n", "mean_diff", "ci_low", "ci_high", "verdict"]]
+    columns = _context_columns(results)
+    rows = [["task", "method", *columns, "n", "mean_diff", "ci_low", "ci_high", "verdict"]]
     per_method: dict = defaultdict(lambda: defaultdict(list))
     tasks = sorted({t for t, _ in chosen}, key=_task_key)
-    for m in METHOD_ORDER:
-        if m == baseline or not METHODS[m].trains:
+    for m in _units(chosen):
+        if _method(m) == baseline or not METHODS[_method(m)].trains:
             continue
+        base_unit = baseline + m[len(_method(m)):]  # the baseline of the same context
         for t in tasks:
-            base, runs = chosen.get((t, baseline)), chosen.get((t, m))
+            base, runs = chosen.get((t, base_unit)), chosen.get((t, m))
             if not base or not runs:
                 continue
             metric = runs[0]["primary_metric"]
@@ -174,16 +322,35 @@ def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
             if not diffs:
                 continue
             mean, lo, hi = t_interval(list(diffs.values()))
-            rows.append([t, LABELS[m], str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}",
-                         _verdict(lo, hi)])
+            rows.append([t, *_cells(m, results), str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}",
+                         f"{hi:.2f}", _verdict(lo, hi)])
             for seed, d in diffs.items():
                 per_method[m][seed].append(d)
         average = average_over_tasks(per_method[m])
         if average:
             n_tasks, n, mean, lo, hi = average
-            rows.append([f"average ({n_tasks} tasks)", LABELS[m], str(n), f"{mean:.2f}",
-                         f"{lo:.2f}", f"{hi:.2f}", _verdict(lo, hi)])
+            rows.append([f"average ({n_tasks} tasks)", *_cells(m, results), str(n),
+                         f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}", _verdict(lo, hi)])
     return rows
+
+
+def _units(chosen: dict) -> list[str]:
+    """The methods (with their context under --allow-mixed) present, in the registry's order."""
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return sorted({u for _, u in chosen}, key=lambda u: (order.get(_method(u), len(order)), u))
+
+
+def _context_columns(results: list[dict]) -> list[str]:
+    mixed = next((r for r in results if "_context" in r), None)
+    return list(mixed["_context_columns"]) if mixed else []
+
+
+def _cells(unit: str, results: list[dict]) -> list[str]:
+    """The method's label, then its context values under --allow-mixed."""
+    if " [" not in unit:
+        return [LABELS.get(unit, unit)]
+    r = next(r for r in results if _unit(r) == unit)
+    return [LABELS.get(_method(unit), _method(unit)), *r["_context"]]
 
 
 def _verdict(lo: float, hi: float) -> str:
@@ -223,16 +390,19 @@ def _csv(rows: list[list[str]]) -> str:
 
 
 def tables(results: list[dict], reference_method: str = "lora") -> dict[str, list[list[str]]]:
+    results = [r for r in results if _finite_metrics(r)]  # failed runs are listed, not averaged
     chosen = select(results)
     tasks = sorted({t for t, _ in chosen}, key=_task_key)
-    methods = [m for m in METHOD_ORDER if any(k[1] == m for k in chosen)]
+    methods = _units(chosen)
+    columns = _context_columns(results)
+    blank = ["–"] * len(columns)
     metric = {t: next(r for r in results if r["config"]["task"] == t)["primary_metric"] for t in tasks}
 
-    acc = [["method"] + [f"{t} ({metric[t]})" for t in tasks] + ["avg"]]
-    bal = [["method"] + tasks]
-    hps = [["task", "method", "chosen on dev", "dev", "seeds"]]
+    acc = [["method", *columns] + [f"{t} ({metric[t]})" for t in tasks] + ["avg"]]
+    bal = [["method", *columns] + tasks]
+    hps = [["task", "method", *columns, "chosen on dev", "dev", "seeds"]]
     for m in methods:
-        row, brow, means = [LABELS[m]], [LABELS[m]], []
+        row, brow, means = _cells(m, results), _cells(m, results), []
         for t in tasks:
             runs = chosen.get((t, m))
             if not runs:
@@ -246,11 +416,11 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
             b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
             brow.append(f"{statistics.fmean(b):.3f}" if b else "–")
             dev, _ = _mean_std([k * r["metrics"]["dev"][metric[t]] for r in runs])
-            hps.append([t, LABELS[m], _hp(runs[0]), f"{dev:.1f}", str(len(runs))])
+            hps.append([t, *_cells(m, results), _hp(runs[0]), f"{dev:.1f}", str(len(runs))])
         row.append(f"{statistics.fmean(means):.1f}" if len(means) == len(tasks) else "–")
         acc.append(row)
         bal.append(brow)
-    majority = ["majority class"]
+    majority = ["majority class", *blank]
     for t in tasks:
         refs = [r["majority_class"]["test"][metric[t]] for r in results
                 if r["config"]["task"] == t and r.get("majority_class")]
@@ -258,11 +428,12 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
     if any(c != "–" for c in majority[1:]):
         acc.append(majority + ["–"])
 
-    settings = [["task", "method", "setting", "dev", "test", "final mean |B|", "ms/step", "seeds"]]
+    settings = [["task", "method", *columns, "setting", "dev", "test", "final mean |B|", "ms/step",
+                 "seeds"]]
     groups: dict = defaultdict(list)
     for r in results:
-        groups[(r["config"]["task"], r["config"]["method"], _hp(r))].append(r)
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+        groups[(r["config"]["task"], _unit(r), _hp(r))].append(r)
+    order = {m: i for i, m in enumerate(methods)}
     for (task, m, hp), runs in sorted(groups.items(),
                                       key=lambda kv: (_task_key(kv[0][0]), order[kv[0][1]], kv[0][2])):
         pm = runs[0]["primary_metric"]
@@ -272,25 +443,23 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
         b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
         st = [1e3 * r["timing"]["step_time_median_s"] for r in runs
               if r["timing"]["step_time_median_s"] is not None]
-        settings.append([task, LABELS[m], hp, f"{dev:.1f}", f"{test:.1f}",
+        settings.append([task, *_cells(m, results), hp, f"{dev:.1f}", f"{test:.1f}",
                          f"{statistics.fmean(b):.3f}" if b else "–",
                          f"{statistics.median(st):.0f}" if st else "–", str(len(runs))])
 
-    runtime = [["task"] + [LABELS[m] for m in methods]]
+    runtime = [["task"] + [_label(m) for m in methods]]
     for t in tasks:
-        ref = chosen.get((t, reference_method))
-        if not ref:
-            continue
-        base = statistics.median(r["timing"]["step_time_median_s"] for r in ref)
         row = [t]
         for m in methods:
-            runs = chosen.get((t, m))
-            if not runs or not METHODS[m].trains:
+            runs, ref = chosen.get((t, m)), chosen.get((t, reference_method + m[len(_method(m)):]))
+            if not runs or not ref or not METHODS[_method(m)].trains:
                 row.append("–")
                 continue
+            base = statistics.median(r["timing"]["step_time_median_s"] for r in ref)
             s = statistics.median(r["timing"]["step_time_median_s"] for r in runs)
             row.append(f"{s / base:.2f}x ({1e3 * s:.0f} ms)")
-        runtime.append(row)
+        if any((t, reference_method + m[len(_method(m)):]) in chosen for m in methods):
+            runtime.append(row)  # a task without reference runs has no row
     out = {"table1": acc, "balancedness": bal, "selection": hps, "runtime": runtime,
            "settings": settings}
     names = {t: list(next(r for r in results if r["config"]["task"] == t)["metrics"]["test"])
@@ -302,7 +471,7 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
                 runs = chosen.get((t, m))
                 for name in names[t] if runs else ():
                     k = _scale(name)
-                    row = [t, LABELS[m], name]
+                    row = [t, _label(m), name]
                     for s_ in ("test", "dev"):  # WebNLG's dev has BLEU only (no seen/unseen)
                         vals = [k * r["metrics"][s_][name] for r in runs
                                 if name in r["metrics"][s_]]
@@ -311,14 +480,15 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, lis
                     every.append(row)
         out["metrics"] = every
     if any(t == "webnlg" for t in tasks):  # paper Table 5: BLEU on all / seen / unseen
-        bleu = [["method", "BLEU all", "BLEU seen", "BLEU unseen", "dev BLEU"]]
+        bleu = [["method", *columns, "BLEU all", "BLEU seen", "BLEU unseen", "dev BLEU"]]
         for m in methods:
             runs = chosen.get(("webnlg", m))
             if runs:
                 cells = [_mean_std([r["metrics"][s_][k_] for r in runs])
                          for s_, k_ in (("test", "bleu"), ("test", "bleu_seen"),
                                         ("test", "bleu_unseen"), ("dev", "bleu"))]
-                bleu.append([LABELS[m]] + [f"{a:.2f} ± {b:.2f} ({len(runs)})" for a, b in cells])
+                bleu.append(_cells(m, results) + [f"{a:.2f} ± {b:.2f} ({len(runs)})"
+                                                  for a, b in cells])
         out["webnlg"] = bleu
     return out
 
@@ -333,7 +503,9 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
     written = []
     for task in sorted({t for t, _ in chosen}, key=_task_key):
         curves = {}
-        for m in ("lora", "sam", "nbar", "obar"):
+        fig_order = ("lora", "sam", "nbar", "obar")
+        for m in sorted((u for u in _units(chosen) if _method(u) in fig_order),
+                        key=lambda u: (fig_order.index(_method(u)), u)):
             runs = chosen.get((task, m))
             if runs and runs[0]["balancedness"]["steps"]:
                 curves[m] = min(runs, key=lambda r: r["config"]["seed"])["balancedness"]
@@ -345,7 +517,7 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
         fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
         for ax, i in zip(axes, picks):
             for m, log in curves.items():
-                ax.plot(log["steps"], [2 * row[i] for row in log["abs_B"]], label=LABELS[m])
+                ax.plot(log["steps"], [2 * row[i] for row in log["abs_B"]], label=_label(m))
             layer = names[i].split(".layer.")[-1].split(".")[0] if ".layer." in names[i] else str(i)
             ax.set(title=f"{task}: query layer {layer}", xlabel="step", ylabel="2|B_l|")
         axes[0].legend(fontsize=8)
@@ -357,30 +529,129 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
     return written
 
 
+REPORT_FILES = ("*.csv", "report.md", "fig3_*.png")
+MANIFEST = ".lorabar-report.json"
+
+
+def _report_owned(folder: Path) -> set[str]:
+    """Names in an existing report folder that a report wrote (its manifest, or the report's
+    file patterns for a folder written before manifests)."""
+    try:
+        owned = set(json.loads((folder / MANIFEST).read_text()))
+    except (OSError, ValueError, TypeError):
+        owned = set()
+    for pattern in REPORT_FILES:
+        owned |= {p.name for p in folder.glob(pattern)}
+    return owned | {MANIFEST}
+
+
+def _check_out(folder: Path, out: Path) -> None:
+    src, dst = folder.resolve(), out.resolve()
+    if dst == src or dst in src.parents:
+        raise ValueError(f"Invalid --out: {str(out)!r} holds the result files themselves; give "
+                         "a folder of its own (default: DIR/report)")
+    if out.is_dir() and any(out.iterdir()) and not (_report_owned(out) - {MANIFEST}
+                                                   or (out / MANIFEST).exists()):
+        raise ValueError(f"Invalid --out: {str(out)!r} exists and is not a lorabar report folder "
+                         "(no report.md, tables or figures in it); give a new folder")
+
+
+def _present(results: list[dict], flag: str, method: str) -> None:
+    present = sorted({r["config"]["method"] for r in results},
+                     key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
+    if method not in present:
+        hint = (f"; {method!r} is a label, give the method's name"
+                if method in LABELS.values() else "")
+        raise ValueError(f"Invalid {flag}: {method!r} is not a method of these runs (present: "
+                         f"{', '.join(present)}){hint}")
+
+
 def render(folder: str | Path, *, out: str | Path | None = None,
            reference_method: str = "lora", skip_bad: bool = False,
-           warn=None, baseline: str = "lora") -> list[Path]:
-    """Write the tables, report.md and figures of the results under ``folder``; with
-    ``skip_bad`` bad result files are left out, passed to ``warn`` and listed in report.md."""
-    results, skipped = load(folder, skip_bad=skip_bad)
+           warn=None, baseline: str = "lora", recursive: bool = False,
+           allow_mixed: bool = False) -> list[Path]:
+    """Write the tables, report.md and figures of the results of ``folder`` (see the module
+    docstring); with ``skip_bad`` bad result files are left out, passed to ``warn`` and listed
+    in report.md.  Runs with a non-finite metric are passed to ``warn`` and listed as failed.
+
+    The output folder is built beside ``out`` and swapped in whole: no file of an earlier report
+    survives (files a report did not write, e.g. a README, are carried over), and a failure
+    leaves the earlier report as it was."""
+    import shutil
+    import tempfile
+
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder / "report"
+    results, skipped = load(folder, skip_bad=skip_bad, recursive=recursive)
+    columns = check_comparable(results, allow_mixed=allow_mixed)
+    _present(results, "--baseline", baseline)
+    _present(results, "--reference", reference_method)
+    _check_out(folder, out)
+    results, failed = split_failed(results)
+    if not results:
+        raise ValueError(f"No finished result in {str(folder)!r}: every run has a non-finite "
+                         "dev or test metric")
     for message in skipped:
         if warn is not None:
             warn(f"skipped {message}")
-    out = Path(out) if out is not None else Path(folder) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    failed_lines = []
+    for r in failed:
+        m = r["primary_metric"]
+        failed_lines.append(f"{r['_path']}: {r['config']['task']}/{r['config']['method']}/seed "
+                            f"{r['config']['seed']}: {m} dev {r['metrics']['dev'].get(m)}, test "
+                            f"{r['metrics']['test'].get(m)}")
+        if warn is not None:
+            warn(f"failed run (non-finite metric), left out: {failed_lines[-1]}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        names = _write_report(results, tmp, reference_method=reference_method, baseline=baseline,
+                              skipped=skipped, failed=failed_lines, columns=columns)
+        if out.is_dir():
+            owned = _report_owned(out)
+            for item in out.iterdir():  # a README beside the report stays
+                if item.name not in owned and not (tmp / item.name).exists():
+                    if item.is_dir():
+                        shutil.copytree(item, tmp / item.name, symlinks=True)
+                    else:
+                        shutil.copy2(item, tmp / item.name)
+        (tmp / MANIFEST).write_text(json.dumps(sorted(names)))
+        replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [out / name for name in names]
+
+
+def _describe(results: list[dict], columns: list[str]) -> str:
+    """One line: what every run shares (model, device, precision, threads), or what varies."""
+    ctx = _context(results[0])
+    parts = [f"model {_show('model', ctx['model'])}", f"device {ctx['device']}",
+             f"precision {ctx['precision']}"]
+    if ctx.get("threads") is not None:
+        parts.append(f"{ctx['threads']} torch thread{'s' if ctx['threads'] != 1 else ''}")
+    if not columns:
+        return "Every run: " + ", ".join(parts) + "."
+    return ("Runs of different contexts (--allow-mixed), never paired across them; they differ in "
+            + ", ".join(columns) + ".")
+
+
+def _write_report(results: list[dict], out: Path, *, reference_method: str, baseline: str,
+                  skipped: list[str], failed: list[str], columns: list[str]) -> list[str]:
     t = tables(results, reference_method)
     verdicts = paired(results, baseline)
-    t["paired"] = [r[:6] for r in verdicts]  # paired.csv: without the verdict column
+    t["paired"] = [r[:-1] for r in verdicts]  # paired.csv: without the verdict column
     written = []
     for name, rows in t.items():
         (out / f"{name}.csv").write_text(_csv(rows))
-        written.append(out / f"{name}.csv")
+        written.append(f"{name}.csv")
     md = [
         "# Results", "",
         f"{len(results)} runs. Test metric (×100; BLEU as is), mean ± std over seeds (number of "
         "seeds), for each "
         "method's hyperparameters chosen on the dev split. Majority class: the most frequent "
         "training label (ties: the lowest label id) predicted for every test example.", "",
+        _describe(results, columns), "",
         _table(t["table1"]), "", "## Final mean |B| over LoRA pairs (selected runs)", "",
         _table(t["balancedness"]), "", "## Chosen hyperparameters", "", _table(t["selection"]), "",
         f"## Per-iteration time, normalized to {LABELS.get(reference_method, reference_method)}",
@@ -399,10 +670,13 @@ def render(folder: str | Path, *, out: str | Path | None = None,
                "Same seed = same split, initialization and data order; each method at its "
                "dev-chosen setting. \"no difference\": the interval covers 0.", "",
                _table(verdicts), ""]
+    if failed:
+        md += [f"## Failed runs ({len(failed)}: a non-finite metric; not selected or averaged)",
+               ""] + [f"- {m}" for m in failed] + [""]
     if skipped:
         md += [f"## Skipped files ({len(skipped)}, --skip-bad)", ""] + [f"- {m}" for m in skipped]
         md += [""]
     (out / "report.md").write_text("\n".join(md))
-    written.append(out / "report.md")
-    written += fig3(results, out)
+    written.append("report.md")
+    written += [p.name for p in fig3(results, out)]
     return written

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import DataError, resolve_data_dir
+from .data import DataError, read_data_text, resolve_data_dir
 
 __all__ = ["WebNLGEntry", "bleu", "linearize", "load_webnlg"]
 
@@ -30,12 +30,13 @@ class WebNLGEntry:
 
 
 def _parse(path: Path) -> list[WebNLGEntry]:
+    text = read_data_text(path)
     try:
-        tree = ET.parse(path)
+        root = ET.fromstring(text)
     except ET.ParseError as err:
         raise DataError(f"{path}: malformed XML ({err})") from None
     out = []
-    for entry in tree.getroot().iter("entry"):
+    for entry in root.iter("entry"):
         triples = []
         for t in entry.iter("mtriple"):
             parts = [p.strip() for p in (t.text or "").split("|")]

@@ -51,12 +51,26 @@ class AdapterLayer:
         return {"name": self.name, "norm_A": self.norm_A, "norm_B": self.norm_B, "B": self.B}
 
 
+def nested_adapters(folder: Path) -> list[str]:
+    """Subfolders of ``folder`` that hold adapters of their own (PEFT saves every adapter but
+    the default one as ``folder/<adapter name>/``)."""
+    return sorted(p.name for p in Path(folder).iterdir()
+                  if p.is_dir() and (p / "adapter_config.json").is_file())
+
+
 def _weights_file(folder: Path) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"Adapter folder not found: {str(folder)!r}")
+    nested = nested_adapters(folder)
     if not (folder / "adapter_config.json").is_file():
+        hint = (f"; it holds adapters in subfolders {nested}: inspect each, e.g. "
+                f"{str(folder / nested[0])!r}" if nested else "")
         raise FileNotFoundError(f"Not a PEFT adapter folder: {str(folder)!r} has no "
-                                "adapter_config.json (written by model.save_pretrained)")
+                                f"adapter_config.json (written by model.save_pretrained){hint}")
+    if nested:
+        raise ValueError(f"Invalid adapter folder: {str(folder)!r} holds several adapters (the "
+                         f"default one and {nested} in subfolders); inspect each on its own, e.g. "
+                         f"{str(folder / nested[0])!r} -- none is left out silently")
     for name in WEIGHTS:
         if (folder / name).is_file():
             return folder / name
@@ -112,6 +126,11 @@ def inspect_adapter(folder: str | Path) -> dict:
     for name, ka, kb in found:
         na = float(torch.linalg.vector_norm(tensors[ka], dtype=torch.float64))
         nb = float(torch.linalg.vector_norm(tensors[kb], dtype=torch.float64))
+        if not (math.isfinite(na) and math.isfinite(nb)):
+            bad = ka if not math.isfinite(na) else kb
+            raise ValueError(f"Invalid adapter {str(folder)!r}: layer {name!r} has a non-finite "
+                             f"factor ({bad} holds NaN or inf); it cannot be measured or "
+                             "rebalanced")
         layers.append(AdapterLayer(name, ka, kb, na, nb))
     layers.sort(key=lambda l: (-abs(l.B), l.name))
     abs_b = [abs(l.B) for l in layers]
@@ -121,40 +140,67 @@ def inspect_adapter(folder: str | Path) -> dict:
             "mean_abs_B": sum(abs_b) / len(abs_b), "max_abs_B": max(abs_b)}
 
 
-def rebalance_adapter(folder: str | Path, out: str | Path) -> dict:
+def rebalance_adapter(folder: str | Path, out: str | Path, *, force: bool = False) -> dict:
     """Write to ``out`` the adapter with every pair rescaled to ``|A| = |B|`` (same outputs).
 
     Every other file of ``folder`` (``adapter_config.json``, a README) is copied; the weights
-    keep their dtypes and safetensors metadata.  Returns ``{"rebalanced": n, "left_alone":
-    [names of pairs with a zero factor]}``.
+    keep their dtypes and safetensors metadata.  ``out`` must not exist or be empty unless
+    ``force`` (then it is replaced as a whole); it is built beside and renamed into place.
+    Returns ``{"rebalanced": n, "left_alone": [names of pairs with a zero factor]}``; a
+    non-finite factor raises ``ValueError`` naming its layer, before anything is written.
     """
+    import tempfile
+
+    from .._io import replace_dir
+
     folder, out = Path(folder), Path(out)
+    check_rebalance_out(folder, out, force=force)
+    inspect_adapter(folder)  # refuses non-finite factors and several adapters in one folder
     tensors, _, metadata = load_adapter_tensors(folder)
-    if out.resolve() == folder.resolve():
-        raise ValueError(f"Invalid output: {str(out)!r} is the adapter folder itself")
     new = dict(tensors)
     done, left = 0, []
     for name, ka, kb in _pairs(tensors):
         a, b = tensors[ka], tensors[kb]
         na = float(torch.linalg.vector_norm(a, dtype=torch.float64))
         nb = float(torch.linalg.vector_norm(b, dtype=torch.float64))
-        if na == 0.0 or nb == 0.0 or not (math.isfinite(na) and math.isfinite(nb)):
+        if na == 0.0 or nb == 0.0:
             left.append(name)
             continue
         s = math.sqrt(nb / na)
         new[ka] = (a.double() * s).to(a.dtype)
         new[kb] = (b.double() / s).to(b.dtype)
         done += 1
-    out.mkdir(parents=True, exist_ok=True)
-    for item in folder.iterdir():
-        if item.is_file() and item.name not in WEIGHTS:
-            shutil.copy2(item, out / item.name)
     from safetensors.torch import save_file
 
-    tmp = out / "adapter_model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in new.items()}, str(tmp), metadata=metadata or {"format": "pt"})
-    tmp.replace(out / "adapter_model.safetensors")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        for item in folder.iterdir():
+            if item.is_file() and item.name not in WEIGHTS:
+                shutil.copy2(item, tmp / item.name)
+        save_file({k: v.contiguous() for k, v in new.items()},
+                  str(tmp / "adapter_model.safetensors"), metadata=metadata or {"format": "pt"})
+        replace_dir(tmp, out)  # an empty folder, or --force: replaced whole
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return {"rebalanced": done, "left_alone": left}
+
+
+def check_rebalance_out(folder: Path, out: Path, *, force: bool = False) -> None:
+    """Refuse (``ValueError``) an output folder that is, or is inside, the adapter folder, or
+    that exists and is not empty (unless ``force``)."""
+    src, dst = Path(folder).resolve(), Path(out).expanduser().resolve()
+    where = ("the adapter folder itself" if dst == src else "inside the adapter folder"
+             if src in dst.parents else "a folder that holds the adapter" if dst in src.parents
+             else None)
+    if where:
+        raise ValueError(f"Invalid --rebalance: {str(out)!r} is {where}; give a new folder")
+    if dst.exists() and not dst.is_dir():
+        raise ValueError(f"Invalid --rebalance: {str(out)!r} is a file (give a folder)")
+    if dst.is_dir() and any(dst.iterdir()) and not force:
+        raise ValueError(f"Invalid --rebalance: {str(out)!r} exists and is not empty; give a "
+                         "new folder, or pass --force to replace it")
 
 
 def plot_layers(report: dict, path: str | Path) -> Path:

@@ -1,0 +1,120 @@
+"""A run's identity: everything that changes its result, and the file name derived from it.
+
+A result is reused (``lorabar grid`` skips the run) and compared (``lorabar report`` pairs and
+averages runs) only by its identity::
+
+    {"config":    RunConfig.key()        every field that changes training or evaluation,
+     "device":    "cpu" | "cuda"         the resolved device kind (never "auto"),
+     "precision": "fp32" | "bf16" | "fp16"   the resolved precision (never "auto"),
+     "threads":   n | None               torch's CPU threads on the CPU (they change the float
+                                         reduction order); None on CUDA,
+     "data":      {path: sha256}         the split files the task read, relative to the data
+                                         folder (content, not folder name; {} for generated data),
+     "model":     {"name", "files": {file: sha256}}   the weights, config and tokenizer files
+                                         (the GGUF for SmolLM2; none for "tiny", built from code)}
+
+The file name is ``<task>_<method>_s<seed>_<digest>.json`` with ``digest`` the first 10 hex digits
+of the SHA-1 of the identity's canonical JSON (:func:`run_id`).  File digests are cached per
+process by (path, size, mtime), so a grid hashes each file once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from .._io import file_sha256
+
+__all__ = ["RUN_NAME", "data_identity", "file_sha256", "model_identity", "run_id",
+           "run_identity"]
+
+RUN_NAME = re.compile(r"^(?P<task>[a-z0-9]+)_(?P<method>[a-z0-9]+)_s(?P<seed>\d+)_[0-9a-f]{10}$")
+_FILES: dict[tuple, list[Path]] = {}
+# documentation and VCS files in a model folder do not change the model
+_NOT_MODEL = re.compile(r"^(README.*|.*\.md|\..*|LICENSE.*)$", re.IGNORECASE)
+
+
+def data_identity(cfg, files: list[Path] | None = None) -> dict[str, str]:
+    """``{path relative to the data folder: sha256}`` of the files ``cfg``'s task reads.
+
+    ``files``: the files already read (the engine records them while it loads the task); without
+    it the task's splits are loaded once to find them (cached per process)."""
+    from .data import recording, resolve_data_dir
+
+    if files is None:
+        root = _data_root(cfg)
+        key = (cfg.kind, cfg.task, cfg.seed, getattr(cfg, "setting", None), str(root))
+        if key not in _FILES:
+            from .tasks import make_task
+
+            with recording() as read:
+                make_task(cfg)
+            _FILES[key] = list(read)
+        files = _FILES[key]
+    if not files:
+        return {}
+    root = resolve_data_dir(cfg.data_dir).resolve()
+    out = {}
+    for path in files:
+        try:
+            rel = Path(path).resolve().relative_to(root).as_posix()
+        except ValueError:
+            rel = str(path)
+        out[rel] = file_sha256(path)
+    return dict(sorted(out.items()))
+
+
+def _data_root(cfg) -> str | None:
+    from .data import resolve_data_dir
+
+    try:
+        return str(resolve_data_dir(cfg.data_dir).resolve())
+    except FileNotFoundError:
+        return None  # generated data (task "synthetic"); a task that needs data raises later
+
+
+def model_files(name: str) -> list[Path]:
+    """The files that define model ``name`` (see the module docstring)."""
+    if name == "tiny":
+        return []
+    if name == "minilm":
+        from .model import resolve_model_path
+
+        folder = Path(resolve_model_path(name))
+    elif name == "smollm2":
+        from .causal import smollm2_gguf
+
+        return [smollm2_gguf()]
+    else:
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            return []  # a hub id: identified by its name (and revision, when given in the id)
+    return sorted(p for p in folder.iterdir() if p.is_file() and not _NOT_MODEL.match(p.name))
+
+
+def model_identity(name: str) -> dict:
+    """``{"name": name, "files": {file name: sha256}}`` (see :func:`model_files`)."""
+    return {"name": name, "files": {p.name: file_sha256(p) for p in model_files(name)}}
+
+
+def run_identity(cfg, *, device: str, precision: str, threads: int,
+                 data_files: list[Path] | None = None) -> dict:
+    """The identity of ``cfg`` run on ``device`` (kind) in ``precision`` with ``threads`` torch
+    threads (all three resolved, as the run uses them)."""
+    if device not in ("cpu", "cuda") or precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"run_identity needs the resolved device kind and precision, got "
+                         f"{device!r}, {precision!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"run_identity needs the resolved thread count, got {threads!r}")
+    return {"config": cfg.key(), "device": device, "precision": precision,
+            "threads": threads if device == "cpu" else None,
+            "data": data_identity(cfg, data_files), "model": model_identity(cfg.model)}
+
+
+def run_id(identity: dict) -> str:
+    """``<task>_<method>_s<seed>_<10 hex digits of the identity's SHA-1>``."""
+    c = identity["config"]
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{c['task']}_{c['method']}_s{c['seed']}_{digest}"

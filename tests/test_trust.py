@@ -1,0 +1,523 @@
+"""Results you can trust: a run's identity, a report's inputs, and the files around them.
+
+One test per case of issue 19 (each failed on the code before it): run identity and resume,
+what `report` reads and pairs, strict data files, the SmolLM2 cache, `inspect` never touching a
+file it was not asked to write, and grid processes (lock, workers, full disk, Ctrl-C)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import lorabar.experiments.grid as G
+from lorabar.cli import main
+from lorabar.experiments import data as D
+from lorabar.experiments.config import EncoderConfig
+from lorabar.experiments.identity import run_id
+from test_bad_input import _err
+from test_experiments import DATA, _fake
+
+TINY = '[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\ntask = "sst2"\n[[variant]]\nmethod = "lora"\n'
+
+
+def _quiet(*_):
+    pass
+
+
+def _data_copy(tmp_path: Path, *, flip: bool = False) -> Path:
+    """A data folder with SST-2's seed-13 split; ``flip`` swaps every train label."""
+    src = DATA / "sst2" / "k-shot-1k-test" / "SST-2" / "512-13"
+    dst = tmp_path / "data" / "sst2" / "k-shot-1k-test" / "SST-2" / "512-13"
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        shutil.copy(f, dst / f.name)
+    if flip:
+        lines = (dst / "train.tsv").read_text().splitlines()
+        flipped = [lines[0]] + [l[:-1] + ("1" if l.endswith("0") else "0") for l in lines[1:]]
+        (dst / "train.tsv").write_text("\n".join(flipped) + "\n")
+    return tmp_path / "data"
+
+
+# ----------------------------------------------------------------------------- run identity
+def test_grid_redoes_a_run_whose_data_changed(tmp_path):
+    grid = G.load_grid(_write(tmp_path / "g.toml", TINY))
+    altered = _data_copy(tmp_path, flip=True)
+    out = tmp_path / "o"
+    assert G.run_grid(grid, out, data_dir=str(altered), log=_quiet)["done"] == 1
+    counts = G.run_grid(grid, out, data_dir=str(DATA), log=_quiet)
+    assert counts["skipped"] == 0 and counts["done"] == 1  # not "1 already done"
+    records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert len(records) == 2
+    digests = {r["identity"]["data"]["sst2/k-shot-1k-test/SST-2/512-13/train.tsv"] for r in records}
+    assert len(digests) == 2
+    # the same content under another folder name is the same run
+    same = _data_copy(tmp_path / "b")
+    assert G.run_grid(grid, out, data_dir=str(same), log=_quiet)["skipped"] == 1
+
+
+def test_identity_holds_the_resolved_precision_and_eval_batch(monkeypatch):
+    cfg = EncoderConfig(model="tiny", precision="auto", data_dir=str(DATA), threads=1)
+    monkeypatch.setenv("LORABAR_NATIVE_BF16", "1")
+    bf16 = G.identity_of(cfg)
+    monkeypatch.setenv("LORABAR_NATIVE_BF16", "0")
+    fp32 = G.identity_of(cfg)
+    assert (bf16["precision"], fp32["precision"]) == ("bf16", "fp32")
+    assert run_id(bf16) != run_id(fp32)
+    # asking for fp32 explicitly is the same run as auto resolving to fp32
+    explicit = G.identity_of(EncoderConfig(model="tiny", precision="fp32", data_dir=str(DATA),
+                                           threads=1))
+    assert explicit == fp32
+    other = EncoderConfig(model="tiny", precision="fp32", data_dir=str(DATA), threads=1,
+                          eval_batch_size=8)
+    assert run_id(G.identity_of(other)) != run_id(fp32)
+    two = EncoderConfig(model="tiny", precision="fp32", data_dir=str(DATA), threads=2)
+    assert G.identity_of(two)["threads"] == 2 and run_id(G.identity_of(two)) != run_id(fp32)
+
+
+def test_identity_hashes_the_model_weights(tmp_path):
+    from lorabar.experiments.identity import model_identity
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"a" * 100)
+    (folder / "config.json").write_text("{}")
+    (folder / "README.md").write_text("docs do not change the model")
+    first = model_identity(str(folder))
+    assert set(first["files"]) == {"model.safetensors", "config.json"}
+    (folder / "model.safetensors").write_bytes(b"b" * 100)
+    assert model_identity(str(folder)) != first
+
+
+def test_grid_moves_aside_a_file_whose_content_is_another_run(tmp_path, capsys):
+    grid = G.load_grid(_write(tmp_path / "g.toml", TINY + "[grid]\nseed = [13, 21]\n"))
+    out = tmp_path / "o"
+    G.run_grid(grid, out, data_dir=str(DATA), log=_quiet)
+    runs = {json.loads(p.read_text())["config"]["seed"]: p for p in (out / "runs").glob("*.json")}
+    runs[13].write_text(runs[21].read_text())  # a seed-21 record under seed 13's name
+    lines = []
+    counts = G.run_grid(grid, out, data_dir=str(DATA), log=lines.append)
+    assert counts["skipped"] == 1 and counts["done"] == 1
+    aside = [l for l in lines if "moved" in l]
+    assert len(aside) == 1 and runs[13].name in aside[0] and "seed 21" in aside[0]
+    assert (out / "aside" / runs[13].name).is_file()
+    assert json.loads(runs[13].read_text())["config"]["seed"] == 13
+    # report refuses a misnamed file instead of counting seed 21 twice
+    shutil.copy(runs[21], out / "runs" / runs[13].name)
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 2
+    err = _err(capsys)
+    assert runs[13].name in err and "not the run its name says" in err
+
+
+# ----------------------------------------------------------------------------- report
+def _folder(tmp_path: Path, runs: list[dict], name: str = "res") -> Path:
+    folder = tmp_path / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in runs:
+        (folder / f"{run_id(r['identity'])}.json").write_text(json.dumps(r))
+    return folder
+
+
+def _two_methods(**kw) -> list[dict]:
+    return [_fake("sst2", m, s, 0.8, 0.8 + 0.01 * s / 13 + (0.02 if m == "sam" else 0), 100, **kw)
+            for m in ("lora", "sam") for s in (13, 21)]
+
+
+def test_report_reads_only_the_folder_and_its_runs(tmp_path, capsys):
+    folder = _folder(tmp_path, [], "o")
+    runs = _folder(tmp_path, [_fake("sst2", "lora", s, 0.8, t, 100) for s, t in ((13, .2), (21, .4))],
+                   "o/runs")
+    backup = runs / "backup"
+    backup.mkdir()
+    for p in runs.glob("*.json"):
+        shutil.copy(p, backup / p.name)
+    assert main(["report", str(folder), "--out", str(tmp_path / "rep")]) == 0
+    table = (tmp_path / "rep" / "table1.csv").read_text()
+    assert "30.0 ± 14.1 (2)" in table  # the two runs, not four
+    assert main(["report", str(folder), "--out", str(tmp_path / "rep"), "--recursive"]) == 2
+    assert "hold the same run" in _err(capsys)
+
+
+@pytest.mark.parametrize("field, values", [("model", ("minilm", "other")), ("steps", (300, 30)),
+                                           ("precision", ("fp32", "bf16"))])
+def test_report_refuses_to_pair_different_runs(tmp_path, capsys, field, values):
+    runs = _two_methods(**{field: values[0]})
+    runs += [_fake("sst2", "sam", s, 0.8, 0.1, 100, **{field: values[1]}) for s in (13, 21)]
+    folder = _folder(tmp_path, runs)
+    assert main(["report", str(folder), "--out", str(tmp_path / "rep")]) == 2
+    err = _err(capsys)
+    assert "not comparable" in err and field in err and err.count(".json") == 2
+    assert not (tmp_path / "rep").exists()
+    assert main(["report", str(folder), "--out", str(tmp_path / "rep"), "--allow-mixed"]) == 0
+    header = (tmp_path / "rep" / "table1.csv").read_text().splitlines()[0]
+    assert header.startswith("method,model,steps,precision")
+    paired = (tmp_path / "rep" / "paired.csv").read_text().splitlines()
+    # SAM of the odd context has no LoRA of its own context: it is not paired with the other
+    assert len(paired) == 3  # header, sst2, the average over tasks
+    assert all(row.split(",")[-3:] == ["2.00", "2.00", "2.00"] for row in paired[1:])
+    column = paired[0].split(",").index(field)
+    assert {row.split(",")[column].split("@")[0] for row in paired[1:]} == {str(values[0])}
+
+
+@pytest.mark.parametrize("flag, value, hint", [("--baseline", "sam", "present: lora"),
+                                               ("--baseline", "LoRA", "is a label"),
+                                               ("--reference", "obar", "present: lora")])
+def test_report_refuses_a_baseline_that_is_absent(tmp_path, capsys, flag, value, hint):
+    folder = _folder(tmp_path, [_fake("sst2", "lora", s, 0.8, 0.8, 100) for s in (13, 21)])
+    assert main(["report", str(folder), "--out", str(tmp_path / "rep"), flag, value]) == 2
+    err = _err(capsys)
+    assert f"Invalid {flag}: {value!r}" in err and hint in err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_never_selects_a_nan_metric(tmp_path, capsys):
+    good = [_fake("stsb", "lora", s, 0.5, 0.6, 100) for s in (13, 21)]
+    nan = [_fake("stsb", "lora", s, math.nan, math.nan, 100, setting=3e-4) for s in (13, 21)]
+    for order in (good + nan, nan + good):
+        shutil.rmtree(tmp_path / "res", ignore_errors=True)
+        folder = _folder(tmp_path, order)
+        assert main(["report", str(folder), "--out", str(tmp_path / "rep")]) == 0
+        err = capsys.readouterr().err
+        assert err.count("failed run (non-finite metric)") == 2
+        assert "60.0 ± 0.0 (2)" in (tmp_path / "rep" / "table1.csv").read_text()
+        md = (tmp_path / "rep" / "report.md").read_text()
+        assert "## Failed runs (2" in md and "nan" in md.lower()
+
+
+def test_report_replaces_its_folder_whole(tmp_path, monkeypatch):
+    folder = _folder(tmp_path, _two_methods())
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    (rep / "metrics.csv").write_text("a task since removed\n")
+    (rep / "fig3_mrpc.png").write_bytes(b"old")
+    (rep / "README.md").write_text("notes beside the report")
+    assert main(["report", str(folder), "--out", str(rep)]) == 0
+    names = {p.name for p in rep.iterdir()}
+    assert "metrics.csv" not in names and "fig3_mrpc.png" not in names
+    assert (rep / "README.md").read_text() == "notes beside the report"
+    before = {p.name: p.read_bytes() for p in rep.iterdir() if p.is_file()}
+
+    import lorabar.experiments.report as R
+
+    def disk_full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(R, "fig3", disk_full)
+    with pytest.raises(OSError):
+        R.render(folder, out=rep)
+    assert {p.name: p.read_bytes() for p in rep.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_report_refuses_an_out_folder_that_is_not_a_report(tmp_path, capsys):
+    folder = _folder(tmp_path, _two_methods())
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep me")
+    assert main(["report", str(folder), "--out", str(mine)]) == 2
+    assert "not a lorabar report folder" in _err(capsys)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+# ----------------------------------------------------------------------------- data
+def test_a_non_utf8_byte_names_file_line_and_byte(tmp_path, capsys):
+    data = _data_copy(tmp_path)
+    train = data / "sst2" / "k-shot-1k-test" / "SST-2" / "512-13" / "train.tsv"
+    raw = train.read_bytes().split(b"\n")
+    raw[5] = raw[5].replace(b" ", b" caf\xe9 ", 1)
+    train.write_bytes(b"\n".join(raw))
+    with pytest.raises(D.DataError, match=r"train.tsv:6: not valid UTF-8: byte 0xe9 at column"):
+        D.load_split("sst2", "train", data_dir=data)
+    assert main(["finetune", "--model", "tiny", "--data-dir", str(data), "--steps", "1"]) == 2
+    assert "train.tsv:6: not valid UTF-8" in _err(capsys)
+
+
+def test_real_snli_rows_of_11_14_and_15_fields_load():
+    train = DATA / "snli" / "k-shot-1k-test" / "SNLI" / "512-13" / "train.tsv"
+    counts = {len(l.split("\t")) for l in train.read_text().splitlines()}
+    assert counts == {11, 14, 15}
+    assert len(D.load_split("snli", "train", data_dir=DATA)) == 1536
+
+
+def test_a_tab_inside_an_snli_sentence_is_caught(tmp_path):
+    src = DATA / "snli" / "k-shot-1k-test" / "SNLI" / "512-13"
+    dst = tmp_path / "snli" / "k-shot-1k-test" / "SNLI" / "512-13"
+    shutil.copytree(src, dst)
+    lines = (dst / "train.tsv").read_text().split("\n")
+    fields = lines[3].split("\t")
+    fields[7] = fields[7].replace(" ", "\t", 1)  # a stray tab inside the premise
+    lines[3] = "\t".join(fields)
+    (dst / "train.tsv").write_text("\n".join(lines))
+    with pytest.raises(D.DataError, match=r"train.tsv:4: field 10 of \d+ is '.+' where an "
+                                          r"annotator label \(or empty\) belongs"):
+        D.load_split("snli", "train", data_dir=tmp_path)
+
+
+def test_a_one_class_train_split_fails_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    data = _data_copy(tmp_path)
+    train = data / "sst2" / "k-shot-1k-test" / "SST-2" / "512-13" / "train.tsv"
+    lines = train.read_text().splitlines()
+    train.write_text("\n".join([lines[0]] + [l[:-1] + "1" for l in lines[1:]]) + "\n")
+    import lorabar.experiments.model as M
+
+    monkeypatch.setattr(M, "build_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert main(["finetune", "--data-dir", str(data), "--steps", "1"]) == 2
+    err = _err(capsys)
+    assert str(train) in err and "only class 1" in err
+
+
+# ----------------------------------------------------------------------------- model cache
+@pytest.fixture
+def fake_smollm2(tmp_path, monkeypatch):
+    """The SmolLM2 conversion with a stand-in GGUF and converter (a real one takes ~30 s)."""
+    import lorabar.experiments.causal as C
+
+    gguf = tmp_path / "wheel" / C.GGUF_NAME
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"gguf" * 1000)
+    calls = []
+
+    def convert(source, out):
+        calls.append(out)
+        (out / "config.json").write_text("{}")
+        (out / "model.safetensors").write_bytes(bytes(range(256)) * 400)
+
+    monkeypatch.setattr(C, "smollm2_gguf", lambda: gguf)
+    monkeypatch.setattr(C, "_convert", convert)
+    monkeypatch.setenv("LORABAR_CACHE", str(tmp_path / "cache"))
+    return C, calls, tmp_path / "cache"
+
+
+@pytest.mark.parametrize("damage", ["zeros", "truncate", "no_config", "no_digest"])
+def test_a_damaged_model_cache_is_converted_again(fake_smollm2, capsys, damage):
+    C, calls, cache = fake_smollm2
+    out = Path(C._smollm2_path())
+    assert len(calls) == 1 and (out / C.DIGEST_NAME).is_file()
+    assert C._smollm2_path() == str(out) and len(calls) == 1  # valid: used as is
+    weights = out / "model.safetensors"
+    good = weights.read_bytes()
+    if damage == "zeros":
+        with open(weights, "r+b") as f:
+            f.seek(1000)
+            f.write(b"\0" * 20000)
+    elif damage == "truncate":
+        weights.write_bytes(good[:5000])
+    elif damage == "no_config":
+        (out / "config.json").unlink()
+    else:
+        (out / C.DIGEST_NAME).unlink()
+    capsys.readouterr()
+    assert C._smollm2_path() == str(out) and len(calls) == 2
+    assert "is not usable" in capsys.readouterr().err
+    assert weights.read_bytes() == good
+    assert [p.name for p in cache.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_failed_conversion_leaves_no_temporary_folder(fake_smollm2, monkeypatch):
+    C, _, cache = fake_smollm2
+
+    def broken(source, out):
+        (out / "model.safetensors").write_bytes(b"x" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(C, "_convert", broken)
+    with pytest.raises(OSError):
+        C._smollm2_path()
+    assert [p.name for p in cache.iterdir() if not p.name.startswith(".smollm2.lock")] == []
+
+
+def test_an_unwritable_cache_fails_before_converting(fake_smollm2, monkeypatch):
+    C, calls, cache = fake_smollm2
+    blocker = cache.parent / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LORABAR_CACHE", str(blocker / "cache"))
+    with pytest.raises(ValueError, match=r"Invalid \$LORABAR_CACHE: .* is under .*a-file"):
+        C._smollm2_path()
+    assert calls == []
+
+
+# ----------------------------------------------------------------------------- inspect
+@pytest.fixture
+def adapter(tmp_path):
+    from conftest import make_peft_model
+
+    model = make_peft_model(0, dtype=torch.float32)
+    folder = tmp_path / "ad"
+    model.save_pretrained(folder)
+    return model, folder
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("flag, name", [("--json", "adapter_config.json"), ("--png", "b.png")])
+def test_inspect_refuses_to_write_inside_the_adapter(adapter, capsys, flag, name):
+    _, folder = adapter
+    before = _snapshot(folder)
+    assert main(["inspect", str(folder), flag, str(folder / name)]) == 2
+    assert "inside the adapter folder" in _err(capsys)
+    assert _snapshot(folder) == before
+
+
+def test_inspect_rebalance_refuses_an_existing_folder_unless_forced(adapter, tmp_path, capsys):
+    _, folder = adapter
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep")
+    assert main(["inspect", str(folder), "--rebalance", str(other)]) == 2
+    assert "exists and is not empty" in _err(capsys) and (other / "mine.txt").is_file()
+    assert main(["inspect", str(folder), "--rebalance", str(other), "--force"]) == 0
+    assert (other / "adapter_model.safetensors").is_file() and not (other / "mine.txt").exists()
+
+
+def test_inspect_refuses_a_non_finite_factor(adapter, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    _, folder = adapter
+    weights = folder / "adapter_model.safetensors"
+    tensors = load_file(str(weights))
+    key = next(k for k in tensors if k.endswith("lin.lora_A.weight"))
+    tensors[key][0, 0] = float("nan")
+    save_file(tensors, str(weights))
+    assert main(["inspect", str(folder), "--rebalance", str(tmp_path / "out")]) == 2
+    err = _err(capsys)
+    assert "non-finite factor" in err and "lin" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_inspect_refuses_several_adapters_in_one_folder(adapter, capsys):
+    model, folder = adapter
+    from peft import LoraConfig
+
+    model.add_adapter("second", LoraConfig(r=2, target_modules=["lin"]))
+    model.save_pretrained(folder)
+    assert (folder / "second" / "adapter_config.json").is_file()
+    assert main(["inspect", str(folder)]) == 2
+    err = _err(capsys)
+    assert "several adapters" in err and "second" in err
+    assert main(["inspect", str(folder / "second")]) == 0
+
+
+# ----------------------------------------------------------------------------- processes
+def test_a_second_grid_on_the_same_folder_exits_at_once(tmp_path, capsys):
+    grid = _write(tmp_path / "g.toml", TINY)
+    with G.GridLock(tmp_path / "o"):
+        t0 = time.perf_counter()
+        assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--data-dir", str(DATA)]) == 2
+        assert time.perf_counter() - t0 < 5
+    err = _err(capsys)
+    assert f"in use by another lorabar grid (pid {os.getpid()})" in err
+    assert not list((tmp_path / "o").glob("runs/*.json"))
+
+
+def test_workers_die_with_the_grid(tmp_path):
+    """A grid's worker (initialized as the grid does) is killed when the grid is SIGKILLed."""
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import multiprocessing, os, time
+        from concurrent.futures import ProcessPoolExecutor
+        from lorabar.experiments.grid import _die_with_parent
+
+        def work(path):
+            open(path, "w").write(str(os.getpid()))
+            time.sleep(60)
+            open(path + ".late", "w").write("written after the grid died")
+
+        if __name__ == "__main__":
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_die_with_parent, initargs=(os.getpid(),))
+            pool.submit(work, {str(tmp_path / 'worker')!r})
+            time.sleep(60)
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)])
+    pid_file = tmp_path / "worker"
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    worker = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        _reap(worker)
+        time.sleep(0.05)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its grid")
+    assert not (tmp_path / "worker.late").exists()
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def test_a_run_does_not_write_after_its_grid_is_gone(tmp_path, monkeypatch):
+    import lorabar.experiments.engine as E
+
+    monkeypatch.setattr(E, "run", lambda cfg, **k: {"metrics": {}})
+    path = tmp_path / "r.json"
+    with pytest.raises(RuntimeError, match="is gone"):
+        E.run_to_file(EncoderConfig(model="tiny"), str(path), parent=os.getppid() + 1)
+    assert not path.exists()
+
+
+def test_a_full_disk_stops_the_grid_cleanly(tmp_path, capsys, monkeypatch):
+    grid = _write(tmp_path / "g.toml", TINY + "[grid]\nseed = [13, 21, 42]\n")
+    calls = []
+
+    def runner(cfg, path, *args):
+        calls.append(path)
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    def no_space(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real = G.run_grid
+    monkeypatch.setattr(G, "write_json_atomic", no_space)  # the error file cannot be written
+    monkeypatch.setattr(G, "run_grid", lambda *a, **k: real(*a, **k, runner=runner))
+    assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--data-dir", str(DATA)]) == 1
+    captured = capsys.readouterr()
+    assert len(calls) == 1  # stopped after the first full-disk failure
+    assert "Traceback" not in captured.out + captured.err
+    assert "stopping: the disk is full" in captured.out
+    assert "could not write" in captured.out
+    assert captured.err.strip().startswith("lorabar grid: stopped early: disk full")
+
+
+@pytest.mark.parametrize("command", ["finetune", "finetune-lm"])
+def test_ctrl_c_in_finetune_writes_nothing(tmp_path, capsys, monkeypatch, command):
+    import lorabar.experiments.engine as E
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E, "run", interrupted)
+    out = tmp_path / "r.json"
+    assert main([command, "--model", "tiny", "--out", str(out)]) == 130
+    assert _err(capsys) == f"lorabar {command}: interrupted; nothing written"
+    assert not out.exists()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
