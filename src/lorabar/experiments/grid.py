@@ -302,6 +302,12 @@ def _run_locked(configs: list[RunConfig], out: Path, *, jobs: int, threads: int,
         return counts
     import multiprocessing
 
+    # workers killed with the grid leave the pool's semaphores to multiprocessing's resource
+    # tracker, which would print a UserWarning after the grid's own one-line message
+    quiet = "ignore:resource_tracker:UserWarning"
+    if quiet not in os.environ.get("PYTHONWARNINGS", ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(
+            filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_die_with_parent, initargs=(parent,))
     try:
