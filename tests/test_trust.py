@@ -521,3 +521,23 @@ def test_ctrl_c_in_finetune_writes_nothing(tmp_path, capsys, monkeypatch, comman
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+# ----------------------------------------------------------------------------- committed results
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = [("faithful", "faithful"), ("faithful_lr3e-3", "faithful_lr3e-3"), ("glue", "glue"),
+             ("lora_lr", "lora_lr"), ("noise", "noise"), ("practical_sam", "practical")]
+
+
+@pytest.mark.parametrize("results, docs", COMMITTED)
+def test_committed_results_report_as_committed(tmp_path, results, docs):
+    """The re-keyed results reproduce every committed table byte for byte."""
+    from lorabar.experiments.report import render
+
+    render(ROOT / "results" / results, out=tmp_path / "rep", baseline="lora")
+    committed = sorted((ROOT / "docs" / "results" / docs).glob("*.csv"))
+    assert committed
+    for path in committed:
+        assert (tmp_path / "rep" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert ((tmp_path / "rep" / "report.md").read_text()
+            == (ROOT / "docs" / "results" / docs / "report.md").read_text())
