@@ -15,8 +15,8 @@ from lorabar.experiments.runtime import Runtime
 N, SEQ, STEPS = 8, 6, 5
 
 
-def _model():
-    torch.manual_seed(0)
+def _model(seed: int = 0):
+    torch.manual_seed(seed)
     model, _ = build_model("tiny", 2, method="lora", targets="qv")
     for m in model.modules():  # no dropout: both paths must see the same function
         if isinstance(m, nn.Dropout):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,48 @@ class BARConfig:
         object.__setattr__(self, "schedule_fn", _schedules.resolve(self.schedule, self.total_steps))
 
 
+RATE_WARNING = 0.1  # alpha_t * lr above this: a RuntimeWarning, once per BAR
+# optimizer -> the BARs attached to it (weak: neither keeps the other alive)
+_HANDLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _check_no_shared_storage(pairs: Sequence[FactorPair]) -> None:
+    """Refuse two pairs whose factors are views of one storage (a shared tensor would be
+    rescaled twice per step)."""
+    from .pairs import _shares_storage
+
+    tensors = [(t, p.name) for p in pairs for t in p.tensors]
+    by_storage: dict[int, list[tuple[Tensor, str]]] = {}
+    for t, name in tensors:
+        try:
+            key = t.untyped_storage().data_ptr()
+        except (RuntimeError, NotImplementedError):
+            continue
+        if key:
+            by_storage.setdefault(key, []).append((t, name))
+    for group in by_storage.values():
+        for i, (a, na) in enumerate(group):
+            for b, nb in group[i + 1:]:
+                if na != nb and _shares_storage(a, b):
+                    raise ValueError(f"Invalid pairs: a factor of {nb!r} shares storage with a "
+                                     f"factor of {na!r}; it would be rescaled twice per step")
+
+
+def _check_not_handled(optimizer: torch.optim.Optimizer, bar: BAR) -> None:
+    mine = {id(t) for p in bar.pairs for t in p.tensors}
+    for ref in _HANDLED.get(optimizer, []):
+        other = ref()
+        if other is None or other is bar or not other.attached:
+            continue
+        shared = [p.name for p in other.pairs if {id(p.x), id(p.y)} & mine]
+        if shared:
+            raise ValueError(
+                f"Invalid pairs: {len(shared)} pair(s) (e.g. {shared[0]!r}) are already handled "
+                f"by another BAR attached to this {type(optimizer).__name__} ({other!r}); a second "
+                "BAR would rescale them twice per step. Remove the first one's handle, or give "
+                "each BAR its own pairs")
+
+
 class BAR:
     """BAR over a fixed list of :class:`~lorabar.FactorPair`.
 
@@ -160,6 +203,7 @@ class BAR:
                         f"Invalid pairs: a tensor of {pair.name!r} also belongs to {seen[id(t)]!r}"
                     )
                 seen[id(t)] = pair.name
+        _check_no_shared_storage(self.pairs)
         self.step = 0
         self._sharded, self._group = _dist.resolve_group(
             [t for p in self.pairs for t in p.tensors], process_group
@@ -185,6 +229,7 @@ class BAR:
         self._handle: RemovableHandle | None = None
         self._groups: list[tuple[int, int]] = []  # (group of x, group of y) per pair
         self._warned_precision = False
+        self._warned_rate = False
         # 16-bit factors cannot represent a rescaling by (1 +- c) with c below eps/2 (bf16: 2^-9).
         half = [torch.finfo(t.dtype).eps for p in self.pairs for t in p.tensors if t.itemsize <= 2]
         self._half_eps = max(half) if half else 0.0
@@ -218,6 +263,7 @@ class BAR:
         if alpha > 0.0:
             coeffs = [alpha * float(lr) for lr in lrs]
             self._check_precision(max(coeffs))
+            self._check_rate(max(coeffs))
             for idx, buffer in self._by_device:
                 self._run(idx, coeffs, buffer)
         self.step += 1
@@ -356,6 +402,17 @@ class BAR:
                     "0 <= mu0*schedule(t)*lr < 1, otherwise a factor would flip sign"
                 )
 
+    def _check_rate(self, coeff: float) -> None:
+        if self._warned_rate or coeff <= RATE_WARNING:
+            return
+        self._warned_rate = True
+        warnings.warn(
+            f"BAR's per-step rescaling alpha_t*lr = {coeff:.3g} exceeds {RATE_WARNING}: a factor "
+            f"changes by more than {RATE_WARNING:.0%} per step (at step {self.step}); "
+            f"{self.mode} at such a rate drives |B| to ~0 within tens of steps and the factors far "
+            "from where the loss put them. The paper's settings give alpha*lr of 1e-4..1e-2; "
+            "lower mu0.", RuntimeWarning, stacklevel=3)
+
     def _check_precision(self, coeff: float) -> None:
         if self._warned_precision or coeff == 0.0 or coeff > self._half_eps / 2:
             return
@@ -372,8 +429,11 @@ class BAR:
     def attach(self, optimizer: torch.optim.Optimizer) -> RemovableHandle:
         """Run BAR before every ``optimizer.step()``; returns a handle whose ``remove()`` detaches it.
 
-        Every factor must be a parameter of ``optimizer``, and both factors of a pair must sit in
-        param groups with the same learning rate.
+        Every factor must be a parameter of ``optimizer``.  When the two factors of a pair sit in
+        param groups with different learning rates (LoRA+: ``lr_B = ratio * lr_A``), the pair's
+        ``eta`` is their geometric mean ``sqrt(lr_x * lr_y)`` (see :meth:`pair_lr`).  A second
+        BAR over factors that a BAR attached to the same optimizer already handles is refused:
+        they would be rescaled twice per step.
         """
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
@@ -394,10 +454,12 @@ class BAR:
                     f"of the {type(optimizer).__name__} BAR is attached to"
                 )
             groups.append((group_of[id(pair.x)], group_of[id(pair.y)]))
+        _check_not_handled(optimizer, self)
         self._groups = groups
         lrs = self._lrs(optimizer)
         self.apply_check(lrs)
         self._handle = optimizer.register_step_pre_hook(self._pre_hook)
+        _HANDLED.setdefault(optimizer, []).append(weakref.ref(self))
         return self._handle
 
     @property
@@ -408,16 +470,27 @@ class BAR:
         hooks = self._handle.hooks_dict_ref()
         return hooks is not None and self._handle.id in hooks
 
+    @staticmethod
+    def pair_lr(lr_x: float, lr_y: float) -> float:
+        """The learning rate ``eta`` of a pair whose factors train with ``lr_x`` and ``lr_y``:
+        ``sqrt(lr_x * lr_y)`` (``lr_x`` when they are equal, as in the paper).
+
+        Why: per-factor gradient descent ``x -= lr_x g_x, y -= lr_y g_y`` is plain gradient
+        descent with one rate ``eta`` on ``u = x / a, v = y / b`` with ``a^2 = lr_x / eta`` and
+        ``b^2 = lr_y / eta``; the product is unchanged (``x y^T = u v^T``) exactly when
+        ``a b = 1``, i.e. ``eta = sqrt(lr_x lr_y)``.  So ``(u, v)`` is a scale-invariant pair
+        trained at the common rate ``sqrt(lr_x lr_y)``, and BAR's rescaling of ``(u, v)`` by
+        ``(1 + c, 1 - c)`` is the same rescaling of ``(x, y)``.  One coefficient for both factors
+        keeps the product's first-order change zero: ``(1 + c)(1 - c) = 1 - c^2``; an
+        ``lr``-weighted pair ``(1 + a lr_x, 1 - a lr_y)`` would change it by
+        ``a (lr_x - lr_y)`` at first order.  The decision (which factor grows) compares the
+        model's own factors, as PEFT's LoRA+ keeps them.
+        """
+        return lr_x if lr_x == lr_y else math.sqrt(lr_x * lr_y)
+
     def _lrs(self, optimizer: torch.optim.Optimizer) -> list[float]:
         group_lr = [float(g["lr"]) for g in optimizer.param_groups]
-        for i, (gx, gy) in enumerate(self._groups):
-            if gx != gy and group_lr[gx] != group_lr[gy]:
-                raise ValueError(
-                    f"Invalid pairs: the factors of {self.pairs[i].name!r} sit in param groups "
-                    f"{gx} and {gy} with different lr ({group_lr[gx]} vs {group_lr[gy]}); BAR "
-                    "needs one learning rate per pair"
-                )
-        return [group_lr[gx] for gx, _ in self._groups]
+        return [self.pair_lr(group_lr[gx], group_lr[gy]) for gx, gy in self._groups]
 
     def _pre_hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.apply(self._lrs(optimizer))

@@ -272,6 +272,8 @@ _HELP = {
     "precision": "auto (bf16 where the hardware does it natively, fp16+GradScaler on CUDA "
                  "without bf16, else fp32) | fp32 | bf16 | fp16; parameters stay fp32",
     "targets": "LoRA targets: qv | all",
+    "bar": "with --method loraplus: BAR on top, none | obar | nbar | sbar (each pair's rate is "
+           "sqrt(lr_A lr_B); obar/nbar read --mu0/--schedule, sbar --rho)",
     "setting": "fewshot (k=512 splits) | full (GLUE)",
     "max_eval": "evaluate on a seeded, class-stratified subset of this many dev/test examples "
                 "(0: all)",
@@ -297,8 +299,18 @@ def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
                    help="same as --precision bf16 (kept from before --precision)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lorabar")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorabar", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lorabar {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="LoRA vs nBAR vs oBAR vs SAM on a tiny synthetic problem")
     demo.add_argument("--steps", type=int, default=300)

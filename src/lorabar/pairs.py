@@ -48,6 +48,9 @@ class FactorPair:
             raise TypeError(f"Invalid name: {self.name!r} (expected a non-empty str)")
         if self.x is self.y:
             raise ValueError(f"Invalid pair {self.name!r}: x and y are the same tensor")
+        if _shares_storage(self.x, self.y):
+            raise ValueError(f"Invalid pair {self.name!r}: x and y share storage (views of one "
+                             "tensor); rescaling one would rescale the other")
         if self.x.device != self.y.device:
             raise ValueError(
                 f"Invalid pair {self.name!r}: x is on {self.x.device} but y is on {self.y.device}"
@@ -62,6 +65,20 @@ class FactorPair:
     @property
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         return (self.x, self.y)
+
+
+def _shares_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors are views of one storage with overlapping bytes."""
+    try:
+        base_a, base_b = a.untyped_storage().data_ptr(), b.untyped_storage().data_ptr()
+        start_a, start_b = a.data_ptr(), b.data_ptr()
+    except (RuntimeError, NotImplementedError):  # meta, sparse or DTensor (FSDP2) tensors
+        return False
+    if base_a != base_b or base_a == 0:
+        return False
+    size_a = a.numel() * a.element_size()
+    size_b = b.numel() * b.element_size()
+    return start_a < start_b + size_b and start_b < start_a + size_a
 
 
 def _lora_layer_type() -> type:
@@ -87,26 +104,52 @@ def _factor_weight(module_or_param: nn.Module | torch.Tensor) -> torch.Tensor:
     return weight
 
 
+def _adalora_layer_type() -> type | None:
+    try:
+        from peft.tuners.adalora import AdaLoraLayer
+    except ImportError:  # pragma: no cover - older PEFT
+        return None
+    return AdaLoraLayer
+
+
 def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list[FactorPair]:
-    """Return one :class:`FactorPair` per (LoRA layer, adapter) whose two factors are trainable.
+    """Return one :class:`FactorPair` per (LoRA layer, adapter) that trains: the adapter is
+    active in that layer (``layer.active_adapters``) and both factors require gradients.
 
     Walks ``model.named_modules()`` (a deterministic order) and, for every PEFT ``LoraLayer``,
     pairs ``lora_A[k]``/``lora_B[k]`` (Linear and Conv layers) and
     ``lora_embedding_A[k]``/``lora_embedding_B[k]`` (Embedding layers) for each adapter key ``k``.
-    DoRA's magnitude vector is not part of a pair.  Pairs with a frozen factor (inactive adapters)
-    are skipped.  ``adapters`` restricts the search to the given adapter keys.
+    DoRA's magnitude vector is not part of a pair.  An adapter that is loaded but not active
+    (``load_adapter(..., is_trainable=True)`` without ``set_adapter``) is skipped even if its
+    factors require gradients: it does not shape the output, so it neither trains nor belongs in
+    the balancedness.  ``adapters`` restricts the search to the given adapter keys.
 
     Raises:
-        ValueError: if no trainable pair is found.
+        ValueError: if no trainable pair is found; if a layer's adapter is merged into the base
+            weight (``merge_adapter()``: the factors no longer act; unmerge first); for AdaLoRA,
+            whose SVD triplets ``P diag(E) Q`` are not a two-factor scale-invariant pair.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"Invalid model: expected a torch.nn.Module, got {type(model).__name__}")
     lora_layer = _lora_layer_type()
     pairs: list[FactorPair] = []
     n_layers = 0
+    adalora = _adalora_layer_type()
     for module_name, module in model.named_modules():
         if not isinstance(module, lora_layer):
             continue
+        if adalora is not None and isinstance(module, adalora):
+            raise ValueError(
+                f"Unsupported adapter: {module_name!r} is an AdaLoRA layer; its update "
+                "P diag(E) Q has three factors and pruned ranks, so it is not the two-factor "
+                "scale-invariant pair BAR balances (use LoRA, rsLoRA, DoRA or LoRA+)")
+        if getattr(module, "merged", False):
+            raise ValueError(
+                f"Invalid model: the LoRA layer {module_name!r} has adapters "
+                f"{list(getattr(module, 'merged_adapters', []))} merged into its base weight, so "
+                "its factors no longer act on the output; call model.unmerge_adapter() before "
+                "training (or merge_and_unload() only after it)")
+        active = set(getattr(module, "active_adapters", ()) or ())
         n_layers += 1
         for a_dict, b_dict in (
             (module.lora_A, module.lora_B),
@@ -115,6 +158,8 @@ def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list
             for key in a_dict.keys():
                 if adapters is not None and key not in adapters:
                     continue
+                if key not in active:
+                    continue  # loaded but not active in this layer: not trained
                 if key not in b_dict:
                     raise ValueError(f"LoRA layer {module_name!r} has A but no B for adapter {key!r}")
                 x, y = _factor_weight(a_dict[key]), _factor_weight(b_dict[key])

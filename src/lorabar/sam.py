@@ -101,10 +101,10 @@ class SAM(torch.optim.Optimizer):
                 "torch.optim.AdamW, and its arguments as keywords)"
             )
         super().__init__(params, dict(rho=rho, adaptive=adaptive, **kwargs))
+        for i, group in enumerate(self.param_groups):
+            _check_group(group, i)
         self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
-        self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
-        self.state = self.base_optimizer.state
         self._backup: dict[Tensor, Tensor] = {}  # parameter -> its value before first_step
         self._perturbed: list[tuple[Tensor, Tensor]] = []  # (this rank's slice, its backup)
         self._in_step = False
@@ -114,6 +114,45 @@ class SAM(torch.optim.Optimizer):
         self._first_finite: Tensor | None = None
         self._group_of: dict[Tensor, dict] = {}
         self._e_norm: Tensor | None = None
+
+    # param_groups and state are the base optimizer's, always: a wrapper that reloads the base
+    # optimizer's state (accelerate's AcceleratedOptimizer does, under the HF Trainer) replaces
+    # its lists, and SAM must see the learning rates the scheduler sets on them.
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        base = self.__dict__.get("base_optimizer")
+        return base.param_groups if base is not None else self.__dict__["_own_groups"]
+
+    @param_groups.setter
+    def param_groups(self, groups: list[dict[str, Any]]) -> None:
+        base = self.__dict__.get("base_optimizer")
+        if base is not None:
+            base.param_groups = groups
+        else:
+            self.__dict__["_own_groups"] = groups
+
+    @property
+    def state(self) -> Any:  # type: ignore[override]
+        base = self.__dict__.get("base_optimizer")
+        return base.state if base is not None else self.__dict__["_own_state"]
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        base = self.__dict__.get("base_optimizer")
+        if base is not None:
+            base.state = value
+        else:
+            self.__dict__["_own_state"] = value
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """As :meth:`torch.optim.Optimizer.add_param_group`, with ``rho`` checked (and the group
+        added to the base optimizer, which steps it)."""
+        if "base_optimizer" not in self.__dict__:
+            super().add_param_group(param_group)
+            return
+        _check_group({"rho": self.defaults["rho"], **param_group}, len(self.param_groups))
+        self.base_optimizer.add_param_group(
+            {"rho": self.defaults["rho"], "adaptive": self.defaults["adaptive"], **param_group})
 
     @property
     def perturbation_norm(self) -> Tensor | None:
@@ -270,8 +309,18 @@ class SAM(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.base_optimizer.load_state_dict(state_dict)
-        self.param_groups = self.base_optimizer.param_groups
-        self.state = self.base_optimizer.state
+        for i, group in enumerate(self.param_groups):
+            _check_group(group, i)
+
+
+def _check_group(group: Mapping[str, Any], index: int) -> None:
+    """A param group's ``rho`` must be a finite number >= 0 (0: stepped, never perturbed)."""
+    rho = group.get("rho")
+    if isinstance(rho, bool) or not isinstance(rho, int | float):
+        raise TypeError(f"Invalid rho: {rho!r} in param group {index} (expected a float)")
+    if not math.isfinite(rho) or rho < 0:
+        raise ValueError(f"Invalid rho: {rho!r} in param group {index} (expected a finite value "
+                         ">= 0; 0 trains the group without perturbing it)")
 
 
 def _split(batch: Any, m: int) -> list[Any]:

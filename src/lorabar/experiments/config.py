@@ -41,6 +41,7 @@ from .runtime import DEVICES, PRECISIONS
 __all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "LMRunConfig", "RunConfig", "config_from"]
 
 SCHEDULES = ("constant", "linear", "cosine")
+BAR_MODES = ("none", "obar", "nbar", "sbar")
 # not part of the identity (see the module docstring)
 _NOT_KEY = ("data_dir", "threads", "log_every", "device", "precision")  # noqa: see above
 # what only training reads: not part of a non-training method's identity
@@ -73,6 +74,7 @@ class RunConfig:
     schedule: str = "cosine"
     sam_perturbation: str = "sync"   # under torchrun: "sync" or "per_rank" (lorabar.distributed)
     loraplus_ratio: float = 16.0     # LoRA+: lr of B / lr of A
+    bar: str = "none"                # LoRA+ with BAR on top: "obar" | "nbar" | "sbar"
     model: str = "minilm"
     lora_r: int = 8
     lora_alpha: int = 16
@@ -117,8 +119,17 @@ class RunConfig:
             raise ValueError(f"Invalid device: {self.device!r} (expected {DEVICES})")
         if self.precision not in PRECISIONS:
             raise ValueError(f"Invalid precision: {self.precision!r} (expected one of {PRECISIONS})")
+        if self.bar not in BAR_MODES:
+            raise ValueError(f"Invalid bar: {self.bar!r} (expected one of {BAR_MODES})")
+        if self.bar != "none" and self.method != "loraplus":
+            raise ValueError(f"Invalid bar: {self.bar!r} (--bar combines BAR with --method "
+                             "loraplus; for plain LoRA use --method obar, nbar or sbar)")
         if "mu0" in method.hparams:
             check_bar_rate(self.mu0, self.lr)
+        if self.bar in ("obar", "nbar"):  # the pair's rate is sqrt(lr_A lr_B) = lr sqrt(ratio)
+            check_bar_rate(self.mu0, self.lr * math.sqrt(self.loraplus_ratio))
+        if self.bar == "sbar" and self.rho == 0:
+            raise ValueError("Invalid rho: 0 (--bar sbar needs --rho > 0, SAM's radius)")
         if self.method == "sbar" and self.rho == 0:
             raise ValueError("Invalid rho: 0 (--method sbar needs --rho > 0, SAM's radius)")
 
@@ -145,6 +156,11 @@ class RunConfig:
         if not method.trains:
             for k in _TRAINING:
                 d.pop(k, None)
+        if self.bar == "none":
+            d.pop("bar")
+        else:  # LoRA+ with BAR: what that BAR reads
+            reads = ("rho",) if self.bar == "sbar" else ("mu0", "schedule")
+            d.update({k: getattr(self, k) for k in reads})
         return d
 
 

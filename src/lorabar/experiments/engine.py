@@ -153,7 +153,7 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None) ->
                           lr=cfg.lr, weight_decay=cfg.weight_decay, total_steps=cfg.steps,
                           rho=cfg.rho, mu0=cfg.mu0, schedule=cfg.schedule,
                           sam_perturbation=cfg.sam_perturbation,
-                          loraplus_ratio=cfg.loraplus_ratio, seed=cfg.seed)
+                          loraplus_ratio=cfg.loraplus_ratio, bar=cfg.bar, seed=cfg.seed)
         stepper = make_stepper(cfg.method, ctx)
         method_info = stepper.info
         sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer,

@@ -60,6 +60,7 @@ class StepContext:
     schedule: str = "cosine"
     sam_perturbation: str = "sync"    # under DDP: "sync" | "per_rank"
     loraplus_ratio: float = 16.0
+    bar: str = "none"                 # LoRA+ with BAR on top ("obar" | "nbar" | "sbar")
     seed: int = 0
 
 
@@ -157,6 +158,15 @@ def _loraplus(ctx: StepContext) -> Stepper:
     stepper.info = {"loraplus": {"ratio": ctx.loraplus_ratio,
                                  "lr_B_params": sum(p.numel() for g in opt.param_groups
                                                     if g["lr"] != ctx.lr for p in g["params"])}}
+    if ctx.bar != "none":  # each pair's rate: sqrt(lr_A lr_B) (BAR.pair_lr)
+        if ctx.bar == "sbar":
+            BAR(ctx.pairs, mode="sbar", rho=ctx.rho).attach(opt)
+            stepper.info["loraplus"]["bar"] = {"mode": "sbar", "rho": ctx.rho}
+        else:
+            BAR(ctx.pairs, mode=ctx.bar, mu0=ctx.mu0, schedule=ctx.schedule,
+                total_steps=ctx.total_steps).attach(opt)
+            stepper.info["loraplus"]["bar"] = {"mode": ctx.bar, "mu0": ctx.mu0,
+                                               "schedule": ctx.schedule}
     return stepper
 
 
@@ -180,8 +190,9 @@ def _sam(ctx: StepContext) -> Stepper:
     groups = [{"params": lora}] + ([{"params": rest, "rho": 0.0}] if rest else [])
     sam = SAM(groups, torch.optim.AdamW, rho=ctx.rho, lr=ctx.lr, weight_decay=ctx.weight_decay)
     stepper = Stepper(ctx, sam.base_optimizer, sam=sam)
-    stepper.info = {"sam": {"rho": ctx.rho, "perturbed_params": sum(p.numel() for p in lora),
-                            "unperturbed_params": sum(p.numel() for p in rest),
+    perturbed = sum(p.numel() for g in sam.param_groups if g["rho"] > 0 for p in g["params"])
+    stepper.info = {"sam": {"rho": ctx.rho, "perturbed_params": perturbed,
+                            "unperturbed_params": sum(p.numel() for p in ctx.params) - perturbed,
                             "perturbation": ctx.sam_perturbation}}
     return stepper
 

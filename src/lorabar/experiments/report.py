@@ -48,7 +48,7 @@ def _task_key(task: str) -> tuple[int, str]:
 
 REQUIRED = ("config", "key", "identity", "metrics", "primary_metric")
 # what dev selection chooses among; every other identity field must agree across a report
-TUNED = ("lr",) + tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
+TUNED = ("lr", "bar") + tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
 # shown as columns when --allow-mixed reports runs of different contexts side by side
 MIXED_COLUMNS = ("model", "steps", "precision")
 
@@ -367,6 +367,8 @@ def _hp(run: dict) -> str:
     if method is not None and not method.trains:
         return "untrained"
     keys = ["lr", "targets", "pooling", "steps"] + list(method.hparams if method else ())
+    if c.get("bar", "none") != "none":  # LoRA+ with BAR on top
+        keys += ["bar"] + (["rho"] if c["bar"] == "sbar" else ["mu0", "schedule"])
     return ", ".join(f"{k}={c[k]}" for k in keys
                      if k in c and not (k == "sam_perturbation" and c[k] == "sync"))
 

@@ -8,8 +8,8 @@ Three ways to use BAR / SAM with the Trainer:
    BAR to the optimizer the Trainer builds itself (at ``on_train_begin``), with ``total_steps`` =
    the Trainer's ``max_steps``.  Every time the Trainer logs (``logging_steps``) it adds
    ``bar/mean_abs_B``, ``bar/max_abs_B`` and ``bar/step`` to the logs, so they land in
-   ``trainer.state.log_history`` and, with :func:`add_callback_first`, in the ``report_to``
-   integrations (TensorBoard, W&B, ...) too.  BAR changes weights only inside the optimizer's
+   ``trainer.state.log_history`` and in every ``report_to`` integration (TensorBoard, W&B, ...);
+   BAR's state travels with the Trainer's checkpoints, so ``resume_from_checkpoint`` is exact.  BAR changes weights only inside the optimizer's
    step pre-hook: callbacks such as ``on_pre_optimizer_step`` also fire on fp16 steps that the
    scaler then skips.
 3. :class:`SAMTrainer`: a Trainer whose ``training_step`` does SAM's two passes; the Trainer then
@@ -20,45 +20,80 @@ Three ways to use BAR / SAM with the Trainer:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import CallbackHandler, ExportableState
 
 from ..bar import BAR
 from ..metrics import balancedness
 from ..pairs import FactorPair, find_lora_pairs
 from ..sam import SAM
 
-__all__ = ["BARCallback", "SAMTrainer", "add_callback_first", "unwrap_optimizer"]
+__all__ = ["BARCallback", "SAMTrainer", "SAMTrainingMixin", "add_callback_first",
+           "unwrap_optimizer"]
+
+
+def _deepspeed(obj: Any) -> bool:
+    return any(type(o).__module__.split(".")[0] == "deepspeed" for o in (obj,))
 
 
 def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
-    """The torch optimizer inside accelerate's ``AcceleratedOptimizer`` wrappers."""
-    seen = 0
+    """The torch optimizer inside accelerate's ``AcceleratedOptimizer`` wrappers.
+
+    DeepSpeed's optimizers (ZeRO stages 1-3, reached through accelerate's
+    ``DeepSpeedOptimizerWrapper``) are refused with a ``TypeError`` at attach time: they keep
+    flattened fp32 partitions of the parameters and step those, so a rescaling of the module's
+    LoRA factors before ``step`` would be overwritten (BAR) and a perturbation would miss the
+    weights the engine steps (SAM) -- a silent no-op either way."""
+    seen, chain = 0, [optimizer]
     while not type(optimizer).__module__.startswith("torch.") and hasattr(optimizer, "optimizer"):
         optimizer = optimizer.optimizer
+        chain.append(optimizer)
         seen += 1
         if seen > 8:  # pragma: no cover - defensive
             break
+    if any(_deepspeed(o) or type(o).__name__ == "DeepSpeedOptimizerWrapper" for o in chain):
+        raise TypeError(
+            f"Unsupported optimizer: DeepSpeed's {type(optimizer).__name__} steps its own flat "
+            "copies of the parameters, so BAR's rescaling (and SAM's perturbation) of the LoRA "
+            "factors would be a silent no-op. Train without DeepSpeed (DDP or FSDP with "
+            "use_orig_params=True both work: see lorabar.distributed)")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"Invalid optimizer: {type(optimizer).__name__} is not a torch optimizer")
     return optimizer
 
 
+def _calling_handler() -> CallbackHandler | None:
+    """The Trainer's ``CallbackHandler`` whose event is calling us (a few frames up)."""
+    frame = inspect.currentframe()
+    for _ in range(8):
+        if frame is None:
+            return None
+        obj = frame.f_locals.get("self")
+        if isinstance(obj, CallbackHandler):
+            return obj
+        frame = frame.f_back
+    return None
+
+
 def add_callback_first(trainer: Trainer, callback: TrainerCallback) -> TrainerCallback:
-    """Put ``callback`` first in ``trainer``'s callbacks, so that what it adds to the logs in
-    ``on_log`` reaches the ``report_to`` integrations (the Trainer creates those before the
-    callbacks you pass it, and calls ``on_log`` in that order)."""
-    handler = trainer.callback_handler
-    if callback in handler.callbacks:
-        handler.callbacks.remove(callback)
-    handler.callbacks.insert(0, callback)
+    """Put ``callback`` first in ``trainer``'s callbacks.  :class:`BARCallback` moves itself
+    first (``callbacks=[BARCallback(...)]`` is enough); this is for other callbacks whose
+    ``on_log`` additions should reach the ``report_to`` integrations."""
+    _move_first(trainer.callback_handler, callback)
     return callback
 
 
-class BARCallback(TrainerCallback):
-    """Attach BAR to the Trainer's optimizer and log balancedness.
+def _move_first(handler: CallbackHandler, callback: TrainerCallback) -> None:
+    # a new list: a loop of the handler over the old one (the event calling us) is not disturbed
+    handler.callbacks = [callback] + [c for c in handler.callbacks if c is not callback]
+
+
+class BARCallback(TrainerCallback, ExportableState):
+    """Attach BAR to the Trainer's optimizer, log balancedness, and resume exactly.
 
     Args:
         mode, mu0, schedule: as for :class:`lorabar.BAR` (``total_steps`` is the Trainer's).
@@ -66,25 +101,77 @@ class BARCallback(TrainerCallback):
         pairs: explicit pairs; default :func:`lorabar.find_lora_pairs` on the Trainer's model.
         log_every: also record mean/max |B| in :attr:`history` every this many optimizer steps
             (0: never); the Trainer's own logs get them at every logging step regardless.
+
+    Logging: the callback moves itself to the front of the Trainer's callbacks (at
+    ``on_init_end`` / ``on_train_begin``), so the ``bar/*`` values it adds in ``on_log`` reach
+    every ``report_to`` integration (TensorBoard, W&B, ...), which the Trainer otherwise calls
+    first.
+
+    Resume: BAR's state (its step ``t``, which drives the schedule) is saved in every checkpoint's
+    ``trainer_state.json`` (``stateful_callbacks["BARCallback"]``, the Trainer's mechanism for
+    callback state) and restored at ``on_train_begin`` when the Trainer resumes from a
+    checkpoint, so a resumed run equals the uninterrupted one bit for bit.  (With
+    ``restore_callback_states_from_checkpoint=True`` the Trainer rebuilds the callback from the
+    arguments saved there; a callable ``schedule`` or explicit ``pairs`` cannot be saved, so
+    pass them again by leaving that flag off, its default.)
     """
 
     def __init__(self, mode: str = "nbar", mu0: float = 0.5, schedule: str = "cosine",
                  pairs: list[FactorPair] | None = None, log_every: int = 50, *,
-                 rho: float | None = None, norm: str = "pair") -> None:
+                 rho: float | None = None, norm: str = "pair",
+                 resume_state: dict | None = None) -> None:
         self.mode, self.mu0, self.schedule = mode, mu0, schedule
         self.rho, self.norm = rho, norm
         self.pairs = pairs
         self.log_every = log_every
+        self.resume_state = resume_state
         self.bar: BAR | None = None
         self.history: list[dict] = []
         self._handle = None
 
+    def state(self) -> dict:
+        """What the Trainer saves in a checkpoint (``ExportableState``)."""
+        args = {"mode": self.mode, "mu0": self.mu0, "log_every": self.log_every,
+                "rho": self.rho, "norm": self.norm}
+        if isinstance(self.schedule, str):
+            args["schedule"] = self.schedule
+        return {"args": args,
+                "attributes": {"resume_state": self.bar.state_dict() if self.bar else None}}
+
+    def on_init_end(self, args, state, control, **kwargs):
+        handler = _calling_handler()
+        if handler is not None:
+            _move_first(handler, self)
+
+    def _saved_state(self, state) -> dict | None:
+        if self.resume_state is not None:  # set by the Trainer when it rebuilt this callback
+            return self.resume_state
+        entry = (getattr(state, "stateful_callbacks", None) or {}).get(type(self).__name__)
+        if isinstance(entry, list):
+            entry = entry[0] if len(entry) == 1 else None
+            if entry is None:
+                raise RuntimeError("BARCallback: the checkpoint holds several BARCallback states; "
+                                   "resume with restore_callback_states_from_checkpoint=True")
+        return (entry or {}).get("attributes", {}).get("resume_state")
+
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if optimizer is None:
             raise RuntimeError("BARCallback: the Trainer passed no optimizer to on_train_begin")
+        handler = _calling_handler()
+        if handler is not None and handler.callbacks[0] is not self:
+            _move_first(handler, self)
         pairs = self.pairs if self.pairs is not None else find_lora_pairs(model)
         self.bar = BAR(pairs, mode=self.mode, mu0=self.mu0, schedule=self.schedule,
                        total_steps=max(1, state.max_steps), rho=self.rho, norm=self.norm)
+        saved = self._saved_state(state) if state.global_step > 0 else None
+        if saved is not None:
+            self.bar.load_state_dict(saved)
+        elif state.global_step > 0:
+            raise RuntimeError(
+                f"BARCallback: resuming at step {state.global_step} from a checkpoint without BAR's "
+                "state (saved by a lorabar before 0.2, or the callback was added on resume); "
+                "its schedule would restart at t = 0")
+        self.resume_state = None
         self._handle = self.bar.attach(unwrap_optimizer(optimizer))
 
     def _stats(self) -> dict:
@@ -103,7 +190,7 @@ class BARCallback(TrainerCallback):
         if self.bar is None or logs is None:
             return
         stats = self._stats()
-        logs.update(stats)  # seen by the callbacks after this one
+        logs.update(stats)  # seen by the callbacks after this one: every report_to integration
         # The Trainer appended its copy of these logs to log_history before calling on_log.
         last = state.log_history[-1] if state.log_history else None
         if last is not None and last.get("step") == state.global_step:
@@ -115,11 +202,14 @@ class BARCallback(TrainerCallback):
             self._handle = None
 
 
-class SAMTrainer(Trainer):
-    """A ``Trainer`` that performs SAM's two forward/backward passes in ``training_step``.
+class SAMTrainingMixin:
+    """SAM's two forward/backward passes in a ``Trainer``'s ``training_step`` (mix it in before
+    any ``Trainer`` subclass: :class:`SAMTrainer`, ``lorabar.integrations.trl.SAMSFTTrainer``).
 
     Pass ``sam=lorabar.SAM(params, torch.optim.AdamW, rho=..., lr=...)``; the Trainer is given
-    ``sam.base_optimizer`` to step (and any scheduler you pass with it).
+    ``sam.base_optimizer`` to step (and any scheduler you pass with it), so SAM's param groups
+    are the ones the scheduler updates.  Training metrics that the Trainer subclass accumulates
+    inside ``compute_loss`` are kept from one pass only (:meth:`_sam_metrics_snapshot`).
     """
 
     def __init__(self, *args: Any, sam: SAM, **kwargs: Any) -> None:
@@ -130,9 +220,20 @@ class SAMTrainer(Trainer):
             raise ValueError("Invalid optimizers: pass (sam.base_optimizer, scheduler) or omit it")
         kwargs["optimizers"] = (sam.base_optimizer, optimizers[1])
         super().__init__(*args, **kwargs)
+        if getattr(self, "is_deepspeed_enabled", False):
+            raise TypeError("Unsupported: SAMTrainer under DeepSpeed (its optimizer steps flat "
+                            "copies of the parameters, so SAM's perturbation would miss them); "
+                            "use DDP or FSDP with use_orig_params=True")
         self.sam = sam
         self._eps_sum: torch.Tensor | None = None
         self._eps_count = 0
+
+    def _sam_metrics_snapshot(self) -> Any:
+        """What the second pass must not add to (nothing for the plain Trainer)."""
+        return None
+
+    def _sam_metrics_restore(self, snapshot: Any) -> None:
+        """Undo what the second pass added to the metrics (see :meth:`_sam_metrics_snapshot`)."""
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         params = [p for g in self.sam.param_groups for p in g["params"]]
@@ -147,7 +248,9 @@ class SAMTrainer(Trainer):
             self._eps_sum = eps.detach() if self._eps_sum is None else self._eps_sum + eps
             self._eps_count += 1
         # Pass 2 at w + e: this gradient is what the base optimizer steps with.
+        snapshot = self._sam_metrics_snapshot()
         loss = super().training_step(model, inputs, num_items_in_batch)
+        self._sam_metrics_restore(snapshot)
         self.sam.unperturb()
         with torch.no_grad():
             for p, g in zip(params, accumulated):
@@ -161,3 +264,11 @@ class SAMTrainer(Trainer):
             logs["sam/perturbation_norm"] = (self._eps_sum / self._eps_count).item()
             self._eps_sum, self._eps_count = None, 0
         super().log(logs, *args, **kwargs)
+
+
+class SAMTrainer(SAMTrainingMixin, Trainer):
+    """A ``Trainer`` that performs SAM's two forward/backward passes in ``training_step``.
+
+    Pass ``sam=lorabar.SAM(params, torch.optim.AdamW, rho=..., lr=...)``; the Trainer is given
+    ``sam.base_optimizer`` to step (and any scheduler you pass with it).
+    """
