@@ -112,3 +112,31 @@ def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
         raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class _NoBar:
+    """What :func:`progress_bar` returns when disabled: counts, prints nothing."""
+
+    n = 0
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+
+    def set_postfix(self, **_: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, *, enabled: bool = True, unit: str = "it",
+                 leave: bool = False):
+    """A tqdm progress bar (steps of a run, of a simulation), or a silent stand-in when disabled
+    or tqdm is not installed."""
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with the exp and toy extras
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit != "it", leave=leave)

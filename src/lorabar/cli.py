@@ -34,7 +34,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _toy(args: argparse.Namespace) -> int:
-    from ._io import check_output_dir
+    from ._io import check_output_dir, progress_bar
     from .toy.figures import run
     from .toy.simulate import ToyConfig, compiled
 
@@ -44,7 +44,8 @@ def _toy(args: argparse.Namespace) -> int:
     if not compiled():
         print("lorabar toy: numba is not installed, the simulator runs as plain Python (slow); "
               "pip install 'lorabar[toy]'", file=sys.stderr)
-    bar = _progress(total=cfg.steps, desc=f"toy {args.figure}", quiet=args.quiet)
+    bar = progress_bar(cfg.steps, f"toy {args.figure}", enabled=not args.quiet, unit="step",
+                       leave=True)
 
     def progress(stage: str, done: int, total: int) -> None:
         bar.update(done - bar.n)
@@ -56,26 +57,6 @@ def _toy(args: argparse.Namespace) -> int:
     if written["seconds"] is not None:
         print(f"simulation: {written['seconds']:.2f} s for {cfg.steps} steps")
     return 0
-
-
-def _progress(total: int, desc: str, quiet: bool):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
-    if tqdm is None or quiet:
-
-        class _Null:
-            n = 0
-
-            def update(self, k: int) -> None:
-                self.n += k
-
-            def close(self) -> None:
-                pass
-
-        return _Null()
-    return tqdm(total=total, desc=desc, unit="step", unit_scale=True)
 
 
 def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
@@ -261,9 +242,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 _HELP = {
-    "task": "encoder: sst2 sst5 trec rte snli mnli qnli qqp mrpc cola stsb; "
-            "lm: sst2 rte cb copa webnlg synthetic",
-    "method": "lora | sam | obar | nbar | full (encoder) | zeroshot (lm)",
     "model": "encoder: 'minilm' (default), 'tiny', or a HF path/id; lm: 'smollm2' (default), "
              "'tiny', or a HF path/id",
     "sam_perturbation": "under torchrun: 'sync' (SAM on the global batch) or 'per_rank' "
@@ -271,14 +249,27 @@ _HELP = {
     "device": "auto (CUDA if available, else CPU) | cpu | cuda | cuda:N",
     "precision": "auto (bf16 where the hardware does it natively, fp16+GradScaler on CUDA "
                  "without bf16, else fp32) | fp32 | bf16 | fp16; parameters stay fp32",
-    "targets": "LoRA targets: qv | all",
+    "targets": "LoRA targets: qv (query, value) | all (every linear layer)",
     "bar": "with --method loraplus: BAR on top, none | obar | nbar | sbar (each pair's rate is "
            "sqrt(lr_A lr_B); obar/nbar read --mu0/--schedule, sbar --rho)",
     "setting": "fewshot (k=512 splits) | full (GLUE)",
+    "schedule": "BAR's alpha_t schedule: constant | linear | cosine",
+    "head": "probe (fitted on frozen features, then frozen: only LoRA adapts) | linear "
+            "(trained with the adapters)",
+    "pooling": "mean | cls",
     "max_eval": "evaluate on a seeded, class-stratified subset of this many dev/test examples "
                 "(0: all)",
     "n_train": "training examples (0: all)",
 }
+
+
+def _config_help(kind: str) -> dict[str, str]:
+    """Help for the config flags of ``kind``; the task and method lists come from the registry."""
+    from .experiments.config import CONFIGS
+    from .experiments.registry import METHODS, methods_for
+
+    methods = "; ".join(f"{m}: {METHODS[m].description}" for m in methods_for(kind))
+    return {**_HELP, "task": " | ".join(CONFIGS[kind].TASKS), "method": methods}
 
 
 def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
@@ -287,12 +278,13 @@ def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
 
     from .experiments.config import CONFIGS
 
+    helps = _config_help(kind)
     for f in dataclasses.fields(CONFIGS[kind]):
         if f.name == "data_dir":
             continue
         flag = "--" + f.name.replace("_", "-")
         kind_of = type(f.default) if f.default is not None else str
-        text = _HELP.get(f.name)
+        text = helps.get(f.name)
         p.add_argument(flag, dest=f.name, type=kind_of, default=f.default,
                        help=f"{text + ' ' if text else ''}(default: %(default)s)")
     p.add_argument("--bf16", action="store_true", default=None,
@@ -312,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorabar", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lorabar {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="LoRA vs nBAR vs oBAR vs SAM on a tiny synthetic problem")
+    demo = sub.add_parser("demo", help="LoRA vs SAM vs oBAR vs nBAR: MiniLM on few-shot SST-2 "
+                          "when the data folder is found, else (or --synthetic) a tiny synthetic "
+                          "problem")
     demo.add_argument("--steps", type=int, default=300)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--lr", type=float, default=1e-2)
@@ -356,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--quiet", action="store_true")
     lm.set_defaults(func=_finetune_lm)
 
-    from .apps.bench import ARCHS, AVAILABLE, METHODS, PRECISIONS
+    from .apps.archs import ARCHS, AVAILABLE, METHODS, PRECISIONS
 
     bench = sub.add_parser("bench", help="step time of LoRA / nBAR / oBAR / SAM in fp32 / bf16 / "
                            "fp16 on a random-init architecture (paper Tables 2, 7, 9)")

@@ -33,13 +33,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import _names
 from ._shard import all_reduce_sum_, all_true, is_dtensor, local_tensor, resolve_group, shard_group
 from .sam import SAM
 
 __all__ = ["PERTURBATIONS", "all_reduce_sum_", "ddp_sam_step", "is_dtensor", "local_tensor",
            "resolve_group", "shard_group"]
 
-PERTURBATIONS = ("sync", "per_rank")
+PERTURBATIONS = _names.PERTURBATIONS
 
 
 def ddp_sam_step(

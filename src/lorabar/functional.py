@@ -31,12 +31,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from . import _names
+
 __all__ = ["FactorBuffer", "bar_", "bar_factors", "bar_signs", "compute_dtype", "scale_",
            "keep_nonfinite_", "sbar_", "sbar_coefficients", "squared_norms"]
 
-MODES = ("nbar", "obar", "sbar")
+MODES = _names.BAR_MODES
 SIGN_MODES = ("nbar", "obar")  # the modes with a fixed-size, sign-chosen rescaling
-SBAR_NORMS = ("pair", "global")
+SBAR_NORMS = _names.SBAR_NORMS
 SBAR_CLAMP = 0.5
 
 

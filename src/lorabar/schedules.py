@@ -17,11 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from . import _names
+
 Schedule = Callable[[int], float]
 
 __all__ = ["Schedule", "constant", "cosine", "linear", "resolve"]
 
-NAMES = ("constant", "linear", "cosine")
+NAMES = _names.SCHEDULES
 
 
 def _check_total_steps(total_steps: object) -> int:

@@ -19,7 +19,7 @@ Left out, because they provably do not change the result or are replaced by what
   changes the float reduction order: a 10-step MiniLM SST-2 run ends at mean |B| 1.3272844 with
   1 thread and 1.3272787 with 2, on a 2-core AMD EPYC in bf16);
 * the method hyperparameters the method does not read (the registry says which:
-  :attr:`lorabar.experiments.methods.Method.hparams`) and, for methods that do not train,
+  :attr:`lorabar.experiments.registry.Method.hparams`) and, for methods that do not train,
   the training fields.
 
 ``eval_batch_size`` is part of it: the batch's padding changes the features the probe head is
@@ -33,15 +33,12 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from ..distributed import PERTURBATIONS
 from .data import TASKS
-from .methods import METHODS, check_bar_rate
-from .runtime import DEVICES, PRECISIONS
+from .registry import (BAR_MODES, DEVICES, HEADS, METHODS, PERTURBATIONS, POOLINGS, PRECISIONS,
+                       SCHEDULES, SETTINGS, TARGETS, check_bar_rate, choice_error, methods_for)
 
 __all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "LMRunConfig", "RunConfig", "config_from"]
 
-SCHEDULES = ("constant", "linear", "cosine")
-BAR_MODES = ("none", "obar", "nbar", "sbar")
 # not part of the identity (see the module docstring)
 _NOT_KEY = ("data_dir", "threads", "log_every", "device", "precision")  # noqa: see above
 # what only training reads: not part of a non-training method's identity
@@ -89,11 +86,10 @@ class RunConfig:
         if type(self) is RunConfig:
             raise TypeError("RunConfig holds the shared fields: use EncoderConfig or LMConfig")
         if self.task not in self.TASKS:
-            raise ValueError(f"Invalid task: {self.task!r} (expected one of {sorted(self.TASKS)})")
-        method = METHODS.get(self.method)
-        if method is None or (method.kinds is not None and self.kind not in method.kinds):
-            valid = [m.name for m in METHODS.values() if m.kinds is None or self.kind in m.kinds]
-            raise ValueError(f"Invalid method: {self.method!r} (expected one of {valid})")
+            raise choice_error("task", self.task, sorted(self.TASKS))
+        if self.method not in methods_for(self.kind):
+            raise choice_error("method", self.method, methods_for(self.kind))
+        method = METHODS[self.method]
         for name in ("seed", "threads"):
             self._check_int(name, 0)
         for name in ("steps", "batch_size", "max_length", "log_every", "eval_batch_size",
@@ -111,16 +107,15 @@ class RunConfig:
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"Invalid warmup_ratio: {self.warmup_ratio!r} (expected in [0, 1))")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"Invalid schedule: {self.schedule!r} (expected one of {SCHEDULES})")
+            raise choice_error("schedule", self.schedule, SCHEDULES)
         if self.sam_perturbation not in PERTURBATIONS:
-            raise ValueError(f"Invalid sam_perturbation: {self.sam_perturbation!r} "
-                             "(expected 'sync' or 'per_rank')")
+            raise choice_error("sam_perturbation", self.sam_perturbation, PERTURBATIONS)
         if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"Invalid device: {self.device!r} (expected {DEVICES})")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"Invalid precision: {self.precision!r} (expected one of {PRECISIONS})")
+            raise choice_error("precision", self.precision, PRECISIONS)
         if self.bar not in BAR_MODES:
-            raise ValueError(f"Invalid bar: {self.bar!r} (expected one of {BAR_MODES})")
+            raise choice_error("bar", self.bar, BAR_MODES)
         if self.bar != "none" and self.method != "loraplus":
             raise ValueError(f"Invalid bar: {self.bar!r} (--bar combines BAR with --method "
                              "loraplus; for plain LoRA use --method obar, nbar or sbar)")
@@ -180,8 +175,8 @@ class EncoderConfig(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.head not in ("probe", "linear"):
-            raise ValueError(f"Invalid head: {self.head!r} (--head expects 'probe' or 'linear')")
+        if self.head not in HEADS:
+            raise choice_error("head", self.head, HEADS, "--head")
         if self.method == "zeroshot" and self.head != "probe":
             raise ValueError("Invalid method: 'zeroshot' on an encoder evaluates the probe head "
                              "alone; it needs --head probe")
@@ -192,12 +187,12 @@ class EncoderConfig(RunConfig):
         if self.label_noise and self.task in TASKS and TASKS[self.task].is_regression:
             raise ValueError(f"Invalid label_noise: task {self.task!r} is a regression task "
                              "(label noise flips class labels)")
-        if self.pooling not in ("mean", "cls"):
-            raise ValueError(f"Invalid pooling: {self.pooling!r} (expected 'mean' or 'cls')")
-        if self.targets not in ("qv", "all"):
-            raise ValueError(f"Invalid targets: {self.targets!r} (expected 'qv' or 'all')")
-        if self.setting not in ("fewshot", "full"):
-            raise ValueError(f"Invalid setting: {self.setting!r} (expected 'fewshot' or 'full')")
+        if self.pooling not in POOLINGS:
+            raise choice_error("pooling", self.pooling, POOLINGS)
+        if self.targets not in TARGETS:
+            raise choice_error("targets", self.targets, TARGETS)
+        if self.setting not in SETTINGS:
+            raise choice_error("setting", self.setting, SETTINGS)
         self._check_int("max_eval", 0)
 
 
@@ -245,7 +240,7 @@ def config_from(settings: dict[str, Any], kind: str = "encoder") -> RunConfig:
     """A config of ``kind`` from a dict (a grid row, CLI flags); ``bf16 = true`` (the flag
     before ``precision`` existed) means ``precision = "bf16"``."""
     if kind not in CONFIGS:
-        raise ValueError(f"Invalid kind: {kind!r} (expected one of {sorted(CONFIGS)})")
+        raise choice_error("kind", kind, sorted(CONFIGS))
     settings = dict(settings)
     if "bf16" in settings:
         bf16 = settings.pop("bf16")

@@ -32,13 +32,14 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from .. import balancedness, find_lora_pairs
 from .config import RunConfig
 from .data import recording
+from .._io import progress_bar
 from .identity import run_identity
 from .methods import METHODS, StepContext, make_stepper
 from .tasks import make_task
@@ -86,6 +87,16 @@ class _BalancednessLog:
         return observe
 
 
+@dataclass
+class _Training:
+    """What the training loop leaves for the record."""
+
+    losses: list[float] = field(default_factory=list)
+    step_times: list[float] = field(default_factory=list)
+    info: dict = field(default_factory=dict)   # what the method adds to the record
+    seconds: float = 0.0
+
+
 def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None) -> dict | None:
     """Train and evaluate one configuration; return its result record.
 
@@ -97,9 +108,38 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None) ->
     per rank; gloo on the CPU), each rank trains on its share of every global batch, and only
     rank 0 evaluates and returns the record (the other ranks return ``None``).
     """
-    from .launch import barrier, init_from_env, local_rank, shard
+    from .launch import barrier
 
     method = METHODS[cfg.method]
+    runtime, dist = _start(cfg, progress)
+    t_start = time.perf_counter()
+    task, identity = _load_task(cfg, runtime, expect)
+    torch.manual_seed(cfg.seed)
+    model = task.build_model(method).to(runtime.device)
+    task.prepare(model, runtime)  # e.g. fit a probe head on the frozen features
+    model.train()
+    pairs = find_lora_pairs(model) if method.adapters else []
+    log = _BalancednessLog(pairs, cfg.log_every, cfg.steps)
+    training = _train(cfg, task, model, pairs, runtime, dist, log, progress) if method.trains \
+        else _Training()
+    if not dist.is_main:
+        barrier(dist)
+        return None
+    t_eval = time.perf_counter()
+    model.eval()
+    metrics = {s: task.evaluate(model, s, runtime) for s in ("dev", "test")}
+    model.train()
+    timing = {"eval_s": time.perf_counter() - t_eval}
+    record = _record(cfg, identity, task, model, pairs, metrics, training, log, runtime, dist,
+                     {**timing, "total_s": time.perf_counter() - t_start})
+    barrier(dist)  # the other ranks wait for rank 0's evaluation before leaving
+    return record
+
+
+def _start(cfg: RunConfig, progress: bool):
+    """Resolve device and precision, join the process group (under torchrun), set threads."""
+    from .launch import init_from_env, local_rank
+
     if not progress:  # quiet: no "Loading weights" bars from transformers either
         from transformers.utils import logging as hf_logging
 
@@ -110,7 +150,11 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None) ->
     dist = init_from_env(runtime.device.type)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    t_start = time.perf_counter()
+    return runtime, dist
+
+
+def _load_task(cfg: RunConfig, runtime: Runtime, expect: dict | None):
+    """The task adapter (its data loaded, the files read recorded) and the run's identity."""
     with recording() as data_files:
         task = make_task(cfg)
     identity = run_identity(cfg, device=runtime.device.type, precision=runtime.precision,
@@ -119,75 +163,75 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None) ->
         changed = sorted(k for k in identity if identity[k] != expect.get(k))
         raise ValueError(f"the run's {', '.join(changed)} changed between the grid's check and "
                          "its start (a data or model file was modified?); rerun the grid")
-    torch.manual_seed(cfg.seed)
-    model = task.build_model(method).to(runtime.device)
-    task.prepare(model, runtime)  # e.g. fit a probe head on the frozen features
-    model.train()
-    pairs = find_lora_pairs(model) if method.adapters else []
-    params = [p for p in model.parameters() if p.requires_grad]
+    return task, identity
+
+
+def _batches(cfg: RunConfig, task, runtime: Runtime, dist):
+    """Training batches in a fixed order per seed (a reshuffle per pass), this rank's share."""
+    from .launch import shard
 
     gen = torch.Generator().manual_seed(cfg.seed)
     order: list[int] = []
-
-    def next_batch() -> dict:
-        nonlocal order
+    while True:
         if len(order) < cfg.batch_size:
             order = order + torch.randperm(task.n_train, generator=gen).tolist()
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        return runtime.to_device(task.batch(shard(idx, dist)))
+        yield runtime.to_device(task.batch(shard(idx, dist)))
 
-    log = _BalancednessLog(pairs, cfg.log_every, cfg.steps)
-    losses: list[float] = []
-    step_times: list[float] = []
-    method_info: dict = {}
+
+def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _BalancednessLog,
+           progress: bool) -> _Training:
+    """``cfg.steps`` steps of the method's stepper, the lr decayed by :func:`lr_lambda`."""
     t_train = time.perf_counter()
-    if method.trains:
-        trained = model
-        if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
+    trained = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
 
-            ids = [runtime.device.index] if runtime.device.type == "cuda" else None
-            trained = DistributedDataParallel(model, device_ids=ids)
-        ctx = StepContext(model=trained, params=params, pairs=pairs,
-                          loss_fn=lambda batch: task.loss(trained, batch), runtime=runtime,
-                          lr=cfg.lr, weight_decay=cfg.weight_decay, total_steps=cfg.steps,
-                          rho=cfg.rho, mu0=cfg.mu0, schedule=cfg.schedule,
-                          sam_perturbation=cfg.sam_perturbation,
-                          loraplus_ratio=cfg.loraplus_ratio, bar=cfg.bar, seed=cfg.seed)
-        stepper = make_stepper(cfg.method, ctx)
-        method_info = stepper.info
-        sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer,
-                                                  lr_lambda(cfg.steps, cfg.warmup_ratio))
-        bar = _progress(cfg, progress and dist.is_main)
-        for step in range(cfg.steps):
-            batch = next_batch()
-            runtime.synchronize()
-            t0 = time.perf_counter()
-            loss = stepper.step(batch, log.observer(step))
-            sched.step()
-            runtime.synchronize()
-            step_times.append(time.perf_counter() - t0)
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
-                raise FloatingPointError(f"loss became {losses[-1]} at step {step}")
-            bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{statistics.fmean(losses[-10:]):.3f}")
-        bar.close()
-    train_s = time.perf_counter() - t_train
-    if not dist.is_main:
-        barrier(dist)
-        return None
-    t_eval = time.perf_counter()
-    model.eval()
-    metrics = {s: task.evaluate(model, s, runtime) for s in ("dev", "test")}
-    model.train()
-    eval_s = time.perf_counter() - t_eval
+        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        trained = DistributedDataParallel(model, device_ids=ids)
+    ctx = StepContext(model=trained, params=[p for p in model.parameters() if p.requires_grad],
+                      pairs=pairs, loss_fn=lambda batch: task.loss(trained, batch),
+                      runtime=runtime, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                      total_steps=cfg.steps, rho=cfg.rho, mu0=cfg.mu0, schedule=cfg.schedule,
+                      sam_perturbation=cfg.sam_perturbation, loraplus_ratio=cfg.loraplus_ratio,
+                      bar=cfg.bar, seed=cfg.seed)
+    stepper = make_stepper(cfg.method, ctx)
+    sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer,
+                                              lr_lambda(cfg.steps, cfg.warmup_ratio))
+    out = _Training(info=stepper.info)
+    batches = _batches(cfg, task, runtime, dist)
+    bar = progress_bar(cfg.steps, f"{cfg.task}/{cfg.method}/s{cfg.seed}",
+                       enabled=progress and dist.is_main)
+    for step in range(cfg.steps):
+        batch = next(batches)
+        runtime.synchronize()
+        t0 = time.perf_counter()
+        loss = stepper.step(batch, log.observer(step))
+        sched.step()
+        runtime.synchronize()
+        out.step_times.append(time.perf_counter() - t0)
+        out.losses.append(loss.item())
+        if not math.isfinite(out.losses[-1]):
+            raise FloatingPointError(f"loss became {out.losses[-1]} at step {step}")
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{statistics.fmean(out.losses[-10:]):.3f}")
+    bar.close()
+    out.seconds = time.perf_counter() - t_train
+    return out
+
+
+def _record(cfg: RunConfig, identity: dict, task, model, pairs, metrics: dict,
+            training: _Training, log: _BalancednessLog, runtime: Runtime, dist,
+            timing: dict) -> dict:
+    """The run's record (:data:`RECORD_KEYS`)."""
 
     def mean(xs: list[float]) -> float | None:
         return statistics.fmean(xs) if xs else None
 
-    record = {
+    losses, step_times = training.losses, training.step_times
+    params = [p for p in model.parameters() if p.requires_grad]
+    return {
         "config": asdict(cfg),
         "key": cfg.key(),
         "identity": identity,
@@ -203,16 +247,14 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None) ->
                   **task.train_info()},
         "final_mean_abs_B": balancedness(pairs).as_dict()["mean_abs_B"] if pairs else None,
         "timing": {"step_time_median_s": statistics.median(step_times) if step_times else None,
-                   "step_time_mean_s": mean(step_times), "train_s": train_s, "eval_s": eval_s,
-                   "total_s": time.perf_counter() - t_start},
+                   "step_time_mean_s": mean(step_times), "train_s": training.seconds,
+                   "eval_s": timing["eval_s"], "total_s": timing["total_s"]},
         "balancedness": log.data,
         "runtime": runtime.describe(),
         "distributed": {"world_size": dist.world, "backend": dist.backend},
         "environment": environment(),
-        **method_info,
+        **training.info,
     }
-    barrier(dist)  # the other ranks wait for rank 0's evaluation before leaving
-    return record
 
 
 def run_to_file(cfg: RunConfig, path: str, *, progress: bool = False,
@@ -229,10 +271,3 @@ def run_to_file(cfg: RunConfig, path: str, *, progress: bool = False,
     if record is not None:
         write_json_atomic(path, record)
     return path
-
-
-def _progress(cfg: RunConfig, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=cfg.steps, desc=f"{cfg.task}/{cfg.method}/s{cfg.seed}", disable=not enabled,
-                leave=False)

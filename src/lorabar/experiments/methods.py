@@ -2,7 +2,8 @@
 
 Every training path of lorabar (``lorabar finetune``, ``finetune-lm``, ``grid``, ``demo``,
 ``bench``, ``benchmarks/bench_core.py``) steps through a :class:`Stepper` built here, so a new
-method is one :class:`Method` in :data:`METHODS`.  One step of each (``loss_fn`` runs under the
+method is one :class:`~lorabar.experiments.registry.Method` in
+:data:`~lorabar.experiments.registry.METHODS` plus its builder in :data:`BUILDERS`.  One step of each (``loss_fn`` runs under the
 runtime's autocast; fp16 goes through a ``GradScaler``)::
 
     lora, full:  loss.backward(); optimizer.step()                      (AdamW)
@@ -31,16 +32,11 @@ from torch import Tensor
 
 from .. import BAR, SAM, sam_step
 from ..flat import FlatLoRA
+from .registry import METHODS, Method, check_bar_rate
 from .runtime import Runtime
 
-__all__ = ["METHODS", "Method", "StepContext", "Stepper", "check_bar_rate", "make_stepper"]
-
-
-def check_bar_rate(mu0: float, lr: float) -> None:
-    """The harness's one statement of BAR's rule: the per-step factor ``mu0 * lr`` must be < 1
-    (at the schedule's peak; :class:`lorabar.BAR` checks every step itself)."""
-    if mu0 * lr >= 1:
-        raise ValueError(f"Invalid mu0: {mu0} (mu0 * lr = {mu0 * lr:g} must be < 1)")
+__all__ = ["BUILDERS", "METHODS", "Method", "StepContext", "Stepper", "check_bar_rate",
+           "make_stepper"]
 
 
 @dataclass
@@ -197,49 +193,16 @@ def _sam(ctx: StepContext) -> Stepper:
     return stepper
 
 
-@dataclass(frozen=True)
-class Method:
-    """A registry entry.
-
-    Args:
-        name: the method's id (``--method``).
-        label: its name in tables.
-        build: ``StepContext -> Stepper``; ``None`` for a method that does not train.
-        hparams: the config fields it reads besides the common ones (part of a run's identity).
-        adapters: whether the model gets LoRA adapters (``False``: full finetuning).
-        kinds: the task kinds it applies to (``None``: every kind).
-    """
-
-    name: str
-    label: str
-    build: Callable[[StepContext], Stepper] | None
-    hparams: tuple[str, ...] = ()
-    adapters: bool = True
-    kinds: tuple[str, ...] | None = None
-
-    @property
-    def trains(self) -> bool:
-        return self.build is not None
-
-
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("zeroshot", "zero-shot", None),  # encoders: the probe head alone
-    Method("lora", "LoRA", _adamw),
-    Method("sam", "LoRA-SAM", _sam, hparams=("rho", "sam_perturbation")),
-    Method("obar", "LoRA-oBAR", _bar("obar"), hparams=("mu0", "schedule")),
-    Method("nbar", "LoRA-nBAR", _bar("nbar"), hparams=("mu0", "schedule")),
-    Method("sbar", "LoRA-sBAR", _sbar, hparams=("rho",)),
-    Method("loraplus", "LoRA+", _loraplus, hparams=("loraplus_ratio",)),
-    Method("flatlora", "Flat-LoRA", _flatlora, hparams=("rho",)),
-    Method("full", "Full FT", _adamw, adapters=False, kinds=("encoder",)),
-)}
+BUILDERS: dict[str, Callable[[StepContext], Stepper]] = {
+    "lora": _adamw, "sam": _sam, "obar": _bar("obar"), "nbar": _bar("nbar"), "sbar": _sbar,
+    "loraplus": _loraplus, "flatlora": _flatlora, "full": _adamw,
+}
 
 
 def make_stepper(method: str, ctx: StepContext) -> Stepper:
     """The :class:`Stepper` of ``method`` (a key of :data:`METHODS`)."""
     if method not in METHODS:
         raise ValueError(f"Invalid method: {method!r} (expected one of {tuple(METHODS)})")
-    entry = METHODS[method]
-    if entry.build is None:
+    if not METHODS[method].trains:
         raise ValueError(f"Invalid method: {method!r} does not train")
-    return entry.build(ctx)
+    return BUILDERS[method](ctx)

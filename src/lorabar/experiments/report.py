@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .._io import replace_dir
 from .identity import RUN_NAME, run_id
-from .methods import METHODS
+from .registry import METHODS
 
 METHOD_ORDER = tuple(METHODS)  # the registry's order
 LABELS = {name: m.label for name, m in METHODS.items()}
@@ -505,9 +505,9 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
     written = []
     for task in sorted({t for t, _ in chosen}, key=_task_key):
         curves = {}
-        fig_order = ("lora", "sam", "nbar", "obar")
-        for m in sorted((u for u in _units(chosen) if _method(u) in fig_order),
-                        key=lambda u: (fig_order.index(_method(u)), u)):
+        drawn = [u for u in _units(chosen) if METHODS.get(_method(u)) is not None
+                 and METHODS[_method(u)].curve is not None]
+        for m in sorted(drawn, key=lambda u: (METHODS[_method(u)].curve, u)):
             runs = chosen.get((task, m))
             if runs and runs[0]["balancedness"]["steps"]:
                 curves[m] = min(runs, key=lambda r: r["config"]["seed"])["balancedness"]

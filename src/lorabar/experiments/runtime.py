@@ -29,11 +29,11 @@ from typing import Any
 
 import torch
 
+from .registry import DEVICES, PRECISIONS
+
 __all__ = ["DEVICES", "PRECISIONS", "Runtime", "cpu_has_native_bf16", "cpu_name",
            "resolve_device", "resolve_precision"]
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DEVICES = "auto | cpu | cuda | cuda:N"
 NATIVE_BF16_ENV = "LORABAR_NATIVE_BF16"
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _warned: set[str] = set()

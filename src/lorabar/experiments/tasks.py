@@ -1,16 +1,54 @@
-"""The task adapter of a run config (the engine's ``make_task``)."""
+"""The task-adapter contract and the adapter of a run config (the engine's ``make_task``)."""
 
 from __future__ import annotations
 
-__all__ = ["make_task"]
+import importlib
+from typing import Any, Protocol, runtime_checkable
+
+from .registry import TASK_ADAPTERS
+
+__all__ = ["TaskAdapter", "make_task"]
 
 
-def make_task(cfg):
-    """The task adapter for ``cfg`` (loads its data; no model yet)."""
-    if cfg.kind == "encoder":
-        from .encoder import EncoderTask
+@runtime_checkable
+class TaskAdapter(Protocol):
+    """What the engine needs of a task (:class:`lorabar.experiments.encoder.EncoderTask`,
+    :class:`lorabar.experiments.lm.PromptTask`, :class:`lorabar.experiments.lm.WebNLGTask`).
 
-        return EncoderTask(cfg)
-    from .lm import PromptTask, WebNLGTask
+    Constructed from a run config; loads its data there (no model yet), so that a bad data file
+    fails before any model loads.
+    """
 
-    return WebNLGTask(cfg) if cfg.task == "webnlg" else PromptTask(cfg)
+    primary_metric: str          # the metric dev selection maximizes
+    sizes: dict[str, int]        # examples per split ("train", "dev", "test")
+    n_train: int                 # training examples the engine draws batches from
+
+    def build_model(self, method: Any) -> Any:
+        """The model for ``method`` (a registry entry): LoRA adapters unless ``method.adapters``
+        is false; tokenizes the training split once the tokenizer exists."""
+
+    def prepare(self, model: Any, runtime: Any) -> None:
+        """Run once on the device before training (the encoder fits its probe head here)."""
+
+    def batch(self, indices: list[int]) -> dict:
+        """The training batch of these example indices (CPU tensors)."""
+
+    def loss(self, model: Any, batch: dict) -> Any:
+        """The mean training loss of ``batch`` (a 0-dim tensor)."""
+
+    def evaluate(self, model: Any, split: str, runtime: Any) -> dict:
+        """``{metric: value}`` on ``split`` ("dev" or "test")."""
+
+    def majority(self) -> dict | None:
+        """The majority-class reference per split (``None`` where it means nothing)."""
+
+    def train_info(self) -> dict:
+        """What the adapter adds to the record's ``train``."""
+
+
+def make_task(cfg) -> TaskAdapter:
+    """The task adapter for ``cfg`` (:data:`~lorabar.experiments.registry.TASK_ADAPTERS`, the
+    ``"<kind>/<task>"`` entry before the ``"<kind>"`` one); loads its data."""
+    target = TASK_ADAPTERS.get(f"{cfg.kind}/{cfg.task}") or TASK_ADAPTERS[cfg.kind]
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)(cfg)

@@ -1,0 +1,10 @@
+"""Names the core accepts, importable without torch (the command line lists them in ``--help``)."""
+
+from __future__ import annotations
+
+__all__ = ["BAR_MODES", "PERTURBATIONS", "SBAR_NORMS", "SCHEDULES"]
+
+BAR_MODES = ("nbar", "obar", "sbar")        # lorabar.BAR(mode=...)
+SBAR_NORMS = ("pair", "global")             # lorabar.BAR(mode="sbar", norm=...)
+SCHEDULES = ("constant", "linear", "cosine")  # lorabar.schedules
+PERTURBATIONS = ("sync", "per_rank")        # lorabar.distributed.ddp_sam_step(perturbation=...)

@@ -1,0 +1,100 @@
+"""What a user chooses by name -- methods, task kinds, devices, precisions, heads, ... -- in one
+place that imports no torch, so that ``lorabar --help``, the configs, the report and the docs all
+read the same lists (and ``--help`` starts in a fraction of torch's import time).
+
+A method is one :class:`Method` entry here plus its stepper builder in
+:mod:`lorabar.experiments.methods` (``BUILDERS[name]``; a test checks that the two agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import _names
+
+__all__ = ["BAR_MODES", "DEVICES", "HEADS", "METHODS", "Method", "PERTURBATIONS", "POOLINGS",
+           "PRECISIONS", "SCHEDULES", "SETTINGS", "TARGETS", "TASK_ADAPTERS", "check_bar_rate",
+           "choice_error", "methods_for"]
+
+SCHEDULES = _names.SCHEDULES
+PERTURBATIONS = _names.PERTURBATIONS
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = "auto | cpu | cuda | cuda:N"
+HEADS = ("probe", "linear")
+POOLINGS = ("mean", "cls")
+TARGETS = ("qv", "all")
+SETTINGS = ("fewshot", "full")
+BAR_MODES = ("none", "obar", "nbar", "sbar")  # LoRA+ with BAR on top (--bar)
+
+# (kind, task) or kind -> "module:class" of its task adapter (lorabar.experiments.tasks)
+TASK_ADAPTERS = {
+    "encoder": "lorabar.experiments.encoder:EncoderTask",
+    "lm": "lorabar.experiments.lm:PromptTask",
+    "lm/webnlg": "lorabar.experiments.lm:WebNLGTask",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registry entry.
+
+    Args:
+        name: the method's id (``--method``).
+        label: its name in tables.
+        description: one line for ``--help`` and the docs.
+        trains: whether it trains (its stepper is ``lorabar.experiments.methods.BUILDERS[name]``).
+        hparams: the config fields it reads besides the common ones (part of a run's identity).
+        adapters: whether the model gets LoRA adapters (``False``: full finetuning).
+        kinds: the task kinds it applies to (``None``: every kind).
+        curve: its place among the |B| curves of the report's Fig. 3 analog (``None``: not
+            drawn; the paper's figure shows LoRA, SAM and the two BARs).
+    """
+
+    name: str
+    label: str
+    description: str
+    trains: bool = True
+    hparams: tuple[str, ...] = ()
+    adapters: bool = True
+    kinds: tuple[str, ...] | None = None
+    curve: int | None = None
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("zeroshot", "zero-shot", "no training: the pretrained model (encoders: the probe "
+           "head alone) evaluated", trains=False),
+    Method("lora", "LoRA", "LoRA adapters trained with AdamW", curve=0),
+    Method("sam", "LoRA-SAM", "SAM over AdamW, perturbing the LoRA factors only (--rho)",
+           hparams=("rho", "sam_perturbation"), curve=1),
+    Method("obar", "LoRA-oBAR", "LoRA + overparametrized BAR (the paper's oBAR; --mu0, "
+           "--schedule)", hparams=("mu0", "schedule"), curve=3),
+    Method("nbar", "LoRA-nBAR", "LoRA + non-overparametrized BAR (the paper's nBAR; --mu0, "
+           "--schedule)", hparams=("mu0", "schedule"), curve=2),
+    Method("sbar", "LoRA-sBAR", "LoRA + BAR at SAM's own first-order rate (lorabar's; --rho)",
+           hparams=("rho",)),
+    Method("loraplus", "LoRA+", "LoRA+ (B's lr = ratio x A's; --loraplus-ratio, --bar)",
+           hparams=("loraplus_ratio",)),
+    Method("flatlora", "Flat-LoRA", "Flat-LoRA's random weight perturbation (--rho)",
+           hparams=("rho",)),
+    Method("full", "Full FT", "full finetuning, no adapters (encoders)", adapters=False,
+           kinds=("encoder",)),
+)}
+
+
+def methods_for(kind: str) -> list[str]:
+    """The methods that apply to task kind ``kind``, in the registry's order."""
+    return [m.name for m in METHODS.values() if m.kinds is None or kind in m.kinds]
+
+
+def choice_error(what: str, value: object, choices, flag: str | None = None) -> ValueError:
+    """``Invalid <what>: <value> (expected one of [...])`` (``(--flag expects one of [...])``
+    with ``flag``): the one message for an unknown name, listing what exists."""
+    expects = f"{flag} expects" if flag else "expected"
+    return ValueError(f"Invalid {what}: {value!r} ({expects} one of {list(choices)})")
+
+
+def check_bar_rate(mu0: float, lr: float) -> None:
+    """The harness's one statement of BAR's rule: the per-step factor ``mu0 * lr`` must be < 1
+    (at the schedule's peak; :class:`lorabar.BAR` checks every step itself)."""
+    if mu0 * lr >= 1:
+        raise ValueError(f"Invalid mu0: {mu0} (mu0 * lr = {mu0 * lr:g} must be < 1)")
