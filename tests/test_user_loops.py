@@ -265,7 +265,8 @@ def test_finetune_loraplus_with_bar(tmp_path, capsys):
 
     out = tmp_path / "r.json"
     assert main(["finetune", "--model", "tiny", "--method", "loraplus", "--bar", "obar",
-                 "--mu0", "1", "--steps", "3", "--max-eval", "8", "--data-dir", str(DATA),
+                 "--mu0", "1", "--schedule", "cosine", "--steps", "3", "--max-eval", "8",
+                 "--data-dir", str(DATA),
                  "--out", str(out), "--quiet"]) == 0
     record = json.loads(out.read_text())
     assert record["loraplus"]["bar"] == {"mode": "obar", "mu0": 1.0, "schedule": "cosine"}

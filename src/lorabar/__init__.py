@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "BAR": "bar", "BARConfig": "bar", "Balancedness": "metrics", "balancedness": "metrics",
     "FactorPair": "pairs", "find_lora_pairs": "pairs", "balance_penalty": "penalty",
-    "SAM": "sam", "sam_step": "sam",
+    "SAM": "sam", "sam_step": "sam", "SBAR": "sbar", "SBARConfig": "sbar",
 }
 _SUBMODULES = ("functional", "schedules")
 
@@ -28,6 +28,8 @@ __all__ = [
     "Balancedness",
     "FactorPair",
     "SAM",
+    "SBAR",
+    "SBARConfig",
     "__version__",
     "balance_penalty",
     "balancedness",
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .pairs import FactorPair, find_lora_pairs
     from .penalty import balance_penalty
     from .sam import SAM, sam_step
+    from .sbar import SBAR, SBARConfig
 
 
 def __getattr__(name: str) -> Any:

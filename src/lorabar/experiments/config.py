@@ -33,6 +33,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
+from .._names import DEFAULT_MU0, DEFAULT_SCHEDULE
 from .data import TASKS
 from .registry import (BAR_MODES, DEVICES, HEADS, METHODS, PERTURBATIONS, POOLINGS, PRECISIONS,
                        SCHEDULES, SETTINGS, TARGETS, check_bar_rate, choice_error, methods_for)
@@ -67,8 +68,8 @@ class RunConfig:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
     rho: float = 0.05
-    mu0: float = 1.0
-    schedule: str = "cosine"
+    mu0: float = DEFAULT_MU0         # one set of BAR defaults (lorabar._names)
+    schedule: str = DEFAULT_SCHEDULE
     sam_perturbation: str = "sync"   # under torchrun: "sync" or "per_rank" (lorabar.distributed)
     loraplus_ratio: float = 16.0     # LoRA+: lr of B / lr of A
     bar: str = "none"                # LoRA+ with BAR on top: "obar" | "nbar" | "sbar"

@@ -8,7 +8,7 @@ runtime's autocast; fp16 goes through a ``GradScaler``)::
 
     lora, full:  loss.backward(); optimizer.step()                      (AdamW)
     nbar, obar:  the same, with lorabar.BAR attached as a step pre-hook   (AdamW + BAR)
-    sbar:        the same with BAR(mode="sbar", rho): SAM's drift of B, one pass
+    sbar:        the same with lorabar.SBAR(rho): SAM's drift of B, one pass
     sam:         lorabar.sam_step (one process) or
                  lorabar.distributed.ddp_sam_step (under DDP)           (SAM over AdamW)
                  perturbing the LoRA factors only (a head: a rho = 0 group)
@@ -30,7 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import BAR, SAM, sam_step
+from .. import BAR, SAM, SBAR, sam_step
+from .._names import DEFAULT_MU0, DEFAULT_SCHEDULE
 from ..flat import FlatLoRA
 from .registry import METHODS, Method, check_bar_rate
 from .runtime import Runtime
@@ -52,8 +53,8 @@ class StepContext:
     weight_decay: float = 0.0
     total_steps: int = 1
     rho: float = 0.05
-    mu0: float = 1.0
-    schedule: str = "cosine"
+    mu0: float = DEFAULT_MU0
+    schedule: str = DEFAULT_SCHEDULE
     sam_perturbation: str = "sync"    # under DDP: "sync" | "per_rank"
     loraplus_ratio: float = 16.0
     bar: str = "none"                 # LoRA+ with BAR on top ("obar" | "nbar" | "sbar")
@@ -133,7 +134,7 @@ def _bar(mode: str) -> Callable[[StepContext], Stepper]:
 
 def _sbar(ctx: StepContext) -> Stepper:
     stepper = _adamw(ctx)
-    BAR(ctx.pairs, mode="sbar", rho=ctx.rho).attach(stepper.optimizer)
+    SBAR(ctx.pairs, rho=ctx.rho).attach(stepper.optimizer)
     return stepper
 
 
@@ -156,7 +157,7 @@ def _loraplus(ctx: StepContext) -> Stepper:
                                                     if g["lr"] != ctx.lr for p in g["params"])}}
     if ctx.bar != "none":  # each pair's rate: sqrt(lr_A lr_B) (BAR.pair_lr)
         if ctx.bar == "sbar":
-            BAR(ctx.pairs, mode="sbar", rho=ctx.rho).attach(opt)
+            SBAR(ctx.pairs, rho=ctx.rho).attach(opt)
             stepper.info["loraplus"]["bar"] = {"mode": "sbar", "rho": ctx.rho}
         else:
             BAR(ctx.pairs, mode=ctx.bar, mu0=ctx.mu0, schedule=ctx.schedule,

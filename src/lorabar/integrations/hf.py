@@ -27,6 +27,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import CallbackHandler, ExportableState
 
+from .._names import DEFAULT_MU0, DEFAULT_SCHEDULE
 from ..bar import BAR
 from ..metrics import balancedness
 from ..pairs import FactorPair, find_lora_pairs
@@ -116,7 +117,8 @@ class BARCallback(TrainerCallback, ExportableState):
     pass them again by leaving that flag off, its default.)
     """
 
-    def __init__(self, mode: str = "nbar", mu0: float = 0.5, schedule: str = "cosine",
+    def __init__(self, mode: str = "nbar", mu0: float = DEFAULT_MU0,
+                 schedule: str = DEFAULT_SCHEDULE,
                  pairs: list[FactorPair] | None = None, log_every: int = 50, *,
                  rho: float | None = None, norm: str = "pair",
                  resume_state: dict | None = None) -> None:
