@@ -137,11 +137,10 @@ def test_run_config_validation():
         from lorabar.experiments.config import RunConfig as Shared
 
         Shared()
-    # bf16 = true (grid TOMLs and --bf16 from before --precision) means precision "bf16"
-    assert config_from({"bf16": True}).precision == "bf16"
-    assert config_from({"bf16": False}).precision == "auto"
-    with pytest.raises(ValueError, match=r"bf16 = true and precision = 'fp32' contradict"):
-        config_from({"bf16": True, "precision": "fp32"})
+    # the 0.1 spelling bf16 = true was removed in 0.2 (README "Changes"); it says what replaced it
+    with pytest.raises(ValueError, match=r"'bf16' was removed in lorabar 0.2; write "
+                                         r"precision = \"bf16\""):
+        config_from({"bf16": True})
 
 
 def test_run_keys_follow_the_method_registry():

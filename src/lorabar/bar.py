@@ -27,7 +27,6 @@ Scale-Invariant Problems", NeurIPS 2024.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import torch
 from torch import Tensor
 
 from . import _names
+from . import _validate as _v
 from . import schedules as _schedules
 from .functional import MODES, SIGN_MODES, bar_factors, bar_signs, keep_nonfinite_
 from .pairs import FactorPair
@@ -75,12 +75,9 @@ class BARConfig:
         if self.rho is not None:
             raise ValueError(f"Invalid rho: {self.rho!r} (only mode='sbar' reads rho; "
                              f"mode={self.mode!r} uses mu0 and schedule)")
-        if isinstance(self.mu0, bool) or not isinstance(self.mu0, int | float):
-            raise TypeError(f"Invalid mu0: {self.mu0!r} (expected a float)")
-        if not math.isfinite(self.mu0) or self.mu0 < 0:
-            raise ValueError(f"Invalid mu0: {self.mu0!r} (expected a finite value >= 0)")
-        if not (self.foreach is None or isinstance(self.foreach, bool)):
-            raise TypeError(f"Invalid foreach: {self.foreach!r} (expected bool or None)")
+        _v.number("mu0", self.mu0)
+        if self.foreach is not None:
+            _v.boolean("foreach", self.foreach)
         if self.total_steps is not None:
             _schedules._check_total_steps(self.total_steps)
         object.__setattr__(self, "schedule_fn", _schedules.resolve(self.schedule, self.total_steps))

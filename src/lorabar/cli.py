@@ -66,7 +66,7 @@ def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
     from .experiments.engine import run
     from .experiments.results import write_json_atomic
 
-    names = set(CONFIGS[kind].field_names()) | {"bf16"}
+    names = set(CONFIGS[kind].field_names())
     cfg = config_from({k: v for k, v in vars(args).items() if k in names and v is not None}, kind)
     if args.out:  # before training: a bad --out must not cost a finished run
         from ._io import check_output_file
@@ -287,8 +287,6 @@ def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
         text = helps.get(f.name)
         p.add_argument(flag, dest=f.name, type=kind_of, default=f.default,
                        help=f"{text + ' ' if text else ''}(default: %(default)s)")
-    p.add_argument("--bf16", action="store_true", default=None,
-                   help="same as --precision bf16 (kept from before --precision)")
 
 
 def _version() -> str:

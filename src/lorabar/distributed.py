@@ -35,7 +35,7 @@ from torch import Tensor
 
 from . import _names
 from ._shard import all_reduce_sum_, all_true, is_dtensor, local_tensor, resolve_group, shard_group
-from .sam import SAM
+from .sam import SAM, scaled_backward
 
 __all__ = ["PERTURBATIONS", "all_reduce_sum_", "ddp_sam_step", "is_dtensor", "local_tensor",
            "resolve_group", "shard_group"]
@@ -90,7 +90,7 @@ def ddp_sam_step(
             ctx = nullcontext() if (sync_last and i == k - 1) else model.no_sync()
             with ctx, torch.enable_grad():
                 loss = loss_fn(mb) / k
-                (scaler.scale(loss) if scaler is not None else loss).backward()
+                scaled_backward(loss, scaler)
             total = loss.detach() if total is None else total + loss.detach()
         assert total is not None
         return total
@@ -100,9 +100,9 @@ def ddp_sam_step(
     if after_first_backward is not None:
         after_first_backward()
     optimizer.first_step(zero_grad=True)
-    if perturbation == "per_rank" and scaler is not None and optimizer._first_finite is not None:
+    if perturbation == "per_rank" and scaler is not None and optimizer.first_pass_finite is not None:
         # Each rank checked only its own first-pass gradient: agree, or ranks would diverge.
-        optimizer._first_finite = all_true(optimizer._first_finite)
+        optimizer.first_pass_finite = all_true(optimizer.first_pass_finite)
     run_pass(sync_last=True)
     optimizer.second_step(zero_grad=True, scaler=scaler)
     return loss

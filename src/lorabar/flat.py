@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from . import _validate as _v
+
 __all__ = ["FlatLoRA", "FlatLayer"]
 
 
@@ -72,11 +74,8 @@ class FlatLoRA:
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("Invalid layers: empty (expected at least one FlatLayer)")
-        if isinstance(rho, bool) or not isinstance(rho, int | float) or not math.isfinite(rho) \
-                or rho < 0:
-            raise ValueError(f"Invalid rho: {rho!r} (expected a finite value >= 0)")
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"Invalid total_steps: {total_steps!r} (expected an int >= 1)")
+        _v.number("rho", rho)
+        _v.integer("total_steps", total_steps, 1)
         self.rho = float(rho)
         self.total_steps = total_steps
         self.step = 0
@@ -92,21 +91,14 @@ class FlatLoRA:
                   adapter: str | None = None) -> FlatLoRA:
         """Every PEFT ``LoraLayer`` wrapping a Linear layer whose adapter factors train (found
         by module type and adapter key, as :func:`lorabar.find_lora_pairs` does)."""
-        from .pairs import _lora_layer_type
+        from .pairs import lora_factors
 
-        lora_layer = _lora_layer_type()
         layers = []
-        for name, module in model.named_modules():
-            if not isinstance(module, lora_layer):
-                continue
-            for key in module.lora_A.keys():
-                if adapter is not None and key != adapter:
-                    continue
-                a, b = module.lora_A[key].weight, module.lora_B[key].weight
-                base = module.get_base_layer()
-                if a.requires_grad and b.requires_grad and isinstance(base, nn.Linear):
-                    layers.append(FlatLayer(base.weight, a, b, float(module.scaling[key]),
-                                            f"{name}[{key}]"))
+        for name, module, key, a, b in lora_factors(model, None if adapter is None else [adapter]):
+            base = module.get_base_layer()
+            if a.requires_grad and b.requires_grad and isinstance(base, nn.Linear):
+                layers.append(FlatLayer(base.weight, a, b, float(module.scaling[key]),
+                                        f"{name}[{key}]"))
         if not layers:
             raise ValueError(f"No trainable LoRA Linear layers found in {type(model).__name__} "
                              "for Flat-LoRA (is the model wrapped with peft.get_peft_model?)")

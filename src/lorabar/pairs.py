@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["FactorPair", "find_lora_pairs"]
+__all__ = ["FactorPair", "find_lora_pairs", "lora_factors"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,28 +112,19 @@ def _adalora_layer_type() -> type | None:
     return AdaLoraLayer
 
 
-def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list[FactorPair]:
-    """Return one :class:`FactorPair` per (LoRA layer, adapter) that trains: the adapter is
-    active in that layer (``layer.active_adapters``) and both factors require gradients.
-
-    Walks ``model.named_modules()`` (a deterministic order) and, for every PEFT ``LoraLayer``,
-    pairs ``lora_A[k]``/``lora_B[k]`` (Linear and Conv layers) and
-    ``lora_embedding_A[k]``/``lora_embedding_B[k]`` (Embedding layers) for each adapter key ``k``.
-    DoRA's magnitude vector is not part of a pair.  An adapter that is loaded but not active
-    (``load_adapter(..., is_trainable=True)`` without ``set_adapter``) is skipped even if its
-    factors require gradients: it does not shape the output, so it neither trains nor belongs in
-    the balancedness.  ``adapters`` restricts the search to the given adapter keys.
+def lora_factors(model: nn.Module, adapters: list[str] | None = None):
+    """The one walk over a PEFT model's LoRA layers: ``(layer name, layer, adapter key, A, B)``
+    for every adapter active in its layer (``layer.active_adapters``; ``adapters`` restricts the
+    keys), in ``model.named_modules()`` order -- Linear and Conv (``lora_A``/``lora_B``) and
+    Embedding (``lora_embedding_A``/``lora_embedding_B``) layers.  Used by
+    :func:`find_lora_pairs` and :meth:`lorabar.flat.FlatLoRA.from_peft`.
 
     Raises:
-        ValueError: if no trainable pair is found; if a layer's adapter is merged into the base
-            weight (``merge_adapter()``: the factors no longer act; unmerge first); for AdaLoRA,
-            whose SVD triplets ``P diag(E) Q`` are not a two-factor scale-invariant pair.
+        ValueError: for a layer whose adapter is merged into the base weight, and for AdaLoRA.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"Invalid model: expected a torch.nn.Module, got {type(model).__name__}")
     lora_layer = _lora_layer_type()
-    pairs: list[FactorPair] = []
-    n_layers = 0
     adalora = _adalora_layer_type()
     for module_name, module in model.named_modules():
         if not isinstance(module, lora_layer):
@@ -150,22 +141,42 @@ def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list
                 "its factors no longer act on the output; call model.unmerge_adapter() before "
                 "training (or merge_and_unload() only after it)")
         active = set(getattr(module, "active_adapters", ()) or ())
-        n_layers += 1
         for a_dict, b_dict in (
             (module.lora_A, module.lora_B),
             (module.lora_embedding_A, module.lora_embedding_B),
         ):
             for key in a_dict.keys():
-                if adapters is not None and key not in adapters:
-                    continue
-                if key not in active:
-                    continue  # loaded but not active in this layer: not trained
+                if (adapters is not None and key not in adapters) or key not in active:
+                    continue  # not asked for, or loaded but not active in this layer
                 if key not in b_dict:
                     raise ValueError(f"LoRA layer {module_name!r} has A but no B for adapter {key!r}")
-                x, y = _factor_weight(a_dict[key]), _factor_weight(b_dict[key])
-                if x.requires_grad and y.requires_grad:
-                    pairs.append(FactorPair(x=x, y=y, name=f"{module_name}[{key}]", adapter=key))
+                yield (module_name, module, key, _factor_weight(a_dict[key]),
+                       _factor_weight(b_dict[key]))
+
+
+def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list[FactorPair]:
+    """Return one :class:`FactorPair` per (LoRA layer, adapter) that trains: the adapter is
+    active in that layer (``layer.active_adapters``) and both factors require gradients.
+
+    Walks the model with :func:`lora_factors` (a deterministic order): ``lora_A[k]``/
+    ``lora_B[k]`` (Linear and Conv layers) and ``lora_embedding_A[k]``/``lora_embedding_B[k]``
+    (Embedding layers) for each adapter key ``k``.  DoRA's magnitude vector is not part of a
+    pair.  An adapter that is loaded but not active (``load_adapter(..., is_trainable=True)``
+    without ``set_adapter``) is skipped even if its factors require gradients: it does not shape
+    the output, so it neither trains nor belongs in the balancedness.  ``adapters`` restricts the
+    search to the given adapter keys.
+
+    Raises:
+        ValueError: if no trainable pair is found; if a layer's adapter is merged into the base
+            weight (``merge_adapter()``: the factors no longer act; unmerge first); for AdaLoRA,
+            whose SVD triplets ``P diag(E) Q`` are not a two-factor scale-invariant pair.
+    """
+    pairs = [FactorPair(x=x, y=y, name=f"{name}[{key}]", adapter=key)
+             for name, _, key, x, y in lora_factors(model, adapters)
+             if x.requires_grad and y.requires_grad]
     if not pairs:
+        lora_layer = _lora_layer_type()
+        n_layers = sum(isinstance(m, lora_layer) for m in model.modules())
         which = "any adapter" if adapters is None else f"adapters {adapters}"
         raise ValueError(
             f"No trainable LoRA factor pairs found in {type(model).__name__}: searched "

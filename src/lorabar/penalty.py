@@ -10,12 +10,12 @@ the loss (like decoupled weight decay); the theory lab compares the two.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from . import _validate as _v
 from .pairs import FactorPair
 
 __all__ = ["balance_penalty"]
@@ -23,10 +23,7 @@ __all__ = ["balance_penalty"]
 
 def balance_penalty(pairs: Sequence[FactorPair], alpha: float) -> Tensor:
     """Return ``alpha * sum_i | |x_i|^2 - |y_i|^2 |`` (differentiable, float32 or wider)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha):
-        raise TypeError(f"Invalid alpha: {alpha!r} (expected a finite float)")
-    if alpha < 0:
-        raise ValueError(f"Invalid alpha: {alpha!r} (expected a value >= 0)")
+    _v.number("alpha", alpha, nonfinite=TypeError)  # (0.1 raised TypeError for inf/NaN)
     pairs = list(pairs)
     if not pairs:
         raise ValueError("Invalid pairs: empty (expected at least one FactorPair)")

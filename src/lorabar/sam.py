@@ -47,7 +47,6 @@ included in its param groups.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,9 +54,10 @@ import torch
 from torch import Tensor
 
 from . import _shard as _dist
+from . import _validate as _v
 from .functional import squared_norms
 
-__all__ = ["SAM", "sam_step"]
+__all__ = ["SAM", "sam_step", "scaled_backward"]
 
 
 class SAM(torch.optim.Optimizer):
@@ -88,12 +88,8 @@ class SAM(torch.optim.Optimizer):
         process_group: Any = None,
         **kwargs: Any,
     ) -> None:
-        if isinstance(rho, bool) or not isinstance(rho, int | float):
-            raise TypeError(f"Invalid rho: {rho!r} (expected a float)")
-        if not math.isfinite(rho) or rho < 0:
-            raise ValueError(f"Invalid rho: {rho!r} (expected a finite value >= 0)")
-        if not isinstance(adaptive, bool):
-            raise TypeError(f"Invalid adaptive: {adaptive!r} (expected a bool)")
+        _v.number("rho", rho)
+        _v.boolean("adaptive", adaptive)
         if isinstance(base_optimizer, torch.optim.Optimizer) or not callable(base_optimizer):
             what = f"a {type(base_optimizer).__name__} instance"
             raise TypeError(
@@ -153,6 +149,21 @@ class SAM(torch.optim.Optimizer):
         _check_group({"rho": self.defaults["rho"], **param_group}, len(self.param_groups))
         self.base_optimizer.add_param_group(
             {"rho": self.defaults["rho"], "adaptive": self.defaults["adaptive"], **param_group})
+
+    @property
+    def first_pass_finite(self) -> Tensor | None:
+        """Whether the gradient of the last :meth:`first_step` was finite: a 0-dim bool tensor on
+        the device (no host sync), ``None`` outside a step.  With a ``GradScaler``,
+        :meth:`second_step` skips the step when it is false.  A caller that runs several first
+        passes into one step (m-sharpness, per-rank perturbations under DDP) combines them and
+        sets the result back (``sam.first_pass_finite = a & b``)."""
+        return self._first_finite
+
+    @first_pass_finite.setter
+    def first_pass_finite(self, value: Tensor | None) -> None:
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"Invalid first_pass_finite: {value!r} (expected a bool tensor or None)")
+        self._first_finite = value
 
     @property
     def perturbation_norm(self) -> Tensor | None:
@@ -315,12 +326,12 @@ class SAM(torch.optim.Optimizer):
 
 def _check_group(group: Mapping[str, Any], index: int) -> None:
     """A param group's ``rho`` must be a finite number >= 0 (0: stepped, never perturbed)."""
-    rho = group.get("rho")
-    if isinstance(rho, bool) or not isinstance(rho, int | float):
-        raise TypeError(f"Invalid rho: {rho!r} in param group {index} (expected a float)")
-    if not math.isfinite(rho) or rho < 0:
-        raise ValueError(f"Invalid rho: {rho!r} in param group {index} (expected a finite value "
-                         ">= 0; 0 trains the group without perturbing it)")
+    _v.number("rho", group.get("rho"), suffix=f" in param group {index}")
+
+
+def scaled_backward(loss: Tensor, scaler: Any = None) -> None:
+    """``loss.backward()``, through ``scaler.scale(loss)`` when a ``GradScaler`` is given."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
 
 
 def _split(batch: Any, m: int) -> list[Any]:
@@ -373,8 +384,7 @@ def sam_step(
     """
     if not isinstance(optimizer, SAM):
         raise TypeError(f"Invalid optimizer: expected lorabar.SAM, got {type(optimizer).__name__}")
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise ValueError(f"Invalid m: {m!r} (expected an int >= 1)")
+    _v.integer("m", m, 1)
     size = _batch_size(batch)
     if size < m:
         raise ValueError(f"Invalid m: {m} (larger than the batch size {size})")
@@ -382,7 +392,7 @@ def sam_step(
     weights = [_batch_size(c) / size for c in chunks]
 
     def backward(loss: Tensor) -> None:
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        scaled_backward(loss, scaler)
 
     optimizer.zero_grad()
     acc: dict[Tensor, Tensor] = {}
@@ -395,8 +405,8 @@ def sam_step(
         if after_first_backward is not None:
             after_first_backward()
         optimizer.first_step(zero_grad=True)
-        if optimizer._first_finite is not None:
-            finite = optimizer._first_finite if finite is None else finite & optimizer._first_finite
+        if optimizer.first_pass_finite is not None:
+            finite = optimizer.first_pass_finite if finite is None else finite & optimizer.first_pass_finite
         with torch.enable_grad():
             backward(loss_fn(chunk))
         optimizer._restore()
@@ -410,7 +420,7 @@ def sam_step(
         total = loss.detach() * w if total is None else total + loss.detach() * w
     for p, g in acc.items():
         p.grad = g
-    optimizer._first_finite = finite
+    optimizer.first_pass_finite = finite
     optimizer._base_step(scaler)
     optimizer.zero_grad()
     assert total is not None

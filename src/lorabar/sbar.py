@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import _validate as _v
 from .functional import MODES, SBAR_NORMS, sbar_coefficients, squared_norms
 from .pairs import FactorPair
 from .rescaler import PairRescaler
@@ -45,14 +46,11 @@ class SBARConfig:
     def __post_init__(self) -> None:
         if self.rho is None:
             raise ValueError(f"Invalid rho: None (mode={MODE!r} needs rho, SAM's radius, > 0)")
-        if isinstance(self.rho, bool) or not isinstance(self.rho, int | float):
-            raise TypeError(f"Invalid rho: {self.rho!r} (expected a float)")
-        if not math.isfinite(self.rho) or self.rho <= 0:
-            raise ValueError(f"Invalid rho: {self.rho!r} (expected a finite value > 0)")
+        _v.number("rho", self.rho, strict=True)
         if self.norm not in SBAR_NORMS:
-            raise ValueError(f"Invalid norm: {self.norm!r} (expected one of {SBAR_NORMS})")
-        if not (self.foreach is None or isinstance(self.foreach, bool)):
-            raise TypeError(f"Invalid foreach: {self.foreach!r} (expected bool or None)")
+            raise _v.choice("norm", self.norm, SBAR_NORMS)
+        if self.foreach is not None:
+            _v.boolean("foreach", self.foreach)
 
 
 class SBAR(PairRescaler):

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 
 from . import _names
+from . import _validate as _v
 
 Schedule = Callable[[int], float]
 
@@ -27,8 +28,7 @@ NAMES = _names.SCHEDULES
 
 
 def _check_total_steps(total_steps: object) -> int:
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= 0:
-        raise ValueError(f"Invalid total_steps: {total_steps!r} (expected a positive int)")
+    _v.integer("total_steps", total_steps, 1)
     return total_steps
 
 

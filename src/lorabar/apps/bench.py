@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from .. import BAR, FactorPair, find_lora_pairs
+from .. import _validate as _v
 from ..experiments.methods import StepContext, check_bar_rate, make_stepper
 from ..experiments.runtime import Runtime, resolve_device
 from .archs import ARCHS, AVAILABLE, METHODS, PRECISIONS
@@ -81,12 +82,10 @@ class BenchConfig:
                 f"Invalid precisions: {list(self.precisions)} (expected some of {PRECISIONS})"
             )
         for name in ("batch_size", "seq_len", "lora_r", "repeats"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected >= 1)")
+            _v.integer(name, getattr(self, name), 1, flag=_v.flag_of(name))
         for name in ("layers", "hidden", "heads", "ffn", "vocab"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ValueError(f"Invalid {name}: {v!r} (expected >= 1)")
+            if getattr(self, name) is not None:
+                _v.integer(name, getattr(self, name), 1, flag=_v.flag_of(name))
         sizes = self.sizes()
         if sizes["hidden"] % sizes["heads"]:
             raise ValueError(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .. import _validate as _v
 from .. import balancedness, find_lora_pairs
 from ..experiments.methods import StepContext, check_bar_rate, make_stepper
 from ..experiments.runtime import PRECISIONS, Runtime
@@ -41,13 +42,11 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"Invalid {name}: {getattr(self, name)} (expected > 0)")
+            _v.integer(name, getattr(self, name), 1, flag=_v.flag_of(name))
         for name in ("lr", "mu0", "rho", "noise"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"Invalid {name}: {getattr(self, name)} (expected >= 0)")
+            _v.number(name, getattr(self, name), flag=_v.flag_of(name))
         if self.precision not in PRECISIONS:
-            raise ValueError(f"Invalid precision: {self.precision!r} (expected one of {PRECISIONS})")
+            raise _v.choice("precision", self.precision, PRECISIONS)
         check_bar_rate(self.mu0, self.lr)
 
 

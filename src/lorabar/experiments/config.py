@@ -33,22 +33,19 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
+from .. import _validate as _v
 from .._names import DEFAULT_MU0, DEFAULT_SCHEDULE
 from .data import TASKS
 from .registry import (BAR_MODES, DEVICES, HEADS, METHODS, PERTURBATIONS, POOLINGS, PRECISIONS,
-                       SCHEDULES, SETTINGS, TARGETS, check_bar_rate, choice_error, methods_for)
+                       SCHEDULES, SETTINGS, TARGETS, check_bar_rate, methods_for)
 
-__all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "LMRunConfig", "RunConfig", "config_from"]
+__all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "RunConfig", "config_from"]
 
 # not part of the identity (see the module docstring)
-_NOT_KEY = ("data_dir", "threads", "log_every", "device", "precision")  # noqa: see above
+_NOT_KEY = ("data_dir", "threads", "log_every", "device", "precision")  # see the docstring
 # what only training reads: not part of a non-training method's identity
 _TRAINING = ("steps", "lr", "weight_decay", "warmup_ratio", "label_smoothing")
 _METHOD_HPARAMS = tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -87,9 +84,9 @@ class RunConfig:
         if type(self) is RunConfig:
             raise TypeError("RunConfig holds the shared fields: use EncoderConfig or LMConfig")
         if self.task not in self.TASKS:
-            raise choice_error("task", self.task, sorted(self.TASKS))
+            raise _v.choice("task", self.task, sorted(self.TASKS))
         if self.method not in methods_for(self.kind):
-            raise choice_error("method", self.method, methods_for(self.kind))
+            raise _v.choice("method", self.method, methods_for(self.kind))
         method = METHODS[self.method]
         for name in ("seed", "threads"):
             self._check_int(name, 0)
@@ -97,26 +94,20 @@ class RunConfig:
                      "lora_r", "lora_alpha"):
             self._check_int(name, 1)
         for name in ("lr", "rho", "mu0", "weight_decay"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"Invalid {name}: {v!r} ({_flag(name)} expects a finite "
-                                 "number >= 0)")
-        if not (isinstance(self.loraplus_ratio, int | float) and not isinstance(self.loraplus_ratio, bool)
-                and math.isfinite(self.loraplus_ratio) and self.loraplus_ratio > 0):
-            raise ValueError(f"Invalid loraplus_ratio: {self.loraplus_ratio!r} (--loraplus-ratio "
-                             "expects a finite number > 0)")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"Invalid warmup_ratio: {self.warmup_ratio!r} (expected in [0, 1))")
+            _v.number(name, getattr(self, name), flag=_v.flag_of(name))
+        _v.number("loraplus_ratio", self.loraplus_ratio, strict=True,
+                  flag="--loraplus-ratio")
+        _v.number("warmup_ratio", self.warmup_ratio, high=1, flag="--warmup-ratio")
         if self.schedule not in SCHEDULES:
-            raise choice_error("schedule", self.schedule, SCHEDULES)
+            raise _v.choice("schedule", self.schedule, SCHEDULES)
         if self.sam_perturbation not in PERTURBATIONS:
-            raise choice_error("sam_perturbation", self.sam_perturbation, PERTURBATIONS)
+            raise _v.choice("sam_perturbation", self.sam_perturbation, PERTURBATIONS)
         if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"Invalid device: {self.device!r} (expected {DEVICES})")
         if self.precision not in PRECISIONS:
-            raise choice_error("precision", self.precision, PRECISIONS)
+            raise _v.choice("precision", self.precision, PRECISIONS)
         if self.bar not in BAR_MODES:
-            raise choice_error("bar", self.bar, BAR_MODES)
+            raise _v.choice("bar", self.bar, BAR_MODES)
         if self.bar != "none" and self.method != "loraplus":
             raise ValueError(f"Invalid bar: {self.bar!r} (--bar combines BAR with --method "
                              "loraplus; for plain LoRA use --method obar, nbar or sbar)")
@@ -130,9 +121,7 @@ class RunConfig:
             raise ValueError("Invalid rho: 0 (--method sbar needs --rho > 0, SAM's radius)")
 
     def _check_int(self, name: str, low: int) -> None:
-        v = getattr(self, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(f"Invalid {name}: {v!r} ({_flag(name)} expects an integer >= {low})")
+        _v.integer(name, getattr(self, name), low, flag=_v.flag_of(name))
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -177,23 +166,20 @@ class EncoderConfig(RunConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.head not in HEADS:
-            raise choice_error("head", self.head, HEADS, "--head")
+            raise _v.choice("head", self.head, HEADS, "--head")
         if self.method == "zeroshot" and self.head != "probe":
             raise ValueError("Invalid method: 'zeroshot' on an encoder evaluates the probe head "
                              "alone; it needs --head probe")
-        if (isinstance(self.label_noise, bool) or not isinstance(self.label_noise, int | float)
-                or not 0 <= self.label_noise < 1):
-            raise ValueError(f"Invalid label_noise: {self.label_noise!r} (--label-noise expects "
-                             "a fraction in [0, 1))")
+        _v.number("label_noise", self.label_noise, high=1, flag="--label-noise")
         if self.label_noise and self.task in TASKS and TASKS[self.task].is_regression:
             raise ValueError(f"Invalid label_noise: task {self.task!r} is a regression task "
                              "(label noise flips class labels)")
         if self.pooling not in POOLINGS:
-            raise choice_error("pooling", self.pooling, POOLINGS)
+            raise _v.choice("pooling", self.pooling, POOLINGS)
         if self.targets not in TARGETS:
-            raise choice_error("targets", self.targets, TARGETS)
+            raise _v.choice("targets", self.targets, TARGETS)
         if self.setting not in SETTINGS:
-            raise choice_error("setting", self.setting, SETTINGS)
+            raise _v.choice("setting", self.setting, SETTINGS)
         self._check_int("max_eval", 0)
 
 
@@ -222,34 +208,25 @@ class LMConfig(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"Invalid label_smoothing: {self.label_smoothing!r} "
-                             "(expected in [0, 1))")
+        _v.number("label_smoothing", self.label_smoothing, high=1, flag="--label-smoothing")
         for name in ("n_train", "n_dev", "n_test"):
             self._check_int(name, 0)
         for name in ("max_new_tokens", "num_beams"):
             self._check_int(name, 1)
-        if not math.isfinite(self.length_penalty):
-            raise ValueError(f"Invalid length_penalty: {self.length_penalty!r}")
+        _v.number("length_penalty", self.length_penalty, low=None, flag="--length-penalty")
 
 
-LMRunConfig = LMConfig  # the name before the engine
 CONFIGS: dict[str, type[RunConfig]] = {"encoder": EncoderConfig, "lm": LMConfig}
 
 
 def config_from(settings: dict[str, Any], kind: str = "encoder") -> RunConfig:
-    """A config of ``kind`` from a dict (a grid row, CLI flags); ``bf16 = true`` (the flag
-    before ``precision`` existed) means ``precision = "bf16"``."""
+    """A config of ``kind`` from a dict (a grid row, CLI flags)."""
     if kind not in CONFIGS:
-        raise choice_error("kind", kind, sorted(CONFIGS))
+        raise _v.choice("kind", kind, sorted(CONFIGS))
     settings = dict(settings)
     if "bf16" in settings:
-        bf16 = settings.pop("bf16")
-        if bf16 and settings.get("precision", "auto") not in ("auto", "bf16"):
-            raise ValueError(f"Invalid settings: bf16 = true and precision = "
-                             f"{settings['precision']!r} contradict each other")
-        if bf16:
-            settings["precision"] = "bf16"
+        raise ValueError("Invalid settings: 'bf16' was removed in lorabar 0.2; write "
+                         "precision = \"bf16\" (or --precision bf16) instead")
     cls = CONFIGS[kind]
     unknown = set(settings) - set(cls.field_names())
     if unknown:

@@ -4,7 +4,7 @@ Config (TOML)::
 
     [base]                 # config fields shared by every run (EncoderConfig; kind = "lm": LMConfig)
     steps = 300
-    precision = "auto"     # (bf16 = true, the older spelling, means precision = "bf16")
+    precision = "auto"
     [grid]                 # lists are crossed with each other and with every variant
     task = ["sst2", "rte"]
     seed = [13, 21, 42]
@@ -71,7 +71,7 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
     kind = base.pop("kind", "encoder")
     if kind not in CONFIGS:
         raise ValueError(f"Invalid kind: {kind!r} (expected one of {sorted(CONFIGS)})")
-    names = set(CONFIGS[kind].field_names()) | {"bf16"}
+    names = set(CONFIGS[kind].field_names())
     variants = grid.get("variant", [{}])
     configs, seen = [], set()
     for common in _product(grid.get("grid", {})):
@@ -79,6 +79,8 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
             for v in _product(variant):
                 settings = {**base, **common, **v}
                 bad = set(settings) - names
+                if "bf16" in bad:
+                    config_from(settings, kind)  # says what replaced it
                 if bad:
                     raise ValueError(f"Invalid grid: unknown settings {sorted(bad)}")
                 if data_dir is not None:

@@ -25,6 +25,7 @@ import json
 import re
 from pathlib import Path
 
+from .. import _validate as _v
 from .._io import file_sha256
 
 __all__ = ["RUN_NAME", "data_identity", "file_sha256", "model_identity", "run_id",
@@ -106,8 +107,7 @@ def run_identity(cfg, *, device: str, precision: str, threads: int,
     if device not in ("cpu", "cuda") or precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"run_identity needs the resolved device kind and precision, got "
                          f"{device!r}, {precision!r}")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"run_identity needs the resolved thread count, got {threads!r}")
+    _v.integer("threads", threads, 1)  # the resolved thread count
     return {"config": cfg.key(), "device": device, "precision": precision,
             "threads": threads if device == "cpu" else None,
             "data": data_identity(cfg, data_files), "model": model_identity(cfg.model)}

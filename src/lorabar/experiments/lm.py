@@ -198,9 +198,27 @@ class WebNLGTask(_LMTask):
 
         if self.tok is None:
             raise ValueError("WebNLG evaluation needs a tokenizer (not the tiny model)")
-        rows, cfg, tok = self.splits[split], self.cfg, self.tok
-        hyps = []
-        tok.padding_side = "left"
+        rows, tok = self.splits[split], self.tok
+        side, tok.padding_side = tok.padding_side, "left"  # generation pads on the left
+        try:
+            hyps = self._generate(model, rows, runtime)
+        finally:
+            tok.padding_side = side
+        refs = [e.references for e in rows]
+        result = {"bleu": bleu(hyps, refs)}
+        for name, want in (("bleu_seen", True), ("bleu_unseen", False)):
+            idx = [i for i, e in enumerate(rows) if e.seen is want]
+            result[name] = bleu([hyps[i] for i in idx], [refs[i] for i in idx]) if idx else math.nan
+        result["examples"] = [{"input": linearize(rows[i]), "output": hyps[i]}
+                              for i in range(min(3, len(rows)))]
+        return result
+
+    def _generate(self, model, rows, runtime) -> list[str]:
+        """Greedy or beam generations for ``rows`` (the tokenizer already pads on the left)."""
+        from .webnlg import linearize
+
+        cfg, tok = self.cfg, self.tok
+        hyps: list[str] = []
         for i in range(0, len(rows), cfg.eval_batch_size):
             chunk = rows[i : i + cfg.eval_batch_size]
             enc = tok([linearize(e) + " =" for e in chunk], return_tensors="pt", padding=True,
@@ -212,15 +230,7 @@ class WebNLGTask(_LMTask):
                                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
             hyps += [t.strip() for t in tok.batch_decode(out[:, enc["input_ids"].shape[1]:],
                                                          skip_special_tokens=True)]
-        tok.padding_side = "right"
-        refs = [e.references for e in rows]
-        result = {"bleu": bleu(hyps, refs)}
-        for name, want in (("bleu_seen", True), ("bleu_unseen", False)):
-            idx = [i for i, e in enumerate(rows) if e.seen is want]
-            result[name] = bleu([hyps[i] for i in idx], [refs[i] for i in idx]) if idx else math.nan
-        result["examples"] = [{"input": linearize(rows[i]), "output": hyps[i]}
-                              for i in range(min(3, len(rows)))]
-        return result
+        return hyps
 
     def majority(self) -> None:
         return None

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from .. import BAR, SAM, SBAR, sam_step
 from .._names import DEFAULT_MU0, DEFAULT_SCHEDULE
+from ..sam import scaled_backward
 from ..flat import FlatLoRA
 from .registry import METHODS, Method, check_bar_rate
 from .runtime import Runtime
@@ -90,7 +91,7 @@ class Stepper:
         else:
             with self.flat.perturbed() if self.flat is not None else nullcontext():
                 loss = self._loss(batch)
-                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+                scaled_backward(loss, self.scaler)
             if self.flat is not None:
                 self.flat.advance()
             if hook is not None:

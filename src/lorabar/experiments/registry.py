@@ -14,7 +14,7 @@ from .. import _names
 
 __all__ = ["BAR_MODES", "DEVICES", "HEADS", "METHODS", "Method", "PERTURBATIONS", "POOLINGS",
            "PRECISIONS", "SCHEDULES", "SETTINGS", "TARGETS", "TASK_ADAPTERS", "check_bar_rate",
-           "choice_error", "methods_for"]
+           "methods_for"]
 
 SCHEDULES = _names.SCHEDULES
 PERTURBATIONS = _names.PERTURBATIONS
@@ -84,13 +84,6 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 def methods_for(kind: str) -> list[str]:
     """The methods that apply to task kind ``kind``, in the registry's order."""
     return [m.name for m in METHODS.values() if m.kinds is None or kind in m.kinds]
-
-
-def choice_error(what: str, value: object, choices, flag: str | None = None) -> ValueError:
-    """``Invalid <what>: <value> (expected one of [...])`` (``(--flag expects one of [...])``
-    with ``flag``): the one message for an unknown name, listing what exists."""
-    expects = f"{flag} expects" if flag else "expected"
-    return ValueError(f"Invalid {what}: {value!r} ({expects} one of {list(choices)})")
 
 
 def check_bar_rate(mu0: float, lr: float) -> None:

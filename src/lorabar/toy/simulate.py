@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .. import _validate as _v
 from ._jit import HAVE_NUMBA, njit, prange
 
 __all__ = ["METHODS", "PROBLEMS", "ToyConfig", "ToyResult", "X0", "simulate"]
@@ -74,11 +75,8 @@ class ToyConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "seeds", "m", "batch", "points"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"Invalid {name}: {v!r} (expected an int >= 1)")
-        if not (math.isfinite(self.eta) and self.eta > 0):
-            raise ValueError(f"Invalid eta: {self.eta!r} (expected a finite value > 0)")
+            _v.integer(name, getattr(self, name), 1)
+        _v.number("eta", self.eta, strict=True)
         levels = tuple(float(v) for v in self.noise_levels)
         if not levels or any(not math.isfinite(v) or v < 0 for v in levels):
             raise ValueError(f"Invalid noise_levels: {self.noise_levels!r} (expected values >= 0)")
