@@ -146,10 +146,12 @@ def bar_(
     """Apply one BAR step in place to the pairs ``(xs[i], ys[i])``.
 
     Args:
-        xs, ys: the factors (one device); each keeps its dtype.
-        grads_x, grads_y: their gradients; needed by ``mode="nbar"``, optional for ``"obar"``.
+        xs: the first factors (one device); each keeps its dtype.
+        ys: the second factors, one per ``xs``.
+        grads_x: the gradients of ``xs``; needed by ``mode="nbar"``, optional for ``"obar"``.
             A pair whose gradient norms are not finite (an inf/NaN in ``g_x`` or ``g_y``) is
             left alone, decided on the device (no host sync).
+        grads_y: the gradients of ``ys`` (given exactly when ``grads_x`` is).
         coeffs: ``alpha_t * lr`` for every pair (a float) or per pair (a 1-D tensor on the
             factors' device).  Must be in ``[0, 1)``; callers validate it.
         mode: ``"nbar"`` or ``"obar"``.

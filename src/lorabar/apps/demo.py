@@ -124,7 +124,21 @@ def run_method(method: str, cfg: DemoConfig, runtime: Runtime | None = None) -> 
 
 # The trainable-head setting with the hyperparameters chosen on SST-2 dev (docs/results/tuning.md;
 # SAM's rho, on the LoRA factors only: docs/results/practical); the demo only shortens the run.
-REAL = {"lora": {}, "sam": {"rho": 0.05}, "obar": {"mu0": 1.0}, "nbar": {"mu0": 1.0}}
+REAL = {"lora": {}, "sam": {"rho": 0.05}, "obar": {"mu0": 1.0, "schedule": "cosine"},
+        "nbar": {"mu0": 1.0, "schedule": "cosine"}}
+REAL_BASE = {"lr": 1e-3, "targets": "qv", "pooling": "cls", "head": "linear", "seed": 13}
+
+
+def real_plan(steps: int = 60, task: str = "sst2", max_eval: int = 256) -> str:
+    """What the real comparison runs (the README's demo block is this text; a test checks it)."""
+    lines = [f"lorabar demo: MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {REAL_BASE['seed']}), "
+             f"{steps} steps per method, AdamW lr {REAL_BASE['lr']:g}, trainable linear head,",
+             f"  evaluated on {'all' if not max_eval else max_eval} stratified dev/test "
+             "examples; device and precision auto", ""]
+    for method, extra in REAL.items():
+        settings = ", ".join(f"{k}={v}" for k, v in extra.items()) or "-"
+        lines.append(f"  {method:<5} {settings}")
+    return "\n".join(lines)
 
 
 def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: int = 13, *,
@@ -136,12 +150,11 @@ def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: in
     from ..experiments.engine import run
 
     rows, runtime = [], None
+    base = {**REAL_BASE, "seed": seed}
     for method, extra in REAL.items():
-        cfg = EncoderConfig(task=task, method=method, seed=seed, steps=steps, lr=1e-3,
-                            targets="qv", pooling="cls", head="linear", data_dir=data_dir,
-                            device=device,
-                            precision=precision, max_eval=max_eval,
-                            log_every=max(1, steps // 4), **extra)
+        cfg = EncoderConfig(task=task, method=method, steps=steps, data_dir=data_dir,
+                            device=device, precision=precision, max_eval=max_eval,
+                            log_every=max(1, steps // 4), **base, **extra)
         if runtime is None:
             resolved = Runtime.resolve(device, precision)
             print(f"lorabar demo (real): MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {seed}), "

@@ -14,7 +14,7 @@ from .. import _names
 
 __all__ = ["BAR_MODES", "DEVICES", "HEADS", "METHODS", "Method", "PERTURBATIONS", "POOLINGS",
            "PRECISIONS", "SCHEDULES", "SETTINGS", "TARGETS", "TASK_ADAPTERS", "check_bar_rate",
-           "methods_for"]
+           "methods_for", "methods_table"]
 
 SCHEDULES = _names.SCHEDULES
 PERTURBATIONS = _names.PERTURBATIONS
@@ -79,6 +79,16 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("full", "Full FT", "full finetuning, no adapters (encoders)", adapters=False,
            kinds=("encoder",)),
 )}
+
+
+def methods_table() -> str:
+    """The methods as a markdown table (the docs' method page is this; a test checks it)."""
+    rows = ["| method | label | what it is | reads | task kinds |", "|---|---|---|---|---|"]
+    for m in METHODS.values():
+        reads = ", ".join(f"`{h}`" for h in m.hparams) or "–"
+        kinds = ", ".join(m.kinds) if m.kinds else "all"
+        rows.append(f"| `{m.name}` | {m.label} | {m.description} | {reads} | {kinds} |")
+    return "\n".join(rows)
 
 
 def methods_for(kind: str) -> list[str]:

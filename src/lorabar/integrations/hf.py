@@ -97,11 +97,16 @@ class BARCallback(TrainerCallback, ExportableState):
     """Attach BAR to the Trainer's optimizer, log balancedness, and resume exactly.
 
     Args:
-        mode, mu0, schedule: as for :class:`lorabar.BAR` (``total_steps`` is the Trainer's).
-        rho, norm: sBAR's (``mode="sbar"``), as for :class:`lorabar.BAR`.
+        mode: as for :class:`lorabar.BAR` (``"sbar"`` builds a :class:`lorabar.SBAR`).
+        mu0: as for :class:`lorabar.BAR`.
+        schedule: as for :class:`lorabar.BAR` (``total_steps`` is the Trainer's ``max_steps``).
+        rho: sBAR's radius (``mode="sbar"``), as for :class:`lorabar.SBAR`.
+        norm: sBAR's ``|g|`` (``"pair"`` or ``"global"``), as for :class:`lorabar.SBAR`.
         pairs: explicit pairs; default :func:`lorabar.find_lora_pairs` on the Trainer's model.
         log_every: also record mean/max |B| in :attr:`history` every this many optimizer steps
             (0: never); the Trainer's own logs get them at every logging step regardless.
+        resume_state: BAR's state to resume from (set by the Trainer when it rebuilds the
+            callback from a checkpoint; not for users).
 
     Logging: the callback moves itself to the front of the Trainer's callbacks (at
     ``on_init_end`` / ``on_train_begin``), so the ``bar/*`` values it adds in ``on_log`` reach

@@ -1,0 +1,68 @@
+"""The README and the documentation state nothing a run can change without a test noticing:
+the demo block is the demo's own plan, the method table the registry's, every claimed interval
+the committed paired.csv's; the README stays a front door (<= 250 lines); no test counts."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+LABELS = {"SAM": "LoRA-SAM", "oBAR": "LoRA-oBAR", "nBAR": "LoRA-nBAR", "sBAR": "LoRA-sBAR",
+          "LoRA+": "LoRA+", "Flat-LoRA": "Flat-LoRA"}
+
+
+def test_readme_is_a_front_door():
+    assert len(README.splitlines()) <= 250
+
+
+def test_the_demo_block_is_the_demos_plan():
+    from lorabar.apps.demo import real_plan
+
+    block = README.split("<!-- demo-plan:", 1)[1].split("```\n", 1)[1].split("\n```", 1)[0]
+    assert block == real_plan()
+    assert (ROOT / "docs" / "snippets" / "demo_plan.txt").read_text().rstrip("\n") == real_plan()
+
+
+def test_the_methods_page_is_the_registry():
+    from lorabar.experiments.registry import methods_table
+
+    assert methods_table() in (ROOT / "docs" / "methods.md").read_text()
+
+
+def _number(text: str) -> str:
+    return text.replace("−", "-").replace("+", "")
+
+
+def test_every_claimed_interval_is_in_its_paired_csv():
+    table = README.split("<!-- claims:", 1)[1].split("\n\n", 1)[0]
+    checked = 0
+    for row in table.splitlines():
+        link = re.search(r"\]\((docs/results/[^)]+/paired\.csv)\)", row)
+        if not link:
+            continue
+        with open(ROOT / link.group(1)) as f:
+            averages = {r[1]: r[3:6] for r in csv.reader(f) if r[0].startswith("average")}
+        for label, mean, lo, hi in re.findall(r"([A-Za-z+-]+) ([+−-]?[\d.]+) \[([+−-]?[\d.]+), "
+                                              r"([+−-]?[\d.]+)\]", row):
+            assert averages[LABELS[label]] == [_number(mean), _number(lo), _number(hi)], \
+                (link.group(1), label)
+            checked += 1
+    assert checked >= 15
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
+                                  ROOT / "experiments" / "README.md"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_test_counts_are_written(path):
+    assert not re.search(r"\b\d+ (tests|passed)\b", path.read_text())
+
+
+def test_readme_links_resolve():
+    for target in re.findall(r"\]\(([^)#]+)\)", README):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), target
