@@ -72,8 +72,15 @@ def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
         from ._io import check_output_file
 
         check_output_file(args.out)
+    if args.save_adapter:
+        from .experiments.model import check_save_dir
+        from .experiments.registry import METHODS
+
+        if not METHODS[cfg.method].adapters:
+            raise ValueError(f"Invalid --save-adapter: method {cfg.method!r} trains no adapter")
+        check_save_dir(args.save_adapter)
     try:
-        result = run(cfg, progress=not args.quiet)
+        result = run(cfg, progress=not args.quiet, save_adapter=args.save_adapter)
     except KeyboardInterrupt:
         print(f"lorabar {'finetune-lm' if kind == 'lm' else 'finetune'}: interrupted; nothing "
               "written", file=sys.stderr)
@@ -260,6 +267,15 @@ _HELP = {
     "max_eval": "evaluate on a seeded, class-stratified subset of this many dev/test examples "
                 "(0: all)",
     "n_train": "training examples (0: all)",
+    "train": "your own data: the train file (.csv .tsv .jsonl .json .parquet or a "
+             "datasets.save_to_disk folder); with --dev, --test, --text-column, --label-column "
+             "(task 'custom')",
+    "dev": "your own data: the dev file (selection)",
+    "test": "your own data: the test file (reporting)",
+    "text_column": "your own data: the column with the text",
+    "text_pair_column": "your own data: the column with the second text of a pair",
+    "label_column": "your own data: the label column (classes: strings or integers)",
+    "task_type": "your own data: classification | regression",
 }
 
 
@@ -285,8 +301,10 @@ def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind_of = type(f.default) if f.default is not None else str
         text = helps.get(f.name)
-        p.add_argument(flag, dest=f.name, type=kind_of, default=f.default,
-                       help=f"{text + ' ' if text else ''}(default: %(default)s)")
+        # default None: a flag not given leaves the config's own default (and lets --train
+        # choose the task "custom" when --task is not given)
+        p.add_argument(flag, dest=f.name, type=kind_of, default=None,
+                       help=f"{text + ' ' if text else ''}(default: {f.default})")
 
 
 def _version() -> str:
@@ -338,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(ft, "encoder")
     ft.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
     ft.add_argument("--out", default=None, help="result JSON path")
+    ft.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
+                    help="write the trained adapter (PEFT format) and the frozen head to DIR")
     ft.add_argument("--quiet", action="store_true")
     ft.set_defaults(func=_finetune)
 
@@ -345,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(lm, "lm")
     lm.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
     lm.add_argument("--out", default=None)
+    lm.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
+                    help="write the trained adapter (PEFT format) to DIR")
     lm.add_argument("--quiet", action="store_true")
     lm.set_defaults(func=_finetune_lm)
 

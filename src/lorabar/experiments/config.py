@@ -13,7 +13,8 @@ Left out, because they provably do not change the result or are replaced by what
 
 * ``device``, ``precision`` -- the identity holds their resolved values instead (``auto`` is not a
   result-defining value: it resolves differently on different machines);
-* ``data_dir`` -- the identity holds the content hashes of the files read instead;
+* ``data_dir`` and the own-data paths ``train``/``dev``/``test`` -- the identity holds the
+  content hashes of the files read instead;
 * ``log_every`` -- only when |B| is logged (a read of the factors; training is unchanged);
 * ``threads`` -- the identity holds the resolved torch thread count instead (on the CPU it
   changes the float reduction order: a 10-step MiniLM SST-2 run ends at mean |B| 1.3272844 with
@@ -43,6 +44,9 @@ __all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "RunConfig", "config_from"]
 
 # not part of the identity (see the module docstring)
 _NOT_KEY = ("data_dir", "threads", "log_every", "device", "precision")  # see the docstring
+_PATHS = ("train", "dev", "test")  # the identity holds their content hashes instead
+CUSTOM = "custom"  # the task name of the user's own data
+TASK_TYPES = ("classification", "regression")
 # what only training reads: not part of a non-training method's identity
 _TRAINING = ("steps", "lr", "weight_decay", "warmup_ratio", "label_smoothing")
 _METHOD_HPARAMS = tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
@@ -131,8 +135,11 @@ class RunConfig:
         """The config part of the run's identity (see the module docstring)."""
         method = METHODS[self.method]
         d = asdict(self)
-        for k in _NOT_KEY:
-            d.pop(k)
+        for k in _NOT_KEY + _PATHS:
+            d.pop(k, None)
+        if d.get("task") != CUSTOM:
+            for k in ("text_column", "text_pair_column", "label_column", "task_type"):
+                d.pop(k, None)
         for k in _METHOD_HPARAMS:
             if k not in method.hparams:
                 d.pop(k)
@@ -154,7 +161,7 @@ class EncoderConfig(RunConfig):
     """An encoder run (MiniLM by default): a pooled linear head on LoRA-adapted layers."""
 
     kind: ClassVar[str] = "encoder"
-    TASKS: ClassVar[tuple[str, ...]] = tuple(TASKS)
+    TASKS: ClassVar[tuple[str, ...]] = (*TASKS, CUSTOM)
 
     pooling: str = "mean"
     targets: str = "qv"
@@ -162,6 +169,14 @@ class EncoderConfig(RunConfig):
     max_eval: int = 0                # a seeded, class-stratified subset of dev and test (0: all)
     head: str = "probe"              # "probe": fitted on frozen features, then frozen; "linear"
     label_noise: float = 0.0         # a seeded fraction of train labels flipped to another class
+    # the user's own data (task "custom"): files, columns, task type (lorabar.experiments.userdata)
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    task_type: str = "classification"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -171,7 +186,7 @@ class EncoderConfig(RunConfig):
             raise ValueError("Invalid method: 'zeroshot' on an encoder evaluates the probe head "
                              "alone; it needs --head probe")
         _v.number("label_noise", self.label_noise, high=1, flag="--label-noise")
-        if self.label_noise and self.task in TASKS and TASKS[self.task].is_regression:
+        if self.label_noise and self.task in TASKS and TASKS[self.task].is_regression:  # staged
             raise ValueError(f"Invalid label_noise: task {self.task!r} is a regression task "
                              "(label noise flips class labels)")
         if self.pooling not in POOLINGS:
@@ -181,6 +196,21 @@ class EncoderConfig(RunConfig):
         if self.setting not in SETTINGS:
             raise _v.choice("setting", self.setting, SETTINGS)
         self._check_int("max_eval", 0)
+        if self.task_type not in TASK_TYPES:
+            raise _v.choice("task_type", self.task_type, TASK_TYPES, "--task-type")
+        own = {k: getattr(self, k) for k in ("train", "dev", "test", "text_column", "label_column")}
+        if self.task == CUSTOM:
+            missing = [_v.flag_of(k) for k, v in own.items() if not v]
+            if missing:
+                raise ValueError(f"Invalid task: 'custom' (your own data) needs {', '.join(missing)}")
+            if self.setting != "fewshot":
+                raise ValueError("Invalid setting: 'full' reads the staged GLUE files; with your "
+                                 "own data leave --setting alone")
+            if self.label_noise and self.task_type == "regression":
+                raise ValueError("Invalid label_noise: a regression task has no classes to flip")
+        elif any(v for v in own.values()) or self.text_pair_column:
+            raise ValueError(f"Invalid task: {self.task!r} is a staged task; --train/--dev/--test "
+                             "and the column flags go with task 'custom' (your own data)")
 
 
 @dataclass(frozen=True)
@@ -224,6 +254,8 @@ def config_from(settings: dict[str, Any], kind: str = "encoder") -> RunConfig:
     if kind not in CONFIGS:
         raise _v.choice("kind", kind, sorted(CONFIGS))
     settings = dict(settings)
+    if settings.get("train") and "task" not in settings:
+        settings["task"] = CUSTOM  # your own data
     if "bf16" in settings:
         raise ValueError("Invalid settings: 'bf16' was removed in lorabar 0.2; write "
                          "precision = \"bf16\" (or --precision bf16) instead")

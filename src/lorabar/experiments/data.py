@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["DATA_ENV", "DataError", "Example", "SEEDS", "TASKS", "Task", "check_classes",
-           "load_split", "read_data_text", "recording", "resolve_data_dir", "split_path", "subset"]
+           "load_split", "note_read", "read_data_text", "recording", "resolve_data_dir",
+           "split_path", "subset"]
 
 DATA_ENV = "LORABAR_DATA_DIR"
 SEEDS = (13, 21, 42, 87, 100)
@@ -168,6 +169,15 @@ def recording():
         _RECORDERS.remove(files)
 
 
+def note_read(path: str | os.PathLike) -> None:
+    """Record that ``path`` was read (for :func:`recording`); :func:`read_data_text` does it for
+    text files, binary readers (Parquet, Arrow) call this."""
+    resolved = Path(path).resolve()
+    for files in _RECORDERS:
+        if resolved not in files:
+            files.append(resolved)
+
+
 def read_data_text(path: str | os.PathLike) -> str:
     """The text of a data file, strictly UTF-8 (a leading BOM is dropped); an undecodable byte
     raises :class:`DataError` naming ``file:line``, the column and the byte."""
@@ -176,10 +186,7 @@ def read_data_text(path: str | os.PathLike) -> str:
         raw = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot be read ({err.strerror})") from None
-    for files in _RECORDERS:
-        resolved = path.resolve()
-        if resolved not in files:
-            files.append(resolved)
+    note_read(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -90,14 +90,22 @@ class EncoderTask:
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg
-        self.task = TASKS[cfg.task]
+        if cfg.task == "custom":  # the user's own files (checked the same way)
+            from .userdata import load_user_data
+
+            own = load_user_data(cfg.train, cfg.dev, cfg.test, text_column=cfg.text_column,
+                                 label_column=cfg.label_column,
+                                 text_pair_column=cfg.text_pair_column, task_type=cfg.task_type)
+            self.task, self.splits = own.task, dict(own.splits)
+        else:
+            self.task = TASKS[cfg.task]
+            self.splits = {s: load_split(self.task, s, data_dir=cfg.data_dir, seed=cfg.seed,
+                                         setting=cfg.setting) for s in ("train", "dev", "test")}
+            if not self.task.is_regression:  # before any model loads (a probe needs two classes)
+                check_classes(split_path(self.task, "train", data_dir=cfg.data_dir,
+                                         seed=cfg.seed, setting=cfg.setting),
+                              [e.label for e in self.splits["train"]], cfg.task)
         self.primary_metric = self.task.primary_metric
-        self.splits = {s: load_split(self.task, s, data_dir=cfg.data_dir, seed=cfg.seed,
-                                     setting=cfg.setting) for s in ("train", "dev", "test")}
-        if not self.task.is_regression:  # before any model loads (a probe needs two classes)
-            check_classes(split_path(self.task, "train", data_dir=cfg.data_dir, seed=cfg.seed,
-                                     setting=cfg.setting),
-                          [e.label for e in self.splits["train"]], cfg.task)
         if cfg.max_eval:
             for s in ("dev", "test"):
                 ex = self.splits[s]

@@ -97,8 +97,12 @@ class _Training:
     seconds: float = 0.0
 
 
-def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None) -> dict | None:
+def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None,
+        save_adapter: str | None = None) -> dict | None:
     """Train and evaluate one configuration; return its result record.
+
+    ``save_adapter``: a folder (new or empty) to write the trained adapter to, in PEFT's format,
+    with the frozen head and the run's record beside it (:func:`save_trained`).
 
     ``expect``: the identity a caller (the grid) computed for this run beforehand; a run whose
     identity differs when it starts (its data or model files changed meanwhile) raises
@@ -132,6 +136,10 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None) ->
     timing = {"eval_s": time.perf_counter() - t_eval}
     record = _record(cfg, identity, task, model, pairs, metrics, training, log, runtime, dist,
                      {**timing, "total_s": time.perf_counter() - t_start})
+    if save_adapter is not None:
+        from .model import save_trained
+
+        save_trained(model, save_adapter, record, head_info=getattr(task, "head_info", None))
     barrier(dist)  # the other ranks wait for rank 0's evaluation before leaving
     return record
 

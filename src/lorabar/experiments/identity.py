@@ -42,11 +42,12 @@ def data_identity(cfg, files: list[Path] | None = None) -> dict[str, str]:
 
     ``files``: the files already read (the engine records them while it loads the task); without
     it the task's splits are loaded once to find them (cached per process)."""
-    from .data import recording, resolve_data_dir
+    from .data import recording
 
     if files is None:
         root = _data_root(cfg)
-        key = (cfg.kind, cfg.task, cfg.seed, getattr(cfg, "setting", None), str(root))
+        own = tuple(getattr(cfg, k, None) for k in ("train", "dev", "test"))
+        key = (cfg.kind, cfg.task, cfg.seed, getattr(cfg, "setting", None), str(root), own)
         if key not in _FILES:
             from .tasks import make_task
 
@@ -56,24 +57,29 @@ def data_identity(cfg, files: list[Path] | None = None) -> dict[str, str]:
         files = _FILES[key]
     if not files:
         return {}
-    root = resolve_data_dir(cfg.data_dir).resolve()
+    root = _data_root(cfg)
     out = {}
     for path in files:
+        path = Path(path).resolve()
         try:
-            rel = Path(path).resolve().relative_to(root).as_posix()
+            rel = path.relative_to(root).as_posix() if root else None
         except ValueError:
-            rel = str(path)
+            rel = None
+        if rel is None:  # the user's own files: by name (the content is what identifies them)
+            rel, n = path.name, 2
+            while rel in out:
+                rel, n = f"{path.name}#{n}", n + 1
         out[rel] = file_sha256(path)
     return dict(sorted(out.items()))
 
 
-def _data_root(cfg) -> str | None:
+def _data_root(cfg) -> Path | None:
     from .data import resolve_data_dir
 
     try:
-        return str(resolve_data_dir(cfg.data_dir).resolve())
+        return resolve_data_dir(cfg.data_dir).resolve()
     except FileNotFoundError:
-        return None  # generated data (task "synthetic"); a task that needs data raises later
+        return None  # generated data (task "synthetic") or the user's own files
 
 
 def model_files(name: str) -> list[Path]:

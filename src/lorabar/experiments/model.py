@@ -12,7 +12,8 @@ from __future__ import annotations
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-__all__ = ["LORA_TARGETS", "SequenceClassifier", "build_model", "resolve_model_path"]
+__all__ = ["LORA_TARGETS", "SequenceClassifier", "build_model", "check_save_dir", "load_trained",
+           "resolve_model_path", "save_trained"]
 
 MINILM = "minilm"
 LORA_TARGETS = {
@@ -112,3 +113,80 @@ def build_model(model: str, num_labels: int, *, method: str, lora_r: int = 8,
                         target_modules=LORA_TARGETS[targets],
                         modules_to_save=["head"] if train_head else None)
     return get_peft_model(net, config), tokenizer
+
+
+HEAD_FILE = "lorabar_head.safetensors"
+RUN_FILE = "lorabar_run.json"
+
+
+def check_save_dir(path: str, flag: str = "--save-adapter") -> None:
+    """Refuse (before training) a save folder that exists and is not empty, or cannot be
+    written."""
+    import os
+    from pathlib import Path
+
+    from .._io import check_output_dir
+
+    target = Path(path).expanduser()
+    if target.is_dir() and any(target.iterdir()):
+        raise ValueError(f"Invalid {flag}: {str(path)!r} exists and is not empty; give a new "
+                         "folder (nothing is overwritten)")
+    check_output_dir(target, flag)
+    if target.exists() and not os.access(target, os.W_OK):  # pragma: no cover - root ignores it
+        raise ValueError(f"Invalid {flag}: {str(path)!r} is not writable")
+
+
+def save_trained(model, folder: str, record: dict, head_info: dict | None = None) -> None:
+    """Write the trained adapter to ``folder`` in PEFT's format (``model.save_pretrained``;
+    ``PeftModel.from_pretrained`` loads it, ``lorabar inspect`` reads it), the frozen task head
+    (``lorabar_head.safetensors``: a probe head that PEFT does not save) and the run's record
+    (``lorabar_run.json``).  Built beside ``folder`` and renamed into place."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from .._io import replace_dir
+
+    if not hasattr(model, "save_pretrained") or not hasattr(model, "peft_config"):
+        raise ValueError("Invalid --save-adapter: this run trains no adapter (method 'full')")
+    out = Path(folder).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        model.save_pretrained(str(tmp))
+        net = model.get_base_model()
+        head = getattr(net, "head", None)
+        if head is not None and not head.weight.requires_grad:  # a frozen probe head
+            save_file({"weight": head.weight.detach().cpu().contiguous(),
+                       "bias": head.bias.detach().cpu().contiguous()}, str(tmp / HEAD_FILE))
+        (tmp / RUN_FILE).write_text(json.dumps({"record": {k: record[k] for k in (
+            "config", "identity", "metrics", "primary_metric")}, "head": head_info},
+            indent=1, default=float))
+        replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_trained(base, folder: str):
+    """``base`` (the same pretrained model the run started from, without adapters) with the
+    adapter saved in ``folder`` and, where the run had one, its frozen probe head; in eval mode."""
+    from pathlib import Path
+
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    model = PeftModel.from_pretrained(base, str(folder))
+    head_file = Path(folder) / HEAD_FILE
+    if head_file.is_file():
+        weights = load_file(str(head_file))
+        import torch
+
+        net = model.get_base_model()
+        with torch.no_grad():
+            net.head.weight.copy_(weights["weight"])
+            net.head.bias.copy_(weights["bias"])
+    return model.eval()
