@@ -15,6 +15,6 @@ for f in pathlib.Path("results/lora_lr/runs").glob("*.json"):
         if not (out / f.name).exists():
             shutil.copy2(f, out / f.name)
 PY
-TUNE=experiments/faithful_lr3e-3.toml OUT=$OUT SEEDS=experiments/faithful_lr3e-3_seeds \
+TUNE=experiments/faithful_lr3e-3.toml OUT=$OUT \
     bash experiments/faithful.sh "$DATA" trec sst2 snli sst5
 lorabar report $OUT --out docs/results/faithful_lr3e-3 --baseline lora

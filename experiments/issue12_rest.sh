@@ -9,11 +9,8 @@ python experiments/chosen_grid.py results/faithful experiments/faithful_tune.tom
     --tasks sst2,snli --set label_noise=0.3 --out experiments/faithful_noise.toml
 lorabar grid experiments/faithful_noise.toml --out results/noise --jobs 2 --data-dir "$DATA"
 for task in cola stsb mrpc rte; do
-  lorabar grid experiments/glue_tune.toml --out results/glue --jobs 2 --data-dir "$DATA" \
-      --only task=$task
-  python experiments/chosen_grid.py results/glue experiments/glue_tune.toml --seeds 13,21,42 \
-      --tasks $task --out experiments/glue_seeds_$task.toml
-  lorabar grid experiments/glue_seeds_$task.toml --out results/glue --jobs 2 --data-dir "$DATA"
+  lorabar compare --grid experiments/glue_tune.toml --tasks $task --seeds 13,21,42 \
+      --out results/glue --report docs/results/glue --jobs 2 --data-dir "$DATA"
 done
 lorabar grid experiments/practical_sam.toml --out results/practical_sam --jobs 2 --data-dir "$DATA"
 python experiments/chosen_grid.py results/practical_sam experiments/practical_sam.toml \

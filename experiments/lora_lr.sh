@@ -13,6 +13,6 @@ for task in sst2 sst5 snli trec; do
     cp -n results/faithful/runs/${task}_${method}_s*.json $OUT/runs/
   done
 done
-TUNE=experiments/lora_lr.toml OUT=$OUT SEEDS=experiments/lora_lr_seeds \
+TUNE=experiments/lora_lr.toml OUT=$OUT \
     bash experiments/faithful.sh "$DATA" sst2 sst5 snli trec
 lorabar report $OUT --out docs/results/lora_lr --baseline lora

@@ -98,6 +98,44 @@ def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .experiments.compare import CompareConfig, compare, main_settings
+
+    def ints(text: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"Invalid --seeds: {text!r} (expected comma-separated integers)") \
+                from None
+
+    if args.methods is not None:
+        methods = tuple(m for m in args.methods.split(",") if m)
+    elif args.grid:
+        from .experiments.compare import grid_methods
+
+        methods = grid_methods(args.grid)
+    else:
+        methods = ("lora", "sam", "obar", "nbar")
+    tasks = tuple(t for t in args.tasks.split(",") if t) if args.tasks else None
+    cc = CompareConfig(out=args.out, methods=methods, seeds=ints(args.seeds),
+                       base=main_settings(args, "encoder"), grid=args.grid,
+                       baseline=args.baseline, report=args.report, tasks=tasks)
+    from ._io import check_output_dir
+
+    check_output_dir(args.out)
+    try:
+        compare(cc, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
+                data_dir=args.data_dir)
+    except KeyboardInterrupt:
+        print(f"lorabar compare: interrupted; finished runs are kept in {args.out}; rerun the "
+              "same command to resume", file=sys.stderr)
+        return 130
+    except RuntimeError as err:
+        print(f"lorabar: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _finetune_lm(args: argparse.Namespace) -> int:
     return _finetune(args, "lm")
 
@@ -276,6 +314,10 @@ _HELP = {
     "text_pair_column": "your own data: the column with the second text of a pair",
     "label_column": "your own data: the label column (classes: strings or integers)",
     "task_type": "your own data: classification | regression",
+    "prompt_column": "your own data (finetune-lm): the prompt column; the loss is on the "
+                     "completion only",
+    "completion_column": "your own data (finetune-lm): the completion column",
+    "metric": "your own data (finetune-lm): nll (per completion token) | bleu (of generations)",
 }
 
 
@@ -288,7 +330,7 @@ def _config_help(kind: str) -> dict[str, str]:
     return {**_HELP, "task": " | ".join(CONFIGS[kind].TASKS), "method": methods}
 
 
-def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
+def _add_config_args(p: argparse.ArgumentParser, kind: str, skip: tuple[str, ...] = ()) -> None:
     """One flag per config field (``--batch-size`` for ``batch_size``), defaults from the config."""
     import dataclasses
 
@@ -296,7 +338,7 @@ def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
 
     helps = _config_help(kind)
     for f in dataclasses.fields(CONFIGS[kind]):
-        if f.name == "data_dir":
+        if f.name == "data_dir" or f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         kind_of = type(f.default) if f.default is not None else str
@@ -393,6 +435,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="folder for bench_<arch>_<device>.json/.md")
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(func=_bench)
+
+    cmp_ = sub.add_parser("compare", help="does a method help? tune on dev (one seed), run the "
+                          "dev-chosen settings on every seed, report paired 95%% intervals "
+                          "against a baseline (resumable)")
+    cmp_.add_argument("--methods", default=None,
+                      help="comma-separated methods (default: those of --grid, else "
+                           "lora,sam,obar,nbar)")
+    cmp_.add_argument("--tasks", default=None,
+                      help="with --grid: only these of its tasks (comma-separated)")
+    cmp_.add_argument("--seeds", default="13,21,42,87,100",
+                      help="comma-separated seeds; the first one tunes (default: %(default)s)")
+    cmp_.add_argument("--grid", default=None, metavar="TOML",
+                      help="the tuning grid (default: each method's grid in the registry; a "
+                           "setting given as a flag is fixed, not tuned)")
+    cmp_.add_argument("--baseline", default="lora", help="paired differences against this method")
+    cmp_.add_argument("--out", required=True, help="folder: runs/, report/, paired.csv")
+    cmp_.add_argument("--report", default=None, help="report folder (default: OUT/report)")
+    cmp_.add_argument("--dry-run", dest="dry_run", action="store_true",
+                      help="print the plan and a time estimate; run nothing")
+    cmp_.add_argument("--jobs", type=int, default=1)
+    cmp_.add_argument("--threads", type=int, default=0)
+    cmp_.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
+    _add_config_args(cmp_, "encoder", skip=("method", "seed", "threads"))
+    cmp_.set_defaults(func=_compare)
 
     grid = sub.add_parser("grid", help="run a TOML grid of finetuning runs (resumable)")
     grid.add_argument("config")

@@ -47,6 +47,7 @@ _NOT_KEY = ("data_dir", "threads", "log_every", "device", "precision")  # see th
 _PATHS = ("train", "dev", "test")  # the identity holds their content hashes instead
 CUSTOM = "custom"  # the task name of the user's own data
 TASK_TYPES = ("classification", "regression")
+LM_METRICS = ("nll", "bleu")
 # what only training reads: not part of a non-training method's identity
 _TRAINING = ("steps", "lr", "weight_decay", "warmup_ratio", "label_smoothing")
 _METHOD_HPARAMS = tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
@@ -138,7 +139,11 @@ class RunConfig:
         for k in _NOT_KEY + _PATHS:
             d.pop(k, None)
         if d.get("task") != CUSTOM:
-            for k in ("text_column", "text_pair_column", "label_column", "task_type"):
+            for k in ("text_column", "text_pair_column", "label_column", "task_type",
+                      "prompt_column", "completion_column", "metric"):
+                d.pop(k, None)
+        if d.get("head") != "prompt":
+            for k in ("template", "verbalizer"):
                 d.pop(k, None)
         for k in _METHOD_HPARAMS:
             if k not in method.hparams:
@@ -177,14 +182,18 @@ class EncoderConfig(RunConfig):
     text_pair_column: str | None = None
     label_column: str | None = None
     task_type: str = "classification"
+    # --head prompt: your own template and verbalizer (default: MeZO's for the staged task)
+    template: str | None = None
+    verbalizer: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.head not in HEADS:
             raise _v.choice("head", self.head, HEADS, "--head")
-        if self.method == "zeroshot" and self.head != "probe":
+        if self.method == "zeroshot" and self.head == "linear":
             raise ValueError("Invalid method: 'zeroshot' on an encoder evaluates the probe head "
                              "alone; it needs --head probe")
+        self._check_prompt()
         _v.number("label_noise", self.label_noise, high=1, flag="--label-noise")
         if self.label_noise and self.task in TASKS and TASKS[self.task].is_regression:  # staged
             raise ValueError(f"Invalid label_noise: task {self.task!r} is a regression task "
@@ -212,6 +221,30 @@ class EncoderConfig(RunConfig):
             raise ValueError(f"Invalid task: {self.task!r} is a staged task; --train/--dev/--test "
                              "and the column flags go with task 'custom' (your own data)")
 
+    def _check_prompt(self) -> None:
+        """--head prompt: a template and verbalizer exist and fit the task."""
+        from .templates import MEZO_TEMPLATES, parse_verbalizer
+
+        if self.head != "prompt":
+            if self.template or self.verbalizer:
+                raise ValueError("Invalid template: --template and --verbalizer go with --head prompt")
+            return
+        if (self.template is None) != (self.verbalizer is None):
+            raise ValueError("Invalid template: give --template and --verbalizer together")
+        if self.template is None and self.task not in MEZO_TEMPLATES:
+            raise ValueError(f"Invalid head: 'prompt' has no built-in template for task {self.task!r} "
+                             f"(MeZO's: {sorted(MEZO_TEMPLATES)}); give --template and --verbalizer")
+        if self.task_type == "regression":
+            raise ValueError("Invalid head: 'prompt' scores classes; a regression task needs "
+                             "--head probe or linear")
+        if self.verbalizer is not None:
+            parse_verbalizer(self.verbalizer)
+            if "{mask}" not in self.template:
+                raise ValueError(f"Invalid template: {self.template!r} has no {{mask}}")
+        if self.method == "full":
+            raise ValueError("Invalid method: 'full' trains every weight; --head prompt adapts the "
+                             "LoRA factors only")
+
 
 @dataclass(frozen=True)
 class LMConfig(RunConfig):
@@ -219,7 +252,8 @@ class LMConfig(RunConfig):
     whole split."""
 
     kind: ClassVar[str] = "lm"
-    TASKS: ClassVar[tuple[str, ...]] = ("sst2", "rte", "cb", "copa", "webnlg", "synthetic")
+    TASKS: ClassVar[tuple[str, ...]] = ("sst2", "rte", "cb", "copa", "webnlg", "synthetic",
+                                         CUSTOM)
 
     task: str = "cb"
     steps: int = 100
@@ -235,9 +269,30 @@ class LMConfig(RunConfig):
     max_new_tokens: int = 64
     num_beams: int = 1
     length_penalty: float = 0.8
+    # your own prompt/completion data (task "custom"; lorabar.experiments.lm.SFTTask)
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    prompt_column: str | None = None
+    completion_column: str | None = None
+    metric: str = "nll"              # "nll" (per completion token) or "bleu" (of generations)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.metric not in LM_METRICS:
+            raise _v.choice("metric", self.metric, LM_METRICS, "--metric")
+        own = {k: getattr(self, k) for k in ("train", "dev", "test", "prompt_column",
+                                             "completion_column")}
+        if self.task == CUSTOM:
+            missing = [_v.flag_of(k) for k, v in own.items() if not v]
+            if missing:
+                raise ValueError(f"Invalid task: 'custom' (your own data) needs {', '.join(missing)}")
+            if self.metric == "bleu" and self.model == "tiny":
+                raise ValueError("Invalid metric: 'bleu' generates text, and model 'tiny' has no "
+                                 "tokenizer")
+        elif any(v for v in own.values()):
+            raise ValueError(f"Invalid task: {self.task!r} is a staged task; --train/--dev/--test "
+                             "and the column flags go with task 'custom' (your own data)")
         _v.number("label_smoothing", self.label_smoothing, high=1, flag="--label-smoothing")
         for name in ("n_train", "n_dev", "n_test"):
             self._check_int(name, 0)

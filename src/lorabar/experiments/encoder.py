@@ -119,11 +119,15 @@ class EncoderTask:
         self.n_train = self.sizes["train"]
         self.data: dict = {}
         self.probe: dict | None = None
+        self.head_info: dict | None = None
+        self._pad = 0
 
     def build_model(self, method):
         from .model import build_model
 
         cfg = self.cfg
+        if cfg.head == "prompt":
+            return self._build_prompt_model(method)
         model, tokenizer = build_model(cfg.model, self.task.num_labels,
                                        method="lora" if method.adapters else "full",
                                        lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
@@ -133,10 +137,52 @@ class EncoderTask:
         self.data = {s: (enc.encode(ex), [e.label for e in ex]) for s, ex in self.splits.items()}
         return model
 
+    def _build_prompt_model(self, method):
+        """``--head prompt``: the masked LM scores the verbalizer words at the template's mask
+        (:mod:`lorabar.experiments.prompt`); only the LoRA factors adapt."""
+        from peft import LoraConfig, get_peft_model
+
+        from .model import LORA_TARGETS
+        from .prompt import PromptClassifier, PromptEncoder, build_prompt_model
+        from .templates import MEZO_TEMPLATES, parse_verbalizer
+
+        cfg = self.cfg
+        if cfg.template is not None:
+            template, words = cfg.template, parse_verbalizer(cfg.verbalizer)
+        else:
+            template, words = MEZO_TEMPLATES[cfg.task]
+        mlm, tok = build_prompt_model(cfg.model, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                      targets=LORA_TARGETS[cfg.targets], adapters=False)
+        enc = PromptEncoder(tok, template, words, self.task.labels, cfg.max_length)
+        self.head_info = {"kind": "prompt", "template": template, "verbalizer": words}
+        self._pad = tok.pad_token_id
+        self.data = {s: ([enc.encode(e.text_a, e.text_b) for e in ex], [e.label for e in ex])
+                     for s, ex in self.splits.items()}
+        model = PromptClassifier(mlm, enc.label_ids)
+        if not method.adapters:
+            return model
+        return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                lora_dropout=0.0,
+                                                target_modules=LORA_TARGETS[cfg.targets]))
+
+    def _collate(self, items: list[dict], labels: list) -> dict:
+        if self.cfg.head != "prompt":
+            return _Encoder.collate(items, labels)
+        n = max(len(it["input_ids"]) for it in items)
+        pad = self._pad
+        return {"input_ids": torch.tensor([it["input_ids"] + [pad] * (n - len(it["input_ids"]))
+                                           for it in items]),
+                "attention_mask": torch.tensor([[1] * len(it["input_ids"])
+                                                + [0] * (n - len(it["input_ids"]))
+                                                for it in items]),
+                "mask_pos": torch.tensor([it["mask_pos"] for it in items]),
+                "labels": torch.tensor(labels, dtype=torch.long)}
+
     @torch.no_grad()
     def prepare(self, model, runtime) -> None:
         """``head = "probe"``: fit the head on the frozen features of the train split (the LoRA
-        adapters are the identity at initialization), then keep it frozen."""
+        adapters are the identity at initialization), then keep it frozen.  (``prompt``: the
+        pretrained MLM head is the head; nothing to fit.)"""
         if self.cfg.head != "probe":
             return
         import numpy as np
@@ -168,7 +214,7 @@ class EncoderTask:
 
     def batch(self, idx: list[int]) -> dict:
         x, y = self.data["train"]
-        return _Encoder.collate([x[i] for i in idx], [y[i] for i in idx])
+        return self._collate([x[i] for i in idx], [y[i] for i in idx])
 
     @staticmethod
     def loss(model, batch: dict) -> torch.Tensor:
@@ -180,7 +226,7 @@ class EncoderTask:
         size = self.cfg.eval_batch_size
         preds = []
         for i in range(0, len(encoded), size):
-            batch = _Encoder.collate(encoded[i : i + size], labels[i : i + size])
+            batch = self._collate(encoded[i : i + size], labels[i : i + size])
             batch.pop("labels")
             with runtime.autocast():
                 logits = model(**runtime.to_device(batch)).logits.float()

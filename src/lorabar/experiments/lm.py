@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from .data import subset
 
-__all__ = ["PromptTask", "WebNLGTask", "candidate_scores", "lm_loss"]
+__all__ = ["PromptTask", "SFTTask", "WebNLGTask", "candidate_scores", "generate", "lm_loss"]
 
 
 # ----------------------------------------------------------------------------- tokenization
@@ -72,6 +72,29 @@ def lm_loss(model, batch: dict, label_smoothing: float = 0.0) -> torch.Tensor:
     mask = batch["target"][:, 1:]
     return F.cross_entropy(logits[:, :-1][mask].float(), batch["input_ids"][:, 1:][mask],
                            label_smoothing=label_smoothing)
+
+
+@torch.no_grad()
+def generate(model, tok, prompts: list[str], cfg, runtime) -> list[str]:
+    """Greedy or beam-search continuations of ``prompts`` (``cfg``: ``eval_batch_size``,
+    ``max_new_tokens``, ``num_beams``, ``length_penalty``); the tokenizer pads on the left for
+    the duration and gets its padding side back."""
+    side, tok.padding_side = tok.padding_side, "left"
+    hyps: list[str] = []
+    try:
+        for i in range(0, len(prompts), cfg.eval_batch_size):
+            enc = tok(prompts[i : i + cfg.eval_batch_size], return_tensors="pt", padding=True,
+                      add_special_tokens=False)
+            with runtime.autocast():
+                out = model.generate(**runtime.to_device(dict(enc)),
+                                     max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams,
+                                     length_penalty=cfg.length_penalty, do_sample=False,
+                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            hyps += [t.strip() for t in tok.batch_decode(out[:, enc["input_ids"].shape[1]:],
+                                                         skip_special_tokens=True)]
+    finally:
+        tok.padding_side = side
+    return hyps
 
 
 # ----------------------------------------------------------------------------- adapters
@@ -164,7 +187,17 @@ class PromptTask(_LMTask):
                 for name, rows in self.splits.items()}
 
 
-class WebNLGTask(_LMTask):
+class _TargetLMTask(_LMTask):
+    """Tasks trained with the LM loss on a target text (``self.encoded``: ids and target mask)."""
+
+    def batch(self, idx: list[int]) -> dict:
+        return _collate([self.encoded[i] for i in idx], self.pad)
+
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        return lm_loss(model, batch, self.cfg.label_smoothing)
+
+
+class WebNLGTask(_TargetLMTask):
     """Adapter for WebNLG 2017: LM loss on the target text, BLEU on generations."""
 
     primary_metric = "bleu"
@@ -186,24 +219,14 @@ class WebNLGTask(_LMTask):
         items = [(linearize(e) + " =", " " + e.references[0]) for e in self.train]
         self.encoded = _encode_pairs(self.tok, items, self.cfg.max_length, eos=True)
 
-    def batch(self, idx: list[int]) -> dict:
-        return _collate([self.encoded[i] for i in idx], self.pad)
-
-    def loss(self, model, batch: dict) -> torch.Tensor:
-        return lm_loss(model, batch, self.cfg.label_smoothing)
-
     @torch.no_grad()
     def evaluate(self, model, split: str, runtime) -> dict:
         from .webnlg import bleu, linearize
 
         if self.tok is None:
             raise ValueError("WebNLG evaluation needs a tokenizer (not the tiny model)")
-        rows, tok = self.splits[split], self.tok
-        side, tok.padding_side = tok.padding_side, "left"  # generation pads on the left
-        try:
-            hyps = self._generate(model, rows, runtime)
-        finally:
-            tok.padding_side = side
+        rows = self.splits[split]
+        hyps = self._generate(model, rows, runtime)
         refs = [e.references for e in rows]
         result = {"bleu": bleu(hyps, refs)}
         for name, want in (("bleu_seen", True), ("bleu_unseen", False)):
@@ -217,20 +240,58 @@ class WebNLGTask(_LMTask):
         """Greedy or beam generations for ``rows`` (the tokenizer already pads on the left)."""
         from .webnlg import linearize
 
-        cfg, tok = self.cfg, self.tok
-        hyps: list[str] = []
-        for i in range(0, len(rows), cfg.eval_batch_size):
-            chunk = rows[i : i + cfg.eval_batch_size]
-            enc = tok([linearize(e) + " =" for e in chunk], return_tensors="pt", padding=True,
-                      add_special_tokens=False)
+        return generate(model, self.tok, [linearize(e) + " =" for e in rows], self.cfg, runtime)
+
+    def majority(self) -> None:
+        return None
+
+
+class SFTTask(_TargetLMTask):
+    """Your own prompt/completion data (task ``custom``): the LM loss on the completion tokens
+    only.  Metrics: the mean negative log-likelihood per completion token (``nll``; the primary
+    metric is ``neg_nll = -nll``, so that dev selection, which maximizes, prefers the lower NLL),
+    and with ``metric = "bleu"`` the BLEU of greedy (or beam) generations against the completions
+    (primary ``bleu``)."""
+
+    def __init__(self, cfg) -> None:
+        from .userdata import read_rows, text_field
+
+        super().__init__(cfg)
+        pairs = {}
+        for split in ("train", "dev", "test"):
+            path = getattr(cfg, split)
+            pairs[split] = [(text_field(path, n, row, cfg.prompt_column),
+                             text_field(path, n, row, cfg.completion_column, strip=False))
+                            for n, row in read_rows(path)]
+        self.train = subset(pairs["train"], cfg.n_train, seed=cfg.seed)
+        self.splits = {s: subset(pairs[s], n, seed=0)
+                       for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))}
+        self.sizes = {"train": len(self.train), **{k: len(v) for k, v in self.splits.items()}}
+        self.n_train = len(self.train)
+        self.primary_metric = "bleu" if cfg.metric == "bleu" else "neg_nll"
+
+    def _encode(self) -> None:
+        self.encoded = _encode_pairs(self.tok, self.train, self.cfg.max_length, eos=True)
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, runtime) -> dict:
+        rows, size = self.splits[split], self.cfg.eval_batch_size
+        encoded = _encode_pairs(self.tok, rows, self.cfg.max_length, eos=True)
+        total, count = 0.0, 0
+        for i in range(0, len(encoded), size):
+            batch = runtime.to_device(_collate(encoded[i : i + size], self.pad))
             with runtime.autocast():
-                out = model.generate(**runtime.to_device(dict(enc)),
-                                     max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams,
-                                     length_penalty=cfg.length_penalty, do_sample=False,
-                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            hyps += [t.strip() for t in tok.batch_decode(out[:, enc["input_ids"].shape[1]:],
-                                                         skip_special_tokens=True)]
-        return hyps
+                tok_lp, mask = _token_logprobs(model, batch)
+            total -= float((tok_lp * mask).sum())
+            count += int(mask.sum())
+        nll = total / max(1, count)
+        result = {"neg_nll": -nll, "nll": nll}
+        if self.cfg.metric == "bleu":
+            from .webnlg import bleu
+
+            hyps = generate(model, self.tok, [p for p, _ in rows], self.cfg, runtime)
+            result = {"bleu": bleu(hyps, [(c.strip(),) for _, c in rows]), **result}
+        return result
 
     def majority(self) -> None:
         return None

@@ -8,7 +8,7 @@ A method is one :class:`Method` entry here plus its stepper builder in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import _names
 
@@ -20,7 +20,7 @@ SCHEDULES = _names.SCHEDULES
 PERTURBATIONS = _names.PERTURBATIONS
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = "auto | cpu | cuda | cuda:N"
-HEADS = ("probe", "linear")
+HEADS = ("probe", "linear", "prompt")
 POOLINGS = ("mean", "cls")
 TARGETS = ("qv", "all")
 SETTINGS = ("fewshot", "full")
@@ -31,6 +31,7 @@ TASK_ADAPTERS = {
     "encoder": "lorabar.experiments.encoder:EncoderTask",
     "lm": "lorabar.experiments.lm:PromptTask",
     "lm/webnlg": "lorabar.experiments.lm:WebNLGTask",
+    "lm/custom": "lorabar.experiments.lm:SFTTask",
 }
 
 
@@ -48,6 +49,8 @@ class Method:
         kinds: the task kinds it applies to (``None``: every kind).
         curve: its place among the |B| curves of the report's Fig. 3 analog (``None``: not
             drawn; the paper's figure shows LoRA, SAM and the two BARs).
+        tune: ``lorabar compare``'s default tuning grid for it (setting -> values).
+        cost: its step time relative to LoRA's, for time estimates (SAM: two passes).
     """
 
     name: str
@@ -58,26 +61,32 @@ class Method:
     adapters: bool = True
     kinds: tuple[str, ...] | None = None
     curve: int | None = None
+    tune: dict = field(default_factory=dict)
+    cost: float = 1.0
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("zeroshot", "zero-shot", "no training: the pretrained model (encoders: the probe "
-           "head alone) evaluated", trains=False),
-    Method("lora", "LoRA", "LoRA adapters trained with AdamW", curve=0),
+           "head alone) evaluated", trains=False, cost=0.0),
+    Method("lora", "LoRA", "LoRA adapters trained with AdamW", curve=0,
+           tune={"lr": [1e-3, 3e-3]}),
     Method("sam", "LoRA-SAM", "SAM over AdamW, perturbing the LoRA factors only (--rho)",
-           hparams=("rho", "sam_perturbation"), curve=1),
+           hparams=("rho", "sam_perturbation"), curve=1, tune={"rho": [0.01, 0.05, 0.1]},
+           cost=2.0),
     Method("obar", "LoRA-oBAR", "LoRA + overparametrized BAR (the paper's oBAR; --mu0, "
-           "--schedule)", hparams=("mu0", "schedule"), curve=3),
+           "--schedule)", hparams=("mu0", "schedule"), curve=3,
+           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"}),
     Method("nbar", "LoRA-nBAR", "LoRA + non-overparametrized BAR (the paper's nBAR; --mu0, "
-           "--schedule)", hparams=("mu0", "schedule"), curve=2),
+           "--schedule)", hparams=("mu0", "schedule"), curve=2,
+           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"}),
     Method("sbar", "LoRA-sBAR", "LoRA + BAR at SAM's own first-order rate (lorabar's; --rho)",
-           hparams=("rho",)),
+           hparams=("rho",), tune={"rho": [0.01, 1.0, 10.0]}),
     Method("loraplus", "LoRA+", "LoRA+ (B's lr = ratio x A's; --loraplus-ratio, --bar)",
-           hparams=("loraplus_ratio",)),
+           hparams=("loraplus_ratio",), tune={"loraplus_ratio": [4.0, 16.0]}),
     Method("flatlora", "Flat-LoRA", "Flat-LoRA's random weight perturbation (--rho)",
-           hparams=("rho",)),
+           hparams=("rho",), tune={"rho": [0.01, 0.05]}),
     Method("full", "Full FT", "full finetuning, no adapters (encoders)", adapters=False,
-           kinds=("encoder",)),
+           kinds=("encoder",), tune={"lr": [1e-5, 3e-5]}),
 )}
 
 

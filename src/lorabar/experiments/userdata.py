@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .data import DataError, Example, Task, note_read, read_data_text
 
-__all__ = ["FORMATS", "UserData", "load_user_data"]
+__all__ = ["FORMATS", "UserData", "load_user_data", "read_rows", "text_field"]
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", "a datasets.save_to_disk folder")
 
@@ -147,13 +147,15 @@ def read_rows(path: str | Path) -> list[tuple[int, dict]]:
     return rows
 
 
-def _text(path: Path, lineno: int, row: dict, column: str) -> str:
+def text_field(path, lineno: int, row: dict, column: str, *, strip: bool = True) -> str:
+    """The text in ``row[column]`` (stripped unless ``strip=False``); a missing column or an
+    empty text is a :class:`DataError` naming ``file:line``."""
     if column not in row:
         raise DataError(f"{path}:{lineno}: no column {column!r} (columns: {sorted(row)})")
     value = row[column]
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"{path}:{lineno}: column {column!r} holds {value!r}, expected text")
-    return value.strip()
+    return value.strip() if strip else value
 
 
 def _raw_label(path: Path, lineno: int, row: dict, column: str):
@@ -193,8 +195,8 @@ def load_user_data(train: str | Path, dev: str | Path, test: str | Path, *, text
     for split, rows in raw.items():
         path, out = paths[split], []
         for lineno, row in rows:
-            a = _text(path, lineno, row, text_column)
-            b = _text(path, lineno, row, text_pair_column) if text_pair_column else None
+            a = text_field(path, lineno, row, text_column)
+            b = text_field(path, lineno, row, text_pair_column) if text_pair_column else None
             value = _raw_label(path, lineno, row, label_column)
             if task_type == "classification":
                 if str(value) not in labels:

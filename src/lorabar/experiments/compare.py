@@ -1,0 +1,238 @@
+"""``lorabar compare``: does a method help here?  The two-stage protocol as one resumable command.
+
+1. **Tune** on the dev split with one seed: a grid from a TOML (``--grid``) or, per method, the
+   registry's default grid (:attr:`lorabar.experiments.registry.Method.tune`); a setting given on
+   the command line is fixed, not tuned.
+2. **Seeds**: every method at its dev-chosen setting
+   (:func:`lorabar.experiments.report.select`) on every seed (a method that does not train: the
+   first seed only).
+3. **Report**: tables, figures and the paired differences to the baseline with 95% intervals
+   (``OUT/report/`` and ``OUT/paired.csv``), printed at the end.
+
+Runs go through :func:`lorabar.experiments.grid.run_grid` into ``OUT/runs``: a rerun skips every
+finished run of the same identity, so an interrupted comparison resumes and a repeated one runs
+nothing.  ``dry_run`` prints the plan -- runs, steps, and a time estimate from a measured step
+time (the median of finished runs in ``OUT``, else a 3-step probe run) -- and runs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+
+from .config import CONFIGS
+from .registry import METHODS
+
+__all__ = ["CompareConfig", "compare", "seeds_grid", "tuning_grid"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareConfig:
+    """What to compare: ``base`` (config settings every run shares: the task or your own files,
+    steps, model ...), ``methods``, ``seeds`` (the first one tunes), an optional TOML ``grid`` for
+    stage 1, the ``baseline`` of the paired differences and the output folder ``out``."""
+
+    out: str
+    methods: tuple[str, ...] = ("lora", "sam", "obar", "nbar")
+    seeds: tuple[int, ...] = (13, 21, 42, 87, 100)
+    base: dict = dataclasses.field(default_factory=dict)
+    grid: str | None = None
+    baseline: str = "lora"
+    kind: str = "encoder"
+    report: str | None = None
+    tasks: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        from .. import _validate as _v
+
+        if self.kind not in CONFIGS:
+            raise _v.choice("kind", self.kind, sorted(CONFIGS))
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise _v.choice("methods", ",".join(unknown) or "''", list(METHODS), "--methods")
+        if self.baseline not in self.methods:
+            raise ValueError(f"Invalid --baseline: {self.baseline!r} is not among --methods "
+                             f"{list(self.methods)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"Invalid --seeds: {list(self.seeds)} (expected distinct seeds)")
+        for s in self.seeds:
+            _v.integer("seeds", s, 0, flag="--seeds")
+
+
+def grid_methods(path: str) -> tuple[str, ...]:
+    """The methods a tuning TOML's variants name, in the registry's order."""
+    from .grid import load_grid
+
+    grid = load_grid(path)
+    named: set[str] = set()
+    for v in grid.get("variant", [{}]):
+        m = v.get("method", grid.get("base", {}).get("method", "lora"))
+        named.update(m if isinstance(m, list) else [m])
+    return tuple(m for m in METHODS if m in named)
+
+
+def tuning_grid(cc: CompareConfig) -> dict:
+    """Stage 1 as a grid dict: the TOML's (its seeds replaced by the tuning seed, restricted to
+    ``methods``), else the registry's default grid per method, with ``base`` on top."""
+    from .grid import load_grid
+
+    if cc.grid:
+        grid = load_grid(cc.grid)
+        base = {**grid.get("base", {}), **cc.base}
+        table = {**grid.get("grid", {}), "seed": [cc.seeds[0]]}
+        if cc.tasks:  # a subset of the TOML's tasks (cheap ones first, say)
+            listed = table.get("task", base.get("task"))
+            listed = listed if isinstance(listed, list) else [listed]
+            unknown = [t for t in cc.tasks if t not in listed]
+            if unknown:
+                raise ValueError(f"Invalid --tasks: {unknown} are not tasks of {cc.grid} "
+                                 f"({listed})")
+            table["task"] = [t for t in listed if t in cc.tasks]
+        variants = []
+        for v in grid.get("variant", [{}]):
+            methods = v.get("method", base.get("method"))
+            names = methods if isinstance(methods, list) else [methods]
+            keep = [m for m in names if m in cc.methods]
+            if keep:
+                variants.append({**v, "method": keep if isinstance(methods, list) else keep[0]})
+        return {"base": base, "grid": table, "variant": variants}
+    variants = []
+    for m in cc.methods:
+        tune = {k: v for k, v in METHODS[m].tune.items() if k not in cc.base}
+        variants.append({"method": m, **tune})
+    return {"base": dict(cc.base), "grid": {"seed": [cc.seeds[0]]}, "variant": variants}
+
+
+def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
+    """Stage 2 as a grid dict: per (task, method) the dev-chosen setting on every seed."""
+    from .report import select
+
+    variants = []
+    for (task, method), runs in sorted(select(results).items()):
+        if method not in cc.methods or (cc.tasks and task not in cc.tasks):
+            continue
+        c = runs[0]["config"]
+        entry = METHODS[method]
+        keys = ["lr", *entry.hparams] if entry.trains else []
+        if c.get("bar", "none") != "none":
+            keys += ["bar", "mu0", "schedule", "rho"]
+        variants.append({"task": task, "method": method,
+                         "seed": list(cc.seeds) if entry.trains else [cc.seeds[0]],
+                         **{k: c[k] for k in keys if k in c}})
+    base = tuning_grid(cc)["base"]
+    return {"base": base, "variant": variants}
+
+
+def _estimate(cc: CompareConfig, configs, log) -> tuple[float, float]:
+    """``(seconds per step, seconds per evaluation)`` measured here: the medians of finished
+    runs in ``OUT``, else a 3-step probe run of the first configuration."""
+    from .report import result_files
+
+    steps, evals = [], []
+    for path in result_files(cc.out):
+        try:
+            r = json.loads(path.read_text())
+            cost = METHODS[r["config"]["method"]].cost
+            steps.append(r["timing"]["step_time_median_s"] / cost)
+            evals.append(r["timing"]["eval_s"])
+        except (ValueError, KeyError, TypeError, OSError):
+            continue
+    if steps:
+        return statistics.median(steps), statistics.median(evals)
+    from .engine import run
+
+    probe = dataclasses.replace(configs[0], method="lora", steps=3)
+    log("compare: timing a 3-step probe run for the estimate ...")
+    record = run(probe, progress=False)
+    return record["timing"]["step_time_median_s"], record["timing"]["eval_s"]
+
+
+def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads: int = 0,
+            data_dir: str | None = None, log=print) -> dict:
+    """Run (or with ``dry_run`` plan) the comparison; returns ``{"planned", "ran", "paired"}``."""
+    from .. import _io
+    from .grid import expand, identity_of, is_done, run_grid
+    from .identity import run_id
+    from .report import load_results, paired, render
+
+    out = Path(cc.out)
+    stage1 = tuning_grid(cc)
+    configs = expand(stage1, data_dir=data_dir)
+    import os
+
+    threads_each = threads or max(1, (os.cpu_count() or 1) // jobs)  # as run_grid resolves it
+
+    def todo(cfgs):
+        fixed = [dataclasses.replace(c, threads=c.threads or threads_each) for c in cfgs]
+        return [c for c in fixed
+                if not is_done(out / "runs" / f"{run_id(identity_of(c))}.json", identity_of(c))]
+
+    if dry_run:
+        pending = todo(configs)
+        trained = [m for m in cc.methods if METHODS[m].trains]
+        tasks = sorted({c.task for c in configs})
+        stage2 = len(trained) * (len(cc.seeds) - 1) * len(tasks)
+        exact = False
+        if not pending and configs:  # stage 1 is done: stage 2's runs are known
+            stage2 = len(todo(expand(seeds_grid(cc, load_results(out)), data_dir=data_dir)))
+            exact = True
+        step_s, eval_s = _estimate(cc, configs, log) if configs else (0.0, 0.0)
+        cost = sum(c.steps * step_s * METHODS[c.method].cost * METHODS[c.method].trains + eval_s
+                   for c in pending)
+        steps = sorted({c.steps for c in configs})
+        per_run = max(steps) * step_s
+        estimate = cost + stage2 * (per_run + eval_s)
+        about = f"{stage2} to do" if exact else (f"about {stage2} runs (their settings are "
+                                                  "chosen after stage 1)")
+        log(f"compare (dry run): stage 1 (tuning, seed {cc.seeds[0]}): {len(configs)} runs, "
+            f"{len(pending)} to do; stage 2 (seeds {list(cc.seeds)}): {about}; "
+            f"{steps[0] if len(steps) == 1 else steps} "
+            f"steps per run; estimate {estimate / 3600:.2f} h at {1e3 * step_s:.0f} ms/step "
+            f"(measured here; SAM-like methods count {max(m.cost for m in METHODS.values()):g}x)")
+        return {"planned": len(pending) + stage2, "ran": 0, "paired": None,
+                "estimate_s": estimate}
+
+    ran = 0
+    for stage in (1, 2):
+        grid = stage1 if stage == 1 else seeds_grid(cc, load_results(out))
+        if not grid.get("variant"):
+            continue
+        pending = len(todo(expand(grid, data_dir=data_dir)))
+        bar = _io.progress_bar(pending, f"compare, stage {stage}", unit="run", leave=True,
+                               enabled=pending > 0)
+
+        def progress(message: str, bar=bar) -> None:
+            if message.startswith("[") and (" done " in message or " FAILED " in message):
+                bar.update(1)
+            if " FAILED " in message or " moved " in message or "stopping" in message:
+                log(message)
+
+        try:
+            counts = run_grid(grid, out, jobs=jobs, data_dir=data_dir, threads=threads,
+                              log=progress)
+        finally:
+            bar.close()
+        ran += counts["done"]
+        if counts["failed"]:
+            raise RuntimeError(f"compare: {counts['failed']} runs failed in stage {stage} (their "
+                               f"errors: {out}/runs/*.error.json); fix and rerun to resume")
+    report = Path(cc.report) if cc.report else out / "report"
+    render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"))
+    rows = paired(load_results(out), cc.baseline)
+    _io.write_text_atomic(out / "paired.csv", (report / "paired.csv").read_text())
+    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        log("  ".join(c.ljust(w) for c, w in zip(r, width)))
+    log(f"compare: {ran} runs ran now; report in {report}, paired differences in "
+        f"{out / 'paired.csv'}")
+    return {"planned": ran, "ran": ran, "paired": rows}
+
+
+def main_settings(args, kind: str) -> dict:
+    """The config settings given on the command line (``None``: not given)."""
+    names = set(CONFIGS[kind].field_names()) - {"method", "seed"}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
