@@ -125,7 +125,7 @@ def _compare(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     try:
         compare(cc, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
-                data_dir=args.data_dir)
+                data_dir=args.data_dir, step_time=args.step_time)
     except KeyboardInterrupt:
         print(f"lorabar compare: interrupted; finished runs are kept in {args.out}; rerun the "
               "same command to resume", file=sys.stderr)
@@ -454,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--report", default=None, help="report folder (default: OUT/report)")
     cmp_.add_argument("--dry-run", dest="dry_run", action="store_true",
                       help="print the plan and a time estimate; run nothing")
+    cmp_.add_argument("--step-time", dest="step_time", type=float, default=None, metavar="S",
+                      help="with --dry-run: estimate with S seconds per LoRA step (e.g. measured "
+                           "on the GPU that will run it) instead of measuring here")
     cmp_.add_argument("--jobs", type=int, default=1)
     cmp_.add_argument("--threads", type=int, default=0)
     cmp_.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)

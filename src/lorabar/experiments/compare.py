@@ -125,6 +125,28 @@ def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
     return {"base": base, "variant": variants}
 
 
+BUILTIN_MODELS = ("minilm", "smollm2", "tiny", "tiny-mlm")
+
+
+def check_model_available(model: str) -> None:
+    """Raise ``ValueError`` (one line, before anything runs) unless ``model`` is built in, a local
+    folder, or a hub id whose files are in the Hugging Face cache (nothing is downloaded)."""
+    from pathlib import Path as _Path
+
+    if model in BUILTIN_MODELS or _Path(model).expanduser().is_dir():
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "config.json")
+    except Exception:  # noqa: BLE001 - an id the hub library refuses is not available either
+        cached = None
+    if not isinstance(cached, str):
+        raise ValueError(f"Invalid model: {model!r} is not a local folder and not in the Hugging "
+                         "Face cache, and nothing is downloaded here; fetch it on a connected "
+                         f"machine (huggingface-cli download {model}) or pass --model PATH")
+
+
 def _estimate(cc: CompareConfig, configs, log) -> tuple[float, float]:
     """``(seconds per step, seconds per evaluation)`` measured here: the medians of finished
     runs in ``OUT``, else a 3-step probe run of the first configuration."""
@@ -150,8 +172,11 @@ def _estimate(cc: CompareConfig, configs, log) -> tuple[float, float]:
 
 
 def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads: int = 0,
-            data_dir: str | None = None, log=print) -> dict:
-    """Run (or with ``dry_run`` plan) the comparison; returns ``{"planned", "ran", "paired"}``."""
+            data_dir: str | None = None, step_time: float | None = None, log=print) -> dict:
+    """Run (or with ``dry_run`` plan) the comparison; returns ``{"planned", "ran", "paired"}``.
+
+    ``step_time``: seconds per LoRA step to estimate with (a dry run on another machine, e.g.
+    from ``lorabar bench`` or a paper's table), instead of measuring here."""
     from .. import _io
     from .grid import expand, identity_of, is_done, run_grid
     from .identity import run_id
@@ -160,6 +185,8 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
     out = Path(cc.out)
     stage1 = tuning_grid(cc)
     configs = expand(stage1, data_dir=data_dir)
+    for model in sorted({c.model for c in configs}):
+        check_model_available(model)
     import os
 
     threads_each = threads or max(1, (os.cpu_count() or 1) // jobs)  # as run_grid resolves it
@@ -178,7 +205,10 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
         if not pending and configs:  # stage 1 is done: stage 2's runs are known
             stage2 = len(todo(expand(seeds_grid(cc, load_results(out)), data_dir=data_dir)))
             exact = True
-        step_s, eval_s = _estimate(cc, configs, log) if configs else (0.0, 0.0)
+        if step_time is not None:
+            step_s, eval_s = step_time, 0.0
+        else:
+            step_s, eval_s = _estimate(cc, configs, log) if configs else (0.0, 0.0)
         cost = sum(c.steps * step_s * METHODS[c.method].cost * METHODS[c.method].trains + eval_s
                    for c in pending)
         steps = sorted({c.steps for c in configs})
@@ -190,7 +220,8 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
             f"{len(pending)} to do; stage 2 (seeds {list(cc.seeds)}): {about}; "
             f"{steps[0] if len(steps) == 1 else steps} "
             f"steps per run; estimate {estimate / 3600:.2f} h at {1e3 * step_s:.0f} ms/step "
-            f"(measured here; SAM-like methods count {max(m.cost for m in METHODS.values()):g}x)")
+            f"({'given' if step_time is not None else 'measured here'}; SAM-like methods count "
+            f"{max(m.cost for m in METHODS.values()):g}x)")
         return {"planned": len(pending) + stage2, "ran": 0, "paired": None,
                 "estimate_s": estimate}
 
