@@ -19,6 +19,7 @@ check of the learning rates (:meth:`apply_check`).
 
 from __future__ import annotations
 
+import abc
 import math
 import warnings
 import weakref
@@ -40,7 +41,7 @@ RATE_WARNING = 0.1  # a per-step rescaling above this: a RuntimeWarning, once pe
 _HANDLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-class PairRescaler:
+class PairRescaler(abc.ABC):
     """A rescaling of LoRA factor pairs before every optimizer step (see the module docstring).
 
     Args:
@@ -96,23 +97,23 @@ class PairRescaler:
         self._warned_rate = False
 
     # ----------------------------------------------------------------- what subclasses give
+    @abc.abstractmethod
     def apply_check(self, lrs: Sequence[float]) -> None:
         """Raise ``ValueError`` if these per-pair learning rates cannot be applied."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _coefficients(self, lrs: Sequence[float]) -> list[float] | None:
         """The per-pair coefficients of this step (``None``: nothing to do this step)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _reads(self, xs: list[Tensor], ys: list[Tensor], gx: list[Tensor],
                gy: list[Tensor]) -> list[Tensor]:
         """The tensors whose squared norms the rule reads; the gradients come first."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _factors(self, stats: Tensor, coeffs: float | Tensor, dtype: torch.dtype) -> Tensor:
         """``2n`` factors (xs, then ys) from the ``stats`` of :meth:`_reads` and the
         coefficients (a float, or ``n`` values on the device)."""
-        raise NotImplementedError
 
     def _identity(self) -> dict[str, Any]:
         """The settings a saved state must agree with (checked by :meth:`load_state_dict`)."""

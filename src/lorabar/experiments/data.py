@@ -200,29 +200,37 @@ def read_data_text(path: str | os.PathLike) -> str:
 _GLUED = re.compile(r"^(.*[.?!\"')])([A-Za-z][A-Za-z0-9_-]*)$")
 
 
-def _rows(task: Task, path: Path) -> list[tuple[int, list[str]]]:
-    """``(line number, fields)`` of every data row, strictly: an unterminated quote (CSV), a
-    wrong number of fields, or a file without data rows raises :class:`DataError` naming
-    ``file:line``."""
-    text = read_data_text(path)
-    if task.ext == "csv":
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    else:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t",
-                            quoting=csv.QUOTE_NONE, strict=True)
-    lo, hi = task.columns
-    rows = []
+def csv_records(path: Path, *, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL):
+    """``(line number, fields)`` of every record of a delimited text file, strictly: a malformed
+    quote, or a quoted field that runs over lines, raises :class:`DataError` naming ``file:line``
+    (every file is read as strict UTF-8 by :func:`read_data_text`)."""
+    reader = csv.reader(io.StringIO(read_data_text(path), newline=""), delimiter=delimiter,
+                        quoting=quoting, strict=True)
     while True:
         start = reader.line_num + 1
         try:
             fields = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as err:
             raise DataError(f"{path}:{start}: malformed CSV ({err}); an unterminated quote?") from None
         if reader.line_num != start and any("\n" in f or "\r" in f for f in fields):
             raise DataError(f"{path}:{start}: unterminated quote: the field runs over lines "
                             f"{start}-{reader.line_num}")
+        yield start, fields
+
+
+def _rows(task: Task, path: Path) -> list[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every data row, strictly: an unterminated quote (CSV), a
+    wrong number of fields, or a file without data rows raises :class:`DataError` naming
+    ``file:line``."""
+    if task.ext == "csv":
+        records = csv_records(path)
+    else:
+        records = csv_records(path, delimiter="\t", quoting=csv.QUOTE_NONE)
+    lo, hi = task.columns
+    rows = []
+    for start, fields in records:
         if task.header and start == 1:
             continue
         if not fields or all(not f for f in fields):

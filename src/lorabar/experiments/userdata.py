@@ -15,14 +15,12 @@ is part of a run's identity.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import DataError, Example, Task, note_read, read_data_text
+from .data import DataError, Example, Task, csv_records, note_read, read_data_text
 
 __all__ = ["FORMATS", "UserData", "load_user_data", "read_rows", "text_field"]
 
@@ -39,18 +37,8 @@ class UserData:
 
 
 def _rows_text(path: Path, delimiter: str) -> list[tuple[int, dict]]:
-    text = read_data_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows, header = [], None
-    while True:
-        start = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            raise DataError(f"{path}:{start}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} "
-                            f"({err}); an unterminated quote?") from None
+    for start, fields in csv_records(path, delimiter=delimiter):
         if header is None:
             header = fields
             if len(set(header)) != len(header):
