@@ -541,3 +541,16 @@ def test_committed_results_report_as_committed(tmp_path, results, docs):
         assert (tmp_path / "rep" / path.name).read_bytes() == path.read_bytes(), path.name
     assert ((tmp_path / "rep" / "report.md").read_text()
             == (ROOT / "docs" / "results" / docs / "report.md").read_text())
+
+
+@pytest.mark.real
+def test_committed_grids_resume_with_nothing_to_run(capsys, monkeypatch):
+    """The committed runs' identities still match what the code computes (a change to what
+    identifies a run would make every committed grid run again).  They ran where `auto` meant
+    bf16, with 1 thread per run: the test resolves the same way on any CPU (nothing runs)."""
+    monkeypatch.setenv("LORABAR_NATIVE_BF16", "1")
+    assert main(["compare", "--grid", str(ROOT / "experiments" / "lora_lr.toml"), "--seeds",
+                 "13,21,42,87,100", "--out", str(ROOT / "results" / "lora_lr"), "--data-dir",
+                 str(DATA), "--jobs", "2", "--threads", "1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "16 runs, 0 to do" in out and "stage 2 (seeds [13, 21, 42, 87, 100]): 0 to do" in out
