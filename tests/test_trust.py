@@ -526,7 +526,8 @@ def _write(path: Path, text: str) -> Path:
 # ----------------------------------------------------------------------------- committed results
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = [("faithful", "faithful"), ("faithful_lr3e-3", "faithful_lr3e-3"), ("glue", "glue"),
-             ("lora_lr", "lora_lr"), ("noise", "noise"), ("practical_sam", "practical")]
+             ("lora_lr", "lora_lr"), ("noise", "noise"), ("practical_sam", "practical"),
+             ("faithful_1000", "faithful_1000")]
 
 
 @pytest.mark.parametrize("results, docs", COMMITTED)
