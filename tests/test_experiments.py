@@ -274,12 +274,14 @@ def _fake(task, method, seed, dev, test, step_ms, setting=None, b=1.0, *, precis
     identity = {"config": cfg.key(), "device": "cpu", "precision": precision, "threads": 1,
                 "data": {f"{task}/512-{seed}/train.tsv": data * 64},
                 "model": {"name": model, "files": {"model.safetensors": "m" * 64}}}
-    return {"config": asdict(cfg), "key": cfg.key(), "identity": identity,
+    from lorabar.experiments.results import with_digest
+
+    return with_digest({"config": asdict(cfg), "key": cfg.key(), "identity": identity,
             "primary_metric": "accuracy",
             "metrics": {"dev": {"accuracy": dev}, "test": {"accuracy": test}},
             "majority_class": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.51}},
             "final_mean_abs_B": b, "timing": {"step_time_median_s": step_ms / 1000},
-            "balancedness": {"steps": [0, 10], "names": names, "abs_B": [[1, 1, 1], [b, b, b]]}}
+            "balancedness": {"steps": [0, 10], "names": names, "abs_B": [[1, 1, 1], [b, b, b]]}})
 
 
 def test_report_on_fixture_results(tmp_path):
@@ -412,8 +414,10 @@ def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
     assert rows[0] == ["task", "method", "metric", "test", "dev"]
     assert ["stsb", "LoRA", "spearman", "72.0 ± 2.8 (2)", "72.0 ± 2.8 (2)"] in rows
     assert ["stsb", "LoRA-oBAR", "pearson", "83.0 ± 2.8 (2)", "83.0 ± 2.8 (2)"] in rows
+    from lorabar.experiments.results import with_digest
+
     for i, r in enumerate(runs):
-        (tmp_path / f"r{i}.json").write_text(json.dumps(r))
+        (tmp_path / f"r{i}.json").write_text(json.dumps(with_digest(r)))
     render(tmp_path, out=tmp_path / "rep")
     assert "spearman" in (tmp_path / "rep" / "metrics.csv").read_text()
     assert "## Every metric" in (tmp_path / "rep" / "report.md").read_text()

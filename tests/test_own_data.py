@@ -87,7 +87,7 @@ def test_own_data_refuses_mixed_label_types_and_unknown_formats(tmp_path):
     rows = [json.loads(line) for line in paths["train"].read_text().splitlines()]
     rows[0]["label"] = 3
     paths["train"].write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(D.DataError, match=r"train.jsonl: label column 'label' mixes types"):
+    with pytest.raises(D.DataError, match=r"train.jsonl: label column 'label' mixes numbers and strings"):
         load_user_data(**paths, text_column="text", label_column="label")
     (tmp_path / "t.xlsx").write_text("x")
     with pytest.raises(D.DataError, match=r"t.xlsx: unknown format '.xlsx'"):
@@ -104,10 +104,11 @@ def test_own_data_content_is_the_identity_not_the_path(tmp_path):
     base = {"model": "tiny", "text_column": "text", "label_column": "label", "threads": 1}
     ia = identity_of(config_from({**base, **{k: str(v) for k, v in a.items()}}))
     ib = identity_of(config_from({**base, **{k: str(v) for k, v in b.items()}}))
-    assert ia == ib and set(ia["data"]) == {"train.jsonl", "dev.jsonl", "test.jsonl"}
+    assert ia == ib and set(ia["data"]) == {"train", "dev", "test"}  # by role
     b["train"].write_text(b["train"].read_text().replace("apple", "melon"))
     ib2 = identity_of(config_from({**base, **{k: str(v) for k, v in b.items()}}))
-    assert ib2["data"]["train.jsonl"] != ia["data"]["train.jsonl"]
+    assert ib2["data"]["train"] != ia["data"]["train"]
+    assert ib2["data"]["dev"] == ia["data"]["dev"]
 
 
 # ----------------------------------------------------------------------------- --save-adapter
@@ -144,7 +145,7 @@ def test_save_adapter_refuses_an_existing_folder_before_training(tmp_path, capsy
 
     monkeypatch.setattr(E, "run", lambda *a, **k: pytest.fail("trained before the check"))
     assert main(["finetune", "--model", "tiny", *_own(paths), "--save-adapter", str(ad)]) == 2
-    assert "exists and is not empty" in _err(capsys)
+    assert "exists, is not empty and is not a folder lorabar wrote" in _err(capsys)
     assert [p.name for p in ad.iterdir()] == ["mine.txt"]
 
 
@@ -213,7 +214,9 @@ def test_compare_on_own_files_then_resumes_with_nothing_to_do(tmp_path, capsys):
             "13,21", "--steps", "2", "--max-eval", "32", "--out", str(tmp_path / "C")]
     assert main(argv) == 0
     paired = (tmp_path / "C" / "paired.csv").read_text()
-    assert "custom,LoRA-oBAR,2," in paired
+    import re
+
+    assert re.search(r"^train-[0-9a-f]{6},LoRA-oBAR,2,", paired, re.M)  # named from its data
     runs = sorted(p.name for p in (tmp_path / "C" / "runs").glob("*.json"))
     capsys.readouterr()
     assert main(argv) == 0

@@ -117,7 +117,8 @@ def test_on_a_peft_model_with_adamw_grad_accumulation_and_float32():
     b1 = float(lorabar.balancedness(pairs).mean_abs_B)
     assert math.isfinite(b1) and b1 != b0
     state = bar.state_dict()
-    assert state == {"step": 3, "mode": "sbar", "rho": 0.5, "norm": "pair"}
+    assert state == {"step": 3, "mode": "sbar", "rho": 0.5, "norm": "pair",
+                     "pairs": [p.name for p in pairs]}
     assert isinstance(bar, lorabar.SBAR)  # BAR(mode="sbar") builds an SBAR
     # a state saved by lorabar 0.1 (it carried BAR's unused mu0) still loads
     lorabar.SBAR(pairs, rho=0.5).load_state_dict({**state, "mu0": 0.5})

@@ -198,7 +198,11 @@ def test_report_never_selects_a_nan_metric(tmp_path, capsys):
 def test_report_replaces_its_folder_whole(tmp_path, monkeypatch):
     folder = _folder(tmp_path, _two_methods())
     rep = tmp_path / "rep"
-    rep.mkdir()
+    assert main(["report", str(folder), "--out", str(rep)]) == 0
+    manifest = rep / ".lorabar-manifest.json"
+    owned = json.loads(manifest.read_text())
+    owned["files"] += ["metrics.csv", "fig3_mrpc.png"]  # an earlier report's, since removed
+    manifest.write_text(json.dumps(owned))
     (rep / "metrics.csv").write_text("a task since removed\n")
     (rep / "fig3_mrpc.png").write_bytes(b"old")
     (rep / "README.md").write_text("notes beside the report")
@@ -226,7 +230,7 @@ def test_report_refuses_an_out_folder_that_is_not_a_report(tmp_path, capsys):
     mine.mkdir()
     (mine / "thesis.tex").write_text("keep me")
     assert main(["report", str(folder), "--out", str(mine)]) == 2
-    assert "not a lorabar report folder" in _err(capsys)
+    assert "is not a folder lorabar wrote" in _err(capsys)
     assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
 
 
@@ -368,7 +372,8 @@ def test_inspect_refuses_to_write_inside_the_adapter(adapter, capsys, flag, name
     _, folder = adapter
     before = _snapshot(folder)
     assert main(["inspect", str(folder), flag, str(folder / name)]) == 2
-    assert "inside the adapter folder" in _err(capsys)
+    err = _err(capsys)
+    assert "an input folder of this command (ADAPTER)" in err or "not a lorabar" in err
     assert _snapshot(folder) == before
 
 
@@ -378,9 +383,11 @@ def test_inspect_rebalance_refuses_an_existing_folder_unless_forced(adapter, tmp
     other.mkdir()
     (other / "mine.txt").write_text("keep")
     assert main(["inspect", str(folder), "--rebalance", str(other)]) == 2
-    assert "exists and is not empty" in _err(capsys) and (other / "mine.txt").is_file()
+    assert "is not a folder lorabar wrote" in _err(capsys) and (other / "mine.txt").is_file()
     assert main(["inspect", str(folder), "--rebalance", str(other), "--force"]) == 0
-    assert (other / "adapter_model.safetensors").is_file() and not (other / "mine.txt").exists()
+    # --force writes into it; the user's own file survives
+    assert (other / "adapter_model.safetensors").is_file() and (other / "mine.txt").exists()
+    assert main(["inspect", str(folder), "--rebalance", str(other)]) == 0  # now lorabar's
 
 
 def test_inspect_refuses_a_non_finite_factor(adapter, tmp_path, capsys):
@@ -513,7 +520,15 @@ def test_ctrl_c_in_finetune_writes_nothing(tmp_path, capsys, monkeypatch, comman
 
     monkeypatch.setattr(E, "run", interrupted)
     out = tmp_path / "r.json"
-    assert main([command, "--model", "tiny", "--out", str(out)]) == 130
+    rows = "".join(json.dumps({"text": f"t {i}", "label": i % 2, "prompt": f"p {i}",
+                               "completion": f" c {i}"}) + "\n" for i in range(8))
+    own = []
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.jsonl").write_text(rows if split == "train" else rows[: rows.index("\n") + 1] * (1 + len(split)))
+        own += [f"--{split}", str(tmp_path / f"{split}.jsonl")]
+    cols = (["--text-column", "text", "--label-column", "label"] if command == "finetune"
+            else ["--prompt-column", "prompt", "--completion-column", "completion"])
+    assert main([command, "--model", "tiny", *own, *cols, "--out", str(out)]) == 130
     assert _err(capsys) == f"lorabar {command}: interrupted; nothing written"
     assert not out.exists()
 

@@ -49,49 +49,6 @@ def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, default=float))
 
 
-def _probe_dir(path: Path, flag: str, target: Path) -> None:
-    """Raise ``ValueError`` unless a file can be created in ``path`` (an existing folder)."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path, prefix=".lorabar-probe-")
-    except OSError as err:
-        raise ValueError(f"Invalid {flag}: {str(target)!r} cannot be written "
-                         f"({err.strerror} in {str(path)!r})") from None
-    os.close(fd)
-    os.unlink(tmp)
-
-
-def _nearest_existing(path: Path, flag: str, target: Path) -> Path:
-    here = path
-    while not here.exists():
-        here = here.parent
-    if not here.is_dir():
-        raise ValueError(f"Invalid {flag}: {str(target)!r} is under {str(here)!r}, which is a "
-                         "file, not a folder")
-    return here
-
-
-def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
-    """Check, before any work, that ``path`` can be written as a file (its folders may not exist
-    yet; nothing is created).  Raises ``ValueError`` naming ``flag`` and the fix."""
-    target = Path(path).expanduser()
-    if target.is_dir():
-        raise ValueError(f"Invalid {flag}: {str(target)!r} is a folder (give a file path, e.g. "
-                         f"{str(target / 'result.json')!r})")
-    if target.exists() and not os.access(target, os.W_OK):
-        raise ValueError(f"Invalid {flag}: {str(target)!r} exists and is not writable")
-    _probe_dir(_nearest_existing(target.parent, flag, target), flag, target)
-    return target
-
-
-def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
-    """Check, before any work, that ``path`` is or can become a writable folder."""
-    target = Path(path).expanduser()
-    if target.exists() and not target.is_dir():
-        raise ValueError(f"Invalid {flag}: {str(target)!r} is a file (give a folder)")
-    _probe_dir(_nearest_existing(target, flag, target), flag, target)
-    return target
-
-
 def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
     """Put the finished folder ``new`` at ``target`` (same file system), replacing what is there:
     two renames, so ``target`` is always either the old folder or the new one, never a partial

@@ -188,7 +188,10 @@ class BAR(PairRescaler):
         )
 
     def _identity(self) -> dict[str, Any]:
-        return {"mode": self.mode, "mu0": self.config.mu0}
+        c = self.config
+        schedule = c.schedule if isinstance(c.schedule, str) else c.schedule_fn.__qualname__
+        return {**super()._identity(), "mu0": c.mu0, "schedule": schedule,
+                "total_steps": c.total_steps}
 
     def __repr__(self) -> str:
         c = self.config

@@ -34,11 +34,13 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _toy(args: argparse.Namespace) -> int:
-    from ._io import check_output_dir, progress_bar
+    from ._io import progress_bar
+    from .guard import Output, add_to_manifest, check_plan
     from .toy.figures import run
     from .toy.simulate import ToyConfig, compiled
 
-    check_output_dir(args.out)
+    out = Output("--out", args.out, "figures")
+    check_plan([], [out], allow_symlink=args.allow_symlink)
     cfg = ToyConfig(steps=args.steps, seeds=args.seeds, noise_levels=args.noise, eta=args.eta,
                     m=args.m)
     if not compiled():
@@ -52,6 +54,9 @@ def _toy(args: argparse.Namespace) -> int:
 
     written = run(args.figure, cfg, args.out, fig2b_noise=args.fig2b_noise, progress=progress)
     bar.close()
+    from pathlib import Path
+
+    add_to_manifest(out, [p.name for p in Path(args.out).iterdir() if not p.name.startswith(".")])
     for path in written["figures"]:
         print(path)
     if written["seconds"] is not None:
@@ -59,26 +64,53 @@ def _toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_inputs(cfg) -> list:
+    """The inputs of a run, with the flags that name them: the data files it reads (your own
+    by role, a staged task's split files), a model folder."""
+    from pathlib import Path
+
+    from .experiments.identity import data_files
+    from .guard import Input
+
+    if cfg.task == "custom":
+        inputs = [Input(f"--{role}", getattr(cfg, role)) for role in ("train", "dev", "test")]
+    else:
+        inputs = [Input(f"--data-dir ({cfg.task})", p) for p in data_files(cfg)]
+    if Path(cfg.model).expanduser().is_dir():
+        inputs.append(Input("--model", cfg.model))
+    return inputs
+
+
+def _plan_inputs(configs) -> list:
+    """The inputs of every run of a plan, each once."""
+    seen: dict = {}
+    for c in configs:
+        for i in run_inputs(c):
+            seen.setdefault((i.flag, str(i.path)), i)
+    return list(seen.values())
+
+
 def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
     import json
 
     from .experiments.config import CONFIGS, config_from
     from .experiments.engine import run
-    from .experiments.results import write_json_atomic
+    from .experiments.grid import identity_of
+    from .guard import Output, check_plan, write_json
 
     names = set(CONFIGS[kind].field_names())
     cfg = config_from({k: v for k, v in vars(args).items() if k in names and v is not None}, kind)
-    if args.out:  # before training: a bad --out must not cost a finished run
-        from ._io import check_output_file
-
-        check_output_file(args.out)
+    out = Output("--out", args.out, "result")
+    outputs = [out]
     if args.save_adapter:
-        from .experiments.model import check_save_dir
         from .experiments.registry import METHODS
 
         if not METHODS[cfg.method].adapters:
             raise ValueError(f"Invalid --save-adapter: method {cfg.method!r} trains no adapter")
-        check_save_dir(args.save_adapter)
+        outputs.append(Output("--save-adapter", args.save_adapter, "adapter"))
+    # the plan, before any model loads: inputs by role, outputs, the run's identity
+    check_plan(run_inputs(cfg), outputs, allow_symlink=args.allow_symlink)
+    identity_of(cfg)
     try:
         result = run(cfg, progress=not args.quiet, save_adapter=args.save_adapter)
     except KeyboardInterrupt:
@@ -88,41 +120,62 @@ def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
     if result is None:  # torchrun: a rank other than 0 (rank 0 writes and prints)
         return 0
     if args.out:
-        write_json_atomic(args.out, result)
+        from .experiments.results import with_digest
+
+        write_json(out, with_digest(result), allow_symlink=args.allow_symlink)
     m, step = result["metrics"], result["timing"]["step_time_median_s"]
-    print(json.dumps({"task": cfg.task, "method": cfg.method, "seed": cfg.seed, "dev": m["dev"],
-                      "test": m["test"], "final_mean_abs_B": result["final_mean_abs_B"],
-                      "step_time_median_s": None if step is None else round(step, 4),
-                      "device": result["runtime"]["device"],
-                      "precision": result["runtime"]["precision"]}, default=str))
+    summary = {"task": cfg.task, "method": cfg.method, "seed": cfg.seed, "dev": m["dev"],
+               "test": m["test"], "final_mean_abs_B": result["final_mean_abs_B"],
+               "step_time_median_s": None if step is None else round(step, 4),
+               "device": result["runtime"]["device"], "precision": result["runtime"]["precision"]}
+    for key in ("shared_with_train", "truncated_completions"):
+        counts = result["train"].get(key) or {}
+        if any(counts.values()):
+            summary[key] = counts
+    print(json.dumps(summary, default=str))
+    shared = result["train"].get("shared_with_train") or {}
+    for split, n in shared.items():
+        if n:
+            print(f"lorabar: note: {n} of {result['train']['n_' + split]} {split} examples have "
+                  "the text of a train example", file=sys.stderr)
     return 0
 
 
-def _compare(args: argparse.Namespace) -> int:
-    from .experiments.compare import CompareConfig, compare, main_settings
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"Invalid {flag}: {text!r} (expected comma-separated integers)") from None
 
-    def ints(text: str) -> tuple[int, ...]:
-        try:
-            return tuple(int(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise ValueError(f"Invalid --seeds: {text!r} (expected comma-separated integers)") \
-                from None
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .experiments.compare import CompareConfig, compare, grid_methods, main_settings
+    from .guard import Input, Output, check_plan
 
     if args.methods is not None:
         methods = tuple(m for m in args.methods.split(",") if m)
     elif args.grid:
-        from .experiments.compare import grid_methods
-
         methods = grid_methods(args.grid)
     else:
         methods = ("lora", "sam", "obar", "nbar")
     tasks = tuple(t for t in args.tasks.split(",") if t) if args.tasks else None
-    cc = CompareConfig(out=args.out, methods=methods, seeds=ints(args.seeds),
+    cc = CompareConfig(out=args.out, methods=methods, seeds=_ints(args.seeds, "--seeds"),
                        base=main_settings(args, "encoder"), grid=args.grid,
                        baseline=args.baseline, report=args.report, tasks=tasks)
-    from ._io import check_output_dir
+    from .experiments.grid import expand
+    from .experiments.compare import tuning_grid
 
-    check_output_dir(args.out)
+    configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
+    inputs = _plan_inputs(configs)
+    if args.grid:
+        inputs.append(Input("--grid", args.grid))
+    report = args.report or str(Path(args.out) / "report")
+    check_plan(inputs, [Output("--out", args.out, "folder"),
+                        Output("--report", report, "report"),
+                        Output("--out", Path(args.out) / "paired.csv", "paired")],
+               allow_symlink=args.allow_symlink)
     try:
         compare(cc, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
                 data_dir=args.data_dir, step_time=args.step_time)
@@ -130,9 +183,6 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"lorabar compare: interrupted; finished runs are kept in {args.out}; rerun the "
               "same command to resume", file=sys.stderr)
         return 130
-    except RuntimeError as err:
-        print(f"lorabar: error: {err}", file=sys.stderr)
-        return 1
     return 0
 
 
@@ -143,8 +193,8 @@ def _finetune_lm(args: argparse.Namespace) -> int:
 def _grid(args: argparse.Namespace) -> int:
     import signal
 
-    from ._io import check_output_dir
-    from .experiments.grid import is_done, load_grid, run_grid
+    from .experiments.grid import is_done, load_grid, plan_configs, run_grid
+    from .guard import Input, Output, check_plan
 
     only = {}
     for item in args.only:
@@ -153,7 +203,11 @@ def _grid(args: argparse.Namespace) -> int:
             raise ValueError(f"Invalid --only: {item!r} (expected KEY=VALUE, e.g. method=lora)")
         only[key] = value
     grid = load_grid(args.config)
-    check_output_dir(args.out)
+    configs = plan_configs(grid, data_dir=args.data_dir, only=only)  # every run, validated
+    out = Output("--out", args.out, "folder")
+    check_plan([Input("CONFIG", args.config)], [out], allow_symlink=args.allow_symlink)
+    check_plan(_plan_inputs(configs), [out], allow_symlink=args.allow_symlink)
+
     def terminate(signum, frame):  # SIGTERM: stop like Ctrl-C (workers are killed with us)
         raise KeyboardInterrupt
 
@@ -179,21 +233,16 @@ def _grid(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ._io import check_output_dir, check_output_file, write_json_atomic
+    from .guard import Input, Output, check_plan, write_json
     from .integrations.adapter import (check_rebalance_out, inspect_adapter, plot_layers,
                                        rebalance_adapter)
 
-    adapter = Path(args.adapter).expanduser().resolve()
-    for flag, value in (("--json", args.json), ("--png", args.png)):
-        if value:
-            target = Path(value).expanduser().resolve()
-            if adapter == target or adapter in target.parents:
-                raise ValueError(f"Invalid {flag}: {value!r} is inside the adapter folder "
-                                 f"{args.adapter!r}; write the report elsewhere")
-            check_output_file(value, flag)
+    outputs = [Output("--json", args.json, "layers"), Output("--png", args.png, "png")]
     if args.rebalance:
         check_rebalance_out(Path(args.adapter), Path(args.rebalance), force=args.force)
-        check_output_dir(args.rebalance, "--rebalance")
+        if not args.force:
+            outputs.append(Output("--rebalance", args.rebalance, "adapter"))
+    check_plan([Input("ADAPTER", args.adapter)], outputs, allow_symlink=args.allow_symlink)
     report = inspect_adapter(args.adapter)
     layers = report["layers"]
     shown = layers if args.top == 0 else layers[: args.top]
@@ -207,7 +256,7 @@ def _inspect(args: argparse.Namespace) -> int:
     if len(shown) < len(layers):
         print(f"... {len(layers) - len(shown)} more (--top 0 shows all)")
     if args.json:
-        write_json_atomic(args.json, report)
+        write_json(outputs[0], report, allow_symlink=args.allow_symlink)
         print(f"wrote {args.json}")
     if args.png:
         print(f"wrote {plot_layers(report, args.png)}")
@@ -223,10 +272,10 @@ def _inspect(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ._io import check_output_dir
     from .experiments.report import render
+    from .guard import Output, check_output
 
-    check_output_dir(args.out or Path(args.dir) / "report")
+    check_output(Output("--out", args.out or Path(args.dir) / "report", "report"))
 
     def warn(message: str) -> None:
         print(f"lorabar report: {message}", file=sys.stderr)
@@ -242,7 +291,8 @@ def _bench(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from ._io import check_output_dir, write_json_atomic, write_text_atomic
+    from ._io import write_json_atomic, write_text_atomic
+    from .guard import Output, add_to_manifest, check_plan
     from .apps.bench import BenchConfig, bar_cost, markdown, run_bench
     from .experiments.runtime import resolve_device
 
@@ -265,8 +315,7 @@ def _bench(args: argparse.Namespace) -> int:
             raise ValueError(f"Invalid --bar-pairs: {args.bar_pairs!r} (expected comma-separated "
                              "positive integers, or '' to skip)") from None
     device = resolve_device(args.device)
-    if args.out:
-        check_output_dir(args.out)
+    check_plan([], [Output("--out", args.out, "figures")], allow_symlink=args.allow_symlink)
     record = run_bench(cfg, log=None if args.quiet else print)
     bar_rows = []
     if counts:
@@ -282,6 +331,7 @@ def _bench(args: argparse.Namespace) -> int:
         stem = f"bench_{cfg.arch}_{device.type}"
         write_json_atomic(out / f"{stem}.json", record)
         write_text_atomic(out / f"{stem}.md", text)
+        add_to_manifest(Output("--out", args.out, "figures"), [f"{stem}.json", f"{stem}.md"])
         print(f"wrote {out / stem}.json and .md")
     return 0
 
@@ -358,6 +408,22 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_symlink_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-symlink", dest="allow_symlink", action="store_true",
+                   help="an output path may be a symbolic link (written through); refused "
+                        "otherwise")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorabar", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lorabar {_version()}")
@@ -391,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--m", type=int, default=4, help="m for SAM with m-sharpness")
     toy.add_argument("--fig2b-noise", type=float, default=1.0, help="noise level of Fig. 2(b)")
     toy.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_symlink_flag(toy)
     toy.set_defaults(func=_toy)
 
     data_help = "data folder (default: $LORABAR_DATA_DIR), e.g. ../shared/data"
@@ -401,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
                     help="write the trained adapter (PEFT format) and the frozen head to DIR")
     ft.add_argument("--quiet", action="store_true")
+    _add_symlink_flag(ft)
     ft.set_defaults(func=_finetune)
 
     lm = sub.add_parser("finetune-lm", help="one causal-LM run (prompt tasks or WebNLG)")
@@ -410,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
                     help="write the trained adapter (PEFT format) to DIR")
     lm.add_argument("--quiet", action="store_true")
+    _add_symlink_flag(lm)
     lm.set_defaults(func=_finetune_lm)
 
     from .apps.archs import ARCHS, AVAILABLE, METHODS, PRECISIONS
@@ -434,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also time BAR alone on these numbers of pairs ('' to skip)")
     bench.add_argument("--out", default=None, help="folder for bench_<arch>_<device>.json/.md")
     bench.add_argument("--quiet", action="store_true")
+    _add_symlink_flag(bench)
     bench.set_defaults(func=_bench)
 
     cmp_ = sub.add_parser("compare", help="does a method help? tune on dev (one seed), run the "
@@ -457,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--step-time", dest="step_time", type=float, default=None, metavar="S",
                       help="with --dry-run: estimate with S seconds per LoRA step (e.g. measured "
                            "on the GPU that will run it) instead of measuring here")
-    cmp_.add_argument("--jobs", type=int, default=1)
+    cmp_.add_argument("--jobs", type=_positive, default=1, help="parallel runs")
+    _add_symlink_flag(cmp_)
     cmp_.add_argument("--threads", type=int, default=0)
     cmp_.add_argument("--data-dir", dest="data_dir", default=None, help=data_help)
     _add_config_args(cmp_, "encoder", skip=("method", "seed", "threads"))
@@ -466,7 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid = sub.add_parser("grid", help="run a TOML grid of finetuning runs (resumable)")
     grid.add_argument("config")
     grid.add_argument("--out", required=True)
-    grid.add_argument("--jobs", type=int, default=1, help="parallel runs (threads split evenly)")
+    grid.add_argument("--jobs", type=_positive, default=1,
+                      help="parallel runs (threads split evenly)")
+    _add_symlink_flag(grid)
     grid.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                       help="run only the matching configurations (repeatable), e.g. method=zeroshot")
     grid.add_argument("--threads", type=int, default=0,
@@ -485,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--force", action="store_true",
                      help="--rebalance may replace an existing, non-empty folder")
     ins.add_argument("--top", type=int, default=20, help="layers to print (0: all)")
+    _add_symlink_flag(ins)
     ins.set_defaults(func=_inspect)
 
     rep = sub.add_parser("report", help="tables and figures from a folder of result files")
@@ -515,9 +589,32 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except Exception as err:  # noqa: BLE001 - one line for every error (EXIT_CODES)
+        code = exit_code(err)
+        if code is None:
+            raise
         print(f"lorabar: error: {err}", file=sys.stderr)
-        return 2
+        return code
+
+
+# What an error means, and so the exit status: bad input (a flag, a file, a TOML key: nothing
+# ran or was written) is 2; a failure while running (a NaN loss, a failed run, a full disk) is
+# 1.  Checked in order; an error of no listed type is a bug: its traceback is shown.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (FileNotFoundError, 2),
+    (ValueError, 2),                 # DataError, OutputError, a bad flag or TOML key
+    (FloatingPointError, 1),         # a non-finite loss
+    (RuntimeError, 1),               # a failed run of a grid or comparison
+    (OSError, 1),                    # the disk, a permission
+)
+
+
+def exit_code(err: BaseException) -> int | None:
+    """The exit status of ``err`` (:data:`EXIT_CODES`), or ``None`` for a bug."""
+    for kind, code in EXIT_CODES:
+        if isinstance(err, kind):
+            return code
+    return None
 
 
 if __name__ == "__main__":

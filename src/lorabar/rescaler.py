@@ -93,6 +93,7 @@ class PairRescaler(abc.ABC):
             for device, idx in by_device.items()
         ]
         self._handle: RemovableHandle | None = None
+        self._optimizer: weakref.ref | None = None
         self._groups: list[tuple[int, int]] = []  # (group of x, group of y) per pair
         self._warned_rate = False
 
@@ -116,8 +117,9 @@ class PairRescaler(abc.ABC):
         coefficients (a float, or ``n`` values on the device)."""
 
     def _identity(self) -> dict[str, Any]:
-        """The settings a saved state must agree with (checked by :meth:`load_state_dict`)."""
-        return {"mode": self.mode}
+        """The settings a saved state must agree with (checked by :meth:`load_state_dict`):
+        the rule's own (subclasses add theirs) and the pairs, by name."""
+        return {"mode": self.mode, "pairs": [p.name for p in self.pairs]}
 
     def _begin_step(self) -> None:
         """Called once per step before the devices' pairs are rescaled."""
@@ -228,7 +230,9 @@ class PairRescaler(abc.ABC):
         _check_not_handled(optimizer, self)
         self._groups = groups
         self.apply_check(self._lrs(optimizer))
+        _check_not_ahead(self.step, optimizer, self.pairs)
         self._handle = optimizer.register_step_pre_hook(self._pre_hook)
+        self._optimizer = weakref.ref(optimizer)
         _HANDLED.setdefault(optimizer, []).append(weakref.ref(self))
         return self._handle
 
@@ -271,6 +275,10 @@ class PairRescaler(abc.ABC):
         return {"step": self.step, **self._identity()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict`: every setting that changes the trajectory (the mode,
+        the rule's settings -- mu0, schedule, total_steps or rho --, the pairs) must agree (a key
+        absent from an older state is not checked), and the step may not be ahead of the
+        optimizer's (checked here when attached, else at :meth:`attach`)."""
         if not isinstance(state, Mapping):
             raise TypeError(f"Invalid state_dict: a {type(state).__name__} (expected the dict "
                             "that BAR.state_dict() returns)")
@@ -282,7 +290,31 @@ class PairRescaler(abc.ABC):
         step = state.get("step")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"Invalid state_dict: step={step!r} (expected an int >= 0)")
+        optimizer = self._optimizer() if self.attached and self._optimizer else None
+        if optimizer is not None:
+            _check_not_ahead(step, optimizer, self.pairs)
         self.step = step
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, pairs: Sequence[FactorPair]) -> int | None:
+    """The number of steps ``optimizer`` has taken on the factors (its per-parameter ``step``
+    state, as Adam and AdamW keep it), or ``None`` when it keeps no count (plain SGD).  A host
+    sync: called when a state is loaded or attached, never in a step."""
+    for pair in pairs:
+        for t in pair.tensors:
+            step = optimizer.state.get(t, {}).get("step")
+            if step is not None:
+                return int(step)
+    return None
+
+
+def _check_not_ahead(step: int, optimizer: torch.optim.Optimizer,
+                     pairs: Sequence[FactorPair]) -> None:
+    taken = optimizer_step(optimizer, pairs) if step else None
+    if taken is not None and step > taken:
+        raise ValueError(f"Invalid state_dict: step={step} is ahead of the optimizer's {taken} "
+                         "steps (a BAR state saved after the optimizer's? load both from the "
+                         "same checkpoint)")
 
 
 def _check_no_shared_storage(pairs: Sequence[FactorPair]) -> None:

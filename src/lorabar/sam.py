@@ -229,27 +229,32 @@ class SAM(torch.optim.Optimizer):
             perturbed.append((w, backup))
         perturbed_groups = [g for g in self.param_groups if g["rho"] > 0]
         rhos = {g["rho"] for g in perturbed_groups}
-        uniform = len(rhos) <= 1 and not any(g["adaptive"] for g in perturbed_groups)
-        e_parts: list[Tensor] = []
+        # |e| = rho |g| / |g| = rho, or 0, needs no second norm pass -- unless a factor is stored
+        # below fp32, where e is rounded (or underflows) on its way into the weights
+        uniform = len(rhos) <= 1 and not any(g["adaptive"] for g in perturbed_groups) \
+            and all(local(p).dtype in (torch.float32, torch.float64) for p in params)
         for group in perturbed_groups:
             members = [local(p) for p in group["params"] if p.grad is not None]
             if not members:
                 continue
-            grads = [local(p.grad) for p in group["params"] if p.grad is not None]
-            scale = (inv * group["rho"]).to(members[0].dtype)
-            e = torch._foreach_mul(grads, scale)
+            # e = rho g / |g| in fp32 whatever the parameters' dtype: a loss-scaled |g| makes
+            # rho / |g| tiny, which fp16 would flush to 0
+            wide = torch.float64 if any(m.dtype == torch.float64 for m in members) \
+                else torch.float32
+            grads = [local(p.grad).to(wide) for p in group["params"] if p.grad is not None]
+            e = torch._foreach_mul(grads, (inv * group["rho"]).to(wide))
             for t in e:  # an inf/NaN gradient: scale is 0 but 0 * inf = NaN; perturb nothing
                 torch.nan_to_num_(t, nan=0.0, posinf=0.0, neginf=0.0)
             if group["adaptive"]:
-                torch._foreach_mul_(e, torch._foreach_mul(members, members))
-            if not uniform:
-                e_parts.extend(e)
-            torch._foreach_add_(members, e)  # climb to the local maximum w + e(w)
-        if uniform:  # |e| = rho |g| / |g| = rho, or 0: no second norm pass
+                torch._foreach_mul_(e, [m.to(wide) * m.to(wide) for m in members])
+            applied = [t if t.dtype == m.dtype else t.to(m.dtype) for t, m in zip(e, members)]
+            torch._foreach_add_(members, applied)  # climb to the local maximum w + e(w)
+        if uniform:
             moved = finite & (norm > 0)
             self._e_norm = torch.where(moved, float(next(iter(rhos), 0.0)), 0.0).float()
-        else:
-            self._e_norm = self._global_norm(e_parts, norm.device)
+        else:  # the norm of the move as applied: w + e(w) - w in the parameters' dtype
+            moves = [w.float() - b.float() for w, b in perturbed]
+            self._e_norm = self._global_norm(moves, norm.device)
         self._perturbed = perturbed
         self._in_step = True
         if zero_grad:

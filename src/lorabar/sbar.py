@@ -110,7 +110,7 @@ class SBAR(PairRescaler):
         return torch.cat((1.0 + c, 1.0 - c))
 
     def _identity(self) -> dict[str, Any]:
-        return {"mode": self.mode, "rho": self.config.rho, "norm": self.config.norm}
+        return {**super()._identity(), "rho": self.config.rho, "norm": self.config.norm}
 
     def __repr__(self) -> str:
         c = self.config

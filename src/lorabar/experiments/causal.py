@@ -71,10 +71,10 @@ def _cache_is_valid(out: Path, source: str) -> str | None:
 
 def _check_cache_writable(root: Path) -> None:
     """Raise ``ValueError`` (before a conversion starts) if ``root`` cannot hold the cache."""
-    from .._io import check_output_dir
+    from ..guard import Output, check_output
 
     try:
-        check_output_dir(root, "$LORABAR_CACHE")
+        check_output(Output("$LORABAR_CACHE", root, "folder"))
     except ValueError as err:
         raise ValueError(f"{err}: the converted SmolLM2 checkpoint is cached there; set "
                          "LORABAR_CACHE to a writable folder") from None

@@ -59,6 +59,10 @@ class CompareConfig:
             raise ValueError(f"Invalid --seeds: {list(self.seeds)} (expected distinct seeds)")
         for s in self.seeds:
             _v.integer("seeds", s, 0, flag="--seeds")
+        if self.tasks and not self.grid:
+            raise ValueError("Invalid --tasks: it picks tasks of a --grid TOML; without --grid "
+                             "give the one task with --task (or your files with --train/--dev/"
+                             "--test)")
 
 
 def grid_methods(path: str) -> tuple[str, ...]:
@@ -73,6 +77,21 @@ def grid_methods(path: str) -> tuple[str, ...]:
     return tuple(m for m in METHODS if m in named)
 
 
+def _check_seeds(grid: dict, cc: CompareConfig) -> None:
+    """The seeds of a comparison come from ``--seeds`` alone: a TOML may repeat the tuning seed
+    in [base] or [grid] (as a ``lorabar grid`` file does), nothing else."""
+    for i, v in enumerate(grid.get("variant", [])):
+        if "seed" in v:
+            raise ValueError(f"Invalid grid {cc.grid!r}: variant[{i}].seed = {v['seed']!r}; the "
+                             "seeds of a comparison come from --seeds alone (remove the key)")
+    for where in ("base", "grid"):
+        value = grid.get(where, {}).get("seed")
+        if value is not None and (value if isinstance(value, list) else [value]) != [cc.seeds[0]]:
+            raise ValueError(f"Invalid grid {cc.grid!r}: {where}.seed = {value!r}, but the "
+                             f"tuning seed is the first of --seeds ({cc.seeds[0]}); the seeds of "
+                             "a comparison come from --seeds alone (remove the key)")
+
+
 def tuning_grid(cc: CompareConfig) -> dict:
     """Stage 1 as a grid dict: the TOML's (its seeds replaced by the tuning seed, restricted to
     ``methods``), else the registry's default grid per method, with ``base`` on top."""
@@ -80,6 +99,7 @@ def tuning_grid(cc: CompareConfig) -> dict:
 
     if cc.grid:
         grid = load_grid(cc.grid)
+        _check_seeds(grid, cc)
         base = {**grid.get("base", {}), **cc.base}
         table = {**grid.get("grid", {}), "seed": [cc.seeds[0]]}
         if cc.tasks:  # a subset of the TOML's tasks (cheap ones first, say)
@@ -110,20 +130,36 @@ def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
     from .report import select
 
     variants = []
+    mine = planned_tasks(cc)
     for (task, method), runs in sorted(select(results).items()):
-        if method not in cc.methods or (cc.tasks and task not in cc.tasks):
-            continue
-        c = runs[0]["config"]
+        if method not in cc.methods or task not in mine:
+            continue  # another comparison's runs in the same folder (other data, other tasks)
+        c = {**runs[0]["config"], "task": runs[0].get("_config_task", task)}
         entry = METHODS[method]
         keys = ["lr", *entry.hparams] if entry.trains else []
         if c.get("bar", "none") != "none":
             keys += ["bar", "mu0", "schedule", "rho"]
-        variants.append({"task": task, "method": method,
+        variants.append({"task": c["task"], "method": method,
                          "seed": list(cc.seeds) if entry.trains else [cc.seeds[0]],
                          **{k: c[k] for k in keys if k in c}})
     base = tuning_grid(cc)["base"]
     return {"base": base, "variant": variants}
 
+
+def planned_tasks(cc: CompareConfig) -> set[str]:
+    """The task names (as reports name them) this comparison's stage 1 runs."""
+    from .grid import expand
+    from .identity import own_task_name, role_identity
+
+    names = set()
+    for c in expand(tuning_grid(cc)):
+        names.add(own_task_name(dataclasses.asdict(c), role_identity(c)) if c.task == "custom"
+                  else c.task)
+    return names
+
+
+# what to do when --out holds runs this comparison cannot be compared with
+HINT = "give each comparison its own --out"
 
 BUILTIN_MODELS = ("minilm", "smollm2", "tiny", "tiny-mlm")
 
@@ -203,7 +239,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
         stage2 = len(trained) * (len(cc.seeds) - 1) * len(tasks)
         exact = False
         if not pending and configs:  # stage 1 is done: stage 2's runs are known
-            stage2 = len(todo(expand(seeds_grid(cc, load_results(out)), data_dir=data_dir)))
+            stage2 = len(todo(expand(seeds_grid(cc, load_results(out, hint=HINT)), data_dir=data_dir)))
             exact = True
         if step_time is not None:
             step_s, eval_s = step_time, 0.0
@@ -227,7 +263,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
 
     ran = 0
     for stage in (1, 2):
-        grid = stage1 if stage == 1 else seeds_grid(cc, load_results(out))
+        grid = stage1 if stage == 1 else seeds_grid(cc, load_results(out, hint=HINT))
         if not grid.get("variant"):
             continue
         pending = len(todo(expand(grid, data_dir=data_dir)))
@@ -250,8 +286,9 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
             raise RuntimeError(f"compare: {counts['failed']} runs failed in stage {stage} (their "
                                f"errors: {out}/runs/*.error.json); fix and rerun to resume")
     report = Path(cc.report) if cc.report else out / "report"
-    render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"))
-    rows = paired(load_results(out), cc.baseline)
+    render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"),
+           out_flag="--report" if cc.report else "--out", hint=HINT)
+    rows = paired(load_results(out, hint=HINT), cc.baseline)
     _io.write_text_atomic(out / "paired.csv", (report / "paired.csv").read_text())
     width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:

@@ -161,6 +161,23 @@ class RunConfig:
         return d
 
 
+def _distinct_columns(**columns: str | None) -> None:
+    """Each column flag names its own column (a text column that is the label column would
+    train on the answer)."""
+    seen: dict[str, str] = {}
+    for name, column in columns.items():
+        if column is None:
+            continue
+        if column in seen:
+            raise ValueError(f"Invalid {_v.flag_of(name)}: {column!r} is also "
+                             f"{_v.flag_of(seen[column])}; each role needs its own column")
+        seen[column] = name
+
+
+# staged tasks whose examples are pairs of texts
+PAIR_TASKS = tuple(t for t, v in TASKS.items() if v.row(["x"] * 20)[1] is not None)
+
+
 @dataclass(frozen=True)
 class EncoderConfig(RunConfig):
     """An encoder run (MiniLM by default): a pooled linear head on LoRA-adapted layers."""
@@ -212,6 +229,8 @@ class EncoderConfig(RunConfig):
             missing = [_v.flag_of(k) for k, v in own.items() if not v]
             if missing:
                 raise ValueError(f"Invalid task: 'custom' (your own data) needs {', '.join(missing)}")
+            _distinct_columns(text_column=self.text_column, label_column=self.label_column,
+                              text_pair_column=self.text_pair_column)
             if self.setting != "fewshot":
                 raise ValueError("Invalid setting: 'full' reads the staged GLUE files; with your "
                                  "own data leave --setting alone")
@@ -223,7 +242,7 @@ class EncoderConfig(RunConfig):
 
     def _check_prompt(self) -> None:
         """--head prompt: a template and verbalizer exist and fit the task."""
-        from .templates import MEZO_TEMPLATES, parse_verbalizer
+        from .templates import MEZO_TEMPLATES, check_template, parse_verbalizer
 
         if self.head != "prompt":
             if self.template or self.verbalizer:
@@ -239,8 +258,12 @@ class EncoderConfig(RunConfig):
                              "--head probe or linear")
         if self.verbalizer is not None:
             parse_verbalizer(self.verbalizer)
-            if "{mask}" not in self.template:
-                raise ValueError(f"Invalid template: {self.template!r} has no {{mask}}")
+            if "{" not in self.template and "*mask*" not in self.template:
+                raise ValueError(f"Invalid --template: {self.template!r} has no {{mask}}")
+            if "{" in self.template:
+                pair = bool(self.text_pair_column) if self.task == CUSTOM else \
+                    self.task in PAIR_TASKS
+                check_template(self.template, pair=pair)
         if self.method == "full":
             raise ValueError("Invalid method: 'full' trains every weight; --head prompt adapts the "
                              "LoRA factors only")
@@ -287,6 +310,8 @@ class LMConfig(RunConfig):
             missing = [_v.flag_of(k) for k, v in own.items() if not v]
             if missing:
                 raise ValueError(f"Invalid task: 'custom' (your own data) needs {', '.join(missing)}")
+            _distinct_columns(prompt_column=self.prompt_column,
+                              completion_column=self.completion_column)
             if self.metric == "bleu" and self.model == "tiny":
                 raise ValueError("Invalid metric: 'bleu' generates text, and model 'tiny' has no "
                                  "tokenizer")

@@ -200,24 +200,34 @@ def read_data_text(path: str | os.PathLike) -> str:
 _GLUED = re.compile(r"^(.*[.?!\"')])([A-Za-z][A-Za-z0-9_-]*)$")
 
 
-def csv_records(path: Path, *, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL):
+def csv_records(path: Path, *, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL,
+                multiline: bool = False):
     """``(line number, fields)`` of every record of a delimited text file, strictly: a malformed
-    quote, or a quoted field that runs over lines, raises :class:`DataError` naming ``file:line``
-    (every file is read as strict UTF-8 by :func:`read_data_text`)."""
+    quote raises :class:`DataError` naming ``file:line`` (every file is read as strict UTF-8 by
+    :func:`read_data_text`).  A quoted field may hold newlines only with ``multiline`` (the
+    user's own files, where review texts have them; in the staged files a field over lines is an
+    unterminated quote).  Fields of any size are read."""
     reader = csv.reader(io.StringIO(read_data_text(path), newline=""), delimiter=delimiter,
                         quoting=quoting, strict=True)
-    while True:
-        start = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            raise DataError(f"{path}:{start}: malformed CSV ({err}); an unterminated quote?") from None
-        if reader.line_num != start and any("\n" in f or "\r" in f for f in fields):
-            raise DataError(f"{path}:{start}: unterminated quote: the field runs over lines "
-                            f"{start}-{reader.line_num}")
-        yield start, fields
+    limit = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)  # the module's default refuses a field over 128 KiB
+    try:
+        while True:
+            start = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                raise DataError(f"{path}:{start}: malformed CSV ({err}); an unterminated "
+                                "quote?") from None
+            if not multiline and reader.line_num != start and any("\n" in f or "\r" in f
+                                                                  for f in fields):
+                raise DataError(f"{path}:{start}: unterminated quote: the field runs over lines "
+                                f"{start}-{reader.line_num}")
+            yield start, fields
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _rows(task: Task, path: Path) -> list[tuple[int, list[str]]]:

@@ -117,6 +117,11 @@ class EncoderTask:
                 self.splits["train"], cfg.label_noise, self.task.num_labels, seed=cfg.seed)
         self.sizes = {s: len(v) for s, v in self.splits.items()}
         self.n_train = self.sizes["train"]
+        from .userdata import count_shared
+
+        # dev/test examples whose text is also a train example's (recorded and printed)
+        self.shared = {s: count_shared(self.splits[s], self.splits["train"])
+                       for s in ("dev", "test")}
         self.data: dict = {}
         self.probe: dict | None = None
         self.head_info: dict | None = None
@@ -207,7 +212,8 @@ class EncoderTask:
 
     def train_info(self) -> dict:
         """What the adapter adds to the record's ``train``."""
-        info: dict = {"head": self.cfg.head, "label_noise_flipped": self.flipped}
+        info: dict = {"head": self.cfg.head, "label_noise_flipped": self.flipped,
+                      "shared_with_train": self.shared}
         if self.probe is not None:
             info["probe"] = self.probe
         return info

@@ -43,7 +43,7 @@ from .._io import progress_bar
 from .identity import run_identity
 from .methods import METHODS, StepContext, make_stepper
 from .tasks import make_task
-from .results import environment, write_json_atomic
+from .results import environment, with_digest
 from .runtime import Runtime
 
 __all__ = ["RECORD_KEYS", "lr_lambda", "make_task", "run", "run_to_file"]
@@ -220,7 +220,10 @@ def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _Bal
         out.step_times.append(time.perf_counter() - t0)
         out.losses.append(loss.item())
         if not math.isfinite(out.losses[-1]):
-            raise FloatingPointError(f"loss became {out.losses[-1]} at step {step}")
+            lr = stepper.optimizer.param_groups[0]["lr"]
+            raise FloatingPointError(
+                f"loss became {out.losses[-1]} at step {step} (lr {lr:.3g}); lower --lr, or "
+                "check that every example keeps its target within --max-length")
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{statistics.fmean(out.losses[-10:]):.3f}")
@@ -277,5 +280,7 @@ def run_to_file(cfg: RunConfig, path: str, *, progress: bool = False,
     if parent is not None and os.getppid() != parent:
         raise RuntimeError(f"the grid (pid {parent}) is gone; {path} not written")
     if record is not None:
-        write_json_atomic(path, record)
+        from ..guard import Output, write_json
+
+        write_json(Output("--out", path, "result"), with_digest(record))
     return path

@@ -38,7 +38,7 @@ from .config import CONFIGS, RunConfig, config_from
 from .engine import run_to_file
 from .identity import run_id as identity_run_id
 from .identity import run_identity
-from .results import write_json_atomic
+from .results import digest_ok, write_json_atomic
 
 
 def load_grid(path: str | os.PathLike) -> dict:
@@ -53,7 +53,39 @@ def load_grid(path: str | os.PathLike) -> dict:
     if "grid" not in grid and "variant" not in grid:
         raise ValueError(f"Invalid grid {str(path)!r}: no [grid] table and no [[variant]] "
                          "table, so nothing to run (an empty or comment-only file?)")
+    check_grid(grid, str(path))
     return grid
+
+
+def check_grid(grid: dict, source: str = "grid") -> None:
+    """Refuse, naming the TOML key, what a grid cannot mean: an unknown section or setting, a
+    section of the wrong shape, an empty list (it would expand to no runs)."""
+    unknown = set(grid) - {"base", "grid", "variant"}
+    if unknown:
+        raise ValueError(f"Invalid grid {source!r}: unknown sections {sorted(unknown)} "
+                         "(expected [base], [grid] and [[variant]])")
+    base, table = grid.get("base", {}), grid.get("grid", {})
+    variants = grid.get("variant", [{}])
+    if not isinstance(base, dict) or not isinstance(table, dict) or not isinstance(variants, list):
+        raise ValueError(f"Invalid grid {source!r}: [base] and [grid] are tables, [[variant]] "
+                         "an array of tables")
+    kind = base.get("kind", "encoder")
+    if kind not in CONFIGS:
+        raise ValueError(f"Invalid grid {source!r}: base.kind = {kind!r} (expected one of "
+                         f"{sorted(CONFIGS)})")
+    names = set(CONFIGS[kind].field_names()) | {"kind"}
+    sections = [("base", base), ("grid", table)] + [(f"variant[{i}]", v)
+                                                    for i, v in enumerate(variants)]
+    for where, section in sections:
+        if not isinstance(section, dict):
+            raise ValueError(f"Invalid grid {source!r}: {where} is not a table")
+        for key, value in section.items():
+            if key not in names and key != "bf16":  # bf16: config_from says what replaced it
+                raise ValueError(f"Invalid grid {source!r}: {where}.{key} is not a setting "
+                                 f"(a typo? settings: {sorted(names - {'kind'})})")
+            if isinstance(value, list) and not value:
+                raise ValueError(f"Invalid grid {source!r}: {where}.{key} is an empty list (it "
+                                 "would expand to no runs)")
 
 
 def _product(table: dict) -> list[dict]:
@@ -94,6 +126,22 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
     return configs
 
 
+def plan_configs(grid: dict, *, data_dir: str | None = None,
+                 only: dict[str, str] | None = None) -> list[RunConfig]:
+    """The runs of ``grid`` (:func:`expand`) that match ``only`` (``{setting: value}``, values
+    compared as strings); refuses a grid or filter that leaves none."""
+    configs = expand(grid, data_dir=data_dir)
+    if not configs:
+        raise ValueError("Invalid grid: it expands to no runs (an empty [[variant]] list?)")
+    for key, want in (only or {}).items():
+        if not hasattr(configs[0], key):
+            raise ValueError(f"Invalid filter: {key!r} is not a setting of these runs")
+        configs = [c for c in configs if str(getattr(c, key)) == want]
+        if not configs:
+            raise ValueError(f"Invalid filter: no run of this grid has {key}={want!r}")
+    return configs
+
+
 def _resolved(cfg: RunConfig) -> tuple[str, str]:
     """The device kind and precision ``cfg`` resolves to on this machine."""
     from .runtime import resolve_device, resolve_precision
@@ -130,10 +178,10 @@ def _read(path: Path) -> dict | None:
 
 
 def is_done(path: Path, identity: dict | None = None) -> bool:
-    """Whether ``path`` holds a finished result -- of ``identity`` when given."""
+    """Whether ``path`` holds a finished, unaltered result -- of ``identity`` when given."""
     data = _read(Path(path))
-    if data is None or "metrics" not in data:
-        return False
+    if data is None or "metrics" not in data or not digest_ok(data):
+        return False  # unfinished, or altered by hand (its digest does not match)
     return identity is None or data.get("identity") == identity
 
 
@@ -232,34 +280,22 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
     (values compared as strings).
     """
     out = Path(out)
-    configs = expand(grid, data_dir=data_dir)
-    if not configs:
-        raise ValueError("Invalid grid: it expands to no runs (an empty [[variant]] list?)")
-    for key, want in (only or {}).items():
-        if not hasattr(configs[0], key):
-            raise ValueError(f"Invalid filter: {key!r} is not a setting of these runs")
-        configs = [c for c in configs if str(getattr(c, key)) == want]
-        if not configs:
-            raise ValueError(f"Invalid filter: no run of this grid has {key}={want!r}")
-    with GridLock(out):
-        return _run_locked(configs, out, jobs=jobs, threads=threads, runner=runner, log=log)
-
-
-def _run_locked(configs: list[RunConfig], out: Path, *, jobs: int, threads: int, runner,
-                log) -> dict:
-    from .data import DataError
-
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    counts = {"total": len(configs), "skipped": 0, "done": 0, "failed": 0}
-    todo, broken = [], []
+    configs = plan_configs(grid, data_dir=data_dir, only=only)
+    if jobs < 1:
+        raise ValueError(f"Invalid --jobs: {jobs} (expected a positive integer)")
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     configs = [dataclasses.replace(c, threads=c.threads or threads) for c in configs]
-    for cfg in configs:
-        try:
-            identity = identity_of(cfg)
-        except (DataError, FileNotFoundError, ImportError) as err:
-            broken.append((cfg, err))  # e.g. a malformed data file: this run fails, others go on
-            continue
+    planned = [(cfg, identity_of(cfg)) for cfg in configs]  # the plan: a bad input stops here
+    with GridLock(out):
+        return _run_locked(planned, out, jobs=jobs, runner=runner, log=log)
+
+
+def _run_locked(planned: list[tuple[RunConfig, dict]], out: Path, *, jobs: int, runner,
+                log) -> dict:
+    counts = {"total": len(planned), "skipped": 0, "done": 0, "failed": 0}
+    todo = []
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    for cfg, identity in planned:
         path = out / "runs" / f"{identity_run_id(identity)}.json"
         if is_done(path, identity):
             counts["skipped"] += 1
@@ -267,8 +303,8 @@ def _run_locked(configs: list[RunConfig], out: Path, *, jobs: int, threads: int,
         if path.exists():
             _set_aside(path, out, log)
         todo.append((cfg, identity, path))
-    n = len(todo) + len(broken)
-    log(f"grid: {len(configs)} runs, {counts['skipped']} already done, {n} to run "
+    n = len(todo)
+    log(f"grid: {len(planned)} runs, {counts['skipped']} already done, {n} to run "
         f"({jobs} job{'s' if jobs > 1 else ''})")
 
     def finished(cfg: RunConfig, path: Path, error: BaseException | None) -> None:
@@ -289,8 +325,6 @@ def _run_locked(configs: list[RunConfig], out: Path, *, jobs: int, threads: int,
             counts["stopped"] = f"disk full ({error.strerror}); finished runs are kept"
             log(f"grid: stopping: the disk is full ({error}); free space and rerun to resume")
 
-    for cfg, err in broken:
-        finished(cfg, out / "runs" / f"{cfg.task}_{cfg.method}_s{cfg.seed}.json", err)
     parent = os.getpid()
     if jobs <= 1:
         for cfg, identity, path in todo:

@@ -9,7 +9,10 @@ averages runs) only by its identity::
      "threads":   n | None               torch's CPU threads on the CPU (they change the float
                                          reduction order); None on CUDA,
      "data":      {path: sha256}         the split files the task read, relative to the data
-                                         folder (content, not folder name; {} for generated data),
+                                         folder (content, not folder name; {} for generated data);
+                  {role: sha256}         for your own data (task "custom"): the content of the
+                                         file (or datasets folder) playing each role, train, dev
+                                         and test -- swapping two files is another run,
      "model":     {"name", "files": {file: sha256}}   the weights, config and tokenizer files
                                          (the GGUF for SmolLM2; none for "tiny", built from code)}
 
@@ -28,8 +31,8 @@ from pathlib import Path
 from .. import _validate as _v
 from .._io import file_sha256
 
-__all__ = ["RUN_NAME", "data_identity", "file_sha256", "model_identity", "run_id",
-           "run_identity"]
+__all__ = ["ROLES", "RUN_NAME", "content_digest", "data_files", "data_identity", "file_sha256",
+           "model_identity", "own_task_name", "role_identity", "run_id", "run_identity"]
 
 RUN_NAME = re.compile(r"^(?P<task>[a-z0-9]+)_(?P<method>[a-z0-9]+)_s(?P<seed>\d+)_[0-9a-f]{10}$")
 _FILES: dict[tuple, list[Path]] = {}
@@ -42,19 +45,10 @@ def data_identity(cfg, files: list[Path] | None = None) -> dict[str, str]:
 
     ``files``: the files already read (the engine records them while it loads the task); without
     it the task's splits are loaded once to find them (cached per process)."""
-    from .data import recording
-
+    if getattr(cfg, "task", None) == "custom":
+        return role_identity(cfg)
     if files is None:
-        root = _data_root(cfg)
-        own = tuple(getattr(cfg, k, None) for k in ("train", "dev", "test"))
-        key = (cfg.kind, cfg.task, cfg.seed, getattr(cfg, "setting", None), str(root), own)
-        if key not in _FILES:
-            from .tasks import make_task
-
-            with recording() as read:
-                make_task(cfg)
-            _FILES[key] = list(read)
-        files = _FILES[key]
+        files = data_files(cfg)
     if not files:
         return {}
     root = _data_root(cfg)
@@ -71,6 +65,67 @@ def data_identity(cfg, files: list[Path] | None = None) -> dict[str, str]:
                 rel, n = f"{path.name}#{n}", n + 1
         out[rel] = file_sha256(path)
     return dict(sorted(out.items()))
+
+
+ROLES = ("train", "dev", "test")
+
+
+def data_files(cfg) -> list[Path]:
+    """The data files ``cfg``'s task reads (its splits are loaded once to find them; cached per
+    process)."""
+    from .data import recording
+
+    if getattr(cfg, "task", None) == "custom":
+        return [Path(getattr(cfg, role)).expanduser().resolve() for role in ROLES]
+    root = _data_root(cfg)
+    own = tuple(getattr(cfg, k, None) for k in ("train", "dev", "test"))
+    key = (cfg.kind, cfg.task, cfg.seed, getattr(cfg, "setting", None), str(root), own)
+    if key not in _FILES:
+        from .tasks import make_task
+
+        with recording() as read:
+            make_task(cfg)
+        _FILES[key] = list(read)
+    return _FILES[key]
+
+
+def content_digest(path: str | Path) -> str:
+    """The SHA-256 of a file, or of a folder's files (names and contents, e.g. a datasets
+    ``save_to_disk`` folder)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        files = {p.relative_to(path).as_posix(): file_sha256(p)
+                 for p in sorted(path.rglob("*")) if p.is_file()}
+        return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return file_sha256(path)
+
+
+def role_identity(cfg) -> dict[str, str]:
+    """``{"train": sha256, "dev": sha256, "test": sha256}`` of the user's own files; a test
+    split with the content of the train split is refused (``DataError``): it would report
+    accuracy on the training data."""
+    from .data import DataError
+
+    out = {}
+    for role in ROLES:
+        path = Path(getattr(cfg, role)).expanduser()
+        if not path.exists():
+            raise DataError(f"Invalid --{role}: {str(path)!r} does not exist")
+        out[role] = content_digest(path)
+    if out["test"] == out["train"]:
+        same = "is" if Path(cfg.test).expanduser().resolve() == \
+            Path(cfg.train).expanduser().resolve() else "has the same content as"
+        raise DataError(f"Invalid --test: {cfg.test!r} {same} --train {cfg.train!r}; test "
+                        "accuracy on the training data means nothing: give a held-out file")
+    return out
+
+
+def own_task_name(config: dict, data: dict) -> str:
+    """The name of an own-data task in reports: the train file's stem and 6 hex digits of the
+    three roles' contents (two datasets are never one task)."""
+    digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:6]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "", Path(str(config.get("train") or "custom")).stem)
+    return f"{stem or 'custom'}-{digest}"
 
 
 def _data_root(cfg) -> Path | None:

@@ -17,7 +17,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from .data import subset
+from .data import DataError, subset
 
 __all__ = ["PromptTask", "SFTTask", "WebNLGTask", "candidate_scores", "generate", "lm_loss"]
 
@@ -257,26 +257,49 @@ class SFTTask(_TargetLMTask):
         from .userdata import read_rows, text_field
 
         super().__init__(cfg)
-        pairs = {}
+        pairs, self.where = {}, {}
         for split in ("train", "dev", "test"):
             path = getattr(cfg, split)
+            rows = read_rows(path)
             pairs[split] = [(text_field(path, n, row, cfg.prompt_column),
                              text_field(path, n, row, cfg.completion_column, strip=False))
-                            for n, row in read_rows(path)]
+                            for n, row in rows]
+            self.where.update({pair: f"{path}:{n}" for pair, (n, _) in zip(pairs[split], rows)})
         self.train = subset(pairs["train"], cfg.n_train, seed=cfg.seed)
         self.splits = {s: subset(pairs[s], n, seed=0)
                        for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))}
+        self.truncated: dict[str, int] = {}
         self.sizes = {"train": len(self.train), **{k: len(v) for k, v in self.splits.items()}}
         self.n_train = len(self.train)
         self.primary_metric = "bleu" if cfg.metric == "bleu" else "neg_nll"
 
     def _encode(self) -> None:
-        self.encoded = _encode_pairs(self.tok, self.train, self.cfg.max_length, eos=True)
+        self.encoded = self._encode_split("train", self.train)
+        self.encoded_eval = {s: self._encode_split(s, rows) for s, rows in self.splits.items()}
+
+    def _encode_split(self, split: str, rows: list[tuple[str, str]]) -> list:
+        """Prompt + completion ids, the completion's end cut to fit ``max_length`` (never the
+        prompt: one that does not fit alone is refused naming its line); counted per split."""
+        out, cut = [], 0
+        for (ids, mask), row in zip(_encode_pairs(self.tok, rows, 10**9, eos=True), rows):
+            n_prompt = len(ids) - sum(mask)
+            if n_prompt >= self.cfg.max_length:
+                raise DataError(f"{self.where[row]}: the prompt alone is {n_prompt} tokens, "
+                                f"--max-length is {self.cfg.max_length} (no completion token "
+                                "would fit); raise --max-length or shorten the prompt")
+            if len(ids) > self.cfg.max_length:
+                ids, mask, cut = ids[: self.cfg.max_length], mask[: self.cfg.max_length], cut + 1
+            out.append((ids, mask))
+        self.truncated[split] = cut
+        return out
+
+    def train_info(self) -> dict:
+        return {**super().train_info(), "truncated_completions": dict(self.truncated)}
 
     @torch.no_grad()
     def evaluate(self, model, split: str, runtime) -> dict:
         rows, size = self.splits[split], self.cfg.eval_batch_size
-        encoded = _encode_pairs(self.tok, rows, self.cfg.max_length, eos=True)
+        encoded = self.encoded_eval[split]
         total, count = 0.0, 0
         for i in range(0, len(encoded), size):
             batch = runtime.to_device(_collate(encoded[i : i + size], self.pad))

@@ -120,20 +120,11 @@ RUN_FILE = "lorabar_run.json"
 
 
 def check_save_dir(path: str, flag: str = "--save-adapter") -> None:
-    """Refuse (before training) a save folder that exists and is not empty, or cannot be
-    written."""
-    import os
-    from pathlib import Path
+    """Refuse (before training) a save folder that exists, is not empty and is not an adapter
+    folder lorabar wrote, or cannot be written (:mod:`lorabar.guard`)."""
+    from ..guard import Output, check_output
 
-    from .._io import check_output_dir
-
-    target = Path(path).expanduser()
-    if target.is_dir() and any(target.iterdir()):
-        raise ValueError(f"Invalid {flag}: {str(path)!r} exists and is not empty; give a new "
-                         "folder (nothing is overwritten)")
-    check_output_dir(target, flag)
-    if target.exists() and not os.access(target, os.W_OK):  # pragma: no cover - root ignores it
-        raise ValueError(f"Invalid {flag}: {str(path)!r} is not writable")
+    check_output(Output(flag, path, "adapter"))
 
 
 def save_trained(model, folder: str, record: dict, head_info: dict | None = None) -> None:
@@ -148,7 +139,7 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
 
     from safetensors.torch import save_file
 
-    from .._io import replace_dir
+    from ..guard import Output, publish_folder
 
     if not hasattr(model, "save_pretrained") or not hasattr(model, "peft_config"):
         raise ValueError("Invalid --save-adapter: this run trains no adapter (method 'full')")
@@ -165,7 +156,7 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
         (tmp / RUN_FILE).write_text(json.dumps({"record": {k: record[k] for k in (
             "config", "identity", "metrics", "primary_metric")}, "head": head_info},
             indent=1, default=float))
-        replace_dir(tmp, out)
+        publish_folder(tmp, Output("--save-adapter", out, "adapter"))
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

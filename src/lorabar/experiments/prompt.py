@@ -55,30 +55,35 @@ class PromptEncoder:
                  labels: tuple[str, ...], max_length: int) -> None:
         self.tok, self.template, self.max_length = tokenizer, template, max_length
         missing = [label for label in labels if label not in verbalizer]
-        if missing:
-            raise ValueError(f"Invalid verbalizer: no word for labels {missing} (it has "
-                             f"{sorted(verbalizer)})")
+        extra = sorted(label for label in verbalizer if label not in labels)
+        if missing or extra:
+            raise ValueError(f"Invalid --verbalizer: it must name every label exactly once; "
+                             f"labels {list(labels)}, " + (f"no word for {missing}" if missing
+                                                          else f"unknown labels {extra}"))
         self.label_ids = []
         for label in labels:
             ids = tokenizer.encode(" " + verbalizer[label], add_special_tokens=False)
             if len(ids) != 1:
-                raise ValueError(f"Invalid verbalizer: {verbalizer[label]!r} is {len(ids)} "
+                raise ValueError(f"Invalid --verbalizer: {verbalizer[label]!r} is {len(ids)} "
                                  "tokens for this tokenizer (a label word must be one token)")
             self.label_ids.append(ids[0])
         if len(set(self.label_ids)) != len(self.label_ids):
             raise ValueError(f"Invalid verbalizer: two label words share a token ({verbalizer})")
 
-    def _lmbff(self, a: str, b: str | None) -> list[int]:
-        tok, ids = self.tok, []
+    def _segments(self, a: str, b: str | None) -> list[tuple[bool, list[int]]]:
+        """The rendered input as ``(is the user's text, token ids)`` segments, in order."""
+        if "{" in self.template:  # your own template: {text}, {text_pair}, {mask}
+            return self._own_segments(a, b)
+        tok, out = self.tok, []
         for part in self.template.split("*"):
             if not part:
                 continue
             if part == "cls":
-                ids.append(tok.cls_token_id)
+                out.append((False, [tok.cls_token_id]))
             elif part == "mask":
-                ids.append(tok.mask_token_id)
+                out.append((False, [tok.mask_token_id]))
             elif part in ("sep", "sep+"):
-                ids.append(tok.sep_token_id)
+                out.append((False, [tok.sep_token_id]))
             elif re.fullmatch(r"\+?sent(-|l)?_[01]", part):
                 text = a if part.endswith("0") else b
                 if text is None:
@@ -89,27 +94,60 @@ class PromptEncoder:
                 if part.startswith("+"):
                     text = " " + text
                 enc = tok.encode(text, add_special_tokens=False)
-                ids += enc[:-1] if "-_" in part else enc
+                out.append((True, enc[:-1] if "-_" in part else enc))
             else:
-                ids += tok.encode(part.replace("_", " "), add_special_tokens=False)
-        return ids
+                out.append((False, tok.encode(part.replace("_", " "), add_special_tokens=False)))
+        return out
+
+    def _own_segments(self, a: str, b: str | None) -> list[tuple[bool, list[int]]]:
+        import string
+
+        tok = self.tok
+        out: list[tuple[bool, list[int]]] = [(False, [tok.cls_token_id])]
+        for literal, name, _, _ in string.Formatter().parse(self.template):
+            if literal:
+                out.append((False, tok.encode(literal, add_special_tokens=False)))
+            if name == "mask":
+                out.append((False, [tok.mask_token_id]))
+            elif name in ("text", "text_pair"):
+                text = a if name == "text" else b
+                out.append((True, tok.encode(text or "", add_special_tokens=False)))
+        return out + [(False, [tok.sep_token_id])]
 
     def encode(self, a: str, b: str | None) -> dict:
-        if "{" in self.template:  # your own template: {text}, {text_pair}, {mask}
+        """Token ids and the mask's position.  An input over ``max_length`` loses the end of the
+        user's text (the longest text first), never a word of the template or the mask; a
+        template that does not fit alone is refused (``ValueError`` naming both lengths)."""
+        if "{" in self.template:  # the whole string, as the tokenizer reads it (spaces, BPE)
             text = self.template.replace("{mask}", self.tok.mask_token)
             text = text.replace("{text}", a).replace("{text_pair}", b or "")
             ids = self.tok.encode(text, add_special_tokens=True)
+            if len(ids) > self.max_length:
+                ids = self._truncated(self._segments(a, b))
         else:
-            ids = self._lmbff(a, b)
+            segments = self._segments(a, b)
+            ids = [t for _, part in segments for t in part]
+            if len(ids) > self.max_length:
+                ids = self._truncated(segments)
         if ids.count(self.tok.mask_token_id) != 1:
             raise ValueError(f"Invalid template: {self.template!r} gives "
                              f"{ids.count(self.tok.mask_token_id)} mask tokens (expected one)")
-        if len(ids) > self.max_length:  # keep the mask: cut the text before the end
-            pos = ids.index(self.tok.mask_token_id)
-            cut = len(ids) - self.max_length
-            start = max(1, min(pos - cut, len(ids) - 1 - cut))
-            ids = ids[:start] + ids[start + cut:]
         return {"input_ids": ids, "mask_pos": ids.index(self.tok.mask_token_id)}
+
+    def _truncated(self, segments: list[tuple[bool, list[int]]]) -> list[int]:
+        fixed = sum(len(p) for is_text, p in segments if not is_text)
+        if fixed >= self.max_length:
+            raise ValueError(f"Invalid --max-length: {self.max_length} tokens, but the template "
+                             f"{self.template!r} alone takes {fixed}; raise --max-length or "
+                             "shorten the template")
+        texts = [list(p) for is_text, p in segments if is_text]
+        over = fixed + sum(map(len, texts)) - self.max_length
+        while over > 0:  # one token at a time from the end of the longest text
+            longest = max(range(len(texts)), key=lambda i: len(texts[i]))
+            texts[longest].pop()
+            over -= 1
+        it = iter(texts)
+        return [t for is_text, p in segments for t in (next(it) if is_text else p)]
 
 
 class PromptClassifier(nn.Module):

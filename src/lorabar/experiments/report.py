@@ -31,9 +31,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from .._io import replace_dir
-from .identity import RUN_NAME, run_id
+from ..guard import Output, publish_folder
+from .identity import RUN_NAME, own_task_name, run_id
 from .registry import METHODS
+from .results import DIGEST, digest_ok
 
 METHOD_ORDER = tuple(METHODS)  # the registry's order
 LABELS = {name: m.label for name, m in METHODS.items()}
@@ -55,6 +56,11 @@ MIXED_COLUMNS = ("model", "steps", "precision")
 
 class BadResultError(ValueError):
     """A result file that does not parse or lacks what a report needs (names the file)."""
+
+
+class AlteredResultError(BadResultError):
+    """A result file whose content does not match the digest written with it (edited by hand,
+    or written by a lorabar before digests: sign those once with experiments/sign_results.py)."""
 
 
 def _check_result(path: Path) -> dict:
@@ -82,6 +88,10 @@ def _check_result(path: Path) -> dict:
     if missing:
         raise BadResultError(f"{path}: not a complete result: missing {', '.join(missing)}; "
                              "pass --skip-bad to leave it out")
+    if not digest_ok(data):
+        what = "does not match its digest" if DIGEST in data else "carries no digest"
+        raise AlteredResultError(f"{path}: altered: its content {what} (edited by hand? rerun "
+                                 "the run); left out")
     stem = path.name[: -len(".json")]
     if RUN_NAME.match(stem):
         try:
@@ -122,7 +132,7 @@ def load(folder: str | Path, *, skip_bad: bool = False,
         try:
             data = _check_result(path)
         except BadResultError as err:
-            if not skip_bad:
+            if not skip_bad and not isinstance(err, AlteredResultError):
                 raise
             skipped.append(str(err).replace("; pass --skip-bad to leave it out", "")
                            .replace(", or pass --skip-bad", ""))
@@ -133,6 +143,10 @@ def load(folder: str | Path, *, skip_bad: bool = False,
                              "keep one of them")
         seen[ident] = path
         data["_path"] = str(path)
+        if data["config"]["task"] == "custom":  # your own data: a task named from its content
+            data["_config_task"] = "custom"
+            data["config"] = {**data["config"],
+                              "task": own_task_name(data["config"], data["identity"]["data"])}
         out.append(data)
     if not out:
         where = "under" if recursive else "in"
@@ -176,14 +190,19 @@ def _show(key: str, value) -> str:
     return str(value)
 
 
-def check_comparable(results: list[dict], *, allow_mixed: bool = False) -> list[str]:
+MIXED_HINT = "report them from separate folders, or pass --allow-mixed to show them side by side " \
+    "(never paired)"
+
+
+def check_comparable(results: list[dict], *, allow_mixed: bool = False,
+                     hint: str = MIXED_HINT) -> list[str]:
     """Raise ``ValueError`` naming two files if the runs are not comparable (see the module
     docstring); with ``allow_mixed``, tag each run with its context instead (``r["_unit"]``)
     and return the context fields that differ."""
-    files: dict[str, tuple[str, str]] = {}
-    for r in results:  # the same data file read by two runs must have the same content
+    files: dict[tuple[str, str], tuple[str, str]] = {}
+    for r in results:  # the same data file (role) of a task must have the same content
         for rel, digest in r["identity"]["data"].items():
-            seen = files.setdefault(rel, (digest, r["_path"]))
+            seen = files.setdefault((r["config"]["task"], rel), (digest, r["_path"]))
             if seen[0] != digest:
                 raise ValueError(f"{seen[1]} and {r['_path']} read different contents of the data "
                                  f"file {rel!r}; runs on different data are not compared "
@@ -199,9 +218,7 @@ def check_comparable(results: list[dict], *, allow_mixed: bool = False) -> list[
             diff = _differing(a, b)
             if diff and not allow_mixed:
                 shown = ", ".join(f"{k} {_show(k, a[k])} vs {_show(k, b[k])}" for k in diff[:4])
-                raise ValueError(f"{pa} and {pb} are not comparable runs ({shown}); report them "
-                                 "from separate folders, or pass --allow-mixed to show them side "
-                                 "by side (never paired)")
+                raise ValueError(f"{pa} and {pb} are not comparable runs ({shown}); {hint}")
             differing.update(diff)
     if not differing:
         return []
@@ -228,11 +245,11 @@ def _label(unit: str) -> str:
 
 
 def load_results(folder: str | Path, *, skip_bad: bool = False, recursive: bool = False,
-                 allow_mixed: bool = False) -> list[dict]:
+                 allow_mixed: bool = False, hint: str = MIXED_HINT) -> list[dict]:
     """The comparable, finished results of ``folder`` (:func:`load`, :func:`check_comparable`;
     runs with a non-finite metric left out)."""
     results = load(folder, skip_bad=skip_bad, recursive=recursive)[0]
-    check_comparable(results, allow_mixed=allow_mixed)
+    check_comparable(results, allow_mixed=allow_mixed, hint=hint)
     return split_failed(results)[0]
 
 
@@ -531,31 +548,14 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
     return written
 
 
-REPORT_FILES = ("*.csv", "report.md", "fig3_*.png")
-MANIFEST = ".lorabar-report.json"
+def _check_out(folder: Path, out: Path, flag: str = "--out") -> None:
+    from ..guard import Input, Output, check_plan
 
-
-def _report_owned(folder: Path) -> set[str]:
-    """Names in an existing report folder that a report wrote (its manifest, or the report's
-    file patterns for a folder written before manifests)."""
-    try:
-        owned = set(json.loads((folder / MANIFEST).read_text()))
-    except (OSError, ValueError, TypeError):
-        owned = set()
-    for pattern in REPORT_FILES:
-        owned |= {p.name for p in folder.glob(pattern)}
-    return owned | {MANIFEST}
-
-
-def _check_out(folder: Path, out: Path) -> None:
     src, dst = folder.resolve(), out.resolve()
     if dst == src or dst in src.parents:
-        raise ValueError(f"Invalid --out: {str(out)!r} holds the result files themselves; give "
+        raise ValueError(f"Invalid {flag}: {str(out)!r} holds the result files themselves; give "
                          "a folder of its own (default: DIR/report)")
-    if out.is_dir() and any(out.iterdir()) and not (_report_owned(out) - {MANIFEST}
-                                                   or (out / MANIFEST).exists()):
-        raise ValueError(f"Invalid --out: {str(out)!r} exists and is not a lorabar report folder "
-                         "(no report.md, tables or figures in it); give a new folder")
+    check_plan([Input("DIR", p) for p in result_files(folder)], [Output(flag, out, "report")])
 
 
 def _present(results: list[dict], flag: str, method: str) -> None:
@@ -571,7 +571,8 @@ def _present(results: list[dict], flag: str, method: str) -> None:
 def render(folder: str | Path, *, out: str | Path | None = None,
            reference_method: str = "lora", skip_bad: bool = False,
            warn=None, baseline: str = "lora", recursive: bool = False,
-           allow_mixed: bool = False) -> list[Path]:
+           allow_mixed: bool = False, out_flag: str = "--out",
+           hint: str = MIXED_HINT) -> list[Path]:
     """Write the tables, report.md and figures of the results of ``folder`` (see the module
     docstring); with ``skip_bad`` bad result files are left out, passed to ``warn`` and listed
     in report.md.  Runs with a non-finite metric are passed to ``warn`` and listed as failed.
@@ -585,10 +586,10 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     folder = Path(folder)
     out = Path(out) if out is not None else folder / "report"
     results, skipped = load(folder, skip_bad=skip_bad, recursive=recursive)
-    columns = check_comparable(results, allow_mixed=allow_mixed)
+    columns = check_comparable(results, allow_mixed=allow_mixed, hint=hint)
     _present(results, "--baseline", baseline)
     _present(results, "--reference", reference_method)
-    _check_out(folder, out)
+    _check_out(folder, out, out_flag)
     results, failed = split_failed(results)
     if not results:
         raise ValueError(f"No finished result in {str(folder)!r}: every run has a non-finite "
@@ -609,16 +610,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     try:
         names = _write_report(results, tmp, reference_method=reference_method, baseline=baseline,
                               skipped=skipped, failed=failed_lines, columns=columns)
-        if out.is_dir():
-            owned = _report_owned(out)
-            for item in out.iterdir():  # a README beside the report stays
-                if item.name not in owned and not (tmp / item.name).exists():
-                    if item.is_dir():
-                        shutil.copytree(item, tmp / item.name, symlinks=True)
-                    else:
-                        shutil.copy2(item, tmp / item.name)
-        (tmp / MANIFEST).write_text(json.dumps(sorted(names)))
-        replace_dir(tmp, out)
+        publish_folder(tmp, Output(out_flag, out, "report"))
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -676,7 +668,8 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
         md += [f"## Failed runs ({len(failed)}: a non-finite metric; not selected or averaged)",
                ""] + [f"- {m}" for m in failed] + [""]
     if skipped:
-        md += [f"## Skipped files ({len(skipped)}, --skip-bad)", ""] + [f"- {m}" for m in skipped]
+        md += [f"## Skipped files ({len(skipped)}: --skip-bad, or altered)", ""]
+        md += [f"- {m}" for m in skipped]
         md += [""]
     (out / "report.md").write_text("\n".join(md))
     written.append("report.md")

@@ -4,9 +4,11 @@ Formats, by file name: ``.csv`` and ``.tsv`` (a header row names the columns; st
 strict quoting), ``.jsonl`` (one JSON object per line), ``.json`` (one JSON list of objects),
 ``.parquet``, or a folder written by ``datasets.Dataset.save_to_disk``.  Columns:
 ``text_column`` (and ``text_pair_column`` for pairs) and ``label_column``.  Classification: the
-label set is the train split's (integers sorted numerically, strings alphabetically; a label
-column of mixed types is refused), and every dev/test label must be in it; regression
-(``task_type="regression"``): labels are numbers.  Every problem names ``file:line`` (the row's
+label set is the train split's, after one normalization for every format
+(:func:`normalize_label`: ``1``, ``1.0`` and ``"1"`` are one class; other text stays a string;
+numbers sorted numerically, strings alphabetically; numbers mixed with strings are refused), and
+every dev/test label must be in it; regression (``task_type="regression"``): labels are finite
+decimal numbers (:func:`parse_number`).  Every problem names ``file:line`` (the row's
 line in a text file, its 1-based row number in Parquet/Arrow) and raises :class:`DataError`.
 
 Every file read is recorded (:func:`lorabar.experiments.data.recording`), so its content hash
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .data import DataError, Example, Task, csv_records, note_read, read_data_text
 
-__all__ = ["FORMATS", "UserData", "load_user_data", "read_rows", "text_field"]
+__all__ = ["FORMATS", "UserData", "count_shared", "load_user_data", "normalize_label",
+           "parse_number", "read_rows", "text_field"]
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", "a datasets.save_to_disk folder")
 
@@ -34,11 +38,12 @@ class UserData:
     task: Task
     splits: dict[str, list[Example]]
     paths: dict[str, Path]
+    shared: dict[str, int]  # dev/test examples whose text is also a train example's
 
 
 def _rows_text(path: Path, delimiter: str) -> list[tuple[int, dict]]:
     rows, header = [], None
-    for start, fields in csv_records(path, delimiter=delimiter):
+    for start, fields in csv_records(path, delimiter=delimiter, multiline=True):
         if header is None:
             header = fields
             if len(set(header)) != len(header):
@@ -116,6 +121,14 @@ def _rows_saved(path: Path) -> list[tuple[int, dict]]:
 def read_rows(path: str | Path) -> list[tuple[int, dict]]:
     """``(line or row number, {column: value})`` of every example in ``path``."""
     path = Path(path).expanduser()
+    if path.is_dir() and (path / "dataset_dict.json").is_file():
+        try:
+            splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
+        except (OSError, ValueError, KeyError, TypeError):
+            splits = sorted(p.name for p in path.iterdir() if p.is_dir())
+        raise DataError(f"{path}: a DatasetDict folder with splits {list(splits)}; give one "
+                        f"split's folder (e.g. {path / str(splits[0]) if splits else path}) to "
+                        "each of --train, --dev and --test")
     if path.is_dir():
         if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
             raise DataError(f"{path}: a folder, but not one written by datasets' save_to_disk "
@@ -146,17 +159,68 @@ def text_field(path, lineno: int, row: dict, column: str, *, strip: bool = True)
     return value.strip() if strip else value
 
 
-def _raw_label(path: Path, lineno: int, row: dict, column: str):
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def parse_number(text: str) -> float | None:
+    """``text`` as a finite decimal number (``1``, ``-0.5``, ``1e3``), else ``None``: no
+    ``nan``/``inf``, no ``1_000``, no hex -- what a data file's number column should hold."""
+    text = text.strip()
+    if not _DECIMAL.fullmatch(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def normalize_label(path, lineno: int, row: dict, column: str) -> int | float | str:
+    """One label normalization for every format: a number -- ``1``, ``1.0`` or ``"1"`` -- is the
+    same class (an ``int`` when integral, else a ``float``); any other text stays a string
+    (stripped); ``true``/``false``, null, empty, lists and objects are refused naming
+    ``file:line``."""
     if column not in row:
         raise DataError(f"{path}:{lineno}: no column {column!r} (columns: {sorted(row)})")
     value = row[column]
-    if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(f"{path}:{lineno}: label column {column!r} holds {value!r}")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    if isinstance(value, bool) or value is None or not isinstance(value, int | float | str):
+        what = type(value).__name__ if value is not None else "nothing"
+        raise DataError(f"{path}:{lineno}: label column {column!r} holds {value!r} ({what}); a "
+                        "label is one number or one string")
     if isinstance(value, str):
         value = value.strip()
-    return value
+        if not value:
+            raise DataError(f"{path}:{lineno}: label column {column!r} is empty")
+        number = parse_number(value)
+        if number is None:
+            return value
+        value = number
+    if not math.isfinite(value):
+        raise DataError(f"{path}:{lineno}: label column {column!r} holds {value!r}, not finite")
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _regression_label(path, lineno: int, value) -> float:
+    if isinstance(value, str):
+        raise DataError(f"{path}:{lineno}: label {value!r} is not a finite decimal number "
+                        "(task_type regression)")
+    return float(value)
+
+
+def _class_names(path: Path, values: set, column: str) -> tuple[str, ...]:
+    kinds = {str if isinstance(v, str) else float for v in values}
+    if len(kinds) > 1:
+        raise DataError(f"{path}: label column {column!r} mixes numbers and strings "
+                        f"(e.g. {sorted(map(str, values))[:4]}); use numbers or strings")
+    names = tuple(str(v) for v in sorted(values))
+    if len(names) < 2:
+        raise DataError(f"{path}: the train split holds only class "
+                        f"{names[0] if names else None!r}; a classification task needs at least "
+                        "two classes")
+    return names
+
+
+def count_shared(a: list[Example], b: list[Example]) -> int:
+    """How many examples of ``a`` have the same text (and pair) as one of ``b``."""
+    seen = {(e.text_a, e.text_b) for e in b}
+    return sum((e.text_a, e.text_b) in seen for e in a)
 
 
 def load_user_data(train: str | Path, dev: str | Path, test: str | Path, *, text_column: str,
@@ -166,41 +230,27 @@ def load_user_data(train: str | Path, dev: str | Path, test: str | Path, *, text
     paths = {"train": Path(train).expanduser(), "dev": Path(dev).expanduser(),
              "test": Path(test).expanduser()}
     raw = {split: read_rows(p) for split, p in paths.items()}
+    values = {split: [normalize_label(paths[split], n, r, label_column) for n, r in rows]
+              for split, rows in raw.items()}
     labels: tuple[str, ...] = ()
     if task_type == "classification":
-        seen = {_raw_label(paths["train"], n, r, label_column) for n, r in raw["train"]}
-        kinds = {type(v) for v in seen}
-        if len(kinds) > 1 or not kinds <= {int, str}:
-            raise DataError(f"{paths['train']}: label column {label_column!r} mixes types "
-                            f"{sorted(k.__name__ for k in kinds)}; use integers or strings")
-        ordered = sorted(seen)
-        labels = tuple(str(v) for v in ordered)
-        if len(labels) < 2:
-            raise DataError(f"{paths['train']}: the train split holds only class "
-                            f"{labels[0] if labels else None!r} ({len(raw['train'])} examples); "
-                            "a classification task needs at least two classes")
+        labels = _class_names(paths["train"], set(values["train"]), label_column)
     splits = {}
     for split, rows in raw.items():
         path, out = paths[split], []
-        for lineno, row in rows:
+        for (lineno, row), value in zip(rows, values[split]):
             a = text_field(path, lineno, row, text_column)
             b = text_field(path, lineno, row, text_pair_column) if text_pair_column else None
-            value = _raw_label(path, lineno, row, label_column)
             if task_type == "classification":
                 if str(value) not in labels:
                     raise DataError(f"{path}:{lineno}: label {value!r} is not one of the train "
                                     f"split's labels {list(labels)}")
                 label: int | float = labels.index(str(value))
             else:
-                try:
-                    label = float(value)
-                except (TypeError, ValueError):
-                    raise DataError(f"{path}:{lineno}: label {value!r} is not a number "
-                                    "(task_type regression)") from None
-                if not math.isfinite(label):
-                    raise DataError(f"{path}:{lineno}: label {value!r} is not finite")
+                label = _regression_label(path, lineno, value)
             out.append(Example(a, b, label))
         splits[split] = out
     metrics = ("accuracy",) if task_type == "classification" else ("pearson", "spearman")
     task = Task("custom", "", "", "", True, lambda f: ("", None, ""), labels, metrics=metrics)
-    return UserData(task, splits, paths)
+    shared = {s: count_shared(splits[s], splits["train"]) for s in ("dev", "test")}
+    return UserData(task, splits, paths, shared)

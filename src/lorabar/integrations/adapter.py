@@ -78,23 +78,37 @@ def _weights_file(folder: Path) -> Path:
                             f"{' or '.join(WEIGHTS)}")
 
 
+def _read_weights(path: Path) -> tuple[dict, dict]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    return torch.load(path, map_location="cpu", weights_only=True), {}
+
+
 def load_adapter_tensors(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """``(state_dict, adapter_config, safetensors metadata)`` of a saved adapter."""
     folder = Path(folder)
     path = _weights_file(folder)
     try:
-        config = json.loads((folder / "adapter_config.json").read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"Invalid adapter_config.json in {str(folder)!r}: {err}") from err
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    else:
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
-        metadata = {}
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"Invalid adapter_config.json in {str(folder)!r}: {err}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"Invalid adapter_config.json in {str(folder)!r}: a JSON "
+                         f"{type(config).__name__}, expected an object (PEFT's LoraConfig)")
+    try:
+        tensors, metadata = _read_weights(path)
+    except Exception as err:  # noqa: BLE001 - safetensors and pickle raise many kinds
+        raise ValueError(f"Invalid adapter weights {str(path)!r}: not a readable "
+                         f"{path.suffix} file ({type(err).__name__}: {err}); a truncated copy?") \
+            from None
+    bad = [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)] \
+        if isinstance(tensors, dict) else ["(the file holds no state dict)"]
+    if bad:
+        raise ValueError(f"Invalid adapter weights {str(path)!r}: not a state dict of tensors "
+                         f"(e.g. {bad[0]!r})")
     return tensors, config, metadata
 
 
@@ -145,13 +159,14 @@ def rebalance_adapter(folder: str | Path, out: str | Path, *, force: bool = Fals
 
     Every other file of ``folder`` (``adapter_config.json``, a README) is copied; the weights
     keep their dtypes and safetensors metadata.  ``out`` must not exist or be empty unless
-    ``force`` (then it is replaced as a whole); it is built beside and renamed into place.
+    it is a folder lorabar wrote (its manifest's files are replaced, a user's other files kept),
+    or ``force`` (files of the same names replaced); built beside and renamed into place.
     Returns ``{"rebalanced": n, "left_alone": [names of pairs with a zero factor]}``; a
     non-finite factor raises ``ValueError`` naming its layer, before anything is written.
     """
     import tempfile
 
-    from .._io import replace_dir
+    from ..guard import Output, publish_folder
 
     folder, out = Path(folder), Path(out)
     check_rebalance_out(folder, out, force=force)
@@ -176,11 +191,11 @@ def rebalance_adapter(folder: str | Path, out: str | Path, *, force: bool = Fals
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         for item in folder.iterdir():
-            if item.is_file() and item.name not in WEIGHTS:
+            if item.is_file() and item.name not in WEIGHTS and not item.name.startswith(".lorabar"):
                 shutil.copy2(item, tmp / item.name)
         save_file({k: v.contiguous() for k, v in new.items()},
                   str(tmp / "adapter_model.safetensors"), metadata=metadata or {"format": "pt"})
-        replace_dir(tmp, out)  # an empty folder, or --force: replaced whole
+        publish_folder(tmp, Output("--rebalance", out, "adapter"), force=force)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -198,9 +213,12 @@ def check_rebalance_out(folder: Path, out: Path, *, force: bool = False) -> None
         raise ValueError(f"Invalid --rebalance: {str(out)!r} is {where}; give a new folder")
     if dst.exists() and not dst.is_dir():
         raise ValueError(f"Invalid --rebalance: {str(out)!r} is a file (give a folder)")
-    if dst.is_dir() and any(dst.iterdir()) and not force:
-        raise ValueError(f"Invalid --rebalance: {str(out)!r} exists and is not empty; give a "
-                         "new folder, or pass --force to replace it")
+    from ..guard import owned_files
+
+    if dst.is_dir() and any(dst.iterdir()) and owned_files(dst) is None and not force:
+        raise ValueError(f"Invalid --rebalance: {str(out)!r} exists, is not empty and is not a "
+                         "folder lorabar wrote; give a new folder, or pass --force to write "
+                         "into it")
 
 
 def plot_layers(report: dict, path: str | Path) -> Path:
@@ -220,6 +238,8 @@ def plot_layers(report: dict, path: str | Path) -> Path:
     ax.set(ylabel="B = (|A|² − |B|²)/2", title=f"{report['adapter']}: per-layer balancedness")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    from ..guard import png_metadata
+
+    fig.savefig(path, dpi=110, metadata=png_metadata())
     plt.close(fig)
     return path

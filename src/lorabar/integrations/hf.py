@@ -247,8 +247,10 @@ class SAMTrainingMixin:
         accumulated = [p.grad for p in params]  # earlier micro-batches of this step
         for p in params:
             p.grad = None
-        # Pass 1 at w: only the direction matters (e is invariant to loss scaling).
-        super().training_step(model, inputs, num_items_in_batch)
+        # Pass 1 at w: only the direction matters (e is invariant to loss scaling).  Its loss,
+        # the loss at the weights being trained, is the one logged (as lorabar.sam_step does):
+        # a SAM run's loss curve compares with a plain Trainer's.
+        loss = super().training_step(model, inputs, num_items_in_batch)
         self.sam.first_step(zero_grad=True)
         eps = self.sam.perturbation_norm  # a tensor: no host sync until the next log
         if eps is not None:
@@ -256,7 +258,7 @@ class SAMTrainingMixin:
             self._eps_count += 1
         # Pass 2 at w + e: this gradient is what the base optimizer steps with.
         snapshot = self._sam_metrics_snapshot()
-        loss = super().training_step(model, inputs, num_items_in_batch)
+        super().training_step(model, inputs, num_items_in_batch)
         self._sam_metrics_restore(snapshot)
         self.sam.unperturb()
         with torch.no_grad():
