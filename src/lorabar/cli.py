@@ -136,8 +136,8 @@ def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
     shared = result["train"].get("shared_with_train") or {}
     for split, n in shared.items():
         if n:
-            print(f"lorabar: note: {n} of {result['train']['n_' + split]} {split} examples have "
-                  "the text of a train example", file=sys.stderr)
+            print(f"lorabar: note: {n} {split} examples have the text of a train example "
+                  "(recorded as train.shared_with_train)", file=sys.stderr)
     return 0
 
 

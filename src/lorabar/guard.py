@@ -250,11 +250,11 @@ def check_plan(inputs: Iterable[Input], outputs: Iterable[Output], *,
     inputs = [i for i in inputs if i.path not in (None, "")]
     outputs = [o for o in outputs if o.path not in (None, "")]
     for n, out in enumerate(outputs):
-        check_output(out, allow_symlink=allow_symlink)
         for i in inputs:
             _check_input(out, i.flag, Path(i.path).expanduser())
         for other in outputs[n + 1:]:
             _check_outputs(out, other)
+        check_output(out, allow_symlink=allow_symlink)
 
 
 def write_text(out: Output, text: str, *, allow_symlink: bool = False) -> Path:

@@ -146,6 +146,26 @@ def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
     return {"base": base, "variant": variants}
 
 
+def _check_with_finished(out: Path, configs: list) -> None:
+    """Refuse, before anything runs, a plan whose runs cannot be compared with the finished
+    runs already in ``out`` (another model, other steps ...): one line naming both."""
+    from .grid import identity_of
+    from .identity import own_task_name
+    from .report import check_comparable, load, result_files
+
+    if not result_files(out):
+        return
+    finished = load(out, skip_bad=True)[0]
+    planned = []
+    for c in configs:
+        ident = identity_of(c)
+        task = own_task_name(dataclasses.asdict(c), ident["data"]) if c.task == "custom" \
+            else c.task
+        planned.append({"identity": ident, "config": {"task": task, "method": c.method},
+                        "_path": f"the planned run {task}/{c.method}/seed {c.seed}"})
+    check_comparable(finished + planned, hint=HINT)
+
+
 def planned_tasks(cc: CompareConfig) -> set[str]:
     """The task names (as reports name them) this comparison's stage 1 runs."""
     from .grid import expand
@@ -226,6 +246,8 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
     import os
 
     threads_each = threads or max(1, (os.cpu_count() or 1) // jobs)  # as run_grid resolves it
+    _check_with_finished(out, [dataclasses.replace(c, threads=c.threads or threads_each)
+                               for c in configs])
 
     def todo(cfgs):
         fixed = [dataclasses.replace(c, threads=c.threads or threads_each) for c in cfgs]

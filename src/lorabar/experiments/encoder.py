@@ -106,6 +106,11 @@ class EncoderTask:
                                          seed=cfg.seed, setting=cfg.setting),
                               [e.label for e in self.splits["train"]], cfg.task)
         self.primary_metric = self.task.primary_metric
+        from .userdata import count_shared
+
+        # dev/test examples whose text is also a train example's (recorded and printed)
+        self.shared = {s: count_shared(self.splits[s], self.splits["train"])
+                       for s in ("dev", "test")}
         if cfg.max_eval:
             for s in ("dev", "test"):
                 ex = self.splits[s]
@@ -117,11 +122,7 @@ class EncoderTask:
                 self.splits["train"], cfg.label_noise, self.task.num_labels, seed=cfg.seed)
         self.sizes = {s: len(v) for s, v in self.splits.items()}
         self.n_train = self.sizes["train"]
-        from .userdata import count_shared
 
-        # dev/test examples whose text is also a train example's (recorded and printed)
-        self.shared = {s: count_shared(self.splits[s], self.splits["train"])
-                       for s in ("dev", "test")}
         self.data: dict = {}
         self.probe: dict | None = None
         self.head_info: dict | None = None

@@ -82,7 +82,9 @@ class _BalancednessLog:
             self.data["steps"].append(step)
             self.data["mean_abs_B"].append(stats["mean_abs_B"])
             self.data["abs_B"].append([abs(p["B"]) for p in stats["pairs"]])
-            self.data["grad_gap"].append([p["grad_gap"] / grad_scale**2 for p in stats["pairs"]])
+            self.data["grad_gap"].append([None if p["grad_gap"] is None  # no gradient
+                                          else p["grad_gap"] / grad_scale**2
+                                          for p in stats["pairs"]])
 
         return observe
 

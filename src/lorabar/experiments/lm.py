@@ -264,7 +264,9 @@ class SFTTask(_TargetLMTask):
             pairs[split] = [(text_field(path, n, row, cfg.prompt_column),
                              text_field(path, n, row, cfg.completion_column, strip=False))
                             for n, row in rows]
-            self.where.update({pair: f"{path}:{n}" for pair, (n, _) in zip(pairs[split], rows)})
+            self.where[split] = {}
+            for pair, (n, _) in zip(pairs[split], rows):
+                self.where[split].setdefault(pair, f"{path}:{n}")
         self.train = subset(pairs["train"], cfg.n_train, seed=cfg.seed)
         self.splits = {s: subset(pairs[s], n, seed=0)
                        for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))}
@@ -284,7 +286,7 @@ class SFTTask(_TargetLMTask):
         for (ids, mask), row in zip(_encode_pairs(self.tok, rows, 10**9, eos=True), rows):
             n_prompt = len(ids) - sum(mask)
             if n_prompt >= self.cfg.max_length:
-                raise DataError(f"{self.where[row]}: the prompt alone is {n_prompt} tokens, "
+                raise DataError(f"{self.where[split][row]}: the prompt alone is {n_prompt} tokens, "
                                 f"--max-length is {self.cfg.max_length} (no completion token "
                                 "would fit); raise --max-length or shorten the prompt")
             if len(ids) > self.cfg.max_length:
