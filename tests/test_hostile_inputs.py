@@ -154,7 +154,8 @@ PROMPT = ["finetune", "--model", "tiny-mlm", "--head", "prompt", "--steps", "1"]
 
 @pytest.mark.parametrize("template, verbalizer, extra, message", [
     ("It was {mask} .", "fruit=a,metal=b", [], r"0 \{text\}"),
-    ("{sentence} It was {mask} .", "fruit=a,metal=b", [], r"unknown placeholder\(s\) \['sentence'\]"),
+    ("{sentence} It was {mask} .", "fruit=a,metal=b", [],
+     r"unknown placeholder\(s\) \['sentence'\]"),
     ("{text} It was {mask} .", "fruit=a,metal=b", ["--text-pair-column", "text2"],
      r"no \{text_pair\} but the examples are pairs"),
     ("{text} {text_pair} {mask}", "fruit=a,metal=b", [], r"reads \{text_pair\} but the examples"),
@@ -344,7 +345,8 @@ def _bar_setup(**kw):
 
 
 @pytest.mark.parametrize("other, message", [
-    ({"schedule": "linear", "total_steps": 10}, r"schedule='cosine' but this BAR has schedule='linear'"),
+    ({"schedule": "linear", "total_steps": 10},
+     r"schedule='cosine' but this BAR has schedule='linear'"),
     ({"schedule": "cosine", "total_steps": 20}, r"total_steps=10 but this BAR has total_steps=20"),
 ])
 def test_bar_state_from_another_schedule_is_refused(other, message):

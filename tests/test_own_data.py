@@ -87,7 +87,8 @@ def test_own_data_refuses_mixed_label_types_and_unknown_formats(tmp_path):
     rows = [json.loads(line) for line in paths["train"].read_text().splitlines()]
     rows[0]["label"] = 3
     paths["train"].write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(D.DataError, match=r"train.jsonl: label column 'label' mixes numbers and strings"):
+    with pytest.raises(D.DataError,
+                       match=r"train.jsonl: label column 'label' mixes numbers and strings"):
         load_user_data(**paths, text_column="text", label_column="label")
     (tmp_path / "t.xlsx").write_text("x")
     with pytest.raises(D.DataError, match=r"t.xlsx: unknown format '.xlsx'"):

@@ -524,7 +524,8 @@ def test_ctrl_c_in_finetune_writes_nothing(tmp_path, capsys, monkeypatch, comman
                                "completion": f" c {i}"}) + "\n" for i in range(8))
     own = []
     for split in ("train", "dev", "test"):
-        (tmp_path / f"{split}.jsonl").write_text(rows if split == "train" else rows[: rows.index("\n") + 1] * (1 + len(split)))
+        first = rows[: rows.index("\n") + 1]
+        (tmp_path / f"{split}.jsonl").write_text(rows if split == "train" else first * len(split))
         own += [f"--{split}", str(tmp_path / f"{split}.jsonl")]
     cols = (["--text-column", "text", "--label-column", "label"] if command == "finetune"
             else ["--prompt-column", "prompt", "--completion-column", "completion"])

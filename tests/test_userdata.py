@@ -134,3 +134,30 @@ def test_parse_number_named_cases(text, value):
     assert parse_number(text) == value
     for bad in ("nan", "inf", "1_000", "0x10", "", "1,5"):
         assert parse_number(bad) is None
+
+
+@SETTINGS
+@given(columns=st.lists(st.sampled_from(["text", "label", "extra", "Text"]), min_size=1,
+                        max_size=4, unique=True),
+       labels=st.lists(st.sampled_from(["a", "b", 1, 0, "1", 2.0]), min_size=2, max_size=6))
+def test_column_mixes_load_or_refuse_naming_file_and_line(columns, labels):
+    """Any set and order of columns: the examples are the text and label columns' values, or a
+    DataError names the file and the line (a missing column, one class, mixed label types)."""
+    from lorabar.experiments.userdata import load_user_data
+
+    rows = [{c: (y if c == "label" else f"{c} {i}") for c in columns} for i, y in enumerate(labels)]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for split in ("train", "dev", "test"):
+            path = Path(tmp) / f"{split}.jsonl"
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            paths.append(path)
+        try:
+            own = load_user_data(*paths, text_column="text", label_column="label")
+        except DataError as err:
+            assert re.match(rf"{re.escape(str(paths[0]))}(:\d+)?: ", str(err)), err
+            return
+    assert "text" in columns and "label" in columns
+    values = [_expected_label(y) for y in labels]
+    assert [e.text_a for e in own.splits["train"]] == [r["text"] for r in rows]
+    assert [own.task.labels[e.label] for e in own.splits["train"]] == [str(v) for v in values]

@@ -64,38 +64,13 @@ def _toy(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_inputs(cfg) -> list:
-    """The inputs of a run, with the flags that name them: the data files it reads (your own
-    by role, a staged task's split files), a model folder."""
-    from pathlib import Path
-
-    from .experiments.identity import data_files
-    from .guard import Input
-
-    if cfg.task == "custom":
-        inputs = [Input(f"--{role}", getattr(cfg, role)) for role in ("train", "dev", "test")]
-    else:
-        inputs = [Input(f"--data-dir ({cfg.task})", p) for p in data_files(cfg)]
-    if Path(cfg.model).expanduser().is_dir():
-        inputs.append(Input("--model", cfg.model))
-    return inputs
-
-
-def _plan_inputs(configs) -> list:
-    """The inputs of every run of a plan, each once."""
-    seen: dict = {}
-    for c in configs:
-        for i in run_inputs(c):
-            seen.setdefault((i.flag, str(i.path)), i)
-    return list(seen.values())
-
-
 def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
     import json
 
     from .experiments.config import CONFIGS, config_from
     from .experiments.engine import run
     from .experiments.grid import identity_of
+    from .experiments.plan import run_inputs
     from .guard import Output, check_plan, write_json
 
     names = set(CONFIGS[kind].field_names())
@@ -151,7 +126,10 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .experiments.compare import CompareConfig, compare, grid_methods, main_settings
+    from .experiments.compare import (CompareConfig, compare, grid_methods, main_settings,
+                                      tuning_grid)
+    from .experiments.grid import expand
+    from .experiments.plan import plan_inputs
     from .guard import Input, Output, check_plan
 
     if args.methods is not None:
@@ -164,16 +142,13 @@ def _compare(args: argparse.Namespace) -> int:
     cc = CompareConfig(out=args.out, methods=methods, seeds=_ints(args.seeds, "--seeds"),
                        base=main_settings(args, "encoder"), grid=args.grid,
                        baseline=args.baseline, report=args.report, tasks=tasks)
-    from .experiments.grid import expand
-    from .experiments.compare import tuning_grid
-
     configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
-    inputs = _plan_inputs(configs)
+    inputs = plan_inputs(configs)
     if args.grid:
         inputs.append(Input("--grid", args.grid))
-    report = args.report or str(Path(args.out) / "report")
-    check_plan(inputs, [Output("--out", args.out, "folder"),
-                        Output("--report", report, "report"),
+    report = Output("--report", args.report, "report") if args.report else \
+        Output("--out", Path(args.out) / "report", "report")
+    check_plan(inputs, [Output("--out", args.out, "folder"), report,
                         Output("--out", Path(args.out) / "paired.csv", "paired")],
                allow_symlink=args.allow_symlink)
     try:
@@ -194,6 +169,7 @@ def _grid(args: argparse.Namespace) -> int:
     import signal
 
     from .experiments.grid import is_done, load_grid, plan_configs, run_grid
+    from .experiments.plan import plan_inputs
     from .guard import Input, Output, check_plan
 
     only = {}
@@ -206,7 +182,7 @@ def _grid(args: argparse.Namespace) -> int:
     configs = plan_configs(grid, data_dir=args.data_dir, only=only)  # every run, validated
     out = Output("--out", args.out, "folder")
     check_plan([Input("CONFIG", args.config)], [out], allow_symlink=args.allow_symlink)
-    check_plan(_plan_inputs(configs), [out], allow_symlink=args.allow_symlink)
+    check_plan(plan_inputs(configs), [out], allow_symlink=args.allow_symlink)
 
     def terminate(signum, frame):  # SIGTERM: stop like Ctrl-C (workers are killed with us)
         raise KeyboardInterrupt

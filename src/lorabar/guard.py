@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["FILE_KINDS", "FOLDER_KINDS", "Input", "KINDS", "MANIFEST", "Output", "OutputError",
-           "add_to_manifest", "check_plan", "is_kind", "owned_files", "png_metadata", "publish_folder",
-           "write_json", "write_text"]
+           "add_to_manifest", "check_plan", "is_kind", "owned_files", "png_metadata",
+           "publish_folder", "write_json", "write_text"]
 
 MANIFEST = ".lorabar-manifest.json"
 # an older report folder's manifest (a JSON list of the files it wrote)
@@ -60,7 +60,8 @@ class Output:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"Invalid output kind: {self.kind!r} (expected one of {sorted(KINDS)})")
+            raise ValueError(f"Invalid output kind: {self.kind!r} (expected one of "
+                             f"{sorted(KINDS)})")
 
 
 def _json_object(path: Path) -> dict | None:

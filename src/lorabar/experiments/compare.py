@@ -234,6 +234,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
     ``step_time``: seconds per LoRA step to estimate with (a dry run on another machine, e.g.
     from ``lorabar bench`` or a paper's table), instead of measuring here."""
     from .. import _io
+    from ..guard import Output, write_text
     from .grid import expand, identity_of, is_done, run_grid
     from .identity import run_id
     from .report import load_results, paired, render
@@ -261,7 +262,8 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
         stage2 = len(trained) * (len(cc.seeds) - 1) * len(tasks)
         exact = False
         if not pending and configs:  # stage 1 is done: stage 2's runs are known
-            stage2 = len(todo(expand(seeds_grid(cc, load_results(out, hint=HINT)), data_dir=data_dir)))
+            chosen = seeds_grid(cc, load_results(out, hint=HINT))
+            stage2 = len(todo(expand(chosen, data_dir=data_dir)))
             exact = True
         if step_time is not None:
             step_s, eval_s = step_time, 0.0
@@ -311,7 +313,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
     render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"),
            out_flag="--report" if cc.report else "--out", hint=HINT)
     rows = paired(load_results(out, hint=HINT), cc.baseline)
-    _io.write_text_atomic(out / "paired.csv", (report / "paired.csv").read_text())
+    write_text(Output("--out", out / "paired.csv", "paired"), (report / "paired.csv").read_text())
     width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         log("  ".join(c.ljust(w) for c, w in zip(r, width)))
