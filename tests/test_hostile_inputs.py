@@ -527,3 +527,23 @@ def test_exit_codes_come_from_one_table():
     assert exit_code(D.DataError("x")) == exit_code(OutputError("x")) == 2
     assert exit_code(FloatingPointError("x")) == exit_code(RuntimeError("x")) == 1
     assert exit_code(KeyError("x")) is None  # a bug: its traceback is shown
+
+
+@pytest.mark.parametrize("command", ["grid", "compare"])
+def test_a_malformed_own_file_stops_the_plan_before_any_run(tmp_path, capsys, command):
+    paths = _synthetic(tmp_path / "d")
+    lines = paths["dev"].read_text().splitlines(keepends=True)
+    paths["dev"].write_text("".join(lines[:3] + ["{not json\n"] + lines[3:]))
+    if command == "grid":
+        settings = "".join(f'{k} = "{v}"\n' for k, v in {
+            "model": "tiny", "train": paths["train"], "dev": paths["dev"], "test": paths["test"],
+            "text_column": "text", "label_column": "label"}.items())
+        argv = ["grid", _toml(tmp_path, f"[base]\n{settings}[[variant]]\nmethod = \"lora\"\n"),
+                "--out", str(tmp_path / "C")]
+    else:
+        argv = _cmp(tmp_path / "x")[:1] + ["--model", "tiny", *_own(paths), "--out",
+                                           str(tmp_path / "C")]
+    assert main(argv) == 2
+    assert "dev.jsonl:4: not a JSON object" in _err(capsys)
+    assert not (tmp_path / "C").exists()
+

@@ -46,7 +46,10 @@ def data_identity(cfg, files: list[Path] | None = None) -> dict[str, str]:
     ``files``: the files already read (the engine records them while it loads the task); without
     it the task's splits are loaded once to find them (cached per process)."""
     if getattr(cfg, "task", None) == "custom":
-        return role_identity(cfg)
+        role = role_identity(cfg)  # first: test = train is refused before the files are parsed
+        if files is None:  # the plan: parse and check the files (the engine has read them)
+            data_files(cfg)
+        return role
     if files is None:
         files = data_files(cfg)
     if not files:
@@ -71,15 +74,16 @@ ROLES = ("train", "dev", "test")
 
 
 def data_files(cfg) -> list[Path]:
-    """The data files ``cfg``'s task reads (its splits are loaded once to find them; cached per
+    """The data files ``cfg``'s task reads.  The task's splits are loaded once to find them --
+    and so checked: a malformed file raises its ``DataError`` here, at plan time (cached per
     process)."""
     from .data import recording
 
-    if getattr(cfg, "task", None) == "custom":
-        return [Path(getattr(cfg, role)).expanduser().resolve() for role in ROLES]
-    root = _data_root(cfg)
-    own = tuple(getattr(cfg, k, None) for k in ("train", "dev", "test"))
-    key = (cfg.kind, cfg.task, cfg.seed, getattr(cfg, "setting", None), str(root), own)
+    columns = tuple(getattr(cfg, k, None) for k in (
+        "train", "dev", "test", "text_column", "text_pair_column", "label_column", "task_type",
+        "prompt_column", "completion_column"))
+    key = (cfg.kind, cfg.task, cfg.seed, getattr(cfg, "setting", None), str(_data_root(cfg)),
+           columns)
     if key not in _FILES:
         from .tasks import make_task
 
