@@ -151,10 +151,6 @@ def manifest_text(kind: str, files: Iterable[str]) -> str:
     return json.dumps({"generator": "lorabar", "kind": kind, "files": sorted(files)}, indent=1)
 
 
-def _resolve(path: str | os.PathLike) -> Path:
-    return Path(os.path.abspath(Path(path).expanduser()))
-
-
 def _real(path: str | os.PathLike) -> Path:
     return Path(path).expanduser().resolve()
 
