@@ -141,7 +141,8 @@ def _compare(args: argparse.Namespace) -> int:
     tasks = tuple(t for t in args.tasks.split(",") if t) if args.tasks else None
     cc = CompareConfig(out=args.out, methods=methods, seeds=_ints(args.seeds, "--seeds"),
                        base=main_settings(args, "encoder"), grid=args.grid,
-                       baseline=args.baseline, report=args.report, tasks=tasks)
+                       baseline=args.baseline, report=args.report, tasks=tasks,
+                       protocol=args.protocol)
     configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
     inputs = plan_inputs(configs)
     if args.grid:
@@ -496,6 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the tuning grid (default: each method's grid in the registry; a "
                            "setting given as a flag is fixed, not tuned)")
     cmp_.add_argument("--baseline", default="lora", help="paired differences against this method")
+    from .experiments.protocol import PROTOCOLS
+
+    cmp_.add_argument("--protocol", default="own-lr", choices=list(PROTOCOLS),
+                      help="; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items())
+                      + " (default: %(default)s)")
     cmp_.add_argument("--out", required=True, help="folder: runs/, report/, paired.csv")
     cmp_.add_argument("--report", default=None, help="report folder (default: OUT/report)")
     cmp_.add_argument("--dry-run", dest="dry_run", action="store_true",

@@ -1,8 +1,10 @@
 """``lorabar compare``: does a method help here?  The two-stage protocol as one resumable command.
 
 1. **Tune** on the dev split with one seed: a grid from a TOML (``--grid``) or, per method, the
-   registry's default grid (:attr:`lorabar.experiments.registry.Method.tune`); a setting given on
-   the command line is fixed, not tuned.
+   registry's default grid (:attr:`lorabar.experiments.registry.Method.tune`), every method over
+   the baseline's learning rates too (the ``own-lr`` protocol, the default: no method is compared
+   at an lr that was not tuned for it; :mod:`lorabar.experiments.protocol` has the cheaper
+   ``baseline-lr``); a setting given on the command line is fixed, not tuned.
 2. **Seeds**: every method at its dev-chosen setting
    (:func:`lorabar.experiments.report.select`) on every seed (a method that does not train: the
    first seed only).
@@ -43,10 +45,14 @@ class CompareConfig:
     kind: str = "encoder"
     report: str | None = None
     tasks: tuple[str, ...] | None = None
+    protocol: str = "own-lr"
 
     def __post_init__(self) -> None:
         from .. import _validate as _v
+        from .protocol import PROTOCOLS
 
+        if self.protocol not in PROTOCOLS:
+            raise _v.choice("protocol", self.protocol, list(PROTOCOLS), "--protocol")
         if self.kind not in CONFIGS:
             raise _v.choice("kind", self.kind, sorted(CONFIGS))
         unknown = [m for m in self.methods if m not in METHODS]
@@ -94,7 +100,8 @@ def _check_seeds(grid: dict, cc: CompareConfig) -> None:
 
 def tuning_grid(cc: CompareConfig) -> dict:
     """Stage 1 as a grid dict: the TOML's (its seeds replaced by the tuning seed, restricted to
-    ``methods``), else the registry's default grid per method, with ``base`` on top."""
+    ``methods``), else the registry's default grid per method (with the baseline's lr values
+    under the ``own-lr`` protocol), with ``base`` on top."""
     from .grid import load_grid
 
     if cc.grid:
@@ -118,11 +125,11 @@ def tuning_grid(cc: CompareConfig) -> dict:
             if keep:
                 variants.append({**v, "method": keep if isinstance(methods, list) else keep[0]})
         return {"base": base, "grid": table, "variant": variants}
-    variants = []
-    for m in cc.methods:
-        tune = {k: v for k, v in METHODS[m].tune.items() if k not in cc.base}
-        variants.append({"method": m, **tune})
-    return {"base": dict(cc.base), "grid": {"seed": [cc.seeds[0]]}, "variant": variants}
+    from .protocol import baseline_lrs, registry_variants
+
+    lr = baseline_lrs(cc) if cc.protocol == "own-lr" else None
+    return {"base": dict(cc.base), "grid": {"seed": [cc.seeds[0]]},
+            "variant": registry_variants(cc, cc.methods, lr=lr)}
 
 
 def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
@@ -237,9 +244,11 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
     from ..guard import Output, write_text
     from .grid import expand, identity_of, is_done, run_grid
     from .identity import run_id
+    from .protocol import check_record, describe, stages, write_record
     from .report import load_results, paired, render
 
     out = Path(cc.out)
+    check_record(cc)
     stage1 = tuning_grid(cc)
     configs = expand(stage1, data_dir=data_dir)
     for model in sorted({c.model for c in configs}):
@@ -255,8 +264,8 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
         return [c for c in fixed
                 if not is_done(out / "runs" / f"{run_id(identity_of(c))}.json", identity_of(c))]
 
+    pending = todo(configs)  # the plan: every stage-1 identity (own files parsed) before writing
     if dry_run:
-        pending = todo(configs)
         trained = [m for m in cc.methods if METHODS[m].trains]
         tasks = sorted({c.task for c in configs})
         stage2 = len(trained) * (len(cc.seeds) - 1) * len(tasks)
@@ -276,6 +285,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
         estimate = cost + stage2 * (per_run + eval_s)
         about = f"{stage2} to do" if exact else (f"about {stage2} runs (their settings are "
                                                   "chosen after stage 1)")
+        log(f"compare (dry run): {describe(cc.protocol, cc.baseline)}")
         log(f"compare (dry run): stage 1 (tuning, seed {cc.seeds[0]}): {len(configs)} runs, "
             f"{len(pending)} to do; stage 2 (seeds {list(cc.seeds)}): {about}; "
             f"{steps[0] if len(steps) == 1 else steps} "
@@ -286,12 +296,14 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
                 "estimate_s": estimate}
 
     ran = 0
-    for stage in (1, 2):
-        grid = stage1 if stage == 1 else seeds_grid(cc, load_results(out, hint=HINT))
+    log(f"compare: {describe(cc.protocol, cc.baseline)}")
+    write_record(cc)
+    for stage, make in stages(cc, tuning_grid, seeds_grid):
+        grid = make(lambda: load_results(out, hint=HINT))
         if not grid.get("variant"):
             continue
         pending = len(todo(expand(grid, data_dir=data_dir)))
-        bar = _io.progress_bar(pending, f"compare, stage {stage}", unit="run", leave=True,
+        bar = _io.progress_bar(pending, f"compare, {stage}", unit="run", leave=True,
                                enabled=pending > 0)
 
         def progress(message: str, bar=bar) -> None:
@@ -307,7 +319,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
             bar.close()
         ran += counts["done"]
         if counts["failed"]:
-            raise RuntimeError(f"compare: {counts['failed']} runs failed in stage {stage} (their "
+            raise RuntimeError(f"compare: {counts['failed']} runs failed in stage {stage!r} (their "
                                f"errors: {out}/runs/*.error.json); fix and rerun to resume")
     report = Path(cc.report) if cc.report else out / "report"
     render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"),

@@ -608,8 +608,13 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
+        from .protocol import describe, read_record
+
+        record = read_record(folder)
+        protocol = describe(record["protocol"], record["baseline"]) if record else None
         names = _write_report(results, tmp, reference_method=reference_method, baseline=baseline,
-                              skipped=skipped, failed=failed_lines, columns=columns)
+                              skipped=skipped, failed=failed_lines, columns=columns,
+                              protocol=protocol)
         publish_folder(tmp, Output(out_flag, out, "report"))
     finally:
         if tmp.exists():
@@ -631,7 +636,8 @@ def _describe(results: list[dict], columns: list[str]) -> str:
 
 
 def _write_report(results: list[dict], out: Path, *, reference_method: str, baseline: str,
-                  skipped: list[str], failed: list[str], columns: list[str]) -> list[str]:
+                  skipped: list[str], failed: list[str], columns: list[str],
+                  protocol: str | None = None) -> list[str]:
     t = tables(results, reference_method)
     verdicts = paired(results, baseline)
     t["paired"] = [r[:-1] for r in verdicts]  # paired.csv: without the verdict column
@@ -640,7 +646,7 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
         (out / f"{name}.csv").write_text(_csv(rows))
         written.append(f"{name}.csv")
     md = [
-        "# Results", "",
+        "# Results", "", *([protocol, ""] if protocol else []),
         f"{len(results)} runs. Test metric (×100; BLEU as is), mean ± std over seeds (number of "
         "seeds), for each "
         "method's hyperparameters chosen on the dev split. Majority class: the most frequent "

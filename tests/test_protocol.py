@@ -1,0 +1,74 @@
+"""lorabar.experiments.protocol: how compare tunes.  By default no method is compared at a
+learning rate that was not tuned for it; the cheaper baseline-lr protocol is an explicit option;
+which protocol ran is printed, recorded and in the report's first lines."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import pytest
+
+from lorabar.cli import main
+from lorabar.experiments.compare import CompareConfig, tuning_grid
+from lorabar.experiments.grid import expand
+from lorabar.experiments.registry import METHODS
+from test_bad_input import _err
+from test_own_data import _own, _synthetic
+
+
+@pytest.mark.parametrize("methods", [("lora", "sam", "obar", "nbar"),
+                                     ("lora", "loraplus", "flatlora", "sbar", "zeroshot")])
+def test_the_default_plan_tunes_every_method_over_the_baselines_lrs(tmp_path, methods):
+    cc = CompareConfig(out=str(tmp_path), methods=methods, base={"task": "sst2"})
+    lrs = defaultdict(set)
+    for cfg in expand(tuning_grid(cc)):
+        lrs[cfg.method].add(cfg.lr)
+    baseline = set(METHODS["lora"].tune["lr"])
+    assert len(baseline) >= 2
+    for method in methods:
+        if METHODS[method].trains:
+            assert lrs[method] == baseline, method  # tuned at every lr LoRA is tuned at
+    # a learning rate given on the command line is fixed for every method alike
+    fixed = CompareConfig(out=str(tmp_path), methods=methods, base={"task": "sst2", "lr": 2e-3})
+    assert {c.lr for c in expand(tuning_grid(fixed))} == {2e-3}
+
+
+def test_an_unknown_protocol_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"Invalid protocol: 'fast'"):
+        CompareConfig(out=str(tmp_path), protocol="fast")
+
+
+def test_baseline_lr_protocol_tunes_the_others_at_the_baselines_choice(tmp_path, capsys):
+    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    out = tmp_path / "C"
+    argv = ["compare", "--model", "tiny", *_own(paths), "--methods", "lora,obar", "--seeds",
+            "13,21", "--steps", "2", "--out", str(out), "--protocol", "baseline-lr"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Protocol 'baseline-lr' (baseline lora)" in printed
+    runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    lora_lrs = {r["config"]["lr"] for r in runs if r["config"]["method"] == "lora"}
+    obar_lrs = {r["config"]["lr"] for r in runs if r["config"]["method"] == "obar"}
+    assert lora_lrs == set(METHODS["lora"].tune["lr"]) and len(obar_lrs) == 1
+    assert obar_lrs <= lora_lrs
+    seeds = {(r["config"]["method"], r["config"]["seed"]) for r in runs}
+    assert {("lora", 21), ("obar", 21)} <= seeds
+    md = (out / "report" / "report.md").read_text().splitlines()
+    assert md[2].startswith("Protocol 'baseline-lr' (baseline lora)")
+    # another protocol into the same --out is refused before anything runs
+    assert main([*argv[:-1], "own-lr"]) == 2
+    assert "holds a comparison with protocol 'baseline-lr'" in _err(capsys)
+
+
+def test_the_default_protocol_is_printed_and_in_the_report(tmp_path, capsys):
+    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    out = tmp_path / "C"
+    assert main(["compare", "--model", "tiny", *_own(paths), "--methods", "lora,sam",
+                 "--seeds", "13,21", "--steps", "2", "--out", str(out)]) == 0
+    assert "Protocol 'own-lr' (baseline lora)" in capsys.readouterr().out
+    runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    sam_tuned = {r["config"]["lr"] for r in runs if r["config"]["method"] == "sam"
+                 and r["config"]["seed"] == 13}
+    assert sam_tuned == set(METHODS["lora"].tune["lr"])
+    assert "Protocol 'own-lr'" in (out / "report" / "report.md").read_text()
