@@ -244,7 +244,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
     from ..guard import Output, write_text
     from .grid import expand, identity_of, is_done, run_grid
     from .identity import run_id
-    from .protocol import check_record, describe, stages, write_record
+    from .protocol import check_record, describe, stages, tuned_lrs, write_record
     from .report import load_results, paired, render
 
     out = Path(cc.out)
@@ -265,6 +265,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
                 if not is_done(out / "runs" / f"{run_id(identity_of(c))}.json", identity_of(c))]
 
     pending = todo(configs)  # the plan: every stage-1 identity (own files parsed) before writing
+    lrs = tuned_lrs(configs)
     if dry_run:
         trained = [m for m in cc.methods if METHODS[m].trains]
         tasks = sorted({c.task for c in configs})
@@ -285,7 +286,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
         estimate = cost + stage2 * (per_run + eval_s)
         about = f"{stage2} to do" if exact else (f"about {stage2} runs (their settings are "
                                                   "chosen after stage 1)")
-        log(f"compare (dry run): {describe(cc.protocol, cc.baseline)}")
+        log(f"compare (dry run): {describe(cc.protocol, cc.baseline, lrs)}")
         log(f"compare (dry run): stage 1 (tuning, seed {cc.seeds[0]}): {len(configs)} runs, "
             f"{len(pending)} to do; stage 2 (seeds {list(cc.seeds)}): {about}; "
             f"{steps[0] if len(steps) == 1 else steps} "
@@ -296,8 +297,8 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
                 "estimate_s": estimate}
 
     ran = 0
-    log(f"compare: {describe(cc.protocol, cc.baseline)}")
-    write_record(cc)
+    log(f"compare: {describe(cc.protocol, cc.baseline, lrs)}")
+    write_record(cc, lrs)
     for stage, make in stages(cc, tuning_grid, seeds_grid):
         grid = make(lambda: load_results(out, hint=HINT))
         if not grid.get("variant"):

@@ -60,7 +60,9 @@ class Task:
     """One task: where its files are, how to read a row, its labels and metrics.
 
     ``row`` maps a list of fields to ``(text_a, text_b, raw_label)``; ``labels`` lists the raw
-    label strings in class order (empty for regression); ``columns`` is the (min, max) number of
+    label strings in class order (empty for regression); ``metrics`` the metrics, the primary
+    (dev selection, verdicts) first -- the paper's App. D.4 rule: accuracy for every task but
+    CoLA (Matthews) and STS-B (Pearson; MNLI's would be mismatched accuracy on full GLUE); ``columns`` is the (min, max) number of
     fields of a labelled row; ``sizes`` the rows per k=512 split (train, dev, test) and
     ``glue_sizes`` the GLUE train and dev rows, as SOURCES.md gives them (checked on load);
     ``labels_from`` (SNLI/MNLI) the first field after the sentence columns: every field from there
@@ -123,7 +125,7 @@ TASKS: dict[str, Task] = {
              ("entailment", "neutral", "contradiction"), test_file="test_matched",
              dev_file="dev_matched", columns=(12, 16), sizes=(1536, 1536, 1000), labels_from=10),
         Task("mrpc", "mrpc", "MRPC", "tsv", True, _cols(3, 4, label=0), ("0", "1"),
-             metrics=("f1", "accuracy"), glue=True, columns=(5, 5),
+             metrics=("accuracy", "f1"), glue=True, columns=(5, 5),
              sizes=(1024, 1024, 408), glue_sizes=(3668, 408)),
         Task("cola", "cola", "CoLA", "tsv", False, _cols(3, label=1), ("0", "1"),
              metrics=("mcc", "accuracy"), glue=True, columns=(4, 4), sizes=(1024, 1024, 1000),
@@ -131,7 +133,7 @@ TASKS: dict[str, Task] = {
         Task("qnli", "qnli", "QNLI", "tsv", True, _cols(1, 2), ("entailment", "not_entailment"),
              columns=(4, 4), sizes=(1024, 1024, 1000)),
         Task("qqp", "qqp", "QQP", "tsv", True, _cols(3, 4, label=5), ("0", "1"),
-             metrics=("f1", "accuracy"), columns=(6, 6), sizes=(1024, 1024, 1000)),
+             metrics=("accuracy", "f1"), columns=(6, 6), sizes=(1024, 1024, 1000)),
         Task("stsb", "stsb", "STS-B", "tsv", True, _cols(7, 8), (),
              metrics=("pearson", "spearman"), glue=True, columns=(10, 10),
              sizes=(1024, 1024, 1000), glue_sizes=(5749, 1500)),

@@ -30,7 +30,7 @@ from pathlib import Path
 from .registry import METHODS
 
 __all__ = ["PROTOCOLS", "RECORD", "baseline_lrs", "check_record", "describe", "read_record",
-           "registry_variants", "stages", "write_record"]
+           "registry_variants", "stages", "tuned_lrs", "write_record"]
 
 PROTOCOLS = {
     "own-lr": "every method tunes its own learning rate jointly with its own settings on dev "
@@ -118,9 +118,29 @@ def stages(cc, tuning_grid: Callable, seeds_grid: Callable
             ("tuning", at_lr), seeds]
 
 
-def describe(protocol: str, baseline: str) -> str:
-    """One line for the plan and the report."""
-    return f"Protocol {protocol!r} (baseline {baseline}): {PROTOCOLS[protocol]}."
+def tuned_lrs(configs) -> dict[str, list[float]]:
+    """``{method: the learning rates its tuning runs use}`` (methods that train)."""
+    lrs: dict[str, set] = {}
+    for c in configs:
+        if METHODS[c.method].trains:
+            lrs.setdefault(c.method, set()).add(c.lr)
+    return {m: sorted(v) for m, v in lrs.items()}
+
+
+def describe(protocol: str, baseline: str, lrs: dict[str, list[float]] | None = None) -> str:
+    """One line for the plan and the report: the protocol, and with ``lrs`` the learning rates
+    each method is tuned over -- saying so when a method is tuned over fewer than the baseline
+    (a TOML grid's choice, not the paper's protocol)."""
+    line = f"Protocol {protocol!r} (baseline {baseline}): {PROTOCOLS[protocol]}."
+    if not lrs:
+        return line
+    shown = "; ".join(f"{m} {{{', '.join(f'{v:g}' for v in vs)}}}" for m, vs in lrs.items())
+    fewer = [m for m, vs in lrs.items() if len(vs) < len(lrs.get(baseline, []))]
+    line += f" Learning rates tuned: {shown}."
+    if protocol == "own-lr" and fewer:
+        line += (f" Not every method is tuned over the baseline's learning rates ({', '.join(fewer)}"
+                 " at fewer: the grid's choice, not the paper's protocol).")
+    return line
 
 
 def read_record(folder: str | Path) -> dict | None:
@@ -141,9 +161,10 @@ def check_record(cc) -> None:
                          "another --out for this one")
 
 
-def write_record(cc) -> None:
+def write_record(cc, lrs: dict[str, list[float]]) -> None:
     from .._io import write_json_atomic
 
     write_json_atomic(Path(cc.out) / RECORD, {"generator": "lorabar compare",
                                               "protocol": cc.protocol, "baseline": cc.baseline,
-                                              "seeds": list(cc.seeds), "grid": cc.grid})
+                                              "seeds": list(cc.seeds), "grid": cc.grid,
+                                              "lrs": lrs})

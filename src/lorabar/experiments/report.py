@@ -106,6 +106,18 @@ def _check_result(path: Path) -> dict:
     return data
 
 
+def _primary_from_task(data: dict) -> None:
+    """A staged encoder task's primary metric is the task's (App. D.4's rule, in
+    :data:`lorabar.experiments.data.TASKS`), whatever an older lorabar recorded (MRPC by F1)."""
+    from .data import TASKS
+
+    task = TASKS.get(data["config"]["task"])
+    if data.get("kind", "encoder") == "encoder" and task is not None:
+        dev, test = data["metrics"]["dev"], data["metrics"]["test"]
+        if task.primary_metric in dev and task.primary_metric in test:
+            data["primary_metric"] = task.primary_metric
+
+
 def result_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     """The result files of ``folder``: ``folder/*.json`` and, for a grid's output folder,
     ``folder/runs/*.json`` (every ``*.json`` below it with ``recursive``); error files of failed
@@ -143,6 +155,7 @@ def load(folder: str | Path, *, skip_bad: bool = False,
                              "keep one of them")
         seen[ident] = path
         data["_path"] = str(path)
+        _primary_from_task(data)
         if data["config"]["task"] == "custom":  # your own data: a task named from its content
             data["_config_task"] = "custom"
             data["config"] = {**data["config"],
@@ -267,18 +280,48 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def select(results: list[dict]) -> dict:
-    """``{(task, method): runs of the setting with the best mean dev metric}``.
+    """``{(task, method): runs of the dev-chosen setting}`` (:func:`select_with_ties`)."""
+    return select_with_ties(results)[0]
+
+
+TIE_RULE = ("ties on the mean dev metric are broken by the task's other dev metrics in order "
+            "(e.g. MRPC's F1 after its accuracy), then by the smaller learning rate, then by the "
+            "smaller method settings (rho, mu0, ...; schedules alphabetically)")
+
+
+def _sortable(value) -> tuple:
+    if isinstance(value, bool) or value is None:
+        return (2, str(value))
+    return (0, value) if isinstance(value, int | float) else (1, str(value))
+
+
+def _tie_key(runs: list[dict], common: set) -> tuple:
+    """Smaller is preferred: the other dev metrics (negated: higher is better), then the
+    hyperparameters themselves (:data:`TIE_RULE`)."""
+    use = [x for x in runs if x["config"]["seed"] in common] or runs
+    primary = runs[0]["primary_metric"]
+    others = [m for m in runs[0]["metrics"]["dev"] if m != primary]
+    metrics = tuple(-statistics.fmean(x["metrics"]["dev"][m] for x in use) for m in others
+                    if all(isinstance(x["metrics"]["dev"].get(m), int | float) for x in use))
+    c = runs[0]["config"]
+    return metrics, tuple(_sortable(c.get(k)) for k in TUNED)
+
+
+def select_with_ties(results: list[dict]) -> tuple[dict, list[dict]]:
+    """``({(task, method): runs of the setting with the best mean dev metric}, ties)``.
 
     Settings are compared on the seeds they all have (a tuning seed run for every setting,
-    then more seeds for the chosen one, compares on the tuning seed), else on their own.
+    then more seeds for the chosen one, compares on the tuning seed), else on their own.  Ties
+    (mean dev metrics equal to 1e-12) follow :data:`TIE_RULE`, never the order of the files;
+    ``ties`` lists each: ``{"task", "method", "settings", "chosen", "by"}``.
     """
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in results:
         if not _finite_metrics(r):
             continue  # a failed run (NaN metric) is never selected
         groups[(r["config"]["task"], _unit(r))][_setting(r)].append(r)
-    chosen = {}
-    for key, settings in groups.items():
+    chosen, ties = {}, []
+    for key, settings in sorted(groups.items()):
         common = set.intersection(*({r["config"]["seed"] for r in runs}
                                     for runs in settings.values()))
 
@@ -287,8 +330,18 @@ def select(results: list[dict]) -> dict:
             use = [x for x in runs if x["config"]["seed"] in common] or runs
             return statistics.fmean(x["metrics"]["dev"][m] for x in use)
 
-        chosen[key] = max(settings.values(), key=lambda runs: (dev_score(runs), len(runs)))
-    return chosen
+        scores = {k: dev_score(runs) for k, runs in settings.items()}
+        best = max(scores.values())
+        tied = [runs for k, runs in settings.items() if abs(scores[k] - best) <= 1e-12]
+        pick = min(tied, key=lambda runs: _tie_key(runs, common))
+        chosen[key] = pick
+        if len(tied) > 1:
+            by = "other dev metrics" if len({_tie_key(r, common)[0] for r in tied}) > 1 \
+                else "smaller hyperparameters"
+            ties.append({"task": key[0], "method": key[1], "settings": sorted(_hp(r[0])
+                                                                           for r in tied),
+                         "chosen": _hp(pick[0]), "by": by})
+    return chosen, ties
 
 
 def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -611,7 +664,8 @@ def render(folder: str | Path, *, out: str | Path | None = None,
         from .protocol import describe, read_record
 
         record = read_record(folder)
-        protocol = describe(record["protocol"], record["baseline"]) if record else None
+        protocol = describe(record["protocol"], record["baseline"], record.get("lrs")) \
+            if record else None
         names = _write_report(results, tmp, reference_method=reference_method, baseline=baseline,
                               skipped=skipped, failed=failed_lines, columns=columns,
                               protocol=protocol)
@@ -670,6 +724,11 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
                "Same seed = same split, initialization and data order; each method at its "
                "dev-chosen setting. \"no difference\": the interval covers 0.", "",
                _table(verdicts), ""]
+    ties = select_with_ties(results)[1]
+    if ties:
+        md += [f"## Ties on dev ({len(ties)})", "", f"Rule: {TIE_RULE}.", ""]
+        md += [f"- {t['task']} / {_label(t['method'])}: {' | '.join(t['settings'])} -> "
+               f"**{t['chosen']}** (by {t['by']})" for t in ties] + [""]
     if failed:
         md += [f"## Failed runs ({len(failed)}: a non-finite metric; not selected or averaged)",
                ""] + [f"- {m}" for m in failed] + [""]
