@@ -66,3 +66,22 @@ def test_readme_links_resolve():
     for target in re.findall(r"\]\(([^)#]+)\)", README):
         if not target.startswith("http"):
             assert (ROOT / target).exists(), target
+
+
+def _cells(line: str) -> int:
+    """The cells of a markdown table row: unescaped pipes minus one."""
+    return len(re.findall(r"(?<!\\)\|", line)) - 1
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "docs").rglob("*.md")), ids=lambda p: p.name)
+def test_every_markdown_table_renders_as_a_table(page):
+    """A bare | inside a cell (e.g. a header 'final mean |B|') splits the row: every row of a
+    table has as many cells as its header."""
+    header = None
+    for n, line in enumerate(page.read_text().splitlines(), start=1):
+        if not line.startswith("|"):
+            header = None
+            continue
+        if header is None:
+            header = _cells(line)
+        assert _cells(line) == header, f"{page}:{n}: {_cells(line)} cells, header {header}"

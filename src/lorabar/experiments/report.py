@@ -43,13 +43,19 @@ TASK_ORDER = ("sst2", "sst5", "snli", "mnli", "rte", "trec", "mrpc", "cola", "qn
               "cb", "copa", "webnlg")
 
 
+def task_order(task: str) -> tuple[int, str]:
+    """The paper's Table 1 order first, then the other tasks alphabetically."""
+    return _task_key(task)
+
+
 def _task_key(task: str) -> tuple[int, str]:
     return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
 
 
 REQUIRED = ("config", "key", "identity", "metrics", "primary_metric")
 # what dev selection chooses among; every other identity field must agree across a report
-TUNED = ("lr", "bar") + tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
+TUNED = ("lr", "bar") + tuple(sorted({h for m in METHODS.values() for h in m.hparams})) \
+    + ("weight_decay",)  # a recipe may set it per method (App. D.4: 0 for BAR on CoLA, RTE)
 # shown as columns when --allow-mixed reports runs of different contexts side by side
 MIXED_COLUMNS = ("model", "steps", "precision")
 
@@ -449,6 +455,8 @@ def _scale(metric: str) -> float:
 
 
 def _table(rows: list[list[str]]) -> str:
+    """A markdown table; a ``|`` inside a cell (``final mean |B|``) is escaped."""
+    rows = [[c.replace("|", "\\|") for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -692,9 +700,15 @@ def _describe(results: list[dict], columns: list[str]) -> str:
 def _write_report(results: list[dict], out: Path, *, reference_method: str, baseline: str,
                   skipped: list[str], failed: list[str], columns: list[str],
                   protocol: str | None = None) -> list[str]:
+    from .mechanism import layer_rows, paired_rows
+
     t = tables(results, reference_method)
     verdicts = paired(results, baseline)
     t["paired"] = [r[:-1] for r in verdicts]  # paired.csv: without the verdict column
+    balance = paired_rows(results, baseline)
+    if len(balance) > 1:
+        t["balancedness_paired"] = balance
+        t["balancedness_layers"] = layer_rows(results, baseline)
     written = []
     for name, rows in t.items():
         (out / f"{name}.csv").write_text(_csv(rows))
@@ -724,6 +738,12 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
                "Same seed = same split, initialization and data order; each method at its "
                "dev-chosen setting. \"no difference\": the interval covers 0.", "",
                _table(verdicts), ""]
+    if len(balance) > 1:
+        md += [f"## Balancedness relative to {LABELS.get(baseline, baseline)} (paired over seeds)",
+               "", "Percent difference of the mean |B| over LoRA pairs, final and averaged over "
+               "the logged steps, each method at its dev-chosen setting against the baseline's "
+               "run of the same seed; n seeds, 95% t-interval. Per layer: "
+               "`balancedness_layers.csv`.", "", _table(balance), ""]
     ties = select_with_ties(results)[1]
     if ties:
         md += [f"## Ties on dev ({len(ties)})", "", f"Rule: {TIE_RULE}.", ""]
