@@ -154,6 +154,9 @@ def _start(cfg: RunConfig, progress: bool):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+    from .results import git_revision
+
+    git_revision()  # the revision of the code this process loaded, before anything is edited
     runtime = Runtime.resolve(cfg.device, cfg.precision, local_rank=local_rank())
     if runtime.device.type == "cuda":
         torch.cuda.set_device(runtime.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -42,7 +43,11 @@ def digest_ok(record: dict) -> bool:
     return isinstance(record.get(DIGEST), str) and record[DIGEST] == digest_of(record)
 
 
+@functools.lru_cache(maxsize=1)
 def git_revision() -> str | None:
+    """The checkout's revision (``-dirty`` with uncommitted changes to tracked files), read once
+    per process: the code a process runs is the code it loaded, whatever is committed later (the
+    engine asks at the start of a run)."""
     here = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
