@@ -21,13 +21,20 @@ def _runs():
     return runs
 
 
+def _selected():
+    from lorabar.experiments.report import select
+
+    chosen = select(_runs())
+    return chosen, sorted(chosen)
+
+
 def test_final_trajectory_and_layers_are_paired_over_seeds():
-    rows = paired_rows(_runs())
+    rows = paired_rows(*_selected())
     final = next(r for r in rows if r[2] == "final")
     assert final[:4] == ["sst2", "LoRA-SAM", "final", "3"]
     assert float(final[4]) == pytest.approx(-15.0)  # -10, -20, -15 %
     assert float(final[5]) < -15.0 < float(final[6]) < 0  # the interval excludes 0
     traj = next(r for r in rows if r[2] == "trajectory")
     assert float(traj[4]) == pytest.approx(-7.5)  # step 0 equal, the last -15 % on average
-    layers = layer_rows(_runs())
+    layers = layer_rows(*_selected())
     assert [r[4] for r in layers[1:]] == ["-15.00", "0.00", "-15.00"]

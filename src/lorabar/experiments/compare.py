@@ -245,7 +245,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
     from .grid import expand, identity_of, is_done, run_grid
     from .identity import run_id
     from .protocol import check_record, describe, stages, tuned_lrs, write_record
-    from .report import load_results, paired, render
+    from .report import load_results, paired, render, select
 
     out = Path(cc.out)
     check_record(cc)
@@ -299,7 +299,7 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
     ran = 0
     log(f"compare: {describe(cc.protocol, cc.baseline, lrs)}")
     write_record(cc, lrs)
-    for stage, make in stages(cc, tuning_grid, seeds_grid):
+    for stage, make in stages(cc, tuning_grid, seeds_grid, select):
         grid = make(lambda: load_results(out, hint=HINT))
         if not grid.get("variant"):
             continue

@@ -8,7 +8,7 @@ split, same initialization)::
     trajectory  mean over the logged steps of 100 * (|B|_t(method) / |B|_t(baseline) - 1)
     layer l     100 * (|B_l|_final(method) / |B_l|_final(baseline) - 1)    one LoRA pair
 
-each with a 95% t-interval over seeds and its n (:func:`lorabar.experiments.report.t_interval`).
+each with a 95% t-interval over seeds and its n (:func:`lorabar.experiments.stats.t_interval`).
 A claim such as "SAM shrinks |B| below LoRA's" holds here only where the interval excludes 0.
 """
 
@@ -25,22 +25,26 @@ def _rel(a: float, b: float) -> float:
     return 100.0 * (a / b - 1.0) if b else math.nan
 
 
+def _curve(run: dict) -> dict[int, float]:
+    """``{step: mean |B| over pairs}`` as logged (from the per-pair values if need be)."""
+    log = run.get("balancedness") or {}
+    means = log.get("mean_abs_B") or [statistics.fmean(row) for row in log.get("abs_B", []) if row]
+    return dict(zip(log.get("steps", []), means))
+
+
 def _trajectory(run: dict, base: dict) -> float:
     """Mean relative difference over the steps both logged."""
-    a = dict(zip(run["balancedness"]["steps"], run["balancedness"]["mean_abs_B"]))
-    b = dict(zip(base["balancedness"]["steps"], base["balancedness"]["mean_abs_B"]))
+    a, b = _curve(run), _curve(base)
     common = sorted(a.keys() & b.keys())
     return statistics.fmean(_rel(a[s], b[s]) for s in common) if common else math.nan
 
 
-def _pairs(results: list[dict], baseline: str):
-    """``(task, method, seed, run, baseline run)`` of every paired seed (chosen settings)."""
+def _pairs(chosen: dict, order: list, baseline: str):
+    """``(task, method, seed, run, baseline run)`` of every paired seed: ``chosen`` is the
+    dev selection (:func:`lorabar.experiments.report.select`), ``order`` its keys in the
+    report's order."""
     from .registry import METHODS
-    from .report import METHOD_ORDER, select, task_order
 
-    chosen = select(results)
-    order = sorted(chosen, key=lambda k: (task_order(k[0]), METHOD_ORDER.index(k[1])
-                                          if k[1] in METHOD_ORDER else len(METHOD_ORDER)))
     for task, method in order:
         runs = chosen[(task, method)]
         if method == baseline or method not in METHODS or not METHODS[method].trains \
@@ -54,21 +58,23 @@ def _pairs(results: list[dict], baseline: str):
 
 
 def _row(task: str, method: str, what: str, values: list[float]) -> list[str]:
-    from .report import LABELS, t_interval
+    from .registry import METHODS
+    from .stats import t_interval
+
+    label = METHODS[method].label if method in METHODS else method
 
     values = [v for v in values if math.isfinite(v)]
     if not values:
-        return [task, LABELS.get(method, method), what, "0", "nan", "nan", "nan"]
+        return [task, label, what, "0", "nan", "nan", "nan"]
     mean, lo, hi = t_interval(values)
-    return [task, LABELS.get(method, method), what, str(len(values)), f"{mean:.2f}", f"{lo:.2f}",
-            f"{hi:.2f}"]
+    return [task, label, what, str(len(values)), f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}"]
 
 
-def paired_rows(results: list[dict], baseline: str = "lora") -> list[list[str]]:
+def paired_rows(chosen: dict, order: list, baseline: str = "lora") -> list[list[str]]:
     """Per task and method: the final and the trajectory-mean relative |B| difference to the
     baseline (percent), paired over seeds, with n and the 95% interval."""
     final, traj = defaultdict(list), defaultdict(list)
-    for task, method, _, r, b in _pairs(results, baseline):
+    for task, method, _, r, b in _pairs(chosen, order, baseline):
         final[(task, method)].append(_rel(r["final_mean_abs_B"], b["final_mean_abs_B"]))
         traj[(task, method)].append(_trajectory(r, b))
     rows = [["task", "method", "measure", "n", "mean_pct", "ci_low", "ci_high"]]
@@ -78,10 +84,10 @@ def paired_rows(results: list[dict], baseline: str = "lora") -> list[list[str]]:
     return rows
 
 
-def layer_rows(results: list[dict], baseline: str = "lora") -> list[list[str]]:
+def layer_rows(chosen: dict, order: list, baseline: str = "lora") -> list[list[str]]:
     """Per task, method and LoRA pair: the final relative |B_l| difference, paired over seeds."""
     per = defaultdict(list)
-    for task, method, _, r, b in _pairs(results, baseline):
+    for task, method, _, r, b in _pairs(chosen, order, baseline):
         names = r["balancedness"].get("names") or []
         if names != b["balancedness"].get("names") or not r["balancedness"]["abs_B"]:
             continue

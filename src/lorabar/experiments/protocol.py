@@ -65,11 +65,9 @@ def registry_variants(cc, methods, *, lr: list[float] | None = None) -> list[dic
     return variants
 
 
-def _chosen_lrs(cc, results: list[dict]) -> dict[str, float]:
-    """``{task: the baseline's dev-chosen lr}``."""
-    from .report import select
-
-    return {task: runs[0]["config"]["lr"] for (task, method), runs in select(results).items()
+def _chosen_lrs(cc, chosen: dict) -> dict[str, float]:
+    """``{task: the baseline's dev-chosen lr}`` from a dev selection."""
+    return {task: runs[0]["config"]["lr"] for (task, method), runs in chosen.items()
             if method == cc.baseline}
 
 
@@ -97,17 +95,18 @@ def _only(grid: dict, method: str) -> dict:
     return {**grid, "variant": variants}
 
 
-def stages(cc, tuning_grid: Callable, seeds_grid: Callable
+def stages(cc, tuning_grid: Callable, seeds_grid: Callable, select: Callable
            ) -> list[tuple[str, Callable[[Callable[[], list[dict]]], dict]]]:
     """``[(stage name, make)]``: ``make(load)`` builds the stage's grid, ``load()`` giving the
-    runs finished so far (as :func:`lorabar.experiments.report.load_results`)."""
+    runs finished so far (as :func:`lorabar.experiments.report.load_results`); ``select`` is
+    the dev selection (:func:`lorabar.experiments.report.select`)."""
     seeds = ("seeds", lambda load: seeds_grid(cc, load()))
     if cc.protocol == "own-lr":
         return [("tuning", lambda load: tuning_grid(cc)), seeds]
 
     def at_lr(load):
         results = load()
-        chosen = _chosen_lrs(cc, results)
+        chosen = _chosen_lrs(cc, select(results))
         named = {r["config"]["task"]: r.get("_config_task", r["config"]["task"]) for r in results}
         grid = _at_chosen_lr(tuning_grid(cc), chosen, cc.baseline)
         for v in grid["variant"]:

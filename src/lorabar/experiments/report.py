@@ -35,6 +35,7 @@ from ..guard import Output, publish_folder
 from .identity import RUN_NAME, own_task_name, run_id
 from .registry import METHODS
 from .results import DIGEST, digest_ok
+from .stats import t_interval
 
 METHOD_ORDER = tuple(METHODS)  # the registry's order
 LABELS = {name: m.label for name, m in METHODS.items()}
@@ -348,17 +349,6 @@ def select_with_ties(results: list[dict]) -> tuple[dict, list[dict]]:
                                                                            for r in tied),
                          "chosen": _hp(pick[0]), "by": by})
     return chosen, ties
-
-
-def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and ``level`` t-interval of paired differences (NaN bounds for n < 2)."""
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return mean, math.nan, math.nan
-    from scipy.stats import t
-
-    half = t.ppf(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
 
 
 def average_over_tasks(per_seed: dict) -> tuple[int, int, float, float, float] | None:
@@ -705,10 +695,13 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
     t = tables(results, reference_method)
     verdicts = paired(results, baseline)
     t["paired"] = [r[:-1] for r in verdicts]  # paired.csv: without the verdict column
-    balance = paired_rows(results, baseline)
+    chosen = select(results)
+    order = sorted(chosen, key=lambda k: (task_order(k[0]), METHOD_ORDER.index(k[1])
+                                          if k[1] in METHOD_ORDER else len(METHOD_ORDER)))
+    balance = paired_rows(chosen, order, baseline)
     if len(balance) > 1:
         t["balancedness_paired"] = balance
-        t["balancedness_layers"] = layer_rows(results, baseline)
+        t["balancedness_layers"] = layer_rows(chosen, order, baseline)
     written = []
     for name, rows in t.items():
         (out / f"{name}.csv").write_text(_csv(rows))
