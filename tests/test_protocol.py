@@ -72,3 +72,22 @@ def test_the_default_protocol_is_printed_and_in_the_report(tmp_path, capsys):
                  and r["config"]["seed"] == 13}
     assert sam_tuned == set(METHODS["lora"].tune["lr"])
     assert "Protocol 'own-lr'" in (out / "report" / "report.md").read_text()
+
+
+def test_the_seed_stage_keeps_a_setting_a_variant_gave_one_method(tmp_path):
+    """Table 4's recipe gives BAR weight decay 0 on CoLA and RTE (App. D.4), LoRA 0.1: the seed
+    stage runs each method with its own."""
+    from lorabar.experiments.compare import seeds_grid
+    from test_experiments import _fake
+
+    grid = tmp_path / "g.toml"
+    grid.write_text('[base]\nweight_decay = 0.1\n[grid]\ntask = ["sst2"]\n'
+                    '[[variant]]\nmethod = "lora"\n'
+                    '[[variant]]\nmethod = "obar"\nweight_decay = 0.0\n')
+    runs = [_fake("sst2", m, 13, 0.8, 0.8, 100) for m in ("lora", "obar")]
+    runs[0]["config"]["weight_decay"] = 0.1
+    runs[1]["config"]["weight_decay"] = 0.0
+    cc = CompareConfig(out=str(tmp_path / "C"), methods=("lora", "obar"), seeds=(13, 21),
+                       grid=str(grid))
+    variants = {v["method"]: v for v in seeds_grid(cc, runs)["variant"]}
+    assert variants["obar"]["weight_decay"] == 0.0 and variants["lora"]["weight_decay"] == 0.1

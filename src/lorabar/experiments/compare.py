@@ -143,7 +143,9 @@ def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
             continue  # another comparison's runs in the same folder (other data, other tasks)
         c = {**runs[0]["config"], "task": runs[0].get("_config_task", task)}
         entry = METHODS[method]
-        keys = ["lr", *entry.hparams] if entry.trains else []
+        # what selection may vary per method: lr, its own settings, and weight decay (a recipe
+        # may set it per method, as the paper's App. D.4 does for BAR)
+        keys = ["lr", *entry.hparams, "weight_decay"] if entry.trains else []
         if c.get("bar", "none") != "none":
             keys += ["bar", "mu0", "schedule", "rho"]
         variants.append({"task": c["task"], "method": method,
