@@ -45,15 +45,18 @@ def digest_ok(record: dict) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def git_revision() -> str | None:
-    """The checkout's revision (``-dirty`` with uncommitted changes to tracked files), read once
+    """The checkout's revision (``-dirty`` when the package's tracked source is changed), read once
     per process: the code a process runs is the code it loaded, whatever is committed later (the
     engine asks at the start of a run)."""
     here = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
                              text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
+        # "-dirty": the package's own source differs from the commit (edited docs or results
+        # do not change what a run computes)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                str(here.parent)], cwd=here, capture_output=True, text=True,
+                               timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     if rev.returncode != 0:
