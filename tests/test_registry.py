@@ -44,7 +44,7 @@ def test_an_unknown_name_lists_what_exists():
     with pytest.raises(ValueError, match=r"Invalid method: 'lorra' \(expected one of \['zeroshot', "
                                          r"'lora', 'sam', .*'full'\]\)"):
         EncoderConfig(method="lorra")
-    with pytest.raises(ValueError, match=r"expected one of \[.*'flatlora'\]\)"):
+    with pytest.raises(ValueError, match=r"expected one of \[.*'flatlora', 'prefix'\]\)"):
         LMConfig(method="full")  # full finetuning is an encoder method
     with pytest.raises(ValueError, match=r"Invalid pooling: 'max' \(expected one of \['mean', 'cls'\]"):
         EncoderConfig(pooling="max")

@@ -80,7 +80,7 @@ def _finetune(args: argparse.Namespace, kind: str = "encoder") -> int:
     if args.save_adapter:
         from .experiments.registry import METHODS
 
-        if not METHODS[cfg.method].adapters:
+        if METHODS[cfg.method].adapter == "none" or not METHODS[cfg.method].trains:
             raise ValueError(f"Invalid --save-adapter: method {cfg.method!r} trains no adapter")
         outputs.append(Output("--save-adapter", args.save_adapter, "adapter"))
     # the plan, before any model loads: inputs by role, outputs, the run's identity

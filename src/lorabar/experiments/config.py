@@ -44,7 +44,8 @@ __all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "RunConfig", "config_from"]
 
 # not part of the identity (see the module docstring)
 _NOT_KEY = ("data_dir", "threads", "log_every", "device", "precision")  # see the docstring
-_PATHS = ("train", "dev", "test")  # the identity holds their content hashes instead
+# the identity holds their content hashes instead (init_adapter: as "init")
+_PATHS = ("train", "dev", "test", "init_adapter")
 CUSTOM = "custom"  # the task name of the user's own data
 TASK_TYPES = ("classification", "regression")
 LM_METRICS = ("nll", "bleu")
@@ -147,7 +148,7 @@ class RunConfig:
                 d.pop(k, None)
         for k in _METHOD_HPARAMS:
             if k not in method.hparams:
-                d.pop(k)
+                d.pop(k, None)
         if d.get("sam_perturbation") == "sync":  # the default: run ids as before it existed
             d.pop("sam_perturbation")
         if not method.trains:
@@ -202,9 +203,19 @@ class EncoderConfig(RunConfig):
     # --head prompt: your own template and verbalizer (default: MeZO's for the staged task)
     template: str | None = None
     verbalizer: str | None = None
+    # start the LoRA factors from a saved adapter (--save-adapter of an earlier run; Hu et al.
+    # start RTE, MRPC and STS-B from their MNLI adapter); the task head starts fresh
+    init_adapter: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.init_adapter is not None and not (METHODS[self.method].adapters
+                                                  and METHODS[self.method].trains):
+            raise ValueError(f"Invalid init_adapter: method {self.method!r} trains no LoRA "
+                             "adapter to start from it")
+        if self.init_adapter is not None and self.head == "prompt":
+            raise ValueError("Invalid init_adapter: --head prompt adapts the masked LM; start "
+                             "from an adapter with --head probe or linear")
         if self.head not in HEADS:
             raise _v.choice("head", self.head, HEADS, "--head")
         if self.method == "zeroshot" and self.head == "linear":
@@ -275,8 +286,8 @@ class LMConfig(RunConfig):
     whole split."""
 
     kind: ClassVar[str] = "lm"
-    TASKS: ClassVar[tuple[str, ...]] = ("sst2", "rte", "cb", "copa", "webnlg", "synthetic",
-                                         CUSTOM)
+    TASKS: ClassVar[tuple[str, ...]] = ("sst2", "rte", "cb", "copa", "record", "squad",
+                                         "webnlg", "synthetic", CUSTOM)
 
     task: str = "cb"
     steps: int = 100
@@ -292,6 +303,7 @@ class LMConfig(RunConfig):
     max_new_tokens: int = 64
     num_beams: int = 1
     length_penalty: float = 0.8
+    num_virtual_tokens: int = 5      # prefix tuning's prefix length (MeZO's 5)
     # your own prompt/completion data (task "custom"; lorabar.experiments.lm.SFTTask)
     train: str | None = None
     dev: str | None = None
@@ -321,7 +333,7 @@ class LMConfig(RunConfig):
         _v.number("label_smoothing", self.label_smoothing, high=1, flag="--label-smoothing")
         for name in ("n_train", "n_dev", "n_test"):
             self._check_int(name, 0)
-        for name in ("max_new_tokens", "num_beams"):
+        for name in ("max_new_tokens", "num_beams", "num_virtual_tokens"):
             self._check_int(name, 1)
         _v.number("length_penalty", self.length_penalty, low=None, flag="--length-penalty")
 

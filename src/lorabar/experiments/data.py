@@ -4,8 +4,9 @@ The data directory is given by ``--data-dir`` or the environment variable ``LORA
 (here: ``../shared/data``; see its ``SOURCES.md``).  Layouts read:
 
     few-shot:  <dir>/<folder>/k-shot-1k-test/<TASK>/512-<seed>/{train,dev,test}.{tsv,csv}
-    full GLUE: <dir>/<folder>/glue/{train,dev}.tsv   (GLUE dev is the test set; a seeded 10% of
-               train, at most 1000 rows, is held out as dev for selection)
+    full GLUE: <dir>/<folder>/glue/{train,dev}.tsv   (GLUE dev is the test set -- MNLI's
+               dev_mismatched.tsv, the paper's App. D.4 --; a seeded 10% of train, at most
+               1000 rows, is held out as dev for selection)
 
 Every file is read as strict UTF-8 (a leading BOM is dropped): an undecodable byte is a
 :class:`DataError` naming ``file:line`` and the byte, never a silent fallback to another encoding.
@@ -85,6 +86,7 @@ class Task:
     sizes: tuple[int, int, int] | None = None
     glue_sizes: tuple[int, int] | None = None
     labels_from: int | None = None
+    glue_test: str = "dev"
 
     @property
     def num_labels(self) -> int:
@@ -123,7 +125,8 @@ TASKS: dict[str, Task] = {
              sizes=(1536, 1536, 1000), labels_from=9),
         Task("mnli", "mnli", "MNLI", "tsv", True, _cols(8, 9),
              ("entailment", "neutral", "contradiction"), test_file="test_matched",
-             dev_file="dev_matched", columns=(12, 16), sizes=(1536, 1536, 1000), labels_from=10),
+             dev_file="dev_matched", columns=(12, 16), sizes=(1536, 1536, 1000), labels_from=10,
+             glue=True, glue_sizes=(392702, 9832), glue_test="dev_mismatched"),
         Task("mrpc", "mrpc", "MRPC", "tsv", True, _cols(3, 4, label=0), ("0", "1"),
              metrics=("accuracy", "f1"), glue=True, columns=(5, 5),
              sizes=(1024, 1024, 408), glue_sizes=(3668, 408)),
@@ -133,7 +136,8 @@ TASKS: dict[str, Task] = {
         Task("qnli", "qnli", "QNLI", "tsv", True, _cols(1, 2), ("entailment", "not_entailment"),
              columns=(4, 4), sizes=(1024, 1024, 1000)),
         Task("qqp", "qqp", "QQP", "tsv", True, _cols(3, 4, label=5), ("0", "1"),
-             metrics=("accuracy", "f1"), columns=(6, 6), sizes=(1024, 1024, 1000)),
+             metrics=("accuracy", "f1"), columns=(6, 6), sizes=(1024, 1024, 1000), glue=True,
+             glue_sizes=(363846, 40430)),
         Task("stsb", "stsb", "STS-B", "tsv", True, _cols(7, 8), (),
              metrics=("pearson", "spearman"), glue=True, columns=(10, 10),
              sizes=(1024, 1024, 1000), glue_sizes=(5749, 1500)),
@@ -337,7 +341,7 @@ def split_path(task: str | Task, split: str, *, data_dir: str | os.PathLike | No
         return fewshot_dir(task, root, seed) / f"{name}.{task.ext}"
     glue = root / task.folder / "glue"
     if split == "test":
-        return glue / "dev.tsv"
+        return glue / f"{task.glue_test}.tsv"
     return glue / ("msr_paraphrase_train.txt" if task.name == "mrpc" else "train.tsv")
 
 
@@ -384,9 +388,10 @@ def load_split(
             )
         glue = root / task.folder / "glue"
         if split == "test":
-            examples = _examples(task, glue / "dev.tsv")
+            test = glue / f"{task.glue_test}.tsv"
+            examples = _examples(task, test)
             if task.glue_sizes is not None:
-                _check_size(glue / "dev.tsv", examples, task.glue_sizes[1], "GLUE dev set")
+                _check_size(test, examples, task.glue_sizes[1], "GLUE dev set")
             return examples
         train = _full_train(task, glue)
         if task.glue_sizes is not None:

@@ -139,6 +139,10 @@ class EncoderTask:
                                        lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                        targets=cfg.targets, pooling=cfg.pooling,
                                        train_head=cfg.head == "linear")
+        if cfg.init_adapter is not None:
+            from .model import load_init
+
+            load_init(model, cfg.init_adapter)
         enc = _Encoder(tokenizer, cfg.max_length)
         self.data = {s: (enc.encode(ex), [e.label for e in ex]) for s, ex in self.splits.items()}
         return model

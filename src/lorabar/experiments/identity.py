@@ -173,9 +173,16 @@ def run_identity(cfg, *, device: str, precision: str, threads: int,
         raise ValueError(f"run_identity needs the resolved device kind and precision, got "
                          f"{device!r}, {precision!r}")
     _v.integer("threads", threads, 1)  # the resolved thread count
-    return {"config": cfg.key(), "device": device, "precision": precision,
-            "threads": threads if device == "cpu" else None,
-            "data": data_identity(cfg, data_files), "model": model_identity(cfg.model)}
+    out = {"config": cfg.key(), "device": device, "precision": precision,
+           "threads": threads if device == "cpu" else None,
+           "data": data_identity(cfg, data_files), "model": model_identity(cfg.model)}
+    init = getattr(cfg, "init_adapter", None)
+    if init is not None:  # the adapter the LoRA factors start from, by content
+        if not Path(init).expanduser().is_dir():
+            raise ValueError(f"Invalid --init-adapter: {init!r} is not a folder (an adapter "
+                             "saved with --save-adapter)")
+        out["init"] = content_digest(init)
+    return out
 
 
 def run_id(identity: dict) -> str:

@@ -1,10 +1,12 @@
 """Causal-LM task adapters: prompt-based few-shot classification (Table 3) and WebNLG (Table 5).
 
-Prompt tasks (``sst2``, ``rte``, ``cb``, ``copa``, and ``synthetic``, a generated copy task for
-tests): every candidate completion is scored by its mean token log-probability given the
+Prompt tasks (``sst2``, ``rte``, ``cb``, ``copa``, ``record``, and ``synthetic``, a generated
+copy task for tests): every candidate completion is scored by its mean token log-probability given the
 context; training is cross-entropy over the candidates' scores ("train as classification",
 MeZO).  ``webnlg``: LM loss on the target text only (with label smoothing), decoding greedy or
 with beam search, BLEU (sacrebleu) against all references, over all / seen / unseen test inputs.
+``squad``: the LM loss on the answer, greedy generations scored by token F1
+(:class:`SquadTask`).  Methods: LoRA adapters or PEFT prefix tuning (:func:`peft_model`).
 CPU budgets use documented subsets (``n_train``, ``n_dev``, ``n_test``).  The training loop is
 the engine's (:mod:`lorabar.experiments.engine`).
 """
@@ -19,7 +21,8 @@ from torch.nn import functional as F
 
 from .data import DataError, subset
 
-__all__ = ["PromptTask", "SFTTask", "WebNLGTask", "candidate_scores", "generate", "lm_loss"]
+__all__ = ["PromptTask", "SFTTask", "SquadTask", "WebNLGTask", "candidate_scores", "generate", "lm_loss",
+           "peft_model", "ragged_cross_entropy", "sequence_scores"]
 
 
 # ----------------------------------------------------------------------------- tokenization
@@ -59,11 +62,23 @@ def _token_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return logp.gather(-1, nxt.unsqueeze(-1)).squeeze(-1), batch["target"][:, 1:]
 
 
+def sequence_scores(model, batch: dict) -> torch.Tensor:
+    """Mean log-probability of each sequence's target tokens, shape ``(sequences,)``."""
+    tok_lp, mask = _token_logprobs(model, batch)
+    return (tok_lp * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+
+
 def candidate_scores(model, batch: dict, n_candidates: int) -> torch.Tensor:
     """Mean log-probability per candidate token, shape ``(examples, candidates)``."""
-    tok_lp, mask = _token_logprobs(model, batch)
-    per_seq = (tok_lp * mask).sum(-1) / mask.sum(-1).clamp_min(1)
-    return per_seq.view(-1, n_candidates)
+    return sequence_scores(model, batch).view(-1, n_candidates)
+
+
+def ragged_cross_entropy(scores: torch.Tensor, counts: list[int], labels) -> torch.Tensor:
+    """Mean cross-entropy over examples whose candidates (``counts[i]`` of them, consecutive in
+    ``scores``) differ in number; equals ``F.cross_entropy`` on the stacked scores when every
+    count is the same (a test checks it)."""
+    losses = [torch.logsumexp(s, 0) - s[y] for s, y in zip(scores.split(counts), labels)]
+    return torch.stack(losses).mean()
 
 
 def lm_loss(model, batch: dict, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -97,6 +112,22 @@ def generate(model, tok, prompts: list[str], cfg, runtime) -> list[str]:
     return hyps
 
 
+def peft_model(base, adapter: str, cfg):
+    """``base`` with LoRA (r, alpha from ``cfg``, on the attention's query/value projections) or
+    with PEFT prefix tuning (``cfg.num_virtual_tokens`` trained key/value prefixes per layer,
+    Li & Liang 2021; PEFT's default: the prefixes are embeddings, no reparametrizing MLP)."""
+    from peft import LoraConfig, PrefixTuningConfig, get_peft_model
+
+    from .causal import causal_lora_targets
+
+    if adapter == "prefix":
+        return get_peft_model(base, PrefixTuningConfig(task_type="CAUSAL_LM",
+                                                       num_virtual_tokens=cfg.num_virtual_tokens))
+    return get_peft_model(base, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                           lora_dropout=0.0,
+                                           target_modules=causal_lora_targets(base)))
+
+
 # ----------------------------------------------------------------------------- adapters
 class _LMTask(abc.ABC):
     """What prompt and WebNLG adapters share: the causal LM with LoRA on its attention."""
@@ -107,17 +138,13 @@ class _LMTask(abc.ABC):
         self.pad = 0
 
     def build_model(self, method):
-        from peft import LoraConfig, get_peft_model
+        from .causal import load_causal_lm
 
-        from .causal import causal_lora_targets, load_causal_lm
-
-        if not method.adapters:
+        if method.adapter == "none":
             raise ValueError(f"Invalid method: {method.name!r} is not available for causal LMs")
         base, self.tok = load_causal_lm(self.cfg.model)
         self.pad = 0 if self.tok is None else self.tok.pad_token_id
-        model = get_peft_model(base, LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha,
-                                                lora_dropout=0.0,
-                                                target_modules=causal_lora_targets(base)))
+        model = peft_model(base, method.adapter, self.cfg)
         self._encode()
         return model
 
@@ -139,18 +166,23 @@ class PromptTask(_LMTask):
 
     def __init__(self, cfg) -> None:
         from .prompts import load_prompt_split
+        from .qa_data import load_qa_rows
 
         super().__init__(cfg)
 
         def split(name: str, n: int, seed: int):
-            rows = load_prompt_split(cfg.task, name, data_dir=cfg.data_dir, seed=cfg.seed)
+            if cfg.task == "record":  # MeZO's ReCoRD (qa_data): one candidate per entity
+                rows = load_qa_rows("record", name, cfg.data_dir)
+            else:
+                rows = load_prompt_split(cfg.task, name, data_dir=cfg.data_dir, seed=cfg.seed)
             return subset(rows, n, seed=seed)
 
         self.train = split("train", cfg.n_train, cfg.seed)
         self.splits = {"dev": split("dev", cfg.n_dev, 0), "test": split("test", cfg.n_test, 0)}
         self.sizes = {"train": len(self.train), **{k: len(v) for k, v in self.splits.items()}}
         self.n_train = len(self.train)
-        self.n_cand = len(self.train[0].candidates)
+        counts = {len(e.candidates) for e in self.train}
+        self.n_cand = counts.pop() if len(counts) == 1 else None  # None: ragged (ReCoRD)
 
     def _encode(self) -> None:
         self.encoded = [_encode_pairs(self.tok, [(e.context, c) for c in e.candidates],
@@ -159,10 +191,16 @@ class PromptTask(_LMTask):
     def batch(self, idx: list[int]) -> dict:
         batch = _collate([x for i in idx for x in self.encoded[i]], self.pad)
         batch["labels"] = torch.tensor([self.train[i].label for i in idx])
+        if self.n_cand is None:
+            batch["counts"] = torch.tensor([len(self.train[i].candidates) for i in idx])
         return batch
 
     def loss(self, model, batch: dict) -> torch.Tensor:
-        return F.cross_entropy(candidate_scores(model, batch, self.n_cand), batch["labels"])
+        if self.n_cand is not None:  # as many candidates everywhere (every task but ReCoRD)
+            return F.cross_entropy(candidate_scores(model, batch, self.n_cand), batch["labels"])
+        # ReCoRD: the candidates' counts split the scores (one host read of B ints a step)
+        return ragged_cross_entropy(sequence_scores(model, batch), batch["counts"].tolist(),
+                                    batch["labels"])
 
     @torch.no_grad()
     def evaluate(self, model, split: str, runtime) -> dict:
@@ -171,12 +209,12 @@ class PromptTask(_LMTask):
         correct = 0
         for i in range(0, len(rows), size):
             chunk = rows[i : i + size]
-            n_cand = len(chunk[0].candidates)
             enc = [x for e in chunk for x in _encode_pairs(
                 self.tok, [(e.context, c) for c in e.candidates], self.cfg.max_length)]
             with runtime.autocast():
-                scores = candidate_scores(model, runtime.to_device(_collate(enc, self.pad)), n_cand)
-            correct += sum(int(p == e.label) for p, e in zip(scores.argmax(-1).tolist(), chunk))
+                scores = sequence_scores(model, runtime.to_device(_collate(enc, self.pad)))
+            parts = scores.float().cpu().split([len(e.candidates) for e in chunk])
+            correct += sum(e.is_correct(int(p.argmax())) for p, e in zip(parts, chunk))
         return {"accuracy": correct / len(rows)}
 
     def majority(self) -> dict:
@@ -241,6 +279,51 @@ class WebNLGTask(_TargetLMTask):
         from .webnlg import linearize
 
         return generate(model, self.tok, [linearize(e) + " =" for e in rows], self.cfg, runtime)
+
+    def majority(self) -> None:
+        return None
+
+
+class SquadTask(_TargetLMTask):
+    """SQuAD (paper Table 3, MeZO's protocol): the LM loss on ``" {answer}\\n"`` after MeZO's
+    prompt (:func:`lorabar.experiments.qa_data.squad_prompt`, the first gold answer); greedy
+    generations (``max_new_tokens``) cut at their first newline, scored by token F1 (primary)
+    and exact match against every gold answer."""
+
+    primary_metric = "f1"
+
+    def __init__(self, cfg) -> None:
+        from .qa_data import load_qa_rows
+
+        super().__init__(cfg)
+        self.train = subset(load_qa_rows("squad", "train", cfg.data_dir), cfg.n_train,
+                            seed=cfg.seed)
+        self.splits = {s: subset(load_qa_rows("squad", s, cfg.data_dir), n, seed=0)
+                       for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))}
+        self.sizes = {"train": len(self.train), **{k: len(v) for k, v in self.splits.items()}}
+        self.n_train = len(self.train)
+
+    def _encode(self) -> None:
+        from .qa_data import squad_prompt
+
+        self.encoded = _encode_pairs(self.tok, [(squad_prompt(e), f" {e.answers[0]}\n")
+                                                for e in self.train], self.cfg.max_length)
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, runtime) -> dict:
+        from .qa_data import exact_match, squad_f1, squad_prompt
+
+        if self.tok is None:
+            raise ValueError("SQuAD evaluation generates text: it needs a tokenizer (not the "
+                             "tiny model)")
+        rows = self.splits[split]
+        hyps = [h.strip().split("\n")[0].strip() for h in
+                generate(model, self.tok, [squad_prompt(e) for e in rows], self.cfg, runtime)]
+        return {"f1": sum(squad_f1(h, e.answers) for h, e in zip(hyps, rows)) / len(rows),
+                "exact_match": sum(exact_match(h, e.answers) for h, e in zip(hyps, rows))
+                / len(rows),
+                "examples": [{"question": rows[i].question, "output": hyps[i]}
+                             for i in range(min(3, len(rows)))]}
 
     def majority(self) -> None:
         return None

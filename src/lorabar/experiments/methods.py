@@ -14,6 +14,7 @@ runtime's autocast; fp16 goes through a ``GradScaler``)::
                  perturbing the LoRA factors only (a head: a rho = 0 group)
     loraplus:    AdamW with B's lr = ratio * A's (PEFT's create_loraplus_optimizer)
     flatlora:    forward and backward at W + eps (lorabar.flat.FlatLoRA, sigma ~ rho)
+    prefix:      AdamW on PEFT's prefix embeddings (no LoRA pairs)
     zeroshot:    no training (the pretrained model, or the probe head alone, evaluated)
 
 ``lora``/``nbar``/``obar``/``sam`` train LoRA adapters (and a task head where the task trains
@@ -197,7 +198,7 @@ def _sam(ctx: StepContext) -> Stepper:
 
 BUILDERS: dict[str, Callable[[StepContext], Stepper]] = {
     "lora": _adamw, "sam": _sam, "obar": _bar("obar"), "nbar": _bar("nbar"), "sbar": _sbar,
-    "loraplus": _loraplus, "flatlora": _flatlora, "full": _adamw,
+    "loraplus": _loraplus, "flatlora": _flatlora, "full": _adamw, "prefix": _adamw,
 }
 
 

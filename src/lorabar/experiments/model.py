@@ -12,8 +12,8 @@ from __future__ import annotations
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-__all__ = ["LORA_TARGETS", "SequenceClassifier", "build_model", "check_save_dir", "load_trained",
-           "resolve_model_path", "save_trained"]
+__all__ = ["LORA_TARGETS", "SequenceClassifier", "build_model", "check_save_dir", "load_init",
+           "load_trained", "resolve_model_path", "save_trained"]
 
 MINILM = "minilm"
 LORA_TARGETS = {
@@ -181,3 +181,42 @@ def load_trained(base, folder: str):
             net.head.weight.copy_(weights["weight"])
             net.head.bias.copy_(weights["bias"])
     return model.eval()
+
+
+def load_init(model, folder: str) -> int:
+    """Set ``model``'s LoRA factors (a PEFT model) to those of the adapter saved in ``folder``
+    (``--save-adapter``); the task head keeps its fresh initialization (Hu et al. start RTE, MRPC
+    and STS-B from their MNLI LoRA checkpoint this way).  The saved LoRA tensors must be exactly
+    this model's (same layers, rank, shapes); ``lora_alpha`` must match.  Returns how many
+    tensors were loaded."""
+    import json
+    from pathlib import Path
+
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = Path(folder).expanduser()
+    try:
+        saved_cfg = json.loads((path / "adapter_config.json").read_text())
+        saved = load_file(str(path / "adapter_model.safetensors"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"Invalid --init-adapter: {str(path)!r} is not an adapter folder "
+                         f"saved by --save-adapter ({err})") from None
+    own = model.peft_config["default"]
+
+    def lora_only(state: dict, keep_out) -> dict:
+        keep_out = set(keep_out or ())
+        return {k: v for k, v in state.items() if not keep_out & set(k.split("."))}
+
+    full = get_peft_model_state_dict(model)
+    mine = lora_only(full, own.modules_to_save)
+    theirs = lora_only(saved, saved_cfg.get("modules_to_save"))
+    shapes = {k: tuple(v.shape) for k, v in mine.items()}
+    if {k: tuple(v.shape) for k, v in theirs.items()} != shapes or \
+            saved_cfg.get("lora_alpha") != own.lora_alpha:
+        raise ValueError(f"Invalid --init-adapter: {str(path)!r} holds other LoRA layers than "
+                         f"this run's ({len(theirs)} tensors, alpha {saved_cfg.get('lora_alpha')}"
+                         f" vs {len(mine)}, alpha {own.lora_alpha}: model, targets, rank or "
+                         "alpha differ)")
+    set_peft_model_state_dict(model, {**full, **theirs})  # the head: this model's own, unchanged
+    return len(theirs)

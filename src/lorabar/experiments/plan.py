@@ -13,7 +13,7 @@ __all__ = ["plan_inputs", "run_inputs"]
 
 def run_inputs(cfg) -> list:
     """The inputs of a run, with the flags that name them: the data files it reads (your own
-    by role, a staged task's split files), a model folder."""
+    by role, a staged task's split files), a model folder, an adapter to start from."""
     from .identity import data_files
 
     if cfg.task == "custom":
@@ -22,6 +22,8 @@ def run_inputs(cfg) -> list:
         inputs = [Input(f"--data-dir ({cfg.task})", p) for p in data_files(cfg)]
     if Path(cfg.model).expanduser().is_dir():
         inputs.append(Input("--model", cfg.model))
+    if getattr(cfg, "init_adapter", None):
+        inputs.append(Input("--init-adapter", cfg.init_adapter))
     return inputs
 
 

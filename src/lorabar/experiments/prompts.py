@@ -14,6 +14,9 @@ paper and ``../shared/FEWSHOT_PROTOCOL.md``):
     COPA:  "{premise without final period} so|because"  -> " {choice1}" | " {choice2}"
            (effect -> "so", cause -> "because"; a choice's first word is lower-cased unless "I")
 
+    ReCoRD: "{passage, @highlight -> '- '}\\n-"        -> " {query, @placeholder -> entity}" for
+           each entity (any answer entity is correct; :mod:`lorabar.experiments.qa_data`)
+
 Data: SST-2 and RTE from the MeZO k-shot splits (:mod:`lorabar.experiments.data`); CB and COPA
 from ``<data-dir>/{cb,copa}/FewGLUE_32dev/`` (32 train, 32 dev32, and the full SuperGLUE
 validation set used as test).
@@ -28,16 +31,24 @@ from .data import DataError, load_split, read_data_text, resolve_data_dir
 
 __all__ = ["PROMPT_TASKS", "PromptExample", "load_prompt_split", "render"]
 
-PROMPT_TASKS = ("sst2", "rte", "cb", "copa", "synthetic")
+PROMPT_TASKS = ("sst2", "rte", "cb", "copa", "synthetic")  # + "record" (qa_data)
 SYNTHETIC_SIZES = {"train": 256, "dev": 64, "test": 128}
 CB_LABELS = ("entailment", "contradiction", "neutral")
 
 
 @dataclass(frozen=True)
 class PromptExample:
+    """A context, its candidate completions and the index of the correct one (``label``, the
+    training target); ``correct``: every correct index where there are several (ReCoRD's
+    answer entities; empty: ``label`` alone)."""
+
     context: str
     candidates: tuple[str, ...]
     label: int
+    correct: tuple[int, ...] = ()
+
+    def is_correct(self, prediction: int) -> bool:
+        return prediction in (self.correct or (self.label,))
 
 
 def _lower_first(text: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .. import _names
 
-__all__ = ["BAR_MODES", "DEVICES", "HEADS", "METHODS", "Method", "PERTURBATIONS", "POOLINGS",
+__all__ = ["ADAPTERS", "BAR_MODES", "DEVICES", "HEADS", "METHODS", "Method", "PERTURBATIONS", "POOLINGS",
            "PRECISIONS", "SCHEDULES", "SETTINGS", "TARGETS", "TASK_ADAPTERS", "check_bar_rate",
            "methods_for", "methods_table"]
 
@@ -25,12 +25,14 @@ POOLINGS = ("mean", "cls")
 TARGETS = ("qv", "all")
 SETTINGS = ("fewshot", "full")
 BAR_MODES = ("none", "obar", "nbar", "sbar")  # LoRA+ with BAR on top (--bar)
+ADAPTERS = ("lora", "prefix", "none")
 
 # (kind, task) or kind -> "module:class" of its task adapter (lorabar.experiments.tasks)
 TASK_ADAPTERS = {
     "encoder": "lorabar.experiments.encoder:EncoderTask",
     "lm": "lorabar.experiments.lm:PromptTask",
     "lm/webnlg": "lorabar.experiments.lm:WebNLGTask",
+    "lm/squad": "lorabar.experiments.lm:SquadTask",
     "lm/custom": "lorabar.experiments.lm:SFTTask",
 }
 
@@ -45,7 +47,9 @@ class Method:
         description: one line for ``--help`` and the docs.
         trains: whether it trains (its stepper is ``lorabar.experiments.methods.BUILDERS[name]``).
         hparams: the config fields it reads besides the common ones (part of a run's identity).
-        adapters: whether the model gets LoRA adapters (``False``: full finetuning).
+        adapter: what the model gets: ``"lora"`` adapters (the pairs BAR and SAM act on),
+            ``"prefix"`` (PEFT prefix tuning: trained key/value prefixes, no LoRA pairs) or
+            ``"none"`` (full finetuning).
         kinds: the task kinds it applies to (``None``: every kind).
         curve: its place among the |B| curves of the report's Fig. 3 analog (``None``: not
             drawn; the paper's figure shows LoRA, SAM and the two BARs).
@@ -58,11 +62,20 @@ class Method:
     description: str
     trains: bool = True
     hparams: tuple[str, ...] = ()
-    adapters: bool = True
+    adapter: str = "lora"
     kinds: tuple[str, ...] | None = None
     curve: int | None = None
     tune: dict = field(default_factory=dict)
     cost: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.adapter not in ADAPTERS:
+            raise ValueError(f"Invalid adapter: {self.adapter!r} (expected one of {ADAPTERS})")
+
+    @property
+    def adapters(self) -> bool:
+        """Whether the model gets LoRA adapters (and so has LoRA pairs)."""
+        return self.adapter == "lora"
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -85,8 +98,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            hparams=("loraplus_ratio",), tune={"loraplus_ratio": [4.0, 16.0]}),
     Method("flatlora", "Flat-LoRA", "Flat-LoRA's random weight perturbation (--rho)",
            hparams=("rho",), tune={"rho": [0.01, 0.05]}),
-    Method("full", "Full FT", "full finetuning, no adapters (encoders)", adapters=False,
+    Method("full", "Full FT", "full finetuning, no adapters (encoders)", adapter="none",
            kinds=("encoder",), tune={"lr": [1e-5, 3e-5]}),
+    Method("prefix", "Prefix", "prefix tuning (Li & Liang 2021) through PEFT: trained "
+           "key/value prefixes, no LoRA (causal LMs; --num-virtual-tokens)", adapter="prefix",
+           hparams=("num_virtual_tokens",), kinds=("lm",),
+           tune={"lr": [1e-2, 3e-2, 5e-2]}),
 )}
 
 
