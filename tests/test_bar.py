@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import lorabar
-from lorabar.functional import bar_
 from conftest import loss_of, make_batch, make_peft_model
 
 
@@ -85,24 +84,28 @@ def test_matches_naive_loop(mode, schedule, optim):
 @pytest.mark.parametrize("mode", ["nbar", "obar"])
 def test_foreach_equals_loop(mode):
     g = torch.Generator().manual_seed(0)
-    shapes = [((4, 6), (5, 4)), ((4, 12), (8, 4)), ((0, 3), (2, 0)), ((2, 3, 3, 3), (4, 2, 1, 1))]
+    shapes = [((4, 6), (5, 4)), ((4, 12), (8, 4)), ((1, 3), (2, 1)), ((2, 3, 3, 3), (4, 2, 1, 1))]
 
     def make():
         g.manual_seed(0)
-        xs = [torch.randn(a, generator=g, dtype=torch.float64) for a, _ in shapes]
-        ys = [torch.randn(b, generator=g, dtype=torch.float64) for _, b in shapes]
-        gx = [torch.randn(a, generator=g, dtype=torch.float64) for a, _ in shapes]
-        gy = [torch.randn(b, generator=g, dtype=torch.float64) for _, b in shapes]
-        return xs, ys, gx, gy
+        pairs = []
+        for i, (a, b) in enumerate(shapes):
+            x = torch.nn.Parameter(torch.randn(a, generator=g, dtype=torch.float64))
+            y = torch.nn.Parameter(torch.randn(b, generator=g, dtype=torch.float64))
+            x.grad = torch.randn(a, generator=g, dtype=torch.float64)
+            y.grad = torch.randn(b, generator=g, dtype=torch.float64)
+            pairs.append(lorabar.FactorPair(x=x, y=y, name=f"p{i}"))
+        return pairs
 
-    for coeffs in (0.3, torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)):
+    for lrs in ([0.3] * 4, [0.1, 0.2, 0.3, 0.4]):  # one rate, and one per pair
         a, b = make(), make()
-        for step in range(3):
-            bar_(*a, coeffs, mode=mode, foreach=True)
-            bar_(*b, coeffs, mode=mode, foreach=False)
-        for ta, tb in zip(a[0] + a[1], b[0] + b[1], strict=True):
-            assert torch.equal(ta, tb)
-        assert not torch.equal(a[0][0], make()[0][0])
+        for pairs, foreach in ((a, True), (b, False)):
+            bar = lorabar.BAR(pairs, mode=mode, mu0=1.0, foreach=foreach)
+            for step in range(3):
+                bar.apply(lrs)
+        for p, q in zip(a, b, strict=True):
+            assert torch.equal(p.x, q.x) and torch.equal(p.y, q.y)
+        assert not torch.equal(a[0].x, make()[0].x)
 
 
 @pytest.mark.parametrize("mode", ["nbar", "obar"])

@@ -1,4 +1,4 @@
-"""sBAR (SAM-matched BAR): BAR(pairs, mode="sbar", rho=...) against a written-out float64
+"""sBAR (SAM-matched BAR): SBAR(pairs, rho=...) against a written-out float64
 reference, its first-order match to SAM's drift of B, kernels, sharding-free edge cases, errors."""
 
 import copy
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lorabar
-from lorabar.functional import sbar_, sbar_coefficients
+from lorabar.functional import sbar_coefficients
 from conftest import loss_of, make_batch, make_peft_model
 
 
@@ -43,7 +43,7 @@ def test_sgd_step_matches_the_written_out_update():
               for p in pairs]
     lr, rho = 0.05, 0.2
     opt = torch.optim.SGD([t for p in pairs for t in p.tensors], lr=lr)
-    bar = lorabar.BAR(pairs, mode="sbar", rho=rho)
+    bar = lorabar.SBAR(pairs, rho=rho)
     bar.attach(opt)
     opt.step()
     for p, (x, y, gx, gy) in zip(pairs, before, strict=True):
@@ -59,7 +59,7 @@ def test_global_norm_and_first_order_drift_of_B():
     x0 = [(p.x.detach().clone(), p.y.detach().clone()) for p in pairs]
     g = math.sqrt(sum(float((t.grad ** 2).sum()) for p in pairs for t in p.tensors))
     lr, rho = 1e-4, 0.1
-    lorabar.BAR(pairs, mode="sbar", rho=rho, norm="global").apply(lr)
+    lorabar.SBAR(pairs, rho=rho, norm="global").apply(lr)
     for p, (x, y) in zip(pairs, x0, strict=True):
         c = reference_c(x, y, p.x.grad, p.y.grad, lr, rho, gnorm=g)
         torch.testing.assert_close(p.x.detach(), (1 + c) * x, rtol=0, atol=1e-13)
@@ -74,8 +74,7 @@ def test_global_norm_and_first_order_drift_of_B():
 def test_foreach_equals_loop(norm):
     a, b = _pairs(4, seed=1), _pairs(4, seed=1)
     for pairs, foreach in ((a, True), (b, False)):
-        sbar_([p.x for p in pairs], [p.y for p in pairs], [p.x.grad for p in pairs],
-              [p.y.grad for p in pairs], 0.01, norm=norm, foreach=foreach)
+        lorabar.SBAR(pairs, rho=0.1, norm=norm, foreach=foreach).apply(0.1)
     for p, q in zip(a, b, strict=True):
         torch.testing.assert_close(p.x, q.x, rtol=0, atol=1e-15)
         torch.testing.assert_close(p.y, q.y, rtol=0, atol=1e-15)
@@ -87,7 +86,7 @@ def test_zero_and_nonfinite_gradients_leave_the_pair_alone_and_clamp_holds():
     pairs[0].y.grad.zero_()
     pairs[1].x.grad[0, 0] = float("nan")
     before = [(p.x.detach().clone(), p.y.detach().clone()) for p in pairs]
-    lorabar.BAR(pairs, mode="sbar", rho=1e6).apply(1.0)  # huge rate: clamped at 1/2
+    lorabar.SBAR(pairs, rho=1e6).apply(1.0)  # huge rate: clamped at 1/2
     for p, (x, y) in zip(pairs[:2], before[:2], strict=True):
         assert torch.equal(p.x, x) and torch.equal(p.y, y)
     p, (x, y) = pairs[2], before[2]
@@ -105,7 +104,7 @@ def test_on_a_peft_model_with_adamw_grad_accumulation_and_float32():
     twin = copy.deepcopy(model)
     pairs = lorabar.find_lora_pairs(model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    bar = lorabar.BAR(pairs, mode="sbar", rho=0.5)
+    bar = lorabar.SBAR(pairs, rho=0.5)
     bar.attach(opt)
     for step in range(3):
         for k in range(2):  # two micro-batches, one step: BAR runs once
@@ -119,10 +118,9 @@ def test_on_a_peft_model_with_adamw_grad_accumulation_and_float32():
     state = bar.state_dict()
     assert state == {"step": 3, "mode": "sbar", "rho": 0.5, "norm": "pair",
                      "pairs": [p.name for p in pairs]}
-    assert isinstance(bar, lorabar.SBAR)  # BAR(mode="sbar") builds an SBAR
     # a state saved by lorabar 0.1 (it carried BAR's unused mu0) still loads
     lorabar.SBAR(pairs, rho=0.5).load_state_dict({**state, "mu0": 0.5})
-    other = lorabar.BAR(pairs, mode="sbar", rho=0.3)
+    other = lorabar.SBAR(pairs, rho=0.3)
     with pytest.raises(ValueError, match=r"Invalid state_dict: rho=0.5 but this BAR has rho=0.3"):
         other.load_state_dict(state)
     assert "mode='sbar', rho=0.5" in repr(bar)
@@ -131,12 +129,27 @@ def test_on_a_peft_model_with_adamw_grad_accumulation_and_float32():
 def test_invalid_sbar_arguments():
     pairs = _pairs(1)
     with pytest.raises(ValueError, match=r"mode='sbar' needs rho"):
-        lorabar.BAR(pairs, mode="sbar")
+        lorabar.SBAR(pairs)
     with pytest.raises(ValueError, match=r"Invalid rho: -0.1 \(expected a finite value > 0\)"):
-        lorabar.BAR(pairs, mode="sbar", rho=-0.1)
-    with pytest.raises(ValueError, match=r"only mode='sbar' reads rho"):
+        lorabar.SBAR(pairs, rho=-0.1)
+    with pytest.raises(ValueError, match=r"only lorabar.SBAR reads rho"):
         lorabar.BAR(pairs, mode="nbar", rho=0.1)
+    with pytest.raises(ValueError, match=r"Invalid norm: 'global' \(only lorabar.SBAR reads norm"):
+        lorabar.BAR(pairs, mode="obar", norm="global")
     with pytest.raises(ValueError, match=r"Invalid norm: 'layer'"):
-        lorabar.BAR(pairs, mode="sbar", rho=0.1, norm="layer")
+        lorabar.SBAR(pairs, rho=0.1, norm="layer")
     with pytest.raises(ValueError, match=r"Invalid lr: nan for pair 'p0'"):
-        lorabar.BAR(pairs, mode="sbar", rho=0.1).apply(float("nan"))
+        lorabar.SBAR(pairs, rho=0.1).apply(float("nan"))
+
+
+def test_bar_mode_sbar_is_deprecated_and_reads_only_what_sbar_reads():
+    pairs = _pairs(1)
+    with pytest.warns(FutureWarning, match=r"BAR\(mode='sbar'\) is deprecated .* lorabar.SBAR"):
+        bar = lorabar.BAR(pairs, mode="sbar", rho=0.5, norm="global")
+    assert isinstance(bar, lorabar.SBAR) and bar.state_dict()["norm"] == "global"
+    for args, kwargs, named in (((), {"mu0": 1.0}, "mu0"), ((1.0, "cosine"), {}, "mu0, schedule"),
+                                ((), {"total_steps": 10, "schedule": "linear"},
+                                 "schedule, total_steps")):
+        with pytest.raises(ValueError, match=rf"Invalid arguments for mode='sbar': {named} "
+                                             r"\(nBAR/oBAR settings\)"):
+            lorabar.BAR(pairs, "sbar", *args, rho=0.5, **kwargs)

@@ -39,7 +39,7 @@ def _torch_run(problem, method, noise, steps, cfg, level):
     if method in ("nbar", "obar"):
         lorabar.BAR([pair], mode=method, mu0=cfg.mu0[problem]).attach(opt)
     if method == "sbar":
-        lorabar.BAR([pair], mode="sbar", rho=rho).attach(opt)
+        lorabar.SBAR([pair], rho=rho).attach(opt)
     for t in range(steps):
         if method == "sam_m":
             batch = torch.from_numpy(noise[0, t, : cfg.m])

@@ -7,9 +7,10 @@ whose factors both have gradients, with ``alpha_t = mu0 * schedule(t)`` and ``et
     nBAR:  if |g_x| >= |g_y|:  x <- (1 + alpha_t eta) x,  y <- (1 - alpha_t eta) y   else reversed
     oBAR:  if |x|   >= |y|  :  x <- (1 - alpha_t eta) x,  y <- (1 + alpha_t eta) y   else reversed
 
-lorabar's SAM-matched variant, whose rate follows SAM's own drift of B, is :class:`lorabar.SBAR`;
-``BAR(pairs, mode=<its mode>, rho=...)`` still builds one, so that code, configs and checkpoints
-written against lorabar 0.1 keep working.
+lorabar's SAM-matched variant, whose rate follows SAM's own drift of B, is :class:`lorabar.SBAR`.
+``BAR(pairs, mode="sbar", rho=...)`` still builds one, with a ``FutureWarning`` (code written
+against lorabar 0.1); ``BAR`` refuses every argument its mode does not read (``rho`` and
+``norm`` with nBAR/oBAR; ``mu0``, ``schedule`` and ``total_steps`` with ``mode="sbar"``).
 
 Like decoupled weight decay, the rescaling happens outside the loss.  ``BAR.attach(optimizer)``
 registers it with :meth:`torch.optim.Optimizer.register_step_pre_hook`, so it runs exactly when
@@ -73,7 +74,7 @@ class BARConfig:
         if self.mode not in SIGN_MODES:
             raise ValueError(f"Invalid mode: {self.mode!r} (expected one of {MODES})")
         if self.rho is not None:
-            raise ValueError(f"Invalid rho: {self.rho!r} (only mode='sbar' reads rho; "
+            raise ValueError(f"Invalid rho: {self.rho!r} (only lorabar.SBAR reads rho; "
                              f"mode={self.mode!r} uses mu0 and schedule)")
         _v.number("mu0", self.mu0)
         if self.foreach is not None:
@@ -102,12 +103,21 @@ class BAR(PairRescaler):
     """
 
     def __new__(cls, pairs: Iterable[FactorPair] = (), mode: str = "nbar", *args: Any,
-                rho: float | None = None, norm: str = "pair", foreach: bool | None = None,
+                rho: float | None = None, norm: str | None = None, foreach: bool | None = None,
                 process_group: Any = None, **kwargs: Any):
-        if cls is BAR and mode in MODES and mode not in SIGN_MODES:  # the SAM-matched mode
-            from .sbar import SBAR  # kept for 0.1's BAR(mode=..., rho=...): see the docstring
+        if cls is BAR and mode in MODES and mode not in SIGN_MODES:  # 0.1's BAR(mode="sbar")
+            given = [*("mu0", "schedule", "total_steps")[: len(args)], *sorted(kwargs)]
+            if given:
+                raise ValueError(f"Invalid arguments for mode={mode!r}: {', '.join(given)} "
+                                 "(nBAR/oBAR settings); sBAR reads rho and norm: "
+                                 "lorabar.SBAR(pairs, rho=..., norm=...)")
+            warnings.warn(f"BAR(mode={mode!r}) is deprecated and builds a lorabar.SBAR; call "
+                          "lorabar.SBAR(pairs, rho=..., norm=...) instead", FutureWarning,
+                          stacklevel=2)
+            from .sbar import SBAR  # the extension, only on this deprecated path
 
-            return SBAR(pairs, rho=rho, norm=norm, foreach=foreach, process_group=process_group)
+            return SBAR(pairs, rho=rho, norm="pair" if norm is None else norm, foreach=foreach,
+                        process_group=process_group)
         return super().__new__(cls)
 
     def __init__(
@@ -121,8 +131,11 @@ class BAR(PairRescaler):
         foreach: bool | None = None,
         process_group: Any = None,
         rho: float | None = None,
-        norm: str = "pair",
+        norm: str | None = None,
     ) -> None:
+        if norm is not None:
+            raise ValueError(f"Invalid norm: {norm!r} (only lorabar.SBAR reads norm; "
+                             f"mode={mode!r} uses mu0 and schedule)")
         self.config = BARConfig(mode=mode, mu0=mu0, schedule=schedule, total_steps=total_steps,
                                 foreach=foreach, rho=rho)
         super().__init__(pairs, foreach=foreach, process_group=process_group)

@@ -33,8 +33,8 @@ from torch import Tensor
 
 from . import _names
 
-__all__ = ["FactorBuffer", "bar_", "bar_factors", "bar_signs", "compute_dtype", "scale_",
-           "keep_nonfinite_", "sbar_", "sbar_coefficients", "squared_norms"]
+__all__ = ["FactorBuffer", "bar_factors", "bar_signs", "compute_dtype", "keep_nonfinite_",
+           "norms", "sbar_coefficients", "scale_", "squared_norms", "use_foreach"]
 
 MODES = _names.BAR_MODES
 SIGN_MODES = ("nbar", "obar")  # the modes with a fixed-size, sign-chosen rescaling
@@ -60,15 +60,18 @@ def compute_dtype(tensors: Sequence[Tensor]) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
-def _use_foreach(tensors: Sequence[Tensor], foreach: bool | None) -> bool:
+def use_foreach(tensors: Sequence[Tensor], foreach: bool | None) -> bool:
+    """``foreach`` if given, else the multi-tensor path for more than two tensors or any on an
+    accelerator."""
     if foreach is not None:
         return foreach
     return len(tensors) > 2 or any(t.device.type != "cpu" for t in tensors)
 
 
-def _norms(tensors: Sequence[Tensor], dtype: torch.dtype, use_foreach: bool) -> Tensor:
-    """``[|t| for t in tensors]`` in ``dtype``: one multi-tensor kernel, or a loop."""
-    if use_foreach:
+def norms(tensors: Sequence[Tensor], dtype: torch.dtype, foreach: bool) -> Tensor:
+    """``[|t| for t in tensors]`` in ``dtype``: one multi-tensor kernel (``foreach``), or a
+    loop (equal)."""
+    if foreach:
         return torch.stack(torch._foreach_norm(list(tensors), 2, dtype=dtype))
     return torch.stack([torch.linalg.vector_norm(t, 2, dtype=dtype) for t in tensors])
 
@@ -83,7 +86,7 @@ def squared_norms(
     if len(tensors) == 0:
         return torch.zeros(0, dtype=dtype or torch.float32)
     dtype = dtype or compute_dtype(tensors)
-    return _norms(tensors, dtype, _use_foreach(tensors, foreach)).square()
+    return norms(tensors, dtype, use_foreach(tensors, foreach)).square()
 
 
 def bar_signs(norms: Tensor, mode: str) -> Tensor:
@@ -124,67 +127,11 @@ def scale_(
         scalars = buffer.views
     else:
         scalars = list(factors.unbind())
-    if _use_foreach(tensors, foreach):
+    if use_foreach(tensors, foreach):
         torch._foreach_mul_(list(tensors), scalars)
     else:
         for t, f in zip(tensors, scalars, strict=True):
             t.mul_(f)
-
-
-@torch.no_grad()
-def bar_(
-    xs: Sequence[Tensor],
-    ys: Sequence[Tensor],
-    grads_x: Sequence[Tensor] | None,
-    grads_y: Sequence[Tensor] | None,
-    coeffs: float | Tensor,
-    *,
-    mode: str,
-    foreach: bool | None = None,
-    buffer: FactorBuffer | None = None,
-) -> None:
-    """Apply one BAR step in place to the pairs ``(xs[i], ys[i])``.
-
-    Args:
-        xs: the first factors (one device); each keeps its dtype.
-        ys: the second factors, one per ``xs``.
-        grads_x: the gradients of ``xs``; needed by ``mode="nbar"``, optional for ``"obar"``.
-            A pair whose gradient norms are not finite (an inf/NaN in ``g_x`` or ``g_y``) is
-            left alone, decided on the device (no host sync).
-        grads_y: the gradients of ``ys`` (given exactly when ``grads_x`` is).
-        coeffs: ``alpha_t * lr`` for every pair (a float) or per pair (a 1-D tensor on the
-            factors' device).  Must be in ``[0, 1)``; callers validate it.
-        mode: ``"nbar"`` or ``"obar"``.
-        foreach: ``True`` for the multi-tensor path, ``False`` for the per-pair loop,
-            ``None`` to choose automatically.
-        buffer: optional :class:`FactorBuffer` for ``len(xs)`` pairs in the reduction dtype.
-
-    Sharded factors (FSDP, DTensor) need their norms summed across ranks before the comparison:
-    :class:`lorabar.BAR` composes :func:`bar_signs`, :func:`bar_factors` and :func:`scale_` with
-    that reduction in between.
-    """
-    if mode not in SIGN_MODES:
-        raise ValueError(f"Invalid mode: {mode!r} (expected one of {SIGN_MODES}; sBAR: sbar_)")
-    if len(xs) != len(ys):
-        raise ValueError(f"xs and ys differ in length: {len(xs)} != {len(ys)}")
-    if (grads_x is None) != (grads_y is None):
-        raise ValueError("Pass both grads_x and grads_y, or neither")
-    if mode == "nbar" and grads_x is None:
-        raise ValueError("mode='nbar' needs grads_x and grads_y")
-    if len(xs) == 0:
-        return
-    n = len(xs)
-    grads = [] if grads_x is None else [*grads_x, *grads_y]
-    # one norm pass: the gradients (if given), then x and y for oBAR
-    tensors = grads + ([*xs, *ys] if mode == "obar" else [])
-    dtype = compute_dtype(tensors)
-    use_foreach = _use_foreach(xs, foreach)
-    norms = _norms(tensors, dtype, use_foreach)
-    grow = bar_signs(norms if mode == "nbar" else norms[-2 * n:], mode)
-    factors = bar_factors(grow, coeffs, dtype)
-    if grads:
-        factors = keep_nonfinite_(factors, norms[: 2 * n])
-    scale_([*xs, *ys], factors, foreach=use_foreach, buffer=buffer)
 
 
 def keep_nonfinite_(factors: Tensor, grad_norms: Tensor) -> Tensor:
@@ -222,32 +169,3 @@ def sbar_coefficients(stats: Tensor, lr_rho: float | Tensor, norm: str = "pair",
     raw = (gx2 - gy2) / torch.where(ok, denom, torch.ones_like(denom))
     c = torch.where(ok, raw, torch.zeros_like(raw)) * lr_rho
     return c.clamp(-SBAR_CLAMP, SBAR_CLAMP)
-
-
-@torch.no_grad()
-def sbar_(
-    xs: Sequence[Tensor],
-    ys: Sequence[Tensor],
-    grads_x: Sequence[Tensor],
-    grads_y: Sequence[Tensor],
-    lr_rho: float | Tensor,
-    *,
-    norm: str = "pair",
-    foreach: bool | None = None,
-    buffer: FactorBuffer | None = None,
-    total_g2: Tensor | None = None,
-) -> None:
-    """Apply one sBAR step in place: ``x_i *= 1 + c_i``, ``y_i *= 1 - c_i`` (see the module
-    docstring and :func:`sbar_coefficients`).  ``lr_rho`` is ``eta * rho``, a float or one value
-    per pair (a 1-D tensor on the factors' device); norms are reduced in at least float32 in one
-    multi-tensor pass (or a loop with ``foreach=False``)."""
-    if len(xs) != len(ys) or len(grads_x) != len(xs) or len(grads_y) != len(xs):
-        raise ValueError(f"xs, ys, grads_x, grads_y differ in length: {len(xs)}, {len(ys)}, "
-                         f"{len(grads_x)}, {len(grads_y)}")
-    if len(xs) == 0:
-        return
-    tensors = [*grads_x, *grads_y, *xs, *ys]
-    use_foreach = _use_foreach(xs, foreach)
-    norms = _norms(tensors, compute_dtype(tensors), use_foreach)
-    c = sbar_coefficients(norms.square(), lr_rho, norm, total_g2)
-    scale_([*xs, *ys], torch.cat((1.0 + c, 1.0 - c)), foreach=use_foreach, buffer=buffer)

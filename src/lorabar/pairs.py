@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["FactorPair", "find_lora_pairs", "lora_factors"]
+__all__ = ["FactorPair", "find_lora_pairs", "lora_factors", "shares_storage"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,7 +48,7 @@ class FactorPair:
             raise TypeError(f"Invalid name: {self.name!r} (expected a non-empty str)")
         if self.x is self.y:
             raise ValueError(f"Invalid pair {self.name!r}: x and y are the same tensor")
-        if _shares_storage(self.x, self.y):
+        if shares_storage(self.x, self.y):
             raise ValueError(f"Invalid pair {self.name!r}: x and y share storage (views of one "
                              "tensor); rescaling one would rescale the other")
         if self.x.device != self.y.device:
@@ -67,7 +67,7 @@ class FactorPair:
         return (self.x, self.y)
 
 
-def _shares_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+def shares_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether two tensors are views of one storage with overlapping bytes."""
     try:
         base_a, base_b = a.untyped_storage().data_ptr(), b.untyped_storage().data_ptr()

@@ -31,8 +31,8 @@ from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
 from . import _shard as _dist
-from .functional import FactorBuffer, _norms, _use_foreach, compute_dtype, scale_
-from .pairs import FactorPair, _shares_storage
+from .functional import FactorBuffer, compute_dtype, norms, scale_, use_foreach
+from .pairs import FactorPair, shares_storage
 
 __all__ = ["PairRescaler", "RATE_WARNING"]
 
@@ -167,8 +167,8 @@ class PairRescaler(abc.ABC):
         empty = torch.zeros(0, dtype=dtype, device=device)
         gx = [local(p.x.grad) if p.x.grad is not None else empty for p in pairs]
         gy = [local(p.y.grad) if p.y.grad is not None else empty for p in pairs]
-        use_foreach = True if self._sharded else _use_foreach(xs, self.foreach)
-        stats = _norms(self._reads(xs, ys, gx, gy), dtype, use_foreach).square()
+        foreach = True if self._sharded else use_foreach(xs, self.foreach)
+        stats = norms(self._reads(xs, ys, gx, gy), dtype, foreach).square()
         has_grad = None
         if self._sharded:  # shard contributions (and has-gradient counts) summed over ranks
             present = tuple(p.x.grad is not None and p.y.grad is not None for p in pairs)
@@ -185,7 +185,7 @@ class PairRescaler(abc.ABC):
         factors = self._factors(stats, coeff, dtype)
         if has_grad is not None:  # no rank holds this pair's gradient: left alone
             factors = factors.masked_fill_(~torch.cat((has_grad, has_grad)), 1.0)
-        scale_([*xs, *ys], factors, foreach=use_foreach, buffer=buffer)
+        scale_([*xs, *ys], factors, foreach=foreach, buffer=buffer)
 
     def _check_rate(self, coeff: float) -> None:
         if self._warned_rate or coeff <= RATE_WARNING:
@@ -332,7 +332,7 @@ def _check_no_shared_storage(pairs: Sequence[FactorPair]) -> None:
     for group in by_storage.values():
         for i, (a, na) in enumerate(group):
             for b, nb in group[i + 1:]:
-                if na != nb and _shares_storage(a, b):
+                if na != nb and shares_storage(a, b):
                     raise ValueError(f"Invalid pairs: a factor of {nb!r} shares storage with a "
                                      f"factor of {na!r}; it would be rescaled twice per step")
 

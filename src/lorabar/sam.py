@@ -278,7 +278,12 @@ class SAM(torch.optim.Optimizer):
         self._in_step = False
 
     @torch.no_grad()
-    def _base_step(self, scaler: Any = None) -> None:
+    def base_step(self, scaler: Any = None) -> None:
+        """The base optimizer's step with the gradients ``.grad`` holds now (after
+        :meth:`unperturb`); through ``scaler.step`` when given, and then skipped when the first
+        pass or these gradients hold an inf/NaN.  :meth:`second_step` is ``unperturb()`` and
+        this; m-sharpness (:func:`sam_step`) and DDP (:func:`lorabar.distributed.ddp_sam_step`)
+        average gradients in between."""
         if scaler is not None and self._first_finite is not None:
             # An inf/NaN in the first pass must skip this step too: poison the gradients so that
             # the scaler sees it, skips base_optimizer.step() and lowers the scale.
@@ -301,7 +306,7 @@ class SAM(torch.optim.Optimizer):
         skipped when either pass produced inf/NaN; call ``scaler.update()`` afterwards.
         """
         self._restore()
-        self._base_step(scaler)
+        self.base_step(scaler)
         if zero_grad:
             self.zero_grad()
 
@@ -414,9 +419,10 @@ def sam_step(
             finite = optimizer.first_pass_finite if finite is None else finite & optimizer.first_pass_finite
         with torch.enable_grad():
             backward(loss_fn(chunk))
-        optimizer._restore()
+        optimizer.unperturb()
         with torch.no_grad():
-            for p, _ in optimizer._params_with_grad():
+            for p in (p for g in optimizer.param_groups for p in g["params"]
+                      if p.grad is not None):
                 if p in acc:
                     acc[p].add_(p.grad, alpha=w)
                 else:
@@ -426,7 +432,7 @@ def sam_step(
     for p, g in acc.items():
         p.grad = g
     optimizer.first_pass_finite = finite
-    optimizer._base_step(scaler)
+    optimizer.base_step(scaler)
     optimizer.zero_grad()
     assert total is not None
     return total

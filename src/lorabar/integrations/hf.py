@@ -29,6 +29,7 @@ from transformers.trainer_callback import CallbackHandler, ExportableState
 
 from .._names import DEFAULT_MU0, DEFAULT_SCHEDULE
 from ..bar import BAR
+from ..sbar import SBAR
 from ..metrics import balancedness
 from ..pairs import FactorPair, find_lora_pairs
 from ..sam import SAM
@@ -168,8 +169,14 @@ class BARCallback(TrainerCallback, ExportableState):
         if handler is not None and handler.callbacks[0] is not self:
             _move_first(handler, self)
         pairs = self.pairs if self.pairs is not None else find_lora_pairs(model)
-        self.bar = BAR(pairs, mode=self.mode, mu0=self.mu0, schedule=self.schedule,
-                       total_steps=max(1, state.max_steps), rho=self.rho, norm=self.norm)
+        if self.mode == "sbar":
+            self.bar = SBAR(pairs, rho=self.rho, norm=self.norm)
+        else:
+            if self.rho is not None or self.norm != "pair":
+                raise ValueError(f"BARCallback: rho and norm are sBAR's (mode='sbar'); "
+                                 f"mode={self.mode!r} uses mu0 and schedule")
+            self.bar = BAR(pairs, mode=self.mode, mu0=self.mu0, schedule=self.schedule,
+                           total_steps=max(1, state.max_steps))
         saved = self._saved_state(state) if state.global_step > 0 else None
         if saved is not None:
             self.bar.load_state_dict(saved)
