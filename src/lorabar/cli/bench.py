@@ -1,0 +1,84 @@
+"""``lorabar bench``: step times of LoRA, nBAR, oBAR and SAM per precision on a random-init
+architecture."""
+
+from __future__ import annotations
+
+import argparse
+
+from .args import HELP, add_symlink_flag
+
+
+def add_parser(sub) -> None:
+    from ..apps.archs import ARCHS, AVAILABLE, METHODS, PRECISIONS
+
+    bench = sub.add_parser("bench", help="step time of LoRA / nBAR / oBAR / SAM in fp32 / bf16 / "
+                           "fp16 on a random-init architecture (paper Tables 2, 7, 9)")
+    bench.add_argument("--arch", default="opt-1.3b", help=" | ".join(ARCHS))
+    for name in ("layers", "hidden", "heads", "ffn", "vocab"):
+        bench.add_argument(f"--{name}", type=int, default=None,
+                           help=f"override the architecture's {name} (small CPU runs)")
+    bench.add_argument("--batch-size", dest="batch_size", type=int, default=4)
+    bench.add_argument("--seq-len", dest="seq_len", type=int, default=64)
+    bench.add_argument("--lora-r", dest="lora_r", type=int, default=8)
+    bench.add_argument("--methods", default=",".join(METHODS),
+                       help="comma-separated, from " + ",".join(AVAILABLE))
+    bench.add_argument("--precisions", default=",".join(PRECISIONS))
+    bench.add_argument("--repeats", type=int, default=10)
+    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument("--device", default="auto", help=HELP["device"])
+    bench.add_argument("--threads", type=int, default=0)
+    bench.add_argument("--bar-pairs", dest="bar_pairs", default="12,48,192,768",
+                       help="also time BAR alone on these numbers of pairs ('' to skip)")
+    bench.add_argument("--out", default=None, help="folder for bench_<arch>_<device>.json/.md")
+    bench.add_argument("--quiet", action="store_true")
+    add_symlink_flag(bench)
+    bench.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from .._io import write_json_atomic, write_text_atomic
+    from ..guard import Output, add_to_manifest, check_plan
+    from ..apps.bench import BenchConfig, bar_cost, markdown, run_bench
+    from ..experiments.runtime import resolve_device
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cfg = BenchConfig(arch=args.arch, layers=args.layers, hidden=args.hidden, heads=args.heads,
+                      ffn=args.ffn, vocab=args.vocab, batch_size=args.batch_size,
+                      seq_len=args.seq_len, methods=tuple(args.methods.split(",")),
+                      precisions=tuple(args.precisions.split(",")), repeats=args.repeats,
+                      warmup=args.warmup, device=args.device, lora_r=args.lora_r)
+    counts = []
+    if args.bar_pairs:  # parsed before the benchmark runs
+        try:
+            counts = [int(n) for n in args.bar_pairs.split(",")]
+            if any(n < 1 for n in counts):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"Invalid --bar-pairs: {args.bar_pairs!r} (expected comma-separated "
+                             "positive integers, or '' to skip)") from None
+    device = resolve_device(args.device)
+    check_plan([], [Output("--out", args.out, "figures")], allow_symlink=args.allow_symlink)
+    record = run_bench(cfg, log=None if args.quiet else print)
+    bar_rows = []
+    if counts:
+        bar_rows = bar_cost(counts, dim=cfg.sizes()["hidden"], rank=cfg.lora_r, device=str(device))
+        record["bar_cost"] = [dataclasses.asdict(b) for b in bar_rows]
+    from ..experiments.results import environment
+
+    record["environment"] = environment()
+    text = markdown(record, bar_rows)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        stem = f"bench_{cfg.arch}_{device.type}"
+        write_json_atomic(out / f"{stem}.json", record)
+        write_text_atomic(out / f"{stem}.md", text)
+        add_to_manifest(Output("--out", args.out, "figures"), [f"{stem}.json", f"{stem}.md"])
+        print(f"wrote {out / stem}.json and .md")
+    return 0

@@ -1,0 +1,83 @@
+"""``lorabar compare``: does a method help? Tune on dev, run the chosen settings on every seed,
+report paired intervals."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .args import DATA_HELP, add_config_args, add_symlink_flag, comma_ints, positive
+
+
+def add_parser(sub) -> None:
+    cmp_ = sub.add_parser("compare", help="does a method help? tune on dev (one seed), run the "
+                          "dev-chosen settings on every seed, report paired 95%% intervals "
+                          "against a baseline (resumable)")
+    cmp_.add_argument("--methods", default=None,
+                      help="comma-separated methods (default: those of --grid, else "
+                           "lora,sam,obar,nbar)")
+    cmp_.add_argument("--tasks", default=None,
+                      help="with --grid: only these of its tasks (comma-separated)")
+    cmp_.add_argument("--seeds", default="13,21,42,87,100",
+                      help="comma-separated seeds; the first one tunes (default: %(default)s)")
+    cmp_.add_argument("--grid", default=None, metavar="TOML",
+                      help="the tuning grid (default: each method's grid in the registry; a "
+                           "setting given as a flag is fixed, not tuned)")
+    cmp_.add_argument("--baseline", default="lora", help="paired differences against this method")
+    from ..experiments.protocol import PROTOCOLS
+
+    cmp_.add_argument("--protocol", default="own-lr", choices=list(PROTOCOLS),
+                      help="; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items())
+                      + " (default: %(default)s)")
+    cmp_.add_argument("--out", required=True, help="folder: runs/, report/, paired.csv")
+    cmp_.add_argument("--report", default=None, help="report folder (default: OUT/report)")
+    cmp_.add_argument("--dry-run", dest="dry_run", action="store_true",
+                      help="print the plan and a time estimate; run nothing")
+    cmp_.add_argument("--step-time", dest="step_time", type=float, default=None, metavar="S",
+                      help="with --dry-run: estimate with S seconds per LoRA step (e.g. measured "
+                           "on the GPU that will run it) instead of measuring here")
+    cmp_.add_argument("--jobs", type=positive, default=1, help="parallel runs")
+    add_symlink_flag(cmp_)
+    cmp_.add_argument("--threads", type=int, default=0)
+    cmp_.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
+    add_config_args(cmp_, "encoder", skip=("method", "seed", "threads"))
+    cmp_.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..experiments.compare import (CompareConfig, compare, grid_methods, main_settings,
+                                      tuning_grid)
+    from ..experiments.grid import expand
+    from ..experiments.plan import plan_inputs
+    from ..guard import Input, Output, check_plan
+
+    if args.methods is not None:
+        methods = tuple(m for m in args.methods.split(",") if m)
+    elif args.grid:
+        methods = grid_methods(args.grid)
+    else:
+        methods = ("lora", "sam", "obar", "nbar")
+    tasks = tuple(t for t in args.tasks.split(",") if t) if args.tasks else None
+    cc = CompareConfig(out=args.out, methods=methods, seeds=comma_ints(args.seeds, "--seeds"),
+                       base=main_settings(args, "encoder"), grid=args.grid,
+                       baseline=args.baseline, report=args.report, tasks=tasks,
+                       protocol=args.protocol)
+    configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
+    inputs = plan_inputs(configs)
+    if args.grid:
+        inputs.append(Input("--grid", args.grid))
+    report = Output("--report", args.report, "report") if args.report else \
+        Output("--out", Path(args.out) / "report", "report")
+    check_plan(inputs, [Output("--out", args.out, "folder"), report,
+                        Output("--out", Path(args.out) / "paired.csv", "paired")],
+               allow_symlink=args.allow_symlink)
+    try:
+        compare(cc, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
+                data_dir=args.data_dir, step_time=args.step_time)
+    except KeyboardInterrupt:
+        print(f"lorabar compare: interrupted; finished runs are kept in {args.out}; rerun the "
+              "same command to resume", file=sys.stderr)
+        return 130
+    return 0

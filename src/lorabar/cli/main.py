@@ -1,0 +1,57 @@
+"""The ``lorabar`` command line: one module per subcommand (``add_parser``, ``run``), the
+parser, and the one table from an error to the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import adapter, bench, compare, demo, finetune, grid, report, toy
+from .args import version
+
+SUBCOMMANDS = (demo, toy, finetune, bench, compare, grid, adapter, report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lorabar", description="The ``lorabar`` command line.")
+    parser.add_argument("--version", action="version", version=f"lorabar {version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in SUBCOMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    if argv is None and hasattr(signal, "SIGPIPE"):  # `lorabar inspect A | head`: no traceback
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as err:  # noqa: BLE001 - one line for every error (EXIT_CODES)
+        code = exit_code(err)
+        if code is None:
+            raise
+        print(f"lorabar: error: {err}", file=sys.stderr)
+        return code
+
+
+# What an error means, and so the exit status: bad input (a flag, a file, a TOML key: nothing
+# ran or was written) is 2; a failure while running (a NaN loss, a failed run, a full disk) is
+# 1.  Checked in order; an error of no listed type is a bug: its traceback is shown.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (FileNotFoundError, 2),
+    (ValueError, 2),                 # DataError, OutputError, a bad flag or TOML key
+    (FloatingPointError, 1),         # a non-finite loss
+    (RuntimeError, 1),               # a failed run of a grid or comparison
+    (OSError, 1),                    # the disk, a permission
+)
+
+
+def exit_code(err: BaseException) -> int | None:
+    """The exit status of ``err`` (:data:`EXIT_CODES`), or ``None`` for a bug."""
+    for kind, code in EXIT_CODES:
+        if isinstance(err, kind):
+            return code
+    return None
