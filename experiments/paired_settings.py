@@ -13,7 +13,8 @@ import argparse
 import tomllib
 from collections import defaultdict
 
-from lorabar.experiments.report import average_over_tasks, load_results, t_interval
+from lorabar.experiments.report import average_over_tasks, load_results
+from lorabar.experiments.stats import t_interval
 
 
 def _parse(items: str) -> dict:
