@@ -258,8 +258,14 @@ def test_grid_expand_and_resume(tmp_path, data_dir):
         run_grid(grid, tmp_path, data_dir=data_dir, runner=interrupted, log=lambda *_: None)
     assert len(calls) == 2 and all(is_done(Path(p)) for p in calls)
     (tmp_path / "runs" / ".half-written.json.tmp").write_text("{")  # a partial write
-    counts = run_grid(grid, tmp_path, data_dir=data_dir, log=lambda *_: None)
+    lines, events = [], []
+    counts = run_grid(grid, tmp_path, data_dir=data_dir, log=lines.append, events=events.append)
     assert counts == {"total": 6, "skipped": 2, "done": 4, "failed": 0}
+    # typed progress: what compare counts, with the line lorabar grid prints for each
+    assert [e.kind for e in events] == ["plan", "done", "done", "done", "done"]
+    assert [e.message for e in events] == lines and lines[0].endswith("2 already done, 4 to run "
+                                                                      "(1 job)")
+    assert all(e.path.is_file() and e.path.name in e.message for e in events[1:])
     assert run_grid(grid, tmp_path, data_dir=data_dir, log=lambda *_: None)["skipped"] == 6
     with pytest.raises(ValueError, match=r"Invalid grid: unknown settings \['lrr'\]"):
         expand({"variant": [{"method": "lora", "lrr": 1}]})

@@ -11,6 +11,8 @@
 3. **Report**: tables, figures and the paired differences to the baseline with 95% intervals
    (``OUT/report/`` and ``OUT/paired.csv``), printed at the end.
 
+Plan, execute, report: :func:`plan_comparison` checks everything stage 1 needs before anything
+is written, :func:`execute` runs the stages and :func:`report_comparison` writes the report.
 Runs go through :func:`lorabar.experiments.grid.run_grid` into ``OUT/runs``: a rerun skips every
 finished run of the same identity, so an interrupted comparison resumes and a repeated one runs
 nothing.  ``dry_run`` prints the plan -- runs, steps, and a time estimate from a measured step
@@ -27,7 +29,8 @@ from pathlib import Path
 from .config import CONFIGS
 from .registry import METHODS
 
-__all__ = ["CompareConfig", "compare", "seeds_grid", "tuning_grid"]
+__all__ = ["CompareConfig", "ComparisonPlan", "compare", "dry_run_summary", "execute",
+           "plan_comparison", "report_comparison", "seeds_grid", "tuning_grid"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,94 +239,128 @@ def _estimate(cc: CompareConfig, configs, log) -> tuple[float, float]:
     return record["timing"]["step_time_median_s"], record["timing"]["eval_s"]
 
 
-def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads: int = 0,
-            data_dir: str | None = None, step_time: float | None = None, log=print) -> dict:
-    """Run (or with ``dry_run`` plan) the comparison; returns ``{"planned", "ran", "paired"}``.
+@dataclasses.dataclass(frozen=True)
+class ComparisonPlan:
+    """What a comparison will do, built and checked before anything runs: its stage-1 runs
+    (every identity computed, own files parsed, models available, comparable with the finished
+    runs in ``OUT``), those still to run, the learning rates each method is tuned over, and the
+    torch threads a run resolves to."""
 
-    ``step_time``: seconds per LoRA step to estimate with (a dry run on another machine, e.g.
-    from ``lorabar bench`` or a paper's table), instead of measuring here."""
-    from .. import _io
-    from ..guard import Output, write_text
-    from .grid import expand, identity_of, is_done, run_grid
-    from .identity import run_id
-    from .protocol import check_record, describe, stages, tuned_lrs, write_record
-    from .report import load_results, paired, render, select
+    cc: CompareConfig
+    configs: list
+    pending: list
+    lrs: dict
+    data_dir: str | None
+    threads_each: int
 
-    out = Path(cc.out)
-    check_record(cc)
-    stage1 = tuning_grid(cc)
-    configs = expand(stage1, data_dir=data_dir)
-    for model in sorted({c.model for c in configs}):
-        check_model_available(model)
+    def todo(self, configs: list) -> list:
+        """Of ``configs``, those without a finished result in ``OUT/runs``."""
+        from .grid import identity_of, is_done
+        from .identity import run_id
+
+        runs = Path(self.cc.out) / "runs"
+        fixed = [dataclasses.replace(c, threads=c.threads or self.threads_each) for c in configs]
+        return [c for c in fixed if not is_done(runs / f"{run_id(identity_of(c))}.json",
+                                                identity_of(c))]
+
+
+def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
+                    data_dir: str | None = None) -> ComparisonPlan:
+    """Stage 1 planned and checked (see :class:`ComparisonPlan`); nothing is written."""
     import os
 
+    from .grid import expand
+    from .protocol import check_record, tuned_lrs
+
+    check_record(cc)
+    configs = expand(tuning_grid(cc), data_dir=data_dir)
+    for model in sorted({c.model for c in configs}):
+        check_model_available(model)
     threads_each = threads or max(1, (os.cpu_count() or 1) // jobs)  # as run_grid resolves it
-    _check_with_finished(out, [dataclasses.replace(c, threads=c.threads or threads_each)
-                               for c in configs])
+    _check_with_finished(Path(cc.out), [dataclasses.replace(c, threads=c.threads or threads_each)
+                                        for c in configs])
+    plan = ComparisonPlan(cc, configs, [], tuned_lrs(configs), data_dir, threads_each)
+    return dataclasses.replace(plan, pending=plan.todo(configs))
 
-    def todo(cfgs):
-        fixed = [dataclasses.replace(c, threads=c.threads or threads_each) for c in cfgs]
-        return [c for c in fixed
-                if not is_done(out / "runs" / f"{run_id(identity_of(c))}.json", identity_of(c))]
 
-    pending = todo(configs)  # the plan: every stage-1 identity (own files parsed) before writing
-    lrs = tuned_lrs(configs)
-    if dry_run:
-        trained = [m for m in cc.methods if METHODS[m].trains]
-        tasks = sorted({c.task for c in configs})
-        stage2 = len(trained) * (len(cc.seeds) - 1) * len(tasks)
-        exact = False
-        if not pending and configs:  # stage 1 is done: stage 2's runs are known
-            chosen = seeds_grid(cc, load_results(out, hint=HINT))
-            stage2 = len(todo(expand(chosen, data_dir=data_dir)))
-            exact = True
-        if step_time is not None:
-            step_s, eval_s = step_time, 0.0
-        else:
-            step_s, eval_s = _estimate(cc, configs, log) if configs else (0.0, 0.0)
-        cost = sum(c.steps * step_s * METHODS[c.method].cost * METHODS[c.method].trains + eval_s
-                   for c in pending)
-        steps = sorted({c.steps for c in configs})
-        per_run = max(steps) * step_s
-        estimate = cost + stage2 * (per_run + eval_s)
-        about = f"{stage2} to do" if exact else (f"about {stage2} runs (their settings are "
-                                                  "chosen after stage 1)")
-        log(f"compare (dry run): {describe(cc.protocol, cc.baseline, lrs)}")
-        log(f"compare (dry run): stage 1 (tuning, seed {cc.seeds[0]}): {len(configs)} runs, "
-            f"{len(pending)} to do; stage 2 (seeds {list(cc.seeds)}): {about}; "
-            f"{steps[0] if len(steps) == 1 else steps} "
-            f"steps per run; estimate {estimate / 3600:.2f} h at {1e3 * step_s:.0f} ms/step "
-            f"({'given' if step_time is not None else 'measured here'}; SAM-like methods count "
-            f"{max(m.cost for m in METHODS.values()):g}x)")
-        return {"planned": len(pending) + stage2, "ran": 0, "paired": None,
-                "estimate_s": estimate}
+def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log=print) -> dict:
+    """Print the plan -- runs per stage, steps, a time estimate -- and run nothing."""
+    from .grid import expand
+    from .protocol import describe
+    from .report import load_results
 
-    ran = 0
-    log(f"compare: {describe(cc.protocol, cc.baseline, lrs)}")
-    write_record(cc, lrs)
+    cc, configs, pending = plan.cc, plan.configs, plan.pending
+    trained = [m for m in cc.methods if METHODS[m].trains]
+    stage2 = len(trained) * (len(cc.seeds) - 1) * len({c.task for c in configs})
+    exact = not pending and bool(configs)  # stage 1 is done: stage 2's runs are known
+    if exact:
+        chosen = seeds_grid(cc, load_results(cc.out, hint=HINT))
+        stage2 = len(plan.todo(expand(chosen, data_dir=plan.data_dir)))
+    if step_time is not None:
+        step_s, eval_s = step_time, 0.0
+    else:
+        step_s, eval_s = _estimate(cc, configs, log) if configs else (0.0, 0.0)
+    cost = sum(c.steps * step_s * METHODS[c.method].cost * METHODS[c.method].trains + eval_s
+               for c in pending)
+    steps = sorted({c.steps for c in configs})
+    estimate = cost + stage2 * (max(steps) * step_s + eval_s)
+    about = f"{stage2} to do" if exact else (f"about {stage2} runs (their settings are "
+                                              "chosen after stage 1)")
+    log(f"compare (dry run): {describe(cc.protocol, cc.baseline, plan.lrs)}")
+    log(f"compare (dry run): stage 1 (tuning, seed {cc.seeds[0]}): {len(configs)} runs, "
+        f"{len(pending)} to do; stage 2 (seeds {list(cc.seeds)}): {about}; "
+        f"{steps[0] if len(steps) == 1 else steps} "
+        f"steps per run; estimate {estimate / 3600:.2f} h at {1e3 * step_s:.0f} ms/step "
+        f"({'given' if step_time is not None else 'measured here'}; SAM-like methods count "
+        f"{max(m.cost for m in METHODS.values()):g}x)")
+    return {"planned": len(pending) + stage2, "ran": 0, "paired": None, "estimate_s": estimate}
+
+
+def execute(plan: ComparisonPlan, *, jobs: int = 1, threads: int = 0, log=print) -> int:
+    """Run the stages (tuning, then the dev-chosen settings on every seed) through
+    :func:`lorabar.experiments.grid.run_grid`, a progress bar per stage fed by its typed
+    events; returns how many runs ran now.  A failed run stops the comparison after its stage
+    (``RuntimeError``): fix it and rerun to resume."""
+    from .. import _io
+    from .grid import expand, run_grid
+    from .protocol import describe, stages, write_record
+    from .report import load_results, select
+
+    cc, out, ran = plan.cc, Path(plan.cc.out), 0
+    log(f"compare: {describe(cc.protocol, cc.baseline, plan.lrs)}")
+    write_record(cc, plan.lrs)
     for stage, make in stages(cc, tuning_grid, seeds_grid, select):
         grid = make(lambda: load_results(out, hint=HINT))
         if not grid.get("variant"):
             continue
-        pending = len(todo(expand(grid, data_dir=data_dir)))
+        pending = len(plan.todo(expand(grid, data_dir=plan.data_dir)))
         bar = _io.progress_bar(pending, f"compare, {stage}", unit="run", leave=True,
                                enabled=pending > 0)
 
-        def progress(message: str, bar=bar) -> None:
-            if message.startswith("[") and (" done " in message or " FAILED " in message):
+        def on_event(event, bar=bar) -> None:
+            if event.kind in ("done", "failed"):
                 bar.update(1)
-            if " FAILED " in message or " moved " in message or "stopping" in message:
-                log(message)
+            if event.kind in ("failed", "moved", "stopping", "warning"):
+                log(event.message)
 
         try:
-            counts = run_grid(grid, out, jobs=jobs, data_dir=data_dir, threads=threads,
-                              log=progress)
+            counts = run_grid(grid, out, jobs=jobs, data_dir=plan.data_dir, threads=threads,
+                              log=lambda _line: None, events=on_event)
         finally:
             bar.close()
         ran += counts["done"]
         if counts["failed"]:
             raise RuntimeError(f"compare: {counts['failed']} runs failed in stage {stage!r} (their "
                                f"errors: {out}/runs/*.error.json); fix and rerun to resume")
+    return ran
+
+
+def report_comparison(plan: ComparisonPlan, *, ran: int = 0, log=print) -> dict:
+    """The report folder, ``OUT/paired.csv``, and the paired differences printed."""
+    from ..guard import Output, write_text
+    from .report import load_results, paired, render
+
+    cc, out = plan.cc, Path(plan.cc.out)
     report = Path(cc.report) if cc.report else out / "report"
     render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"),
            out_flag="--report" if cc.report else "--out", hint=HINT)
@@ -335,6 +372,20 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
     log(f"compare: {ran} runs ran now; report in {report}, paired differences in "
         f"{out / 'paired.csv'}")
     return {"planned": ran, "ran": ran, "paired": rows}
+
+
+def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads: int = 0,
+            data_dir: str | None = None, step_time: float | None = None, log=print) -> dict:
+    """Plan, then run and report the comparison (with ``dry_run`` only print the plan); returns
+    ``{"planned", "ran", "paired"}``.
+
+    ``step_time``: seconds per LoRA step to estimate with (a dry run on another machine, e.g.
+    from ``lorabar bench`` or a paper's table), instead of measuring here."""
+    plan = plan_comparison(cc, jobs=jobs, threads=threads, data_dir=data_dir)
+    if dry_run:
+        return dry_run_summary(plan, step_time=step_time, log=log)
+    ran = execute(plan, jobs=jobs, threads=threads, log=log)
+    return report_comparison(plan, ran=ran, log=log)
 
 
 def main_settings(args, kind: str) -> dict:

@@ -4,9 +4,8 @@ The data directory is given by ``--data-dir`` or the environment variable ``LORA
 (here: ``../shared/data``; see its ``SOURCES.md``).  Layouts read:
 
     few-shot:  <dir>/<folder>/k-shot-1k-test/<TASK>/512-<seed>/{train,dev,test}.{tsv,csv}
-    full GLUE: <dir>/<folder>/glue/{train,dev}.tsv   (GLUE dev is the test set -- MNLI's
-               dev_mismatched.tsv, the paper's App. D.4 --; a seeded 10% of train, at most
-               1000 rows, is held out as dev for selection)
+    full GLUE: <dir>/<folder>/glue/{train,dev}.tsv   (GLUE dev -- MNLI: dev_mismatched.tsv,
+               App. D.4 -- is the test set; a seeded 10% of train, <= 1000 rows, is dev)
 
 Every file is read as strict UTF-8 (a leading BOM is dropped): an undecodable byte is a
 :class:`DataError` naming ``file:line`` and the byte, never a silent fallback to another encoding.

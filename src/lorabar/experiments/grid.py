@@ -177,6 +177,18 @@ def _read(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+@dataclasses.dataclass(frozen=True)
+class GridEvent:
+    """One thing a grid reports, typed: ``kind`` is ``"plan"`` (what runs, what is done),
+    ``"done"`` or ``"failed"`` (a run ended; ``path`` its result file), ``"moved"`` (a file set
+    aside), ``"warning"`` (an error file not written) or ``"stopping"`` (a full disk ended the
+    grid); ``message`` is the line ``lorabar grid`` prints for it."""
+
+    kind: str
+    message: str
+    path: Path | None = None
+
+
 def is_done(path: Path, identity: dict | None = None) -> bool:
     """Whether ``path`` holds a finished, unaltered result -- of ``identity`` when given."""
     data = _read(Path(path))
@@ -185,7 +197,7 @@ def is_done(path: Path, identity: dict | None = None) -> bool:
     return identity is None or data.get("identity") == identity
 
 
-def _set_aside(path: Path, out: Path, log) -> None:
+def _set_aside(path: Path, out: Path, emit) -> None:
     """Move a result file whose content is not the run its name says into ``OUT/aside``."""
     aside = out / "aside"
     aside.mkdir(exist_ok=True)
@@ -201,7 +213,8 @@ def _set_aside(path: Path, out: Path, log) -> None:
         c = data["config"]
         what = (f"holds {c.get('task')}/{c.get('method')}/seed {c.get('seed')} with another "
                 "identity" if "identity" in data else "has no recorded identity")
-    log(f"grid: moved {path} aside to {target}: its content is not this run ({what})")
+    emit(GridEvent("moved", f"grid: moved {path} aside to {target}: its content is not this "
+                   f"run ({what})", path))
 
 
 class GridLock:
@@ -267,7 +280,7 @@ def _disk_full(error: BaseException | None) -> bool:
 
 def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str | None = None,
              threads: int = 0, only: dict[str, str] | None = None, runner=_run_one,
-             log=print) -> dict:
+             log=print, events=None) -> dict:
     """Run every missing configuration; returns counts ``{"total", "skipped", "done", "failed"}``
     (and ``"stopped": reason`` when a full disk ended the grid early).
 
@@ -277,7 +290,8 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
     (a second grid there fails at once); its workers die with it.
     ``threads``: torch threads per run (0: the CPU count split evenly over ``jobs``).
     ``only``: run just the configurations whose settings match, e.g. ``{"method": "zeroshot"}``
-    (values compared as strings).
+    (values compared as strings).  ``log`` gets each :class:`GridEvent`'s line, ``events`` (when
+    given) the event itself.
     """
     out = Path(out)
     configs = plan_configs(grid, data_dir=data_dir, only=only)
@@ -286,12 +300,17 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     configs = [dataclasses.replace(c, threads=c.threads or threads) for c in configs]
     planned = [(cfg, identity_of(cfg)) for cfg in configs]  # the plan: a bad input stops here
+    def emit(event: GridEvent) -> None:
+        log(event.message)
+        if events is not None:
+            events(event)
+
     with GridLock(out):
-        return _run_locked(planned, out, jobs=jobs, runner=runner, log=log)
+        return _run_locked(planned, out, jobs=jobs, runner=runner, emit=emit)
 
 
 def _run_locked(planned: list[tuple[RunConfig, dict]], out: Path, *, jobs: int, runner,
-                log) -> dict:
+                emit) -> dict:
     counts = {"total": len(planned), "skipped": 0, "done": 0, "failed": 0}
     todo = []
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -301,29 +320,14 @@ def _run_locked(planned: list[tuple[RunConfig, dict]], out: Path, *, jobs: int, 
             counts["skipped"] += 1
             continue
         if path.exists():
-            _set_aside(path, out, log)
+            _set_aside(path, out, emit)
         todo.append((cfg, identity, path))
     n = len(todo)
-    log(f"grid: {len(planned)} runs, {counts['skipped']} already done, {n} to run "
-        f"({jobs} job{'s' if jobs > 1 else ''})")
+    emit(GridEvent("plan", f"grid: {len(planned)} runs, {counts['skipped']} already done, {n} "
+                           f"to run ({jobs} job{'s' if jobs > 1 else ''})"))
 
     def finished(cfg: RunConfig, path: Path, error: BaseException | None) -> None:
-        if error is None:
-            counts["done"] += 1
-            path.with_suffix(".error.json").unlink(missing_ok=True)
-            log(f"[{counts['done'] + counts['failed']}/{n}] done {path.name}")
-            return
-        counts["failed"] += 1
-        log(f"[{counts['done'] + counts['failed']}/{n}] FAILED {path.name}: {error}")
-        try:
-            write_json_atomic(path.with_suffix(".error.json"), {
-                "config": dataclasses.asdict(cfg), "error": repr(error),
-                "traceback": "".join(traceback.format_exception(error))})
-        except OSError as err:
-            log(f"grid: could not write {path.with_suffix('.error.json').name} ({err.strerror})")
-        if _disk_full(error) and "stopped" not in counts:
-            counts["stopped"] = f"disk full ({error.strerror}); finished runs are kept"
-            log(f"grid: stopping: the disk is full ({error}); free space and rerun to resume")
+        _finished(counts, n, cfg, path, error, emit)
 
     parent = os.getpid()
     if jobs <= 1:
@@ -362,6 +366,32 @@ def _run_locked(planned: list[tuple[RunConfig, dict]], out: Path, *, jobs: int, 
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return counts
+
+
+def _finished(counts: dict, n: int, cfg: RunConfig, path: Path, error: BaseException | None,
+              emit) -> None:
+    """Count a run that ended; a failed one leaves ``<run id>.error.json`` beside it, and a full
+    disk stops the grid (``counts["stopped"]``)."""
+    if error is None:
+        counts["done"] += 1
+        path.with_suffix(".error.json").unlink(missing_ok=True)
+        emit(GridEvent("done", f"[{counts['done'] + counts['failed']}/{n}] done {path.name}",
+                       path))
+        return
+    counts["failed"] += 1
+    emit(GridEvent("failed", f"[{counts['done'] + counts['failed']}/{n}] FAILED {path.name}: "
+                             f"{error}", path))
+    try:
+        write_json_atomic(path.with_suffix(".error.json"), {
+            "config": dataclasses.asdict(cfg), "error": repr(error),
+            "traceback": "".join(traceback.format_exception(error))})
+    except OSError as err:
+        emit(GridEvent("warning", f"grid: could not write "
+                                  f"{path.with_suffix('.error.json').name} ({err.strerror})"))
+    if _disk_full(error) and "stopped" not in counts:
+        counts["stopped"] = f"disk full ({error.strerror}); finished runs are kept"
+        emit(GridEvent("stopping", f"grid: stopping: the disk is full ({error}); free space and "
+                                   "rerun to resume"))
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
