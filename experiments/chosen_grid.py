@@ -46,7 +46,7 @@ def main() -> None:
         if tasks and task not in tasks:
             continue
         c = runs[0]["config"]
-        keys = ["lr"] + list(METHODS[method].hparams) if METHODS[method].trains else []
+        keys = ["lr", *METHODS[method].reads(c), "weight_decay"] if METHODS[method].trains else []
         lines += ["", "[[variant]]", f"task = {_toml(task)}", f"method = {_toml(method)}",
                   f"seed = {_toml(seeds if METHODS[method].trains else [seeds[0]])}"]
         lines += [f"{k} = {_toml(c[k])}" for k in keys if k in c]

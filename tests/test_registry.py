@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -83,3 +84,32 @@ def test_the_lazy_namespace_resolves_every_name():
         assert getattr(lorabar, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         lorabar.nope  # noqa: B018
+
+
+def test_what_a_method_reads_is_stated_once():
+    """Method.reads: the run key, dev selection's columns and the seed stage's grid agree, for
+    LoRA+ with BAR on top too (a seed-stage grid once lost its bar, mu0 and schedule)."""
+    from lorabar.experiments.compare import CompareConfig, seeds_grid
+    from lorabar.experiments.config import EncoderConfig
+    from lorabar.experiments.registry import METHODS
+    from lorabar.experiments.report.naming import hparams_text
+
+    plus = METHODS["loraplus"]
+    assert plus.reads({"bar": "none"}) == ("loraplus_ratio",)
+    assert plus.reads({"bar": "obar"}) == ("loraplus_ratio", "bar", "mu0", "schedule")
+    assert plus.reads({"bar": "sbar"}) == ("loraplus_ratio", "bar", "rho")
+    assert METHODS["sam"].reads({}) == ("rho", "sam_perturbation")
+    cfg = EncoderConfig(method="loraplus", bar="nbar", mu0=2.0, schedule="linear", rho=0.3)
+    key = cfg.key()
+    assert {k for k in ("bar", "mu0", "schedule", "rho", "loraplus_ratio") if k in key} == \
+        {"bar", "mu0", "schedule", "loraplus_ratio"}
+    assert plus.reads(cfg) == plus.reads(dataclasses.asdict(cfg))
+    config = {**key, "task": "sst2", "method": "loraplus", "seed": 13}
+    run = {"config": config, "primary_metric": "accuracy",
+           "metrics": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.5}},
+           "identity": {"config": key}, "key": key}
+    assert "bar=nbar, mu0=2.0, schedule=linear" in hparams_text(run)
+    (variant,) = seeds_grid(CompareConfig(out="x", methods=("lora", "loraplus"),
+                                          base={"task": "sst2"}), [run])["variant"]
+    assert {k: variant[k] for k in ("bar", "mu0", "schedule")} == \
+        {"bar": "nbar", "mu0": 2.0, "schedule": "linear"}

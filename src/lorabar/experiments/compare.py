@@ -148,9 +148,7 @@ def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
         entry = METHODS[method]
         # what selection may vary per method: lr, its own settings, and weight decay (a recipe
         # may set it per method, as the paper's App. D.4 does for BAR)
-        keys = ["lr", *entry.hparams, "weight_decay"] if entry.trains else []
-        if c.get("bar", "none") != "none":
-            keys += ["bar", "mu0", "schedule", "rho"]
+        keys = ["lr", *entry.reads(c), "weight_decay"] if entry.trains else []
         variants.append({"task": c["task"], "method": method,
                          "seed": list(cc.seeds) if entry.trains else [cc.seeds[0]],
                          **{k: c[k] for k in keys if k in c}})

@@ -146,19 +146,15 @@ class RunConfig:
         if d.get("head") != "prompt":
             for k in ("template", "verbalizer"):
                 d.pop(k, None)
-        for k in _METHOD_HPARAMS:
-            if k not in method.hparams:
+        reads = method.reads(self)  # its own settings; LoRA+ with BAR: the BAR's too
+        for k in (*_METHOD_HPARAMS, "bar"):
+            if k not in reads:
                 d.pop(k, None)
         if d.get("sam_perturbation") == "sync":  # the default: run ids as before it existed
             d.pop("sam_perturbation")
         if not method.trains:
             for k in _TRAINING:
                 d.pop(k, None)
-        if self.bar == "none":
-            d.pop("bar")
-        else:  # LoRA+ with BAR: what that BAR reads
-            reads = ("rho",) if self.bar == "sbar" else ("mu0", "schedule")
-            d.update({k: getattr(self, k) for k in reads})
         return d
 
 

@@ -72,6 +72,19 @@ class Method:
         if self.adapter not in ADAPTERS:
             raise ValueError(f"Invalid adapter: {self.adapter!r} (expected one of {ADAPTERS})")
 
+    def reads(self, settings) -> tuple[str, ...]:
+        """The settings a run of this method reads beyond the common ones, given its
+        ``settings`` (a config or its dict): :attr:`hparams`, and for LoRA+ with BAR on top
+        (``bar``) the BAR's own -- ``bar`` and ``mu0``, ``schedule`` (oBAR/nBAR) or ``rho``
+        (sBAR).  The one statement of it: the run key, dev selection's columns and the seed
+        stage's grid all ask here."""
+        get = settings.get if isinstance(settings, dict) else \
+            (lambda k, d=None: getattr(settings, k, d))
+        bar = get("bar", "none")
+        extra = () if bar in (None, "none") else \
+            ("bar",) + (("rho",) if bar == "sbar" else ("mu0", "schedule"))
+        return self.hparams + tuple(k for k in extra if k not in self.hparams)
+
     @property
     def adapters(self) -> bool:
         """Whether the model gets LoRA adapters (and so has LoRA pairs)."""

@@ -55,9 +55,7 @@ def hparams_text(run: dict) -> str:
     method = METHODS.get(c["method"])
     if method is not None and not method.trains:
         return "untrained"
-    keys = ["lr", "targets", "pooling", "steps"] + list(method.hparams if method else ())
-    if c.get("bar", "none") != "none":  # LoRA+ with BAR on top
-        keys += ["bar"] + (["rho"] if c["bar"] == "sbar" else ["mu0", "schedule"])
+    keys = ["lr", "targets", "pooling", "steps"] + list(method.reads(c) if method else ())
     return ", ".join(f"{k}={c[k]}" for k in keys
                      if k in c and not (k == "sam_perturbation" and c[k] == "sync"))
 
