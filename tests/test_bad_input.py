@@ -51,6 +51,7 @@ def test_grid_only_matching_nothing(tmp_path, capsys):
     assert "no run of this grid has method='lorra'" in _err(capsys)
 
 
+@pytest.mark.data
 def test_grid_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
     import lorabar.experiments.grid as G
 
@@ -84,6 +85,7 @@ def _copy_split(tmp_path: Path, task: str) -> Path:
     return dst
 
 
+@pytest.mark.data
 def test_unterminated_quote_in_csv(tmp_path, capsys):
     folder = _copy_split(tmp_path, "sst5")
     train = folder / "train.csv"
@@ -98,6 +100,7 @@ def test_unterminated_quote_in_csv(tmp_path, capsys):
     assert "train.csv:11:" in _err(capsys) and not out.exists()
 
 
+@pytest.mark.data
 def test_unterminated_quote_at_end_of_file(tmp_path):
     folder = _copy_split(tmp_path, "trec")
     train = folder / "train.csv"
@@ -107,6 +110,7 @@ def test_unterminated_quote_at_end_of_file(tmp_path):
         D.load_split("trec", "train", data_dir=tmp_path)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("content", ["", "sentence\tlabel\n"])
 def test_empty_or_header_only_split(tmp_path, content):
     folder = _copy_split(tmp_path, "sst2")
@@ -115,6 +119,7 @@ def test_empty_or_header_only_split(tmp_path, content):
         D.load_split("sst2", "train", data_dir=tmp_path)
 
 
+@pytest.mark.data
 def test_wrong_column_count_and_row_count(tmp_path):
     folder = _copy_split(tmp_path, "qqp")
     dev = folder / "dev.tsv"
@@ -184,6 +189,7 @@ def test_flags_are_range_checked(tmp_path, capsys, argv, flag):
     assert not out.exists()
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("where", ["dir", "under_file", "unwritable"])
 def test_bad_out_fails_before_training(tmp_path, capsys, where):
     target = {"dir": tmp_path, "under_file": tmp_path / "file.txt" / "r.json",

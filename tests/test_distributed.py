@@ -157,6 +157,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.data
 def test_lorabar_finetune_under_torchrun_writes_once(tmp_path):
     """`lorabar finetune` unchanged under torchrun: DDP on gloo, rank 0 evaluates and writes."""
     import json

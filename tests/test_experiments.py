@@ -33,6 +33,7 @@ def data_dir():
     return str(DATA)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("task", sorted(FEWSHOT))
 def test_fewshot_loaders(task, data_dir):
     for seed in D.SEEDS:
@@ -52,6 +53,7 @@ def test_fewshot_loaders(task, data_dir):
     assert (train[0].text_b is None) == (task in ("sst2", "sst5", "trec", "cola"))
 
 
+@pytest.mark.data
 def test_full_glue_loaders(data_dir):
     # train + held-out dev = the GLUE train set; GLUE dev is the test set.
     full = {"sst2": (67349, 872), "rte": (2490, 277), "mrpc": (3668, 408), "cola": (8551, 1043),
@@ -63,6 +65,7 @@ def test_full_glue_loaders(data_dir):
         D.load_split("snli", "train", data_dir=data_dir, setting="full")
 
 
+@pytest.mark.data
 def test_data_errors(tmp_path, monkeypatch, data_dir):
     monkeypatch.delenv(D.DATA_ENV, raising=False)
     with pytest.raises(FileNotFoundError, match=r"pass --data-dir DIR or set LORABAR_DATA_DIR"):
@@ -163,6 +166,7 @@ def test_run_keys_follow_the_method_registry():
 RESULT_KEYS = set(RECORD_KEYS)
 
 
+@pytest.mark.data
 def test_tiny_run_and_cli(tmp_path, data_dir):
     out = tmp_path / "run.json"
     assert main(["finetune", "--task", "rte", "--method", "nbar", "--model", "tiny", "--steps", "4",
@@ -183,6 +187,7 @@ def test_tiny_run_and_cli(tmp_path, data_dir):
     assert result["majority_class"]["dev"]["accuracy"] == pytest.approx(0.5)
 
 
+@pytest.mark.data
 def test_max_eval_subset_is_stratified_and_seeded(data_dir):
     dev = D.load_split("snli", "dev", data_dir=data_dir, seed=13)
     labels = [e.label for e in dev]
@@ -198,6 +203,7 @@ def test_max_eval_subset_is_stratified_and_seeded(data_dir):
         D.subset(dev, -5)
 
 
+@pytest.mark.data
 def test_precision_and_fp16_gradscaler_path(data_dir, monkeypatch):
     """fp16 + GradScaler trains on the CPU (torch.amp.GradScaler("cpu")), and auto resolves to
     fp32 on a CPU without native bf16."""
@@ -214,6 +220,7 @@ def test_precision_and_fp16_gradscaler_path(data_dir, monkeypatch):
     assert g16 == pytest.approx(g32, rel=0.05, abs=1e-6)
 
 
+@pytest.mark.data
 @pytest.mark.real
 @pytest.mark.parametrize("method", ["lora", "sam", "obar", "nbar"])
 def test_real_minilm_20_steps(method, data_dir):
@@ -240,6 +247,7 @@ def _grid(data_dir):
             "variant": [{"method": "lora"}, {"method": "obar", "mu0": [10.0, 100.0]}]}
 
 
+@pytest.mark.data
 def test_grid_expand_and_resume(tmp_path, data_dir):
     grid = _grid(data_dir)
     configs = expand(grid, data_dir=data_dir)
@@ -314,6 +322,7 @@ def test_report_on_fixture_results(tmp_path):
         render(tmp_path / "rep")
 
 
+@pytest.mark.data
 def test_probe_head_sam_on_lora_and_label_noise(data_dir):
     """--head probe: only the LoRA factors train; SAM perturbs only them (with a linear head
     too); --label-noise flips a seeded 30% of the train labels."""
@@ -344,6 +353,7 @@ def test_flip_labels_is_seeded_and_flips_to_another_class():
     assert flip_labels(ex, 0.3, 3, seed=13)[0] == out and flip_labels(ex, 0.3, 3, seed=21)[0] != out
 
 
+@pytest.mark.data
 def test_probe_head_on_real_features_is_the_logistic_regression(data_dir):
     """The probe alone (method zeroshot) scores what sklearn's fit on the same features does."""
     r = run(RunConfig(task="sst2", method="zeroshot", model="tiny", max_eval=64,
@@ -430,6 +440,7 @@ def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
     assert "metrics" not in tables([_fake("sst2", "lora", 13, 0.8, 0.8, 100)])
 
 
+@pytest.mark.data
 def test_sbar_loraplus_flatlora_in_the_harness(tmp_path, data_dir):
     """The three methods of the beyond-the-paper issue are registry entries: each writes a
     record through the one engine; same seed = same start, so step 0's loss is LoRA's (Flat-LoRA's

@@ -31,6 +31,7 @@ def lora_state(model) -> dict:
     return {k: v.clone() for k, v in get_peft_model_state_dict(model).items() if "head" not in k}
 
 
+@pytest.mark.data
 def test_factors_load_exactly_and_the_head_stays_fresh(adapter):
     from safetensors.torch import load_file
 
@@ -48,6 +49,7 @@ def test_factors_load_exactly_and_the_head_stays_fresh(adapter):
     assert torch.equal(model.get_base_model().head.weight, head)
 
 
+@pytest.mark.data
 def test_another_rank_or_targets_is_refused(adapter):
     model, _ = build_model("tiny", 2, method="lora", lora_r=4)
     with pytest.raises(ValueError, match="holds other LoRA layers than this run's"):
@@ -59,6 +61,7 @@ def test_another_rank_or_targets_is_refused(adapter):
         load_init(model, str(adapter.parent))
 
 
+@pytest.mark.data
 def test_the_adapter_is_in_the_identity_and_the_plan(adapter, tmp_path):
     cfg = EncoderConfig(task="rte", model="tiny", head="linear", data_dir=str(DATA),
                         init_adapter=str(adapter))
@@ -82,6 +85,7 @@ def test_an_init_adapter_needs_a_lora_method():
         EncoderConfig(task="rte", model="tiny-mlm", head="prompt", init_adapter="x")
 
 
+@pytest.mark.data
 def test_a_run_from_the_adapter_trains(adapter, tmp_path):
     out = tmp_path / "rte.json"
     assert main(["finetune", "--model", "tiny", "--task", "rte", "--steps", "2", "--head",

@@ -18,6 +18,7 @@ from lorabar.experiments.webnlg import bleu, linearize, load_webnlg
 DATA = str(os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
+@pytest.mark.data
 def test_webnlg_counts_match_sources():
     counts = {}
     for split in ("train", "dev", "test"):
@@ -38,6 +39,7 @@ def test_bleu_hand_case():
                 [("the cat sat on the mat",), ("x y z", "hello there my friend")]) == pytest.approx(100.0)
 
 
+@pytest.mark.data
 def test_templates():
     assert render("sst2", {"sentence": "great fun .", "label": 1}).context == "great fun . It was"
     rte = render("rte", {"premise": "P.", "hypothesis": "H.", "label": 0})
@@ -71,6 +73,7 @@ def test_candidate_scoring_on_tiny_lm():
         assert scores[0, j].item() == pytest.approx(torch.stack(tgt).mean().item(), rel=1e-5)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("task, method", [("cb", "nbar"), ("copa", "sam")])
 def test_end_to_end_tiny(task, method):
     r = run(LMConfig(task=task, method=method, model="tiny", steps=3, batch_size=4,
@@ -101,6 +104,7 @@ def test_gguf_loader_real(tmp_path, monkeypatch):
     assert "Paris" in tok.decode(out[0])
 
 
+@pytest.mark.data
 def test_lm_grid_and_cli(tmp_path, capsys):
     from lorabar.cli import main
     from lorabar.experiments.grid import run_grid

@@ -161,6 +161,7 @@ def test_minilm_adapter_on_own_files_has_twelve_pairs(tmp_path):
 
 
 # ----------------------------------------------------------------------------- prompt heads
+@pytest.mark.data
 def test_prompt_head_on_a_staged_task_with_mezos_template(tmp_path):
     out = tmp_path / "p.json"
     assert main(["finetune", "--task", "sst2", "--model", "tiny-mlm", "--head", "prompt",

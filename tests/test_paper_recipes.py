@@ -72,6 +72,7 @@ def _argv(name: str, env: Path, out: Path) -> list[str]:
             *(["--methods", methods] if methods else [])]
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_plans_with_a_stand_in_model(in_env, tmp_path, capsys, name):
     *_, stand_in, runs = RECIPES[name]
@@ -82,6 +83,7 @@ def test_recipe_plans_with_a_stand_in_model(in_env, tmp_path, capsys, name):
     assert "estimate" in out and not (tmp_path / "out" / "runs").exists()
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_without_its_weights_says_so_in_one_line(in_env, tmp_path, capsys, name):
     assert main(_argv(name, in_env, tmp_path / "out")) == 2

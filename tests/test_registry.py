@@ -51,6 +51,7 @@ def test_an_unknown_name_lists_what_exists():
         EncoderConfig(pooling="max")
 
 
+@pytest.mark.data
 def test_the_task_adapters_follow_the_contract():
     from lorabar.experiments.config import EncoderConfig, LMConfig
     from lorabar.experiments.tasks import TaskAdapter, make_task

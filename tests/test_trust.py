@@ -51,6 +51,7 @@ def _data_copy(tmp_path: Path, *, flip: bool = False) -> Path:
 
 
 # ----------------------------------------------------------------------------- run identity
+@pytest.mark.data
 def test_grid_redoes_a_run_whose_data_changed(tmp_path):
     grid = G.load_grid(_write(tmp_path / "g.toml", TINY))
     altered = _data_copy(tmp_path, flip=True)
@@ -67,6 +68,7 @@ def test_grid_redoes_a_run_whose_data_changed(tmp_path):
     assert G.run_grid(grid, out, data_dir=str(same), log=_quiet)["skipped"] == 1
 
 
+@pytest.mark.data
 def test_identity_holds_the_resolved_precision_and_eval_batch(monkeypatch):
     cfg = EncoderConfig(model="tiny", precision="auto", data_dir=str(DATA), threads=1)
     monkeypatch.setenv("LORABAR_NATIVE_BF16", "1")
@@ -100,6 +102,7 @@ def test_identity_hashes_the_model_weights(tmp_path):
     assert model_identity(str(folder)) != first
 
 
+@pytest.mark.data
 def test_grid_moves_aside_a_file_whose_content_is_another_run(tmp_path, capsys):
     grid = G.load_grid(_write(tmp_path / "g.toml", TINY + "[grid]\nseed = [13, 21]\n"))
     out = tmp_path / "o"
@@ -236,6 +239,7 @@ def test_report_refuses_an_out_folder_that_is_not_a_report(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- data
+@pytest.mark.data
 def test_a_non_utf8_byte_names_file_line_and_byte(tmp_path, capsys):
     data = _data_copy(tmp_path)
     train = data / "sst2" / "k-shot-1k-test" / "SST-2" / "512-13" / "train.tsv"
@@ -248,6 +252,7 @@ def test_a_non_utf8_byte_names_file_line_and_byte(tmp_path, capsys):
     assert "train.tsv:6: not valid UTF-8" in _err(capsys)
 
 
+@pytest.mark.data
 def test_real_snli_rows_of_11_14_and_15_fields_load():
     train = DATA / "snli" / "k-shot-1k-test" / "SNLI" / "512-13" / "train.tsv"
     counts = {len(l.split("\t")) for l in train.read_text().splitlines()}
@@ -255,6 +260,7 @@ def test_real_snli_rows_of_11_14_and_15_fields_load():
     assert len(D.load_split("snli", "train", data_dir=DATA)) == 1536
 
 
+@pytest.mark.data
 def test_a_tab_inside_an_snli_sentence_is_caught(tmp_path):
     src = DATA / "snli" / "k-shot-1k-test" / "SNLI" / "512-13"
     dst = tmp_path / "snli" / "k-shot-1k-test" / "SNLI" / "512-13"
@@ -269,6 +275,7 @@ def test_a_tab_inside_an_snli_sentence_is_caught(tmp_path):
         D.load_split("snli", "train", data_dir=tmp_path)
 
 
+@pytest.mark.data
 def test_a_one_class_train_split_fails_before_the_model_loads(tmp_path, capsys, monkeypatch):
     data = _data_copy(tmp_path)
     train = data / "sst2" / "k-shot-1k-test" / "SST-2" / "512-13" / "train.tsv"
@@ -420,6 +427,7 @@ def test_inspect_refuses_several_adapters_in_one_folder(adapter, capsys):
 
 
 # ----------------------------------------------------------------------------- processes
+@pytest.mark.data
 def test_a_second_grid_on_the_same_folder_exits_at_once(tmp_path, capsys):
     grid = _write(tmp_path / "g.toml", TINY)
     with G.GridLock(tmp_path / "o"):
@@ -489,6 +497,7 @@ def test_a_run_does_not_write_after_its_grid_is_gone(tmp_path, monkeypatch):
     assert not path.exists()
 
 
+@pytest.mark.data
 def test_a_full_disk_stops_the_grid_cleanly(tmp_path, capsys, monkeypatch):
     grid = _write(tmp_path / "g.toml", TINY + "[grid]\nseed = [13, 21, 42]\n")
     calls = []
@@ -561,6 +570,7 @@ def test_committed_results_report_as_committed(tmp_path, results, docs):
             == (ROOT / "docs" / "results" / docs / "report.md").read_text())
 
 
+@pytest.mark.data
 @pytest.mark.real
 def test_committed_grids_resume_with_nothing_to_run(capsys, monkeypatch):
     """The committed runs' identities still match what the code computes (a change to what

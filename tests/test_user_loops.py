@@ -113,6 +113,7 @@ def _plain_loop(model, opt, bar, steps, start=0):
         opt.zero_grad()
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("mode", ["nbar", "obar", "sbar"])
 def test_plain_loop_resume_with_bar_state_dict_is_exact(tmp_path, mode):
     def build():
@@ -257,6 +258,7 @@ def test_bar_on_loraplus_optimizer_matches_a_float64_reference():
         assert torch.equal(pair.x.detach(), want_x) and torch.equal(pair.y.detach(), want_y)
 
 
+@pytest.mark.data
 def test_finetune_loraplus_with_bar(tmp_path, capsys):
     import json
 
