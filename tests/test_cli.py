@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lorabar.cli import main
 from lorabar.apps.demo import DemoConfig
@@ -36,3 +38,34 @@ def test_demo_without_data_explains(capsys, monkeypatch):
 def test_cli_error_is_clean(capsys):
     assert main(["demo", "--steps", "0", "--synthetic"]) == 2
     assert "lorabar: error: Invalid steps: 0" in capsys.readouterr().err
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-10**6, 10**6), max_size=6), st.sampled_from(["", " "]))
+def test_comma_lists_read_back_what_was_written(values, pad):
+    from lorabar.cli.args import comma_list
+
+    text = ",".join(f"{pad}{v}{pad}" for v in values)
+    assert comma_list(text, "--seeds", int) == tuple(values)
+    assert comma_list(text + ",", "--seeds", float) == tuple(float(v) for v in values)
+    if any(v < 0 for v in values):
+        with pytest.raises(ValueError, match=r"Invalid --seeds: .* \(expected comma-separated "
+                                             r"integers >= 0\)"):
+            comma_list(text, "--seeds", int, low=0)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["toy", "fig1", "--noise", "0.1,x", "--out", "o"], r"Invalid --noise: '0.1,x' \(expected "
+                                                        r"comma-separated numbers >= 0\)"),
+    (["compare", "--seeds", "13,a", "--out", "o"], r"Invalid --seeds: '13,a' \(expected "
+                                                   r"comma-separated integers\)"),
+    (["bench", "--bar-pairs", "0", "--out", "o"], r"Invalid --bar-pairs: '0' \(expected "
+                                                  r"comma-separated integers >= 1\)"),
+])
+def test_every_comma_flag_fails_the_same_way(tmp_path, capsys, monkeypatch, argv, match):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and not (tmp_path / "o").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .args import HELP, add_symlink_flag
+from .args import HELP, add_symlink_flag, comma_list
 
 
 def add_parser(sub) -> None:
@@ -50,18 +50,10 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     cfg = BenchConfig(arch=args.arch, layers=args.layers, hidden=args.hidden, heads=args.heads,
                       ffn=args.ffn, vocab=args.vocab, batch_size=args.batch_size,
-                      seq_len=args.seq_len, methods=tuple(args.methods.split(",")),
-                      precisions=tuple(args.precisions.split(",")), repeats=args.repeats,
+                      seq_len=args.seq_len, methods=comma_list(args.methods, "--methods"),
+                      precisions=comma_list(args.precisions, "--precisions"), repeats=args.repeats,
                       warmup=args.warmup, device=args.device, lora_r=args.lora_r)
-    counts = []
-    if args.bar_pairs:  # parsed before the benchmark runs
-        try:
-            counts = [int(n) for n in args.bar_pairs.split(",")]
-            if any(n < 1 for n in counts):
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"Invalid --bar-pairs: {args.bar_pairs!r} (expected comma-separated "
-                             "positive integers, or '' to skip)") from None
+    counts = comma_list(args.bar_pairs, "--bar-pairs", int, low=1)  # before the benchmark runs
     device = resolve_device(args.device)
     check_plan([], [Output("--out", args.out, "figures")], allow_symlink=args.allow_symlink)
     record = run_bench(cfg, log=None if args.quiet else print)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .args import DATA_HELP, add_config_args, add_symlink_flag, comma_ints, positive
+from .args import DATA_HELP, add_config_args, add_symlink_flag, comma_list, positive
 
 
 def add_parser(sub) -> None:
@@ -54,13 +54,13 @@ def run(args: argparse.Namespace) -> int:
     from ..guard import Input, Output, check_plan
 
     if args.methods is not None:
-        methods = tuple(m for m in args.methods.split(",") if m)
+        methods = comma_list(args.methods, "--methods")
     elif args.grid:
         methods = grid_methods(args.grid)
     else:
         methods = ("lora", "sam", "obar", "nbar")
-    tasks = tuple(t for t in args.tasks.split(",") if t) if args.tasks else None
-    cc = CompareConfig(out=args.out, methods=methods, seeds=comma_ints(args.seeds, "--seeds"),
+    tasks = comma_list(args.tasks, "--tasks") if args.tasks else None
+    cc = CompareConfig(out=args.out, methods=methods, seeds=comma_list(args.seeds, "--seeds", int),
                        base=main_settings(args, "encoder"), grid=args.grid,
                        baseline=args.baseline, report=args.report, tasks=tasks,
                        protocol=args.protocol)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .args import add_symlink_flag, floats
+from .args import add_symlink_flag, comma_list
 
 
 def add_parser(sub) -> None:
@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
     toy.add_argument("--seeds", type=int, default=3)
     toy.add_argument("--steps", type=int, default=100_000, help="iterations T (paper: 1e5)")
     toy.add_argument("--eta", type=float, default=1e-4, help="step size (paper: 1e-4)")
-    toy.add_argument("--noise", type=floats, default=(0.1, 0.5, 1.0, 2.0),
+    toy.add_argument("--noise", default="0.1,0.5,1.0,2.0",
                      help="noise levels alpha, comma-separated (the paper does not print its own)")
     toy.add_argument("--m", type=int, default=4, help="m for SAM with m-sharpness")
     toy.add_argument("--fig2b-noise", type=float, default=1.0, help="noise level of Fig. 2(b)")
@@ -30,9 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from ..toy.figures import run as run_figures
     from ..toy.simulate import ToyConfig, compiled
 
+    noise = comma_list(args.noise, "--noise", float, low=0)
     out = Output("--out", args.out, "figures")
     check_plan([], [out], allow_symlink=args.allow_symlink)
-    cfg = ToyConfig(steps=args.steps, seeds=args.seeds, noise_levels=args.noise, eta=args.eta,
+    cfg = ToyConfig(steps=args.steps, seeds=args.seeds, noise_levels=noise, eta=args.eta,
                     m=args.m)
     if not compiled():
         print("lorabar toy: numba is not installed, the simulator runs as plain Python (slow); "
