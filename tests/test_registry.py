@@ -114,3 +114,16 @@ def test_what_a_method_reads_is_stated_once():
                                           base={"task": "sst2"}), [run])["variant"]
     assert {k: variant[k] for k in ("bar", "mu0", "schedule")} == \
         {"bar": "nbar", "mu0": 2.0, "schedule": "linear"}
+
+
+def test_a_runs_settings_reach_its_stepper_by_name():
+    """StepContext.settings_of: every method setting of the step context is the run config's
+    field of the same name (total_steps: steps) -- no hand-copied list to drift."""
+    from lorabar.experiments.config import EncoderConfig, LMConfig
+    from lorabar.experiments.methods import StepContext
+
+    for cfg in (EncoderConfig(method="loraplus", bar="sbar", rho=0.2, lr=3e-4, steps=7, seed=21),
+                LMConfig(method="sam", rho=0.1, weight_decay=0.1, steps=5)):
+        got = StepContext.settings_of(cfg)
+        assert got.pop("total_steps") == cfg.steps
+        assert got == {k: getattr(cfg, k) for k in got} and {"lr", "rho", "mu0", "bar"} <= set(got)

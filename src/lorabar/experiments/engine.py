@@ -204,10 +204,7 @@ def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _Bal
         trained = DistributedDataParallel(model, device_ids=ids)
     ctx = StepContext(model=trained, params=[p for p in model.parameters() if p.requires_grad],
                       pairs=pairs, loss_fn=lambda batch: task.loss(trained, batch),
-                      runtime=runtime, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                      total_steps=cfg.steps, rho=cfg.rho, mu0=cfg.mu0, schedule=cfg.schedule,
-                      sam_perturbation=cfg.sam_perturbation, loraplus_ratio=cfg.loraplus_ratio,
-                      bar=cfg.bar, seed=cfg.seed)
+                      runtime=runtime, **StepContext.settings_of(cfg))
     stepper = make_stepper(cfg.method, ctx)
     sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer,
                                               lr_lambda(cfg.steps, cfg.warmup_ratio))

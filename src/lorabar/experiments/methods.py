@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,15 @@ class StepContext:
     loraplus_ratio: float = 16.0
     bar: str = "none"                 # LoRA+ with BAR on top ("obar" | "nbar" | "sbar")
     seed: int = 0
+
+    @classmethod
+    def settings_of(cls, cfg) -> dict:
+        """The method settings of a run config, by the same names (``total_steps`` is its
+        ``steps``): the one place a run's settings reach its stepper."""
+        names = [f.name for f in dataclasses.fields(cls)
+                 if f.name not in ("model", "params", "pairs", "loss_fn", "runtime",
+                                   "total_steps")]
+        return {"total_steps": cfg.steps, **{n: getattr(cfg, n) for n in names}}
 
 
 class Stepper:
