@@ -242,3 +242,26 @@ def test_squad_generates_and_scores_on_smollm2(qa_dir, method):
     assert r["primary_metric"] == "f1" and 0.0 <= test["exact_match"] <= test["f1"] <= 1.0
     assert len(test["examples"]) == 3 and all("\n" not in x["output"] for x in test["examples"])
     assert r["train"]["lora_pairs"] == (0 if method == "prefix" else 60)
+
+
+def test_without_a_local_copy_the_hub_rows_are_read(tmp_path, monkeypatch):
+    """As a GPU user has it: no DATA/squad, the hub's dataset (here a datasets.Dataset saved to
+    disk and loaded back, so that it has Arrow cache files) -- read, checked, and its files
+    recorded for the run's identity."""
+    import datasets
+
+    saved = tmp_path / "hub"
+    datasets.Dataset.from_list([squad_row(i) for i in range(5)]).save_to_disk(str(saved))
+    asked = []
+
+    def hub(name, config=None, split=None):
+        asked.append((name, config, split))
+        return datasets.load_from_disk(str(saved))
+
+    monkeypatch.setattr(datasets, "load_dataset", hub)
+    (tmp_path / "data").mkdir()
+    with recording() as files:
+        rows = load_qa_rows("squad", "test", tmp_path / "data")
+    assert asked == [("rajpurkar/squad", None, "validation")]
+    assert rows == load_qa_rows_from([squad_row(i) for i in range(5)])
+    assert files and all(f.suffix == ".arrow" for f in files)
