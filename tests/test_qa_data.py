@@ -265,3 +265,18 @@ def test_without_a_local_copy_the_hub_rows_are_read(tmp_path, monkeypatch):
     assert asked == [("rajpurkar/squad", None, "validation")]
     assert rows == load_qa_rows_from([squad_row(i) for i in range(5)])
     assert files and all(f.suffix == ".arrow" for f in files)
+
+
+def test_official_files_name_the_bad_question_or_line(tmp_path):
+    rows = [squad_row(0), {**squad_row(1), "answers": {"text": []}}]
+    (tmp_path / "squad").mkdir()
+    (tmp_path / "squad" / "dev-v1.1.json").write_text(json.dumps(official_squad(rows)))
+    with pytest.raises(DataError, match=r"dev-v1.1.json \(question 'q1'\): not a squad example "
+                                        r"\(answers.text must list"):
+        load_qa_rows("squad", "test", tmp_path)
+    (tmp_path / "squad" / "dev-v1.1.json").write_text(json.dumps({"data": [{"title": "T"}]}))
+    with pytest.raises(DataError, match=r"not SQuAD's official format \(missing 'paragraphs'\)"):
+        load_qa_rows("squad", "test", tmp_path)
+    write_jsonl(tmp_path / "record" / "val.jsonl", [{"passage": {"text": "x"}, "qas": []}])
+    with pytest.raises(DataError, match=r"val.jsonl:1: not a record example \(missing 'entities'"):
+        load_qa_rows("record", "test", tmp_path)

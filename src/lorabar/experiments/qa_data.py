@@ -148,7 +148,10 @@ def _parse(task: str, path: Path) -> list:
     except ValueError:
         whole = None
     if isinstance(whole, dict) and "data" in whole and task == "squad":
-        lines = [(1, r) for r in _official_squad(whole)]
+        try:
+            lines = [(f"{path} (question {r['id']!r})", r) for r in _official_squad(whole)]
+        except (KeyError, TypeError) as err:
+            raise DataError(f"{path}: not SQuAD's official format (missing {err})") from None
     else:
         lines = []
         for n, line in enumerate(text.splitlines(), start=1):
@@ -161,13 +164,17 @@ def _parse(task: str, path: Path) -> list:
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{n}: expected a JSON object per line")
             official = task == "record" and isinstance(row.get("passage"), dict)
-            lines += [(n, r) for r in (_official_record(row) if official else [row])]
+            try:
+                rows = _official_record(row) if official else [row]
+            except (KeyError, TypeError, AttributeError) as err:
+                raise DataError(f"{path}:{n}: not a {task} example (missing {err})") from None
+            lines += [(f"{path}:{n}", r) for r in rows]
     out = []
-    for n, row in lines:
+    for where, row in lines:
         try:
             out.append(_check_row(task, row))
         except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise DataError(f"{path}:{n}: not a {task} example ({err})") from None
+            raise DataError(f"{where}: not a {task} example ({err})") from None
     if not out:
         raise DataError(f"{path}: no examples (the file is empty)")
     return out
