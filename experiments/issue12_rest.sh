@@ -12,8 +12,5 @@ for task in cola stsb mrpc rte; do
   lorabar compare --grid experiments/glue_tune.toml --tasks $task --seeds 13,21,42 \
       --out results/glue --report docs/results/glue --jobs 2 --data-dir "$DATA"
 done
-lorabar grid experiments/practical_sam.toml --out results/practical_sam --jobs 2 --data-dir "$DATA"
-python experiments/chosen_grid.py results/practical_sam experiments/practical_sam.toml \
-    --seeds 13,21,42 --out experiments/practical_sam_seeds.toml
-lorabar grid experiments/practical_sam_seeds.toml --out results/practical_sam --jobs 2 \
-    --data-dir "$DATA"
+lorabar compare --grid experiments/practical_sam.toml --seeds 13,21,42 --out results/practical_sam \
+    --report docs/results/practical --jobs 2 --data-dir "$DATA"
