@@ -119,8 +119,9 @@ def test_plain_loop_resume_with_bar_state_dict_is_exact(tmp_path, mode):
     def build():
         model = _model()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-        bar = lorabar.BAR(lorabar.find_lora_pairs(model), mode=mode, schedule="cosine",
-                          total_steps=8, **BAR_KW[mode])
+        pairs = lorabar.find_lora_pairs(model)
+        bar = lorabar.SBAR(pairs, **BAR_KW[mode]) if mode == "sbar" else \
+            lorabar.BAR(pairs, mode=mode, schedule="cosine", total_steps=8, **BAR_KW[mode])
         bar.attach(opt)
         return model, opt, bar
 
