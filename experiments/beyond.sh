@@ -6,7 +6,7 @@
 set -euo pipefail
 DATA="${1:-../shared/data}"
 bash experiments/faithful.sh "$DATA" trec sst2 snli sst5
-python experiments/chosen_grid.py results/faithful experiments/faithful_tune.toml \
-    --tasks sst2,snli --set label_noise=0.3 --out experiments/faithful_noise.toml
-lorabar grid experiments/faithful_noise.toml --out results/noise --jobs 2 --data-dir "$DATA"
+lorabar compare --grid experiments/faithful_tune.toml --tasks sst2,snli --settings-from results/faithful \
+    --label-noise 0.3 --seeds 13,21,42,87,100 --out results/noise --report docs/results/noise \
+    --jobs 2 --data-dir "$DATA"
 bash experiments/faithful.sh "$DATA" mnli rte

@@ -5,9 +5,9 @@
 # Resumable: finished runs under results/ are skipped.  Usage: bash experiments/issue12_rest.sh [DATA_DIR]
 set -euo pipefail
 DATA="${1:-../shared/data}"
-python experiments/chosen_grid.py results/faithful experiments/faithful_tune.toml \
-    --tasks sst2,snli --set label_noise=0.3 --out experiments/faithful_noise.toml
-lorabar grid experiments/faithful_noise.toml --out results/noise --jobs 2 --data-dir "$DATA"
+lorabar compare --grid experiments/faithful_tune.toml --tasks sst2,snli --settings-from results/faithful \
+    --label-noise 0.3 --seeds 13,21,42,87,100 --out results/noise --report docs/results/noise \
+    --jobs 2 --data-dir "$DATA"
 for task in cola stsb mrpc rte; do
   lorabar compare --grid experiments/glue_tune.toml --tasks $task --seeds 13,21,42 \
       --out results/glue --report docs/results/glue --jobs 2 --data-dir "$DATA"

@@ -91,3 +91,34 @@ def test_the_seed_stage_keeps_a_setting_a_variant_gave_one_method(tmp_path):
                        grid=str(grid))
     variants = {v["method"]: v for v in seeds_grid(cc, runs)["variant"]}
     assert variants["obar"]["weight_decay"] == 0.0 and variants["lora"]["weight_decay"] == 0.1
+
+
+def test_settings_from_runs_another_folders_dev_choices_under_new_settings(tmp_path, capsys):
+    """The label-noise study's protocol: nothing is tuned in OUT; every method runs the setting
+    chosen on dev in DIR, with the settings given on top (label noise), on every seed."""
+    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    clean, noisy = tmp_path / "clean", tmp_path / "noisy"
+    common = ["--model", "tiny", *_own(paths), "--methods", "lora,obar", "--steps", "2"]
+    assert main(["compare", *common, "--seeds", "13,21", "--out", str(clean)]) == 0
+    chosen = {}
+    for p in (clean / "runs").glob("*.json"):
+        r = json.loads(p.read_text())
+        if r["config"]["seed"] == 21:  # only the dev-chosen settings ran on seed 21
+            chosen[r["config"]["method"]] = (r["config"]["lr"], r["config"]["mu0"])
+    capsys.readouterr()
+    argv = ["compare", *common, "--seeds", "13,21,42", "--settings-from", str(clean),
+            "--label-noise", "0.3", "--out", str(noisy)]
+    assert main([*argv, "--dry-run"]) == 0
+    assert "at the settings chosen in" in capsys.readouterr().out
+    assert main(argv) == 0
+    runs = [json.loads(p.read_text()) for p in (noisy / "runs").glob("*.json")]
+    assert len(runs) == 2 * 3 and {r["config"]["label_noise"] for r in runs} == {0.3}
+    assert {r["config"]["method"]: (r["config"]["lr"], r["config"]["mu0"]) for r in runs} == chosen
+    assert json.loads((noisy / ".lorabar-compare.json").read_text())["settings_from"] == str(clean)
+    md = (noisy / "report" / "report.md").read_text().splitlines()
+    assert md[2].startswith("Protocol 'settings-from' (baseline lora): nothing is tuned here")
+    with pytest.raises(ValueError, match=r"Invalid --settings-from: .* is not a folder"):
+        CompareConfig(out=str(noisy), protocol="settings-from", settings_from=str(tmp_path / "x"))
+    with pytest.raises(ValueError, match=r"the protocol 'settings-from' and --settings-from DIR "
+                                         r"go together"):
+        CompareConfig(out=str(noisy), protocol="settings-from")

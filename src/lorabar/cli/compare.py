@@ -29,6 +29,10 @@ def add_parser(sub) -> None:
     cmp_.add_argument("--protocol", default="own-lr", choices=list(PROTOCOLS),
                       help="; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items())
                       + " (default: %(default)s)")
+    cmp_.add_argument("--settings-from", dest="settings_from", default=None, metavar="DIR",
+                      help="tune nothing: run every method's dev-chosen setting of DIR's runs on "
+                           "every seed, with the settings given here on top (e.g. "
+                           "--label-noise 0.3); the protocol 'settings-from'")
     cmp_.add_argument("--out", required=True, help="folder: runs/, report/, paired.csv")
     cmp_.add_argument("--report", default=None, help="report folder (default: OUT/report)")
     cmp_.add_argument("--dry-run", dest="dry_run", action="store_true",
@@ -63,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
     cc = CompareConfig(out=args.out, methods=methods, seeds=comma_list(args.seeds, "--seeds", int),
                        base=main_settings(args, "encoder"), grid=args.grid,
                        baseline=args.baseline, report=args.report, tasks=tasks,
-                       protocol=args.protocol)
+                       protocol="settings-from" if args.settings_from else args.protocol,
+                       settings_from=args.settings_from)
     configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
     inputs = plan_inputs(configs)
     if args.grid:
         inputs.append(Input("--grid", args.grid))
+    if args.settings_from:
+        inputs.append(Input("--settings-from", args.settings_from))
     report = Output("--report", args.report, "report") if args.report else \
         Output("--out", Path(args.out) / "report", "report")
     check_plan(inputs, [Output("--out", args.out, "folder"), report,

@@ -30,7 +30,7 @@ from .config import CONFIGS
 from .registry import METHODS
 
 __all__ = ["CompareConfig", "ComparisonPlan", "compare", "dry_run_summary", "execute",
-           "plan_comparison", "report_comparison", "seeds_grid", "tuning_grid"]
+           "plan_comparison", "report_comparison", "seeds_grid", "source_grid", "tuning_grid"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,7 @@ class CompareConfig:
     report: str | None = None
     tasks: tuple[str, ...] | None = None
     protocol: str = "own-lr"
+    settings_from: str | None = None
 
     def __post_init__(self) -> None:
         from .. import _validate as _v
@@ -68,6 +69,12 @@ class CompareConfig:
             raise ValueError(f"Invalid --seeds: {list(self.seeds)} (expected distinct seeds)")
         for s in self.seeds:
             _v.integer("seeds", s, 0, flag="--seeds")
+        if (self.settings_from is None) != (self.protocol != "settings-from"):
+            raise ValueError("Invalid --settings-from: the protocol 'settings-from' and "
+                             "--settings-from DIR go together")
+        if self.settings_from is not None and not Path(self.settings_from).is_dir():
+            raise ValueError(f"Invalid --settings-from: {self.settings_from!r} is not a folder of "
+                             "finished runs")
         if self.tasks and not self.grid:
             raise ValueError("Invalid --tasks: it picks tasks of a --grid TOML; without --grid "
                              "give the one task with --task (or your files with --train/--dev/"
@@ -154,6 +161,14 @@ def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
                          **{k: c[k] for k in keys if k in c}})
     base = tuning_grid(cc)["base"]
     return {"base": base, "variant": variants}
+
+
+def source_grid(cc: CompareConfig) -> dict:
+    """``--settings-from DIR``: the seed stage's grid of DIR's dev-chosen settings, with this
+    comparison's settings on top (``--label-noise 0.3``, say)."""
+    from .report import load_results
+
+    return seeds_grid(cc, load_results(cc.settings_from, hint=HINT))
 
 
 def _check_with_finished(out: Path, configs: list) -> None:
@@ -271,7 +286,7 @@ def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
     from .protocol import check_record, tuned_lrs
 
     check_record(cc)
-    configs = expand(tuning_grid(cc), data_dir=data_dir)
+    configs = expand(source_grid(cc) if cc.settings_from else tuning_grid(cc), data_dir=data_dir)
     for model in sorted({c.model for c in configs}):
         check_model_available(model)
     threads_each = threads or max(1, (os.cpu_count() or 1) // jobs)  # as run_grid resolves it
@@ -291,7 +306,9 @@ def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log
     trained = [m for m in cc.methods if METHODS[m].trains]
     stage2 = len(trained) * (len(cc.seeds) - 1) * len({c.task for c in configs})
     exact = not pending and bool(configs)  # stage 1 is done: stage 2's runs are known
-    if exact:
+    if cc.settings_from:  # the seed stage is the plan
+        stage2, exact = 0, True
+    elif exact:
         chosen = seeds_grid(cc, load_results(cc.out, hint=HINT))
         stage2 = len(plan.todo(expand(chosen, data_dir=plan.data_dir)))
     if step_time is not None:
@@ -305,8 +322,10 @@ def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log
     about = f"{stage2} to do" if exact else (f"about {stage2} runs (their settings are "
                                               "chosen after stage 1)")
     log(f"compare (dry run): {describe(cc.protocol, cc.baseline, plan.lrs)}")
-    log(f"compare (dry run): stage 1 (tuning, seed {cc.seeds[0]}): {len(configs)} runs, "
-        f"{len(pending)} to do; stage 2 (seeds {list(cc.seeds)}): {about}; "
+    first = (f"seeds {list(cc.seeds)} at the settings chosen in {cc.settings_from}" if
+             cc.settings_from else f"stage 1 (tuning, seed {cc.seeds[0]})")
+    second = "" if cc.settings_from else f"stage 2 (seeds {list(cc.seeds)}): {about}; "
+    log(f"compare (dry run): {first}: {len(configs)} runs, {len(pending)} to do; {second}"
         f"{steps[0] if len(steps) == 1 else steps} "
         f"steps per run; estimate {estimate / 3600:.2f} h at {1e3 * step_s:.0f} ms/step "
         f"({'given' if step_time is not None else 'measured here'}; SAM-like methods count "
@@ -327,7 +346,9 @@ def execute(plan: ComparisonPlan, *, jobs: int = 1, threads: int = 0, log=print)
     cc, out, ran = plan.cc, Path(plan.cc.out), 0
     log(f"compare: {describe(cc.protocol, cc.baseline, plan.lrs)}")
     write_record(cc, plan.lrs)
-    for stage, make in stages(cc, tuning_grid, seeds_grid, select):
+    plan_stages = [("seeds", lambda load: source_grid(cc))] if cc.settings_from else \
+        stages(cc, tuning_grid, seeds_grid, select)
+    for stage, make in plan_stages:
         grid = make(lambda: load_results(out, hint=HINT))
         if not grid.get("variant"):
             continue

@@ -37,6 +37,9 @@ PROTOCOLS = {
               "(the paper's protocol)",
     "baseline-lr": "the baseline's learning rate is tuned on dev first; every other method "
                    "tunes its own settings at the baseline's dev-chosen learning rate",
+    "settings-from": "nothing is tuned here: every method runs, on every seed, the setting "
+                     "chosen on dev in another comparison's runs (--settings-from; e.g. the "
+                     "clean data's choice under label noise)",
 }
 RECORD = ".lorabar-compare.json"
 
@@ -135,7 +138,7 @@ def describe(protocol: str, baseline: str, lrs: dict[str, list[float]] | None = 
         return line
     shown = "; ".join(f"{m} {{{', '.join(f'{v:g}' for v in vs)}}}" for m, vs in lrs.items())
     fewer = [m for m, vs in lrs.items() if len(vs) < len(lrs.get(baseline, []))]
-    line += f" Learning rates tuned: {shown}."
+    line += f" Learning rates {'used' if protocol == 'settings-from' else 'tuned'}: {shown}."
     if protocol == "own-lr" and fewer:
         line += (f" Not every method is tuned over the baseline's learning rates ({', '.join(fewer)}"
                  " at fewer: the grid's choice, not the paper's protocol).")
@@ -166,4 +169,6 @@ def write_record(cc, lrs: dict[str, list[float]]) -> None:
     write_json_atomic(Path(cc.out) / RECORD, {"generator": "lorabar compare",
                                               "protocol": cc.protocol, "baseline": cc.baseline,
                                               "seeds": list(cc.seeds), "grid": cc.grid,
-                                              "lrs": lrs})
+                                              "lrs": lrs,
+                                              **({"settings_from": cc.settings_from}
+                                                 if getattr(cc, "settings_from", None) else {})})
