@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["ARCHS", "AVAILABLE", "METHODS", "PRECISIONS"]
+__all__ = ["ARCHS", "AVAILABLE", "BENCH_METHODS", "PRECISIONS"]
 
-METHODS = ("lora", "nbar", "obar", "sam")  # the default: the paper's Tables 2, 7, 9
-AVAILABLE = METHODS + ("sbar", "loraplus", "flatlora")  # --methods may add these
+BENCH_METHODS = ("lora", "nbar", "obar", "sam")  # the default: the paper's Tables 2, 7, 9
+AVAILABLE = BENCH_METHODS + ("sbar", "loraplus", "flatlora")  # --methods may add these
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 # name -> (family, paper-size config, LoRA targets)

@@ -40,7 +40,7 @@ from .. import BAR, FactorPair, find_lora_pairs
 from .. import _validate as _v
 from ..experiments.methods import StepContext, check_bar_rate, make_stepper
 from ..experiments.runtime import Runtime, resolve_device
-from .archs import ARCHS, AVAILABLE, METHODS, PRECISIONS
+from .archs import ARCHS, AVAILABLE, BENCH_METHODS, PRECISIONS
 
 __all__ = ["ARCHS", "BenchConfig", "bar_cost", "build_model", "markdown", "run_bench"]
 
@@ -58,7 +58,7 @@ class BenchConfig:
     seq_len: int = 64
     lora_r: int = 8
     lora_alpha: int = 16
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = BENCH_METHODS
     precisions: tuple[str, ...] = PRECISIONS
     repeats: int = 10
     warmup: int = 2

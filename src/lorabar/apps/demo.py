@@ -25,7 +25,7 @@ from .. import balancedness, find_lora_pairs
 from ..experiments.methods import StepContext, check_bar_rate, make_stepper
 from ..experiments.runtime import PRECISIONS, Runtime
 
-METHODS = ("lora", "nbar", "obar", "sam")
+DEMO_METHODS = ("lora", "nbar", "obar", "sam")
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: in
     return rows
 
 
-def main(cfg: DemoConfig | None = None, methods: tuple[str, ...] = METHODS) -> list[dict]:
+def main(cfg: DemoConfig | None = None, methods: tuple[str, ...] = DEMO_METHODS) -> list[dict]:
     cfg = cfg or DemoConfig()
     torch.set_num_threads(1)
     runtime = Runtime.resolve(cfg.device, cfg.precision)

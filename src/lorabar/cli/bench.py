@@ -9,7 +9,7 @@ from .args import HELP, add_symlink_flag, comma_list
 
 
 def add_parser(sub) -> None:
-    from ..apps.archs import ARCHS, AVAILABLE, METHODS, PRECISIONS
+    from ..apps.archs import ARCHS, AVAILABLE, BENCH_METHODS, PRECISIONS
 
     bench = sub.add_parser("bench", help="step time of LoRA / nBAR / oBAR / SAM in fp32 / bf16 / "
                            "fp16 on a random-init architecture (paper Tables 2, 7, 9)")
@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     bench.add_argument("--batch-size", dest="batch_size", type=int, default=4)
     bench.add_argument("--seq-len", dest="seq_len", type=int, default=64)
     bench.add_argument("--lora-r", dest="lora_r", type=int, default=8)
-    bench.add_argument("--methods", default=",".join(METHODS),
+    bench.add_argument("--methods", default=",".join(BENCH_METHODS),
                        help="comma-separated, from " + ",".join(AVAILABLE))
     bench.add_argument("--precisions", default=",".join(PRECISIONS))
     bench.add_argument("--repeats", type=int, default=10)

@@ -5,7 +5,7 @@
 """
 
 from .fig4 import fig4_loss, fig4_trajectories
-from .simulate import METHODS, PROBLEMS, ToyConfig, ToyResult, compiled, simulate
+from .simulate import TOY_METHODS, PROBLEMS, ToyConfig, ToyResult, compiled, simulate
 
-__all__ = ["METHODS", "PROBLEMS", "ToyConfig", "ToyResult", "compiled", "fig4_loss",
+__all__ = ["TOY_METHODS", "PROBLEMS", "ToyConfig", "ToyResult", "compiled", "fig4_loss",
            "fig4_trajectories", "simulate"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._io import write_json_atomic
 from .fig4 import fig4_loss, fig4_trajectories
-from .simulate import METHODS, PROBLEMS, ToyConfig, ToyResult, simulate
+from .simulate import TOY_METHODS, PROBLEMS, ToyConfig, ToyResult, simulate
 
 FIGURES = ("fig1", "fig2", "fig4", "all")
 _LABEL = {"sgd": "SGD", "sngd": "SNGD", "sam": "SAM", "sam_m": "SAM (m-sharpness)",
@@ -157,7 +157,7 @@ def _per_config(res: ToyResult, entry: Callable[[str, np.ndarray], dict]) -> dic
     """``{problem: {method: {noise: entry(problem, row indices over seeds)}}}`` for present rows."""
     out: dict = {}
     for p in PROBLEMS:
-        for m in METHODS:
+        for m in TOY_METHODS:
             for a in res.config.noise_levels:
                 idx = res.select(p, m, a)
                 if len(idx):
@@ -203,7 +203,7 @@ def run(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: float = 1.0
     out.mkdir(parents=True, exist_ok=True)
     written: dict = {"figures": [], "seconds": None}
     methods = {"fig1": ("sgd", "sam"), "fig2": ("sgd", "sam", "nbar", "obar", "explicit", "sbar"),
-               "all": METHODS}.get(which)
+               "all": TOY_METHODS}.get(which)
     if methods is not None:
         problems = ("nop",) if which == "fig2" else PROBLEMS
         done = 0

@@ -39,10 +39,10 @@ import numpy as np
 from .. import _validate as _v
 from ._jit import HAVE_NUMBA, njit, prange
 
-__all__ = ["METHODS", "PROBLEMS", "ToyConfig", "ToyResult", "X0", "simulate"]
+__all__ = ["TOY_METHODS", "PROBLEMS", "ToyConfig", "ToyResult", "X0", "simulate"]
 
 PROBLEMS = ("nop", "op")
-METHODS = ("sgd", "sngd", "sam", "sam_m", "nbar", "obar", "explicit", "sbar")
+TOY_METHODS = ("sgd", "sngd", "sam", "sam_m", "nbar", "obar", "explicit", "sbar")
 X0 = (0.2, -0.1, 0.3)
 NOP_A = 0.5  # A = diag(NOP_A, 0, 0)
 NOP_SCALE = (1.0, 0.8, 0.5)  # N = diag(NOP_SCALE) U
@@ -310,7 +310,7 @@ def _rows(cfg: ToyConfig, problems: Sequence[str], methods: Sequence[str]):
 def simulate(
     cfg: ToyConfig | None = None,
     problems: Sequence[str] = PROBLEMS,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = TOY_METHODS,
     *,
     noise: np.ndarray | None = None,
     batch: dict[str, int] | None = None,
@@ -332,16 +332,16 @@ def simulate(
         if p not in PROBLEMS:
             raise ValueError(f"Invalid problem: {p!r} (expected one of {PROBLEMS})")
     for meth in methods:
-        if meth not in METHODS:
-            raise ValueError(f"Invalid method: {meth!r} (expected one of {METHODS})")
+        if meth not in TOY_METHODS:
+            raise ValueError(f"Invalid method: {meth!r} (expected one of {TOY_METHODS})")
     rows = _rows(cfg, problems, methods)
     n = len(rows)
-    sizes = {meth: cfg.batch for meth in METHODS}
+    sizes = {meth: cfg.batch for meth in TOY_METHODS}
     sizes["sam_m"] = cfg.m
     sizes.update(batch or {})
     samples = max(sizes[meth] for meth in methods)
     problem = np.array([PROBLEMS.index(r[0]) for r in rows], dtype=np.int64)
-    method = np.array([METHODS.index(r[1]) for r in rows], dtype=np.int64)
+    method = np.array([TOY_METHODS.index(r[1]) for r in rows], dtype=np.int64)
     level = np.array([r[2] for r in rows], dtype=np.float64)
     seed_idx = np.array([r[3] for r in rows], dtype=np.int64)
     rho = np.array([cfg.rho[r[0]] for r in rows], dtype=np.float64)
