@@ -172,7 +172,7 @@ def test_prompt_templates_are_validated(tmp_path, capsys, template, verbalizer, 
 
 
 def test_truncation_keeps_the_template_and_the_mask():
-    from lorabar.experiments.prompt import PromptEncoder, TinyTokenizer
+    from lorabar.experiments.mlm_prompt import PromptEncoder, TinyTokenizer
 
     tok = TinyTokenizer()
     text = " ".join(f"w{i}" for i in range(50))

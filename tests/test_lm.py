@@ -12,7 +12,7 @@ from lorabar.experiments.data import DATA_ENV
 from lorabar.experiments.config import LMConfig
 from lorabar.experiments.engine import RECORD_KEYS, run
 from lorabar.experiments.lm import _collate, _encode_pairs, candidate_scores
-from lorabar.experiments.prompts import load_prompt_split, render
+from lorabar.experiments.lm_prompts import load_prompt_split, render
 from lorabar.experiments.webnlg import bleu, linearize, load_webnlg
 
 DATA = str(os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -182,7 +182,7 @@ def test_prompt_head_learns_a_synthetic_task_far_above_chance(tmp_path):
 
 
 def test_mezo_templates_render_like_lm_bff():
-    from lorabar.experiments.prompt import PromptEncoder, TinyTokenizer
+    from lorabar.experiments.mlm_prompt import PromptEncoder, TinyTokenizer
     from lorabar.experiments.templates import MEZO_TEMPLATES
 
     tok = TinyTokenizer()

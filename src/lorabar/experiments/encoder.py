@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from .data import TASKS, Example, check_classes, load_split, split_path, subset
-from .metrics import compute_metrics
+from .scores import compute_metrics
 
 __all__ = ["EncoderTask"]
 
@@ -149,11 +149,11 @@ class EncoderTask:
 
     def _build_prompt_model(self, method):
         """``--head prompt``: the masked LM scores the verbalizer words at the template's mask
-        (:mod:`lorabar.experiments.prompt`); only the LoRA factors adapt."""
+        (:mod:`lorabar.experiments.mlm_prompt`); only the LoRA factors adapt."""
         from peft import LoraConfig, get_peft_model
 
         from .model import LORA_TARGETS
-        from .prompt import PromptClassifier, PromptEncoder, build_prompt_model
+        from .mlm_prompt import PromptClassifier, PromptEncoder, build_prompt_model
         from .templates import MEZO_TEMPLATES, parse_verbalizer
 
         cfg = self.cfg

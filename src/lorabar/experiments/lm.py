@@ -165,7 +165,7 @@ class PromptTask(_LMTask):
     primary_metric = "accuracy"
 
     def __init__(self, cfg) -> None:
-        from .prompts import load_prompt_split
+        from .lm_prompts import load_prompt_split
         from .qa_data import load_qa_rows
 
         super().__init__(cfg)

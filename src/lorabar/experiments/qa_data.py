@@ -60,9 +60,9 @@ def squad_prompt(e: QAExample) -> str:
 
 
 def record_example(row: dict):
-    """A hub-format ReCoRD row as a :class:`~lorabar.experiments.prompts.PromptExample` (the
+    """A hub-format ReCoRD row as a :class:`~lorabar.experiments.lm_prompts.PromptExample` (the
     first answer entity is the training label; ``correct`` lists every answer entity)."""
-    from .prompts import PromptExample
+    from .lm_prompts import PromptExample
 
     passage = row["passage"].replace("@highlight\n", "- ")
     entities = list(row["entities"])
