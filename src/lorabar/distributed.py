@@ -43,6 +43,20 @@ __all__ = ["PERTURBATIONS", "all_reduce_sum_", "ddp_sam_step", "is_dtensor", "lo
 PERTURBATIONS = _names.PERTURBATIONS
 
 
+def _check_step_args(model, optimizer, micro_batches, perturbation: str) -> None:
+    if perturbation not in PERTURBATIONS:
+        raise ValueError(f"Invalid perturbation: {perturbation!r} (expected one of {PERTURBATIONS})")
+    if not isinstance(optimizer, SAM):
+        raise TypeError(f"Invalid optimizer: expected lorabar.SAM, got {type(optimizer).__name__}")
+    if not hasattr(model, "no_sync"):
+        raise TypeError(
+            f"Invalid model: a {type(model).__name__} has no no_sync(); pass the "
+            "DistributedDataParallel-wrapped model"
+        )
+    if len(micro_batches) == 0:
+        raise ValueError("Invalid micro_batches: empty")
+
+
 def ddp_sam_step(
     model: torch.nn.Module,
     optimizer: Any,
@@ -71,17 +85,7 @@ def ddp_sam_step(
     ``after_first_backward()`` runs after the first pass (for logging, as in
     :func:`lorabar.sam_step`).  Returns this rank's mean first-pass loss (detached).
     """
-    if perturbation not in PERTURBATIONS:
-        raise ValueError(f"Invalid perturbation: {perturbation!r} (expected one of {PERTURBATIONS})")
-    if not isinstance(optimizer, SAM):
-        raise TypeError(f"Invalid optimizer: expected lorabar.SAM, got {type(optimizer).__name__}")
-    if not hasattr(model, "no_sync"):
-        raise TypeError(
-            f"Invalid model: a {type(model).__name__} has no no_sync(); pass the "
-            "DistributedDataParallel-wrapped model"
-        )
-    if len(micro_batches) == 0:
-        raise ValueError("Invalid micro_batches: empty")
+    _check_step_args(model, optimizer, micro_batches, perturbation)
     k = len(micro_batches)
 
     def run_pass(sync_last: bool) -> Tensor:

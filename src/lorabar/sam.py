@@ -372,6 +372,16 @@ def _batch_size(batch: Any) -> int:
     )
 
 
+@torch.no_grad()
+def _accumulate_(acc: dict[Tensor, Tensor], optimizer: SAM, w: float) -> None:
+    """``acc[p] += w * p.grad`` for every parameter with a gradient (m-sharpness's mean)."""
+    for p in (p for g in optimizer.param_groups for p in g["params"] if p.grad is not None):
+        if p in acc:
+            acc[p].add_(p.grad, alpha=w)
+        else:
+            acc[p] = p.grad.mul(w) if w != 1.0 else p.grad.clone()
+
+
 def sam_step(
     optimizer: SAM,
     loss_fn: Callable[[Any], Tensor],
@@ -401,9 +411,6 @@ def sam_step(
     chunks = _split(batch, m)
     weights = [_batch_size(c) / size for c in chunks]
 
-    def backward(loss: Tensor) -> None:
-        scaled_backward(loss, scaler)
-
     optimizer.zero_grad()
     acc: dict[Tensor, Tensor] = {}
     finite: Tensor | None = None
@@ -411,22 +418,16 @@ def sam_step(
     for chunk, w in zip(chunks, weights, strict=True):
         with torch.enable_grad():
             loss = loss_fn(chunk)
-            backward(loss)
+            scaled_backward(loss, scaler)
         if after_first_backward is not None:
             after_first_backward()
         optimizer.first_step(zero_grad=True)
         if optimizer.first_pass_finite is not None:
             finite = optimizer.first_pass_finite if finite is None else finite & optimizer.first_pass_finite
         with torch.enable_grad():
-            backward(loss_fn(chunk))
+            scaled_backward(loss_fn(chunk), scaler)
         optimizer.unperturb()
-        with torch.no_grad():
-            for p in (p for g in optimizer.param_groups for p in g["params"]
-                      if p.grad is not None):
-                if p in acc:
-                    acc[p].add_(p.grad, alpha=w)
-                else:
-                    acc[p] = p.grad.mul(w) if w != 1.0 else p.grad.clone()
+        _accumulate_(acc, optimizer, w)
         optimizer.zero_grad()
         total = loss.detach() * w if total is None else total + loss.detach() * w
     for p, g in acc.items():
