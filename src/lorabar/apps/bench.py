@@ -138,6 +138,30 @@ def build_model(cfg: BenchConfig) -> tuple[torch.nn.Module, str]:
     return get_peft_model(model, lora), kind
 
 
+def _random_batch(cfg: BenchConfig, kind: str, device) -> dict:
+    """A seeded random token batch; LM loss for causal models, 2-class labels otherwise."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    ids = torch.randint(0, cfg.sizes()["vocab"], (cfg.batch_size, cfg.seq_len), generator=g)
+    ids = ids.to(device)
+    if kind == "causal":
+        return {"input_ids": ids, "labels": ids}
+    return {"input_ids": ids, "labels": torch.randint(0, 2, (cfg.batch_size,), generator=g).to(device)}
+
+
+def _rows(times: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
+    """Per (method, precision) cell: median, mean, min, every time, and the ratio to LoRA."""
+    rows = []
+    for (method, precision), ts in times.items():
+        lora = times.get(("lora", precision))
+        med = statistics.median(ts)
+        rows.append({
+            "method": method, "precision": precision, "median_s": med, "mean_s": statistics.fmean(ts),
+            "min_s": min(ts), "times_s": ts,
+            "ratio_to_lora": med / statistics.median(lora) if lora else None,
+        })
+    return rows
+
+
 def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
               clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """Measure every (method, precision) cell; returns the result record (see :func:`markdown`).
@@ -151,14 +175,7 @@ def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
     build_s = time.perf_counter() - t0
     pairs = find_lora_pairs(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    g = torch.Generator().manual_seed(cfg.seed)
-    vocab = cfg.sizes()["vocab"]
-    ids = torch.randint(0, vocab, (cfg.batch_size, cfg.seq_len), generator=g).to(device)
-    if kind == "causal":
-        batch = {"input_ids": ids, "labels": ids}
-    else:
-        labels = torch.randint(0, 2, (cfg.batch_size,), generator=g).to(device)
-        batch = {"input_ids": ids, "labels": labels}
+    batch = _random_batch(cfg, kind, device)
 
     # One stepper (optimizer, BAR hook or SAM, GradScaler) per cell, all over the same parameters.
     steppers = {}
@@ -185,16 +202,7 @@ def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
             times[key].append(clock() - t)
         if log is not None:
             log(f"round {r + 1}/{cfg.repeats}")
-    rows = []
-    for method, precision in cells:
-        ts = times[(method, precision)]
-        lora = times.get(("lora", precision))
-        med = statistics.median(ts)
-        rows.append({
-            "method": method, "precision": precision, "median_s": med, "mean_s": statistics.fmean(ts),
-            "min_s": min(ts), "times_s": ts,
-            "ratio_to_lora": med / statistics.median(lora) if lora else None,
-        })
+    rows = _rows(times)
     record = {
         "config": asdict(cfg), "sizes": cfg.sizes(), "lora_pairs": len(pairs),
         "trainable_params": sum(p.numel() for p in params),
