@@ -9,7 +9,7 @@ For 12, 96 and 384 LoRA pairs (r=8 on q/v, or on all six projections of a layer)
     gradients alone is also printed (its floor is ~2x),
   - the number of aten ops one BAR step dispatches (flat in the number of pairs = multi-tensor),
   - LoRA+nBAR / LoRA and SAM / LoRA step-time ratios, measured interleaved, each step taken by
-    the method registry's stepper (lorabar.experiments.methods: the step the harness trains with).
+    the method registry's stepper (lorabar.harness.run.methods: the step the harness trains with).
 
     python benchmarks/bench_core.py [--repeats 30] [--threads 2]
 """
@@ -23,8 +23,8 @@ import time
 import torch
 
 import lorabar
-from lorabar.experiments.methods import StepContext, make_stepper
-from lorabar.experiments.runtime import Runtime
+from lorabar.harness.run.methods import StepContext, make_stepper
+from lorabar.harness.run.runtime import Runtime
 
 SIZES = {  # pairs -> (layers, target modules, hidden)
     12: (6, ["query", "value"], 128),

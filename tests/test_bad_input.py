@@ -13,7 +13,7 @@ import torch
 
 import lorabar
 from lorabar.cli import main
-from lorabar.experiments import data as D
+from lorabar.harness.tasks import data_folder as D
 from test_experiments import DATA as _DATA
 
 DATA = str(_DATA)
@@ -53,7 +53,8 @@ def test_grid_only_matching_nothing(tmp_path, capsys):
 
 @pytest.mark.data
 def test_grid_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
-    import lorabar.experiments.grid as G
+    import lorabar.harness.execute.grid_runner as G
+    from lorabar.harness.execute.local import run_one
 
     grid = tmp_path / "g.toml"
     grid.write_text('[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\n'
@@ -64,7 +65,7 @@ def test_grid_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
         if calls:
             raise KeyboardInterrupt
         calls.append(path)
-        return G._run_one(cfg, path, *args)
+        return run_one(cfg, path, *args)
 
     real = G.run_grid
     monkeypatch.setattr(G, "run_grid", lambda *a, **k: real(*a, **k, runner=runner,
@@ -205,7 +206,7 @@ def test_bad_out_fails_before_training(tmp_path, capsys, where):
 
 def test_bad_out_for_folders_and_bench_args(tmp_path, capsys):
     (tmp_path / "file.txt").write_text("x")
-    for argv in (["grid", "experiments/table1.toml"], ["report", str(tmp_path)],
+    for argv in (["grid", "grids/table1.toml"], ["report", str(tmp_path)],
                  ["toy", "fig1"], ["bench", "--arch", "opt-1.3b"]):
         assert main(argv + ["--out", str(tmp_path / "file.txt")]) == 2, argv
         assert "is a file (give a folder)" in _err(capsys)

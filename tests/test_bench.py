@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lorabar.apps.bench import ARCHS, BenchConfig, bar_cost, build_model, markdown, run_bench
+from lorabar.apps.bench import ARCHS, BenchConfig, bar_cost, build_bench_model, markdown, run_bench
 
 TINY = dict(layers=2, hidden=32, heads=4, ffn=64, vocab=97, batch_size=2, seq_len=8,
             repeats=2, warmup=1)
@@ -41,7 +41,7 @@ def test_paper_sizes_are_the_defaults():
 def test_architectures_built_from_config(arch, pairs_per_layer):
     import lorabar
 
-    model, kind = build_model(BenchConfig(arch=arch, **TINY))
+    model, kind = build_bench_model(BenchConfig(arch=arch, **TINY))
     assert len(lorabar.find_lora_pairs(model)) == 2 * pairs_per_layer
     assert kind == ("classifier" if arch == "roberta-large" else "causal")
     conf = model.base_model.model.config
@@ -82,7 +82,7 @@ def test_run_bench_times_every_cell_interleaved():
 def test_bench_steps_through_the_method_registry(monkeypatch):
     """bench times the engine's steppers: one per (method, precision) cell, over one model."""
     import lorabar.apps.bench as bench
-    from lorabar.experiments import methods
+    from lorabar.harness.run import methods
 
     built = []
     real = methods.make_stepper

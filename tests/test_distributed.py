@@ -186,7 +186,7 @@ def test_lorabar_finetune_under_torchrun_writes_once(tmp_path):
 
 
 def test_shard_splits_the_global_batch():
-    from lorabar.experiments.launch import Dist, shard
+    from lorabar.harness.run.launch import Dist, shard
 
     assert shard(list(range(8)), Dist(1, 2)) == [1, 3, 5, 7]
     assert shard(list(range(8)), Dist()) == list(range(8))
@@ -195,7 +195,7 @@ def test_shard_splits_the_global_batch():
 
 
 def test_run_config_checks_sam_perturbation_and_keeps_old_run_ids():
-    from lorabar.experiments.config import EncoderConfig as RunConfig
+    from lorabar.harness.run.config import EncoderConfig as RunConfig
 
     with pytest.raises(ValueError, match="Invalid sam_perturbation: 'all'"):
         RunConfig(method="sam", sam_perturbation="all")

@@ -29,7 +29,7 @@ def test_the_demo_block_is_the_demos_plan():
 
 
 def test_the_methods_page_is_the_registry():
-    from lorabar.experiments.registry import methods_table
+    from lorabar.harness.run.registry import methods_table
 
     assert methods_table() in (ROOT / "docs" / "methods.md").read_text()
 
@@ -56,7 +56,7 @@ def test_every_claimed_interval_is_in_its_paired_csv():
 
 
 @pytest.mark.parametrize("path", [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
-                                  ROOT / "experiments" / "README.md"],
+                                  ROOT / "grids" / "README.md"],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_test_counts_are_written(path):
     assert not re.search(r"\b\d+ (tests|passed)\b", path.read_text())

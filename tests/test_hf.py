@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 import lorabar
-from lorabar.experiments.engine import lr_lambda
-from lorabar.experiments.methods import StepContext, make_stepper
-from lorabar.experiments.model import build_model
-from lorabar.experiments.runtime import Runtime
+from lorabar.harness.run.engine import lr_lambda
+from lorabar.harness.run.methods import StepContext, make_stepper
+from lorabar.harness.models.encoder_model import build_model
+from lorabar.harness.run.runtime import Runtime
 
 N, SEQ, STEPS = 8, 6, 5
 

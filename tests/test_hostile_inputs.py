@@ -12,7 +12,7 @@ import torch
 
 import lorabar
 from lorabar.cli import main
-from lorabar.experiments import data as D
+from lorabar.harness.tasks import data_folder as D
 from test_bad_input import _err
 from test_own_data import _own, _synthetic
 
@@ -38,7 +38,7 @@ def _sft(folder: Path, rows: list[dict]) -> list[str]:
 # ----------------------------------------------------------------------------- lost data
 @pytest.mark.parametrize("command", ["finetune", "finetune-lm"])
 def test_out_over_the_training_file_is_refused(tmp_path, capsys, monkeypatch, command):
-    import lorabar.experiments.engine as E
+    import lorabar.harness.run.engine as E
 
     monkeypatch.setattr(E, "run", lambda *a, **k: pytest.fail("ran before the plan was checked"))
     if command == "finetune":
@@ -80,7 +80,7 @@ def test_a_users_csv_beside_a_report_survives(tmp_path, capsys, command):
 
 def test_out_and_save_adapter_on_one_path_are_refused_before_training(tmp_path, capsys,
                                                                         monkeypatch):
-    import lorabar.experiments.engine as E
+    import lorabar.harness.run.engine as E
 
     monkeypatch.setattr(E, "run", lambda *a, **k: pytest.fail("trained before the check"))
     paths = _synthetic(tmp_path / "d")
@@ -92,8 +92,8 @@ def test_out_and_save_adapter_on_one_path_are_refused_before_training(tmp_path, 
 
 # ----------------------------------------------------------------------------- roles
 def test_swapped_roles_are_other_runs(tmp_path):
-    from lorabar.experiments.config import config_from
-    from lorabar.experiments.grid import identity_of
+    from lorabar.harness.run.config import config_from
+    from lorabar.harness.plan.grid import identity_of
 
     paths = _synthetic(tmp_path / "d")
     base = {"model": "tiny", "text_column": "text", "label_column": "label", "threads": 1}
@@ -172,7 +172,7 @@ def test_prompt_templates_are_validated(tmp_path, capsys, template, verbalizer, 
 
 
 def test_truncation_keeps_the_template_and_the_mask():
-    from lorabar.experiments.mlm_prompt import PromptEncoder, TinyTokenizer
+    from lorabar.harness.tasks.mlm_prompt import PromptEncoder, TinyTokenizer
 
     tok = TinyTokenizer()
     text = " ".join(f"w{i}" for i in range(50))
@@ -198,7 +198,7 @@ def test_a_template_longer_than_max_length_exits_2(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- labels, columns
 def test_labels_1_and_1_0_are_one_class_in_every_format(tmp_path):
-    from lorabar.experiments.userdata import load_user_data
+    from lorabar.harness.tasks.own_data import load_user_data
 
     rows = [("a b", "1"), ("c d", "1.0"), ("e f", "0"), ("g h", "0.0")]
     csv_ = tmp_path / "t.csv"
@@ -220,7 +220,7 @@ def test_text_column_equal_to_label_column_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("label", [[1], {"a": 1}, True])
 def test_a_non_scalar_label_names_its_line(tmp_path, label):
-    from lorabar.experiments.userdata import load_user_data
+    from lorabar.harness.tasks.own_data import load_user_data
 
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps({"text": "a", "label": 0}) + "\n"
@@ -230,7 +230,7 @@ def test_a_non_scalar_label_names_its_line(tmp_path, label):
 
 
 def test_regression_labels_are_strict_decimals(tmp_path):
-    from lorabar.experiments.userdata import load_user_data
+    from lorabar.harness.tasks.own_data import load_user_data
 
     path = tmp_path / "t.csv"
     for bad in ("nan", "inf", "1_000", "0x10"):
@@ -252,8 +252,8 @@ def test_finetune_lm_keeps_the_prompt_and_counts_truncations(tmp_path, capsys):
     assert record["train"]["truncated_completions"] == {"train": 2, "dev": 2, "test": 2}
     assert "truncated_completions" in capsys.readouterr().out
 
-    from lorabar.experiments.config import config_from
-    from lorabar.experiments.lm import SFTTask
+    from lorabar.harness.run.config import config_from
+    from lorabar.harness.tasks.lm_tasks import SFTTask
 
     cfg = config_from({"model": "tiny", "max_length": 40, **{
         k: str(tmp_path / f"{k}.jsonl") for k in ("train", "dev", "test")},
@@ -499,7 +499,7 @@ def test_a_nan_loss_is_one_line_and_exit_1(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- wrong refusals
 def test_quoted_newlines_and_large_fields_are_read(tmp_path):
-    from lorabar.experiments.userdata import read_rows
+    from lorabar.harness.tasks.own_data import read_rows
 
     big = "x" * 200_000
     path = tmp_path / "reviews.csv"
@@ -511,7 +511,7 @@ def test_quoted_newlines_and_large_fields_are_read(tmp_path):
 def test_a_datasetdict_folder_names_its_splits(tmp_path):
     from datasets import Dataset, DatasetDict
 
-    from lorabar.experiments.userdata import read_rows
+    from lorabar.harness.tasks.own_data import read_rows
 
     DatasetDict({"train": Dataset.from_list([{"text": "a", "label": 0}]),
                  "test": Dataset.from_list([{"text": "b", "label": 1}])}).save_to_disk(

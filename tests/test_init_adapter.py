@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from lorabar.cli import main
-from lorabar.experiments.config import EncoderConfig
-from lorabar.experiments.identity import run_identity
-from lorabar.experiments.model import build_model, load_init
-from lorabar.experiments.plan import run_inputs
+from lorabar.harness.run.config import EncoderConfig
+from lorabar.harness.run.identity import run_identity
+from lorabar.harness.models.encoder_model import build_model, load_init
+from lorabar.harness.plan.inputs import run_inputs
 from test_experiments import DATA
 
 

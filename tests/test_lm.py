@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lorabar.experiments.data import DATA_ENV
-from lorabar.experiments.config import LMConfig
-from lorabar.experiments.engine import RECORD_KEYS, run
-from lorabar.experiments.lm import _collate, _encode_pairs, candidate_scores
-from lorabar.experiments.lm_prompts import load_prompt_split, render
-from lorabar.experiments.webnlg import bleu, linearize, load_webnlg
+from lorabar.harness.tasks.data_folder import DATA_ENV
+from lorabar.harness.run.config import LMConfig
+from lorabar.harness.run.engine import RECORD_KEYS, run
+from lorabar.harness.tasks.lm_tasks import _collate, _encode_pairs, candidate_scores
+from lorabar.harness.tasks.lm_prompt_tasks import load_prompt_split, render_prompt
+from lorabar.harness.tasks.webnlg import bleu, linearize, load_webnlg
 
 DATA = str(os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
 
@@ -41,16 +41,16 @@ def test_bleu_hand_case():
 
 @pytest.mark.data
 def test_templates():
-    assert render("sst2", {"sentence": "great fun .", "label": 1}).context == "great fun . It was"
-    rte = render("rte", {"premise": "P.", "hypothesis": "H.", "label": 0})
+    assert render_prompt("sst2", {"sentence": "great fun .", "label": 1}).context == "great fun . It was"
+    rte = render_prompt("rte", {"premise": "P.", "hypothesis": "H.", "label": 0})
     assert rte.context == 'P.\nDoes this mean that "H." is true? Yes or No?\n' and rte.candidates == ("Yes", "No")
-    cb = render("cb", {"premise": "P.", "hypothesis": "H", "label": 2})
+    cb = render_prompt("cb", {"premise": "P.", "hypothesis": "H", "label": 2})
     assert cb.context.endswith('Can we infer that "H"? Yes, No, or Maybe?\n') and cb.label == 2
-    copa = render("copa", {"premise": "The man turned on the faucet.", "question": "effect",
+    copa = render_prompt("copa", {"premise": "The man turned on the faucet.", "question": "effect",
                            "choice1": "The toilet filled.", "choice2": "I ran.", "label": 1})
     assert copa.context == "The man turned on the faucet so"
     assert copa.candidates == (" the toilet filled.", " I ran.")
-    assert render("copa", {"premise": "X.", "question": "cause", "choice1": "A", "choice2": "B",
+    assert render_prompt("copa", {"premise": "X.", "question": "cause", "choice1": "A", "choice2": "B",
                            "label": 0}).context == "X because"
     sizes = {t: [len(load_prompt_split(t, s, data_dir=DATA)) for s in ("train", "dev", "test")]
              for t in ("cb", "copa")}
@@ -58,7 +58,7 @@ def test_templates():
 
 
 def test_candidate_scoring_on_tiny_lm():
-    from lorabar.experiments.causal import load_causal_lm
+    from lorabar.harness.models.causal_lm import load_causal_lm
 
     torch.manual_seed(0)
     model, _ = load_causal_lm("tiny")
@@ -88,7 +88,7 @@ def test_end_to_end_tiny(task, method):
 
 @pytest.mark.real
 def test_gguf_loader_real(tmp_path, monkeypatch):
-    from lorabar.experiments.causal import load_causal_lm
+    from lorabar.harness.models.causal_lm import load_causal_lm
 
     monkeypatch.setenv("LORABAR_CACHE", str(tmp_path))
     torch.manual_seed(0)
@@ -107,7 +107,7 @@ def test_gguf_loader_real(tmp_path, monkeypatch):
 @pytest.mark.data
 def test_lm_grid_and_cli(tmp_path, capsys):
     from lorabar.cli import main
-    from lorabar.experiments.grid import run_grid
+    from lorabar.harness.execute.grid_runner import run_grid
 
     grid = {"base": {"kind": "lm", "task": "copa", "model": "tiny", "steps": 2, "batch_size": 4,
                      "n_dev": 4, "n_test": 4, "data_dir": DATA},
@@ -118,7 +118,7 @@ def test_lm_grid_and_cli(tmp_path, capsys):
                                                              "failed": 0}
     with pytest.raises(ValueError, match="Invalid filter: 'colour'"):
         run_grid(grid, tmp_path, log=lambda *_: None, only={"colour": "red"})
-    from lorabar.experiments.report import render
+    from lorabar.harness.report import render
 
     render(tmp_path, out=tmp_path / "report")
     md = (tmp_path / "report" / "report.md").read_text()
@@ -130,7 +130,7 @@ def test_lm_grid_and_cli(tmp_path, capsys):
 
 
 def test_report_webnlg_bleu_is_not_rescaled():
-    from lorabar.experiments.report import tables
+    from lorabar.harness.report import tables
 
     def rec(method, seed, bleu):
         return {"config": {"task": "webnlg", "method": method, "seed": seed, "lr": 5e-4, "steps": 2},

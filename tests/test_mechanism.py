@@ -1,11 +1,11 @@
-"""lorabar.experiments.mechanism: balancedness relative to the baseline, paired over seeds, with
+"""lorabar.harness.report.mechanism: balancedness relative to the baseline, paired over seeds, with
 n and a 95% interval -- final, over the trajectory, per layer."""
 
 from __future__ import annotations
 
 import pytest
 
-from lorabar.experiments.mechanism import layer_rows, paired_rows
+from lorabar.harness.report.mechanism import layer_rows, paired_rows
 from test_experiments import _fake
 
 
@@ -22,7 +22,7 @@ def _runs():
 
 
 def _selected():
-    from lorabar.experiments.report import select
+    from lorabar.harness.report import select
 
     chosen = select(_runs())
     return chosen, sorted(chosen)

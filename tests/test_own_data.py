@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from lorabar.cli import main
-from lorabar.experiments import data as D
-from lorabar.experiments.userdata import load_user_data
+from lorabar.harness.tasks import data_folder as D
+from lorabar.harness.tasks.own_data import load_user_data
 from test_bad_input import _err
 from test_experiments import DATA
 
@@ -97,8 +97,8 @@ def test_own_data_refuses_mixed_label_types_and_unknown_formats(tmp_path):
 
 
 def test_own_data_content_is_the_identity_not_the_path(tmp_path):
-    from lorabar.experiments.config import config_from
-    from lorabar.experiments.grid import identity_of
+    from lorabar.harness.run.config import config_from
+    from lorabar.harness.plan.grid import identity_of
 
     a = _synthetic(tmp_path / "a")
     b = _synthetic(tmp_path / "b")  # the same content elsewhere
@@ -114,7 +114,7 @@ def test_own_data_content_is_the_identity_not_the_path(tmp_path):
 
 # ----------------------------------------------------------------------------- --save-adapter
 def test_save_adapter_loads_back_with_the_same_test_metric(tmp_path):
-    from lorabar.experiments.model import SequenceClassifier, _tiny_encoder, load_trained
+    from lorabar.harness.models.encoder_model import SequenceClassifier, _tiny_encoder, load_trained
     from lorabar.integrations.adapter import inspect_adapter
 
     paths = _synthetic(tmp_path)
@@ -126,10 +126,10 @@ def test_save_adapter_loads_back_with_the_same_test_metric(tmp_path):
     torch.manual_seed(record["config"]["seed"])  # the engine's seed before building the model
     base = SequenceClassifier(_tiny_encoder(), 2, pooling=record["config"]["pooling"])
     model = load_trained(base, str(ad))
-    from lorabar.experiments.config import config_from
-    from lorabar.experiments.encoder import EncoderTask
-    from lorabar.experiments.runtime import Runtime
-    from lorabar.experiments.registry import METHODS
+    from lorabar.harness.run.config import config_from
+    from lorabar.harness.tasks.encoder_task import EncoderTask
+    from lorabar.harness.run.runtime import Runtime
+    from lorabar.harness.run.registry import METHODS
 
     task = EncoderTask(config_from({**record["config"], "data_dir": None}))
     task.build_model(METHODS["lora"])  # tokenizes the splits (the model it builds is not used)
@@ -142,7 +142,7 @@ def test_save_adapter_refuses_an_existing_folder_before_training(tmp_path, capsy
     ad = tmp_path / "A"
     ad.mkdir()
     (ad / "mine.txt").write_text("keep")
-    import lorabar.experiments.engine as E
+    import lorabar.harness.run.engine as E
 
     monkeypatch.setattr(E, "run", lambda *a, **k: pytest.fail("trained before the check"))
     assert main(["finetune", "--model", "tiny", *_own(paths), "--save-adapter", str(ad)]) == 2
@@ -182,8 +182,8 @@ def test_prompt_head_learns_a_synthetic_task_far_above_chance(tmp_path):
 
 
 def test_mezo_templates_render_like_lm_bff():
-    from lorabar.experiments.mlm_prompt import PromptEncoder, TinyTokenizer
-    from lorabar.experiments.templates import MEZO_TEMPLATES
+    from lorabar.harness.tasks.mlm_prompt import PromptEncoder, TinyTokenizer
+    from lorabar.harness.tasks.mlm_templates import MEZO_TEMPLATES
 
     tok = TinyTokenizer()
     template, words = MEZO_TEMPLATES["snli"]
@@ -229,7 +229,7 @@ def test_compare_on_own_files_then_resumes_with_nothing_to_do(tmp_path, capsys):
 
 
 def test_compare_fixes_a_setting_given_as_a_flag():
-    from lorabar.experiments.compare import CompareConfig, tuning_grid
+    from lorabar.harness.compare import CompareConfig, tuning_grid
 
     cc = CompareConfig(out="x", methods=("lora", "sam"), seeds=(13,), base={"rho": 0.05})
     variants = {v["method"]: v for v in tuning_grid(cc)["variant"]}

@@ -1,4 +1,4 @@
-"""The paper's own protocols as `lorabar compare` recipes (experiments/paper/): each plans with
+"""The paper's own protocols as `lorabar compare` recipes (grids/paper/): each plans with
 a tiny stand-in model (so a recipe cannot rot), and without its weights says so in one line."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from lorabar.cli import main
 from test_bad_input import _err
 from test_experiments import DATA
 
-ROOT = Path(__file__).resolve().parents[1] / "experiments" / "paper"
+ROOT = Path(__file__).resolve().parents[1] / "grids" / "paper"
 # recipe -> (methods flag, seeds, stand-in model, tuning runs: the paper's grid over our tasks)
 RECIPES = {
     "table1_roberta_prompt": (None, "13,21,42", "tiny-mlm", 294),  # 6 x (1 + 3 x (1 + 3 + 12))
@@ -57,7 +57,7 @@ def in_env(env, monkeypatch):
     GLUE-size check off for the small QQP stand-in."""
     import dataclasses
 
-    from lorabar.experiments import data
+    from lorabar.harness.tasks import data_folder as data
 
     monkeypatch.chdir(env)
     monkeypatch.setitem(data.TASKS, "qqp", dataclasses.replace(data.TASKS["qqp"],

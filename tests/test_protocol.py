@@ -1,4 +1,4 @@
-"""lorabar.experiments.protocol: how compare tunes.  By default no method is compared at a
+"""lorabar.harness.plan.protocol: how compare tunes.  By default no method is compared at a
 learning rate that was not tuned for it; the cheaper baseline-lr protocol is an explicit option;
 which protocol ran is printed, recorded and in the report's first lines."""
 
@@ -10,9 +10,9 @@ from collections import defaultdict
 import pytest
 
 from lorabar.cli import main
-from lorabar.experiments.compare import CompareConfig, tuning_grid
-from lorabar.experiments.grid import expand
-from lorabar.experiments.registry import METHODS
+from lorabar.harness.compare import CompareConfig, tuning_grid
+from lorabar.harness.plan.grid import expand
+from lorabar.harness.run.registry import METHODS
 from test_bad_input import _err
 from test_own_data import _own, _synthetic
 
@@ -55,7 +55,8 @@ def test_baseline_lr_protocol_tunes_the_others_at_the_baselines_choice(tmp_path,
     seeds = {(r["config"]["method"], r["config"]["seed"]) for r in runs}
     assert {("lora", 21), ("obar", 21)} <= seeds
     md = (out / "report" / "report.md").read_text().splitlines()
-    assert md[2].startswith("Protocol 'baseline-lr' (baseline lora)")
+    assert md[2].startswith("Status: current") and md[4].startswith("Made by `lorabar compare")
+    assert md[6].startswith("Protocol 'baseline-lr' (baseline lora)")
     # another protocol into the same --out is refused before anything runs
     assert main([*argv[:-1], "own-lr"]) == 2
     assert "holds a comparison with protocol 'baseline-lr'" in _err(capsys)
@@ -77,7 +78,7 @@ def test_the_default_protocol_is_printed_and_in_the_report(tmp_path, capsys):
 def test_the_seed_stage_keeps_a_setting_a_variant_gave_one_method(tmp_path):
     """Table 4's recipe gives BAR weight decay 0 on CoLA and RTE (App. D.4), LoRA 0.1: the seed
     stage runs each method with its own."""
-    from lorabar.experiments.compare import seeds_grid
+    from lorabar.harness.compare import seeds_grid
     from test_experiments import _fake
 
     grid = tmp_path / "g.toml"
@@ -116,7 +117,7 @@ def test_settings_from_runs_another_folders_dev_choices_under_new_settings(tmp_p
     assert {r["config"]["method"]: (r["config"]["lr"], r["config"]["mu0"]) for r in runs} == chosen
     assert json.loads((noisy / ".lorabar-compare.json").read_text())["settings_from"] == str(clean)
     md = (noisy / "report" / "report.md").read_text().splitlines()
-    assert md[2].startswith("Protocol 'settings-from' (baseline lora): nothing is tuned here")
+    assert md[6].startswith("Protocol 'settings-from' (baseline lora): nothing is tuned here")
     with pytest.raises(ValueError, match=r"Invalid --settings-from: .* is not a folder"):
         CompareConfig(out=str(noisy), protocol="settings-from", settings_from=str(tmp_path / "x"))
     with pytest.raises(ValueError, match=r"the protocol 'settings-from' and --settings-from DIR "

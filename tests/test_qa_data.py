@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as F
 
-from lorabar.experiments.config import LMConfig
-from lorabar.experiments.data import DataError, recording
-from lorabar.experiments.engine import run
-from lorabar.experiments.lm import ragged_cross_entropy
-from lorabar.experiments.qa_data import (DEV_POOL, exact_match, load_qa_rows, record_example,
+from lorabar.harness.run.config import LMConfig
+from lorabar.harness.tasks.data_folder import DataError, recording
+from lorabar.harness.run.engine import run
+from lorabar.harness.tasks.lm_tasks import ragged_cross_entropy
+from lorabar.harness.tasks.qa_data import (DEV_POOL, exact_match, load_qa_rows, record_example,
                                          squad_f1, squad_prompt)
 
 
@@ -64,7 +64,7 @@ def test_templates_are_mezos():
 
 
 def load_qa_rows_from(rows):
-    from lorabar.experiments.qa_data import _check_row  # the row check the readers share
+    from lorabar.harness.tasks.qa_data import _check_row  # the row check the readers share
 
     return [_check_row("squad", r) for r in rows]
 
@@ -200,7 +200,7 @@ def test_record_with_ragged_candidates_trains_through_the_engine(qa_dir, method)
 
 
 def test_prefix_tuning_trains_only_the_prefixes(monkeypatch):
-    from lorabar.experiments import engine
+    from lorabar.harness.run import engine
 
     seen = {}
     real = engine.make_stepper
@@ -224,7 +224,7 @@ def test_prefix_tuning_trains_only_the_prefixes(monkeypatch):
 
 
 def test_prefix_is_refused_for_encoders():
-    from lorabar.experiments.config import EncoderConfig
+    from lorabar.harness.run.config import EncoderConfig
 
     with pytest.raises(ValueError, match="Invalid method: 'prefix'"):
         EncoderConfig(method="prefix", model="tiny")

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from lorabar.cli import build_parser
-from lorabar.experiments.registry import METHODS, methods_for
+from lorabar.harness.run.registry import METHODS, methods_for
 
 
 def _help(*argv: str) -> str:
@@ -34,13 +34,13 @@ def test_every_method_of_the_registry_is_in_help(capsys, monkeypatch, command, k
 
 
 def test_every_trained_method_has_a_builder():
-    from lorabar.experiments.methods import BUILDERS
+    from lorabar.harness.run.methods import BUILDERS
 
     assert set(BUILDERS) == {m for m, entry in METHODS.items() if entry.trains}
 
 
 def test_an_unknown_name_lists_what_exists():
-    from lorabar.experiments.config import EncoderConfig, LMConfig
+    from lorabar.harness.run.config import EncoderConfig, LMConfig
 
     with pytest.raises(ValueError, match=r"Invalid method: 'lorra' \(expected one of \['zeroshot', "
                                          r"'lora', 'sam', .*'full'\]\)"):
@@ -53,8 +53,9 @@ def test_an_unknown_name_lists_what_exists():
 
 @pytest.mark.data
 def test_the_task_adapters_follow_the_contract():
-    from lorabar.experiments.config import EncoderConfig, LMConfig
-    from lorabar.experiments.tasks import TaskAdapter, make_task
+    from lorabar.harness.run.config import EncoderConfig, LMConfig
+    from lorabar.harness.run.task_of import make_task
+    from lorabar.harness.tasks.contract import TaskAdapter
 
     for cfg in (EncoderConfig(model="tiny", data_dir=_data()), LMConfig(task="synthetic")):
         assert isinstance(make_task(cfg), TaskAdapter)
@@ -70,7 +71,7 @@ def _data() -> str:
     "import lorabar.cli as c; c.build_parser()",
     "import lorabar.cli as c; c.build_parser().parse_args(['finetune', '--steps', '3'])",
     "import lorabar, lorabar.toy.figures",
-    "import lorabar.experiments.config, lorabar.experiments.report",
+    "import lorabar.harness.run.config, lorabar.harness.report",
 ])
 def test_help_configs_reports_and_the_toy_lab_import_no_torch(code):
     out = subprocess.run([sys.executable, "-c", code + "; import sys; print('torch' in sys.modules)"],
@@ -90,10 +91,10 @@ def test_the_lazy_namespace_resolves_every_name():
 def test_what_a_method_reads_is_stated_once():
     """Method.reads: the run key, dev selection's columns and the seed stage's grid agree, for
     LoRA+ with BAR on top too (a seed-stage grid once lost its bar, mu0 and schedule)."""
-    from lorabar.experiments.compare import CompareConfig, seeds_grid
-    from lorabar.experiments.config import EncoderConfig
-    from lorabar.experiments.registry import METHODS
-    from lorabar.experiments.report.naming import hparams_text
+    from lorabar.harness.compare import CompareConfig, seeds_grid
+    from lorabar.harness.run.config import EncoderConfig
+    from lorabar.harness.run.registry import METHODS
+    from lorabar.harness.report.naming import hparams_text
 
     plus = METHODS["loraplus"]
     assert plus.reads({"bar": "none"}) == ("loraplus_ratio",)
@@ -119,8 +120,8 @@ def test_what_a_method_reads_is_stated_once():
 def test_a_runs_settings_reach_its_stepper_by_name():
     """StepContext.settings_of: every method setting of the step context is the run config's
     field of the same name (total_steps: steps) -- no hand-copied list to drift."""
-    from lorabar.experiments.config import EncoderConfig, LMConfig
-    from lorabar.experiments.methods import StepContext
+    from lorabar.harness.run.config import EncoderConfig, LMConfig
+    from lorabar.harness.run.methods import StepContext
 
     for cfg in (EncoderConfig(method="loraplus", bar="sbar", rho=0.2, lr=3e-4, steps=7, seed=21),
                 LMConfig(method="sam", rho=0.1, weight_decay=0.1, steps=5)):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lorabar.experiments import runtime as R
+from lorabar.harness.run import runtime as R
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lorabar"
 
@@ -157,7 +157,7 @@ def test_no_import_cycle_in_src():
             visit(m, [m])
     core = [m for m in graph if m.count(".") == 1 and not m.startswith(("lorabar.cli",))]
     for m in core:  # the core points down only: nothing from the harness or the apps
-        assert not {d for d in graph[m] if d.startswith(("lorabar.experiments", "lorabar.apps",
+        assert not {d for d in graph[m] if d.startswith(("lorabar.harness", "lorabar.apps",
                                                          "lorabar.integrations"))}, m
 
 

@@ -1,4 +1,4 @@
-"""Dev selection (lorabar.experiments.report.select_with_ties): ties follow the written rule --
+"""Dev selection (lorabar.harness.report.select_with_ties): ties follow the written rule --
 the task's other dev metrics, then the smaller hyperparameters -- never the order of the files;
 every tie is listed in report.md; a staged task's primary metric is the task's (App. D.4)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from lorabar.experiments.report import TIE_RULE, render, select_with_ties
+from lorabar.harness.report import TIE_RULE, render, select_with_ties
 from test_experiments import _fake
 
 
@@ -36,7 +36,7 @@ def test_a_tie_is_broken_first_by_the_other_dev_metrics():
 
 
 def test_report_lists_every_tie_with_the_rule(tmp_path):
-    from lorabar.experiments.results import with_digest
+    from lorabar.harness.run.records import with_digest
 
     runs = _runs((0, 1, 2)) + [_fake("sst2", "lora", 13, 0.8, 0.7, 100)]
     for i, r in enumerate(runs):
@@ -47,8 +47,8 @@ def test_report_lists_every_tie_with_the_rule(tmp_path):
 
 
 def test_mrpc_is_selected_and_reported_by_accuracy(tmp_path):
-    from lorabar.experiments.report import load
-    from lorabar.experiments.results import with_digest
+    from lorabar.harness.report import load
+    from lorabar.harness.run.records import with_digest
 
     r = _fake("mrpc", "lora", 13, 0.8, 0.7, 100)
     r["primary_metric"] = "f1"  # as an older lorabar recorded it

@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import lorabar.experiments.grid as G
+import lorabar.harness.execute.grid_runner as X
+import lorabar.harness.plan.grid as G
 from lorabar.cli import main
-from lorabar.experiments import data as D
-from lorabar.experiments.config import EncoderConfig
-from lorabar.experiments.identity import run_id
+from lorabar.harness.tasks import data_folder as D
+from lorabar.harness.run.config import EncoderConfig
+from lorabar.harness.run.identity import run_id
 from test_bad_input import _err
 from test_experiments import DATA, _fake
 
@@ -56,8 +57,8 @@ def test_grid_redoes_a_run_whose_data_changed(tmp_path):
     grid = G.load_grid(_write(tmp_path / "g.toml", TINY))
     altered = _data_copy(tmp_path, flip=True)
     out = tmp_path / "o"
-    assert G.run_grid(grid, out, data_dir=str(altered), log=_quiet)["done"] == 1
-    counts = G.run_grid(grid, out, data_dir=str(DATA), log=_quiet)
+    assert X.run_grid(grid, out, data_dir=str(altered), log=_quiet)["done"] == 1
+    counts = X.run_grid(grid, out, data_dir=str(DATA), log=_quiet)
     assert counts["skipped"] == 0 and counts["done"] == 1  # not "1 already done"
     records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
     assert len(records) == 2
@@ -65,7 +66,7 @@ def test_grid_redoes_a_run_whose_data_changed(tmp_path):
     assert len(digests) == 2
     # the same content under another folder name is the same run
     same = _data_copy(tmp_path / "b")
-    assert G.run_grid(grid, out, data_dir=str(same), log=_quiet)["skipped"] == 1
+    assert X.run_grid(grid, out, data_dir=str(same), log=_quiet)["skipped"] == 1
 
 
 @pytest.mark.data
@@ -89,7 +90,7 @@ def test_identity_holds_the_resolved_precision_and_eval_batch(monkeypatch):
 
 
 def test_identity_hashes_the_model_weights(tmp_path):
-    from lorabar.experiments.identity import model_identity
+    from lorabar.harness.run.identity import model_identity
 
     folder = tmp_path / "m"
     folder.mkdir()
@@ -106,11 +107,11 @@ def test_identity_hashes_the_model_weights(tmp_path):
 def test_grid_moves_aside_a_file_whose_content_is_another_run(tmp_path, capsys):
     grid = G.load_grid(_write(tmp_path / "g.toml", TINY + "[grid]\nseed = [13, 21]\n"))
     out = tmp_path / "o"
-    G.run_grid(grid, out, data_dir=str(DATA), log=_quiet)
+    X.run_grid(grid, out, data_dir=str(DATA), log=_quiet)
     runs = {json.loads(p.read_text())["config"]["seed"]: p for p in (out / "runs").glob("*.json")}
     runs[13].write_text(runs[21].read_text())  # a seed-21 record under seed 13's name
     lines = []
-    counts = G.run_grid(grid, out, data_dir=str(DATA), log=lines.append)
+    counts = X.run_grid(grid, out, data_dir=str(DATA), log=lines.append)
     assert counts["skipped"] == 1 and counts["done"] == 1
     aside = [l for l in lines if "moved" in l]
     assert len(aside) == 1 and runs[13].name in aside[0] and "seed 21" in aside[0]
@@ -215,8 +216,8 @@ def test_report_replaces_its_folder_whole(tmp_path, monkeypatch):
     assert (rep / "README.md").read_text() == "notes beside the report"
     before = {p.name: p.read_bytes() for p in rep.iterdir() if p.is_file()}
 
-    import lorabar.experiments.report as R
-    from lorabar.experiments.report import write
+    import lorabar.harness.report as R
+    from lorabar.harness.report import write
 
     def disk_full(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -281,7 +282,7 @@ def test_a_one_class_train_split_fails_before_the_model_loads(tmp_path, capsys, 
     train = data / "sst2" / "k-shot-1k-test" / "SST-2" / "512-13" / "train.tsv"
     lines = train.read_text().splitlines()
     train.write_text("\n".join([lines[0]] + [l[:-1] + "1" for l in lines[1:]]) + "\n")
-    import lorabar.experiments.model as M
+    import lorabar.harness.models.encoder_model as M
 
     monkeypatch.setattr(M, "build_model", lambda *a, **k: pytest.fail("the model was loaded"))
     assert main(["finetune", "--data-dir", str(data), "--steps", "1"]) == 2
@@ -293,7 +294,7 @@ def test_a_one_class_train_split_fails_before_the_model_loads(tmp_path, capsys, 
 @pytest.fixture
 def fake_smollm2(tmp_path, monkeypatch):
     """The SmolLM2 conversion with a stand-in GGUF and converter (a real one takes ~30 s)."""
-    import lorabar.experiments.causal as C
+    import lorabar.harness.models.causal_lm as C
 
     gguf = tmp_path / "wheel" / C.GGUF_NAME
     gguf.parent.mkdir()
@@ -430,7 +431,7 @@ def test_inspect_refuses_several_adapters_in_one_folder(adapter, capsys):
 @pytest.mark.data
 def test_a_second_grid_on_the_same_folder_exits_at_once(tmp_path, capsys):
     grid = _write(tmp_path / "g.toml", TINY)
-    with G.GridLock(tmp_path / "o"):
+    with X.GridLock(tmp_path / "o"):
         t0 = time.perf_counter()
         assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--data-dir", str(DATA)]) == 2
         assert time.perf_counter() - t0 < 5
@@ -445,7 +446,7 @@ def test_workers_die_with_the_grid(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import multiprocessing, os, time
         from concurrent.futures import ProcessPoolExecutor
-        from lorabar.experiments.grid import _die_with_parent
+        from lorabar.harness.execute.local import die_with_parent
 
         def work(path):
             open(path, "w").write(str(os.getpid()))
@@ -454,7 +455,7 @@ def test_workers_die_with_the_grid(tmp_path):
 
         if __name__ == "__main__":
             pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_die_with_parent, initargs=(os.getpid(),))
+                                       initializer=die_with_parent, initargs=(os.getpid(),))
             pool.submit(work, {str(tmp_path / 'worker')!r})
             time.sleep(60)
     """))
@@ -488,7 +489,7 @@ def _reap(pid: int) -> None:
 
 
 def test_a_run_does_not_write_after_its_grid_is_gone(tmp_path, monkeypatch):
-    import lorabar.experiments.engine as E
+    import lorabar.harness.run.engine as E
 
     monkeypatch.setattr(E, "run", lambda cfg, **k: {"metrics": {}})
     path = tmp_path / "r.json"
@@ -509,9 +510,9 @@ def test_a_full_disk_stops_the_grid_cleanly(tmp_path, capsys, monkeypatch):
     def no_space(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    real = G.run_grid
-    monkeypatch.setattr(G, "write_json_atomic", no_space)  # the error file cannot be written
-    monkeypatch.setattr(G, "run_grid", lambda *a, **k: real(*a, **k, runner=runner))
+    real = X.run_grid
+    monkeypatch.setattr(X, "write_json_atomic", no_space)  # the error file cannot be written
+    monkeypatch.setattr(X, "run_grid", lambda *a, **k: real(*a, **k, runner=runner))
     assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--data-dir", str(DATA)]) == 1
     captured = capsys.readouterr()
     assert len(calls) == 1  # stopped after the first full-disk failure
@@ -523,7 +524,7 @@ def test_a_full_disk_stops_the_grid_cleanly(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("command", ["finetune", "finetune-lm"])
 def test_ctrl_c_in_finetune_writes_nothing(tmp_path, capsys, monkeypatch, command):
-    import lorabar.experiments.engine as E
+    import lorabar.harness.run.engine as E
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
@@ -559,7 +560,7 @@ COMMITTED = [("faithful", "faithful"), ("faithful_lr3e-3", "faithful_lr3e-3"), (
 @pytest.mark.parametrize("results, docs", COMMITTED)
 def test_committed_results_report_as_committed(tmp_path, results, docs):
     """The re-keyed results reproduce every committed table byte for byte."""
-    from lorabar.experiments.report import render
+    from lorabar.harness.report import render
 
     render(ROOT / "results" / results, out=tmp_path / "rep", baseline="lora")
     committed = sorted((ROOT / "docs" / "results" / docs).glob("*.csv"))
@@ -577,8 +578,51 @@ def test_committed_grids_resume_with_nothing_to_run(capsys, monkeypatch):
     identifies a run would make every committed grid run again).  They ran where `auto` meant
     bf16, with 1 thread per run: the test resolves the same way on any CPU (nothing runs)."""
     monkeypatch.setenv("LORABAR_NATIVE_BF16", "1")
-    assert main(["compare", "--grid", str(ROOT / "experiments" / "lora_lr.toml"), "--seeds",
+    assert main(["compare", "--grid", str(ROOT / "grids" / "lora_lr.toml"), "--seeds",
                  "13,21,42,87,100", "--out", str(ROOT / "results" / "lora_lr"), "--data-dir",
                  str(DATA), "--jobs", "2", "--threads", "1", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "16 runs, 0 to do" in out and "stage 2 (seeds [13, 21, 42, 87, 100]): 0 to do" in out
+
+
+def test_every_results_page_is_re_rendered_or_says_why_not():
+    """Every page under docs/results/ is re-rendered from committed records by a test (a
+    report.md above, a `lorabar bench` page below) or says, first thing under its title, that
+    it is written by hand or measured, and why."""
+    reports = {docs for _, docs in COMMITTED}
+    for page in sorted((ROOT / "docs" / "results").rglob("*.md")):
+        rel = page.relative_to(ROOT / "docs" / "results")
+        if page.name == "report.md":
+            assert rel.parent.name in reports, f"{rel}: no test re-renders it"
+        elif page.with_suffix(".json").is_file():
+            assert page.stem.startswith(("bench_", "bar_cost")), rel
+        else:
+            first = page.read_text().split("\n")[2]
+            assert first.startswith(("*Written by hand, not re-rendered:", "*Not re-rendered:")), \
+                f"{rel}: its first line does not say why it is not re-rendered"
+
+
+@pytest.mark.parametrize("page", sorted(p.relative_to(ROOT) for p in
+                                        (ROOT / "docs" / "results").rglob("*.json")
+                                        if p.stem.startswith(("bench_", "bar_cost"))))
+def test_committed_bench_pages_render_from_their_records(page):
+    from lorabar.apps.bench import BarCostRow, markdown
+
+    record = json.loads((ROOT / page).read_text())
+    rows = [BarCostRow(**b) for b in record.get("bar_cost", [])]
+    assert markdown(record, rows) == (ROOT / page).with_suffix(".md").read_text()
+
+
+def test_every_results_folder_has_a_manifest():
+    """Each committed results folder says which commands made it, its grids, its report and
+    whether it is current (lorabar.harness.plan.manifest); the references resolve."""
+    from lorabar.harness.plan.manifest import read_manifest, reused_files
+
+    folders = [p.parent for p in (ROOT / "results").rglob("runs")] + \
+        [p.parent for p in (ROOT / "results" / "invalid").glob("*/*.json")]
+    for folder in sorted(set(folders)):
+        manifest = read_manifest(folder)
+        assert manifest is not None and manifest.commands, folder
+        assert all(path.is_file() for path in reused_files(folder).values())
+        if manifest.report:
+            assert (ROOT / manifest.report).is_dir(), (folder, manifest.report)

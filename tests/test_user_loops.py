@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import lorabar
-from lorabar.experiments.model import build_model
+from lorabar.harness.models.encoder_model import build_model
 from lorabar.integrations.hf import BARCallback, SAMTrainer
 from test_hf import _model
 
@@ -274,7 +274,7 @@ def test_finetune_loraplus_with_bar(tmp_path, capsys):
     record = json.loads(out.read_text())
     assert record["loraplus"]["bar"] == {"mode": "obar", "mu0": 1.0, "schedule": "cosine"}
     assert record["identity"]["config"]["bar"] == "obar"
-    from lorabar.experiments.config import EncoderConfig
+    from lorabar.harness.run.config import EncoderConfig
 
     with pytest.raises(ValueError, match=r"Invalid bar: 'obar' \(--bar combines BAR with "
                                          r"--method loraplus"):
@@ -375,8 +375,8 @@ def test_sam_refuses_a_bad_group_rho(rho):
 
 
 def test_perturbed_params_counts_only_perturbed_groups():
-    from lorabar.experiments.methods import StepContext, make_stepper
-    from lorabar.experiments.runtime import Runtime
+    from lorabar.harness.run.methods import StepContext, make_stepper
+    from lorabar.harness.run.runtime import Runtime
 
     model = _model()
     params = [p for p in model.parameters() if p.requires_grad]

@@ -1,4 +1,4 @@
-"""Property-based tests of the own-data readers (lorabar.experiments.userdata): generated CSV,
+"""Property-based tests of the own-data readers (lorabar.harness.tasks.own_data): generated CSV,
 TSV, JSONL and Parquet files -- random quoting, encodings, label types, column mixes, quoted
 newlines -- are either read to the same rows as an independent reader (pandas, json) or refused
 with a ``file:line`` message, never a traceback."""
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lorabar.experiments.data import DataError
-from lorabar.experiments.userdata import normalize_label, parse_number, read_rows
+from lorabar.harness.tasks.data_folder import DataError
+from lorabar.harness.tasks.own_data import normalize_label, parse_number, read_rows
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -143,7 +143,7 @@ def test_parse_number_named_cases(text, value):
 def test_column_mixes_load_or_refuse_naming_file_and_line(columns, labels):
     """Any set and order of columns: the examples are the text and label columns' values, or a
     DataError names the file and the line (a missing column, one class, mixed label types)."""
-    from lorabar.experiments.userdata import load_user_data
+    from lorabar.harness.tasks.own_data import load_user_data
 
     rows = [{c: (y if c == "label" else f"{c} {i}") for c in columns} for i, y in enumerate(labels)]
     with tempfile.TemporaryDirectory() as tmp:

@@ -99,7 +99,13 @@ def _is_paired(path: Path) -> bool:
     return first.startswith("task,method,")
 
 
-FILE_KINDS = {"result": _is_result, "layers": _is_layers, "png": _is_png, "paired": _is_paired}
+def _is_manifest(path: Path) -> bool:
+    data = _json_object(path)
+    return data is not None and isinstance(data.get("commands"), list) and "status" in data
+
+
+FILE_KINDS = {"result": _is_result, "layers": _is_layers, "png": _is_png, "paired": _is_paired,
+              "manifest": _is_manifest}
 # "report"/"adapter": replaced whole, owned through a manifest; "figures": lorabar writes its
 # files into it and lists them in a manifest (a folder without one must be empty); "folder":
 # lorabar writes only its own sub-paths into it (runs/, a report/), the rest is left alone
@@ -107,7 +113,8 @@ FOLDER_KINDS = ("report", "adapter", "figures", "folder")
 MANAGED = ("report", "adapter", "figures")
 KINDS = (*FILE_KINDS, *FOLDER_KINDS)
 WHAT = {"result": "a lorabar run result", "layers": "a lorabar adapter report",
-        "png": "a figure lorabar drew", "paired": "a lorabar paired-differences table"}
+        "png": "a figure lorabar drew", "paired": "a lorabar paired-differences table",
+        "manifest": "a lorabar results manifest"}
 
 
 def is_kind(path: str | os.PathLike, kind: str) -> bool:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["ARCHS", "AVAILABLE", "BENCH_METHODS", "PRECISIONS"]
+__all__ = ["ARCHS", "AVAILABLE", "BENCH_METHODS", "BENCH_PRECISIONS"]
 
 BENCH_METHODS = ("lora", "nbar", "obar", "sam")  # the default: the paper's Tables 2, 7, 9
 AVAILABLE = BENCH_METHODS + ("sbar", "loraplus", "flatlora")  # --methods may add these
-PRECISIONS = ("fp32", "bf16", "fp16")
+BENCH_PRECISIONS = ("fp32", "bf16", "fp16")
 
 # name -> (family, paper-size config, LoRA targets)
 ARCHS: dict[str, tuple[str, dict[str, int], list[str]]] = {

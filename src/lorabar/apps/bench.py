@@ -16,7 +16,7 @@ name               config                                                      L
 
 One step = forward + backward + optimizer step on a fixed random batch (causal LMs: LM loss;
 RoBERTa: 2-class sequence classification), taken by the method registry's stepper
-(:mod:`lorabar.experiments.methods`, the same step the harness trains with); SAM = two
+(:mod:`lorabar.harness.run.methods`, the same step the harness trains with); SAM = two
 forward/backward passes.  Each round times
 one step of every (method, precision) cell in turn, so drifting machine load hits all cells alike;
 the table reports medians and ratios to LoRA in the same precision, plus the paper's comparison
@@ -38,11 +38,11 @@ import torch
 
 from .. import BAR, FactorPair, find_lora_pairs
 from .. import _validate as _v
-from ..experiments.methods import StepContext, check_bar_rate, make_stepper
-from ..experiments.runtime import Runtime, resolve_device
-from .archs import ARCHS, AVAILABLE, BENCH_METHODS, PRECISIONS
+from ..harness.run.methods import StepContext, check_bar_rate, make_stepper
+from ..harness.run.runtime import Runtime, resolve_device
+from .archs import ARCHS, AVAILABLE, BENCH_METHODS, BENCH_PRECISIONS
 
-__all__ = ["ARCHS", "BenchConfig", "bar_cost", "build_model", "markdown", "run_bench"]
+__all__ = ["ARCHS", "BenchConfig", "bar_cost", "build_bench_model", "markdown", "run_bench"]
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -59,7 +59,7 @@ class BenchConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     methods: tuple[str, ...] = BENCH_METHODS
-    precisions: tuple[str, ...] = PRECISIONS
+    precisions: tuple[str, ...] = BENCH_PRECISIONS
     repeats: int = 10
     warmup: int = 2
     device: str = "auto"
@@ -76,10 +76,10 @@ class BenchConfig:
         bad = [m for m in self.methods if m not in AVAILABLE]
         if bad or not self.methods:
             raise ValueError(f"Invalid methods: {list(self.methods)} (expected some of {AVAILABLE})")
-        bad = [p for p in self.precisions if p not in PRECISIONS]
+        bad = [p for p in self.precisions if p not in BENCH_PRECISIONS]
         if bad or not self.precisions:
             raise ValueError(
-                f"Invalid precisions: {list(self.precisions)} (expected some of {PRECISIONS})"
+                f"Invalid precisions: {list(self.precisions)} (expected some of {BENCH_PRECISIONS})"
             )
         for name in ("batch_size", "seq_len", "lora_r", "repeats"):
             _v.integer(name, getattr(self, name), 1, flag=_v.flag_of(name))
@@ -103,7 +103,7 @@ class BenchConfig:
         return base
 
 
-def build_model(cfg: BenchConfig) -> tuple[torch.nn.Module, str]:
+def build_bench_model(cfg: BenchConfig) -> tuple[torch.nn.Module, str]:
     """A random-init model of ``cfg.arch`` with PEFT LoRA on its attention targets."""
     import transformers as tf
     from peft import LoraConfig, get_peft_model
@@ -170,7 +170,7 @@ def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    model, kind = build_model(cfg)
+    model, kind = build_bench_model(cfg)
     model.to(device).train()
     build_s = time.perf_counter() - t0
     pairs = find_lora_pairs(model)

@@ -1,8 +1,8 @@
 """``lorabar demo``: LoRA vs LoRA-SAM vs LoRA-oBAR vs LoRA-nBAR.
 
 With the data folder, a short real comparison on MiniLM + few-shot SST-2 through the engine
-(:func:`lorabar.experiments.engine.run`).  Without it, a tiny synthetic problem, stepped by the
-method registry's steppers (:mod:`lorabar.experiments.methods`):
+(:func:`lorabar.harness.run.engine.run`).  Without it, a tiny synthetic problem, stepped by the
+method registry's steppers (:mod:`lorabar.harness.run.methods`):
 
 The frozen base is a random MLP; the target is the same MLP with a low-rank change to its hidden
 layers plus label noise, so LoRA (PEFT, r=4 on the hidden layers) can fit it.  Every method starts
@@ -22,8 +22,8 @@ from torch import nn
 
 from .. import _validate as _v
 from .. import balancedness, find_lora_pairs
-from ..experiments.methods import StepContext, check_bar_rate, make_stepper
-from ..experiments.runtime import PRECISIONS, Runtime
+from ..harness.run.methods import StepContext, check_bar_rate, make_stepper
+from ..harness.run.runtime import PRECISIONS, Runtime
 
 DEMO_METHODS = ("lora", "nbar", "obar", "sam")
 
@@ -146,8 +146,8 @@ def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: in
                     ) -> list[dict]:
     """A short real comparison on MiniLM: every method for ``steps`` steps on a few-shot task,
     evaluated on a stratified ``max_eval``-example subset of dev and test (0: all)."""
-    from ..experiments.config import EncoderConfig
-    from ..experiments.engine import run
+    from ..harness.run.config import EncoderConfig
+    from ..harness.run.engine import run
 
     rows, runtime = [], None
     base = {**REAL_BASE, "seed": seed}
@@ -176,7 +176,7 @@ def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: in
     return rows
 
 
-def main(cfg: DemoConfig | None = None, methods: tuple[str, ...] = DEMO_METHODS) -> list[dict]:
+def run_demo(cfg: DemoConfig | None = None, methods: tuple[str, ...] = DEMO_METHODS) -> list[dict]:
     cfg = cfg or DemoConfig()
     torch.set_num_threads(1)
     runtime = Runtime.resolve(cfg.device, cfg.precision)

@@ -1,4 +1,4 @@
-"""What the subcommands share: the config flags (one per config field, help beside it),
+"""What the subcommands share: the config flags (one per config field, its help beside the field),
 the comma-list and positive-integer types, the symlink flag, the version."""
 
 from __future__ import annotations
@@ -7,55 +7,32 @@ import argparse
 
 DATA_HELP = "data folder (default: $LORABAR_DATA_DIR), e.g. ../shared/data"
 
-HELP = {
-    "model": "encoder: 'minilm' (default), 'tiny', or a HF path/id; lm: 'smollm2' (default), "
-             "'tiny', or a HF path/id",
-    "sam_perturbation": "under torchrun: 'sync' (SAM on the global batch) or 'per_rank' "
-                        "(m-sharpness, m = world size)",
-    "device": "auto (CUDA if available, else CPU) | cpu | cuda | cuda:N",
-    "precision": "auto (bf16 where the hardware does it natively, fp16+GradScaler on CUDA "
-                 "without bf16, else fp32) | fp32 | bf16 | fp16; parameters stay fp32",
-    "targets": "LoRA targets: qv (query, value) | all (every linear layer)",
-    "bar": "with --method loraplus: BAR on top, none | obar | nbar | sbar (each pair's rate is "
-           "sqrt(lr_A lr_B); obar/nbar read --mu0/--schedule, sbar --rho)",
-    "setting": "fewshot (k=512 splits) | full (GLUE)",
-    "schedule": "BAR's alpha_t schedule: constant | linear | cosine",
-    "head": "probe (fitted on frozen features, then frozen: only LoRA adapts) | linear "
-            "(trained with the adapters)",
-    "pooling": "mean | cls",
-    "max_eval": "evaluate on a seeded, class-stratified subset of this many dev/test examples "
-                "(0: all)",
-    "n_train": "training examples (0: all)",
-    "train": "your own data: the train file (.csv .tsv .jsonl .json .parquet or a "
-             "datasets.save_to_disk folder); with --dev, --test, --text-column, --label-column "
-             "(task 'custom')",
-    "dev": "your own data: the dev file (selection)",
-    "test": "your own data: the test file (reporting)",
-    "text_column": "your own data: the column with the text",
-    "text_pair_column": "your own data: the column with the second text of a pair",
-    "label_column": "your own data: the label column (classes: strings or integers)",
-    "task_type": "your own data: classification | regression",
-    "prompt_column": "your own data (finetune-lm): the prompt column; the loss is on the "
-                     "completion only",
-    "completion_column": "your own data (finetune-lm): the completion column",
-    "metric": "your own data (finetune-lm): nll (per completion token) | bleu (of generations)",
-}
-
-
 def config_help(kind: str) -> dict[str, str]:
-    """Help for the config flags of ``kind``; the task and method lists come from the registry."""
-    from ..experiments.config import CONFIGS
-    from ..experiments.registry import METHODS, methods_for
+    """Help for the config flags of ``kind``: each field's own (beside it in
+    :mod:`lorabar.harness.run.config`); the task and method lists come from the registry."""
+    import dataclasses
 
+    from ..harness.run.config import CONFIGS, help_of
+    from ..harness.run.registry import METHODS, methods_for
+
+    cls = CONFIGS[kind]
+    helps = {f.name: text for f in dataclasses.fields(cls) if (text := help_of(cls, f.name))}
     methods = "; ".join(f"{m}: {METHODS[m].description}" for m in methods_for(kind))
-    return {**HELP, "task": " | ".join(CONFIGS[kind].TASKS), "method": methods}
+    return {**helps, "task": " | ".join(cls.TASKS), "method": methods}
+
+
+def field_help(name: str) -> str:
+    """The help of a shared config field (:class:`lorabar.harness.run.config.RunConfig`)."""
+    from ..harness.run.config import RunConfig, help_of
+
+    return help_of(RunConfig, name) or ""
 
 
 def add_config_args(p: argparse.ArgumentParser, kind: str, skip: tuple[str, ...] = ()) -> None:
     """One flag per config field (``--batch-size`` for ``batch_size``), defaults from the config."""
     import dataclasses
 
-    from ..experiments.config import CONFIGS
+    from ..harness.run.config import CONFIGS
 
     helps = config_help(kind)
     for f in dataclasses.fields(CONFIGS[kind]):
@@ -89,14 +66,14 @@ def positive(text: str) -> int:
     return value
 
 
-KINDS = {str: "names", int: "integers", float: "numbers"}
+LIST_KINDS = {str: "names", int: "integers", float: "numbers"}
 
 
 def comma_list(text: str, flag: str, kind: type = str, *, low: float | None = None) -> tuple:
     """The one parser of comma-separated flags (``--seeds 13,21``, ``--methods lora,sam``,
     ``--noise 0.1,1``): the values of ``kind`` (empty items dropped), each ``>= low`` when
     given; anything else is one ``ValueError`` naming the flag (exit status 2)."""
-    what = KINDS[kind] + ("" if low is None else f" >= {low:g}")
+    what = LIST_KINDS[kind] + ("" if low is None else f" >= {low:g}")
     try:
         values = tuple(kind(v.strip()) for v in text.split(",") if v.strip())
     except ValueError:
@@ -110,3 +87,37 @@ def add_symlink_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-symlink", dest="allow_symlink", action="store_true",
                    help="an output path may be a symbolic link (written through); refused "
                         "otherwise")
+
+
+def add_executor_flags(p: argparse.ArgumentParser) -> None:
+    """``--executor`` and the flags of the executors that read them (see
+    :class:`lorabar.harness.execute.choice.ExecutorConfig`)."""
+    g = p.add_argument_group("where the runs run")
+    g.add_argument("--executor", default="local", choices=["local", "ray", "slurm"],
+                   help="local: --jobs processes here (default); ray: each run a Ray task "
+                        "(--address, else a local Ray instance); slurm: a submitit job array")
+    g.add_argument("--address", default=None,
+                   help="ray: a running cluster ('auto', 'ray://host:10001'); default: start a "
+                        "local instance")
+    g.add_argument("--cpus-per-run", dest="cpus_per_run", type=int, default=0,
+                   help="ray, slurm: CPUs each run asks for (default: its --threads)")
+    g.add_argument("--gpus-per-run", dest="gpus_per_run", type=int, default=0,
+                   help="ray, slurm: GPUs each run asks for (default: 0)")
+    g.add_argument("--partition", default=None, help="slurm: the partition")
+    g.add_argument("--time-min", dest="time_min", type=int, default=60,
+                   help="slurm: minutes each run may take (default: %(default)s)")
+    g.add_argument("--slurm-cluster", dest="slurm_cluster", default=None,
+                   choices=["slurm", "local"],
+                   help="slurm: 'local' runs the job array as processes here (testing)")
+    g.add_argument("--retries", type=int, default=1,
+                   help="ray: retries of a run whose worker died (default: %(default)s)")
+
+
+def executor_config(args: argparse.Namespace):
+    """The :class:`~lorabar.harness.execute.choice.ExecutorConfig` the flags ask for (checked:
+    a flag of another executor is refused)."""
+    from ..harness.execute.choice import ExecutorConfig
+
+    return ExecutorConfig(args.executor, args.jobs, args.address, args.cpus_per_run,
+                          args.gpus_per_run, args.partition, args.time_min, args.slurm_cluster,
+                          args.retries)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from .args import HELP, add_symlink_flag, comma_list
+from .args import add_symlink_flag, comma_list, field_help
 
 
 def add_parser(sub) -> None:
-    from ..apps.archs import ARCHS, AVAILABLE, BENCH_METHODS, PRECISIONS
+    from ..apps.archs import ARCHS, AVAILABLE, BENCH_METHODS, BENCH_PRECISIONS
 
     bench = sub.add_parser("bench", help="step time of LoRA / nBAR / oBAR / SAM in fp32 / bf16 / "
                            "fp16 on a random-init architecture (paper Tables 2, 7, 9)")
@@ -22,10 +22,10 @@ def add_parser(sub) -> None:
     bench.add_argument("--lora-r", dest="lora_r", type=int, default=8)
     bench.add_argument("--methods", default=",".join(BENCH_METHODS),
                        help="comma-separated, from " + ",".join(AVAILABLE))
-    bench.add_argument("--precisions", default=",".join(PRECISIONS))
+    bench.add_argument("--precisions", default=",".join(BENCH_PRECISIONS))
     bench.add_argument("--repeats", type=int, default=10)
     bench.add_argument("--warmup", type=int, default=2)
-    bench.add_argument("--device", default="auto", help=HELP["device"])
+    bench.add_argument("--device", default="auto", help=field_help("device"))
     bench.add_argument("--threads", type=int, default=0)
     bench.add_argument("--bar-pairs", dest="bar_pairs", default="12,48,192,768",
                        help="also time BAR alone on these numbers of pairs ('' to skip)")
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from .._io import write_json_atomic, write_text_atomic
     from ..guard import Output, add_to_manifest, check_plan
     from ..apps.bench import BenchConfig, bar_cost, markdown, run_bench
-    from ..experiments.runtime import resolve_device
+    from ..harness.run.runtime import resolve_device
 
     if args.threads:
         import torch
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if counts:
         bar_rows = bar_cost(counts, dim=cfg.sizes()["hidden"], rank=cfg.lora_r, device=str(device))
         record["bar_cost"] = [dataclasses.asdict(b) for b in bar_rows]
-    from ..experiments.results import environment
+    from ..harness.run.records import environment
 
     record["environment"] = environment()
     text = markdown(record, bar_rows)

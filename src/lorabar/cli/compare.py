@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .args import DATA_HELP, add_config_args, add_symlink_flag, comma_list, positive
+from .args import (DATA_HELP, add_config_args, add_executor_flags, add_symlink_flag, comma_list,
+                   executor_config, positive)
 
 
 def add_parser(sub) -> None:
@@ -24,7 +25,7 @@ def add_parser(sub) -> None:
                       help="the tuning grid (default: each method's grid in the registry; a "
                            "setting given as a flag is fixed, not tuned)")
     cmp_.add_argument("--baseline", default="lora", help="paired differences against this method")
-    from ..experiments.protocol import PROTOCOLS
+    from ..harness.plan.protocol import PROTOCOLS
 
     cmp_.add_argument("--protocol", default="own-lr", choices=list(PROTOCOLS),
                       help="; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items())
@@ -34,6 +35,9 @@ def add_parser(sub) -> None:
                            "every seed, with the settings given here on top (e.g. "
                            "--label-noise 0.3); the protocol 'settings-from'")
     cmp_.add_argument("--out", required=True, help="folder: runs/, report/, paired.csv")
+    cmp_.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                      help="a results folder whose finished runs of the same identity count as "
+                           "done here: referenced in OUT/manifest.json, not copied (repeatable)")
     cmp_.add_argument("--report", default=None, help="report folder (default: OUT/report)")
     cmp_.add_argument("--dry-run", dest="dry_run", action="store_true",
                       help="print the plan and a time estimate; run nothing")
@@ -44,6 +48,7 @@ def add_parser(sub) -> None:
     add_symlink_flag(cmp_)
     cmp_.add_argument("--threads", type=int, default=0)
     cmp_.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
+    add_executor_flags(cmp_)
     add_config_args(cmp_, "encoder", skip=("method", "seed", "threads"))
     cmp_.set_defaults(func=run)
 
@@ -51,10 +56,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..experiments.compare import (CompareConfig, compare, grid_methods, main_settings,
+    from ..harness.compare import (CompareConfig, compare, grid_methods, main_settings,
                                       tuning_grid)
-    from ..experiments.grid import expand
-    from ..experiments.plan import plan_inputs
+    from ..harness.plan.grid import expand
+    from ..harness.plan.inputs import plan_inputs
     from ..guard import Input, Output, check_plan
 
     if args.methods is not None:
@@ -64,25 +69,29 @@ def run(args: argparse.Namespace) -> int:
     else:
         methods = ("lora", "sam", "obar", "nbar")
     tasks = comma_list(args.tasks, "--tasks") if args.tasks else None
+    executor = executor_config(args)
     cc = CompareConfig(out=args.out, methods=methods, seeds=comma_list(args.seeds, "--seeds", int),
                        base=main_settings(args, "encoder"), grid=args.grid,
                        baseline=args.baseline, report=args.report, tasks=tasks,
                        protocol="settings-from" if args.settings_from else args.protocol,
-                       settings_from=args.settings_from)
+                       settings_from=args.settings_from, reuse=tuple(args.reuse))
     configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
     inputs = plan_inputs(configs)
     if args.grid:
         inputs.append(Input("--grid", args.grid))
     if args.settings_from:
         inputs.append(Input("--settings-from", args.settings_from))
+    inputs += [Input("--reuse", folder) for folder in args.reuse]
     report = Output("--report", args.report, "report") if args.report else \
         Output("--out", Path(args.out) / "report", "report")
     check_plan(inputs, [Output("--out", args.out, "folder"), report,
                         Output("--out", Path(args.out) / "paired.csv", "paired")],
                allow_symlink=args.allow_symlink)
     try:
-        compare(cc, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
-                data_dir=args.data_dir, step_time=args.step_time)
+        compare(cc, dry_run=args.dry_run, executor=executor, threads=args.threads,
+                data_dir=args.data_dir, step_time=args.step_time,
+                manifest={"command": args.command_line, "grid": args.grid,
+                          "report": str(report.path)})
     except KeyboardInterrupt:
         print(f"lorabar compare: interrupted; finished runs are kept in {args.out}; rerun the "
               "same command to resume", file=sys.stderr)

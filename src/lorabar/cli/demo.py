@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .args import HELP
+from .args import field_help
 
 
 def add_parser(sub) -> None:
@@ -21,8 +21,8 @@ def add_parser(sub) -> None:
     demo.add_argument("--real-steps", dest="real_steps", type=int, default=60)
     demo.add_argument("--max-eval", dest="max_eval", type=int, default=256,
                       help="real comparison: stratified dev/test subset size (0: all)")
-    demo.add_argument("--device", default="auto", help=HELP["device"])
-    demo.add_argument("--precision", default="auto", help=HELP["precision"])
+    demo.add_argument("--device", default="auto", help=field_help("device"))
+    demo.add_argument("--precision", default="auto", help=field_help("precision"))
     demo.add_argument("--synthetic", action="store_true", help="the synthetic demo even with data")
     demo.set_defaults(func=run)
 
@@ -30,8 +30,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from ..apps.demo import DemoConfig, main, real_comparison
-    from ..experiments.data import DATA_ENV
+    from ..apps.demo import DemoConfig, real_comparison, run_demo
+    from ..harness.tasks.data_folder import DATA_ENV
 
     data_dir = args.data_dir or os.environ.get(DATA_ENV)
     if not args.synthetic:
@@ -42,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"lorabar demo: no data directory, so running the synthetic demo instead. For the real "
               f"comparison on MiniLM + SST-2 pass --data-dir DIR or set {DATA_ENV}=DIR, where DIR "
               "holds sst2/k-shot-1k-test/SST-2/512-13/ (here: ../shared/data).\n")
-    main(DemoConfig(steps=args.steps, seed=args.seed, mu0=args.mu0, rho=args.rho, lr=args.lr,
+    run_demo(DemoConfig(steps=args.steps, seed=args.seed, mu0=args.mu0, rho=args.rho, lr=args.lr,
                     device=args.device, precision=args.precision))
     return 0

@@ -35,10 +35,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace, kind: str = "encoder") -> int:
     import json
 
-    from ..experiments.config import CONFIGS, config_from
-    from ..experiments.engine import run as run_config
-    from ..experiments.grid import identity_of
-    from ..experiments.plan import run_inputs
+    from ..harness.run.config import CONFIGS, config_from
+    from ..harness.run.engine import run as run_config
+    from ..harness.plan.grid import identity_of
+    from ..harness.plan.inputs import run_inputs
     from ..guard import Output, check_plan, write_json
 
     names = set(CONFIGS[kind].field_names())
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, kind: str = "encoder") -> int:
     out = Output("--out", args.out, "result")
     outputs = [out]
     if args.save_adapter:
-        from ..experiments.registry import METHODS
+        from ..harness.run.registry import METHODS
 
         if METHODS[cfg.method].adapter == "none" or not METHODS[cfg.method].trains:
             raise ValueError(f"Invalid --save-adapter: method {cfg.method!r} trains no adapter")
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, kind: str = "encoder") -> int:
     if result is None:  # torchrun: a rank other than 0 (rank 0 writes and prints)
         return 0
     if args.out:
-        from ..experiments.results import with_digest
+        from ..harness.run.records import with_digest
 
         write_json(out, with_digest(result), allow_symlink=args.allow_symlink)
     m, step = result["metrics"], result["timing"]["step_time_median_s"]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .args import DATA_HELP, add_symlink_flag, positive
+from .args import DATA_HELP, add_executor_flags, add_symlink_flag, executor_config, positive
 
 
 def add_parser(sub) -> None:
     grid = sub.add_parser("grid", help="run a TOML grid of finetuning runs (resumable)")
     grid.add_argument("config")
     grid.add_argument("--out", required=True)
+    grid.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                      help="a results folder whose finished runs of the same identity count as "
+                           "done here: referenced in OUT/manifest.json, not copied (repeatable)")
     grid.add_argument("--jobs", type=positive, default=1,
                       help="parallel runs (threads split evenly)")
     add_symlink_flag(grid)
@@ -20,14 +23,19 @@ def add_parser(sub) -> None:
     grid.add_argument("--threads", type=int, default=0,
                       help="torch threads per run (default: CPU count / jobs)")
     grid.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
+    add_executor_flags(grid)
     grid.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import signal
 
-    from ..experiments.grid import is_done, load_grid, plan_configs, run_grid
-    from ..experiments.plan import plan_inputs
+    from ..harness.execute.grid_runner import run_grid
+    from pathlib import Path
+
+    from ..harness.plan.grid import is_done, load_grid, plan_configs, read_result
+    from ..harness.plan.manifest import record_revisions
+    from ..harness.plan.inputs import plan_inputs
     from ..guard import Input, Output, check_plan
 
     only = {}
@@ -36,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"Invalid --only: {item!r} (expected KEY=VALUE, e.g. method=lora)")
         only[key] = value
+    executor = executor_config(args)
     grid = load_grid(args.config)
     configs = plan_configs(grid, data_dir=args.data_dir, only=only)  # every run, validated
     out = Output("--out", args.out, "folder")
-    check_plan([Input("CONFIG", args.config)], [out], allow_symlink=args.allow_symlink)
+    check_plan([Input("CONFIG", args.config), *(Input("--reuse", d) for d in args.reuse)], [out],
+               allow_symlink=args.allow_symlink)
     check_plan(plan_inputs(configs), [out], allow_symlink=args.allow_symlink)
 
     def terminate(signum, frame):  # SIGTERM: stop like Ctrl-C (workers are killed with us)
@@ -47,17 +57,18 @@ def run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        result = run_grid(grid, args.out, jobs=args.jobs, data_dir=args.data_dir,
-                          threads=args.threads, only=only)
+        result = run_grid(grid, args.out, data_dir=args.data_dir, threads=args.threads, only=only,
+                          executor=executor, reuse=tuple(args.reuse),
+                          manifest={"command": args.command_line, "grid": args.config})
     except KeyboardInterrupt:
-        from pathlib import Path
-
         done = sum(is_done(p) for p in (Path(args.out) / "runs").glob("*.json"))
         print(f"lorabar grid: interrupted; {done} finished runs kept in {args.out}; rerun the "
               "same command to resume", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    record_revisions(args.out, [r for r in map(read_result, (Path(args.out) / "runs").glob(
+        "*.json")) if r is not None])
     print(f"grid: {result}")
     if "stopped" in result:
         print(f"lorabar grid: stopped early: {result['stopped']}", file=sys.stderr)

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and hasattr(signal, "SIGPIPE"):  # `lorabar inspect A | head`: no traceback
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
+    import shlex
+
+    args.command_line = "lorabar " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except Exception as err:  # noqa: BLE001 - one line for every error (EXIT_CODES)

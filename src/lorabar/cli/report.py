@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..experiments.report import render
+    from ..harness.report import render
     from ..guard import Output, check_output
 
     check_output(Output("--out", args.out or Path(args.dir) / "report", "report"))

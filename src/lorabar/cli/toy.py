@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from .._io import progress_bar
     from ..guard import Output, add_to_manifest, check_plan
-    from ..toy.figures import run as run_figures
+    from ..toy.figures import make_figures as run_figures
     from ..toy.simulate import ToyConfig, compiled
 
     noise = comma_list(args.noise, "--noise", float, low=0)

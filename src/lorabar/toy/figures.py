@@ -192,7 +192,7 @@ def finals(res: ToyResult) -> dict:
     return _per_config(res, entry)
 
 
-def run(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: float = 1.0,
+def make_figures(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: float = 1.0,
         progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Simulate what ``which`` needs, write its figures and data to ``out``; return what was written."""
     if which not in FIGURES:

@@ -189,6 +189,85 @@ def _sam_grad(problem, x, y, g, rho, tgt, xt, yt, gt):
     _grad(problem, xt, yt, tgt, gt)
 
 
+@njit(inline="always")
+def _record_stats(r, p, x2, y2, gx2, gy2, after_half, stats):
+    """Accumulate the gradient gap and (problem 0) the |B| threshold of Corollary 1 / eq. (21):
+    the |B| at which |g_x| = |g_y| for this x y^T and G."""
+    gn2 = gx2 + gy2
+    stats[r, 0] += abs(gx2 - gy2)
+    if gn2 > 0.0:
+        stats[r, 1] += abs(gx2 - gy2) / gn2
+    if p == 0 and gx2 > 0.0 and gy2 > 0.0 and x2 > 0.0 and y2 > 0.0:
+        xn = math.sqrt(x2)
+        yn = math.sqrt(y2)
+        abar2 = math.sqrt(gx2 / gy2) * xn / yn
+        thr = 0.5 * xn * yn * abs(abar2 - 1.0 / abar2)
+        stats[r, 2] += thr
+        stats[r, 3] += 1.0
+        if after_half:
+            stats[r, 5] += thr
+            stats[r, 6] += 1.0
+
+
+@njit(inline="always")
+def _sam_m_grad(p, x, y, noise, s, t, b, level, rho, tgt, xt, yt, gt, gk, acc):
+    """SAM with m-sharpness: the mean over the b samples of each one's SAM gradient."""
+    for i in range(6):
+        acc[i] = 0.0
+    for k in range(b):
+        _target(p, noise, s, t, k, 1, level, tgt)
+        _grad(p, x, y, tgt, gk)
+        _sam_grad(p, x, y, gk, rho, tgt, xt, yt, gt)
+        for i in range(6):
+            acc[i] += gt[i] / b
+
+
+@njit(inline="always")
+def _scaled_step(x, y, g, fx, fy, eta):
+    """x <- fx x - eta g_x, y <- fy y - eta g_y (fx = fy = 1: plain SGD)."""
+    for i in range(3):
+        x[i] = x[i] * fx - eta * g[i]
+        y[i] = y[i] * fy - eta * g[3 + i]
+
+
+@njit(inline="always")
+def _rescale_factors(meth, x2, y2, gx2, gy2, gn2, eta, rho, c):
+    """(fx, fy) of sbar (7: SAM's first-order drift of B), nbar (4) and obar (5)."""
+    if meth == 7:
+        cs = 0.0
+        if gn2 > 0.0 and x2 + y2 > 0.0:
+            cs = eta * rho * (gx2 - gy2) / (math.sqrt(gn2) * (x2 + y2))
+            cs = min(0.5, max(-0.5, cs))
+        return 1.0 + cs, 1.0 - cs
+    grow_x = gx2 >= gy2 if meth == 4 else not (x2 >= y2)
+    return (1.0 + c, 1.0 - c) if grow_x else (1.0 - c, 1.0 + c)
+
+
+@njit(inline="always")
+def _update(meth, p, x, y, g, x2, y2, gx2, gy2, eta, lam, rho, c, tgt, xt, yt, gt):
+    """One step of method ``meth`` from the minibatch gradient ``g`` (SAM-m is the caller's)."""
+    gn2 = gx2 + gy2
+    if meth == 6:  # explicit regularizer lam * |(|x|^2 - |y|^2)|
+        sgn = 1.0 if x2 > y2 else (-1.0 if x2 < y2 else 0.0)
+        for i in range(3):
+            g[i] += 2.0 * lam * sgn * x[i]
+            g[3 + i] -= 2.0 * lam * sgn * y[i]
+    if meth == 0 or meth == 6:  # sgd, explicit
+        _scaled_step(x, y, g, 1.0, 1.0, eta)
+    elif meth == 1:  # sngd
+        if gn2 > 0.0:
+            inv = 1.0 / math.sqrt(gn2)
+            for i in range(3):
+                x[i] -= eta * g[i] * inv
+                y[i] -= eta * g[3 + i] * inv
+    elif meth == 2:  # sam
+        _sam_grad(p, x, y, g, rho, tgt, xt, yt, gt)
+        _scaled_step(x, y, gt, 1.0, 1.0, eta)
+    else:  # sbar (7), nbar (4), obar (5): rescale, then the SGD step with the same gradient
+        fx, fy = _rescale_factors(meth, x2, y2, gx2, gy2, gn2, eta, rho, c)
+        _scaled_step(x, y, g, fx, fy, eta)
+
+
 @njit(parallel=True)
 def _run_chunk(problem, method, level, seed_idx, rho, mu0, lam, batch, eta, xs, ys, noise,
                t0, every, half, abs_b, gap, stats):  # pragma: no cover - compiled
@@ -197,17 +276,9 @@ def _run_chunk(problem, method, level, seed_idx, rho, mu0, lam, batch, eta, xs, 
     for r in prange(rows):
         x = xs[r].copy()
         y = ys[r].copy()
-        xt = np.empty(3)
-        yt = np.empty(3)
-        tgt = np.empty(9)
-        g = np.empty(6)
-        gt = np.empty(6)
-        acc = np.empty(6)
-        gk = np.empty(6)
-        p = problem[r]
-        meth = method[r]
-        s = seed_idx[r]
-        b = batch[r]
+        tgt, g, gt = np.empty(9), np.empty(6), np.empty(6)
+        xt, yt, acc, gk = np.empty(3), np.empty(3), np.empty(6), np.empty(6)
+        p, meth, s, b = problem[r], method[r], seed_idx[r], batch[r]
         c = mu0[r] * eta
         window = 0.0
         for t in range(steps):
@@ -217,79 +288,20 @@ def _run_chunk(problem, method, level, seed_idx, rho, mu0, lam, batch, eta, xs, 
             gy2 = g[3] * g[3] + g[4] * g[4] + g[5] * g[5]
             x2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2]
             y2 = y[0] * y[0] + y[1] * y[1] + y[2] * y[2]
-            gn2 = gx2 + gy2
             window += abs(gx2 - gy2)
-            stats[r, 0] += abs(gx2 - gy2)
-            if gn2 > 0.0:
-                stats[r, 1] += abs(gx2 - gy2) / gn2
-            if p == 0 and gx2 > 0.0 and gy2 > 0.0 and x2 > 0.0 and y2 > 0.0:
-                # Corollary 1 / eq. (21): the |B| at which |g_x| = |g_y| for this x y^T and G.
-                xn = math.sqrt(x2)
-                yn = math.sqrt(y2)
-                abar2 = math.sqrt(gx2 / gy2) * xn / yn
-                thr = 0.5 * xn * yn * abs(abar2 - 1.0 / abar2)
-                stats[r, 2] += thr
-                stats[r, 3] += 1.0
-                if t0 + t >= half:
-                    stats[r, 5] += thr
-                    stats[r, 6] += 1.0
-            if meth == 0 or meth == 6:  # sgd, explicit
-                if meth == 6:
-                    sgn = 1.0 if x2 > y2 else (-1.0 if x2 < y2 else 0.0)
-                    for i in range(3):
-                        g[i] += 2.0 * lam[r] * sgn * x[i]
-                        g[3 + i] -= 2.0 * lam[r] * sgn * y[i]
-                for i in range(3):
-                    x[i] -= eta * g[i]
-                    y[i] -= eta * g[3 + i]
-            elif meth == 1:  # sngd
-                if gn2 > 0.0:
-                    inv = 1.0 / math.sqrt(gn2)
-                    for i in range(3):
-                        x[i] -= eta * g[i] * inv
-                        y[i] -= eta * g[3 + i] * inv
-            elif meth == 2:  # sam
-                _sam_grad(p, x, y, g, rho[r], tgt, xt, yt, gt)
-                for i in range(3):
-                    x[i] -= eta * gt[i]
-                    y[i] -= eta * gt[3 + i]
-            elif meth == 3:  # sam with m-sharpness: one perturbation per sample
-                for i in range(6):
-                    acc[i] = 0.0
-                for k in range(b):
-                    _target(p, noise, s, t, k, 1, level[r], tgt)
-                    _grad(p, x, y, tgt, gk)
-                    _sam_grad(p, x, y, gk, rho[r], tgt, xt, yt, gt)
-                    for i in range(6):
-                        acc[i] += gt[i] / b
-                for i in range(3):
-                    x[i] -= eta * acc[i]
-                    y[i] -= eta * acc[3 + i]
-            elif meth == 7:  # sbar: SAM's first-order drift of B, then SGD with the same gradient
-                cs = 0.0
-                if gn2 > 0.0 and x2 + y2 > 0.0:
-                    cs = eta * rho[r] * (gx2 - gy2) / (math.sqrt(gn2) * (x2 + y2))
-                    cs = min(0.5, max(-0.5, cs))
-                for i in range(3):
-                    x[i] = x[i] * (1.0 + cs) - eta * g[i]
-                    y[i] = y[i] * (1.0 - cs) - eta * g[3 + i]
-            else:  # nbar (4) / obar (5): rescale, then the SGD step with the same gradient
-                if meth == 4:
-                    grow_x = gx2 >= gy2
-                else:
-                    grow_x = not (x2 >= y2)
-                fx = 1.0 + c if grow_x else 1.0 - c
-                fy = 1.0 - c if grow_x else 1.0 + c
-                for i in range(3):
-                    x[i] = x[i] * fx - eta * g[i]
-                    y[i] = y[i] * fy - eta * g[3 + i]
+            _record_stats(r, p, x2, y2, gx2, gy2, t0 + t >= half, stats)
+            if meth == 3:  # sam with m-sharpness: one perturbation per sample
+                _sam_m_grad(p, x, y, noise, s, t, b, level[r], rho[r], tgt, xt, yt, gt, gk, acc)
+                _scaled_step(x, y, acc, 1.0, 1.0, eta)
+            else:
+                _update(meth, p, x, y, g, x2, y2, gx2, gy2, eta, lam[r], rho[r], c, tgt, xt, yt,
+                        gt)
             stats[r, 4] += 1.0
             if (t0 + t + 1) % every == 0:
                 k = (t0 + t + 1) // every
                 if k < abs_b.shape[1]:
-                    b2 = 0.5 * abs((x[0] * x[0] + x[1] * x[1] + x[2] * x[2])
-                                   - (y[0] * y[0] + y[1] * y[1] + y[2] * y[2]))
-                    abs_b[r, k] = b2
+                    abs_b[r, k] = 0.5 * abs((x[0] * x[0] + x[1] * x[1] + x[2] * x[2])
+                                            - (y[0] * y[0] + y[1] * y[1] + y[2] * y[2]))
                     gap[r, k] = window / every
                 window = 0.0
         xs[r, :] = x
@@ -328,40 +340,16 @@ def simulate(
         progress: called with the number of steps finished after each chunk.
     """
     cfg = cfg or ToyConfig()
-    for p in problems:
-        if p not in PROBLEMS:
-            raise ValueError(f"Invalid problem: {p!r} (expected one of {PROBLEMS})")
-    for meth in methods:
-        if meth not in TOY_METHODS:
-            raise ValueError(f"Invalid method: {meth!r} (expected one of {TOY_METHODS})")
-    rows = _rows(cfg, problems, methods)
-    n = len(rows)
-    sizes = {meth: cfg.batch for meth in TOY_METHODS}
-    sizes["sam_m"] = cfg.m
-    sizes.update(batch or {})
-    samples = max(sizes[meth] for meth in methods)
-    problem = np.array([PROBLEMS.index(r[0]) for r in rows], dtype=np.int64)
-    method = np.array([TOY_METHODS.index(r[1]) for r in rows], dtype=np.int64)
-    level = np.array([r[2] for r in rows], dtype=np.float64)
-    seed_idx = np.array([r[3] for r in rows], dtype=np.int64)
-    rho = np.array([cfg.rho[r[0]] for r in rows], dtype=np.float64)
-    mu0 = np.array([cfg.mu0[r[0]] for r in rows], dtype=np.float64)
-    lam = np.array([cfg.lam[r[0]] for r in rows], dtype=np.float64)
-    bsz = np.array([sizes[r[1]] for r in rows], dtype=np.int64)
+    rows, arrays, samples = _row_arrays(cfg, problems, methods, batch)
+    n, every, points = len(rows), cfg.every, cfg.steps // cfg.every
     x0 = np.array(X0, dtype=np.float64)
-    xs = np.tile(x0, (n, 1))
-    ys = np.tile(-3.0 * x0, (n, 1))
-    every = cfg.every
-    points = cfg.steps // every
-    abs_b = np.full((n, points + 1), np.nan)
+    xs, ys, stats = np.tile(x0, (n, 1)), np.tile(-3.0 * x0, (n, 1)), np.zeros((n, 7))
+    abs_b, gap = np.full((n, points + 1), np.nan), np.full((n, points + 1), np.nan)
     abs_b[:, 0] = 0.5 * abs(x0 @ x0 - 9.0 * x0 @ x0)
-    gap = np.full((n, points + 1), np.nan)
-    stats = np.zeros((n, 7))
     if noise is not None:
         if noise.shape[0] < cfg.seeds or noise.shape[1] < cfg.steps or noise.shape[2] < samples:
-            raise ValueError(
-                f"Invalid noise: shape {noise.shape} (need >= ({cfg.seeds}, {cfg.steps}, {samples}, 9))"
-            )
+            raise ValueError(f"Invalid noise: shape {noise.shape} (need >= ({cfg.seeds}, "
+                             f"{cfg.steps}, {samples}, 9))")
         noise = np.ascontiguousarray(noise, dtype=np.float64)
     gens = [np.random.default_rng([cfg.seed_base, s]) for s in range(cfg.seeds)]
     start = time.perf_counter()
@@ -371,37 +359,49 @@ def simulate(
         if noise is None:
             buf = np.stack([g.standard_normal((c, samples, 9)) for g in gens])
         else:
-            buf = noise[: cfg.seeds, done : done + c, :samples]
-            buf = np.ascontiguousarray(buf)
-        _run_chunk(problem, method, level, seed_idx, rho, mu0, lam, bsz, cfg.eta, xs, ys, buf,
-                   done, every, cfg.steps // 2, abs_b, gap, stats)
+            buf = np.ascontiguousarray(noise[: cfg.seeds, done : done + c, :samples])
+        _run_chunk(*arrays, cfg.eta, xs, ys, buf, done, every, cfg.steps // 2, abs_b, gap, stats)
         done += c
         if progress is not None:
             progress(c)
     seconds = time.perf_counter() - start
+
     def average(total: int, count: int) -> np.ndarray:
-        ok = (problem == 0) & (stats[:, count] > 0)
+        ok = (arrays[0] == 0) & (stats[:, count] > 0)
         return np.where(ok, stats[:, total] / np.maximum(stats[:, count], 1), np.nan)
 
-    thr = average(_THR_SUM, _THR_N)
-    thr_late = average(_THR_LATE_SUM, _THR_LATE_N)
     return ToyResult(
-        config=cfg,
-        problem=[r[0] for r in rows],
-        method=[r[1] for r in rows],
-        noise=[r[2] for r in rows],
-        seed=[r[3] for r in rows],
-        steps=np.arange(points + 1) * every,
-        abs_B=abs_b,
-        gap=gap,
-        threshold=thr,
-        threshold_late=thr_late,
-        gap_sum=stats[:, _GAP_SUM].copy(),
-        gap_norm_sum=stats[:, _GAP_NORM_SUM].copy(),
-        x=xs,
-        y=ys,
-        seconds=seconds,
+        config=cfg, problem=[r[0] for r in rows], method=[r[1] for r in rows],
+        noise=[r[2] for r in rows], seed=[r[3] for r in rows],
+        steps=np.arange(points + 1) * every, abs_B=abs_b, gap=gap,
+        threshold=average(_THR_SUM, _THR_N), threshold_late=average(_THR_LATE_SUM, _THR_LATE_N),
+        gap_sum=stats[:, _GAP_SUM].copy(), gap_norm_sum=stats[:, _GAP_NORM_SUM].copy(),
+        x=xs, y=ys, seconds=seconds,
     )
+
+
+def _row_arrays(cfg: ToyConfig, problems, methods, batch) -> tuple[list, tuple, int]:
+    """The rows (checked), the per-row arrays ``_run_chunk`` reads (problem, method, level,
+    seed, rho, mu0, lam, batch size) and the samples per step the noise buffer needs."""
+    for p in problems:
+        if p not in PROBLEMS:
+            raise ValueError(f"Invalid problem: {p!r} (expected one of {PROBLEMS})")
+    for meth in methods:
+        if meth not in TOY_METHODS:
+            raise ValueError(f"Invalid method: {meth!r} (expected one of {TOY_METHODS})")
+    rows = _rows(cfg, problems, methods)
+    sizes = {meth: cfg.batch for meth in TOY_METHODS}
+    sizes["sam_m"] = cfg.m
+    sizes.update(batch or {})
+    arrays = (np.array([PROBLEMS.index(r[0]) for r in rows], dtype=np.int64),
+              np.array([TOY_METHODS.index(r[1]) for r in rows], dtype=np.int64),
+              np.array([r[2] for r in rows], dtype=np.float64),
+              np.array([r[3] for r in rows], dtype=np.int64),
+              np.array([cfg.rho[r[0]] for r in rows], dtype=np.float64),
+              np.array([cfg.mu0[r[0]] for r in rows], dtype=np.float64),
+              np.array([cfg.lam[r[0]] for r in rows], dtype=np.float64),
+              np.array([sizes[r[1]] for r in rows], dtype=np.int64))
+    return rows, arrays, max(sizes[meth] for meth in methods)
 
 
 def compiled() -> bool:

@@ -1,0 +1,439 @@
+"""``lorabar compare``: does a method help here?  The two-stage protocol as one resumable command.
+
+1. **Tune** on the dev split with one seed: a grid from a TOML (``--grid``) or, per method, the
+   registry's default grid (:attr:`lorabar.harness.run.registry.Method.tune`), every method over
+   the baseline's learning rates too (the ``own-lr`` protocol, the default: no method is compared
+   at an lr that was not tuned for it; :mod:`lorabar.harness.plan.protocol` has the cheaper
+   ``baseline-lr``); a setting given on the command line is fixed, not tuned.
+2. **Seeds**: every method at its dev-chosen setting
+   (:func:`lorabar.harness.report.select`) on every seed (a method that does not train: the
+   first seed only).
+3. **Report**: tables, figures and the paired differences to the baseline with 95% intervals
+   (``OUT/report/`` and ``OUT/paired.csv``), printed at the end.
+
+Plan, execute, report: :func:`plan_comparison` checks everything stage 1 needs before anything
+is written, :func:`execute` runs the stages and :func:`report_comparison` writes the report.
+Runs go through :func:`lorabar.harness.execute.grid_runner.run_grid` into ``OUT/runs``: a rerun skips every
+finished run of the same identity, so an interrupted comparison resumes and a repeated one runs
+nothing.  ``dry_run`` prints the plan -- runs, steps, and a time estimate from a measured step
+time (the median of finished runs in ``OUT``, else a 3-step probe run) -- and runs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+
+from .run.config import CONFIGS
+from .run.registry import METHODS
+
+__all__ = ["CompareConfig", "ComparisonPlan", "compare", "dry_run_summary", "execute",
+           "plan_comparison", "report_comparison", "seeds_grid", "source_grid", "tuning_grid"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareConfig:
+    """What to compare: ``base`` (config settings every run shares: the task or your own files,
+    steps, model ...), ``methods``, ``seeds`` (the first one tunes), an optional TOML ``grid`` for
+    stage 1, the ``baseline`` of the paired differences and the output folder ``out``;
+    ``reuse``: folders whose finished runs of the same identity count as this comparison's
+    (referenced in ``OUT/manifest.json``, not copied)."""
+
+    out: str
+    methods: tuple[str, ...] = ("lora", "sam", "obar", "nbar")
+    seeds: tuple[int, ...] = (13, 21, 42, 87, 100)
+    base: dict = dataclasses.field(default_factory=dict)
+    grid: str | None = None
+    baseline: str = "lora"
+    kind: str = "encoder"
+    report: str | None = None
+    tasks: tuple[str, ...] | None = None
+    protocol: str = "own-lr"
+    settings_from: str | None = None
+    reuse: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        from .. import _validate as _v
+        from .plan.protocol import PROTOCOLS
+
+        if self.protocol not in PROTOCOLS:
+            raise _v.choice("protocol", self.protocol, list(PROTOCOLS), "--protocol")
+        if self.kind not in CONFIGS:
+            raise _v.choice("kind", self.kind, sorted(CONFIGS))
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise _v.choice("methods", ",".join(unknown) or "''", list(METHODS), "--methods")
+        if self.baseline not in self.methods:
+            raise ValueError(f"Invalid --baseline: {self.baseline!r} is not among --methods "
+                             f"{list(self.methods)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"Invalid --seeds: {list(self.seeds)} (expected distinct seeds)")
+        for s in self.seeds:
+            _v.integer("seeds", s, 0, flag="--seeds")
+        if (self.settings_from is None) != (self.protocol != "settings-from"):
+            raise ValueError("Invalid --settings-from: the protocol 'settings-from' and "
+                             "--settings-from DIR go together")
+        if self.settings_from is not None and not Path(self.settings_from).is_dir():
+            raise ValueError(f"Invalid --settings-from: {self.settings_from!r} is not a folder of "
+                             "finished runs")
+        for folder in self.reuse:
+            if not (Path(folder) / "runs").is_dir():
+                raise ValueError(f"Invalid --reuse: {folder!r} is not a results folder (no runs/)")
+        if self.tasks and not self.grid:
+            raise ValueError("Invalid --tasks: it picks tasks of a --grid TOML; without --grid "
+                             "give the one task with --task (or your files with --train/--dev/"
+                             "--test)")
+
+
+def grid_methods(path: str) -> tuple[str, ...]:
+    """The methods a tuning TOML's variants name, in the registry's order."""
+    from .plan.grid import load_grid
+
+    grid = load_grid(path)
+    named: set[str] = set()
+    for v in grid.get("variant", [{}]):
+        m = v.get("method", grid.get("base", {}).get("method", "lora"))
+        named.update(m if isinstance(m, list) else [m])
+    return tuple(m for m in METHODS if m in named)
+
+
+def _check_seeds(grid: dict, cc: CompareConfig) -> None:
+    """The seeds of a comparison come from ``--seeds`` alone: a TOML may repeat the tuning seed
+    in [base] or [grid] (as a ``lorabar grid`` file does), nothing else."""
+    for i, v in enumerate(grid.get("variant", [])):
+        if "seed" in v:
+            raise ValueError(f"Invalid grid {cc.grid!r}: variant[{i}].seed = {v['seed']!r}; the "
+                             "seeds of a comparison come from --seeds alone (remove the key)")
+    for where in ("base", "grid"):
+        value = grid.get(where, {}).get("seed")
+        if value is not None and (value if isinstance(value, list) else [value]) != [cc.seeds[0]]:
+            raise ValueError(f"Invalid grid {cc.grid!r}: {where}.seed = {value!r}, but the "
+                             f"tuning seed is the first of --seeds ({cc.seeds[0]}); the seeds of "
+                             "a comparison come from --seeds alone (remove the key)")
+
+
+def tuning_grid(cc: CompareConfig) -> dict:
+    """Stage 1 as a grid dict: the TOML's (its seeds replaced by the tuning seed, restricted to
+    ``methods``), else the registry's default grid per method (with the baseline's lr values
+    under the ``own-lr`` protocol), with ``base`` on top."""
+    from .plan.grid import load_grid
+
+    if cc.grid:
+        grid = load_grid(cc.grid)
+        _check_seeds(grid, cc)
+        base = {**grid.get("base", {}), **cc.base}
+        table = {**grid.get("grid", {}), "seed": [cc.seeds[0]]}
+        if cc.tasks:  # a subset of the TOML's tasks (cheap ones first, say)
+            listed = table.get("task", base.get("task"))
+            listed = listed if isinstance(listed, list) else [listed]
+            unknown = [t for t in cc.tasks if t not in listed]
+            if unknown:
+                raise ValueError(f"Invalid --tasks: {unknown} are not tasks of {cc.grid} "
+                                 f"({listed})")
+            table["task"] = [t for t in listed if t in cc.tasks]
+        variants = []
+        for v in grid.get("variant", [{}]):
+            methods = v.get("method", base.get("method"))
+            names = methods if isinstance(methods, list) else [methods]
+            keep = [m for m in names if m in cc.methods]
+            if keep:
+                variants.append({**v, "method": keep if isinstance(methods, list) else keep[0]})
+        return {"base": base, "grid": table, "variant": variants}
+    from .plan.protocol import baseline_lrs, registry_variants
+
+    lr = baseline_lrs(cc) if cc.protocol == "own-lr" else None
+    return {"base": dict(cc.base), "grid": {"seed": [cc.seeds[0]]},
+            "variant": registry_variants(cc, cc.methods, lr=lr)}
+
+
+def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
+    """Stage 2 as a grid dict: per (task, method) the dev-chosen setting on every seed."""
+    from .report import select
+
+    variants = []
+    mine = planned_tasks(cc)
+    for (task, method), runs in sorted(select(results).items()):
+        if method not in cc.methods or task not in mine:
+            continue  # another comparison's runs in the same folder (other data, other tasks)
+        c = {**runs[0]["config"], "task": runs[0].get("_config_task", task)}
+        entry = METHODS[method]
+        # what selection may vary per method: lr, its own settings, and weight decay (a recipe
+        # may set it per method, as the paper's App. D.4 does for BAR)
+        keys = ["lr", *entry.reads(c), "weight_decay"] if entry.trains else []
+        variants.append({"task": c["task"], "method": method,
+                         "seed": list(cc.seeds) if entry.trains else [cc.seeds[0]],
+                         **{k: c[k] for k in keys if k in c}})
+    base = tuning_grid(cc)["base"]
+    return {"base": base, "variant": variants}
+
+
+def source_grid(cc: CompareConfig) -> dict:
+    """``--settings-from DIR``: the seed stage's grid of DIR's dev-chosen settings, with this
+    comparison's settings on top (``--label-noise 0.3``, say)."""
+    from .report import load_results
+
+    return seeds_grid(cc, load_results(cc.settings_from, hint=HINT))
+
+
+def _check_with_finished(out: Path, configs: list) -> None:
+    """Refuse, before anything runs, a plan whose runs cannot be compared with the finished
+    runs already in ``out`` (another model, other steps ...): one line naming both."""
+    from .plan.grid import identity_of
+    from .run.identity import own_task_name
+    from .report import check_comparable, load, result_files
+
+    if not result_files(out):
+        return
+    finished = load(out, skip_bad=True)[0]
+    planned = []
+    for c in configs:
+        ident = identity_of(c)
+        task = own_task_name(dataclasses.asdict(c), ident["data"]) if c.task == "custom" \
+            else c.task
+        planned.append({"identity": ident, "config": {"task": task, "method": c.method},
+                        "_path": f"the planned run {task}/{c.method}/seed {c.seed}"})
+    check_comparable(finished + planned, hint=HINT)
+
+
+def planned_tasks(cc: CompareConfig) -> set[str]:
+    """The task names (as reports name them) this comparison's stage 1 runs."""
+    from .plan.grid import expand
+    from .run.identity import own_task_name, role_identity
+
+    names = set()
+    for c in expand(tuning_grid(cc)):
+        names.add(own_task_name(dataclasses.asdict(c), role_identity(c)) if c.task == "custom"
+                  else c.task)
+    return names
+
+
+# what to do when --out holds runs this comparison cannot be compared with
+HINT = "give each comparison its own --out"
+
+BUILTIN_MODELS = ("minilm", "smollm2", "tiny", "tiny-mlm")
+
+
+def check_model_available(model: str) -> None:
+    """Raise ``ValueError`` (one line, before anything runs) unless ``model`` is built in, a local
+    folder, or a hub id whose files are in the Hugging Face cache (nothing is downloaded)."""
+    from pathlib import Path as _Path
+
+    if model in BUILTIN_MODELS or _Path(model).expanduser().is_dir():
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "config.json")
+    except Exception:  # noqa: BLE001 - an id the hub library refuses is not available either
+        cached = None
+    if not isinstance(cached, str):
+        raise ValueError(f"Invalid model: {model!r} is not a local folder and not in the Hugging "
+                         "Face cache, and nothing is downloaded here; fetch it on a connected "
+                         f"machine (huggingface-cli download {model}) or pass --model PATH")
+
+
+def _estimate(cc: CompareConfig, configs, log) -> tuple[float, float]:
+    """``(seconds per step, seconds per evaluation)`` measured here: the medians of finished
+    runs in ``OUT``, else a 3-step probe run of the first configuration."""
+    from .report import result_files
+
+    steps, evals = [], []
+    for path in result_files(cc.out):
+        try:
+            r = json.loads(path.read_text())
+            cost = METHODS[r["config"]["method"]].cost
+            steps.append(r["timing"]["step_time_median_s"] / cost)
+            evals.append(r["timing"]["eval_s"])
+        except (ValueError, KeyError, TypeError, OSError):
+            continue
+    if steps:
+        return statistics.median(steps), statistics.median(evals)
+    from .run.engine import run
+
+    probe = dataclasses.replace(configs[0], method="lora", steps=3)
+    log("compare: timing a 3-step probe run for the estimate ...")
+    record = run(probe, progress=False)
+    return record["timing"]["step_time_median_s"], record["timing"]["eval_s"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonPlan:
+    """What a comparison will do, built and checked before anything runs: its stage-1 runs
+    (every identity computed, own files parsed, models available, comparable with the finished
+    runs in ``OUT``), those still to run, the learning rates each method is tuned over, and the
+    torch threads a run resolves to."""
+
+    cc: CompareConfig
+    configs: list
+    pending: list
+    lrs: dict
+    data_dir: str | None
+    threads_each: int
+
+    def todo(self, configs: list) -> list:
+        """Of ``configs``, those without a finished result in ``OUT/runs``."""
+        from .plan.grid import done_here, identity_of, is_done
+        from .plan.manifest import reused_files
+        from .run.identity import run_id
+
+        out, reused = Path(self.cc.out), reused_files(self.cc.out)
+        fixed = [dataclasses.replace(c, threads=c.threads or self.threads_each) for c in configs]
+        return [c for c in fixed if not done_here(out, identity_of(c), reused)
+                and not any(is_done(Path(d) / "runs" / f"{run_id(identity_of(c))}.json",
+                                    identity_of(c)) for d in self.cc.reuse)]
+
+
+def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
+                    data_dir: str | None = None) -> ComparisonPlan:
+    """Stage 1 planned and checked (see :class:`ComparisonPlan`); nothing is written."""
+    import os
+
+    from .plan.grid import expand
+    from .plan.protocol import check_record, tuned_lrs
+
+    check_record(cc)
+    configs = expand(source_grid(cc) if cc.settings_from else tuning_grid(cc), data_dir=data_dir)
+    for model in sorted({c.model for c in configs}):
+        check_model_available(model)
+    threads_each = threads or max(1, (os.cpu_count() or 1) // jobs)  # as run_grid resolves it
+    _check_with_finished(Path(cc.out), [dataclasses.replace(c, threads=c.threads or threads_each)
+                                        for c in configs])
+    plan = ComparisonPlan(cc, configs, [], tuned_lrs(configs), data_dir, threads_each)
+    return dataclasses.replace(plan, pending=plan.todo(configs))
+
+
+def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log=print) -> dict:
+    """Print the plan -- runs per stage, steps, a time estimate -- and run nothing."""
+    from .plan.grid import expand
+    from .plan.protocol import describe
+    from .report import load_results
+
+    cc, configs, pending = plan.cc, plan.configs, plan.pending
+    trained = [m for m in cc.methods if METHODS[m].trains]
+    stage2 = len(trained) * (len(cc.seeds) - 1) * len({c.task for c in configs})
+    exact = not pending and bool(configs)  # stage 1 is done: stage 2's runs are known
+    if cc.settings_from:  # the seed stage is the plan
+        stage2, exact = 0, True
+    elif exact:
+        chosen = seeds_grid(cc, load_results(cc.out, hint=HINT))
+        stage2 = len(plan.todo(expand(chosen, data_dir=plan.data_dir)))
+    if step_time is not None:
+        step_s, eval_s = step_time, 0.0
+    else:
+        step_s, eval_s = _estimate(cc, configs, log) if configs else (0.0, 0.0)
+    cost = sum(c.steps * step_s * METHODS[c.method].cost * METHODS[c.method].trains + eval_s
+               for c in pending)
+    steps = sorted({c.steps for c in configs})
+    estimate = cost + stage2 * (max(steps) * step_s + eval_s)
+    about = f"{stage2} to do" if exact else (f"about {stage2} runs (their settings are "
+                                              "chosen after stage 1)")
+    log(f"compare (dry run): {describe(cc.protocol, cc.baseline, plan.lrs)}")
+    first = (f"seeds {list(cc.seeds)} at the settings chosen in {cc.settings_from}" if
+             cc.settings_from else f"stage 1 (tuning, seed {cc.seeds[0]})")
+    second = "" if cc.settings_from else f"stage 2 (seeds {list(cc.seeds)}): {about}; "
+    log(f"compare (dry run): {first}: {len(configs)} runs, {len(pending)} to do; {second}"
+        f"{steps[0] if len(steps) == 1 else steps} "
+        f"steps per run; estimate {estimate / 3600:.2f} h at {1e3 * step_s:.0f} ms/step "
+        f"({'given' if step_time is not None else 'measured here'}; SAM-like methods count "
+        f"{max(m.cost for m in METHODS.values()):g}x)")
+    return {"planned": len(pending) + stage2, "ran": 0, "paired": None, "estimate_s": estimate}
+
+
+def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print) -> int:
+    """Run the stages (tuning, then the dev-chosen settings on every seed) through
+    :func:`lorabar.harness.execute.grid_runner.run_grid` on ``executor`` (an
+    :class:`~lorabar.harness.execute.choice.ExecutorConfig`; default: this machine, one run at a
+    time), a progress bar per stage fed by its typed events; returns how many runs ran now.  A failed run stops the comparison after its stage
+    (``RuntimeError``): fix it and rerun to resume."""
+    from .. import _io
+    from .execute.grid_runner import run_grid
+    from .plan.grid import expand
+    from .plan.protocol import describe, stages, write_record
+    from .report import load_results, select
+
+    cc, out, ran = plan.cc, Path(plan.cc.out), 0
+    log(f"compare: {describe(cc.protocol, cc.baseline, plan.lrs)}")
+    write_record(cc, plan.lrs)
+    plan_stages = [("seeds", lambda load: source_grid(cc))] if cc.settings_from else \
+        stages(cc, tuning_grid, seeds_grid, select)
+    for stage, make in plan_stages:
+        grid = make(lambda: load_results(out, hint=HINT))
+        if not grid.get("variant"):
+            continue
+        pending = len(plan.todo(expand(grid, data_dir=plan.data_dir)))
+        bar = _io.progress_bar(pending, f"compare, {stage}", unit="run", leave=True,
+                               enabled=pending > 0)
+
+        def on_event(event, bar=bar) -> None:
+            if event.kind in ("done", "failed"):
+                bar.update(1)
+            if event.kind in ("failed", "moved", "stopping", "warning"):
+                log(event.message)
+
+        try:
+            counts = run_grid(grid, out, data_dir=plan.data_dir, threads=threads,
+                              executor=executor, reuse=cc.reuse, log=lambda _line: None,
+                              events=on_event)
+        finally:
+            bar.close()
+        ran += counts["done"]
+        if counts["failed"]:
+            raise RuntimeError(f"compare: {counts['failed']} runs failed in stage {stage!r} (their "
+                               f"errors: {out}/runs/*.error.json); fix and rerun to resume")
+    return ran
+
+
+def report_comparison(plan: ComparisonPlan, *, ran: int = 0, log=print) -> dict:
+    """The report folder, ``OUT/paired.csv``, and the paired differences printed."""
+    from ..guard import Output, write_text
+    from .plan.manifest import record_revisions
+    from .report import load_results, paired, render
+
+    cc, out = plan.cc, Path(plan.cc.out)
+    report = Path(cc.report) if cc.report else out / "report"
+    records = load_results(out, hint=HINT)
+    record_revisions(out, records)
+    render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"),
+           out_flag="--report" if cc.report else "--out", hint=HINT)
+    rows = paired(records, cc.baseline)
+    write_text(Output("--out", out / "paired.csv", "paired"), (report / "paired.csv").read_text())
+    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        log("  ".join(c.ljust(w) for c, w in zip(r, width)))
+    log(f"compare: {ran} runs ran now; report in {report}, paired differences in "
+        f"{out / 'paired.csv'}")
+    return {"planned": ran, "ran": ran, "paired": rows}
+
+
+def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads: int = 0,
+            data_dir: str | None = None, step_time: float | None = None, executor=None,
+            manifest: dict | None = None, log=print) -> dict:
+    """Plan, then run and report the comparison (with ``dry_run`` only print the plan); returns
+    ``{"planned", "ran", "paired"}``.
+
+    ``step_time``: seconds per LoRA step to estimate with (a dry run on another machine, e.g.
+    from ``lorabar bench`` or a paper's table), instead of measuring here.  ``executor``: where
+    the runs run (an :class:`~lorabar.harness.execute.choice.ExecutorConfig`; default: ``jobs``
+    processes on this machine).  ``manifest``: ``record_command``'s arguments (command line, grid,
+    report folder), recorded in ``OUT/manifest.json`` once the plan stands."""
+    from .execute.choice import ExecutorConfig
+    from .plan.manifest import record_command
+
+    executor = executor or ExecutorConfig(jobs=jobs)
+    plan = plan_comparison(cc, jobs=executor.jobs, threads=threads, data_dir=data_dir)
+    if dry_run:
+        return dry_run_summary(plan, step_time=step_time, log=log)
+    if manifest is not None:
+        record_command(cc.out, **manifest)
+    ran = execute(plan, executor=executor, threads=threads, log=log)
+    return report_comparison(plan, ran=ran, log=log)
+
+
+def main_settings(args, kind: str) -> dict:
+    """The config settings given on the command line (``None``: not given)."""
+    names = set(CONFIGS[kind].field_names()) - {"method", "seed"}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+

@@ -1,0 +1,7 @@
+"""The execute stage: where a grid's runs run -- this machine, a Ray cluster, SLURM.
+
+:func:`~lorabar.harness.execute.grid_runner.run_grid` plans a grid and hands the runs still to do
+to an executor built from an :class:`~lorabar.harness.execute.choice.ExecutorConfig`
+(``--executor local|ray|slurm`` and its flags).  Executors know runs (config, identity, result
+file), not tasks.
+"""

@@ -1,0 +1,65 @@
+"""How a report names and orders what it shows: tasks (the paper's Table 1 order), methods
+(the registry's order and labels), a method "unit" (the method, with its context under
+``--allow-mixed``), a setting's hyperparameters, the scale of a metric."""
+
+from __future__ import annotations
+
+from ..run.registry import METHODS
+
+METHOD_ORDER = tuple(METHODS)  # the registry's order
+LABELS = {name: m.label for name, m in METHODS.items()}
+# The paper's Table 1 order first, then the other tasks.
+TASK_ORDER = ("sst2", "sst5", "snli", "mnli", "rte", "trec", "mrpc", "cola", "qnli", "qqp", "stsb",
+              "cb", "copa", "webnlg")
+
+
+def task_order(task: str) -> tuple[int, str]:
+    """The paper's Table 1 order first, then the other tasks alphabetically."""
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+
+
+def unit_of(r: dict) -> str:
+    return r.get("_unit", r["config"]["method"])
+
+
+def method_of(unit: str) -> str:
+    return unit.split(" [", 1)[0]
+
+
+def label_of(unit: str) -> str:
+    m = method_of(unit)
+    return LABELS.get(m, m) + unit[len(m):]
+
+
+def units_of(chosen: dict) -> list[str]:
+    """The methods (with their context under --allow-mixed) present, in the registry's order."""
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return sorted({u for _, u in chosen}, key=lambda u: (order.get(method_of(u), len(order)), u))
+
+
+def context_columns(results: list[dict]) -> list[str]:
+    mixed = next((r for r in results if "_context" in r), None)
+    return list(mixed["_context_columns"]) if mixed else []
+
+
+def cells(unit: str, results: list[dict]) -> list[str]:
+    """The method's label, then its context values under --allow-mixed."""
+    if " [" not in unit:
+        return [LABELS.get(unit, unit)]
+    r = next(r for r in results if unit_of(r) == unit)
+    return [LABELS.get(method_of(unit), method_of(unit)), *r["_context"]]
+
+
+def hparams_text(run: dict) -> str:
+    c = run["config"]
+    method = METHODS.get(c["method"])
+    if method is not None and not method.trains:
+        return "untrained"
+    keys = ["lr", "targets", "pooling", "steps"] + list(method.reads(c) if method else ())
+    return ", ".join(f"{k}={c[k]}" for k in keys
+                     if k in c and not (k == "sam_perturbation" and c[k] == "sync"))
+
+
+def metric_scale(metric: str) -> float:
+    """Metrics in [0, 1] are shown x100; BLEU is already on a 0-100 scale."""
+    return 1.0 if metric.startswith("bleu") else 100.0

@@ -1,0 +1,69 @@
+"""Paired differences to a baseline: per task and method over the seeds both have, a 95%
+t-interval, and the average over tasks (per seed, then over seeds)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+
+from ..run.registry import METHODS
+from .stats import t_interval
+from .naming import cells, context_columns, method_of, metric_scale, task_order, units_of
+from .selection import select
+
+def average_over_tasks(per_seed: dict) -> tuple[int, int, float, float, float] | None:
+    """``(n_tasks, n_seeds, mean, low, high)`` of the paired differences averaged over tasks:
+    per seed the mean difference over its tasks (``per_seed[seed]`` lists them), then the
+    t-interval over seeds; ``None`` when the seeds do not all have the same number of tasks."""
+    if not per_seed or len({len(v) for v in per_seed.values()}) != 1:
+        return None
+    avg = [statistics.fmean(v) for v in per_seed.values()]
+    return (len(next(iter(per_seed.values()))), len(avg), *t_interval(avg))
+
+
+def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
+    """Per task and method: the mean paired test difference to ``baseline`` (both at their
+    dev-chosen settings) over the seeds both have -- the same seed is the same split and
+    initialization -- with a 95% t-interval; then the average over tasks (per seed, the mean
+    difference over the tasks that have it, then the t-interval over seeds).  Metrics x100
+    (BLEU as is)."""
+    chosen = select(results)
+    columns = context_columns(results)
+    rows = [["task", "method", *columns, "n", "mean_diff", "ci_low", "ci_high", "verdict"]]
+    per_method: dict = defaultdict(lambda: defaultdict(list))
+    tasks = sorted({t for t, _ in chosen}, key=task_order)
+    for m in units_of(chosen):
+        if method_of(m) == baseline or not METHODS[method_of(m)].trains:
+            continue
+        base_unit = baseline + m[len(method_of(m)):]  # the baseline of the same context
+        for t in tasks:
+            base, runs = chosen.get((t, base_unit)), chosen.get((t, m))
+            if not base or not runs:
+                continue
+            metric = runs[0]["primary_metric"]
+            k = metric_scale(metric)
+            by_seed = {r["config"]["seed"]: k * r["metrics"]["test"][metric] for r in base}
+            diffs = {r["config"]["seed"]: k * r["metrics"]["test"][metric] - by_seed[r["config"]["seed"]]
+                     for r in runs if r["config"]["seed"] in by_seed}
+            if not diffs:
+                continue
+            mean, lo, hi = t_interval(list(diffs.values()))
+            rows.append([t, *cells(m, results), str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}",
+                         f"{hi:.2f}", verdict(lo, hi)])
+            for seed, d in diffs.items():
+                per_method[m][seed].append(d)
+        average = average_over_tasks(per_method[m])
+        if average:
+            n_tasks, n, mean, lo, hi = average
+            rows.append([f"average ({n_tasks} tasks)", *cells(m, results), str(n),
+                         f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}", verdict(lo, hi)])
+    return rows
+
+
+def verdict(lo: float, hi: float) -> str:
+    if math.isnan(lo):
+        return "n < 2"
+    if lo <= 0 <= hi:
+        return "no difference"
+    return "better" if lo > 0 else "worse"

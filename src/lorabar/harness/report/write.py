@@ -1,0 +1,202 @@
+"""Writing a report folder: the tables as CSV, report.md and the figures, built beside the
+output folder and swapped in whole (:func:`render`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...guard import Output, publish_folder
+from .figures import fig3
+from .load import MIXED_HINT, check_comparable, context_of, load, result_files, show_value, \
+    split_failed
+from .naming import LABELS, METHOD_ORDER, label_of, task_order
+from .paired import paired
+from .selection import TIE_RULE, select, select_with_ties
+from .tables import csv_text, markdown_table, tables
+
+
+def _check_out(folder: Path, out: Path, flag: str = "--out") -> None:
+    from ...guard import Input, Output, check_plan
+
+    src, dst = folder.resolve(), out.resolve()
+    if dst == src or dst in src.parents:
+        raise ValueError(f"Invalid {flag}: {str(out)!r} holds the result files themselves; give "
+                         "a folder of its own (default: DIR/report)")
+    check_plan([Input("DIR", p) for p in result_files(folder)], [Output(flag, out, "report")])
+
+
+def _present(results: list[dict], flag: str, method: str) -> None:
+    present = sorted({r["config"]["method"] for r in results},
+                     key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
+    if method not in present:
+        hint = (f"; {method!r} is a label, give the method's name"
+                if method in LABELS.values() else "")
+        raise ValueError(f"Invalid {flag}: {method!r} is not a method of these runs (present: "
+                         f"{', '.join(present)}){hint}")
+
+
+def render(folder: str | Path, *, out: str | Path | None = None,
+           reference_method: str = "lora", skip_bad: bool = False,
+           warn=None, baseline: str = "lora", recursive: bool = False,
+           allow_mixed: bool = False, out_flag: str = "--out",
+           hint: str = MIXED_HINT) -> list[Path]:
+    """Write the tables, report.md and figures of the results of ``folder`` (see the module
+    docstring); with ``skip_bad`` bad result files are left out, passed to ``warn`` and listed
+    in report.md.  Runs with a non-finite metric are passed to ``warn`` and listed as failed.
+
+    The output folder is built beside ``out`` and swapped in whole: no file of an earlier report
+    survives (files a report did not write, e.g. a README, are carried over), and a failure
+    leaves the earlier report as it was."""
+    import shutil
+    import tempfile
+
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder / "report"
+    results, skipped = load(folder, skip_bad=skip_bad, recursive=recursive)
+    columns = check_comparable(results, allow_mixed=allow_mixed, hint=hint)
+    _present(results, "--baseline", baseline)
+    _present(results, "--reference", reference_method)
+    _check_out(folder, out, out_flag)
+    results, failed = split_failed(results)
+    if not results:
+        raise ValueError(f"No finished result in {str(folder)!r}: every run has a non-finite "
+                         "dev or test metric")
+    for message in skipped:
+        if warn is not None:
+            warn(f"skipped {message}")
+    failed_lines = []
+    for r in failed:
+        m = r["primary_metric"]
+        failed_lines.append(f"{r['_path']}: {r['config']['task']}/{r['config']['method']}/seed "
+                            f"{r['config']['seed']}: {m} dev {r['metrics']['dev'].get(m)}, test "
+                            f"{r['metrics']['test'].get(m)}")
+        if warn is not None:
+            warn(f"failed run (non-finite metric), left out: {failed_lines[-1]}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        names = _write_report(results, tmp, reference_method=reference_method, baseline=baseline,
+                              skipped=skipped, failed=failed_lines, columns=columns,
+                              protocol=_provenance(folder, warn))
+        publish_folder(tmp, Output(out_flag, out, "report"))
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [out / name for name in names]
+
+
+def _provenance(folder: Path, warn) -> str | None:
+    """report.md's first lines: the folder's manifest (status, commands, code revisions) and
+    the protocol ``lorabar compare`` recorded, when present."""
+    from ..plan.manifest import read_manifest
+    from ..plan.protocol import describe, read_record
+
+    record = read_record(folder)
+    protocol = describe(record["protocol"], record["baseline"], record.get("lrs")) \
+        if record else None
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return protocol
+    if manifest.status != "current" and warn is not None:
+        warn(f"{folder} is marked {manifest.status}: {manifest.reason}")
+    lines = [manifest.headline()] + [f"Made by `{c}`." for c in manifest.commands]
+    return "\n\n".join(lines + ([protocol] if protocol else []))
+
+
+def _describe(results: list[dict], columns: list[str]) -> str:
+    """One line: what every run shares (model, device, precision, threads), or what varies."""
+    ctx = context_of(results[0])
+    parts = [f"model {show_value('model', ctx['model'])}", f"device {ctx['device']}",
+             f"precision {ctx['precision']}"]
+    if ctx.get("threads") is not None:
+        parts.append(f"{ctx['threads']} torch thread{'s' if ctx['threads'] != 1 else ''}")
+    if not columns:
+        return "Every run: " + ", ".join(parts) + "."
+    return ("Runs of different contexts (--allow-mixed), never paired across them; they differ in "
+            + ", ".join(columns) + ".")
+
+
+def _write_report(results: list[dict], out: Path, *, reference_method: str, baseline: str,
+                  skipped: list[str], failed: list[str], columns: list[str],
+                  protocol: str | None = None) -> list[str]:
+    from .mechanism import layer_rows, paired_rows
+
+    t = tables(results, reference_method)
+    verdicts = paired(results, baseline)
+    t["paired"] = [r[:-1] for r in verdicts]  # paired.csv: without the verdict column
+    chosen = select(results)
+    order = sorted(chosen, key=lambda k: (task_order(k[0]), METHOD_ORDER.index(k[1])
+                                          if k[1] in METHOD_ORDER else len(METHOD_ORDER)))
+    balance = paired_rows(chosen, order, baseline)
+    if len(balance) > 1:
+        t["balancedness_paired"] = balance
+        t["balancedness_layers"] = layer_rows(chosen, order, baseline)
+    written = []
+    for name, rows in t.items():
+        (out / f"{name}.csv").write_text(csv_text(rows))
+        written.append(f"{name}.csv")
+    md = _markdown(results, t, columns, reference_method=reference_method, protocol=protocol)
+    md += _sections(results, verdicts, balance, baseline=baseline, failed=failed,
+                    skipped=skipped)
+    (out / "report.md").write_text("\n".join(md))
+    written.append("report.md")
+    written += [p.name for p in fig3(results, out)]
+    return written
+
+
+def _markdown(results: list[dict], t: dict, columns: list[str], *, reference_method: str,
+              protocol: str | None) -> list[str]:
+    """report.md's head and its always-present tables."""
+    md = [
+        "# Results", "", *([protocol, ""] if protocol else []),
+        f"{len(results)} runs. Test metric (×100; BLEU as is), mean ± std over seeds (number of "
+        "seeds), for each "
+        "method's hyperparameters chosen on the dev split. Majority class: the most frequent "
+        "training label (ties: the lowest label id) predicted for every test example.", "",
+        _describe(results, columns), "",
+        markdown_table(t["table1"]), "", "## Final mean |B| over LoRA pairs (selected runs)", "",
+        markdown_table(t["balancedness"]), "", "## Chosen hyperparameters", "",
+        markdown_table(t["selection"]), "",
+        f"## Per-iteration time, normalized to {LABELS.get(reference_method, reference_method)}",
+        "", markdown_table(t["runtime"]), "",
+        "## Every setting (mean over its seeds)", "", markdown_table(t["settings"]), "",
+    ]
+    if "metrics" in t:
+        md += ["## Every metric of every task (selected runs; mean ± std over seeds)", "",
+               markdown_table(t["metrics"]), ""]
+    if "webnlg" in t:
+        md += ["## WebNLG BLEU (sacrebleu, all references), mean ± std over seeds", "",
+               markdown_table(t["webnlg"]), ""]
+    return md
+
+
+def _sections(results: list[dict], verdicts: list, balance: list, *, baseline: str,
+              failed: list[str], skipped: list[str]) -> list[str]:
+    """report.md's sections that appear when they have something to say: the paired
+    differences, balancedness, ties on dev, failed runs, skipped files."""
+    md: list[str] = []
+    name = LABELS.get(baseline, baseline)
+    if len(verdicts) > 1:
+        md += [f"## Paired differences to {name} (test, 95% t-interval over seeds)", "",
+               "Same seed = same split, initialization and data order; each method at its "
+               "dev-chosen setting. \"no difference\": the interval covers 0.", "",
+               markdown_table(verdicts), ""]
+    if len(balance) > 1:
+        md += [f"## Balancedness relative to {name} (paired over seeds)",
+               "", "Percent difference of the mean |B| over LoRA pairs, final and averaged over "
+               "the logged steps, each method at its dev-chosen setting against the baseline's "
+               "run of the same seed; n seeds, 95% t-interval. Per layer: "
+               "`balancedness_layers.csv`.", "", markdown_table(balance), ""]
+    ties = select_with_ties(results)[1]
+    if ties:
+        md += [f"## Ties on dev ({len(ties)})", "", f"Rule: {TIE_RULE}.", ""]
+        md += [f"- {t['task']} / {label_of(t['method'])}: {' | '.join(t['settings'])} -> "
+               f"**{t['chosen']}** (by {t['by']})" for t in ties] + [""]
+    if failed:
+        md += [f"## Failed runs ({len(failed)}: a non-finite metric; not selected or averaged)",
+               ""] + [f"- {m}" for m in failed] + [""]
+    if skipped:
+        md += [f"## Skipped files ({len(skipped)}: --skip-bad, or altered)", ""]
+        md += [f"- {m}" for m in skipped]
+        md += [""]
+    return md

@@ -1,0 +1,221 @@
+"""The method registry: a method is one entry that turns a model into a :class:`Stepper`.
+
+Every training path of lorabar (``lorabar finetune``, ``finetune-lm``, ``grid``, ``demo``,
+``bench``, ``benchmarks/bench_core.py``) steps through a :class:`Stepper` built here, so a new
+method is one :class:`~lorabar.harness.run.registry.Method` in
+:data:`~lorabar.harness.run.registry.METHODS` plus its builder in :data:`BUILDERS`.  One step of each (``loss_fn`` runs under the
+runtime's autocast; fp16 goes through a ``GradScaler``)::
+
+    lora, full:  loss.backward(); optimizer.step()                      (AdamW)
+    nbar, obar:  the same, with lorabar.BAR attached as a step pre-hook   (AdamW + BAR)
+    sbar:        the same with lorabar.SBAR(rho): SAM's drift of B, one pass
+    sam:         lorabar.sam_step (one process) or
+                 lorabar.distributed.ddp_sam_step (under DDP)           (SAM over AdamW)
+                 perturbing the LoRA factors only (a head: a rho = 0 group)
+    loraplus:    AdamW with B's lr = ratio * A's (PEFT's create_loraplus_optimizer)
+    flatlora:    forward and backward at W + eps (lorabar.flat.FlatLoRA, sigma ~ rho)
+    prefix:      AdamW on PEFT's prefix embeddings (no LoRA pairs)
+    zeroshot:    no training (the pretrained model, or the probe head alone, evaluated)
+
+``lora``/``nbar``/``obar``/``sam`` train LoRA adapters (and a task head where the task trains
+one); ``full`` trains every parameter of a model without adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ... import BAR, SAM, SBAR, sam_step
+from ..._names import DEFAULT_MU0, DEFAULT_SCHEDULE
+from ...sam import scaled_backward
+from ...flat import FlatLoRA
+from .registry import METHODS, Method, check_bar_rate
+from .runtime import Runtime
+
+__all__ = ["BUILDERS", "METHODS", "Method", "StepContext", "Stepper", "check_bar_rate",
+           "make_stepper"]
+
+
+@dataclass
+class StepContext:
+    """What a method needs to build its stepper."""
+
+    model: torch.nn.Module            # the module to call (DDP-wrapped under torchrun)
+    params: list[Tensor]              # the trainable parameters
+    pairs: list                       # the LoRA pairs (lorabar.FactorPair)
+    loss_fn: Callable[[Any], Tensor]  # batch -> mean loss (autocast is added by the stepper)
+    runtime: Runtime
+    lr: float
+    weight_decay: float = 0.0
+    total_steps: int = 1
+    rho: float = 0.05
+    mu0: float = DEFAULT_MU0
+    schedule: str = DEFAULT_SCHEDULE
+    sam_perturbation: str = "sync"    # under DDP: "sync" | "per_rank"
+    loraplus_ratio: float = 16.0
+    bar: str = "none"                 # LoRA+ with BAR on top ("obar" | "nbar" | "sbar")
+    seed: int = 0
+
+    @classmethod
+    def settings_of(cls, cfg) -> dict:
+        """The method settings of a run config, by the same names (``total_steps`` is its
+        ``steps``): the one place a run's settings reach its stepper."""
+        names = [f.name for f in dataclasses.fields(cls)
+                 if f.name not in ("model", "params", "pairs", "loss_fn", "runtime",
+                                   "total_steps")]
+        return {"total_steps": cfg.steps, **{n: getattr(cfg, n) for n in names}}
+
+
+class Stepper:
+    """One optimizer step per :meth:`step` call; ``optimizer`` is the base optimizer (put LR
+    schedulers on it).  ``step(batch, observe)`` returns the first-pass loss (detached) and
+    calls ``observe(grad_scale)`` while ``.grad`` holds the gradient at the current weights
+    (multiplied by ``grad_scale`` under fp16), for logging."""
+
+    def __init__(self, ctx: StepContext, optimizer: torch.optim.Optimizer,
+                 sam: SAM | None = None, flat: FlatLoRA | None = None) -> None:
+        self.ctx = ctx
+        self.optimizer = optimizer
+        self.sam = sam
+        self.flat = flat  # forward and backward at the perturbed weights
+        self.scaler = ctx.runtime.grad_scaler()
+        self.info: dict = {}  # what the method adds to a run's record (e.g. "sam")
+
+    def _loss(self, batch: Any) -> Tensor:
+        with self.ctx.runtime.autocast():
+            return self.ctx.loss_fn(batch)
+
+    def _grad_scale(self) -> float:
+        return float(self.scaler.get_scale()) if self.scaler is not None else 1.0
+
+    def step(self, batch: Any, observe: Callable[[float], None] | None = None) -> Tensor:
+        hook = None if observe is None else (lambda: observe(self._grad_scale()))
+        if self.sam is not None:
+            loss = self._sam_step(batch, hook)
+        else:
+            with self.flat.perturbed() if self.flat is not None else nullcontext():
+                loss = self._loss(batch)
+                scaled_backward(loss, self.scaler)
+            if self.flat is not None:
+                self.flat.advance()
+            if hook is not None:
+                hook()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = loss.detach()
+        if self.scaler is not None:
+            self.scaler.update()
+        return loss
+
+    def _sam_step(self, batch: Any, hook: Callable[[], None] | None) -> Tensor:
+        model = self.ctx.model
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            # the first pass all-reduces ("sync") or not ("per_rank": m-sharpness, m = ranks)
+            from ...distributed import ddp_sam_step
+
+            return ddp_sam_step(model, self.sam, self._loss, [batch],
+                                perturbation=self.ctx.sam_perturbation, scaler=self.scaler,
+                                after_first_backward=hook)
+        return sam_step(self.sam, self._loss, batch, scaler=self.scaler,
+                        after_first_backward=hook)
+
+
+def _adamw(ctx: StepContext) -> Stepper:
+    return Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr, weight_decay=ctx.weight_decay))
+
+
+def _bar(mode: str) -> Callable[[StepContext], Stepper]:
+    def build(ctx: StepContext) -> Stepper:
+        stepper = _adamw(ctx)
+        BAR(ctx.pairs, mode=mode, mu0=ctx.mu0, schedule=ctx.schedule,
+            total_steps=ctx.total_steps).attach(stepper.optimizer)
+        return stepper
+
+    return build
+
+
+def _sbar(ctx: StepContext) -> Stepper:
+    stepper = _adamw(ctx)
+    SBAR(ctx.pairs, rho=ctx.rho).attach(stepper.optimizer)
+    return stepper
+
+
+def _loraplus(ctx: StepContext) -> Stepper:
+    """LoRA+ (Hayou et al., ICML 2024) through PEFT's ``create_loraplus_optimizer``: AdamW with
+    ``lr`` for A (and 2-D non-LoRA weights) and ``ratio * lr`` for B (and 1-D parameters)."""
+    from peft.optimizers import create_loraplus_optimizer
+
+    module = getattr(ctx.model, "module", ctx.model)  # under DDP: the wrapped model
+    opt = create_loraplus_optimizer(module, torch.optim.AdamW, lr=ctx.lr,
+                                    loraplus_lr_ratio=ctx.loraplus_ratio,
+                                    loraplus_weight_decay=ctx.weight_decay)
+    covered = {id(p) for g in opt.param_groups for p in g["params"]}
+    if covered != {id(p) for p in ctx.params}:
+        raise ValueError("Invalid loraplus optimizer: PEFT's parameter groups do not cover "
+                         "exactly the trainable parameters")
+    stepper = Stepper(ctx, opt)
+    stepper.info = {"loraplus": {"ratio": ctx.loraplus_ratio,
+                                 "lr_B_params": sum(p.numel() for g in opt.param_groups
+                                                    if g["lr"] != ctx.lr for p in g["params"])}}
+    if ctx.bar != "none":  # each pair's rate: sqrt(lr_A lr_B) (BAR.pair_lr)
+        if ctx.bar == "sbar":
+            SBAR(ctx.pairs, rho=ctx.rho).attach(opt)
+            stepper.info["loraplus"]["bar"] = {"mode": "sbar", "rho": ctx.rho}
+        else:
+            BAR(ctx.pairs, mode=ctx.bar, mu0=ctx.mu0, schedule=ctx.schedule,
+                total_steps=ctx.total_steps).attach(opt)
+            stepper.info["loraplus"]["bar"] = {"mode": ctx.bar, "mu0": ctx.mu0,
+                                               "schedule": ctx.schedule}
+    return stepper
+
+
+def _flatlora(ctx: StepContext) -> Stepper:
+    module = getattr(ctx.model, "module", ctx.model)
+    flat = FlatLoRA.from_peft(module, rho=ctx.rho, total_steps=ctx.total_steps, seed=ctx.seed)
+    stepper = Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr,
+                                             weight_decay=ctx.weight_decay), flat=flat)
+    stepper.info = {"flatlora": {"rho": ctx.rho, "layers": len(flat.layers),
+                                 "perturbed_params": sum(l.weight.numel() for l in flat.layers)}}
+    return stepper
+
+
+def _sam(ctx: StepContext) -> Stepper:
+    """LoRA-SAM (paper Alg. 1 on the LoRA factors): SAM perturbs the LoRA factors only; any
+    other trainable parameter (a task head) is stepped by AdamW with the second-pass gradient
+    and never perturbed (a ``rho = 0`` group)."""
+    factors = {id(t) for pair in ctx.pairs for t in pair.tensors}
+    lora = [p for p in ctx.params if id(p) in factors] if factors else list(ctx.params)
+    rest = [p for p in ctx.params if id(p) not in factors] if factors else []
+    groups = [{"params": lora}] + ([{"params": rest, "rho": 0.0}] if rest else [])
+    sam = SAM(groups, torch.optim.AdamW, rho=ctx.rho, lr=ctx.lr, weight_decay=ctx.weight_decay)
+    stepper = Stepper(ctx, sam.base_optimizer, sam=sam)
+    perturbed = sum(p.numel() for g in sam.param_groups if g["rho"] > 0 for p in g["params"])
+    stepper.info = {"sam": {"rho": ctx.rho, "perturbed_params": perturbed,
+                            "unperturbed_params": sum(p.numel() for p in ctx.params) - perturbed,
+                            "perturbation": ctx.sam_perturbation}}
+    return stepper
+
+
+BUILDERS: dict[str, Callable[[StepContext], Stepper]] = {
+    "lora": _adamw, "sam": _sam, "obar": _bar("obar"), "nbar": _bar("nbar"), "sbar": _sbar,
+    "loraplus": _loraplus, "flatlora": _flatlora, "full": _adamw, "prefix": _adamw,
+}
+
+
+def make_stepper(method: str, ctx: StepContext) -> Stepper:
+    """The :class:`Stepper` of ``method`` (a key of :data:`METHODS`)."""
+    if method not in METHODS:
+        raise ValueError(f"Invalid method: {method!r} (expected one of {tuple(METHODS)})")
+    if not METHODS[method].trains:
+        raise ValueError(f"Invalid method: {method!r} does not train")
+    return BUILDERS[method](ctx)

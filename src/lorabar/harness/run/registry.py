@@ -1,0 +1,142 @@
+"""What a user chooses by name -- methods, task kinds, devices, precisions, heads, ... -- in one
+place that imports no torch, so that ``lorabar --help``, the configs, the report and the docs all
+read the same lists (and ``--help`` starts in a fraction of torch's import time).
+
+A method is one :class:`Method` entry here plus its stepper builder in
+:mod:`lorabar.harness.run.methods` (``BUILDERS[name]``; a test checks that the two agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ... import _names
+
+__all__ = ["ADAPTERS", "LORAPLUS_BARS", "DEVICES", "HEADS", "METHODS", "Method", "PERTURBATIONS", "POOLINGS",
+           "PRECISIONS", "SCHEDULES", "SETTINGS", "TARGETS", "TASK_ADAPTERS", "check_bar_rate",
+           "methods_for", "methods_table"]
+
+SCHEDULES = _names.SCHEDULES
+PERTURBATIONS = _names.PERTURBATIONS
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = "auto | cpu | cuda | cuda:N"
+HEADS = ("probe", "linear", "prompt")
+POOLINGS = ("mean", "cls")
+TARGETS = ("qv", "all")
+SETTINGS = ("fewshot", "full")
+LORAPLUS_BARS = ("none", "obar", "nbar", "sbar")  # LoRA+ with BAR on top (--bar)
+ADAPTERS = ("lora", "prefix", "none")
+
+# (kind, task) or kind -> "module:class" of its task adapter (lorabar.harness.tasks.contract)
+TASK_ADAPTERS = {
+    "encoder": "lorabar.harness.tasks.encoder_task:EncoderTask",
+    "lm": "lorabar.harness.tasks.lm_tasks:PromptTask",
+    "lm/webnlg": "lorabar.harness.tasks.lm_tasks:WebNLGTask",
+    "lm/squad": "lorabar.harness.tasks.lm_tasks:SquadTask",
+    "lm/custom": "lorabar.harness.tasks.lm_tasks:SFTTask",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registry entry.
+
+    Args:
+        name: the method's id (``--method``).
+        label: its name in tables.
+        description: one line for ``--help`` and the docs.
+        trains: whether it trains (its stepper is ``lorabar.harness.run.methods.BUILDERS[name]``).
+        hparams: the config fields it reads besides the common ones (part of a run's identity).
+        adapter: what the model gets: ``"lora"`` adapters (the pairs BAR and SAM act on),
+            ``"prefix"`` (PEFT prefix tuning: trained key/value prefixes, no LoRA pairs) or
+            ``"none"`` (full finetuning).
+        kinds: the task kinds it applies to (``None``: every kind).
+        curve: its place among the |B| curves of the report's Fig. 3 analog (``None``: not
+            drawn; the paper's figure shows LoRA, SAM and the two BARs).
+        tune: ``lorabar compare``'s default tuning grid for it (setting -> values).
+        cost: its step time relative to LoRA's, for time estimates (SAM: two passes).
+    """
+
+    name: str
+    label: str
+    description: str
+    trains: bool = True
+    hparams: tuple[str, ...] = ()
+    adapter: str = "lora"
+    kinds: tuple[str, ...] | None = None
+    curve: int | None = None
+    tune: dict = field(default_factory=dict)
+    cost: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.adapter not in ADAPTERS:
+            raise ValueError(f"Invalid adapter: {self.adapter!r} (expected one of {ADAPTERS})")
+
+    def reads(self, settings) -> tuple[str, ...]:
+        """The settings a run of this method reads beyond the common ones, given its
+        ``settings`` (a config or its dict): :attr:`hparams`, and for LoRA+ with BAR on top
+        (``bar``) the BAR's own -- ``bar`` and ``mu0``, ``schedule`` (oBAR/nBAR) or ``rho``
+        (sBAR).  The one statement of it: the run key, dev selection's columns and the seed
+        stage's grid all ask here."""
+        get = settings.get if isinstance(settings, dict) else \
+            (lambda k, d=None: getattr(settings, k, d))
+        bar = get("bar", "none")
+        extra = () if bar in (None, "none") else \
+            ("bar",) + (("rho",) if bar == "sbar" else ("mu0", "schedule"))
+        return self.hparams + tuple(k for k in extra if k not in self.hparams)
+
+    @property
+    def adapters(self) -> bool:
+        """Whether the model gets LoRA adapters (and so has LoRA pairs)."""
+        return self.adapter == "lora"
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("zeroshot", "zero-shot", "no training: the pretrained model (encoders: the probe "
+           "head alone) evaluated", trains=False, cost=0.0),
+    Method("lora", "LoRA", "LoRA adapters trained with AdamW", curve=0,
+           tune={"lr": [1e-3, 3e-3]}),
+    Method("sam", "LoRA-SAM", "SAM over AdamW, perturbing the LoRA factors only (--rho)",
+           hparams=("rho", "sam_perturbation"), curve=1, tune={"rho": [0.01, 0.05, 0.1]},
+           cost=2.0),
+    Method("obar", "LoRA-oBAR", "LoRA + overparametrized BAR (the paper's oBAR; --mu0, "
+           "--schedule)", hparams=("mu0", "schedule"), curve=3,
+           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"}),
+    Method("nbar", "LoRA-nBAR", "LoRA + non-overparametrized BAR (the paper's nBAR; --mu0, "
+           "--schedule)", hparams=("mu0", "schedule"), curve=2,
+           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"}),
+    Method("sbar", "LoRA-sBAR", "LoRA + BAR at SAM's own first-order rate (lorabar's; --rho)",
+           hparams=("rho",), tune={"rho": [0.01, 1.0, 10.0]}),
+    Method("loraplus", "LoRA+", "LoRA+ (B's lr = ratio x A's; --loraplus-ratio, --bar)",
+           hparams=("loraplus_ratio",), tune={"loraplus_ratio": [4.0, 16.0]}),
+    Method("flatlora", "Flat-LoRA", "Flat-LoRA's random weight perturbation (--rho)",
+           hparams=("rho",), tune={"rho": [0.01, 0.05]}),
+    Method("full", "Full FT", "full finetuning, no adapters (encoders)", adapter="none",
+           kinds=("encoder",), tune={"lr": [1e-5, 3e-5]}),
+    Method("prefix", "Prefix", "prefix tuning (Li & Liang 2021) through PEFT: trained "
+           "key/value prefixes, no LoRA (causal LMs; --num-virtual-tokens)", adapter="prefix",
+           hparams=("num_virtual_tokens",), kinds=("lm",),
+           tune={"lr": [1e-2, 3e-2, 5e-2]}),
+)}
+
+
+def methods_table() -> str:
+    """The methods as a markdown table (the docs' method page is this; a test checks it)."""
+    rows = ["| method | label | what it is | reads | task kinds |", "|---|---|---|---|---|"]
+    for m in METHODS.values():
+        reads = ", ".join(f"`{h}`" for h in m.hparams) or "–"
+        kinds = ", ".join(m.kinds) if m.kinds else "all"
+        rows.append(f"| `{m.name}` | {m.label} | {m.description} | {reads} | {kinds} |")
+    return "\n".join(rows)
+
+
+def methods_for(kind: str) -> list[str]:
+    """The methods that apply to task kind ``kind``, in the registry's order."""
+    return [m.name for m in METHODS.values() if m.kinds is None or kind in m.kinds]
+
+
+def check_bar_rate(mu0: float, lr: float) -> None:
+    """The harness's one statement of BAR's rule: the per-step factor ``mu0 * lr`` must be < 1
+    (at the schedule's peak; :class:`lorabar.BAR` checks every step itself)."""
+    if mu0 * lr >= 1:
+        raise ValueError(f"Invalid mu0: {mu0} (mu0 * lr = {mu0 * lr:g} must be < 1)")

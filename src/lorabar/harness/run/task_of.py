@@ -1,0 +1,19 @@
+"""The task adapter of a run config: the registry's ``"<kind>/<task>"`` entry, else its
+``"<kind>"`` one, imported by name (so that the registry imports no task code)."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..tasks.contract import TaskAdapter
+from .registry import TASK_ADAPTERS
+
+__all__ = ["make_task"]
+
+
+def make_task(cfg) -> TaskAdapter:
+    """The task adapter for ``cfg`` (:data:`~lorabar.harness.run.registry.TASK_ADAPTERS`, the
+    ``"<kind>/<task>"`` entry before the ``"<kind>"`` one); loads its data."""
+    target = TASK_ADAPTERS.get(f"{cfg.kind}/{cfg.task}") or TASK_ADAPTERS[cfg.kind]
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)(cfg)

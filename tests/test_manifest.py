@@ -1,0 +1,103 @@
+"""lorabar.harness.plan.manifest: a results folder says which commands made it, from which
+grids, where its report is, whether it is current, and which code revisions its runs ran."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lorabar.cli import main
+from lorabar.harness.plan.manifest import (RESULTS_MANIFEST, Manifest, read_manifest, record_command,
+                                           revisions_of)
+from test_own_data import _own, _synthetic
+
+TEXT = st.text(min_size=1, max_size=12).filter(str.strip)
+
+
+@st.composite
+def manifests(draw) -> Manifest:
+    status = draw(st.sampled_from(["current", "superseded", "invalid"]))
+    return Manifest(commands=tuple(draw(st.lists(TEXT, max_size=3))),
+                    grids=tuple(draw(st.lists(TEXT, max_size=3))),
+                    report=draw(st.none() | TEXT), status=status,
+                    superseded_by=draw(TEXT) if status == "superseded" else None,
+                    reason=None if status == "current" else draw(TEXT),
+                    revisions=tuple(draw(st.lists(TEXT, max_size=3))))
+
+
+@given(manifests())
+def test_a_manifest_round_trips_through_its_file(tmp_path_factory, manifest):
+    folder = tmp_path_factory.mktemp("m")
+    (folder / RESULTS_MANIFEST).write_text(json.dumps(manifest.to_json()))
+    assert read_manifest(folder) == manifest
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.sampled_from(["commands", "grids", "report", "status", "reason",
+                                        "superseded_by", "revisions", "colour"]), JSON)
+       | JSON)
+def test_any_json_is_a_manifest_or_one_error_naming_the_file(data):
+    try:
+        Manifest.from_json(data, "R/manifest.json")
+    except ValueError as err:
+        assert str(err).startswith("Invalid manifest R/manifest.json")
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"status": "stale"}, r"status = 'stale' \(expected one of \['current', 'superseded'"),
+    ({"status": "superseded", "reason": "r"}, r"superseded_by goes with status 'superseded'"),
+    ({"status": "invalid"}, r"status 'invalid' needs a reason"),
+    ({"grids": "g.toml"}, r"grids = 'g.toml' \(expected a list of non-empty strings\)"),
+    ({"owner": "me"}, r"unknown keys \['owner'\]"),
+])
+def test_a_bad_manifest_is_named(tmp_path, edit, message):
+    (tmp_path / RESULTS_MANIFEST).write_text(json.dumps({"commands": ["c"], **edit}))
+    with pytest.raises(ValueError, match=message):
+        read_manifest(tmp_path)
+
+
+def test_revisions_are_ordered_by_their_first_run():
+    runs = [{"environment": {"git_revision": rev, "created": when}}
+            for rev, when in [("b", "2026-01-03"), ("a", "2026-01-01"), ("b", "2026-01-02"),
+                              ("c", "2026-01-05")]] + [{"config": {}}]
+    assert revisions_of(runs) == ("a", "b", "c")
+
+
+def test_compare_records_its_command_and_report_states_the_status(tmp_path, capsys):
+    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    out = tmp_path / "C"
+    argv = ["compare", "--model", "tiny", *_own(paths), "--methods", "lora,obar", "--lr", "0.001",
+            "--mu0", "1", "--seeds", "13,21", "--steps", "2", "--out", str(out)]
+    assert main(argv) == 0
+    manifest = read_manifest(out)
+    assert manifest.commands == ("lorabar " + " ".join(argv),)
+    assert manifest.report == str(out / "report") and manifest.status == "current"
+    assert len(manifest.revisions) == 1  # every run at this checkout's revision
+    report = (out / "report" / "report.md").read_text().splitlines()
+    assert report[2].startswith("Status: current; code revisions")
+    assert report[4] == f"Made by `lorabar {' '.join(argv)}`."
+    # the maintainer marks it superseded; a rerun keeps that and the report says so
+    data = manifest.to_json() | {"status": "superseded", "superseded_by": "results/new",
+                                 "reason": "the probe head changed"}
+    (out / RESULTS_MANIFEST).write_text(json.dumps(data))
+    assert main(argv) == 0
+    assert read_manifest(out).status == "superseded"
+    assert "Status: superseded by results/new: the probe head changed" in \
+        (out / "report" / "report.md").read_text()
+    assert "is marked superseded" in capsys.readouterr().out
+
+
+def test_a_foreign_manifest_file_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "C").mkdir()
+    (tmp_path / "C" / RESULTS_MANIFEST).write_text('{"mine": true}')
+    with pytest.raises(ValueError, match=r"Invalid manifest .*: unknown keys \['mine'\]"):
+        record_command(tmp_path / "C", "lorabar grid g.toml")
+    assert (tmp_path / "C" / RESULTS_MANIFEST).read_text() == '{"mine": true}'
