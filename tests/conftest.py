@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import json
+import os
+import random
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -49,3 +54,80 @@ def loss_of(model, batch):
 @pytest.fixture
 def peft_model():
     return make_peft_model()
+
+
+# ----------------------------------------------------------------------------- shared helpers
+FILLER = "the a of to in is on at by with from".split()
+# the data folder: $LORABAR_DATA_DIR, else ../shared/data beside the repository
+DATA = Path(os.environ.get("LORABAR_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err  # one line, no traceback
+    return err
+
+
+def synthetic_files(folder: Path, fmt: str = "jsonl", n=(128, 64, 64)) -> dict[str, Path]:
+    """A two-class task a tiny model can learn: one keyword per class among filler words."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for (split, size), seed in zip(zip(("train", "dev", "test"), n), (1, 2, 3)):
+        r = random.Random(seed)
+        rows = []
+        for i in range(size):
+            word = r.choice(["apple", "pear", "plum"] if i % 2 == 0 else ["stone", "rock", "iron"])
+            words = [r.choice(FILLER) for _ in range(r.randrange(3, 7))]
+            words.insert(r.randrange(len(words) + 1), word)
+            rows.append({"text": " ".join(words), "label": "fruit" if i % 2 == 0 else "metal"})
+        path = folder / f"{split}.{fmt}"
+        if fmt == "jsonl":
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        elif fmt == "csv":
+            path.write_text("text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in rows))
+        elif fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(rows), path)
+        elif fmt == "disk":
+            from datasets import Dataset
+
+            path = folder / split
+            Dataset.from_list(rows).save_to_disk(str(path))
+        paths[split] = path
+    return paths
+
+
+def own_data_args(paths: dict[str, Path]) -> list[str]:
+    return ["--train", str(paths["train"]), "--dev", str(paths["dev"]), "--test",
+            str(paths["test"]), "--text-column", "text", "--label-column", "label"]
+
+
+def fake_record(task, method, seed, dev, test, step_ms, setting=None, b=1.0, *, precision="fp32",
+          model="minilm", steps=300, data="d"):
+    """A signed result record, as a finished run writes it, with the given metrics."""
+    from lorabar.harness.run.config import EncoderConfig
+
+    cfg = EncoderConfig(task=task, method=method, seed=seed, lr=setting or 1e-3, steps=steps)
+    names = [f"encoder.layer.{i}.attention.self.query[default]" for i in range(3)]
+    from dataclasses import asdict
+
+    identity = {"config": cfg.key(), "device": "cpu", "precision": precision, "threads": 1,
+                "data": {f"{task}/512-{seed}/train.tsv": data * 64},
+                "model": {"name": model, "files": {"model.safetensors": "m" * 64}}}
+    from lorabar.harness.run.records import with_digest
+
+    return with_digest({"config": asdict(cfg), "key": cfg.key(), "identity": identity,
+            "primary_metric": "accuracy",
+            "metrics": {"dev": {"accuracy": dev}, "test": {"accuracy": test}},
+            "majority_class": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.51}},
+            "final_mean_abs_B": b, "timing": {"step_time_median_s": step_ms / 1000},
+            "balancedness": {"steps": [0, 10], "names": names, "abs_B": [[1, 1, 1], [b, b, b]]}})
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The shared data folder as a string (tests that use it are marked ``data``)."""
+    assert DATA.is_dir(), f"tests need the shared data folder at {DATA} (or $LORABAR_DATA_DIR)"
+    return str(DATA)

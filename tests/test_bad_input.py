@@ -14,15 +14,11 @@ import torch
 import lorabar
 from lorabar.cli import main
 from lorabar.harness.tasks import data_folder as D
-from test_experiments import DATA as _DATA
+from conftest import DATA as _DATA
+from conftest import one_error_line
 
 DATA = str(_DATA)
 
-
-def _err(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err  # one line, no traceback
-    return err
 
 
 # ----------------------------------------------------------------------------- grids
@@ -31,7 +27,7 @@ def test_empty_grid_is_an_error(tmp_path, capsys, text):
     grid = tmp_path / "g.toml"
     grid.write_text(text)
     assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--data-dir", DATA]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert str(grid) in err and "nothing to run" in err
     assert not (tmp_path / "o").exists()
 
@@ -40,7 +36,7 @@ def test_grid_syntax_error_names_the_file(tmp_path, capsys):
     grid = tmp_path / "g.toml"
     grid.write_text("[grid]\nseed = [13, 21\n")
     assert main(["grid", str(grid), "--out", str(tmp_path / "o")]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert str(grid) in err and "TOML syntax error" in err
 
 
@@ -48,7 +44,7 @@ def test_grid_only_matching_nothing(tmp_path, capsys):
     grid = tmp_path / "g.toml"
     grid.write_text('[base]\nmodel = "tiny"\n[[variant]]\nmethod = "lora"\n')
     assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--only", "method=lorra"]) == 2
-    assert "no run of this grid has method='lorra'" in _err(capsys)
+    assert "no run of this grid has method='lorra'" in one_error_line(capsys)
 
 
 @pytest.mark.data
@@ -72,7 +68,7 @@ def test_grid_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
                                                             log=lambda *_: None))
     code = main(["grid", str(grid), "--out", str(tmp_path / "o"), "--data-dir", DATA])
     assert code == 130
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert "interrupted; 1 finished runs kept" in err and "rerun" in err
     assert [p.name for p in (tmp_path / "o" / "runs").glob("*.json")] == [Path(calls[0]).name]
 
@@ -98,7 +94,7 @@ def test_unterminated_quote_in_csv(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["finetune", "--task", "sst5", "--model", "tiny", "--steps", "1",
                  "--data-dir", str(tmp_path), "--out", str(out), "--quiet"]) == 2
-    assert "train.csv:11:" in _err(capsys) and not out.exists()
+    assert "train.csv:11:" in one_error_line(capsys) and not out.exists()
 
 
 @pytest.mark.data
@@ -139,12 +135,12 @@ def test_wrong_column_count_and_row_count(tmp_path):
 
 # ----------------------------------------------------------------------------- report
 def _result_files(tmp_path) -> Path:
-    from test_experiments import _fake
+    from conftest import fake_record
 
     folder = tmp_path / "runs"
     folder.mkdir()
     for i, (seed, test) in enumerate(((13, 0.8), (21, 0.82), (42, 0.84))):
-        (folder / f"r{i}.json").write_text(json.dumps(_fake("sst2", "lora", seed, 0.8, test, 100)))
+        (folder / f"r{i}.json").write_text(json.dumps(fake_record("sst2", "lora", seed, 0.8, test, 100)))
     return folder
 
 
@@ -153,7 +149,7 @@ def test_report_refuses_a_corrupt_result(tmp_path, capsys):
     bad = folder / "r2.json"
     bad.write_text(bad.read_text()[:200])  # a truncated write
     assert main(["report", str(folder), "--out", str(tmp_path / "rep")]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert str(bad) in err and "--skip-bad" in err
     assert not (tmp_path / "rep").exists()
     assert main(["report", str(folder), "--out", str(tmp_path / "rep"), "--skip-bad"]) == 0
@@ -169,7 +165,7 @@ def test_report_refuses_a_result_without_key(tmp_path, capsys):
     del r["key"]
     (folder / "r0.json").write_text(json.dumps(r))
     assert main(["report", str(folder)]) == 2
-    assert "r0.json: not a complete result: missing key" in _err(capsys)
+    assert "r0.json: not a complete result: missing key" in one_error_line(capsys)
 
 
 # ----------------------------------------------------------------------------- flags
@@ -185,7 +181,7 @@ def test_report_refuses_a_result_without_key(tmp_path, capsys):
 def test_flags_are_range_checked(tmp_path, capsys, argv, flag):
     out = tmp_path / "r.json"
     assert main(argv + ["--model", "tiny", "--data-dir", DATA, "--out", str(out), "--quiet"]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert err.startswith("lorabar: error: Invalid") and flag in err
     assert not out.exists()
 
@@ -200,7 +196,7 @@ def test_bad_out_fails_before_training(tmp_path, capsys, where):
     assert main(["finetune", "--task", "sst2", "--steps", "300", "--data-dir", DATA,
                  "--out", str(target), "--quiet"]) == 2
     assert time.perf_counter() - start < 10
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert "Invalid --out" in err and str(target) in err
 
 
@@ -209,11 +205,11 @@ def test_bad_out_for_folders_and_bench_args(tmp_path, capsys):
     for argv in (["grid", "grids/table1.toml"], ["report", str(tmp_path)],
                  ["toy", "fig1"], ["bench", "--arch", "opt-1.3b"]):
         assert main(argv + ["--out", str(tmp_path / "file.txt")]) == 2, argv
-        assert "is a file (give a folder)" in _err(capsys)
+        assert "is a file (give a folder)" in one_error_line(capsys)
     start = time.perf_counter()
     assert main(["bench", "--bar-pairs", "x", "--out", str(tmp_path / "b")]) == 2
     assert time.perf_counter() - start < 10
-    assert "Invalid --bar-pairs: 'x'" in _err(capsys)
+    assert "Invalid --bar-pairs: 'x'" in one_error_line(capsys)
     assert not (tmp_path / "b").exists()
 
 

@@ -69,3 +69,32 @@ def test_every_comma_flag_fails_the_same_way(tmp_path, capsys, monkeypatch, argv
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert re.search(match, err) and not (tmp_path / "o").exists()
+
+
+def test_every_flag_of_every_subcommand_has_help():
+    """`lorabar <command> --help` explains every argument (the config flags take their help
+    from beside their fields, lorabar.harness.run.config)."""
+    import argparse
+
+    from lorabar.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = {name: [a.option_strings[0] if a.option_strings else a.dest
+                      for a in parser._actions if not a.help]
+               for name, parser in sub.choices.items()}
+    assert {name: flags for name, flags in missing.items() if flags} == {}
+
+
+def test_python_dash_m_lorabar_is_the_command_and_the_version_is_the_changelogs():
+    import re
+    import subprocess
+    import sys
+    from importlib.metadata import version
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-m", "lorabar", "--version"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == f"lorabar {version('lorabar')}"
+    changes = (Path(__file__).resolve().parents[1] / "docs" / "changes.md").read_text()
+    newest = re.search(r"^## (\d+\.\d+)", changes, re.M).group(1)
+    assert version("lorabar").startswith(newest + ".")  # one version: the docs name it too

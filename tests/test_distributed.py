@@ -165,7 +165,7 @@ def test_lorabar_finetune_under_torchrun_writes_once(tmp_path):
     import subprocess
     import sys
 
-    from test_experiments import DATA
+    from conftest import DATA
 
     out = tmp_path / "run.json"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",

@@ -8,7 +8,6 @@ import csv
 import re
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -55,11 +54,28 @@ def test_every_claimed_interval_is_in_its_paired_csv():
     assert checked >= 15
 
 
-@pytest.mark.parametrize("path", [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
-                                  ROOT / "grids" / "README.md"],
-                         ids=lambda p: str(p.relative_to(ROOT)))
-def test_no_test_counts_are_written(path):
-    assert not re.search(r"\b\d+ (tests|passed)\b", path.read_text())
+PROSE = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "grids" / "README.md"]
+
+
+def test_prose_is_clean():
+    """One lint over every page: no test counts written into prose (they go stale), and every
+    markdown table renders as one (a bare | inside a cell, e.g. 'final mean |B|', splits the
+    row: every row of a table has as many cells as its header)."""
+    problems = []
+    for page in PROSE:
+        text = page.read_text()
+        where = page.relative_to(ROOT)
+        if re.search(r"\b\d+ (tests|passed)\b", text):
+            problems.append(f"{where}: a test count is written")
+        header = None
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.startswith("|"):
+                header = None
+                continue
+            header = _cells(line) if header is None else header
+            if _cells(line) != header:
+                problems.append(f"{where}:{n}: {_cells(line)} cells, header {header}")
+    assert problems == []
 
 
 def test_readme_links_resolve():
@@ -71,17 +87,3 @@ def test_readme_links_resolve():
 def _cells(line: str) -> int:
     """The cells of a markdown table row: unescaped pipes minus one."""
     return len(re.findall(r"(?<!\\)\|", line)) - 1
-
-
-@pytest.mark.parametrize("page", sorted((ROOT / "docs").rglob("*.md")), ids=lambda p: p.name)
-def test_every_markdown_table_renders_as_a_table(page):
-    """A bare | inside a cell (e.g. a header 'final mean |B|') splits the row: every row of a
-    table has as many cells as its header."""
-    header = None
-    for n, line in enumerate(page.read_text().splitlines(), start=1):
-        if not line.startswith("|"):
-            header = None
-            continue
-        if header is None:
-            header = _cells(line)
-        assert _cells(line) == header, f"{page}:{n}: {_cells(line)} cells, header {header}"

@@ -12,8 +12,8 @@ import pytest
 
 from lorabar.cli import main
 from lorabar.harness.execute.choice import ExecutorConfig
-from test_bad_input import _err
-from test_own_data import _own, _synthetic
+from conftest import one_error_line
+from conftest import own_data_args, synthetic_files
 
 GRID = """[base]
 model = "tiny"
@@ -33,11 +33,11 @@ def _runs(out: Path) -> dict[str, dict]:
 
 
 def _compare(tmp_path: Path, name: str, *extra: str) -> dict[str, dict]:
-    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     grid = tmp_path / "g.toml"
     grid.write_text(GRID)
     out = tmp_path / name
-    assert main(["compare", "--grid", str(grid), *_own(paths), "--seeds", "13,21",
+    assert main(["compare", "--grid", str(grid), *own_data_args(paths), "--seeds", "13,21",
                  "--threads", "1", "--out", str(out), *extra]) == 0
     return _runs(out)
 
@@ -65,7 +65,7 @@ def test_ray_reproduces_the_local_comparison_run_for_run(tmp_path, local_runs, c
 def test_slurm_job_array_reproduces_the_local_comparison_run_for_run(tmp_path, local_runs):
     pytest.importorskip("submitit", reason="the cluster extra: pip install 'lorabar[cluster]'")
     runs = _compare(tmp_path, "S", "--executor", "slurm", "--slurm-cluster", "local",
-                    "--time-min", "10")
+                    "--time-min", "10", "--jobs", "2")
     _same_runs(local_runs, runs)
     logs = list((tmp_path / "S" / "slurm").glob("*_log.out"))
     assert len(logs) == 6  # one array task per run, its log beside the results
@@ -94,12 +94,12 @@ def test_a_rerun_on_another_executor_runs_nothing(tmp_path, local_runs, capsys):
 def test_executor_flags_are_checked_before_anything_runs(tmp_path, capsys, argv, message):
     grid = tmp_path / "g.toml"
     grid.write_text(GRID)
-    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
-    assert main(["compare", "--grid", str(grid), *_own(paths), "--out", str(tmp_path / "o"),
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
+    assert main(["compare", "--grid", str(grid), *own_data_args(paths), "--out", str(tmp_path / "o"),
                  *argv]) == 2
     import re
 
-    assert re.search(message, _err(capsys))
+    assert re.search(message, one_error_line(capsys))
     assert not (tmp_path / "o").exists()
 
 
@@ -120,5 +120,5 @@ def test_grid_takes_the_executor_flags_too(tmp_path, capsys):
                     '[[variant]]\nmethod = "lora"\n')
     assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--executor", "ray",
                  "--time-min", "5"]) == 2
-    assert "Invalid --time-min: only --executor slurm reads it" in _err(capsys)
+    assert "Invalid --time-min: only --executor slurm reads it" in one_error_line(capsys)
     shutil.rmtree(tmp_path / "o", ignore_errors=True)

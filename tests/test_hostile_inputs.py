@@ -13,8 +13,8 @@ import torch
 import lorabar
 from lorabar.cli import main
 from lorabar.harness.tasks import data_folder as D
-from test_bad_input import _err
-from test_own_data import _own, _synthetic
+from conftest import one_error_line
+from conftest import own_data_args, synthetic_files
 
 FT = ["finetune", "--model", "tiny", "--steps", "2", "--max-eval", "16", "--threads", "1",
       "--quiet"]
@@ -42,23 +42,23 @@ def test_out_over_the_training_file_is_refused(tmp_path, capsys, monkeypatch, co
 
     monkeypatch.setattr(E, "run", lambda *a, **k: pytest.fail("ran before the plan was checked"))
     if command == "finetune":
-        paths = _synthetic(tmp_path / "d")
-        argv = ["finetune", "--model", "tiny", *_own(paths)]
+        paths = synthetic_files(tmp_path / "d")
+        argv = ["finetune", "--model", "tiny", *own_data_args(paths)]
     else:
         argv = ["finetune-lm", "--model", "tiny",
                 *_sft(tmp_path / "d", [{"prompt": "p", "completion": " c"}] * 4)]
     train = tmp_path / "d" / "train.jsonl"
     before = train.read_bytes()
     assert main([*argv, "--out", str(train)]) == 2
-    assert "is an input of this command (--train)" in _err(capsys)
+    assert "is an input of this command (--train)" in one_error_line(capsys)
     assert train.read_bytes() == before
 
 
 @pytest.mark.parametrize("command", ["report", "compare"])
 def test_a_users_csv_beside_a_report_survives(tmp_path, capsys, command):
-    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     out = tmp_path / "C"
-    cmp_ = ["compare", "--model", "tiny", *_own(paths), "--methods", "lora", "--seeds", "13,21",
+    cmp_ = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora", "--seeds", "13,21",
             "--steps", "2", "--out", str(out)]
     assert main(cmp_) == 0
     capsys.readouterr()
@@ -68,7 +68,7 @@ def test_a_users_csv_beside_a_report_survives(tmp_path, capsys, command):
     argv = (["report", str(out), "--out", str(mine)] if command == "report"
             else [*cmp_, "--report", str(mine)])
     assert main(argv) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     flag = "--out" if command == "report" else "--report"
     assert f"Invalid {flag}:" in err and "not a folder lorabar wrote" in err
     assert (mine / "budget.csv").read_text() == "item,eur\nGPU,100\n"
@@ -83,11 +83,11 @@ def test_out_and_save_adapter_on_one_path_are_refused_before_training(tmp_path, 
     import lorabar.harness.run.engine as E
 
     monkeypatch.setattr(E, "run", lambda *a, **k: pytest.fail("trained before the check"))
-    paths = _synthetic(tmp_path / "d")
+    paths = synthetic_files(tmp_path / "d")
     x = tmp_path / "X"
-    assert main(["finetune", "--model", "tiny", *_own(paths), "--out", str(x),
+    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--out", str(x),
                  "--save-adapter", str(x)]) == 2
-    assert "is also --save-adapter" in _err(capsys) and not x.exists()
+    assert "is also --save-adapter" in one_error_line(capsys) and not x.exists()
 
 
 # ----------------------------------------------------------------------------- roles
@@ -95,7 +95,7 @@ def test_swapped_roles_are_other_runs(tmp_path):
     from lorabar.harness.run.config import config_from
     from lorabar.harness.plan.grid import identity_of
 
-    paths = _synthetic(tmp_path / "d")
+    paths = synthetic_files(tmp_path / "d")
     base = {"model": "tiny", "text_column": "text", "label_column": "label", "threads": 1}
     ids = {}
     for name, (tr, dv, te) in {"as given": ("train", "dev", "test"),
@@ -109,25 +109,25 @@ def test_swapped_roles_are_other_runs(tmp_path):
 
 @pytest.mark.parametrize("copy", [False, True])
 def test_test_equal_to_train_is_refused(tmp_path, capsys, copy):
-    paths = _synthetic(tmp_path / "d")
+    paths = synthetic_files(tmp_path / "d")
     test = paths["train"]
     if copy:
         test = tmp_path / "copy.jsonl"
         test.write_bytes(paths["train"].read_bytes())
-    argv = [*FT, *_own({**paths, "test": test}), "--out", str(tmp_path / "r.json")]
+    argv = [*FT, *own_data_args({**paths, "test": test}), "--out", str(tmp_path / "r.json")]
     assert main(argv) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert ("has the same content as --train" if copy else "is --train") in err
     assert not (tmp_path / "r.json").exists()
 
 
 def test_rows_shared_with_train_are_counted(tmp_path, capsys):
-    paths = _synthetic(tmp_path / "d")
+    paths = synthetic_files(tmp_path / "d")
     rows = paths["test"].read_text().splitlines(keepends=True)
     train = paths["train"].read_text().splitlines(keepends=True)
     paths["test"].write_text("".join(train[:5] + rows[5:]))
     out = tmp_path / "r.json"
-    assert main([*FT, *_own(paths), "--out", str(out)]) == 0
+    assert main([*FT, *own_data_args(paths), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     record = json.loads(out.read_text())
     assert record["train"]["shared_with_train"]["test"] >= 5
@@ -135,12 +135,12 @@ def test_rows_shared_with_train_are_counted(tmp_path, capsys):
 
 
 def test_two_datasets_in_one_out_are_two_tasks(tmp_path, capsys):
-    a = _synthetic(tmp_path / "a", n=(32, 16, 16))
-    b = _synthetic(tmp_path / "b", n=(32, 16, 16))
+    a = synthetic_files(tmp_path / "a", n=(32, 16, 16))
+    b = synthetic_files(tmp_path / "b", n=(32, 16, 16))
     b["train"].write_text(b["train"].read_text().replace("apple", "melon"))
     out = tmp_path / "C"
     for paths in (a, b):
-        assert main(["compare", "--model", "tiny", *_own(paths), "--methods", "lora,obar",
+        assert main(["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar",
                      "--seeds", "13,21", "--steps", "2", "--out", str(out)]) == 0
     paired = (out / "paired.csv").read_text().splitlines()
     tasks = {line.split(",")[0] for line in paired[1:] if not line.startswith("average")}
@@ -165,10 +165,10 @@ PROMPT = ["finetune", "--model", "tiny-mlm", "--head", "prompt", "--steps", "1"]
 def test_prompt_templates_are_validated(tmp_path, capsys, template, verbalizer, extra, message):
     import re
 
-    paths = _synthetic(tmp_path / "d")
-    assert main([*PROMPT, *_own(paths), *extra, "--template", template, "--verbalizer",
+    paths = synthetic_files(tmp_path / "d")
+    assert main([*PROMPT, *own_data_args(paths), *extra, "--template", template, "--verbalizer",
                  verbalizer]) == 2
-    assert re.search(message, _err(capsys))
+    assert re.search(message, one_error_line(capsys))
 
 
 def test_truncation_keeps_the_template_and_the_mask():
@@ -190,10 +190,10 @@ def test_truncation_keeps_the_template_and_the_mask():
 
 
 def test_a_template_longer_than_max_length_exits_2(tmp_path, capsys):
-    paths = _synthetic(tmp_path / "d")
-    assert main([*PROMPT, *_own(paths), "--template", "{mask} : this one is about {text}",
+    paths = synthetic_files(tmp_path / "d")
+    assert main([*PROMPT, *own_data_args(paths), "--template", "{mask} : this one is about {text}",
                  "--verbalizer", "fruit=a,metal=b", "--max-length", "3"]) == 2
-    assert "but the template" in _err(capsys)
+    assert "but the template" in one_error_line(capsys)
 
 
 # ----------------------------------------------------------------------------- labels, columns
@@ -212,10 +212,10 @@ def test_labels_1_and_1_0_are_one_class_in_every_format(tmp_path):
 
 
 def test_text_column_equal_to_label_column_is_refused(tmp_path, capsys):
-    paths = _synthetic(tmp_path / "d")
-    argv = [a if a != "text" else "label" for a in _own(paths)]
+    paths = synthetic_files(tmp_path / "d")
+    argv = [a if a != "text" else "label" for a in own_data_args(paths)]
     assert main([*FT, *argv]) == 2
-    assert "Invalid --label-column: 'label' is also --text-column" in _err(capsys)
+    assert "Invalid --label-column: 'label' is also --text-column" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("label", [[1], {"a": 1}, True])
@@ -269,13 +269,13 @@ def test_finetune_lm_refuses_a_prompt_longer_than_max_length(tmp_path, capsys):
     rows = [{"prompt": "a rather long prompt", "completion": " c"}] * 4
     assert main(["finetune-lm", "--model", "tiny", *_sft(tmp_path, rows), "--steps", "1",
                  "--max-length", "5"]) == 2
-    assert "train.jsonl:1: the prompt alone is 20 tokens, --max-length is 5" in _err(capsys)
+    assert "train.jsonl:1: the prompt alone is 20 tokens, --max-length is 5" in one_error_line(capsys)
 
 
 # ----------------------------------------------------------------------------- compare options
 def _cmp(tmp_path, *extra) -> list[str]:
-    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
-    return ["compare", "--model", "tiny", *_own(paths), "--seeds", "13,21", "--steps", "2",
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
+    return ["compare", "--model", "tiny", *own_data_args(paths), "--seeds", "13,21", "--steps", "2",
             "--out", str(tmp_path / "C"), *extra]
 
 
@@ -297,13 +297,13 @@ def test_compare_grids_are_validated_like_grid(tmp_path, capsys, toml, message):
     import re
 
     assert main(_cmp(tmp_path, "--grid", _toml(tmp_path, toml), "--dry-run")) == 2
-    assert re.search(message, _err(capsys))
+    assert re.search(message, one_error_line(capsys))
     assert not (tmp_path / "C").exists()
 
 
 def test_compare_tasks_without_grid_is_refused(tmp_path, capsys):
     assert main(_cmp(tmp_path, "--tasks", "sst2")) == 2
-    assert "Invalid --tasks: it picks tasks of a --grid TOML" in _err(capsys)
+    assert "Invalid --tasks: it picks tasks of a --grid TOML" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("command", ["compare", "grid"])
@@ -324,7 +324,7 @@ def test_compare_refusals_name_its_own_options(tmp_path, capsys):
     # the same --out with other settings: no --allow-mixed (compare has none) in the message
     argv2 = [a if a != "2" else "3" for a in argv]
     assert main(argv2) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert "not comparable" in err and "--allow-mixed" not in err
     assert "give each comparison its own --out" in err
 
@@ -439,17 +439,17 @@ def test_sam_trainers_log_the_first_pass_loss(tmp_path, trainer):
 
 # ----------------------------------------------------------------------------- run files
 def test_a_hand_edited_run_file_is_left_out_as_altered(tmp_path, capsys):
-    from test_experiments import _fake
+    from conftest import fake_record
     from test_trust import _folder
 
-    runs = [_fake("sst2", m, s, 0.8, 0.8, 100) for m in ("lora", "sam") for s in (13, 21)]
+    runs = [fake_record("sst2", m, s, 0.8, 0.8, 100) for m in ("lora", "sam") for s in (13, 21)]
     folder = _folder(tmp_path, runs)
     edited = sorted(folder.glob("sst2_sam_*.json"))[0]
     record = json.loads(edited.read_text())
     record["metrics"]["test"]["accuracy"] = 0.99  # the identity untouched
     edited.write_text(json.dumps(record))
     assert main(["report", str(folder), "--out", str(tmp_path / "rep")]) == 0
-    assert f"{edited}: altered: its content does not match its digest" in _err(capsys)
+    assert f"{edited}: altered: its content does not match its digest" in one_error_line(capsys)
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "3 runs" in md and "altered" in md
 
@@ -485,15 +485,15 @@ def test_inspect_on_damaged_adapters_is_one_line(saved_adapter, capsys, damage, 
         weights.unlink()
         torch.save({"a": [1, 2, 3]}, saved_adapter / "adapter_model.bin")
     assert main(["inspect", str(saved_adapter)]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert re.search(message, err) and "Traceback" not in err and len(err.splitlines()) == 1
 
 
 def test_a_nan_loss_is_one_line_and_exit_1(tmp_path, capsys):
-    paths = _synthetic(tmp_path / "d")
+    paths = synthetic_files(tmp_path / "d")
     out = tmp_path / "r.json"
-    assert main([*FT, *_own(paths), "--head", "linear", "--lr", "1e30", "--out", str(out)]) == 1
-    err = _err(capsys)
+    assert main([*FT, *own_data_args(paths), "--head", "linear", "--lr", "1e30", "--out", str(out)]) == 1
+    err = one_error_line(capsys)
     assert "loss became nan at step" in err and "lower --lr" in err and not out.exists()
 
 
@@ -531,7 +531,7 @@ def test_exit_codes_come_from_one_table():
 
 @pytest.mark.parametrize("command", ["grid", "compare"])
 def test_a_malformed_own_file_stops_the_plan_before_any_run(tmp_path, capsys, command):
-    paths = _synthetic(tmp_path / "d")
+    paths = synthetic_files(tmp_path / "d")
     lines = paths["dev"].read_text().splitlines(keepends=True)
     paths["dev"].write_text("".join(lines[:3] + ["{not json\n"] + lines[3:]))
     if command == "grid":
@@ -541,9 +541,9 @@ def test_a_malformed_own_file_stops_the_plan_before_any_run(tmp_path, capsys, co
         argv = ["grid", _toml(tmp_path, f"[base]\n{settings}[[variant]]\nmethod = \"lora\"\n"),
                 "--out", str(tmp_path / "C")]
     else:
-        argv = _cmp(tmp_path / "x")[:1] + ["--model", "tiny", *_own(paths), "--out",
+        argv = _cmp(tmp_path / "x")[:1] + ["--model", "tiny", *own_data_args(paths), "--out",
                                            str(tmp_path / "C")]
     assert main(argv) == 2
-    assert "dev.jsonl:4: not a JSON object" in _err(capsys)
+    assert "dev.jsonl:4: not a JSON object" in one_error_line(capsys)
     assert not (tmp_path / "C").exists()
 

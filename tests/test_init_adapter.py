@@ -12,7 +12,7 @@ from lorabar.harness.run.config import EncoderConfig
 from lorabar.harness.run.identity import run_identity
 from lorabar.harness.models.encoder_model import build_model, load_init
 from lorabar.harness.plan.inputs import run_inputs
-from test_experiments import DATA
+from conftest import DATA
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from lorabar.cli import main
 from lorabar.harness.plan.manifest import (RESULTS_MANIFEST, Manifest, read_manifest, record_command,
                                            revisions_of)
-from test_own_data import _own, _synthetic
+from conftest import own_data_args, synthetic_files
 
 TEXT = st.text(min_size=1, max_size=12).filter(str.strip)
 
@@ -72,9 +72,9 @@ def test_revisions_are_ordered_by_their_first_run():
 
 
 def test_compare_records_its_command_and_report_states_the_status(tmp_path, capsys):
-    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     out = tmp_path / "C"
-    argv = ["compare", "--model", "tiny", *_own(paths), "--methods", "lora,obar", "--lr", "0.001",
+    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar", "--lr", "0.001",
             "--mu0", "1", "--seeds", "13,21", "--steps", "2", "--out", str(out)]
     assert main(argv) == 0
     manifest = read_manifest(out)

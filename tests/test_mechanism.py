@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from lorabar.harness.report.mechanism import layer_rows, paired_rows
-from test_experiments import _fake
+from conftest import fake_record
 
 
 def _runs():
     runs = []
     for seed, shrink in ((13, 0.9), (21, 0.8), (42, 0.85)):
-        lora = _fake("sst2", "lora", seed, 0.8, 0.8, 100, b=2.0)
-        sam = _fake("sst2", "sam", seed, 0.8, 0.8, 100, b=2.0 * shrink)
+        lora = fake_record("sst2", "lora", seed, 0.8, 0.8, 100, b=2.0)
+        sam = fake_record("sst2", "sam", seed, 0.8, 0.8, 100, b=2.0 * shrink)
         for r, k in ((lora, 1.0), (sam, shrink)):
             r["balancedness"]["mean_abs_B"] = [1.0, 2.0 * k]
             r["balancedness"]["abs_B"] = [[1, 1, 1], [2.0 * k, 2.0, 2.0 * k]]

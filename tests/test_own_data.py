@@ -13,54 +13,20 @@ import torch
 from lorabar.cli import main
 from lorabar.harness.tasks import data_folder as D
 from lorabar.harness.tasks.own_data import load_user_data
-from test_bad_input import _err
-from test_experiments import DATA
-
-FILLER = "the a of to in is on at by with from".split()
-
-
-def _synthetic(folder: Path, fmt: str = "jsonl", n=(128, 64, 64)) -> dict[str, Path]:
-    """A two-class task a tiny model can learn: one keyword per class among filler words."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for (split, size), seed in zip(zip(("train", "dev", "test"), n), (1, 2, 3)):
-        r = random.Random(seed)
-        rows = []
-        for i in range(size):
-            word = r.choice(["apple", "pear", "plum"] if i % 2 == 0 else ["stone", "rock", "iron"])
-            words = [r.choice(FILLER) for _ in range(r.randrange(3, 7))]
-            words.insert(r.randrange(len(words) + 1), word)
-            rows.append({"text": " ".join(words), "label": "fruit" if i % 2 == 0 else "metal"})
-        path = folder / f"{split}.{fmt}"
-        if fmt == "jsonl":
-            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        elif fmt == "csv":
-            path.write_text("text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in rows))
-        elif fmt == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.Table.from_pylist(rows), path)
-        elif fmt == "disk":
-            from datasets import Dataset
-
-            path = folder / split
-            Dataset.from_list(rows).save_to_disk(str(path))
-        paths[split] = path
-    return paths
+from conftest import one_error_line
+from conftest import DATA
+from conftest import own_data_args, synthetic_files
 
 
-def _own(paths: dict[str, Path]) -> list[str]:
-    return ["--train", str(paths["train"]), "--dev", str(paths["dev"]), "--test",
-            str(paths["test"]), "--text-column", "text", "--label-column", "label"]
+
 
 
 # ----------------------------------------------------------------------------- your own data
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "disk"])
 def test_every_format_reads_the_same_examples(tmp_path, fmt):
-    want = load_user_data(**{s: p for s, p in _synthetic(tmp_path / "j").items()},
+    want = load_user_data(**{s: p for s, p in synthetic_files(tmp_path / "j").items()},
                           text_column="text", label_column="label")
-    got = load_user_data(**{s: p for s, p in _synthetic(tmp_path / fmt, fmt).items()},
+    got = load_user_data(**{s: p for s, p in synthetic_files(tmp_path / fmt, fmt).items()},
                          text_column="text", label_column="label")
     assert got.splits == want.splits and got.task.labels == ("fruit", "metal")
 
@@ -72,18 +38,18 @@ def test_every_format_reads_the_same_examples(tmp_path, fmt):
     (lambda rows: rows[0].update(text=""), r"dev.jsonl:1: column 'text' holds '', expected text"),
 ])
 def test_own_data_errors_name_file_and_line(tmp_path, capsys, edit, message):
-    paths = _synthetic(tmp_path)
+    paths = synthetic_files(tmp_path)
     rows = [json.loads(line) for line in paths["dev"].read_text().splitlines()]
     edit(rows)
     paths["dev"].write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(D.DataError, match=message):
         load_user_data(**paths, text_column="text", label_column="label")
-    assert main(["finetune", "--model", "tiny", *_own(paths), "--out", str(tmp_path / "r.json")]) == 2
-    assert "dev.jsonl:" in _err(capsys) and not (tmp_path / "r.json").exists()
+    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--out", str(tmp_path / "r.json")]) == 2
+    assert "dev.jsonl:" in one_error_line(capsys) and not (tmp_path / "r.json").exists()
 
 
 def test_own_data_refuses_mixed_label_types_and_unknown_formats(tmp_path):
-    paths = _synthetic(tmp_path)
+    paths = synthetic_files(tmp_path)
     rows = [json.loads(line) for line in paths["train"].read_text().splitlines()]
     rows[0]["label"] = 3
     paths["train"].write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -100,8 +66,8 @@ def test_own_data_content_is_the_identity_not_the_path(tmp_path):
     from lorabar.harness.run.config import config_from
     from lorabar.harness.plan.grid import identity_of
 
-    a = _synthetic(tmp_path / "a")
-    b = _synthetic(tmp_path / "b")  # the same content elsewhere
+    a = synthetic_files(tmp_path / "a")
+    b = synthetic_files(tmp_path / "b")  # the same content elsewhere
     base = {"model": "tiny", "text_column": "text", "label_column": "label", "threads": 1}
     ia = identity_of(config_from({**base, **{k: str(v) for k, v in a.items()}}))
     ib = identity_of(config_from({**base, **{k: str(v) for k, v in b.items()}}))
@@ -117,9 +83,9 @@ def test_save_adapter_loads_back_with_the_same_test_metric(tmp_path):
     from lorabar.harness.models.encoder_model import SequenceClassifier, _tiny_encoder, load_trained
     from lorabar.integrations.adapter import inspect_adapter
 
-    paths = _synthetic(tmp_path)
+    paths = synthetic_files(tmp_path)
     out, ad = tmp_path / "r.json", tmp_path / "A"
-    assert main(["finetune", "--model", "tiny", *_own(paths), "--method", "obar", "--steps", "20",
+    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--method", "obar", "--steps", "20",
                  "--lr", "0.01", "--quiet", "--save-adapter", str(ad), "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert len(inspect_adapter(ad)["layers"]) == record["train"]["lora_pairs"] == 4
@@ -138,23 +104,23 @@ def test_save_adapter_loads_back_with_the_same_test_metric(tmp_path):
 
 
 def test_save_adapter_refuses_an_existing_folder_before_training(tmp_path, capsys, monkeypatch):
-    paths = _synthetic(tmp_path)
+    paths = synthetic_files(tmp_path)
     ad = tmp_path / "A"
     ad.mkdir()
     (ad / "mine.txt").write_text("keep")
     import lorabar.harness.run.engine as E
 
     monkeypatch.setattr(E, "run", lambda *a, **k: pytest.fail("trained before the check"))
-    assert main(["finetune", "--model", "tiny", *_own(paths), "--save-adapter", str(ad)]) == 2
-    assert "exists, is not empty and is not a folder lorabar wrote" in _err(capsys)
+    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--save-adapter", str(ad)]) == 2
+    assert "exists, is not empty and is not a folder lorabar wrote" in one_error_line(capsys)
     assert [p.name for p in ad.iterdir()] == ["mine.txt"]
 
 
 @pytest.mark.real
 def test_minilm_adapter_on_own_files_has_twelve_pairs(tmp_path):
-    paths = _synthetic(tmp_path)
+    paths = synthetic_files(tmp_path)
     ad = tmp_path / "A"
-    assert main(["finetune", *_own(paths), "--method", "obar", "--steps", "3", "--max-eval", "32",
+    assert main(["finetune", *own_data_args(paths), "--method", "obar", "--steps", "3", "--max-eval", "32",
                  "--save-adapter", str(ad), "--out", str(tmp_path / "r.json"), "--quiet"]) == 0
     assert main(["inspect", str(ad), "--json", str(tmp_path / "i.json")]) == 0
     assert len(json.loads((tmp_path / "i.json").read_text())["layers"]) == 12
@@ -173,9 +139,9 @@ def test_prompt_head_on_a_staged_task_with_mezos_template(tmp_path):
 
 
 def test_prompt_head_learns_a_synthetic_task_far_above_chance(tmp_path):
-    paths = _synthetic(tmp_path, n=(256, 64, 128))
+    paths = synthetic_files(tmp_path, n=(256, 64, 128))
     out = tmp_path / "p.json"
-    assert main(["finetune", "--model", "tiny-mlm", "--head", "prompt", *_own(paths),
+    assert main(["finetune", "--model", "tiny-mlm", "--head", "prompt", *own_data_args(paths),
                  "--template", "{text} It was {mask} .", "--verbalizer", "fruit=bad,metal=good",
                  "--steps", "150", "--lr", "0.01", "--out", str(out), "--quiet"]) == 0
     assert json.loads(out.read_text())["metrics"]["test"]["accuracy"] >= 0.9  # chance: 0.5
@@ -206,13 +172,13 @@ def test_prompt_head_errors(capsys, argv, message):
     import re
 
     assert main(["finetune", "--model", "tiny-mlm", *argv]) == 2
-    assert re.search(message, _err(capsys))
+    assert re.search(message, one_error_line(capsys))
 
 
 # ----------------------------------------------------------------------------- compare
 def test_compare_on_own_files_then_resumes_with_nothing_to_do(tmp_path, capsys):
-    paths = _synthetic(tmp_path)
-    argv = ["compare", "--model", "tiny", *_own(paths), "--methods", "lora,obar", "--seeds",
+    paths = synthetic_files(tmp_path)
+    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar", "--seeds",
             "13,21", "--steps", "2", "--max-eval", "32", "--out", str(tmp_path / "C")]
     assert main(argv) == 0
     paired = (tmp_path / "C" / "paired.csv").read_text()
@@ -269,6 +235,6 @@ def test_finetune_lm_on_own_prompt_completion_pairs(tmp_path):
 def test_finetune_lm_own_data_errors(tmp_path, capsys):
     files = _sft_files(tmp_path)
     assert main(["finetune-lm", "--model", "tiny", *files, "--metric", "bleu"]) == 2
-    assert "model 'tiny' has no tokenizer" in _err(capsys)
+    assert "model 'tiny' has no tokenizer" in one_error_line(capsys)
     assert main(["finetune-lm", "--model", "tiny", *files[:6]]) == 2
-    assert "needs --prompt-column, --completion-column" in _err(capsys)
+    assert "needs --prompt-column, --completion-column" in one_error_line(capsys)

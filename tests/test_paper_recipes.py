@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lorabar.cli import main
-from test_bad_input import _err
-from test_experiments import DATA
+from conftest import one_error_line
+from conftest import DATA
 
 ROOT = Path(__file__).resolve().parents[1] / "grids" / "paper"
 # recipe -> (methods flag, seeds, stand-in model, tuning runs: the paper's grid over our tasks)
@@ -87,5 +87,5 @@ def test_recipe_plans_with_a_stand_in_model(in_env, tmp_path, capsys, name):
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_without_its_weights_says_so_in_one_line(in_env, tmp_path, capsys, name):
     assert main(_argv(name, in_env, tmp_path / "out")) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert "is not a local folder and not in the Hugging Face cache" in err

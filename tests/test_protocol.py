@@ -13,8 +13,8 @@ from lorabar.cli import main
 from lorabar.harness.compare import CompareConfig, tuning_grid
 from lorabar.harness.plan.grid import expand
 from lorabar.harness.run.registry import METHODS
-from test_bad_input import _err
-from test_own_data import _own, _synthetic
+from conftest import one_error_line
+from conftest import own_data_args, synthetic_files
 
 
 @pytest.mark.parametrize("methods", [("lora", "sam", "obar", "nbar"),
@@ -40,9 +40,9 @@ def test_an_unknown_protocol_is_refused(tmp_path):
 
 
 def test_baseline_lr_protocol_tunes_the_others_at_the_baselines_choice(tmp_path, capsys):
-    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     out = tmp_path / "C"
-    argv = ["compare", "--model", "tiny", *_own(paths), "--methods", "lora,obar", "--seeds",
+    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar", "--seeds",
             "13,21", "--steps", "2", "--out", str(out), "--protocol", "baseline-lr"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -59,13 +59,13 @@ def test_baseline_lr_protocol_tunes_the_others_at_the_baselines_choice(tmp_path,
     assert md[6].startswith("Protocol 'baseline-lr' (baseline lora)")
     # another protocol into the same --out is refused before anything runs
     assert main([*argv[:-1], "own-lr"]) == 2
-    assert "holds a comparison with protocol 'baseline-lr'" in _err(capsys)
+    assert "holds a comparison with protocol 'baseline-lr'" in one_error_line(capsys)
 
 
 def test_the_default_protocol_is_printed_and_in_the_report(tmp_path, capsys):
-    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     out = tmp_path / "C"
-    assert main(["compare", "--model", "tiny", *_own(paths), "--methods", "lora,sam",
+    assert main(["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,sam",
                  "--seeds", "13,21", "--steps", "2", "--out", str(out)]) == 0
     assert "Protocol 'own-lr' (baseline lora)" in capsys.readouterr().out
     runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
@@ -79,13 +79,13 @@ def test_the_seed_stage_keeps_a_setting_a_variant_gave_one_method(tmp_path):
     """Table 4's recipe gives BAR weight decay 0 on CoLA and RTE (App. D.4), LoRA 0.1: the seed
     stage runs each method with its own."""
     from lorabar.harness.compare import seeds_grid
-    from test_experiments import _fake
+    from conftest import fake_record
 
     grid = tmp_path / "g.toml"
     grid.write_text('[base]\nweight_decay = 0.1\n[grid]\ntask = ["sst2"]\n'
                     '[[variant]]\nmethod = "lora"\n'
                     '[[variant]]\nmethod = "obar"\nweight_decay = 0.0\n')
-    runs = [_fake("sst2", m, 13, 0.8, 0.8, 100) for m in ("lora", "obar")]
+    runs = [fake_record("sst2", m, 13, 0.8, 0.8, 100) for m in ("lora", "obar")]
     runs[0]["config"]["weight_decay"] = 0.1
     runs[1]["config"]["weight_decay"] = 0.0
     cc = CompareConfig(out=str(tmp_path / "C"), methods=("lora", "obar"), seeds=(13, 21),
@@ -97,9 +97,9 @@ def test_the_seed_stage_keeps_a_setting_a_variant_gave_one_method(tmp_path):
 def test_settings_from_runs_another_folders_dev_choices_under_new_settings(tmp_path, capsys):
     """The label-noise study's protocol: nothing is tuned in OUT; every method runs the setting
     chosen on dev in DIR, with the settings given on top (label noise), on every seed."""
-    paths = _synthetic(tmp_path / "d", n=(32, 16, 16))
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     clean, noisy = tmp_path / "clean", tmp_path / "noisy"
-    common = ["--model", "tiny", *_own(paths), "--methods", "lora,obar", "--steps", "2"]
+    common = ["--model", "tiny", *own_data_args(paths), "--methods", "lora,obar", "--steps", "2"]
     assert main(["compare", *common, "--seeds", "13,21", "--out", str(clean)]) == 0
     chosen = {}
     for p in (clean / "runs").glob("*.json"):

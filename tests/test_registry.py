@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 
 import pytest
 
-from lorabar.cli import build_parser
+from lorabar.cli import build_parser, main
 from lorabar.harness.run.registry import METHODS, methods_for
 
 
@@ -62,7 +63,7 @@ def test_the_task_adapters_follow_the_contract():
 
 
 def _data() -> str:
-    from test_experiments import DATA
+    from conftest import DATA
 
     return str(DATA)
 
@@ -128,3 +129,62 @@ def test_a_runs_settings_reach_its_stepper_by_name():
         got = StepContext.settings_of(cfg)
         assert got.pop("total_steps") == cfg.steps
         assert got == {k: getattr(cfg, k) for k in got} and {"lr", "rho", "mu0", "bar"} <= set(got)
+
+
+# ----------------------------------------------------------------------------- a new method
+@pytest.fixture
+def penalty_method():
+    """The development guide's worked example: LoRA plus the explicit balancedness penalty of
+    the paper's Sec. 5.2, its strength read from ``mu0`` -- one entry and one builder."""
+    import dataclasses
+
+    import lorabar
+    from lorabar.harness.run.methods import (BUILDERS, METHODS, Method, adamw_stepper,
+                                             register_method)
+
+    def build(ctx):
+        def loss_fn(batch):
+            return ctx.loss_fn(batch) + lorabar.balance_penalty(ctx.pairs, ctx.mu0)
+
+        return adamw_stepper(dataclasses.replace(ctx, loss_fn=loss_fn))
+
+    register_method(Method("penalty", "LoRA+penalty", "LoRA + the explicit balancedness "
+                           "penalty (--mu0 its strength)", hparams=("mu0",),
+                           tune={"mu0": [1e-3, 1e-1]}), build)
+    yield METHODS["penalty"]
+    del METHODS["penalty"], BUILDERS["penalty"]
+
+
+def test_a_new_method_is_one_entry_and_one_builder(tmp_path, penalty_method):
+    from conftest import own_data_args, synthetic_files
+    from lorabar.harness.run.config import EncoderConfig
+
+    a, b = (EncoderConfig(method="penalty", mu0=m, model="tiny") for m in (1e-3, 1e-1))
+    assert a.key() != b.key()  # what it reads is part of the run's identity
+    assert EncoderConfig(method="lora", mu0=1e-3).key() == EncoderConfig(method="lora").key()
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
+    out = tmp_path / "C"
+    assert main(["compare", "--model", "tiny", *own_data_args(paths), "--methods",
+                 "lora,penalty", "--lr", "0.01", "--seeds", "13,21", "--steps", "3", "--out",
+                 str(out)]) == 0
+    runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    tuned = {r["config"]["mu0"] for r in runs if r["config"]["method"] == "penalty"
+             and r["config"]["seed"] == 13}
+    assert tuned == {1e-3, 1e-1}  # its registry grid, tuned on dev
+    chosen = {r["config"]["mu0"] for r in runs if r["config"]["method"] == "penalty"
+              and r["config"]["seed"] == 21}
+    assert len(chosen) == 1 and chosen <= tuned  # the seed stage runs the dev-chosen setting
+    selection = (out / "report" / "selection.csv").read_text()
+    row = next(line for line in selection.splitlines() if ",LoRA+penalty," in line)
+    assert f"mu0={chosen.pop():g}" in row  # the report names the setting it read
+
+
+def test_register_method_refuses_what_it_cannot_mean(penalty_method):
+    from lorabar.harness.run.methods import Method, adamw_stepper, register_method
+
+    with pytest.raises(ValueError, match=r"'penalty' is already registered"):
+        register_method(penalty_method, adamw_stepper)
+    with pytest.raises(ValueError, match=r"hparams \['gamma'\] are not config fields"):
+        register_method(Method("g", "G", "g", hparams=("gamma",)), adamw_stepper)
+    with pytest.raises(ValueError, match=r"a method that trains needs a builder"):
+        register_method(Method("h", "H", "h"), None)

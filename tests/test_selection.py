@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 from lorabar.harness.report import TIE_RULE, render, select_with_ties
-from test_experiments import _fake
+from conftest import fake_record
 
 
 def _runs(order):
-    runs = [_fake("sst2", "sam", 13, 0.80, 0.70 + i / 100, 100) for i in range(3)]
+    runs = [fake_record("sst2", "sam", 13, 0.80, 0.70 + i / 100, 100) for i in range(3)]
     for r, rho in zip(runs, (0.1, 0.01, 0.05)):
         r["config"]["rho"] = rho
         r["identity"]["config"]["rho"] = rho
@@ -38,7 +38,7 @@ def test_a_tie_is_broken_first_by_the_other_dev_metrics():
 def test_report_lists_every_tie_with_the_rule(tmp_path):
     from lorabar.harness.run.records import with_digest
 
-    runs = _runs((0, 1, 2)) + [_fake("sst2", "lora", 13, 0.8, 0.7, 100)]
+    runs = _runs((0, 1, 2)) + [fake_record("sst2", "lora", 13, 0.8, 0.7, 100)]
     for i, r in enumerate(runs):
         (tmp_path / f"r{i}.json").write_text(json.dumps(with_digest(r)))
     render(tmp_path, out=tmp_path / "rep")
@@ -50,7 +50,7 @@ def test_mrpc_is_selected_and_reported_by_accuracy(tmp_path):
     from lorabar.harness.report import load
     from lorabar.harness.run.records import with_digest
 
-    r = _fake("mrpc", "lora", 13, 0.8, 0.7, 100)
+    r = fake_record("mrpc", "lora", 13, 0.8, 0.7, 100)
     r["primary_metric"] = "f1"  # as an older lorabar recorded it
     r["metrics"] = {s: {"f1": 0.81, "accuracy": 0.72} for s in ("dev", "test")}
     (tmp_path / "r.json").write_text(json.dumps(with_digest(r)))

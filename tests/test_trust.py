@@ -27,8 +27,8 @@ from lorabar.cli import main
 from lorabar.harness.tasks import data_folder as D
 from lorabar.harness.run.config import EncoderConfig
 from lorabar.harness.run.identity import run_id
-from test_bad_input import _err
-from test_experiments import DATA, _fake
+from conftest import one_error_line
+from conftest import DATA, fake_record
 
 TINY = '[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\ntask = "sst2"\n[[variant]]\nmethod = "lora"\n'
 
@@ -120,7 +120,7 @@ def test_grid_moves_aside_a_file_whose_content_is_another_run(tmp_path, capsys):
     # report refuses a misnamed file instead of counting seed 21 twice
     shutil.copy(runs[21], out / "runs" / runs[13].name)
     assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert runs[13].name in err and "not the run its name says" in err
 
 
@@ -134,13 +134,13 @@ def _folder(tmp_path: Path, runs: list[dict], name: str = "res") -> Path:
 
 
 def _two_methods(**kw) -> list[dict]:
-    return [_fake("sst2", m, s, 0.8, 0.8 + 0.01 * s / 13 + (0.02 if m == "sam" else 0), 100, **kw)
+    return [fake_record("sst2", m, s, 0.8, 0.8 + 0.01 * s / 13 + (0.02 if m == "sam" else 0), 100, **kw)
             for m in ("lora", "sam") for s in (13, 21)]
 
 
 def test_report_reads_only_the_folder_and_its_runs(tmp_path, capsys):
     folder = _folder(tmp_path, [], "o")
-    runs = _folder(tmp_path, [_fake("sst2", "lora", s, 0.8, t, 100) for s, t in ((13, .2), (21, .4))],
+    runs = _folder(tmp_path, [fake_record("sst2", "lora", s, 0.8, t, 100) for s, t in ((13, .2), (21, .4))],
                    "o/runs")
     backup = runs / "backup"
     backup.mkdir()
@@ -150,17 +150,17 @@ def test_report_reads_only_the_folder_and_its_runs(tmp_path, capsys):
     table = (tmp_path / "rep" / "table1.csv").read_text()
     assert "30.0 ± 14.1 (2)" in table  # the two runs, not four
     assert main(["report", str(folder), "--out", str(tmp_path / "rep"), "--recursive"]) == 2
-    assert "hold the same run" in _err(capsys)
+    assert "hold the same run" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("field, values", [("model", ("minilm", "other")), ("steps", (300, 30)),
                                            ("precision", ("fp32", "bf16"))])
 def test_report_refuses_to_pair_different_runs(tmp_path, capsys, field, values):
     runs = _two_methods(**{field: values[0]})
-    runs += [_fake("sst2", "sam", s, 0.8, 0.1, 100, **{field: values[1]}) for s in (13, 21)]
+    runs += [fake_record("sst2", "sam", s, 0.8, 0.1, 100, **{field: values[1]}) for s in (13, 21)]
     folder = _folder(tmp_path, runs)
     assert main(["report", str(folder), "--out", str(tmp_path / "rep")]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert "not comparable" in err and field in err and err.count(".json") == 2
     assert not (tmp_path / "rep").exists()
     assert main(["report", str(folder), "--out", str(tmp_path / "rep"), "--allow-mixed"]) == 0
@@ -178,16 +178,16 @@ def test_report_refuses_to_pair_different_runs(tmp_path, capsys, field, values):
                                                ("--baseline", "LoRA", "is a label"),
                                                ("--reference", "obar", "present: lora")])
 def test_report_refuses_a_baseline_that_is_absent(tmp_path, capsys, flag, value, hint):
-    folder = _folder(tmp_path, [_fake("sst2", "lora", s, 0.8, 0.8, 100) for s in (13, 21)])
+    folder = _folder(tmp_path, [fake_record("sst2", "lora", s, 0.8, 0.8, 100) for s in (13, 21)])
     assert main(["report", str(folder), "--out", str(tmp_path / "rep"), flag, value]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert f"Invalid {flag}: {value!r}" in err and hint in err
     assert not (tmp_path / "rep").exists()
 
 
 def test_report_never_selects_a_nan_metric(tmp_path, capsys):
-    good = [_fake("stsb", "lora", s, 0.5, 0.6, 100) for s in (13, 21)]
-    nan = [_fake("stsb", "lora", s, math.nan, math.nan, 100, setting=3e-4) for s in (13, 21)]
+    good = [fake_record("stsb", "lora", s, 0.5, 0.6, 100) for s in (13, 21)]
+    nan = [fake_record("stsb", "lora", s, math.nan, math.nan, 100, setting=3e-4) for s in (13, 21)]
     for order in (good + nan, nan + good):
         shutil.rmtree(tmp_path / "res", ignore_errors=True)
         folder = _folder(tmp_path, order)
@@ -235,7 +235,7 @@ def test_report_refuses_an_out_folder_that_is_not_a_report(tmp_path, capsys):
     mine.mkdir()
     (mine / "thesis.tex").write_text("keep me")
     assert main(["report", str(folder), "--out", str(mine)]) == 2
-    assert "is not a folder lorabar wrote" in _err(capsys)
+    assert "is not a folder lorabar wrote" in one_error_line(capsys)
     assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
 
 
@@ -250,7 +250,7 @@ def test_a_non_utf8_byte_names_file_line_and_byte(tmp_path, capsys):
     with pytest.raises(D.DataError, match=r"train.tsv:6: not valid UTF-8: byte 0xe9 at column"):
         D.load_split("sst2", "train", data_dir=data)
     assert main(["finetune", "--model", "tiny", "--data-dir", str(data), "--steps", "1"]) == 2
-    assert "train.tsv:6: not valid UTF-8" in _err(capsys)
+    assert "train.tsv:6: not valid UTF-8" in one_error_line(capsys)
 
 
 @pytest.mark.data
@@ -286,7 +286,7 @@ def test_a_one_class_train_split_fails_before_the_model_loads(tmp_path, capsys, 
 
     monkeypatch.setattr(M, "build_model", lambda *a, **k: pytest.fail("the model was loaded"))
     assert main(["finetune", "--data-dir", str(data), "--steps", "1"]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert str(train) in err and "only class 1" in err
 
 
@@ -381,7 +381,7 @@ def test_inspect_refuses_to_write_inside_the_adapter(adapter, capsys, flag, name
     _, folder = adapter
     before = _snapshot(folder)
     assert main(["inspect", str(folder), flag, str(folder / name)]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert "an input folder of this command (ADAPTER)" in err or "not a lorabar" in err
     assert _snapshot(folder) == before
 
@@ -392,7 +392,7 @@ def test_inspect_rebalance_refuses_an_existing_folder_unless_forced(adapter, tmp
     other.mkdir()
     (other / "mine.txt").write_text("keep")
     assert main(["inspect", str(folder), "--rebalance", str(other)]) == 2
-    assert "is not a folder lorabar wrote" in _err(capsys) and (other / "mine.txt").is_file()
+    assert "is not a folder lorabar wrote" in one_error_line(capsys) and (other / "mine.txt").is_file()
     assert main(["inspect", str(folder), "--rebalance", str(other), "--force"]) == 0
     # --force writes into it; the user's own file survives
     assert (other / "adapter_model.safetensors").is_file() and (other / "mine.txt").exists()
@@ -409,7 +409,7 @@ def test_inspect_refuses_a_non_finite_factor(adapter, tmp_path, capsys):
     tensors[key][0, 0] = float("nan")
     save_file(tensors, str(weights))
     assert main(["inspect", str(folder), "--rebalance", str(tmp_path / "out")]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert "non-finite factor" in err and "lin" in err
     assert not (tmp_path / "out").exists()
 
@@ -422,7 +422,7 @@ def test_inspect_refuses_several_adapters_in_one_folder(adapter, capsys):
     model.save_pretrained(folder)
     assert (folder / "second" / "adapter_config.json").is_file()
     assert main(["inspect", str(folder)]) == 2
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert "several adapters" in err and "second" in err
     assert main(["inspect", str(folder / "second")]) == 0
 
@@ -435,7 +435,7 @@ def test_a_second_grid_on_the_same_folder_exits_at_once(tmp_path, capsys):
         t0 = time.perf_counter()
         assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--data-dir", str(DATA)]) == 2
         assert time.perf_counter() - t0 < 5
-    err = _err(capsys)
+    err = one_error_line(capsys)
     assert f"in use by another lorabar grid (pid {os.getpid()})" in err
     assert not list((tmp_path / "o").glob("runs/*.json"))
 
@@ -541,7 +541,7 @@ def test_ctrl_c_in_finetune_writes_nothing(tmp_path, capsys, monkeypatch, comman
     cols = (["--text-column", "text", "--label-column", "label"] if command == "finetune"
             else ["--prompt-column", "prompt", "--completion-column", "completion"])
     assert main([command, "--model", "tiny", *own, *cols, "--out", str(out)]) == 130
-    assert _err(capsys) == f"lorabar {command}: interrupted; nothing written"
+    assert one_error_line(capsys) == f"lorabar {command}: interrupted; nothing written"
     assert not out.exists()
 
 

@@ -229,11 +229,38 @@ def test_bar_metrics_reach_a_callback_listed_before_it(tmp_path):
         def on_log(self, args, state, control, logs=None, **kwargs):
             self.seen.append(dict(logs or {}))
 
-    recorder = Recorder()
-    Trainer(model=_model(), args=_args(tmp_path, steps=4), train_dataset=_dataset(),
-            callbacks=[recorder, BARCallback(mode="nbar", mu0=5.0)]).train()
+    from lorabar.integrations.hf import add_callback_first
+
+    recorder, bar = Recorder(), BARCallback(mode="nbar", mu0=5.0)
+    trainer = Trainer(model=_model(), args=_args(tmp_path, steps=4), train_dataset=_dataset(),
+                      callbacks=[recorder, bar])
+    order = [type(c).__name__ for c in trainer.callback_handler.callbacks]
+    add_callback_first(trainer, bar)  # the Trainer's own remove/add: the others keep their order
+    assert [type(c).__name__ for c in trainer.callback_handler.callbacks] == \
+        ["BARCallback"] + [n for n in order if n != "BARCallback"]
+    trainer.train()
     train_logs = [l for l in recorder.seen if "loss" in l]
     assert train_logs and all("bar/mean_abs_B" in l for l in train_logs)
+
+
+def test_without_add_callback_first_a_callback_before_it_misses_bar_logs(tmp_path):
+    """The documented order: the Trainer calls callbacks in order, so one listed before
+    BARCallback (as every report_to integration is) sees the logs before bar/* is added; the
+    Trainer's log_history has them either way."""
+    from transformers import Trainer, TrainerCallback
+
+    class Recorder(TrainerCallback):
+        seen: list = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.seen.append(dict(logs or {}))
+
+    recorder = Recorder()
+    trainer = Trainer(model=_model(), args=_args(tmp_path, steps=4), train_dataset=_dataset(),
+                      callbacks=[recorder, BARCallback(mode="nbar", mu0=5.0)])
+    trainer.train()
+    assert not any("bar/mean_abs_B" in l for l in recorder.seen)
+    assert all("bar/mean_abs_B" in h for h in trainer.state.log_history if "loss" in h)
 
 
 # ----------------------------------------------------------------------------- LoRA+
@@ -264,7 +291,7 @@ def test_finetune_loraplus_with_bar(tmp_path, capsys):
     import json
 
     from lorabar.cli import main
-    from test_experiments import DATA
+    from conftest import DATA
 
     out = tmp_path / "r.json"
     assert main(["finetune", "--model", "tiny", "--method", "loraplus", "--bar", "obar",

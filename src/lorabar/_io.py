@@ -86,12 +86,47 @@ class _NoBar:
         pass
 
 
+class _LineBar(_NoBar):
+    """Progress as whole lines (stderr is a log file, not a terminal): one line per run, or per
+    tenth of the steps, instead of hundreds of carriage returns."""
+
+    def __init__(self, total: int, desc: str, unit: str) -> None:
+        import time
+
+        self.total, self.desc, self.unit, self.start = total, desc, unit, time.perf_counter()
+        self.n, self.shown, self.postfix = 0, 0, ""
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        every = 1 if self.unit == "run" else max(1, self.total // 10)
+        if self.n - self.shown >= every or self.n == self.total:
+            self._line()
+
+    def set_postfix(self, **values: object) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def _line(self) -> None:
+        import sys
+        import time
+
+        self.shown = self.n
+        tail = f", {self.postfix}" if self.postfix else ""
+        units = "" if self.unit == "it" else f" {self.unit}s"
+        print(f"{self.desc}: {self.n}/{self.total}{units} "
+              f"({time.perf_counter() - self.start:.0f} s{tail})", file=sys.stderr, flush=True)
+
+
 def progress_bar(total: int, desc: str, *, enabled: bool = True, unit: str = "it",
                  leave: bool = False):
-    """A tqdm progress bar (steps of a run, of a simulation), or a silent stand-in when disabled
-    or tqdm is not installed."""
+    """A tqdm progress bar (steps of a run, of a simulation) on a terminal; whole lines when
+    stderr is not a terminal (a log file); a silent stand-in when disabled or tqdm is not
+    installed."""
+    import sys
+
     if not enabled:
         return _NoBar()
+    if not sys.stderr.isatty():
+        return _LineBar(total, desc, unit)
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm comes with the exp and toy extras

@@ -17,20 +17,28 @@ def add_parser(sub) -> None:
     for name in ("layers", "hidden", "heads", "ffn", "vocab"):
         bench.add_argument(f"--{name}", type=int, default=None,
                            help=f"override the architecture's {name} (small CPU runs)")
-    bench.add_argument("--batch-size", dest="batch_size", type=int, default=4)
-    bench.add_argument("--seq-len", dest="seq_len", type=int, default=64)
-    bench.add_argument("--lora-r", dest="lora_r", type=int, default=8)
+    bench.add_argument("--batch-size", dest="batch_size", type=int, default=4,
+                       help="examples per step (default: %(default)s)")
+    bench.add_argument("--seq-len", dest="seq_len", type=int, default=64,
+                       help="tokens per example (default: %(default)s)")
+    bench.add_argument("--lora-r", dest="lora_r", type=int, default=8,
+                       help="LoRA rank (default: %(default)s)")
     bench.add_argument("--methods", default=",".join(BENCH_METHODS),
                        help="comma-separated, from " + ",".join(AVAILABLE))
-    bench.add_argument("--precisions", default=",".join(BENCH_PRECISIONS))
-    bench.add_argument("--repeats", type=int, default=10)
-    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument("--precisions", default=",".join(BENCH_PRECISIONS),
+                       help="comma-separated, of " + " | ".join(BENCH_PRECISIONS)
+                            + " (default: %(default)s)")
+    bench.add_argument("--repeats", type=int, default=10,
+                       help="interleaved timing rounds, the median reported (default: %(default)s)")
+    bench.add_argument("--warmup", type=int, default=2,
+                       help="untimed rounds first (default: %(default)s)")
     bench.add_argument("--device", default="auto", help=field_help("device"))
-    bench.add_argument("--threads", type=int, default=0)
+    bench.add_argument("--threads", type=int, default=0,
+                       help="torch threads (0: torch's default)")
     bench.add_argument("--bar-pairs", dest="bar_pairs", default="12,48,192,768",
                        help="also time BAR alone on these numbers of pairs ('' to skip)")
     bench.add_argument("--out", default=None, help="folder for bench_<arch>_<device>.json/.md")
-    bench.add_argument("--quiet", action="store_true")
+    bench.add_argument("--quiet", action="store_true", help="no progress output")
     add_symlink_flag(bench)
     bench.set_defaults(func=run)
 

@@ -46,7 +46,8 @@ def add_parser(sub) -> None:
                            "on the GPU that will run it) instead of measuring here")
     cmp_.add_argument("--jobs", type=positive, default=1, help="parallel runs")
     add_symlink_flag(cmp_)
-    cmp_.add_argument("--threads", type=int, default=0)
+    cmp_.add_argument("--threads", type=int, default=0,
+                      help="torch threads per run (default: CPU count / jobs)")
     cmp_.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
     add_executor_flags(cmp_)
     add_config_args(cmp_, "encoder", skip=("method", "seed", "threads"))

@@ -11,14 +11,19 @@ def add_parser(sub) -> None:
     demo = sub.add_parser("demo", help="LoRA vs SAM vs oBAR vs nBAR: MiniLM on few-shot SST-2 "
                           "when the data folder is found, else (or --synthetic) a tiny synthetic "
                           "problem")
-    demo.add_argument("--steps", type=int, default=300)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--lr", type=float, default=1e-2)
-    demo.add_argument("--mu0", type=float, default=2.0)
-    demo.add_argument("--rho", type=float, default=0.05)
+    demo.add_argument("--steps", type=int, default=300,
+                      help="steps of the synthetic demo (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    demo.add_argument("--lr", type=float, default=1e-2,
+                      help="learning rate of the synthetic demo (default: %(default)s)")
+    demo.add_argument("--mu0", type=float, default=2.0,
+                      help="BAR's rate of the synthetic demo (default: %(default)s)")
+    demo.add_argument("--rho", type=float, default=0.05,
+                      help="SAM's radius of the synthetic demo (default: %(default)s)")
     demo.add_argument("--data-dir", dest="data_dir", default=None,
                       help="data folder for the real MiniLM comparison (default: $LORABAR_DATA_DIR)")
-    demo.add_argument("--real-steps", dest="real_steps", type=int, default=60)
+    demo.add_argument("--real-steps", dest="real_steps", type=int, default=60,
+                      help="steps of the MiniLM demo on the data folder (default: %(default)s)")
     demo.add_argument("--max-eval", dest="max_eval", type=int, default=256,
                       help="real comparison: stratified dev/test subset size (0: all)")
     demo.add_argument("--device", default="auto", help=field_help("device"))

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     ft.add_argument("--out", default=None, help="result JSON path")
     ft.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
                     help="write the trained adapter (PEFT format) and the frozen head to DIR")
-    ft.add_argument("--quiet", action="store_true")
+    ft.add_argument("--quiet", action="store_true", help="no progress bar")
     add_symlink_flag(ft)
     ft.set_defaults(func=run)
 
@@ -24,10 +24,10 @@ def add_parser(sub) -> None:
                         "WebNLG or your own prompt/completion data)")
     add_config_args(lm, "lm")
     lm.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
-    lm.add_argument("--out", default=None)
+    lm.add_argument("--out", default=None, help="result JSON path")
     lm.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
                     help="write the trained adapter (PEFT format) to DIR")
-    lm.add_argument("--quiet", action="store_true")
+    lm.add_argument("--quiet", action="store_true", help="no progress bar")
     add_symlink_flag(lm)
     lm.set_defaults(func=run_lm)
 

@@ -10,8 +10,8 @@ from .args import DATA_HELP, add_executor_flags, add_symlink_flag, executor_conf
 
 def add_parser(sub) -> None:
     grid = sub.add_parser("grid", help="run a TOML grid of finetuning runs (resumable)")
-    grid.add_argument("config")
-    grid.add_argument("--out", required=True)
+    grid.add_argument("config", help="the grid TOML ([base], [grid], [[variant]]; see grids/)")
+    grid.add_argument("--out", required=True, help="folder: runs/ (resumable), manifest.json")
     grid.add_argument("--reuse", action="append", default=[], metavar="DIR",
                       help="a results folder whose finished runs of the same identity count as "
                            "done here: referenced in OUT/manifest.json, not copied (repeatable)")

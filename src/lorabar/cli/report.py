@@ -8,7 +8,7 @@ import sys
 
 def add_parser(sub) -> None:
     rep = sub.add_parser("report", help="tables and figures from a folder of result files")
-    rep.add_argument("dir")
+    rep.add_argument("dir", help="a results folder (its *.json and runs/*.json)")
     rep.add_argument("--out", default=None, help="output folder (default: DIR/report)")
     rep.add_argument("--reference", default="lora", help="method runtimes are normalized to")
     rep.add_argument("--baseline", default="lora",

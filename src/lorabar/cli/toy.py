@@ -10,9 +10,11 @@ from .args import add_symlink_flag, comma_list
 
 def add_parser(sub) -> None:
     toy = sub.add_parser("toy", help="the paper's toy problems: Figs. 1, 2, 4 and summary.json")
-    toy.add_argument("figure", choices=("fig1", "fig2", "fig4", "all"))
+    toy.add_argument("figure", choices=("fig1", "fig2", "fig4", "all"),
+                     help="the paper's figure to reproduce on the toy problems (all: each)")
     toy.add_argument("--out", required=True, help="output folder")
-    toy.add_argument("--seeds", type=int, default=3)
+    toy.add_argument("--seeds", type=int, default=3,
+                     help="seeds per setting (default: %(default)s)")
     toy.add_argument("--steps", type=int, default=100_000, help="iterations T (paper: 1e5)")
     toy.add_argument("--eta", type=float, default=1e-4, help="step size (paper: 1e-4)")
     toy.add_argument("--noise", default="0.1,0.5,1.0,2.0",

@@ -20,12 +20,11 @@ Three ways to use BAR / SAM with the Trainer:
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_callback import CallbackHandler, ExportableState
+from transformers.trainer_callback import ExportableState
 
 from .._names import DEFAULT_MU0, DEFAULT_SCHEDULE
 from ..bar import BAR
@@ -68,30 +67,24 @@ def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     return optimizer
 
 
-def _calling_handler() -> CallbackHandler | None:
-    """The Trainer's ``CallbackHandler`` whose event is calling us (a few frames up)."""
-    frame = inspect.currentframe()
-    for _ in range(8):
-        if frame is None:
-            return None
-        obj = frame.f_locals.get("self")
-        if isinstance(obj, CallbackHandler):
-            return obj
-        frame = frame.f_back
-    return None
-
-
 def add_callback_first(trainer: Trainer, callback: TrainerCallback) -> TrainerCallback:
-    """Put ``callback`` first in ``trainer``'s callbacks.  :class:`BARCallback` moves itself
-    first (``callbacks=[BARCallback(...)]`` is enough); this is for other callbacks whose
-    ``on_log`` additions should reach the ``report_to`` integrations."""
-    _move_first(trainer.callback_handler, callback)
+    """Make ``callback`` the first of ``trainer``'s callbacks, through the Trainer's public
+    ``remove_callback``/``add_callback``, so that what it adds to the logs in ``on_log`` reaches
+    every ``report_to`` integration (the Trainer calls its callbacks in order, integrations
+    first).  :class:`BARCallback`'s ``bar/*`` values need this to reach TensorBoard or W&B::
+
+        bar = BARCallback(mode="nbar")
+        trainer = Trainer(..., callbacks=[bar])
+        add_callback_first(trainer, bar)
+    """
+    others = [c for c in trainer.callback_handler.callbacks if c is not callback]
+    for other in others:
+        trainer.remove_callback(other)
+    if callback not in trainer.callback_handler.callbacks:
+        trainer.add_callback(callback)
+    for other in others:
+        trainer.add_callback(other)
     return callback
-
-
-def _move_first(handler: CallbackHandler, callback: TrainerCallback) -> None:
-    # a new list: a loop of the handler over the old one (the event calling us) is not disturbed
-    handler.callbacks = [callback] + [c for c in handler.callbacks if c is not callback]
 
 
 class BARCallback(TrainerCallback, ExportableState):
@@ -109,10 +102,10 @@ class BARCallback(TrainerCallback, ExportableState):
         resume_state: BAR's state to resume from (set by the Trainer when it rebuilds the
             callback from a checkpoint; not for users).
 
-    Logging: the callback moves itself to the front of the Trainer's callbacks (at
-    ``on_init_end`` / ``on_train_begin``), so the ``bar/*`` values it adds in ``on_log`` reach
-    every ``report_to`` integration (TensorBoard, W&B, ...), which the Trainer otherwise calls
-    first.
+    Logging: the ``bar/*`` values it adds in ``on_log`` are in ``trainer.state.log_history``;
+    they reach the ``report_to`` integrations (TensorBoard, W&B, ...), which the Trainer calls
+    first, once :func:`add_callback_first` has put the callback first (the Trainer's own API:
+    no other callback's order changes).
 
     Resume: BAR's state (its step ``t``, which drives the schedule) is saved in every checkpoint's
     ``trainer_state.json`` (``stateful_callbacks["BARCallback"]``, the Trainer's mechanism for
@@ -146,11 +139,6 @@ class BARCallback(TrainerCallback, ExportableState):
         return {"args": args,
                 "attributes": {"resume_state": self.bar.state_dict() if self.bar else None}}
 
-    def on_init_end(self, args, state, control, **kwargs):
-        handler = _calling_handler()
-        if handler is not None:
-            _move_first(handler, self)
-
     def _saved_state(self, state) -> dict | None:
         if self.resume_state is not None:  # set by the Trainer when it rebuilt this callback
             return self.resume_state
@@ -165,9 +153,6 @@ class BARCallback(TrainerCallback, ExportableState):
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if optimizer is None:
             raise RuntimeError("BARCallback: the Trainer passed no optimizer to on_train_begin")
-        handler = _calling_handler()
-        if handler is not None and handler.callbacks[0] is not self:
-            _move_first(handler, self)
         pairs = self.pairs if self.pairs is not None else find_lora_pairs(model)
         if self.mode == "sbar":
             self.bar = SBAR(pairs, rho=self.rho, norm=self.norm)

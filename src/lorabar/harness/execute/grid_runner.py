@@ -60,7 +60,8 @@ def set_aside(path: Path, out: Path, emit) -> None:
 
 class GridLock:
     """An exclusive lock on a grid's output folder (``OUT/.lorabar-grid.lock``, holding the pid):
-    a second grid on the same folder fails at once, naming the holder."""
+    a second grid on the same folder fails at once, naming the holder.  The file is removed when
+    the grid ends (a grid killed with SIGKILL leaves it; the next one takes it over)."""
 
     def __init__(self, out: Path) -> None:
         self.path = Path(out) / ".lorabar-grid.lock"
@@ -70,15 +71,20 @@ class GridLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            f.close()
-            raise ValueError(f"Invalid --out: {str(self.path.parent)!r} is in use by another "
-                             f"lorabar grid (pid {holder}); wait for it to finish or stop it") from None
+        while True:
+            f = open(self.path, "a+")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read().strip() or "unknown"
+                f.close()
+                raise ValueError(f"Invalid --out: {str(self.path.parent)!r} is in use by another "
+                                 f"lorabar grid (pid {holder}); wait for it to finish or stop "
+                                 "it") from None
+            if self._still_there(f):
+                break
+            f.close()  # its holder removed it between our open and our lock: lock the new one
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -86,9 +92,17 @@ class GridLock:
         self.file = f
         return self
 
+    def _still_there(self, f) -> bool:
+        try:
+            return os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return False
+
     def __exit__(self, *exc) -> None:
         if self.file is not None:
-            self.file.close()  # releases the lock; the file stays (removing it would race)
+            # removed while still held: a grid that opened it meanwhile sees it gone and retries
+            self.path.unlink(missing_ok=True)
+            self.file.close()
 
 
 def disk_full(error: BaseException | None) -> bool:

@@ -6,7 +6,7 @@ throttle).  submitit's job files and logs go to ``log_folder`` (default ``OUT/sl
 land in the grid's ``--out``, which the nodes see at the same path (a shared file system); a
 failed task is reported with its log's error, and the worker's identity check keeps a requeued
 task from leaving a second result.  ``cluster="local"`` runs the same array as processes on this
-machine (submitit's ``LocalExecutor``, all at once), which is how CI tests this path.
+machine (submitit's ``LocalExecutor``, ``parallel`` at a time), which is how CI tests this path.
 Reference: https://github.com/facebookincubator/submitit (docs/examples.md, job arrays).
 """
 
@@ -46,7 +46,8 @@ class SlurmExecutor:
             raise ValueError(f"Invalid --slurm-cluster: {self.cluster!r} (expected slurm or local)")
 
     def describe(self) -> str:
-        where = "this machine (submitit local)" if self.cluster == "local" else \
+        where = f"this machine (submitit local, {self.parallel} at once)" if \
+            self.cluster == "local" else \
             f"SLURM partition {self.partition or '(default)'}"
         return (f"a submitit job array on {where}, {self.cpus_per_run} CPU, {self.gpus_per_run} "
                 f"GPU, {self.time_min} min per run")
@@ -69,19 +70,29 @@ class SlurmExecutor:
     def run(self, jobs: list[RunJob], finished: Finished) -> None:
         if not jobs:
             return
+        # SLURM throttles an array itself (slurm_array_parallelism); submitit's local executor
+        # starts every task at once, so here the array goes in waves of ``parallel``
+        wave = self.parallel if self.cluster == "local" else len(jobs)
+        executor = self._executor()
+        for start in range(0, len(jobs), wave):
+            if self._run_array(executor, jobs[start:start + wave], finished):
+                return
+
+    def _run_array(self, executor, jobs: list[RunJob], finished: Finished) -> bool:
+        """Submit ``jobs`` as one array and report each as it ends; whether the grid stops."""
         from submitit.helpers import as_completed
 
         cwd = os.getcwd()
-        array = self._executor().map_array(
+        array = executor.map_array(
             run_in_folder, [j.cfg for j in jobs], [str(j.path.resolve()) for j in jobs],
             [j.identity for j in jobs], [cwd] * len(jobs))
         which = {id(task): job for task, job in zip(array, jobs)}
         try:
             for task in as_completed(array, poll_frequency=POLL_S):
-                error = task.exception()
-                if finished(which[id(task)], error):
-                    break
+                if finished(which[id(task)], task.exception()):
+                    return True
         finally:
             for task in array:
                 if not task.done():
                     task.cancel(check=False)
+        return False

@@ -4,10 +4,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from ..run.registry import METHODS
 
-METHOD_ORDER = tuple(METHODS)  # the registry's order
-LABELS = {name: m.label for name, m in METHODS.items()}
+
+class _RegistryOrder(Sequence):
+    """The registry's method order, read when asked (a method registered later included)."""
+
+    def __getitem__(self, i):
+        return tuple(METHODS)[i]
+
+    def __len__(self) -> int:
+        return len(METHODS)
+
+
+class _RegistryLabels(Mapping):
+    """Each method's label in tables, read from the registry when asked."""
+
+    def __getitem__(self, name: str) -> str:
+        return METHODS[name].label
+
+    def __iter__(self):
+        return iter(METHODS)
+
+    def __len__(self) -> int:
+        return len(METHODS)
+
+
+METHOD_ORDER = _RegistryOrder()
+LABELS = _RegistryLabels()
 # The paper's Table 1 order first, then the other tasks.
 TASK_ORDER = ("sst2", "sst5", "snli", "mnli", "rte", "trec", "mrpc", "cola", "qnli", "qqp", "stsb",
               "cb", "copa", "webnlg")

@@ -2,9 +2,9 @@
 
 Every training path of lorabar (``lorabar finetune``, ``finetune-lm``, ``grid``, ``demo``,
 ``bench``, ``benchmarks/bench_core.py``) steps through a :class:`Stepper` built here, so a new
-method is one :class:`~lorabar.harness.run.registry.Method` in
-:data:`~lorabar.harness.run.registry.METHODS` plus its builder in :data:`BUILDERS`.  One step of each (``loss_fn`` runs under the
-runtime's autocast; fp16 goes through a ``GradScaler``)::
+method is one :class:`~lorabar.harness.run.registry.Method` and its builder, added with
+:func:`register_method`.  One step of each (``loss_fn`` runs under the runtime's autocast; fp16
+goes through a ``GradScaler``)::
 
     lora, full:  loss.backward(); optimizer.step()                      (AdamW)
     nbar, obar:  the same, with lorabar.BAR attached as a step pre-hook   (AdamW + BAR)
@@ -39,8 +39,8 @@ from ...flat import FlatLoRA
 from .registry import METHODS, Method, check_bar_rate
 from .runtime import Runtime
 
-__all__ = ["BUILDERS", "METHODS", "Method", "StepContext", "Stepper", "check_bar_rate",
-           "make_stepper"]
+__all__ = ["BUILDERS", "METHODS", "Method", "StepContext", "Stepper", "adamw_stepper",
+           "check_bar_rate", "make_stepper", "register_method"]
 
 
 @dataclass
@@ -210,6 +210,33 @@ BUILDERS: dict[str, Callable[[StepContext], Stepper]] = {
     "lora": _adamw, "sam": _sam, "obar": _bar("obar"), "nbar": _bar("nbar"), "sbar": _sbar,
     "loraplus": _loraplus, "flatlora": _flatlora, "full": _adamw, "prefix": _adamw,
 }
+
+
+def adamw_stepper(ctx: StepContext) -> Stepper:
+    """The plain LoRA stepper (AdamW over ``ctx.params``): what most builders start from."""
+    return _adamw(ctx)
+
+
+def register_method(method: Method, builder: Callable[[StepContext], Stepper] | None) -> None:
+    """Add a method: its registry entry (what it reads, its label, its default tuning grid) and
+    its builder (``None`` for a method that does not train).  Everything else -- the run key,
+    ``--method`` choices, dev selection's columns, ``compare``'s seed stage, the report -- asks
+    the registry.  The settings it reads (``method.hparams``) must be config fields; a name
+    already taken is refused.  See the development guide's worked example."""
+    from .config import CONFIGS
+
+    if method.name in METHODS:
+        raise ValueError(f"Invalid method: {method.name!r} is already registered")
+    fields = set().union(*(c.field_names() for c in CONFIGS.values()))
+    unknown = [h for h in method.hparams if h not in fields]
+    if unknown:
+        raise ValueError(f"Invalid method {method.name!r}: hparams {unknown} are not config fields")
+    if method.trains != (builder is not None):
+        raise ValueError(f"Invalid method {method.name!r}: a method that trains needs a builder, "
+                         "one that does not has none")
+    METHODS[method.name] = method
+    if builder is not None:
+        BUILDERS[method.name] = builder
 
 
 def make_stepper(method: str, ctx: StepContext) -> Stepper:

