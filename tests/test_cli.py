@@ -98,3 +98,29 @@ def test_python_dash_m_lorabar_is_the_command_and_the_version_is_the_changelogs(
     changes = (Path(__file__).resolve().parents[1] / "docs" / "changes.md").read_text()
     newest = re.search(r"^## (\d+\.\d+)", changes, re.M).group(1)
     assert version("lorabar").startswith(newest + ".")  # one version: the docs name it too
+
+
+def test_quiet_silences_the_libraries_but_not_lorabar():
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    from lorabar.cli.args import quiet_libraries
+
+    names = ("transformers", "huggingface_hub", "peft", "accelerate", "datasets")
+    levels = {n: logging.getLogger(n).level for n in names}
+    verbosity = hf_logging.get_verbosity()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_libraries()
+        warnings.warn_explicit("chatter", FutureWarning, "m.py", 1,
+                               module="transformers.modeling_utils")
+        warnings.warn_explicit("ours", UserWarning, "m.py", 1, module="lorabar.harness.run.runtime")
+    assert [str(w.message) for w in seen] == ["ours"]
+    try:
+        assert logging.getLogger("transformers").getEffectiveLevel() == logging.ERROR
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        hf_logging.set_verbosity(verbosity)

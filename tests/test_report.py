@@ -3,9 +3,9 @@ common seeds, every metric of multi-metric tasks, and the paired-settings script
 
 from __future__ import annotations
 
-from pathlib import Path
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +112,48 @@ def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
     assert "spearman" in (tmp_path / "rep" / "metrics.csv").read_text()
     assert "## Every metric" in (tmp_path / "rep" / "report.md").read_text()
     assert "metrics" not in tables([fake_record("sst2", "lora", 13, 0.8, 0.8, 100)])
+
+
+def test_report_names_every_missing_baseline_and_reference_at_once(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for i, r in enumerate([fake_record("sst2", "lora", 13, 0.8, 0.8, 10),
+                           fake_record("sst2", "nbar", 13, 0.8, 0.8, 10)]):
+        (runs / f"r{i}.json").write_text(json.dumps(r))
+    with pytest.raises(ValueError, match=r"Invalid --baseline 'sam' and --reference 'obar': not "
+                                         r"a method of these runs \(present: lora, nbar\)"):
+        render(tmp_path, out=tmp_path / "rep", baseline="sam", reference_method="obar")
+    with pytest.raises(ValueError, match=r"--baseline 'LoRA' \('LoRA' is a label, give the "
+                                         r"method's name\)"):
+        render(tmp_path, out=tmp_path / "rep", baseline="LoRA")
+
+
+def test_report_leads_with_a_forest_plot_of_the_paired_differences(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for i, (task, method, seed, acc) in enumerate(
+            [(t, m, s, 0.8 + 0.01 * s / 100 + (0.02 if m == "nbar" else 0))
+             for t in ("sst2", "rte") for m in ("lora", "nbar") for s in (13, 21, 42)]):
+        (runs / f"r{i}.json").write_text(json.dumps(fake_record(task, method, seed, acc, acc, 10)))
+    render(tmp_path, out=tmp_path / "rep")
+    png = tmp_path / "rep" / "paired.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    md = (tmp_path / "rep" / "report.md").read_text().splitlines()
+    assert md[2] == "![Paired differences to LoRA](paired.png)"
+
+
+@pytest.mark.data
+def test_the_paper_gains_are_the_papers_table_1():
+    """PAPER_GAINS (the crosses on paired.png) against the paper's own Table 1 text."""
+    import re
+
+    from lorabar.harness.report.paper_gains import PAPER_GAINS
+
+    paper = next((Path(__file__).resolve().parents[2] / "shared" / "paper").glob("*.txt"))
+    table = paper.read_text().split("Table 1: Few shot learning on RoBERTa")[1].split("Zero-Shot")[0]
+    means = {row.split("\t")[0]: [float(v) for v in re.findall(r"(\d+\.\d)(?: ±|\s*$)", row)]
+             for row in table.strip().splitlines()[2:]}
+    tasks = ["sst2", "sst5", "snli", "mnli", "rte", "trec", "average"]
+    for method, name in (("sam", "LoRA-SAM"), ("obar", "LoRA-oBAR"), ("nbar", "LoRA-nBAR")):
+        gains = [round(m - l, 1) for m, l in zip(means[name], means["LoRA"])]
+        assert gains == [PAPER_GAINS[(method, t)] for t in tasks], method

@@ -181,7 +181,7 @@ def test_report_refuses_a_baseline_that_is_absent(tmp_path, capsys, flag, value,
     folder = _folder(tmp_path, [fake_record("sst2", "lora", s, 0.8, 0.8, 100) for s in (13, 21)])
     assert main(["report", str(folder), "--out", str(tmp_path / "rep"), flag, value]) == 2
     err = one_error_line(capsys)
-    assert f"Invalid {flag}: {value!r}" in err and hint in err
+    assert f"Invalid {flag} {value!r}" in err and hint in err
     assert not (tmp_path / "rep").exists()
 
 

@@ -121,3 +121,21 @@ def executor_config(args: argparse.Namespace):
     return ExecutorConfig(args.executor, args.jobs, args.address, args.cpus_per_run,
                           args.gpus_per_run, args.partition, args.time_min, args.slurm_cluster,
                           args.retries)
+
+
+def quiet_libraries() -> None:
+    """``--quiet``: the libraries' own chatter off -- transformers' and the hub's logging below
+    errors, and their Python warnings -- while lorabar's own warnings (a slow emulated bf16, a
+    skipped file) still show."""
+    import logging
+    import warnings
+
+    for name in ("transformers", "huggingface_hub", "peft", "accelerate", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=rf"{name}(\..*)?$")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - the hf extra is not installed
+        pass

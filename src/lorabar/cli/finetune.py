@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .args import DATA_HELP, add_config_args, add_symlink_flag
+from .args import DATA_HELP, add_config_args, add_symlink_flag, quiet_libraries
 
 
 def add_parser(sub) -> None:
@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
     ft.add_argument("--out", default=None, help="result JSON path")
     ft.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
                     help="write the trained adapter (PEFT format) and the frozen head to DIR")
-    ft.add_argument("--quiet", action="store_true", help="no progress bar")
+    ft.add_argument("--quiet", action="store_true",
+                    help="no progress bar, no warnings of transformers/PEFT")
     add_symlink_flag(ft)
     ft.set_defaults(func=run)
 
@@ -27,7 +28,8 @@ def add_parser(sub) -> None:
     lm.add_argument("--out", default=None, help="result JSON path")
     lm.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
                     help="write the trained adapter (PEFT format) to DIR")
-    lm.add_argument("--quiet", action="store_true", help="no progress bar")
+    lm.add_argument("--quiet", action="store_true",
+                    help="no progress bar, no warnings of transformers/PEFT")
     add_symlink_flag(lm)
     lm.set_defaults(func=run_lm)
 
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace, kind: str = "encoder") -> int:
     # the plan, before any model loads: inputs by role, outputs, the run's identity
     check_plan(run_inputs(cfg), outputs, allow_symlink=args.allow_symlink)
     identity_of(cfg)
+    if args.quiet:
+        quiet_libraries()
     try:
         result = run_config(cfg, progress=not args.quiet, save_adapter=args.save_adapter)
     except KeyboardInterrupt:

@@ -235,27 +235,29 @@ def check_model_available(model: str) -> None:
 
 
 def _estimate(cc: CompareConfig, configs, log) -> tuple[float, float]:
-    """``(seconds per step, seconds per evaluation)`` measured here: the medians of finished
-    runs in ``OUT``, else a 3-step probe run of the first configuration."""
+    """``(seconds per step, seconds per run besides its steps)`` measured here -- the second is
+    loading the model and data, tokenizing, fitting a probe head and evaluating: a run's
+    ``total_s`` minus its ``train_s`` -- as the medians of finished runs in ``OUT``, else of a
+    3-step probe run of the first configuration."""
     from .report import result_files
 
-    steps, evals = [], []
+    steps, fixed = [], []
     for path in result_files(cc.out):
         try:
             r = json.loads(path.read_text())
             cost = METHODS[r["config"]["method"]].cost
             steps.append(r["timing"]["step_time_median_s"] / cost)
-            evals.append(r["timing"]["eval_s"])
-        except (ValueError, KeyError, TypeError, OSError):
+            fixed.append(r["timing"]["total_s"] - r["timing"]["train_s"])
+        except (ValueError, KeyError, TypeError, OSError, ZeroDivisionError):
             continue
     if steps:
-        return statistics.median(steps), statistics.median(evals)
+        return statistics.median(steps), statistics.median(fixed)
     from .run.engine import run
 
     probe = dataclasses.replace(configs[0], method="lora", steps=3)
     log("compare: timing a 3-step probe run for the estimate ...")
-    record = run(probe, progress=False)
-    return record["timing"]["step_time_median_s"], record["timing"]["eval_s"]
+    timing = run(probe, progress=False)["timing"]
+    return timing["step_time_median_s"], timing["total_s"] - timing["train_s"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,13 +322,13 @@ def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log
         chosen = seeds_grid(cc, load_results(cc.out, hint=HINT))
         stage2 = len(plan.todo(expand(chosen, data_dir=plan.data_dir)))
     if step_time is not None:
-        step_s, eval_s = step_time, 0.0
+        step_s, per_run_s = step_time, 0.0
     else:
-        step_s, eval_s = _estimate(cc, configs, log) if configs else (0.0, 0.0)
-    cost = sum(c.steps * step_s * METHODS[c.method].cost * METHODS[c.method].trains + eval_s
+        step_s, per_run_s = _estimate(cc, configs, log) if configs else (0.0, 0.0)
+    cost = sum(c.steps * step_s * METHODS[c.method].cost * METHODS[c.method].trains + per_run_s
                for c in pending)
     steps = sorted({c.steps for c in configs})
-    estimate = cost + stage2 * (max(steps) * step_s + eval_s)
+    estimate = cost + stage2 * (max(steps) * step_s + per_run_s)
     about = f"{stage2} to do" if exact else (f"about {stage2} runs (their settings are "
                                               "chosen after stage 1)")
     log(f"compare (dry run): {describe(cc.protocol, cc.baseline, plan.lrs)}")
@@ -336,6 +338,7 @@ def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log
     log(f"compare (dry run): {first}: {len(configs)} runs, {len(pending)} to do; {second}"
         f"{steps[0] if len(steps) == 1 else steps} "
         f"steps per run; estimate {estimate / 3600:.2f} h at {1e3 * step_s:.0f} ms/step "
+        f"+ {per_run_s:.0f} s per run (loading, tokenizing, probe head, evaluation) "
         f"({'given' if step_time is not None else 'measured here'}; SAM-like methods count "
         f"{max(m.cost for m in METHODS.values()):g}x)")
     return {"planned": len(pending) + stage2, "ran": 0, "paired": None, "estimate_s": estimate}

@@ -43,3 +43,53 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def paired_figure(rows: list[list[str]], out: Path, baseline: str) -> Path | None:
+    """``paired.png``: a forest plot of every paired difference to the baseline with its 95%
+    interval (per task, then the average over tasks), zero marked, and the paper's reported gain
+    (:mod:`~lorabar.harness.report.paper_gains`) as a cross where the task is the paper's.
+    ``rows``: :func:`~lorabar.harness.report.paired.paired`'s table (header first)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .naming import LABELS
+    from .paper_gains import PAPER_GAINS, PAPER_TASKS
+
+    head, body = rows[0], rows[1:]
+    if not body:
+        return None
+    col = {name: i for i, name in enumerate(head)}
+    by_label = {LABELS[m]: m for m in METHODS}
+    labels = list(dict.fromkeys(r[col["method"]] for r in body))
+    colors = {label: f"C{i}" for i, label in enumerate(labels)}
+    tasks_of = {label: {r[col["task"]] for r in body if r[col["method"]] == label
+                        and not r[col["task"]].startswith("average")} for label in labels}
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.28 * len(body)))
+    marked = False
+    for y, r in enumerate(reversed(body)):
+        mean, lo, hi = (float(r[col[k]]) for k in ("mean_diff", "ci_low", "ci_high"))
+        task, label = r[col["task"]], r[col["method"]]
+        ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", color=colors[label],
+                    capsize=3, markersize=4)
+        key = "average" if task.startswith("average") else task
+        gain = PAPER_GAINS.get((by_label.get(label, label), key))
+        if key == "average" and tasks_of[label] != PAPER_TASKS:
+            gain = None  # the paper's average is over its six tasks only
+        if gain is not None:
+            ax.plot(gain, y, "x", color=colors[label], markersize=7)
+            marked = True
+    ax.axvline(0.0, color="0.3", linewidth=0.8)
+    ax.set_yticks(range(len(body)))
+    ax.set_yticklabels([f"{r[col['task']]}  {r[col['method']]}  (n={r[col['n']]})"
+                        for r in reversed(body)], fontsize=7)
+    name = LABELS.get(baseline, baseline)
+    ax.set_xlabel(f"test difference to {name} (points), mean and 95% t-interval over seeds"
+                  + ("; x: the paper's gain" if marked else ""), fontsize=8)
+    fig.tight_layout()
+    path = out / "paired.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...guard import Output, publish_folder
-from .figures import fig3
+from .figures import fig3, paired_figure
 from .load import MIXED_HINT, check_comparable, context_of, load, result_files, show_value, \
     split_failed
 from .naming import LABELS, METHOD_ORDER, label_of, task_order
@@ -25,14 +25,19 @@ def _check_out(folder: Path, out: Path, flag: str = "--out") -> None:
     check_plan([Input("DIR", p) for p in result_files(folder)], [Output(flag, out, "report")])
 
 
-def _present(results: list[dict], flag: str, method: str) -> None:
+def _present(results: list[dict], wanted: dict[str, str]) -> None:
+    """Refuse, naming every one at once, a ``{flag: method}`` whose method has no run here."""
     present = sorted({r["config"]["method"] for r in results},
                      key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
-    if method not in present:
-        hint = (f"; {method!r} is a label, give the method's name"
-                if method in LABELS.values() else "")
-        raise ValueError(f"Invalid {flag}: {method!r} is not a method of these runs (present: "
-                         f"{', '.join(present)}){hint}")
+    problems = []
+    for flag, method in wanted.items():
+        if method not in present:
+            hint = (f" ({method!r} is a label, give the method's name)"
+                    if method in LABELS.values() else "")
+            problems.append(f"{flag} {method!r}{hint}")
+    if problems:
+        raise ValueError(f"Invalid {' and '.join(problems)}: not a method of these runs "
+                         f"(present: {', '.join(present)})")
 
 
 def render(folder: str | Path, *, out: str | Path | None = None,
@@ -54,8 +59,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     out = Path(out) if out is not None else folder / "report"
     results, skipped = load(folder, skip_bad=skip_bad, recursive=recursive)
     columns = check_comparable(results, allow_mixed=allow_mixed, hint=hint)
-    _present(results, "--baseline", baseline)
-    _present(results, "--reference", reference_method)
+    _present(results, {"--baseline": baseline, "--reference": reference_method})
     _check_out(folder, out, out_flag)
     results, failed = split_failed(results)
     if not results:
@@ -135,20 +139,24 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
     for name, rows in t.items():
         (out / f"{name}.csv").write_text(csv_text(rows))
         written.append(f"{name}.csv")
-    md = _markdown(results, t, columns, reference_method=reference_method, protocol=protocol)
+    md = _markdown(results, t, columns, reference_method=reference_method, protocol=protocol,
+                   plot=f"![Paired differences to {LABELS.get(baseline, baseline)}](paired.png)"
+                   if len(verdicts) > 1 else None)
     md += _sections(results, verdicts, balance, baseline=baseline, failed=failed,
                     skipped=skipped)
     (out / "report.md").write_text("\n".join(md))
     written.append("report.md")
     written += [p.name for p in fig3(results, out)]
+    if len(verdicts) > 1 and paired_figure(verdicts, out, baseline) is not None:
+        written.append("paired.png")
     return written
 
 
 def _markdown(results: list[dict], t: dict, columns: list[str], *, reference_method: str,
-              protocol: str | None) -> list[str]:
-    """report.md's head and its always-present tables."""
+              protocol: str | None, plot: str | None = None) -> list[str]:
+    """report.md's head (provenance, then the paired plot) and its always-present tables."""
     md = [
-        "# Results", "", *([protocol, ""] if protocol else []),
+        "# Results", "", *([protocol, ""] if protocol else []), *([plot, ""] if plot else []),
         f"{len(results)} runs. Test metric (×100; BLEU as is), mean ± std over seeds (number of "
         "seeds), for each "
         "method's hyperparameters chosen on the dev split. Majority class: the most frequent "

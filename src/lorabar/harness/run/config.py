@@ -104,7 +104,8 @@ class RunConfig:
     precision: str = about("auto", "auto (bf16 where the hardware does it natively, "
                                    "fp16+GradScaler on CUDA without bf16, else fp32) | fp32 | "
                                    "bf16 | fp16; parameters stay fp32")
-    log_every: int = about(25, "log |B| of every LoRA pair every this many steps")
+    log_every: int = about(0, "log |B| of every LoRA pair every this many steps (0: about 50 "
+                              "points per run, steps // 50)")
     eval_batch_size: int = about(64, "evaluation batch size (part of the identity: padding "
                                      "changes the probe head)")
     threads: int = about(0, "torch threads (0: torch's default)")
@@ -120,7 +121,8 @@ class RunConfig:
         method = METHODS[self.method]
         for name in ("seed", "threads"):
             self._check_int(name, 0)
-        for name in ("steps", "batch_size", "max_length", "log_every", "eval_batch_size",
+        self._check_int("log_every", 0)
+        for name in ("steps", "batch_size", "max_length", "eval_batch_size",
                      "lora_r", "lora_alpha"):
             self._check_int(name, 1)
         for name in ("lr", "rho", "mu0", "weight_decay"):

@@ -125,7 +125,7 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None,
     task.prepare(model, runtime)  # e.g. fit a probe head on the frozen features
     model.train()
     pairs = find_lora_pairs(model) if method.adapters else []
-    log = _BalancednessLog(pairs, cfg.log_every, cfg.steps)
+    log = _BalancednessLog(pairs, cfg.log_every or max(1, cfg.steps // 50), cfg.steps)
     training = _train(cfg, task, model, pairs, runtime, dist, log, progress) if method.trains \
         else _Training()
     if not dist.is_main:
