@@ -4,7 +4,9 @@ probe."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +71,76 @@ def test_regression_probe_is_ridge_and_stays_bounded_on_collinear_features():
     labels = (y > 0).astype(int)
     w, b, info = fit_probe(x, labels, regression=False)  # binary: two rows, logit difference
     assert w.shape == (2, 20) and np.allclose(w[0], -w[1]) and info["train_accuracy"] > 0.9
+
+
+LOADER = '''
+import json, sys
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoTokenizer
+
+folder, test = sys.argv[1], sys.argv[2]
+config = json.load(open(f"{folder}/adapter_config.json"))
+base = config["base_model_name_or_path"]
+encoder = PeftModel.from_pretrained(AutoModel.from_pretrained(base), folder).eval()
+tokenizer = AutoTokenizer.from_pretrained(base)
+head, meta = load_file(f"{folder}/head.safetensors"), json.load(open(f"{folder}/head.json"))
+rows = [json.loads(line) for line in open(test)]
+right = 0
+for row in rows:
+    x = tokenizer(row["text"], return_tensors="pt", truncation=True, max_length=128)
+    with torch.no_grad():
+        hidden = encoder(**x).last_hidden_state
+    mask = x["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1) if meta["pooling"] == "mean" else hidden[:, 0]
+    label = meta["id2label"][str(int((pooled @ head["weight"].T + head["bias"]).argmax()))]
+    right += label == row["label"]
+assert not any(name.startswith("lorabar") for name in sys.modules)
+print(right / len(rows))
+'''
+
+
+def _base_model_folder(folder: Path) -> Path:
+    """A tiny BERT and a word-level tokenizer over the synthetic task's words, saved as a user's
+    local checkpoint would be."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    from conftest import FILLER
+
+    words = ["[PAD]", "[UNK]", *FILLER, "apple", "pear", "plum", "stone", "rock", "iron"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]",
+                            unk_token="[UNK]").save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=64),
+              add_pooling_layer=False).save_pretrained(folder)
+    return folder
+
+
+def test_a_saved_adapter_serves_without_lorabar(tmp_path):
+    """--save-adapter's portable/ folder: plain transformers + PEFT code (no lorabar import)
+    reloads the encoder's adapter and the head and reproduces the recorded test accuracy."""
+    import subprocess
+
+    from conftest import own_data_args, synthetic_files
+    from lorabar.cli import main
+
+    base = _base_model_folder(tmp_path / "base")
+    paths = synthetic_files(tmp_path / "d", n=(64, 32, 32))
+    out = tmp_path / "run.json"
+    assert main(["finetune", "--model", str(base), *own_data_args(paths), "--method", "nbar",
+                 "--steps", "8", "--lr", "0.01", "--precision", "fp32", "--quiet",
+                 "--save-adapter", str(tmp_path / "adapter"), "--out", str(out)]) == 0
+    recorded = json.loads(out.read_text())["metrics"]["test"]["accuracy"]
+    portable = tmp_path / "adapter" / "portable"
+    assert json.loads((portable / "head.json").read_text())["id2label"] == {"0": "fruit",
+                                                                            "1": "metal"}
+    done = subprocess.run([sys.executable, "-c", LOADER, str(portable), str(paths["test"])],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip()) == pytest.approx(recorded, abs=1e-9)

@@ -456,3 +456,25 @@ def test_version_flag(capsys):
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == f"lorabar {version('lorabar')}"
+
+
+def test_bar_metrics_reach_tensorboard(tmp_path):
+    """report_to=["tensorboard"] works after the README's set-up (the hf extra installs it), and
+    BARCallback's bar/* values reach its event files once it is first."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from transformers import Trainer, TrainingArguments
+
+    from lorabar.integrations.hf import add_callback_first
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=4,
+                             learning_rate=1e-2, report_to=["tensorboard"], use_cpu=True,
+                             logging_steps=2,
+                             save_strategy="no", disable_tqdm=True, remove_unused_columns=False)
+    bar = BARCallback(mode="nbar", mu0=5.0)
+    trainer = Trainer(model=_model(), args=args, train_dataset=_dataset(), callbacks=[bar])
+    add_callback_first(trainer, bar)
+    trainer.train()
+    events = EventAccumulator(str(next(tmp_path.rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("train/bar/mean_abs_B")]
+    assert steps == [2, 4, 4]  # the logging steps, then the end-of-training summary

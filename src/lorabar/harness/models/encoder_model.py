@@ -13,7 +13,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 __all__ = ["LORA_TARGETS", "SequenceClassifier", "build_model", "check_save_dir", "load_init",
-           "load_trained", "resolve_model_path", "save_trained"]
+           "export_portable", "load_trained", "resolve_model_path", "save_trained"]
 
 MINILM = "minilm"
 LORA_TARGETS = {
@@ -127,11 +127,49 @@ def check_save_dir(path: str, flag: str = "--save-adapter") -> None:
     check_output(Output(flag, path, "adapter"))
 
 
-def save_trained(model, folder: str, record: dict, head_info: dict | None = None) -> None:
+PORTABLE = "portable"  # the encoder's adapter, the head and the labels, for plain PEFT
+
+
+def export_portable(model, folder, *, base: str | None, labels, pooling: str) -> None:
+    """Write ``folder/portable/``: the encoder's LoRA adapter in PEFT's format with its keys
+    relative to the encoder (``PeftModel.from_pretrained(AutoModel.from_pretrained(base), ...)``
+    loads it; ``adapter_config.json`` names ``base``), the linear head (``head.safetensors``:
+    ``weight``, ``bias``) and ``head.json`` (pooling, ``id2label``/``label2id``), so that a
+    saved run serves without lorabar (the loader: docs, "Adapters without lorabar")."""
+    import json
+    from pathlib import Path
+
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    out = Path(folder) / PORTABLE
+    out.mkdir()
+    inner = "base_model.model.encoder."
+    state = {"base_model.model." + k[len(inner):]: v.detach().cpu().contiguous()
+             for k, v in get_peft_model_state_dict(model).items() if k.startswith(inner)}
+    save_file(state, str(out / "adapter_model.safetensors"))
+    config = model.peft_config["default"].to_dict()
+    config.update(base_model_name_or_path=base, modules_to_save=None)
+    config["task_type"] = "FEATURE_EXTRACTION"
+    (out / "adapter_config.json").write_text(json.dumps(config, indent=1, default=list))
+    head = model.get_base_model().head
+    if hasattr(head, "modules_to_save"):
+        head = head.modules_to_save["default"]  # a trained head lives in PEFT's copy
+    save_file({"weight": head.weight.detach().cpu().contiguous(),
+               "bias": head.bias.detach().cpu().contiguous()}, str(out / "head.safetensors"))
+    names = [str(label) for label in labels] if labels else []
+    (out / "head.json").write_text(json.dumps({
+        "pooling": pooling, "id2label": dict(enumerate(names)),
+        "label2id": {name: i for i, name in enumerate(names)}}, indent=1))
+
+
+def save_trained(model, folder: str, record: dict, head_info: dict | None = None,
+                 labels=None) -> None:
     """Write the trained adapter to ``folder`` in PEFT's format (``model.save_pretrained``;
     ``PeftModel.from_pretrained`` loads it, ``lorabar inspect`` reads it), the frozen task head
     (``lorabar_head.safetensors``: a probe head that PEFT does not save) and the run's record
-    (``lorabar_run.json``).  Built beside ``folder`` and renamed into place."""
+    (``lorabar_run.json``), and ``portable/`` (:func:`export_portable`: loads without
+    lorabar).  Built beside ``folder`` and renamed into place."""
     import json
     import shutil
     import tempfile
@@ -153,6 +191,11 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
         if head is not None and not head.weight.requires_grad:  # a frozen probe head
             save_file({"weight": head.weight.detach().cpu().contiguous(),
                        "bias": head.bias.detach().cpu().contiguous()}, str(tmp / HEAD_FILE))
+        cfg = record["config"]
+        if (head_info or {}).get("kind") != "prompt":
+            base = None if cfg["model"] in ("tiny",) else resolve_model_path(cfg["model"])
+            export_portable(model, tmp, base=base, labels=labels, pooling=cfg.get("pooling",
+                                                                                   "mean"))
         (tmp / RUN_FILE).write_text(json.dumps({"record": {k: record[k] for k in (
             "config", "identity", "metrics", "primary_metric")}, "head": head_info},
             indent=1, default=float))

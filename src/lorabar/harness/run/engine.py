@@ -141,7 +141,9 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None,
     if save_adapter is not None:
         from ..models.encoder_model import save_trained
 
-        save_trained(model, save_adapter, record, head_info=getattr(task, "head_info", None))
+        labels = getattr(getattr(task, "task", None), "labels", None)
+        save_trained(model, save_adapter, record, head_info=getattr(task, "head_info", None),
+                     labels=labels)
     barrier(dist)  # the other ranks wait for rank 0's evaluation before leaving
     return record
 
