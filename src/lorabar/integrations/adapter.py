@@ -53,9 +53,13 @@ class AdapterLayer:
 
 def nested_adapters(folder: Path) -> list[str]:
     """Subfolders of ``folder`` that hold adapters of their own (PEFT saves every adapter but
-    the default one as ``folder/<adapter name>/``)."""
+    the default one as ``folder/<adapter name>/``).  A lorabar run folder's ``portable/`` (the
+    same adapter with its keys relative to the encoder, beside ``head.json``) is not another
+    adapter."""
+    run = (Path(folder) / "lorabar_run.json").is_file()
     return sorted(p.name for p in Path(folder).iterdir()
-                  if p.is_dir() and (p / "adapter_config.json").is_file())
+                  if p.is_dir() and (p / "adapter_config.json").is_file()
+                  and not (run and p.name == "portable" and (p / "head.json").is_file()))
 
 
 def _weights_file(folder: Path) -> Path:
