@@ -24,7 +24,7 @@ from lorabar.harness.models.encoder_model import build_model
 threads = int(sys.argv[1])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-model, tok = build_model("minilm", 2)
+model, tok = build_model("minilm", 2, method="lora")
 params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-4)
 ids = torch.randint(1000, 20000, (16, 64))

@@ -39,9 +39,10 @@ class DemoConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    threads: int = 1  # torch threads (the synthetic demo's MLP is tiny: 1 is fastest)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
+        for name in ("steps", "batch_size", "threads"):
             _v.integer(name, getattr(self, name), 1, flag=_v.flag_of(name))
         for name in ("lr", "mu0", "rho", "noise"):
             _v.number(name, getattr(self, name), flag=_v.flag_of(name))
@@ -143,9 +144,10 @@ def real_plan(steps: int = 60, task: str = "sst2", max_eval: int = 256) -> str:
 
 def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: int = 13, *,
                     device: str = "auto", precision: str = "auto", max_eval: int = 256,
-                    ) -> list[dict]:
+                    threads: int = 0) -> list[dict]:
     """A short real comparison on MiniLM: every method for ``steps`` steps on a few-shot task,
-    evaluated on a stratified ``max_eval``-example subset of dev and test (0: all)."""
+    evaluated on a stratified ``max_eval``-example subset of dev and test (0: all), with
+    ``threads`` torch threads (0: torch's default)."""
     from ..harness.run.config import EncoderConfig
     from ..harness.run.engine import run
 
@@ -154,7 +156,7 @@ def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: in
     for method, extra in REAL.items():
         cfg = EncoderConfig(task=task, method=method, steps=steps, data_dir=data_dir,
                             device=device, precision=precision, max_eval=max_eval,
-                            log_every=max(1, steps // 4), **base, **extra)
+                            threads=threads, log_every=max(1, steps // 4), **base, **extra)
         if runtime is None:
             resolved = Runtime.resolve(device, precision)
             print(f"lorabar demo (real): MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {seed}), "
@@ -178,7 +180,7 @@ def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: in
 
 def run_demo(cfg: DemoConfig | None = None, methods: tuple[str, ...] = DEMO_METHODS) -> list[dict]:
     cfg = cfg or DemoConfig()
-    torch.set_num_threads(1)
+    torch.set_num_threads(cfg.threads)
     runtime = Runtime.resolve(cfg.device, cfg.precision)
     print(
         f"lorabar demo: PEFT LoRA r=4 on a frozen random MLP, AdamW lr={cfg.lr}, "

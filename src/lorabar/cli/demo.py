@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
                       help="real comparison: stratified dev/test subset size (0: all)")
     demo.add_argument("--device", default="auto", help=field_help("device"))
     demo.add_argument("--precision", default="auto", help=field_help("precision"))
+    demo.add_argument("--threads", type=int, default=0,
+                      help="torch threads (default: torch's for the MiniLM comparison, 1 for the "
+                           "synthetic demo)")
     demo.add_argument("--synthetic", action="store_true", help="the synthetic demo even with data")
     demo.set_defaults(func=run)
 
@@ -42,11 +45,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.synthetic:
         if data_dir and os.path.isdir(data_dir):
             real_comparison(data_dir, steps=args.real_steps, device=args.device,
-                            precision=args.precision, max_eval=args.max_eval)
+                            precision=args.precision, max_eval=args.max_eval,
+                            threads=args.threads)
             return 0
         print(f"lorabar demo: no data directory, so running the synthetic demo instead. For the real "
               f"comparison on MiniLM + SST-2 pass --data-dir DIR or set {DATA_ENV}=DIR, where DIR "
               "holds sst2/k-shot-1k-test/SST-2/512-13/ (here: ../shared/data).\n")
     run_demo(DemoConfig(steps=args.steps, seed=args.seed, mu0=args.mu0, rho=args.rho, lr=args.lr,
-                    device=args.device, precision=args.precision))
+                        device=args.device, precision=args.precision,
+                        threads=args.threads or 1))
     return 0

@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and hasattr(signal, "SIGPIPE"):  # `lorabar inspect A | head`: no traceback
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
+    if "torch" not in sys.modules:  # before torch starts its OpenMP pool (lorabar._threads)
+        from .._threads import choose_wait_policy
+
+        choose_wait_policy()
     import shlex
 
     args.command_line = "lorabar " + shlex.join(sys.argv[1:] if argv is None else argv)

@@ -158,4 +158,5 @@ class Runtime:
                 "precision": self.precision, "requested_device": self.requested_device,
                 "requested_precision": self.requested_precision, "device_name": name,
                 "cpu": cpu_name(), "cpu_native_bf16": cpu_has_native_bf16(),
-                "grad_scaler": self.precision == "fp16", "torch_threads": torch.get_num_threads()}
+                "grad_scaler": self.precision == "fp16", "torch_threads": torch.get_num_threads(),
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
