@@ -260,6 +260,13 @@ def _estimate(cc: CompareConfig, configs, log) -> tuple[float, float]:
     return timing["step_time_median_s"], timing["total_s"] - timing["train_s"]
 
 
+def duration(seconds: float) -> str:
+    """``95 s``, ``12 min``, ``3.25 h``: an estimate in the unit a reader plans with."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
 @dataclasses.dataclass(frozen=True)
 class ComparisonPlan:
     """What a comparison will do, built and checked before anything runs: its stage-1 runs
@@ -337,7 +344,7 @@ def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log
     second = "" if cc.settings_from else f"stage 2 (seeds {list(cc.seeds)}): {about}; "
     log(f"compare (dry run): {first}: {len(configs)} runs, {len(pending)} to do; {second}"
         f"{steps[0] if len(steps) == 1 else steps} "
-        f"steps per run; estimate {estimate / 3600:.2f} h at {1e3 * step_s:.0f} ms/step "
+        f"steps per run; estimate {duration(estimate)} at {1e3 * step_s:.0f} ms/step "
         f"+ {per_run_s:.0f} s per run (loading, tokenizing, probe head, evaluation) "
         f"({'given' if step_time is not None else 'measured here'}; SAM-like methods count "
         f"{max(m.cost for m in METHODS.values()):g}x)")
