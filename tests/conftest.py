@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,9 @@ def peft_model():
 
 
 # ----------------------------------------------------------------------------- shared helpers
+# the probe-feature cache of this test session (never the user's ~/.cache), for subprocesses too
+os.environ.setdefault("LORABAR_CACHE", tempfile.mkdtemp(prefix="lorabar-cache-"))
+
 FILLER = "the a of to in is on at by with from".split()
 # the data folder: $LORABAR_DATA_DIR, else ../shared/data beside the repository
 DATA = Path(os.environ.get("LORABAR_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")

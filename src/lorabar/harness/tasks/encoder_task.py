@@ -125,6 +125,7 @@ class EncoderTask:
 
         self.data: dict = {}
         self.probe: dict | None = None
+        self.features_from: str | None = None  # the probe's features: "cache" or "computed"
         self.head_info: dict | None = None
         self._pad = 0
 
@@ -197,18 +198,28 @@ class EncoderTask:
             return
         import numpy as np
 
+        from .feature_cache import cached_features, feature_key
+
         net = model.get_base_model() if hasattr(model, "get_base_model") else model
         encoded, labels = self.data["train"]
-        model.eval()
-        feats = []
-        for i in range(0, len(encoded), self.cfg.eval_batch_size):
-            batch = _Encoder.collate(encoded[i : i + self.cfg.eval_batch_size],
-                                     labels[i : i + self.cfg.eval_batch_size])
-            batch.pop("labels")
-            with runtime.autocast():
-                feats.append(net.features(**runtime.to_device(batch)).float().cpu())
-        model.train()
-        x = torch.cat(feats).double().numpy()
+
+        def compute() -> torch.Tensor:
+            model.eval()
+            feats = []
+            for i in range(0, len(encoded), self.cfg.eval_batch_size):
+                batch = _Encoder.collate(encoded[i : i + self.cfg.eval_batch_size],
+                                         labels[i : i + self.cfg.eval_batch_size])
+                batch.pop("labels")
+                with runtime.autocast():
+                    feats.append(net.features(**runtime.to_device(batch)).float().cpu())
+            model.train()
+            return torch.cat(feats)
+
+        key = feature_key(net, encoded, settings={
+            "batch": self.cfg.eval_batch_size, "pooling": self.cfg.pooling,
+            "dtype": str(runtime.dtype), "device": runtime.device.type})
+        feats, self.features_from = cached_features(key, compute)
+        x = feats.double().numpy()
         weight, bias, self.probe = fit_probe(x, np.asarray(labels), self.task.is_regression)
         head = net.head
         head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))
@@ -220,7 +231,7 @@ class EncoderTask:
         info: dict = {"head": self.cfg.head, "label_noise_flipped": self.flipped,
                       "shared_with_train": self.shared}
         if self.probe is not None:
-            info["probe"] = self.probe
+            info["probe"] = {**self.probe, "features": self.features_from}
         return info
 
     def batch(self, idx: list[int]) -> dict:
