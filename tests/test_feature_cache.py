@@ -3,8 +3,12 @@ model, inputs and numerics, reused by the other runs of a comparison -- bit for 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import synthetic_files
 from lorabar.harness.run.config import EncoderConfig
@@ -52,3 +56,22 @@ def test_a_damaged_or_foreign_cache_file_is_recomputed(tmp_path, monkeypatch):
               metadata={"key": "another"})
     z, source = cached_features(key, lambda: torch.full((2, 3), 2.0))
     assert source == "computed" and torch.equal(z, torch.full((2, 3), 2.0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_in_a_cache_file_are_recomputed_never_trusted(tmp_path_factory, junk):
+    folder = tmp_path_factory.mktemp("c")
+    before = os.environ.get("LORABAR_CACHE")
+    os.environ["LORABAR_CACHE"] = str(folder)
+    try:
+        key = "a" * 64
+        cache_folder().mkdir(parents=True, exist_ok=True)
+        (cache_folder() / f"{key}.safetensors").write_bytes(junk)
+        x, source = cached_features(key, lambda: torch.arange(6.0).reshape(2, 3))
+        assert source == "computed" and torch.equal(x, torch.arange(6.0).reshape(2, 3))
+    finally:
+        if before is None:
+            os.environ.pop("LORABAR_CACHE")
+        else:
+            os.environ["LORABAR_CACHE"] = before
