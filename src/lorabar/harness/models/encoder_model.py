@@ -192,7 +192,7 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
             save_file({"weight": head.weight.detach().cpu().contiguous(),
                        "bias": head.bias.detach().cpu().contiguous()}, str(tmp / HEAD_FILE))
         cfg = record["config"]
-        if (head_info or {}).get("kind") != "prompt":
+        if (head_info or {}).get("kind") != "prompt" and isinstance(net, SequenceClassifier):
             base = None if cfg["model"] in ("tiny",) else resolve_model_path(cfg["model"])
             export_portable(model, tmp, base=base, labels=labels, pooling=cfg.get("pooling",
                                                                                    "mean"))
