@@ -101,3 +101,32 @@ def test_a_foreign_manifest_file_is_not_overwritten(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"Invalid manifest .*: unknown keys \['mine'\]"):
         record_command(tmp_path / "C", "lorabar grid g.toml")
     assert (tmp_path / "C" / RESULTS_MANIFEST).read_text() == '{"mine": true}'
+
+
+def test_reuse_references_another_folders_runs_instead_of_copying(tmp_path, capsys):
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
+    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar",
+            "--lr", "0.001", "--mu0", "1", "--seeds", "13,21", "--steps", "2"]
+    assert main([*argv, "--out", str(tmp_path / "A")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "B"), "--reuse", str(tmp_path / "A")]) == 0
+    assert "0 runs ran now" in capsys.readouterr().out
+    assert not list((tmp_path / "B" / "runs").glob("*.json"))  # referenced, not copied
+    refs = read_manifest(tmp_path / "B").reuses
+    assert len(refs) == 4 and all(r.startswith("../A/runs/") for r in refs)
+    assert (tmp_path / "B" / "report" / "paired.csv").read_text() == \
+        (tmp_path / "A" / "report" / "paired.csv").read_text()
+
+
+@pytest.mark.parametrize("target, message", [
+    ("missing", r"Invalid --reuse: '.*missing' is not a results folder \(no runs/\)"),
+    ("file.txt", r"Invalid --reuse: .* is not a results folder \(no runs/\)"),
+])
+def test_a_reuse_that_is_no_results_folder_is_refused(tmp_path, capsys, target, message):
+    import re
+
+    (tmp_path / "file.txt").mkdir()
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
+    assert main(["compare", "--model", "tiny", *own_data_args(paths), "--out",
+                 str(tmp_path / "C"), "--reuse", str(tmp_path / target)]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "C").exists()
