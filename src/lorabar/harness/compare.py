@@ -13,7 +13,8 @@
 
 Plan, execute, report: :func:`plan_comparison` checks everything stage 1 needs before anything
 is written, :func:`execute` runs the stages and :func:`report_comparison` writes the report.
-Runs go through :func:`lorabar.harness.execute.grid_runner.run_grid` into ``OUT/runs``: a rerun skips every
+Runs go through :func:`lorabar.harness.execute.grid_runner.run_grid` into ``OUT/runs``: a rerun
+skips every
 finished run of the same identity, so an interrupted comparison resumes and a repeated one runs
 nothing.  ``dry_run`` prints the plan -- runs, steps, and a time estimate from a measured step
 time (the median of finished runs in ``OUT``, else a 3-step probe run) -- and runs nothing.
@@ -282,16 +283,15 @@ class ComparisonPlan:
     threads_each: int
 
     def todo(self, configs: list) -> list:
-        """Of ``configs``, those without a finished result in ``OUT/runs``."""
-        from .plan.grid import done_here, identity_of, is_done
+        """Of ``configs``, those without a finished result in ``OUT/runs`` (or referenced from
+        it, or in a ``--reuse`` folder)."""
+        from .plan.grid import done_here, finished_in, identity_of
         from .plan.manifest import reused_files
-        from .run.identity import run_id
 
         out, reused = Path(self.cc.out), reused_files(self.cc.out)
         fixed = [dataclasses.replace(c, threads=c.threads or self.threads_each) for c in configs]
         return [c for c in fixed if not done_here(out, identity_of(c), reused)
-                and not any(is_done(Path(d) / "runs" / f"{run_id(identity_of(c))}.json",
-                                    identity_of(c)) for d in self.cc.reuse)]
+                and finished_in(self.cc.reuse, identity_of(c)) is None]
 
 
 def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
@@ -355,7 +355,8 @@ def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print)
     """Run the stages (tuning, then the dev-chosen settings on every seed) through
     :func:`lorabar.harness.execute.grid_runner.run_grid` on ``executor`` (an
     :class:`~lorabar.harness.execute.choice.ExecutorConfig`; default: this machine, one run at a
-    time), a progress bar per stage fed by its typed events; returns how many runs ran now.  A failed run stops the comparison after its stage
+    time), a progress bar per stage fed by its typed events; returns how many runs ran now.
+    A failed run stops the comparison after its stage
     (``RuntimeError``): fix it and rerun to resume."""
     from .. import _io
     from .execute.grid_runner import run_grid

@@ -14,7 +14,7 @@ import os
 import traceback
 from pathlib import Path
 
-from ..plan.grid import done_here, identity_of, is_done, plan_configs, read_result
+from ..plan.grid import done_here, finished_in, identity_of, plan_configs, read_result
 from ..plan.manifest import add_reuses, record_command, reused_files
 from ..run.config import RunConfig
 from ..run.identity import run_id as identity_run_id
@@ -165,10 +165,9 @@ def _run_locked(planned: list[tuple[RunConfig, dict]], out: Path, *, executor, e
         if done_here(out, identity, own_reuses):
             counts["skipped"] += 1
             continue
-        found = [d / "runs" / path.name for d in reuse if is_done(d / "runs" / path.name,
-                                                                 identity)]
-        if found and not path.exists():
-            reused.append(found[0])
+        found = finished_in(reuse, identity)
+        if found is not None and not path.exists():
+            reused.append(found)
             counts["skipped"] += 1
             continue
         if path.exists():

@@ -2,7 +2,7 @@
 
 Config (TOML)::
 
-    [base]                 # config fields shared by every run (EncoderConfig; kind = "lm": LMConfig)
+    [base]                 # config fields every run shares (EncoderConfig; kind = "lm": LMConfig)
     steps = 300
     precision = "auto"
     [grid]                 # lists are crossed with each other and with every variant
@@ -94,7 +94,8 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
     """All :class:`RunConfig` s of a grid, in a deterministic order, duplicates removed."""
     unknown = set(grid) - {"base", "grid", "variant"}
     if unknown:
-        raise ValueError(f"Invalid grid: unknown sections {sorted(unknown)} (expected base, grid, variant)")
+        raise ValueError(f"Invalid grid: unknown sections {sorted(unknown)} (expected base, grid, "
+                         "variant)")
     base = dict(grid.get("base", {}))
     kind = base.pop("kind", "encoder")
     if kind not in CONFIGS:
@@ -193,3 +194,11 @@ def done_here(out: Path, identity: dict, reused: dict[str, Path] | None = None) 
         return True
     reused = reused_files(out) if reused is None else reused
     return name in reused and is_done(reused[name], identity)
+
+
+def finished_in(folders, identity: dict) -> Path | None:
+    """The first of ``folders`` (``--reuse``) holding a finished result of ``identity``: its
+    file, or ``None``."""
+    name = f"{identity_run_id(identity)}.json"
+    return next((Path(d) / "runs" / name for d in folders
+                 if is_done(Path(d) / "runs" / name, identity)), None)
