@@ -9,6 +9,16 @@ import tempfile
 from pathlib import Path
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
+CACHE_ENV = "LORABAR_CACHE"
+
+
+def cache_root() -> Path | None:
+    """lorabar's cache folder: ``$LORABAR_CACHE``, else ``~/.cache/lorabar``; ``None`` when
+    ``LORABAR_CACHE=off`` (nothing is kept between processes)."""
+    where = os.environ.get(CACHE_ENV)
+    if where == "off":
+        return None
+    return Path(where).expanduser() if where else Path.home() / ".cache" / "lorabar"
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -14,7 +14,6 @@ LoRA targets: ``q_proj``/``v_proj`` (Llama, OPT, SmolLM2); GPT-2's attention is 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -25,8 +24,26 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DIGEST_NAME = "lorabar-digest.json"
 
 
+_UNCACHED: list[Path] = []  # LORABAR_CACHE=off: this process' own folder, removed at exit
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("LORABAR_CACHE", Path.home() / ".cache" / "lorabar"))
+    """Where the converted checkpoint is kept: lorabar's cache folder (``$LORABAR_CACHE``, else
+    ``~/.cache/lorabar``); with ``LORABAR_CACHE=off`` a temporary folder of this process, removed
+    when it exits (the conversion is then repeated by every process)."""
+    from ..._io import cache_root
+
+    root = cache_root()
+    if root is not None:
+        return root
+    if not _UNCACHED:
+        import atexit
+        import shutil
+        import tempfile
+
+        _UNCACHED.append(Path(tempfile.mkdtemp(prefix="lorabar-uncached-")))
+        atexit.register(shutil.rmtree, _UNCACHED[0], ignore_errors=True)
+    return _UNCACHED[0]
 
 
 def smollm2_gguf() -> Path:

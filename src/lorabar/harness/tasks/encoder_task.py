@@ -19,6 +19,8 @@ import torch
 
 from .data_folder import TASKS, Example, check_classes, load_split, split_path, subset
 from .task_metrics import compute_metrics
+from .content_cache import code_hash
+from .token_cache import cached_splits, splits_key, tokenizer_fingerprint
 
 __all__ = ["EncoderTask"]
 
@@ -126,6 +128,8 @@ class EncoderTask:
         self.data: dict = {}
         self.probe: dict | None = None
         self.features_from: str | None = None  # the probe's features: "cache" or "computed"
+        self.fit_from: str | None = None  # the probe's fit: "cache" or "computed"
+        self.tokens_from: str | None = None  # the tokenized splits: "cache", "computed", ...
         self.head_info: dict | None = None
         self._pad = 0
 
@@ -145,8 +149,18 @@ class EncoderTask:
 
             load_init(model, cfg.init_adapter)
         enc = _Encoder(tokenizer, cfg.max_length)
-        self.data = {s: (enc.encode(ex), [e.label for e in ex]) for s, ex in self.splits.items()}
+        fingerprint = "hashed words 1" if tokenizer is None else tokenizer_fingerprint(tokenizer)
+        self._tokenize(fingerprint, {"max_length": cfg.max_length}, enc.encode)
         return model
+
+    def _tokenize(self, fingerprint: str | None, settings: dict, encode) -> None:
+        """``self.data``: every split's items (``encode(examples)``) and labels, through the
+        token cache (:mod:`lorabar.harness.tasks.token_cache`)."""
+        settings = {**settings, "code": code_hash(encode)}  # the encoder's module
+        key = None if fingerprint is None else splits_key(fingerprint, settings, self.splits)
+        items, self.tokens_from = cached_splits(
+            key, lambda: {s: encode(ex) for s, ex in self.splits.items()})
+        self.data = {s: (items[s], [e.label for e in ex]) for s, ex in self.splits.items()}
 
     def _build_prompt_model(self, method):
         """``--head prompt``: the masked LM scores the verbalizer words at the template's mask
@@ -167,8 +181,10 @@ class EncoderTask:
         enc = PromptEncoder(tok, template, words, self.task.labels, cfg.max_length)
         self.head_info = {"kind": "prompt", "template": template, "verbalizer": words}
         self._pad = tok.pad_token_id
-        self.data = {s: ([enc.encode(e.text_a, e.text_b) for e in ex], [e.label for e in ex])
-                     for s, ex in self.splits.items()}
+        self._tokenize(tokenizer_fingerprint(tok),
+                       {"max_length": cfg.max_length, "template": template,
+                        "verbalizer": words, "labels": list(self.task.labels)},
+                       enc.encode_all)
         model = PromptClassifier(mlm, enc.label_ids)
         if not method.adapters:
             return model
@@ -198,7 +214,7 @@ class EncoderTask:
             return
         import numpy as np
 
-        from .feature_cache import cached_features, feature_key
+        from .feature_cache import cached_features, cached_fit, feature_key, fit_key
 
         net = model.get_base_model() if hasattr(model, "get_base_model") else model
         encoded, labels = self.data["train"]
@@ -217,10 +233,16 @@ class EncoderTask:
 
         key = feature_key(net, encoded, settings={
             "batch": self.cfg.eval_batch_size, "pooling": self.cfg.pooling,
-            "dtype": str(runtime.dtype), "device": runtime.device.type})
-        feats, self.features_from = cached_features(key, compute)
-        x = feats.double().numpy()
-        weight, bias, self.probe = fit_probe(x, np.asarray(labels), self.task.is_regression)
+            "dtype": str(runtime.dtype), "device": runtime.device.type,
+            "code": code_hash(type(net))})
+        regression = self.task.is_regression
+
+        def fit():
+            feats, self.features_from = cached_features(key, compute)
+            return fit_probe(feats.double().numpy(), np.asarray(labels), regression)
+
+        (weight, bias, self.probe), self.fit_from = cached_fit(
+            fit_key(key, labels, regression=regression, code=code_hash(fit_probe)), fit)
         head = net.head
         head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))
         head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))
@@ -229,9 +251,9 @@ class EncoderTask:
     def train_info(self) -> dict:
         """What the adapter adds to the record's ``train``."""
         info: dict = {"head": self.cfg.head, "label_noise_flipped": self.flipped,
-                      "shared_with_train": self.shared}
+                      "shared_with_train": self.shared, "tokens": self.tokens_from}
         if self.probe is not None:
-            info["probe"] = {**self.probe, "features": self.features_from}
+            info["probe"] = {**self.probe, "features": self.features_from, "fit": self.fit_from}
         return info
 
     def batch(self, idx: list[int]) -> dict:

@@ -1,86 +1,78 @@
-"""A content-addressed cache of the frozen features a probe head is fitted on.
+"""The probe head's frozen features and its fit, computed once per task, seed and model.
 
 Every method of a comparison on one task and seed fits its probe head on the same features: the
 pretrained encoder's pooled output over the train split (the LoRA adapters are the identity at
-initialization).  Computing them is about half a MiniLM run's fixed cost (2.7 s of 5.4 s on a
-2-core Xeon, SST-2's 1024 training examples), so the first run stores them and the others read
-them.  The key is the content of everything they depend on: the model's weights and buffers
-(an ``--init-adapter`` start included), the tokenized inputs, the batch size (padding), pooling,
-the autocast dtype, device kind, torch threads (the reduction order) and the torch and
-transformers versions.  A hit returns the very tensor a recomputation would give, so a run is
-the same bit for bit either way; a file whose stored key differs (or that cannot be read) is
-recomputed and replaced.  Writes are atomic (a temporary file renamed into place), so parallel
-workers of a grid share the cache safely.  Folder: ``$LORABAR_CACHE/probe`` (default
-``~/.cache/lorabar/probe``); ``LORABAR_CACHE=off`` disables it.
+initialization), then the same logistic (ridge) regression on them.  Before this cache a MiniLM
+run spent about 2.7 s of its 5.4 s fixed cost computing the features and 1.4 s fitting (2-core
+Xeon, SST-2's 1024 training examples).  Both go through :mod:`~lorabar.harness.tasks.
+content_cache` (kinds ``probe`` and ``probe-fit``):
+
+- the features' key is the content of the model's weights and buffers (an ``--init-adapter``
+  start included), the tokenized inputs, the batch size (padding), pooling, the autocast dtype,
+  device kind, torch threads (the reduction order), the torch and transformers versions and the
+  source of the module defining the model's class;
+- the fit's key is the features' key, the train labels (after any label noise), the head kind,
+  the scikit-learn version and the fitting code's source; a hit skips the features too.
+
+A hit returns the very numbers a recomputation would give, so a run is the same bit for bit
+either way (tested).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-from pathlib import Path
 
+import numpy as np
 import torch
 
-__all__ = ["CACHE_ENV", "cache_folder", "cached_features", "feature_key"]
+from .content_cache import cached, content_hash
 
-CACHE_ENV = "LORABAR_CACHE"
-FORMAT = 1
+__all__ = ["cached_features", "cached_fit", "feature_key", "fit_key"]
 
-
-def cache_folder() -> Path | None:
-    """Where features are cached (``None``: caching is off)."""
-    where = os.environ.get(CACHE_ENV)
-    if where == "off":
-        return None
-    return Path(where).expanduser() / "probe" if where else \
-        Path.home() / ".cache" / "lorabar" / "probe"
+_FORMAT = 1
 
 
 def feature_key(model: torch.nn.Module, inputs: list[dict], *, settings: dict) -> str:
     """``sha256`` of what the features depend on (see the module docstring)."""
     import transformers
 
-    h = hashlib.sha256()
+    parts: list = []
     for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        parts += [name, t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()]
     for item in inputs:
         for name in sorted(item):
-            h.update(name.encode())
-            h.update(torch.as_tensor(item[name]).cpu().contiguous().numpy().tobytes())
-    h.update(json.dumps({**settings, "threads": torch.get_num_threads(), "format": FORMAT,
-                         "torch": torch.__version__, "transformers": transformers.__version__},
-                        sort_keys=True).encode())
-    return h.hexdigest()
+            parts += [name, torch.as_tensor(item[name]).cpu().contiguous().numpy().tobytes()]
+    parts.append({**settings, "threads": torch.get_num_threads(), "format": _FORMAT,
+                  "torch": torch.__version__, "transformers": transformers.__version__})
+    return content_hash(*parts)
 
 
 def cached_features(key: str, compute) -> tuple[torch.Tensor, str]:
     """The features of ``key`` from the cache, else ``compute()`` (stored); and ``"cache"`` or
     ``"computed"``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, save_file
+    (tensors, _), source = cached("probe", key, lambda: ({"features": compute()}, {}))
+    return tensors["features"], source
 
-    folder = cache_folder()
-    path = folder / f"{key}.safetensors" if folder is not None else None
-    if path is not None and path.is_file():
-        try:
-            from safetensors import safe_open
 
-            with safe_open(str(path), "pt") as f:
-                stored = (f.metadata() or {}).get("key")
-            if stored == key:
-                return load_file(str(path))["features"], "cache"
-        except (OSError, SafetensorError, KeyError):
-            pass  # unreadable: recompute and replace
-    features = compute()
-    if path is not None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            save_file({"features": features.contiguous()}, str(tmp), metadata={"key": key})
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a cache that cannot be written costs time, never a result
-    return features, "computed"
+def fit_key(features_key: str, labels, *, regression: bool, code: str) -> str:
+    """``sha256`` of what the probe's fit depends on besides its features (the module
+    docstring); ``code``: the fitting code's hash."""
+    import sklearn
+
+    y = np.asarray(labels, dtype=np.float64 if regression else np.int64)
+    return content_hash(features_key, y.tobytes(), {"regression": regression, "format": _FORMAT,
+                                                    "code": code, "sklearn": sklearn.__version__})
+
+
+def cached_fit(key: str, fit) -> tuple[tuple[np.ndarray, np.ndarray, dict], str]:
+    """``(weight, bias, info)`` of the probe of ``key`` from the cache, else ``fit()`` (stored);
+    and ``"cache"`` or ``"computed"``.  Weights stay float64 (as fitted)."""
+
+    def compute():
+        weight, bias, info = fit()
+        return ({"weight": torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float64)),
+                 "bias": torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float64))},
+                {"probe": json.loads(json.dumps(info))})
+
+    (tensors, info), source = cached("probe-fit", key, compute)
+    return (tensors["weight"].numpy(), tensors["bias"].numpy(), info["probe"]), source

@@ -37,6 +37,8 @@ class TinyTokenizer:
 
     def __init__(self, vocab: int = 1000) -> None:
         self.vocab = vocab
+        # what its output depends on (this module's code is part of the token cache's key)
+        self.fingerprint = f"TinyTokenizer(vocab={vocab})"
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         ids = []
@@ -113,6 +115,10 @@ class PromptEncoder:
                 text = a if name == "text" else b
                 out.append((True, tok.encode(text or "", add_special_tokens=False)))
         return out + [(False, [tok.sep_token_id])]
+
+    def encode_all(self, examples: list) -> list[dict]:
+        """:meth:`encode` of every example (``text_a``, ``text_b``)."""
+        return [self.encode(e.text_a, e.text_b) for e in examples]
 
     def encode(self, a: str, b: str | None) -> dict:
         """Token ids and the mask's position.  An input over ``max_length`` loses the end of the
