@@ -23,8 +23,6 @@ time (the median of finished runs in ``OUT``, else a 3-step probe run) -- and ru
 from __future__ import annotations
 
 import dataclasses
-import json
-import statistics
 from pathlib import Path
 
 from .run.config import CONFIGS
@@ -235,32 +233,6 @@ def check_model_available(model: str) -> None:
                          f"machine (huggingface-cli download {model}) or pass --model PATH")
 
 
-def _estimate(cc: CompareConfig, configs, log) -> tuple[float, float]:
-    """``(seconds per step, seconds per run besides its steps)`` measured here -- the second is
-    loading the model and data, tokenizing, fitting a probe head and evaluating: a run's
-    ``total_s`` minus its ``train_s`` -- as the medians of finished runs in ``OUT``, else of a
-    3-step probe run of the first configuration."""
-    from .report import result_files
-
-    steps, fixed = [], []
-    for path in result_files(cc.out):
-        try:
-            r = json.loads(path.read_text())
-            cost = METHODS[r["config"]["method"]].cost
-            steps.append(r["timing"]["step_time_median_s"] / cost)
-            fixed.append(r["timing"]["total_s"] - r["timing"]["train_s"])
-        except (ValueError, KeyError, TypeError, OSError, ZeroDivisionError):
-            continue
-    if steps:
-        return statistics.median(steps), statistics.median(fixed)
-    from .run.engine import run
-
-    probe = dataclasses.replace(configs[0], method="lora", steps=3)
-    log("compare: timing a 3-step probe run for the estimate ...")
-    timing = run(probe, progress=False)["timing"]
-    return timing["step_time_median_s"], timing["total_s"] - timing["train_s"]
-
-
 def duration(seconds: float) -> str:
     """``95 s``, ``12 min``, ``3.25 h``: an estimate in the unit a reader plans with."""
     if seconds < 120:
@@ -281,6 +253,7 @@ class ComparisonPlan:
     lrs: dict
     data_dir: str | None
     threads_each: int
+    jobs: int = 1
 
     def todo(self, configs: list) -> list:
         """Of ``configs``, those without a finished result in ``OUT/runs`` (or referenced from
@@ -309,46 +282,62 @@ def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
     threads_each = threads or max(1, (os.cpu_count() or 1) // jobs)  # as run_grid resolves it
     _check_with_finished(Path(cc.out), [dataclasses.replace(c, threads=c.threads or threads_each)
                                         for c in configs])
-    plan = ComparisonPlan(cc, configs, [], tuned_lrs(configs), data_dir, threads_each)
+    plan = ComparisonPlan(cc, configs, [], tuned_lrs(configs), data_dir, threads_each, jobs)
     return dataclasses.replace(plan, pending=plan.todo(configs))
 
 
-def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log=print) -> dict:
-    """Print the plan -- runs per stage, steps, a time estimate -- and run nothing."""
+def _stage2_shapes(plan: ComparisonPlan) -> tuple[list, bool]:
+    """Stage 2's runs as :class:`~lorabar.harness.plan.estimate.RunShape` s, and whether they
+    are known exactly (stage 1 is done) rather than counted (trained methods x later seeds x
+    tasks, at the longest steps)."""
+    from .plan.estimate import RunShape, shape_of
     from .plan.grid import expand
-    from .plan.protocol import describe
     from .report import load_results
 
-    cc, configs, pending = plan.cc, plan.configs, plan.pending
-    trained = [m for m in cc.methods if METHODS[m].trains]
-    stage2 = len(trained) * (len(cc.seeds) - 1) * len({c.task for c in configs})
-    exact = not pending and bool(configs)  # stage 1 is done: stage 2's runs are known
-    if cc.settings_from:  # the seed stage is the plan
-        stage2, exact = 0, True
-    elif exact:
+    cc, configs = plan.cc, plan.configs
+    if cc.settings_from or not configs:  # the seed stage is the plan
+        return [], True
+    if not plan.pending:  # stage 1 is done: stage 2's runs are known
         chosen = seeds_grid(cc, load_results(cc.out, hint=HINT))
-        stage2 = len(plan.todo(expand(chosen, data_dir=plan.data_dir)))
-    if step_time is not None:
-        step_s, per_run_s = step_time, 0.0
+        return [shape_of(c) for c in plan.todo(expand(chosen, data_dir=plan.data_dir))], True
+    steps = max(c.steps for c in configs)
+    groups = sorted({(c.task, c.model) for c in configs})
+    return [RunShape(steps, METHODS[m].cost, (t, None, seed, model)) for m in cc.methods
+            if METHODS[m].trains for seed in cc.seeds[1:] for t, model in groups], False
+
+
+def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log=print) -> dict:
+    """Print the plan -- runs per stage, steps, a time estimate
+    (:mod:`lorabar.harness.plan.estimate`) -- and run nothing."""
+    from .plan.estimate import Costs, measure_costs, shape_of, wall_estimate
+    from .plan.protocol import describe
+    from .report import result_files
+
+    cc, configs, pending = plan.cc, plan.configs, plan.pending
+    later, exact = _stage2_shapes(plan)
+    if step_time is not None or not configs:
+        costs = Costs(step_time or 0.0, 0.0, 0.0, "given")
     else:
-        step_s, per_run_s = _estimate(cc, configs, log) if configs else (0.0, 0.0)
-    cost = sum(c.steps * step_s * METHODS[c.method].cost * METHODS[c.method].trains + per_run_s
-               for c in pending)
-    steps = sorted({c.steps for c in configs})
-    estimate = cost + stage2 * (max(steps) * step_s + per_run_s)
-    about = f"{stage2} to do" if exact else (f"about {stage2} runs (their settings are "
-                                              "chosen after stage 1)")
+        probe = dataclasses.replace(configs[0], threads=configs[0].threads or plan.threads_each)
+        costs = measure_costs(result_files(cc.out), probe, lambda m: METHODS[m].cost, log)
+    estimate = wall_estimate([shape_of(c) for c in pending], costs, plan.jobs) + \
+        wall_estimate(later, costs, plan.jobs)
+    about = f"{len(later)} to do" if exact else (f"about {len(later)} runs (their settings are "
+                                                 "chosen after stage 1)")
     log(f"compare (dry run): {describe(cc.protocol, cc.baseline, plan.lrs)}")
     first = (f"seeds {list(cc.seeds)} at the settings chosen in {cc.settings_from}" if
              cc.settings_from else f"stage 1 (tuning, seed {cc.seeds[0]})")
     second = "" if cc.settings_from else f"stage 2 (seeds {list(cc.seeds)}): {about}; "
+    steps = sorted({c.steps for c in configs})
     log(f"compare (dry run): {first}: {len(configs)} runs, {len(pending)} to do; {second}"
-        f"{steps[0] if len(steps) == 1 else steps} "
-        f"steps per run; estimate {duration(estimate)} at {1e3 * step_s:.0f} ms/step "
-        f"+ {per_run_s:.0f} s per run (loading, tokenizing, probe head, evaluation) "
-        f"({'given' if step_time is not None else 'measured here'}; SAM-like methods count "
+        f"{steps[0] if len(steps) == 1 else steps} steps per run; estimate "
+        f"{duration(estimate)} on {plan.jobs} job{'s' if plan.jobs > 1 else ''} at "
+        f"{1e3 * costs.step_s:.0f} ms/step + {costs.warm_s:.1f} s per run, "
+        f"{costs.cold_s:.1f} s for the first of a worker or of a task and seed (loading, "
+        f"tokenizing, probe head, evaluation) ({costs.source}; SAM-like methods count "
         f"{max(m.cost for m in METHODS.values()):g}x)")
-    return {"planned": len(pending) + stage2, "ran": 0, "paired": None, "estimate_s": estimate}
+    return {"planned": len(pending) + len(later), "ran": 0, "paired": None,
+            "estimate_s": estimate}
 
 
 def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print) -> int:
