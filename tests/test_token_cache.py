@@ -106,3 +106,16 @@ def test_minilms_fast_tokenizer_has_a_fingerprint():
         AutoTokenizer.from_pretrained(resolve_model_path("minilm")))
     tok.add_tokens(["lorabarword"])
     assert tokenizer_fingerprint(tok) != first  # the vocabulary is part of it
+
+
+@pytest.mark.real
+def test_the_fingerprint_does_not_change_when_the_tokenizer_is_used():
+    """A call sets the backend's truncation and padding; the same tokenizer keeps its key."""
+    from transformers import AutoTokenizer
+
+    from lorabar.harness.models.encoder_model import resolve_model_path
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
+    before = tokenizer_fingerprint(tok)
+    tok(["a b c"], truncation=True, max_length=4, padding="max_length")
+    assert tokenizer_fingerprint(tok) == before

@@ -8,8 +8,9 @@ splits this takes 0.1-0.2 s; on full GLUE SST-2 (68k examples) 3.3 s (MiniLM's f
 (:func:`pack` / :func:`unpack`, exact inverses: tested on arbitrary items), under a key of the
 tokenizer's fingerprint, the encoder's settings and the examples' text, in order.
 
-The fingerprint of a fast tokenizer is its full serialized state (vocabulary, normalizer,
-pre-tokenizer, post-processor), its class and the tokenizers and transformers versions; the
+The fingerprint of a fast tokenizer is its serialized state (vocabulary, normalizer,
+pre-tokenizer, post-processor; not the truncation and padding that each call sets from its own
+arguments, which the settings carry), its class and the tokenizers and transformers versions; the
 settings include the source of the module that defines the encoding function (an edit to it
 never reads a stale entry).  An encoder whose tokenizer has no fingerprint (a slow tokenizer) is
 not cached.
@@ -37,10 +38,15 @@ def tokenizer_fingerprint(tokenizer) -> str | None:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return None
+    import json
+
     import tokenizers
     import transformers
 
-    return content_hash(type(tokenizer).__name__, backend.to_str(),
+    state = json.loads(backend.to_str())
+    for transient in ("truncation", "padding"):  # set by each call from its own arguments
+        state.pop(transient, None)
+    return content_hash(type(tokenizer).__name__, state,
                         {"tokenizers": tokenizers.__version__,
                          "transformers": transformers.__version__,
                          "padding_side": tokenizer.padding_side,
