@@ -185,6 +185,8 @@ def test_compare_on_own_files_then_resumes_with_nothing_to_do(tmp_path, capsys):
     import re
 
     assert re.search(r"^train-[0-9a-f]{6},LoRA-oBAR,2,", paired, re.M)  # named from its data
+    assert (tmp_path / "C" / "paired.csv").read_bytes() == \
+        (tmp_path / "C" / "report" / "paired.csv").read_bytes()  # the report's, byte for byte
     runs = sorted(p.name for p in (tmp_path / "C" / "runs").glob("*.json"))
     capsys.readouterr()
     assert main(argv) == 0

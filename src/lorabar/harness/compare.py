@@ -398,7 +398,8 @@ def report_comparison(plan: ComparisonPlan, *, ran: int = 0, log=print) -> dict:
     render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"),
            out_flag="--report" if cc.report else "--out", hint=HINT)
     rows = paired(records, cc.baseline)
-    write_text(Output("--out", out / "paired.csv", "paired"), (report / "paired.csv").read_text())
+    write_text(Output("--out", out / "paired.csv", "paired"),
+               (report / "paired.csv").read_bytes().decode())  # byte for byte (CRLF rows)
     width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         log("  ".join(c.ljust(w) for c, w in zip(r, width)))
