@@ -554,7 +554,7 @@ def _write(path: Path, text: str) -> Path:
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = [("faithful", "faithful"), ("faithful_lr3e-3", "faithful_lr3e-3"), ("glue", "glue"),
              ("lora_lr", "lora_lr"), ("noise", "noise"), ("practical_sam", "practical"),
-             ("faithful_1000", "faithful_1000")]
+             ("faithful_1000", "faithful_1000"), ("faithful_paper_lr", "faithful_paper_lr")]
 
 
 @pytest.mark.parametrize("results, docs", COMMITTED)
