@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import torch
 
+from .content_cache import code_hash
 from .data_folder import TASKS, Example, check_classes, load_split, split_path, subset
 from .task_metrics import compute_metrics
-from .content_cache import code_hash
 from .token_cache import cached_splits, splits_key, tokenizer_fingerprint
 
 __all__ = ["EncoderTask"]

@@ -3,8 +3,9 @@
 Every method of a comparison on one task and seed fits its probe head on the same features: the
 pretrained encoder's pooled output over the train split (the LoRA adapters are the identity at
 initialization), then the same logistic (ridge) regression on them.  Before this cache a MiniLM
-run spent about 2.7 s of its 5.4 s fixed cost computing the features and 1.4 s fitting (2-core
-Xeon, SST-2's 1024 training examples).  Both go through :mod:`~lorabar.harness.tasks.
+run spent about 2.7 s of its 5.4 s fixed cost computing the features (2-core Xeon, SST-2's 1024
+training examples); the fit itself is fast, but a fresh process first imports scikit-learn
+(0.75 s).  Both go through :mod:`~lorabar.harness.tasks.
 content_cache` (kinds ``probe`` and ``probe-fit``):
 
 - the features' key is the content of the model's weights and buffers (an ``--init-adapter``

@@ -50,7 +50,8 @@ def tokenizer_fingerprint(tokenizer) -> str | None:
                         {"tokenizers": tokenizers.__version__,
                          "transformers": transformers.__version__,
                          "padding_side": tokenizer.padding_side,
-                         "truncation_side": tokenizer.truncation_side})
+                         "truncation_side": tokenizer.truncation_side,
+                         "model_input_names": list(tokenizer.model_input_names)})
 
 
 def splits_key(fingerprint: str, settings: dict, splits: dict[str, list]) -> str:
