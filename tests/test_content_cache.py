@@ -104,3 +104,32 @@ def test_off_never_makes_a_folder_named_off(tmp_path, monkeypatch):
     monkeypatch.setenv("LORABAR_CACHE", str(tmp_path / "c"))
     assert cache_dir() == tmp_path / "c" and cache_root() == tmp_path / "c"
     assert not (tmp_path / "off").exists()
+
+
+def _write_and_read(folder: str, worker: int) -> list:
+    import time
+
+    os.environ["LORABAR_CACHE"] = folder
+
+    def slow():
+        time.sleep(0.05)  # writers overlap
+        return {"x": torch.arange(100_000, dtype=torch.float64)}, {"worker": "any"}
+
+    out = []
+    for _ in range(5):
+        (tensors, info), source = cached("kind", "c" * 64, slow)
+        out.append((float(tensors["x"].sum()), info, source))
+    return out
+
+
+def test_parallel_workers_share_an_entry_safely(tmp_path):
+    """Workers computing and reading one entry at once: every read is whole (atomic renames)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = [r for rs in pool.map(_write_and_read, [str(tmp_path)] * 3, range(3))
+                   for r in rs]
+    assert {(total, info["worker"]) for total, info, _ in results} == {(4999950000.0, "any")}
+    assert any(source == "cache" for *_, source in results)
+    assert [p.name for p in (tmp_path / "kind").iterdir()] == [f"{'c' * 64}.safetensors"]
