@@ -58,8 +58,12 @@ def peft_model():
 
 
 # ----------------------------------------------------------------------------- shared helpers
-# the probe-feature cache of this test session (never the user's ~/.cache), for subprocesses too
+# the probe-feature cache of this test session (never the user's ~/.cache), for subprocesses too;
+# set where pytest starts, so that pytest-xdist's workers inherit (and share) one
 os.environ.setdefault("LORABAR_CACHE", tempfile.mkdtemp(prefix="lorabar-cache-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one torch thread per worker (./scripts/run-tests -n)
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # and in the processes a test starts
 
 FILLER = "the a of to in is on at by with from".split()
 # the data folder: $LORABAR_DATA_DIR, else ../shared/data beside the repository
@@ -128,6 +132,26 @@ def fake_record(task, method, seed, dev, test, step_ms, setting=None, b=1.0, *, 
             "majority_class": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.51}},
             "final_mean_abs_B": b, "timing": {"step_time_median_s": step_ms / 1000},
             "balancedness": {"steps": [0, 10], "names": names, "abs_B": [[1, 1, 1], [b, b, b]]}})
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory):
+    """SmolLM2 converted from its GGUF once per test run (~30 s) into a cache folder of its own:
+    the folder, the model and tokenizer, and three ``torch.rand`` draws taken right after the
+    converting load under seed 0.  Tests that use it are marked ``xdist_group("smollm2")``, so
+    one pytest-xdist worker converts."""
+    from types import SimpleNamespace
+
+    from lorabar.harness.models.causal_lm import load_causal_lm
+
+    cache = tmp_path_factory.mktemp("smollm2-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LORABAR_CACHE", str(cache))
+        torch.manual_seed(0)
+        model, tokenizer = load_causal_lm("smollm2")  # converts
+        after_converting = torch.rand(3)
+    return SimpleNamespace(cache=cache, model=model, tokenizer=tokenizer,
+                           after_converting=after_converting)
 
 
 @pytest.fixture(scope="session")

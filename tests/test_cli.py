@@ -35,6 +35,15 @@ def test_demo_without_data_explains(capsys, monkeypatch):
     assert "pass --data-dir DIR or set LORABAR_DATA_DIR=DIR" in out and "lora " in out
 
 
+def test_the_real_demos_defaults_are_the_apps():
+    """`lorabar demo`'s --real-steps/--max-eval defaults are what the README's plan states."""
+    from lorabar.apps.demo import REAL_MAX_EVAL, REAL_STEPS
+    from lorabar.cli.main import build_parser
+
+    args = build_parser().parse_args(["demo"])
+    assert (args.real_steps, args.max_eval) == (REAL_STEPS, REAL_MAX_EVAL)
+
+
 def test_cli_error_is_clean(capsys):
     assert main(["demo", "--steps", "0", "--synthetic"]) == 2
     assert "lorabar: error: Invalid steps: 0" in capsys.readouterr().err

@@ -109,3 +109,43 @@ def test_harness_stages_import_against_the_pipeline():
                                                   for q in harness.rglob("*.py")
                                                   if q.name != "__init__.py" or
                                                   q.parent != harness}
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _builds_a_module_fixture(tree: ast.Module) -> bool:
+    return any(isinstance(d, ast.Call) and any(
+        k.arg == "scope" and isinstance(k.value, ast.Constant) and k.value.value == "module"
+        for k in d.keywords)
+        for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+        for d in node.decorator_list)
+
+
+def ungrouped_module_fixtures(folder: Path) -> list[str]:
+    """Test modules with a module-scoped fixture that are not one pytest-xdist group: under
+    ``--dist loadgroup`` each worker that runs one of their tests would build the fixture again
+    (the DDP spawn, the toy simulator's compile, the executors' reference comparison)."""
+    import importlib
+
+    missing = []
+    for path in sorted(folder.glob("test_*.py")):
+        if not _builds_a_module_fixture(ast.parse(path.read_text())):
+            continue
+        marks = getattr(importlib.import_module(path.stem), "pytestmark", [])
+        marks = marks if isinstance(marks, list) else [marks]
+        if not any(m.name == "xdist_group" for m in marks):
+            missing.append(path.name)
+    return missing
+
+
+def test_a_module_fixture_is_built_by_one_worker(tmp_path, monkeypatch):
+    assert ungrouped_module_fixtures(TESTS) == []
+    # the check fails on a violation: a group that a later pytestmark replaced
+    (tmp_path / "test_layout_probe_module.py").write_text(
+        "import pytest\n"
+        "pytestmark = pytest.mark.xdist_group('probe')\n"
+        "pytestmark = pytest.mark.skipif(False, reason='')\n"
+        "@pytest.fixture(scope='module')\ndef shared():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert ungrouped_module_fixtures(tmp_path) == ["test_layout_probe_module.py"]

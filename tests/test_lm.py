@@ -87,17 +87,18 @@ def test_end_to_end_tiny(task, method):
 
 
 @pytest.mark.real
-def test_gguf_loader_real(tmp_path, monkeypatch):
+@pytest.mark.xdist_group("smollm2")
+def test_gguf_loader_real(smollm2, monkeypatch):
     from lorabar.harness.models.causal_lm import load_causal_lm
 
-    monkeypatch.setenv("LORABAR_CACHE", str(tmp_path))
+    monkeypatch.setenv("LORABAR_CACHE", str(smollm2.cache))
+    # the fixture converted under seed 0 and drew right after: converting must not touch the
+    # global RNG, so that it draws as a load from the cache does
     torch.manual_seed(0)
-    model, tok = load_causal_lm("smollm2")  # converts: must not touch the global RNG ...
-    after_converting = torch.rand(3)
-    torch.manual_seed(0)
-    load_causal_lm("smollm2")  # ... so that it draws as a load from the cache does
-    assert torch.equal(after_converting, torch.rand(3))
-    assert (tmp_path / "smollm2-135m-instruct" / "model.safetensors").is_file()
+    load_causal_lm("smollm2")
+    assert torch.equal(smollm2.after_converting, torch.rand(3))
+    assert (smollm2.cache / "smollm2-135m-instruct" / "model.safetensors").is_file()
+    model, tok = smollm2.model, smollm2.tokenizer
     assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
     ids = tok("The capital of France is", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)

@@ -231,8 +231,10 @@ def test_prefix_is_refused_for_encoders():
 
 
 @pytest.mark.real
+@pytest.mark.xdist_group("smollm2")
 @pytest.mark.parametrize("method", ["lora", "prefix"])
-def test_squad_generates_and_scores_on_smollm2(qa_dir, method):
+def test_squad_generates_and_scores_on_smollm2(qa_dir, method, smollm2, monkeypatch):
+    monkeypatch.setenv("LORABAR_CACHE", str(smollm2.cache))  # converted once per test run
     cfg = LMConfig(task="squad", method=method, steps=2, batch_size=2, n_train=4, n_dev=2,
                    n_test=3, max_new_tokens=6, eval_batch_size=3, max_length=96,
                    lr=1e-4 if method == "lora" else 1e-2, precision="fp32", threads=1,

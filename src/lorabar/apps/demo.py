@@ -128,9 +128,15 @@ def run_method(method: str, cfg: DemoConfig, runtime: Runtime | None = None) -> 
 REAL = {"lora": {}, "sam": {"rho": 0.05}, "obar": {"mu0": 1.0, "schedule": "cosine"},
         "nbar": {"mu0": 1.0, "schedule": "cosine"}}
 REAL_BASE = {"lr": 1e-3, "targets": "qv", "pooling": "cls", "head": "linear", "seed": 13}
+# 20 steps and 128 stratified dev/test examples per method: the whole demo in under a minute in
+# fp32 on a 2-core CPU (docs/guides/performance.md).  Past ~15 s of imports and the first
+# forward, it is training (a SAM step costs two) and evaluation, so these two numbers set it.
+REAL_STEPS = 20
+REAL_MAX_EVAL = 128
 
 
-def real_plan(steps: int = 60, task: str = "sst2", max_eval: int = 256) -> str:
+def real_plan(steps: int = REAL_STEPS, task: str = "sst2",
+              max_eval: int = REAL_MAX_EVAL) -> str:
     """What the real comparison runs (the README's demo block is this text; a test checks it)."""
     lines = [f"lorabar demo: MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {REAL_BASE['seed']}), "
              f"{steps} steps per method, AdamW lr {REAL_BASE['lr']:g}, trainable linear head,",
@@ -142,9 +148,9 @@ def real_plan(steps: int = 60, task: str = "sst2", max_eval: int = 256) -> str:
     return "\n".join(lines)
 
 
-def real_comparison(data_dir: str, steps: int = 60, task: str = "sst2", seed: int = 13, *,
-                    device: str = "auto", precision: str = "auto", max_eval: int = 256,
-                    threads: int = 0) -> list[dict]:
+def real_comparison(data_dir: str, steps: int = REAL_STEPS, task: str = "sst2", seed: int = 13, *,
+                    device: str = "auto", precision: str = "auto",
+                    max_eval: int = REAL_MAX_EVAL, threads: int = 0) -> list[dict]:
     """A short real comparison on MiniLM: every method for ``steps`` steps on a few-shot task,
     evaluated on a stratified ``max_eval``-example subset of dev and test (0: all), with
     ``threads`` torch threads (0: torch's default)."""

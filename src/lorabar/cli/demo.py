@@ -22,10 +22,12 @@ def add_parser(sub) -> None:
                       help="SAM's radius of the synthetic demo (default: %(default)s)")
     demo.add_argument("--data-dir", dest="data_dir", default=None,
                       help="data folder for the real MiniLM comparison (default: $LORABAR_DATA_DIR)")
-    demo.add_argument("--real-steps", dest="real_steps", type=int, default=60,
+    # the two defaults are lorabar.apps.demo's REAL_STEPS and REAL_MAX_EVAL (a test checks)
+    demo.add_argument("--real-steps", dest="real_steps", type=int, default=20,
                       help="steps of the MiniLM demo on the data folder (default: %(default)s)")
-    demo.add_argument("--max-eval", dest="max_eval", type=int, default=256,
-                      help="real comparison: stratified dev/test subset size (0: all)")
+    demo.add_argument("--max-eval", dest="max_eval", type=int, default=128,
+                      help="real comparison: stratified dev/test subset size (0: all; default: "
+                           "%(default)s)")
     demo.add_argument("--device", default="auto", help=field_help("device"))
     demo.add_argument("--precision", default="auto", help=field_help("precision"))
     demo.add_argument("--threads", type=int, default=0,

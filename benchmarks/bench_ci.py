@@ -1,0 +1,93 @@
+"""CI's phases, timed on a fresh clone from nothing: what `.ci/run` costs and where it goes.
+
+    python3 benchmarks/bench_ci.py [--keep] [--workers auto] [--demo]
+
+Clones this repository's HEAD beside it (so that ``../shared/data`` is found as CI finds it),
+then times, one after the other:
+
+- ``environment``: ``scripts/bootstrap.sh`` into the clone's ``.venv`` with empty uv and pip
+  caches (a fresh machine has none; ``LORABAR_INSTALLER=pip`` times the plain-pip path);
+- ``collection``: ``pytest --collect-only`` (the number of tests; not part of CI's run);
+- ``tests``: ``./scripts/run-tests -q``, CI's test command (``--workers`` sets
+  ``LORABAR_TEST_WORKERS``; ``0`` runs them serially);
+- ``docs``: ``./scripts/build-docs`` (``mkdocs build --strict``);
+- with ``--demo``, ``./scripts/run-demo`` (not part of CI).
+
+Run it on a quiet machine (the 1-minute load average is printed) and quote the CPU (printed
+first: its name, cores and whether it does bf16 natively).  Needs only python3 and git.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu() -> str:
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = re.search(r"^model name\s*:\s*(.*)$", info, re.M)
+    flags = set((re.search(r"^flags\s*:\s*(.*)$", info, re.M) or [None, ""])[1].split())
+    bf16 = "native bf16" if flags & {"avx512_bf16", "amx_bf16"} else "no native bf16"
+    return f"{name[1] if name else 'unknown CPU'}, {os.cpu_count()} CPUs, {bf16}"
+
+
+def timed(label: str, cmd: list[str], cwd: Path, env: dict, rows: list) -> str:
+    print(f"[{label}] {' '.join(cmd)}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{label} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
+                 f"{done.stderr[-3000:]}")
+    rows.append((label, seconds))
+    return done.stdout + done.stderr
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--keep", action="store_true", help="keep the clone (default: removed)")
+    ap.add_argument("--workers", default="auto", help="LORABAR_TEST_WORKERS (default: auto)")
+    ap.add_argument("--demo", action="store_true", help="also time ./scripts/run-demo")
+    args = ap.parse_args()
+    print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.2f} at start")
+    work = Path(tempfile.mkdtemp(prefix="bench-ci-", dir=ROOT.parent))
+    clone, caches = work / "lorabar", work / "caches"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    env = {**os.environ, "UV_CACHE_DIR": str(caches / "uv"), "PIP_NO_CACHE_DIR": "1",
+           "LORABAR_TEST_WORKERS": args.workers, "CI": "true"}
+    for name in ("LORABAR_VENV", "VIRTUAL_ENV"):
+        env.pop(name, None)
+    rows: list[tuple[str, float]] = []
+    try:
+        timed("environment", ["bash", "-c", "source scripts/bootstrap.sh"], clone, env, rows)
+        py = str(clone / ".venv" / "bin" / "python")
+        out = timed("collection", [py, "-m", "pytest", "--collect-only", "-q"], clone, env, [])
+        collected = re.search(r"(\d+) tests? collected", out)
+        out = timed("tests", ["./scripts/run-tests", "-q"], clone, env, rows)
+        summary = re.findall(r"^=*\s*(\d+ passed.*?)\s*=*$", out, re.M)
+        timed("docs", ["./scripts/build-docs", str(work / "site")], clone, env, rows)
+        if args.demo:
+            timed("demo (not CI)", ["./scripts/run-demo"], clone, env, rows)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"collected: {collected[1] if collected else '?'}; tests: "
+          f"{summary[-1] if summary else '?'}")
+    print("| phase | seconds |\n|---|---|")
+    for label, seconds in rows:
+        print(f"| {label} | {seconds:.0f} |")
+    print(f"| total (.ci/run) | {sum(s for label, s in rows if 'not CI' not in label):.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
