@@ -59,8 +59,9 @@ def main() -> int:
     ap.add_argument("--demo", action="store_true", help="also time ./scripts/run-demo")
     args = ap.parse_args()
     print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.2f} at start")
-    work = Path(tempfile.mkdtemp(prefix="bench-ci-", dir=ROOT.parent))
-    clone, caches = work / "lorabar", work / "caches"
+    work = Path(tempfile.mkdtemp(prefix="bench-ci-"))  # caches and the docs site
+    clone = Path(tempfile.mkdtemp(prefix="bench-ci-", dir=ROOT.parent))  # ../shared beside it
+    caches = work / "caches"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     env = {**os.environ, "UV_CACHE_DIR": str(caches / "uv"), "PIP_NO_CACHE_DIR": "1",
            "LORABAR_TEST_WORKERS": args.workers, "CI": "true"}
@@ -78,8 +79,9 @@ def main() -> int:
         if args.demo:
             timed("demo (not CI)", ["./scripts/run-demo"], clone, env, rows)
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(clone, ignore_errors=True)
     print(f"collected: {collected[1] if collected else '?'}; tests: "
           f"{summary[-1] if summary else '?'}")
     print("| phase | seconds |\n|---|---|")
