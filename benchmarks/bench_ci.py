@@ -1,6 +1,6 @@
 """CI's phases, timed on a fresh clone from nothing: what `.ci/run` costs and where it goes.
 
-    python3 benchmarks/bench_ci.py [--keep] [--workers auto] [--demo]
+    python3 benchmarks/bench_ci.py [--keep] [--workers auto] [--demo] [--durations N]
 
 Clones this repository's HEAD beside it (so that ``../shared/data`` is found as CI finds it),
 then times, one after the other:
@@ -57,6 +57,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the clone (default: removed)")
     ap.add_argument("--workers", default="auto", help="LORABAR_TEST_WORKERS (default: auto)")
     ap.add_argument("--demo", action="store_true", help="also time ./scripts/run-demo")
+    ap.add_argument("--durations", type=int, default=0,
+                    help="also print pytest's N slowest test phases (default: none)")
     args = ap.parse_args()
     print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.2f} at start")
     work = Path(tempfile.mkdtemp(prefix="bench-ci-"))  # caches and the docs site
@@ -65,6 +67,8 @@ def main() -> int:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     env = {**os.environ, "UV_CACHE_DIR": str(caches / "uv"), "PIP_NO_CACHE_DIR": "1",
            "LORABAR_TEST_WORKERS": args.workers, "CI": "true"}
+    if args.durations:
+        env["PYTEST_ADDOPTS"] = f"--durations={args.durations}"
     for name in ("LORABAR_VENV", "VIRTUAL_ENV"):
         env.pop(name, None)
     rows: list[tuple[str, float]] = []
@@ -75,6 +79,7 @@ def main() -> int:
         collected = re.search(r"(\d+) tests? collected", out)
         out = timed("tests", ["./scripts/run-tests", "-q"], clone, env, rows)
         summary = re.findall(r"^=*\s*(\d+ passed.*?)\s*=*$", out, re.M)
+        slowest = re.search(r"^=+ slowest.*?(?=^\d+ passed|^=+ \d+ passed)", out, re.M | re.S)
         timed("docs", ["./scripts/build-docs", str(work / "site")], clone, env, rows)
         if args.demo:
             timed("demo (not CI)", ["./scripts/run-demo"], clone, env, rows)
@@ -82,6 +87,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(clone, ignore_errors=True)
+    if args.durations and slowest:
+        print(slowest[0].rstrip())
     print(f"collected: {collected[1] if collected else '?'}; tests: "
           f"{summary[-1] if summary else '?'}")
     print("| phase | seconds |\n|---|---|")

@@ -134,12 +134,23 @@ def fake_record(task, method, seed, dev, test, step_ms, setting=None, b=1.0, *, 
             "balancedness": {"steps": [0, 10], "names": names, "abs_B": [[1, 1, 1], [b, b, b]]}})
 
 
+def squad_row(i: int, answer: str = "Denver Broncos") -> dict:
+    return {"id": f"q{i}", "title": "Super_Bowl_50", "context": f"The {answer} won game {i}.",
+            "question": f"Who won game {i}?", "answers": {"text": [answer, answer.lower()],
+                                                           "answer_start": [4, 4]}}
+
+
+def write_jsonl(path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 @pytest.fixture(scope="session")
 def smollm2(tmp_path_factory):
     """SmolLM2 converted from its GGUF once per test run (~30 s) into a cache folder of its own:
     the folder, the model and tokenizer, and three ``torch.rand`` draws taken right after the
-    converting load under seed 0.  Tests that use it are marked ``xdist_group("smollm2")``, so
-    one pytest-xdist worker converts."""
+    converting load under seed 0.  Its users are all in test_lm.py: ./scripts/run-tests
+    distributes whole files (``--dist loadfile``), so one pytest-xdist worker converts."""
     from types import SimpleNamespace
 
     from lorabar.harness.models.causal_lm import load_causal_lm

@@ -14,12 +14,8 @@ import torch.multiprocessing as mp
 
 import dist_scenarios
 
-pytestmark = [
-    # pytest-xdist (--dist loadgroup): the module's fixture spawns the ranks once: one worker
-    pytest.mark.xdist_group("distributed"),
-    pytest.mark.skipif(not torch.distributed.is_available(),
-                       reason="torch built without distributed"),
-]
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(),
+                                reason="torch built without distributed")
 WORLD = 2
 
 

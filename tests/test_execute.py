@@ -15,8 +15,6 @@ from lorabar.harness.execute.choice import ExecutorConfig
 from conftest import one_error_line
 from conftest import own_data_args, synthetic_files
 
-# pytest-xdist (--dist loadgroup): the local comparison the executors must equal is built once
-pytestmark = pytest.mark.xdist_group("execute")
 
 GRID = """[base]
 model = "tiny"

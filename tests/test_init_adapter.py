@@ -14,8 +14,6 @@ from lorabar.harness.models.encoder_model import build_model, load_init
 from lorabar.harness.plan.inputs import run_inputs
 from conftest import DATA
 
-# pytest-xdist (--dist loadgroup): the module's fixture is built once: one worker runs it
-pytestmark = pytest.mark.xdist_group("init_adapter")
 
 
 @pytest.fixture(scope="module")

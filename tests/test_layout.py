@@ -111,41 +111,20 @@ def test_harness_stages_import_against_the_pipeline():
                                                   q.parent != harness}
 
 
-TESTS = Path(__file__).resolve().parent
+
+def files_using_fixture(folder: Path, fixture: str) -> set[str]:
+    """The test files whose test functions take ``fixture`` as an argument."""
+    return {p.name for p in folder.glob("test_*.py")
+            for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test")
+            and fixture in {a.arg for a in node.args.args}}
 
 
-def _builds_a_module_fixture(tree: ast.Module) -> bool:
-    return any(isinstance(d, ast.Call) and any(
-        k.arg == "scope" and isinstance(k.value, ast.Constant) and k.value.value == "module"
-        for k in d.keywords)
-        for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
-        for d in node.decorator_list)
-
-
-def ungrouped_module_fixtures(folder: Path) -> list[str]:
-    """Test modules with a module-scoped fixture that are not one pytest-xdist group: under
-    ``--dist loadgroup`` each worker that runs one of their tests would build the fixture again
-    (the DDP spawn, the toy simulator's compile, the executors' reference comparison)."""
-    import importlib
-
-    missing = []
-    for path in sorted(folder.glob("test_*.py")):
-        if not _builds_a_module_fixture(ast.parse(path.read_text())):
-            continue
-        marks = getattr(importlib.import_module(path.stem), "pytestmark", [])
-        marks = marks if isinstance(marks, list) else [marks]
-        if not any(m.name == "xdist_group" for m in marks):
-            missing.append(path.name)
-    return missing
-
-
-def test_a_module_fixture_is_built_by_one_worker(tmp_path, monkeypatch):
-    assert ungrouped_module_fixtures(TESTS) == []
-    # the check fails on a violation: a group that a later pytestmark replaced
-    (tmp_path / "test_layout_probe_module.py").write_text(
-        "import pytest\n"
-        "pytestmark = pytest.mark.xdist_group('probe')\n"
-        "pytestmark = pytest.mark.skipif(False, reason='')\n"
-        "@pytest.fixture(scope='module')\ndef shared():\n    return 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert ungrouped_module_fixtures(tmp_path) == ["test_layout_probe_module.py"]
+def test_smollm2_is_converted_by_one_worker(tmp_path):
+    """./scripts/run-tests gives each file to one pytest-xdist worker (--dist loadfile): the
+    session fixture that converts SmolLM2 (~30 s) runs once only while its users share a file."""
+    assert files_using_fixture(Path(__file__).resolve().parent, "smollm2") == {"test_lm.py"}
+    # the check fails on a violation: a second file that takes the fixture
+    (tmp_path / "test_a.py").write_text("def test_x(smollm2):\n    pass\n")
+    (tmp_path / "test_b.py").write_text("def test_y(tmp_path, smollm2):\n    pass\n")
+    assert files_using_fixture(tmp_path, "smollm2") == {"test_a.py", "test_b.py"}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import squad_row, write_jsonl
 from lorabar.harness.tasks.data_folder import DATA_ENV
 from lorabar.harness.run.config import LMConfig
 from lorabar.harness.run.engine import RECORD_KEYS, run
@@ -87,7 +88,6 @@ def test_end_to_end_tiny(task, method):
 
 
 @pytest.mark.real
-@pytest.mark.xdist_group("smollm2")
 def test_gguf_loader_real(smollm2, monkeypatch):
     from lorabar.harness.models.causal_lm import load_causal_lm
 
@@ -103,6 +103,24 @@ def test_gguf_loader_real(smollm2, monkeypatch):
     ids = tok("The capital of France is", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)
     assert "Paris" in tok.decode(out[0])
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("method", ["lora", "prefix"])
+def test_squad_generates_and_scores_on_smollm2(tmp_path, method, smollm2, monkeypatch):
+    """lorabar.harness.tasks.qa_data on the real model: SQuAD rows generate and score."""
+    monkeypatch.setenv("LORABAR_CACHE", str(smollm2.cache))  # converted once per test run
+    write_jsonl(tmp_path / "squad" / "train.jsonl", [squad_row(i) for i in range(40)])
+    write_jsonl(tmp_path / "squad" / "validation.jsonl", [squad_row(i) for i in range(40, 52)])
+    cfg = LMConfig(task="squad", method=method, steps=2, batch_size=2, n_train=4, n_dev=2,
+                   n_test=3, max_new_tokens=6, eval_batch_size=3, max_length=96,
+                   lr=1e-4 if method == "lora" else 1e-2, precision="fp32", threads=1,
+                   data_dir=str(tmp_path))
+    r = run(cfg, progress=False)
+    test = r["metrics"]["test"]
+    assert r["primary_metric"] == "f1" and 0.0 <= test["exact_match"] <= test["f1"] <= 1.0
+    assert len(test["examples"]) == 3 and all("\n" not in x["output"] for x in test["examples"])
+    assert r["train"]["lora_pairs"] == (0 if method == "prefix" else 60)
 
 
 @pytest.mark.data

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as F
 
+from conftest import squad_row, write_jsonl
 from lorabar.harness.run.config import LMConfig
 from lorabar.harness.tasks.data_folder import DataError, recording
 from lorabar.harness.run.engine import run
@@ -20,20 +21,9 @@ from lorabar.harness.tasks.qa_data import (DEV_POOL, exact_match, load_qa_rows, 
                                          squad_f1, squad_prompt)
 
 
-def squad_row(i: int, answer: str = "Denver Broncos") -> dict:
-    return {"id": f"q{i}", "title": "Super_Bowl_50", "context": f"The {answer} won game {i}.",
-            "question": f"Who won game {i}?", "answers": {"text": [answer, answer.lower()],
-                                                           "answer_start": [4, 4]}}
-
-
 def record_row(i: int) -> dict:
     return {"passage": f"Story {i}.\n@highlight\nAlice met Bob", "query": "@placeholder met Bob",
             "entities": ["Alice", "Bob"], "answers": ["Alice"], "idx": {"passage": i, "query": i}}
-
-
-def write_jsonl(path, rows) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def official_squad(rows: list[dict]) -> dict:
@@ -228,22 +218,6 @@ def test_prefix_is_refused_for_encoders():
 
     with pytest.raises(ValueError, match="Invalid method: 'prefix'"):
         EncoderConfig(method="prefix", model="tiny")
-
-
-@pytest.mark.real
-@pytest.mark.xdist_group("smollm2")
-@pytest.mark.parametrize("method", ["lora", "prefix"])
-def test_squad_generates_and_scores_on_smollm2(qa_dir, method, smollm2, monkeypatch):
-    monkeypatch.setenv("LORABAR_CACHE", str(smollm2.cache))  # converted once per test run
-    cfg = LMConfig(task="squad", method=method, steps=2, batch_size=2, n_train=4, n_dev=2,
-                   n_test=3, max_new_tokens=6, eval_batch_size=3, max_length=96,
-                   lr=1e-4 if method == "lora" else 1e-2, precision="fp32", threads=1,
-                   data_dir=str(qa_dir))
-    r = run(cfg, progress=False)
-    test = r["metrics"]["test"]
-    assert r["primary_metric"] == "f1" and 0.0 <= test["exact_match"] <= test["f1"] <= 1.0
-    assert len(test["examples"]) == 3 and all("\n" not in x["output"] for x in test["examples"])
-    assert r["train"]["lora_pairs"] == (0 if method == "prefix" else 60)
 
 
 def test_without_a_local_copy_the_hub_rows_are_read(tmp_path, monkeypatch):
