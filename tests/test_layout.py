@@ -128,3 +128,53 @@ def test_smollm2_is_converted_by_one_worker(tmp_path):
     (tmp_path / "test_a.py").write_text("def test_x(smollm2):\n    pass\n")
     (tmp_path / "test_b.py").write_text("def test_y(tmp_path, smollm2):\n    pass\n")
     assert files_using_fixture(tmp_path, "smollm2") == {"test_a.py", "test_b.py"}
+
+
+def _pins(text: str) -> dict[str, str]:
+    """``name==version`` lines (names normalized as PEP 503 does), comments left out."""
+    import re
+
+    return {re.sub(r"[-_.]+", "-", name).lower(): version
+            for name, version in re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", text, re.M)}
+
+
+def lock_disagreements(constraints: str, lock: str, torch_spec: str) -> list[str]:
+    """Where requirements/lock.txt does not install what the constraints (and the bootstrap's
+    torch pin) say: a missing package or another version (a local ``+cpu`` tag allowed)."""
+    want = {**_pins(constraints), **_pins(torch_spec)}
+    have = _pins(lock)
+    return [f"{name}: constraints {v}, lock {have.get(name)}" for name, v in sorted(want.items())
+            if have.get(name, "").split("+")[0] != v]
+
+
+def unlocked_requirements(pyproject: str, lock: str) -> list[str]:
+    """The requirements of pyproject.toml (dependencies and every extra) the lock lacks."""
+    import re
+    import tomllib
+
+    project = tomllib.loads(pyproject)["project"]
+    specs = project.get("dependencies", []) + [
+        spec for extra in project.get("optional-dependencies", {}).values() for spec in extra]
+    names = {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.\-]+", spec)[0]).lower()
+             for spec in specs}
+    return sorted(names - set(_pins(lock)))
+
+
+def test_the_lock_installs_what_the_constraints_pin():
+    root = Path(__file__).resolve().parents[1]
+    bootstrap = (root / "scripts" / "bootstrap.sh").read_text()
+    torch_spec = bootstrap.split('TORCH_SPEC="', 1)[1].split('"', 1)[0]
+    constraints = (root / "requirements" / "constraints.txt").read_text()
+    lock = (root / "requirements" / "lock.txt").read_text()
+    assert lock_disagreements(constraints, lock, torch_spec) == []
+    assert _pins(lock)["torch"] == "2.13.0+cpu" and "pytest-xdist" in _pins(lock)
+    # uv installs the project with --no-deps: every requirement of pyproject.toml is in the lock
+    assert unlocked_requirements((root / "pyproject.toml").read_text(), lock) == []
+    # (and it fails on a violation: an extra's requirement the lock lacks)
+    pyproject = ('[project]\ndependencies = ["torch>=2", "Foo_Bar[x]>=1"]\n'
+                 '[project.optional-dependencies]\nz = ["baz; python_version<\'4\'"]\n')
+    assert unlocked_requirements(pyproject, "torch==2.13.0\nfoo-bar==1\n") == ["baz"]
+    # the check fails on a violation: a constraint the lock does not follow, one it lacks
+    assert lock_disagreements("peft==0.21.2\nuv==1\n", "peft==0.20.0\n", "torch==2.13.0") == [
+        "peft: constraints 0.21.2, lock 0.20.0", "torch: constraints 2.13.0, lock None",
+        "uv: constraints 1, lock None"]
