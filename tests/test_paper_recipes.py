@@ -11,7 +11,6 @@ from lorabar.cli import main
 from conftest import one_error_line
 from conftest import DATA
 
-
 ROOT = Path(__file__).resolve().parents[1] / "grids" / "paper"
 # recipe -> (methods flag, seeds, stand-in model, tuning runs: the paper's grid over our tasks)
 RECIPES = {

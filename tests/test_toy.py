@@ -15,7 +15,6 @@ import lorabar
 from lorabar.cli import main
 from lorabar.toy import ToyConfig, fig4_loss, fig4_trajectories, simulate
 
-
 A = torch.diag(torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64))
 SCALE = torch.tensor([1.0, 0.8, 0.5], dtype=torch.float64)[:, None]
 
