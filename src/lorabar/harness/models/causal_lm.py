@@ -154,8 +154,11 @@ def _convert(gguf: Path, out: Path) -> None:
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(loaded.state_dict())
+    import torch
+
+    with torch.device("meta"):  # no random initialization: every weight is assigned below
+        model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict(), assign=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)
 
