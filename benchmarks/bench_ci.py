@@ -13,8 +13,12 @@ then times, one after the other:
 - ``docs``: ``./scripts/build-docs`` (``mkdocs build --strict``);
 - with ``--demo``, ``./scripts/run-demo`` (not part of CI).
 
-Run it on a quiet machine (the 1-minute load average is printed) and quote the CPU (printed
-first: its name, cores and whether it does bf16 natively).  Needs only python3 and git.
+Run it on a quiet machine and quote the CPU (printed first: its name, cores and whether it
+does bf16 natively).  Each phase also gets the CPU seconds its processes used (user + system, of
+the processes it waited for) and the share of the machine's CPU time the hypervisor gave to other
+guests meanwhile (``steal``, from ``/proc/stat``): on a shared host the seconds move by a fifth
+from one hour to the next, and a phase whose steal is above a few percent ran on a busy machine.
+Needs only python3 and git.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,15 +45,31 @@ def cpu() -> str:
     return f"{name[1] if name else 'unknown CPU'}, {os.cpu_count()} CPUs, {bf16}"
 
 
+def ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far (Linux ``/proc/stat``; zeros elsewhere)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(label: str, cmd: list[str], cwd: Path, env: dict, rows: list) -> str:
     print(f"[{label}] {' '.join(cmd)}", file=sys.stderr, flush=True)
-    start = time.perf_counter()
+    start, cpu0, (steal0, total0) = time.perf_counter(), children_cpu(), ticks()
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    steal1, total1 = ticks()
     if done.returncode != 0:
         sys.exit(f"{label} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
                  f"{done.stderr[-3000:]}")
-    rows.append((label, seconds))
+    steal = 100.0 * (steal1 - steal0) / max(total1 - total0, 1)
+    rows.append((label, seconds, children_cpu() - cpu0, steal))
     return done.stdout + done.stderr
 
 
@@ -71,7 +92,7 @@ def main() -> int:
         env["PYTEST_ADDOPTS"] = f"--durations={args.durations}"
     for name in ("LORABAR_VENV", "VIRTUAL_ENV"):
         env.pop(name, None)
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, float, float, float]] = []
     try:
         timed("environment", ["bash", "-c", "source scripts/bootstrap.sh"], clone, env, rows)
         py = str(clone / ".venv" / "bin" / "python")
@@ -91,10 +112,11 @@ def main() -> int:
         print(slowest[0].rstrip())
     print(f"collected: {collected[1] if collected else '?'}; tests: "
           f"{summary[-1] if summary else '?'}")
-    print("| phase | seconds |\n|---|---|")
-    for label, seconds in rows:
-        print(f"| {label} | {seconds:.0f} |")
-    print(f"| total (.ci/run) | {sum(s for label, s in rows if 'not CI' not in label):.0f} |")
+    print("| phase | seconds | CPU seconds | steal |\n|---|---|---|---|")
+    for label, seconds, cpu_s, steal in rows:
+        print(f"| {label} | {seconds:.0f} | {cpu_s:.0f} | {steal:.1f} % |")
+    ci = [r for r in rows if "not CI" not in r[0]]
+    print(f"| total (.ci/run) | {sum(r[1] for r in ci):.0f} | {sum(r[2] for r in ci):.0f} | |")
     return 0
 
 
