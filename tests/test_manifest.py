@@ -4,6 +4,7 @@ grids, where its report is, whether it is current, and which code revisions its 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -78,12 +79,15 @@ def test_compare_records_its_command_and_report_states_the_status(tmp_path, caps
             "--mu0", "1", "--seeds", "13,21", "--steps", "2", "--out", str(out)]
     assert main(argv) == 0
     manifest = read_manifest(out)
-    assert manifest.commands == ("lorabar " + " ".join(argv),)
+    # recorded as typed, absolute paths relative to where it ran: no machine's folders
+    assert manifest.commands == ("lorabar " + " ".join(
+        os.path.relpath(a) if os.path.isabs(a) else a for a in argv),)
+    assert not any(word.startswith("/") for word in manifest.commands[0].split())
     assert manifest.report == str(out / "report") and manifest.status == "current"
     assert len(manifest.revisions) == 1  # every run at this checkout's revision
     report = (out / "report" / "report.md").read_text().splitlines()
     assert report[2].startswith("Status: current; code revisions")
-    assert report[4] == f"Made by `lorabar {' '.join(argv)}`."
+    assert report[4] == f"Made by `{manifest.commands[0]}`."
     # the maintainer marks it superseded; a rerun keeps that and the report says so
     data = manifest.to_json() | {"status": "superseded", "superseded_by": "results/new",
                                  "reason": "the probe head changed"}

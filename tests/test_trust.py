@@ -169,7 +169,9 @@ def test_report_refuses_to_pair_different_runs(tmp_path, capsys, field, values):
     paired = (tmp_path / "rep" / "paired.csv").read_text().splitlines()
     # SAM of the odd context has no LoRA of its own context: it is not paired with the other
     assert len(paired) == 3  # header, sst2, the average over tasks
-    assert all(row.split(",")[-3:] == ["2.00", "2.00", "2.00"] for row in paired[1:])
+    at = paired[0].split(",").index("mean_diff")
+    assert all(row.split(",")[at:at + 3] == ["2.00", "2.00", "2.00"] for row in paired[1:])
+    assert all(row.split(",")[at + 3] == "better" for row in paired[1:])  # +2 on both seeds
     column = paired[0].split(",").index(field)
     assert {row.split(",")[column].split("@")[0] for row in paired[1:]} == {str(values[0])}
 

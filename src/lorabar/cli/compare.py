@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
                       help="the tuning grid (default: each method's grid in the registry; a "
                            "setting given as a flag is fixed, not tuned)")
     cmp_.add_argument("--baseline", default="lora", help="paired differences against this method")
+    cmp_.add_argument("--margin", type=float, default=None,
+                      help="equivalence margin of the verdicts in the metric's points (default "
+                           "0.5: an interval within ±0.5 is 'equivalent')")
     from ..harness.plan.protocol import PROTOCOLS
 
     cmp_.add_argument("--protocol", default="own-lr", choices=list(PROTOCOLS),
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                        base=main_settings(args, "encoder"), grid=args.grid,
                        baseline=args.baseline, report=args.report, tasks=tasks,
                        protocol="settings-from" if args.settings_from else args.protocol,
-                       settings_from=args.settings_from, reuse=tuple(args.reuse))
+                       settings_from=args.settings_from, reuse=tuple(args.reuse),
+                       **({} if args.margin is None else {"margin": args.margin}))
     configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
     inputs = plan_inputs(configs)
     if args.grid:

@@ -21,6 +21,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as a manifest records it: absolute paths relative to the folder it ran in
+    (``--data-dir /home/me/data`` run from ``/home/me/lorabar`` is ``--data-dir ../data``), so
+    that a committed manifest names no machine's folders."""
+    import os
+    import shlex
+
+    def portable(arg: str) -> str:
+        flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if os.path.isabs(value):
+            value = os.path.relpath(value, os.getcwd())
+        return f"{flag}{eq}{value}"
+
+    return "lorabar " + shlex.join(portable(a) for a in argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
 
@@ -31,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         from .._threads import choose_wait_policy
 
         choose_wait_policy()
-    import shlex
-
-    args.command_line = "lorabar " + shlex.join(sys.argv[1:] if argv is None else argv)
+    args.command_line = command_line(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except Exception as err:  # noqa: BLE001 - one line for every error (EXIT_CODES)

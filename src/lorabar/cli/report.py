@@ -13,6 +13,9 @@ def add_parser(sub) -> None:
     rep.add_argument("--reference", default="lora", help="method runtimes are normalized to")
     rep.add_argument("--baseline", default="lora",
                      help="paired differences (paired.csv) are taken against this method")
+    rep.add_argument("--margin", type=float, default=None,
+                     help="equivalence margin of the verdicts in the metric's points (default "
+                          "0.5: an interval within ±0.5 is 'equivalent')")
     rep.add_argument("--skip-bad", dest="skip_bad", action="store_true",
                      help="leave out result files that do not parse or lack required keys "
                           "(listed on stderr and in report.md) instead of stopping")
@@ -39,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     for path in render(args.dir, out=args.out, reference_method=args.reference,
                        skip_bad=args.skip_bad, warn=warn, baseline=args.baseline,
-                       recursive=args.recursive, allow_mixed=args.allow_mixed):
+                       recursive=args.recursive, allow_mixed=args.allow_mixed,
+                       **({} if args.margin is None else {"margin": args.margin})):
         print(path)
     return 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .report.verdicts import DEFAULT_MARGIN
 from .run.config import CONFIGS
 from .run.registry import METHODS
 
@@ -38,7 +39,8 @@ class CompareConfig:
     steps, model ...), ``methods``, ``seeds`` (the first one tunes), an optional TOML ``grid`` for
     stage 1, the ``baseline`` of the paired differences and the output folder ``out``;
     ``reuse``: folders whose finished runs of the same identity count as this comparison's
-    (referenced in ``OUT/manifest.json``, not copied)."""
+    (referenced in ``OUT/manifest.json``, not copied); ``margin``: the verdicts' equivalence
+    margin in the metric's points (:mod:`~lorabar.harness.report.verdicts`)."""
 
     out: str
     methods: tuple[str, ...] = ("lora", "sam", "obar", "nbar")
@@ -52,10 +54,14 @@ class CompareConfig:
     protocol: str = "own-lr"
     settings_from: str | None = None
     reuse: tuple[str, ...] = ()
+    margin: float = DEFAULT_MARGIN
 
     def __post_init__(self) -> None:
         from .. import _validate as _v
         from .plan.protocol import PROTOCOLS
+        from .report.verdicts import check_margin
+
+        check_margin(self.margin)
 
         if self.protocol not in PROTOCOLS:
             raise _v.choice("protocol", self.protocol, list(PROTOCOLS), "--protocol")
@@ -389,20 +395,24 @@ def report_comparison(plan: ComparisonPlan, *, ran: int = 0, log=print) -> dict:
     """The report folder, ``OUT/paired.csv``, and the paired differences printed."""
     from ..guard import Output, write_text
     from .plan.manifest import record_revisions
+    from .plan.protocol import describe, read_record
     from .report import load_results, paired, render
+    from .report.summary import summary_lines
 
     cc, out = plan.cc, Path(plan.cc.out)
     report = Path(cc.report) if cc.report else out / "report"
     records = load_results(out, hint=HINT)
     record_revisions(out, records)
     render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"),
-           out_flag="--report" if cc.report else "--out", hint=HINT)
-    rows = paired(records, cc.baseline)
+           out_flag="--report" if cc.report else "--out", hint=HINT, margin=cc.margin)
+    rows = paired(records, cc.baseline, cc.margin)
     write_text(Output("--out", out / "paired.csv", "paired"),
                (report / "paired.csv").read_bytes().decode())  # byte for byte (CRLF rows)
-    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        log("  ".join(c.ljust(w) for c, w in zip(r, width)))
+    record = read_record(out)
+    protocol = describe(record["protocol"], record["baseline"], record.get("lrs")) \
+        if record else None
+    for line in summary_lines(records, rows, cc.baseline, protocol):
+        log(line)
     log(f"compare: {ran} runs ran now; report in {report}, paired differences in "
         f"{out / 'paired.csv'}")
     return {"planned": ran, "ran": ran, "paired": rows}

@@ -1,9 +1,9 @@
 """Paired differences to a baseline: per task and method over the seeds both have, a 95%
-t-interval, and the average over tasks (per seed, then over seeds)."""
+t-interval, and the average over tasks (per seed, then over seeds); each interval's word by
+:mod:`.verdicts`' rule, raw and after Holm's adjustment over every interval of the table."""
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 
@@ -11,6 +11,7 @@ from ..run.registry import METHODS
 from .stats import t_interval
 from .naming import cells, context_columns, method_of, metric_scale, task_order, units_of
 from .selection import select
+from .verdicts import DEFAULT_MARGIN, adjusted_verdict, check_margin, holm, p_value, verdict
 
 def average_over_tasks(per_seed: dict) -> tuple[int, int, float, float, float] | None:
     """``(n_tasks, n_seeds, mean, low, high)`` of the paired differences averaged over tasks:
@@ -22,15 +23,22 @@ def average_over_tasks(per_seed: dict) -> tuple[int, int, float, float, float] |
     return (len(next(iter(per_seed.values()))), len(avg), *t_interval(avg))
 
 
-def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
+COLUMNS = ("n", "mean_diff", "ci_low", "ci_high", "verdict", "margin", "p_holm", "verdict_holm")
+
+
+def paired(results: list[dict], baseline: str = "lora",
+           margin: float = DEFAULT_MARGIN) -> list[list[str]]:
     """Per task and method: the mean paired test difference to ``baseline`` (both at their
     dev-chosen settings) over the seeds both have -- the same seed is the same split and
     initialization -- with a 95% t-interval; then the average over tasks (per seed, the mean
     difference over the tasks that have it, then the t-interval over seeds).  Metrics x100
-    (BLEU as is)."""
+    (BLEU as is).  Each row ends with its verdict under ``margin`` (:func:`.verdicts.verdict`),
+    the margin, and the Holm-adjusted p-value and verdict over all the table's rows."""
+    margin = check_margin(margin)
     chosen = select(results)
     columns = context_columns(results)
-    rows = [["task", "method", *columns, "n", "mean_diff", "ci_low", "ci_high", "verdict"]]
+    rows = [["task", "method", *columns, *COLUMNS]]
+    samples: list[list[float]] = []
     per_method: dict = defaultdict(lambda: defaultdict(list))
     tasks = sorted({t for t, _ in chosen}, key=task_order)
     for m in units_of(chosen):
@@ -50,20 +58,19 @@ def paired(results: list[dict], baseline: str = "lora") -> list[list[str]]:
                 continue
             mean, lo, hi = t_interval(list(diffs.values()))
             rows.append([t, *cells(m, results), str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}",
-                         f"{hi:.2f}", verdict(lo, hi)])
+                         f"{hi:.2f}", verdict(list(diffs.values()), lo, hi, margin)])
+            samples.append(list(diffs.values()))
             for seed, d in diffs.items():
                 per_method[m][seed].append(d)
         average = average_over_tasks(per_method[m])
         if average:
             n_tasks, n, mean, lo, hi = average
+            per_seed = [statistics.fmean(v) for v in per_method[m].values()]
             rows.append([f"average ({n_tasks} tasks)", *cells(m, results), str(n),
-                         f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}", verdict(lo, hi)])
+                         f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}",
+                         verdict(per_seed, lo, hi, margin)])
+            samples.append(per_seed)
+    adjusted = holm([p_value(d) for d in samples])
+    for row, p in zip(rows[1:], adjusted):
+        row += [f"{margin:g}", "–" if p != p else f"{p:.3f}", adjusted_verdict(row[-1], p)]
     return rows
-
-
-def verdict(lo: float, hi: float) -> str:
-    if math.isnan(lo):
-        return "n < 2"
-    if lo <= 0 <= hi:
-        return "no difference"
-    return "better" if lo > 0 else "worse"

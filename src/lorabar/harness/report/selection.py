@@ -52,6 +52,26 @@ def _tie_key(runs: list[dict], common: set) -> tuple:
     return metrics, tuple(_sortable(c.get(k)) for k in TUNED)
 
 
+def _grouped(results: list[dict]) -> dict:
+    """``{(task, unit): {setting: runs}}`` of the finished runs (a failed run, NaN metric, is
+    never selected)."""
+    groups: dict = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        if finite_metrics(r):
+            groups[(r["config"]["task"], unit_of(r))][setting_of(r)].append(r)
+    return groups
+
+
+def _common(settings: dict) -> set:
+    return set.intersection(*({r["config"]["seed"] for r in runs} for runs in settings.values()))
+
+
+def selection_seeds(results: list[dict]) -> dict:
+    """``{(task, unit): seeds}``: the seeds every setting of a task and method has, on which
+    :func:`select_with_ties` compares them (the tuning seed of a two-stage comparison)."""
+    return {key: _common(settings) for key, settings in _grouped(results).items()}
+
+
 def select_with_ties(results: list[dict]) -> tuple[dict, list[dict]]:
     """``({(task, method): runs of the setting with the best mean dev metric}, ties)``.
 
@@ -60,15 +80,10 @@ def select_with_ties(results: list[dict]) -> tuple[dict, list[dict]]:
     (mean dev metrics equal to 1e-12) follow :data:`TIE_RULE`, never the order of the files;
     ``ties`` lists each: ``{"task", "method", "settings", "chosen", "by"}``.
     """
-    groups: dict = defaultdict(lambda: defaultdict(list))
-    for r in results:
-        if not finite_metrics(r):
-            continue  # a failed run (NaN metric) is never selected
-        groups[(r["config"]["task"], unit_of(r))][setting_of(r)].append(r)
+    groups = _grouped(results)
     chosen, ties = {}, []
     for key, settings in sorted(groups.items()):
-        common = set.intersection(*({r["config"]["seed"] for r in runs}
-                                    for runs in settings.values()))
+        common = _common(settings)
 
         def dev_score(runs):
             m = runs[0]["primary_metric"]

@@ -14,7 +14,7 @@ from ..run.registry import METHODS
 from .load import finite_metrics
 from .naming import (cells, context_columns, hparams_text, label_of, method_of, metric_scale,
                      task_order, unit_of, units_of)
-from .selection import mean_std, select
+from .selection import mean_std, select, selection_seeds
 
 Rows = list[list[str]]
 
@@ -43,10 +43,11 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, Row
     columns = context_columns(results)
     metric = {t: next(r for r in results if r["config"]["task"] == t)["primary_metric"]
               for t in tasks}
-    acc, bal, hps = _chosen_tables(results, chosen, tasks, methods, columns, metric)
+    seeds = selection_seeds(results)
+    acc, bal, hps = _chosen_tables(results, chosen, tasks, methods, columns, metric, seeds)
     out = {"table1": acc, "balancedness": bal, "selection": hps,
            "runtime": _runtime_table(chosen, tasks, methods, reference_method),
-           "settings": _settings_table(results, methods, columns)}
+           "settings": _settings_table(results, methods, columns, seeds)}
     names = {t: list(next(r for r in results if r["config"]["task"] == t)["metrics"]["test"])
              for t in tasks}
     if any(len(v) > 1 for v in names.values()):  # GLUE: F1 and accuracy, Pearson and Spearman
@@ -56,11 +57,24 @@ def tables(results: list[dict], reference_method: str = "lora") -> dict[str, Row
     return out
 
 
-def _chosen_tables(results, chosen, tasks, methods, columns, metric) -> tuple[Rows, Rows, Rows]:
-    """The Table 1 analog (with the majority class), final mean |B| and the chosen settings."""
+def _on_seeds(runs: list[dict], seeds: set, metric: str) -> str:
+    """The mean dev metric over the runs on ``seeds`` (what selection compared), with n."""
+    use = [r for r in runs if r["config"]["seed"] in seeds]
+    if not use:
+        return "–"
+    mean, _ = mean_std([metric_scale(metric) * r["metrics"]["dev"][metric] for r in use])
+    return f"{mean:.1f} ({len(use)})"
+
+
+def _chosen_tables(results, chosen, tasks, methods, columns, metric,
+                   seeds) -> tuple[Rows, Rows, Rows]:
+    """The Table 1 analog (with the majority class), final mean |B| and the chosen settings:
+    the dev value the choice was made on (the seeds every setting has) apart from the mean
+    over all the chosen setting's seeds, so that a tie on the tuning seed stays visible."""
     acc = [["method", *columns] + [f"{t} ({metric[t]})" for t in tasks] + ["avg"]]
     bal = [["method", *columns] + tasks]
-    hps = [["task", "method", *columns, "chosen on dev", "dev", "seeds"]]
+    hps = [["task", "method", *columns, "chosen on dev", "dev compared (n)",
+            "dev, all seeds (n)"]]
     for m in methods:
         row, brow, means = cells(m, results), cells(m, results), []
         for t in tasks:
@@ -76,8 +90,9 @@ def _chosen_tables(results, chosen, tasks, methods, columns, metric) -> tuple[Ro
             b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
             brow.append(f"{statistics.fmean(b):.3f}" if b else "–")
             dev, _ = mean_std([k * r["metrics"]["dev"][metric[t]] for r in runs])
-            hps.append([t, *cells(m, results), hparams_text(runs[0]), f"{dev:.1f}",
-                        str(len(runs))])
+            hps.append([t, *cells(m, results), hparams_text(runs[0]),
+                        _on_seeds(runs, seeds.get((t, m), set()), metric[t]),
+                        f"{dev:.1f} ({len(runs)})"])
         row.append(f"{statistics.fmean(means):.1f}" if len(means) == len(tasks) else "–")
         acc.append(row)
         bal.append(brow)
@@ -91,10 +106,12 @@ def _chosen_tables(results, chosen, tasks, methods, columns, metric) -> tuple[Ro
     return acc, bal, hps
 
 
-def _settings_table(results: list[dict], methods: list[str], columns: list[str]) -> Rows:
-    """Every setting that ran, with its mean dev and test metric, |B| and step time."""
-    settings = [["task", "method", *columns, "setting", "dev", "test", "final mean |B|",
-                 "ms/step", "seeds"]]
+def _settings_table(results: list[dict], methods: list[str], columns: list[str],
+                    seeds: dict) -> Rows:
+    """Every setting that ran: the dev metric selection compared (on the seeds every setting of
+    its task and method has), its mean dev and test metric over all its seeds, |B|, step time."""
+    settings = [["task", "method", *columns, "setting", "dev compared (n)", "dev, all seeds",
+                 "test, all seeds", "final mean |B|", "ms/step", "seeds"]]
     groups: dict = defaultdict(list)
     for r in results:
         groups[(r["config"]["task"], unit_of(r), hparams_text(r))].append(r)
@@ -108,7 +125,9 @@ def _settings_table(results: list[dict], methods: list[str], columns: list[str])
         b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
         st = [1e3 * r["timing"]["step_time_median_s"] for r in runs
               if r["timing"]["step_time_median_s"] is not None]
-        settings.append([task, *cells(m, results), hp, f"{dev:.1f}", f"{test:.1f}",
+        settings.append([task, *cells(m, results), hp,
+                         _on_seeds(runs, seeds.get((task, m), set()), pm), f"{dev:.1f}",
+                         f"{test:.1f}",
                          f"{statistics.fmean(b):.3f}" if b else "–",
                          f"{statistics.median(st):.0f}" if st else "–", str(len(runs))])
     return settings

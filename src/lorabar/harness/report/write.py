@@ -10,9 +10,11 @@ from .figures import fig3, paired_figure
 from .load import MIXED_HINT, check_comparable, context_of, load, result_files, show_value, \
     split_failed
 from .naming import LABELS, METHOD_ORDER, label_of, task_order
+from .edges import edge_lines
 from .paired import paired
 from .selection import TIE_RULE, select, select_with_ties
 from .tables import csv_text, markdown_table, tables
+from .verdicts import DEFAULT_MARGIN, check_margin
 
 
 def _check_out(folder: Path, out: Path, flag: str = "--out") -> None:
@@ -44,19 +46,21 @@ def render(folder: str | Path, *, out: str | Path | None = None,
            reference_method: str = "lora", skip_bad: bool = False,
            warn=None, baseline: str = "lora", recursive: bool = False,
            allow_mixed: bool = False, out_flag: str = "--out",
-           hint: str = MIXED_HINT) -> list[Path]:
+           hint: str = MIXED_HINT, margin: float = DEFAULT_MARGIN) -> list[Path]:
     """Write the tables, report.md and figures of the results of ``folder`` (see the module
     docstring); with ``skip_bad`` bad result files are left out, passed to ``warn`` and listed
     in report.md.  Runs with a non-finite metric are passed to ``warn`` and listed as failed.
 
     The output folder is built beside ``out`` and swapped in whole: no file of an earlier report
     survives (files a report did not write, e.g. a README, are carried over), and a failure
-    leaves the earlier report as it was."""
+    leaves the earlier report as it was.  ``margin``: the verdicts' equivalence margin in the
+    metric's points (:mod:`.verdicts`)."""
     import shutil
     import tempfile
 
     folder = Path(folder)
     out = Path(out) if out is not None else folder / "report"
+    margin = check_margin(margin)
     results, skipped = load(folder, skip_bad=skip_bad, recursive=recursive)
     columns = check_comparable(results, allow_mixed=allow_mixed, hint=hint)
     _present(results, {"--baseline": baseline, "--reference": reference_method})
@@ -81,7 +85,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     try:
         names = _write_report(results, tmp, reference_method=reference_method, baseline=baseline,
                               skipped=skipped, failed=failed_lines, columns=columns,
-                              protocol=_provenance(folder, warn))
+                              protocol=_provenance(folder, warn), margin=margin)
         publish_folder(tmp, Output(out_flag, out, "report"))
     finally:
         if tmp.exists():
@@ -122,12 +126,12 @@ def _describe(results: list[dict], columns: list[str]) -> str:
 
 def _write_report(results: list[dict], out: Path, *, reference_method: str, baseline: str,
                   skipped: list[str], failed: list[str], columns: list[str],
-                  protocol: str | None = None) -> list[str]:
+                  protocol: str | None = None, margin: float = DEFAULT_MARGIN) -> list[str]:
     from .mechanism import layer_rows, paired_rows
 
     t = tables(results, reference_method)
-    verdicts = paired(results, baseline)
-    t["paired"] = [r[:-1] for r in verdicts]  # paired.csv: without the verdict column
+    verdicts = paired(results, baseline, margin)
+    t["paired"] = verdicts
     chosen = select(results)
     order = sorted(chosen, key=lambda k: (task_order(k[0]), METHOD_ORDER.index(k[1])
                                           if k[1] in METHOD_ORDER else len(METHOD_ORDER)))
@@ -157,10 +161,10 @@ def _markdown(results: list[dict], t: dict, columns: list[str], *, reference_met
     """report.md's head (provenance, then the paired plot) and its always-present tables."""
     md = [
         "# Results", "", *([protocol, ""] if protocol else []), *([plot, ""] if plot else []),
-        f"{len(results)} runs. Test metric (×100; BLEU as is), mean ± std over seeds (number of "
-        "seeds), for each "
-        "method's hyperparameters chosen on the dev split. Majority class: the most frequent "
-        "training label (ties: the lowest label id) predicted for every test example.", "",
+        f"{len(results)} runs. {_scale_note(results)}, mean ± std over seeds (number of seeds), "
+        "for each method's hyperparameters chosen on the dev split. Majority class: the most "
+        "frequent training label (ties: the lowest label id) predicted for every test example.",
+        "",
         _describe(results, columns), "",
         markdown_table(t["table1"]), "", "## Final mean |B| over LoRA pairs (selected runs)", "",
         markdown_table(t["balancedness"]), "", "## Chosen hyperparameters", "",
@@ -178,6 +182,37 @@ def _markdown(results: list[dict], t: dict, columns: list[str], *, reference_met
     return md
 
 
+def _scale_note(results: list[dict]) -> str:
+    """What the test numbers are: metrics in [0, 1] are shown x100, BLEU as is."""
+    metrics = sorted({r["primary_metric"] for r in results})
+    bleu = [m for m in metrics if m.startswith("bleu")]
+    if not bleu:
+        return f"Test {', '.join(metrics)} (×100)"
+    if len(bleu) == len(metrics):
+        return f"Test {', '.join(metrics)} (BLEU, 0–100)"
+    return f"Test {', '.join(metrics)} (×100; BLEU as is)"
+
+
+def _verdict_note(verdicts: list[list[str]]) -> str:
+    """The rule in one paragraph, with the count of intervals and what Holm's rule changed."""
+    col = {c: i for i, c in enumerate(verdicts[0])}
+    rows = verdicts[1:]
+    margin = rows[0][col["margin"]]
+    note = (f"Verdicts (margin ±{margin} points): better / worse: the interval excludes 0; "
+            f"equivalent: it lies within ±{margin}; identical: every paired difference is 0; "
+            "inconclusive: it covers 0 and reaches past the margin (it cannot tell); decided "
+            "on the unrounded interval.")
+    if len(rows) > 1:
+        lost = [f"{r[0]} {r[1]}" for r in rows
+                if r[col["verdict"]] != r[col["verdict_holm"]]]
+        note += (f" {len(rows)} intervals are computed here; `verdict_holm` keeps a better or "
+                 f"worse only if it survives Holm's adjustment over all {len(rows)} (`p_holm`; "
+                 "equivalence is not adjusted)")
+        note += ("; not surviving it: " + ", ".join(lost) + "." if lost else
+                 "; every one survives it.")
+    return note
+
+
 def _sections(results: list[dict], verdicts: list, balance: list, *, baseline: str,
               failed: list[str], skipped: list[str]) -> list[str]:
     """report.md's sections that appear when they have something to say: the paired
@@ -187,8 +222,13 @@ def _sections(results: list[dict], verdicts: list, balance: list, *, baseline: s
     if len(verdicts) > 1:
         md += [f"## Paired differences to {name} (test, 95% t-interval over seeds)", "",
                "Same seed = same split, initialization and data order; each method at its "
-               "dev-chosen setting. \"no difference\": the interval covers 0.", "",
+               "dev-chosen setting. " + _verdict_note(verdicts), "",
                markdown_table(verdicts), ""]
+    edges = edge_lines(results)
+    if edges:
+        md += [f"## Choices at the edge of their grid ({len(edges)})", "",
+               "The dev-chosen value is the smallest or largest value tried: the best setting "
+               "may lie outside the grid.", ""] + [f"- {line}" for line in edges] + [""]
     if len(balance) > 1:
         md += [f"## Balancedness relative to {name} (paired over seeds)",
                "", "Percent difference of the mean |B| over LoRA pairs, final and averaged over "

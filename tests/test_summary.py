@@ -1,0 +1,62 @@
+"""lorabar.harness.report.summary and .edges: what ``compare`` prints at the end -- n, the
+verdict word, the few-seeds warning, "at ceiling" -- and choices at the edge of their grid."""
+
+from __future__ import annotations
+
+from conftest import fake_record
+
+from lorabar.harness.report import paired
+from lorabar.harness.report.edges import edge_lines, edges
+from lorabar.harness.report.summary import half_width, summary_lines
+
+
+def _grid(seeds, lrs=(1e-3, 3e-3), test=None):
+    """LoRA tuned over ``lrs`` on the first seed (the largest lr best on dev), SAM at 1e-3."""
+    runs = [fake_record("sst2", "lora", seeds[0], 0.70 + 0.01 * i, test or 0.8, 100, setting=lr)
+            for i, lr in enumerate(lrs)]
+    runs += [fake_record("sst2", "lora", s, 0.75, test or 0.80, 100, setting=lrs[-1])
+             for s in seeds[1:]]
+    runs += [fake_record("sst2", "sam", s, 0.75, test or 0.80 + 0.01 * (s % 3), 200)
+             for s in seeds]
+    return runs
+
+
+def test_two_seeds_print_n_the_word_and_a_warning():
+    runs = _grid([13, 21])
+    lines = summary_lines(runs, paired(runs), "lora", "Protocol 'own-lr' ...")
+    assert lines[0] == "Protocol 'own-lr' ..."
+    sam = next(line for line in lines if line.startswith("sst2  LoRA-SAM"))
+    assert "(n = 2)" in sam and sam.endswith("inconclusive")
+    assert any(line.startswith("warning: n = 2 seeds: a 95% interval ±9.0 standard deviations")
+               for line in lines)
+    assert "edge of the grid: sst2 / LoRA: lr = 0.003 is the largest of 0.001, 0.003 tried; " \
+           "next: 0.009" in lines
+
+
+def test_five_seeds_no_warning_and_ceiling_named():
+    runs = _grid([13, 21, 42, 87, 100], test=1.0)
+    lines = summary_lines(runs, paired(runs), "lora")
+    assert not any(line.startswith("warning") for line in lines)
+    sam = next(line for line in lines if line.startswith("sst2  LoRA-SAM"))
+    assert sam.endswith("identical, at ceiling") and "(n = 5)" in sam
+
+
+def test_an_interior_choice_is_not_an_edge():
+    runs = [fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
+            for lr, dev in ((1e-4, 0.6), (3e-4, 0.9), (1e-3, 0.7))]
+    assert edges(runs) == []
+    runs[0]["config"]["lr"], runs[2]["config"]["lr"] = 3e-4, 3e-4  # one value only: no grid
+    assert edge_lines(runs[1:2]) == []
+
+
+def test_the_smallest_value_suggests_the_next_below():
+    runs = [fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
+            for lr, dev in ((1e-4, 0.9), (3e-4, 0.6), (5e-4, 0.7))]
+    (edge,) = edges(runs)
+    assert (edge["name"], edge["value"], edge["side"]) == ("lr", 1e-4, "smallest")
+    assert abs(edge["next"] - 1e-4 / 3) < 1e-12
+
+
+def test_half_width_by_hand():
+    assert abs(half_width(5) - 2.7764 / 5 ** 0.5) < 1e-3
+    assert abs(half_width(2) - 12.706 / 2 ** 0.5) < 1e-2
