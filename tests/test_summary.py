@@ -60,3 +60,15 @@ def test_the_smallest_value_suggests_the_next_below():
 def test_half_width_by_hand():
     assert abs(half_width(5) - 2.7764 / 5 ** 0.5) < 1e-3
     assert abs(half_width(2) - 12.706 / 2 ** 0.5) < 1e-2
+
+
+def test_a_bad_margin_is_one_line_before_anything_runs(tmp_path, capsys):
+    from conftest import one_error_line, own_data_args, synthetic_files
+
+    from lorabar.cli import main
+
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
+    assert main(["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,sam",
+                 "--margin", "0", "--out", str(tmp_path / "C")]) == 2
+    assert "Invalid --margin: 0.0" in one_error_line(capsys)
+    assert not (tmp_path / "C").exists()
