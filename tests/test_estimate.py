@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lorabar.harness.plan.estimate import Costs, RunShape, measure_costs, wall_estimate
+from lorabar.harness.plan.estimate import Costs, RunShape, duration, measure_costs, wall_estimate
 
 COSTS = Costs(step_s=0.2, warm_s=1.0, cold_s=5.0, source="given")
 
@@ -49,3 +49,8 @@ def test_finished_runs_give_the_costs_without_a_probe_run(tmp_path):
                           log=lambda _: pytest.fail("a probe run was started"))
     assert (costs.step_s, costs.warm_s, costs.cold_s, costs.source) == \
         (0.2, 5.0, 5.0, "finished runs")
+
+
+def test_an_estimate_is_given_in_the_unit_a_reader_plans_with():
+    assert [duration(s) for s in (4.2, 119, 174.6, 7199, 7200, 41000)] == \
+        ["4 s", "119 s", "3 min", "120 min", "2.00 h", "11.39 h"]

@@ -25,6 +25,10 @@ def add_parser(sub) -> None:
                       help="the tuning grid (default: each method's grid in the registry; a "
                            "setting given as a flag is fixed, not tuned)")
     cmp_.add_argument("--baseline", default="lora", help="paired differences against this method")
+    cmp_.add_argument("--widen-edges", dest="widen_edges", type=int, default=0, metavar="N",
+                      help="after tuning, up to N rounds that try the next value of the grid's "
+                           "step for every dev choice at the edge of its grid (default 0: none; "
+                           "the edges are flagged either way)")
     cmp_.add_argument("--margin", type=float, default=None,
                       help="equivalence margin of the verdicts in the metric's points (default "
                            "0.5: an interval within ±0.5 is 'equivalent')")
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                        baseline=args.baseline, report=args.report, tasks=tasks,
                        protocol="settings-from" if args.settings_from else args.protocol,
                        settings_from=args.settings_from, reuse=tuple(args.reuse),
+                       widen_edges=args.widen_edges,
                        **({} if args.margin is None else {"margin": args.margin}))
     configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
     inputs = plan_inputs(configs)

@@ -40,7 +40,8 @@ class CompareConfig:
     stage 1, the ``baseline`` of the paired differences and the output folder ``out``;
     ``reuse``: folders whose finished runs of the same identity count as this comparison's
     (referenced in ``OUT/manifest.json``, not copied); ``margin``: the verdicts' equivalence
-    margin in the metric's points (:mod:`~lorabar.harness.report.verdicts`)."""
+    margin in the metric's points (:mod:`~lorabar.harness.report.verdicts`); ``widen_edges``:
+    rounds of :mod:`~lorabar.harness.plan.widen` after tuning (0: none)."""
 
     out: str
     methods: tuple[str, ...] = ("lora", "sam", "obar", "nbar")
@@ -55,6 +56,7 @@ class CompareConfig:
     settings_from: str | None = None
     reuse: tuple[str, ...] = ()
     margin: float = DEFAULT_MARGIN
+    widen_edges: int = 0
 
     def __post_init__(self) -> None:
         from .. import _validate as _v
@@ -62,6 +64,7 @@ class CompareConfig:
         from .report.verdicts import check_margin
 
         check_margin(self.margin)
+        _v.integer("widen_edges", self.widen_edges, 0, flag="--widen-edges")
 
         if self.protocol not in PROTOCOLS:
             raise _v.choice("protocol", self.protocol, list(PROTOCOLS), "--protocol")
@@ -239,13 +242,6 @@ def check_model_available(model: str) -> None:
                          f"machine (huggingface-cli download {model}) or pass --model PATH")
 
 
-def duration(seconds: float) -> str:
-    """``95 s``, ``12 min``, ``3.25 h``: an estimate in the unit a reader plans with."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
-
-
 @dataclasses.dataclass(frozen=True)
 class ComparisonPlan:
     """What a comparison will do, built and checked before anything runs: its stage-1 runs
@@ -315,7 +311,7 @@ def _stage2_shapes(plan: ComparisonPlan) -> tuple[list, bool]:
 def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log=print) -> dict:
     """Print the plan -- runs per stage, steps, a time estimate
     (:mod:`lorabar.harness.plan.estimate`) -- and run nothing."""
-    from .plan.estimate import Costs, measure_costs, shape_of, wall_estimate
+    from .plan.estimate import Costs, duration, measure_costs, shape_of, wall_estimate
     from .plan.protocol import describe
     from .report import result_files
 
@@ -358,12 +354,15 @@ def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print)
     from .plan.grid import expand
     from .plan.protocol import describe, stages, write_record
     from .report import load_results, select
+    from .report.widen import widen_round
 
     cc, out, ran = plan.cc, Path(plan.cc.out), 0
     log(f"compare: {describe(cc.protocol, cc.baseline, plan.lrs)}")
     write_record(cc, plan.lrs)
     plan_stages = [("seeds", lambda load: source_grid(cc))] if cc.settings_from else \
-        stages(cc, tuning_grid, seeds_grid, select)
+        stages(cc, tuning_grid, seeds_grid, select,
+               widen_round(tuning_grid(cc)["base"], cc.seeds[0], planned_tasks(cc), cc.methods)
+               if cc.widen_edges else None)
     for stage, make in plan_stages:
         grid = make(lambda: load_results(out, hint=HINT))
         if not grid.get("variant"):

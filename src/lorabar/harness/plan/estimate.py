@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["Costs", "RunShape", "measure_costs", "shape_of", "wall_estimate"]
+__all__ = ["Costs", "RunShape", "duration", "measure_costs", "shape_of", "wall_estimate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,3 +97,10 @@ def measure_costs(files: Iterable[Path], probe, cost_of, log=print) -> Costs:
     first, second = (run(probe, progress=False)["timing"] for _ in range(2))
     return Costs(second["step_time_median_s"], second["total_s"] - second["train_s"],
                  first["total_s"] - first["train_s"], "probe runs")
+
+
+def duration(seconds: float) -> str:
+    """``95 s``, ``12 min``, ``3.25 h``: an estimate in the unit a reader plans with."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"

@@ -98,14 +98,17 @@ def _only(grid: dict, method: str) -> dict:
     return {**grid, "variant": variants}
 
 
-def stages(cc, tuning_grid: Callable, seeds_grid: Callable, select: Callable
+def stages(cc, tuning_grid: Callable, seeds_grid: Callable, select: Callable,
+           widen_round: Callable | None = None
            ) -> list[tuple[str, Callable[[Callable[[], list[dict]]], dict]]]:
     """``[(stage name, make)]``: ``make(load)`` builds the stage's grid, ``load()`` giving the
     runs finished so far (as :func:`lorabar.harness.report.load_results`); ``select`` is
-    the dev selection (:func:`lorabar.harness.report.select`)."""
+    the dev selection (:func:`lorabar.harness.report.select`); ``widen_round(load)``: a round
+    of ``--widen-edges`` (``cc.widen_edges`` of them between tuning and the seed stage)."""
     seeds = ("seeds", lambda load: seeds_grid(cc, load()))
+    widen = [(f"widen {k + 1}", widen_round) for k in range(cc.widen_edges)]
     if cc.protocol == "own-lr":
-        return [("tuning", lambda load: tuning_grid(cc)), seeds]
+        return [("tuning", lambda load: tuning_grid(cc)), *widen, seeds]
 
     def at_lr(load):
         results = load()
@@ -117,7 +120,7 @@ def stages(cc, tuning_grid: Callable, seeds_grid: Callable, select: Callable
         return grid
 
     return [("baseline lr", lambda load: _only(tuning_grid(cc), cc.baseline)),
-            ("tuning", at_lr), seeds]
+            ("tuning", at_lr), *widen, seeds]
 
 
 def tuned_lrs(configs) -> dict[str, list[float]]:

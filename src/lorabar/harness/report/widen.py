@@ -1,0 +1,49 @@
+"""``compare --widen-edges N``: up to N rounds, after tuning, that move a dev choice off the edge
+of its grid.
+
+A round takes every choice at the edge of what its task and method tried
+(:func:`lorabar.harness.report.edges.edges`: lr 5e-4 the largest of {1e-4, 3e-4, 5e-4}) and
+runs, on the tuning seed, the chosen setting with that one value moved to the next value of the
+grid's geometric step (8.33e-4), the other settings as chosen.  Dev selection then sees the new
+run beside the old ones; a choice still at the edge gets the next value in the next round, an
+interior one none.  Values are rounded to three significant digits; a step that cannot continue
+(an edge at 0) is left alone.  The seed stage runs whatever is chosen after the last round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..run.registry import METHODS
+from .edges import edges
+from .selection import select
+
+__all__ = ["widen_grid", "widen_round"]
+
+
+def widen_grid(results: list[dict], base: dict, tuning_seed: int,
+               mine: Callable[[str, str], bool]) -> dict:
+    """The next round as a grid dict (``{"base": base, "variant": [...]}``, no variant when no
+    choice is at an edge); ``mine(task, method)``: whether a choice is this comparison's."""
+    chosen = select(results)
+    variants = []
+    for edge in edges(results):
+        runs = chosen[(edge["task"], edge["method"])]
+        c = {**runs[0]["config"], "task": runs[0].get("_config_task", edge["task"])}
+        entry = METHODS[c["method"]]
+        keys = ["lr", *entry.reads(c)]
+        if edge["next"] is None or edge["name"] not in keys or not mine(edge["task"], c["method"]):
+            continue
+        variant = {"task": c["task"], "method": c["method"], "seed": [tuning_seed],
+                   **{k: c[k] for k in (*keys, "weight_decay") if k in c}}
+        variant[edge["name"]] = float(f"{edge['next']:.3g}")
+        variants.append(variant)
+    return {"base": base, "variant": variants}
+
+
+def widen_round(base: dict, tuning_seed: int, tasks: set[str],
+                methods: tuple[str, ...]) -> Callable:
+    """A comparison's round as a stage's ``make(load)`` (:func:`widen_grid` over the runs
+    finished so far, for choices of ``tasks`` and ``methods`` only)."""
+    return lambda load: widen_grid(load(), base, tuning_seed,
+                                   lambda task, method: task in tasks and method in methods)
