@@ -52,6 +52,6 @@ def test_widen_edges_is_checked_before_anything_runs(tmp_path, capsys):
     paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     assert main(["compare", "--model", "tiny", *own_data_args(paths), "--widen-edges", "-1",
                  "--out", str(tmp_path / "C")]) == 2
-    assert "Invalid widen_edges: -1 (--widen-edges expects an integer >= 0)" in \
+    assert "Invalid --widen-edges: -1 (expected an integer >= 0)" in \
         one_error_line(capsys)
     assert not (tmp_path / "C").exists()

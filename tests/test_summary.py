@@ -45,8 +45,8 @@ def test_an_interior_choice_is_not_an_edge():
     runs = [fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
             for lr, dev in ((1e-4, 0.6), (3e-4, 0.9), (1e-3, 0.7))]
     assert edges(runs) == []
-    runs[0]["config"]["lr"], runs[2]["config"]["lr"] = 3e-4, 3e-4  # one value only: no grid
-    assert edge_lines(runs[1:2]) == []
+    one = [fake_record("sst2", "lora", s, 0.9, 0.8, 100, setting=3e-4) for s in (13, 21)]
+    assert edge_lines(one) == []  # one value tried: no grid, no edge
 
 
 def test_the_smallest_value_suggests_the_next_below():
@@ -72,3 +72,28 @@ def test_a_bad_margin_is_one_line_before_anything_runs(tmp_path, capsys):
                  "--margin", "0", "--out", str(tmp_path / "C")]) == 2
     assert "Invalid --margin: 0.0" in one_error_line(capsys)
     assert not (tmp_path / "C").exists()
+
+
+def test_widening_skips_what_the_config_refuses_and_what_was_tried():
+    """oBAR at lr 0.6 and 1.2 (mu0 0.5): the next lr, 2.4, makes mu0 * lr >= 1 -- refused by
+    the config, so no run is planned and the edge stays flagged; 0.1 and 0.2 give 0.4."""
+    from lorabar.harness.report.widen import check_widen, widen_grid
+
+    def runs(lrs):
+        return [fake_record("sst2", "obar", 13, dev, 0.8, 100, setting=lr)
+                for lr, dev in zip(lrs, (0.6, 0.7))]
+
+    def mine(task, method):
+        return True
+
+    base = {"model": "tiny", "task": "sst2"}
+    assert widen_grid(runs((0.6, 1.2)), base, 13, mine)["variant"] == []
+    assert edge_lines(runs((0.6, 1.2))) != []
+    (variant,) = widen_grid(runs((0.1, 0.2)), base, 13, mine)["variant"]
+    assert (variant["method"], variant["lr"], variant["seed"]) == ("obar", 0.4, [13])
+    assert widen_grid(runs((0.1, 0.2)), base, 13, lambda t, m: False)["variant"] == []
+    import pytest
+
+    with pytest.raises(ValueError, match=r"Invalid --widen-edges: the 'baseline-lr' protocol"):
+        check_widen(1, "baseline-lr")
+    assert check_widen(0, "baseline-lr") == 0

@@ -81,9 +81,12 @@ def test_holm_by_hand_and_what_it_changes():
     # p = 0.01, 0.04, 0.03: sorted 0.01*3 = 0.03, 0.03*2 = 0.06, max(0.06, 0.04*1) = 0.06
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([math.nan, 0.02]) [1] == pytest.approx(0.02)
-    assert adjusted_verdict("better", 0.06) == "inconclusive"
-    assert adjusted_verdict("worse", 0.03) == "worse"
-    assert adjusted_verdict("equivalent", 0.9) == "equivalent"
+    assert adjusted_verdict("better", 0.06, 0.1, 0.9) == "inconclusive"
+    assert adjusted_verdict("worse", 0.03, -0.9, -0.1) == "worse"
+    assert adjusted_verdict("equivalent", 0.9, -0.2, 0.2) == "equivalent"
+    # GLUE's oBAR average: -0.20 [-0.31, -0.09] is worse, by less than the margin; after Holm
+    # (p 0.234) what stands is that no effect beyond 0.5 points is left: equivalent
+    assert adjusted_verdict("worse", 0.234, -0.31, -0.09, 0.5) == "equivalent"
 
 
 def test_p_value_agrees_with_the_interval():

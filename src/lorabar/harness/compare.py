@@ -41,7 +41,7 @@ class CompareConfig:
     ``reuse``: folders whose finished runs of the same identity count as this comparison's
     (referenced in ``OUT/manifest.json``, not copied); ``margin``: the verdicts' equivalence
     margin in the metric's points (:mod:`~lorabar.harness.report.verdicts`); ``widen_edges``:
-    rounds of :mod:`~lorabar.harness.plan.widen` after tuning (0: none)."""
+    rounds of :mod:`~lorabar.harness.report.widen` after tuning (0: none)."""
 
     out: str
     methods: tuple[str, ...] = ("lora", "sam", "obar", "nbar")
@@ -62,9 +62,10 @@ class CompareConfig:
         from .. import _validate as _v
         from .plan.protocol import PROTOCOLS
         from .report.verdicts import check_margin
+        from .report.widen import check_widen
 
         check_margin(self.margin)
-        _v.integer("widen_edges", self.widen_edges, 0, flag="--widen-edges")
+        check_widen(self.widen_edges, self.protocol)
 
         if self.protocol not in PROTOCOLS:
             raise _v.choice("protocol", self.protocol, list(PROTOCOLS), "--protocol")

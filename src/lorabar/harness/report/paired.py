@@ -38,7 +38,7 @@ def paired(results: list[dict], baseline: str = "lora",
     chosen = select(results)
     columns = context_columns(results)
     rows = [["task", "method", *columns, *COLUMNS]]
-    samples: list[list[float]] = []
+    samples: list[tuple[list[float], float, float]] = []  # differences, interval
     per_method: dict = defaultdict(lambda: defaultdict(list))
     tasks = sorted({t for t, _ in chosen}, key=task_order)
     for m in units_of(chosen):
@@ -59,7 +59,7 @@ def paired(results: list[dict], baseline: str = "lora",
             mean, lo, hi = t_interval(list(diffs.values()))
             rows.append([t, *cells(m, results), str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}",
                          f"{hi:.2f}", verdict(list(diffs.values()), lo, hi, margin)])
-            samples.append(list(diffs.values()))
+            samples.append((list(diffs.values()), lo, hi))
             for seed, d in diffs.items():
                 per_method[m][seed].append(d)
         average = average_over_tasks(per_method[m])
@@ -69,8 +69,9 @@ def paired(results: list[dict], baseline: str = "lora",
             rows.append([f"average ({n_tasks} tasks)", *cells(m, results), str(n),
                          f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}",
                          verdict(per_seed, lo, hi, margin)])
-            samples.append(per_seed)
-    adjusted = holm([p_value(d) for d in samples])
-    for row, p in zip(rows[1:], adjusted):
-        row += [f"{margin:g}", "–" if p != p else f"{p:.3f}", adjusted_verdict(row[-1], p)]
+            samples.append((per_seed, lo, hi))
+    adjusted = holm([p_value(d) for d, _, _ in samples])
+    for row, p, (_, lo, hi) in zip(rows[1:], adjusted, samples):
+        row += [f"{margin:.10g}", "–" if p != p else f"{p:.3f}",
+                adjusted_verdict(row[-1], p, lo, hi, margin)]
     return rows

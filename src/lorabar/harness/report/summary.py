@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from .edges import edge_lines
-from .naming import cells, label_of, method_of, metric_scale
+from .naming import cells, label_of, method_of, metric_scale, task_order
 from .selection import mean_std, select
 
 __all__ = ["FEW_SEEDS", "summary_lines"]
@@ -39,7 +39,8 @@ def summary_lines(results: list[dict], rows: list[list[str]], baseline: str,
     col = {c: i for i, c in enumerate(rows[0])}
     lines = [protocol] if protocol else []
     ns = []
-    for (task, unit), runs in sorted(chosen.items(), key=lambda kv: kv[0]):
+    for (task, unit), runs in sorted(chosen.items(), key=lambda kv: (task_order(kv[0][0]),
+                                                                      kv[0][1])):
         metric = runs[0]["primary_metric"]
         mean, sd = mean_std([metric_scale(metric) * r["metrics"]["test"][metric] for r in runs])
         text = f"{task}  {label_of(unit)}: test {metric} {mean:.2f} ± {sd:.2f} (n = {len(runs)})"
@@ -54,11 +55,12 @@ def summary_lines(results: list[dict], rows: list[list[str]], baseline: str,
                      f"to {label_of(baseline)} (n = {row[col['n']]}): {word}")
             ns.append(int(row[col["n"]]))
         lines.append(text)
+    family = sum(r[col["p_holm"]] != "–" for r in rows[1:])
     for row in rows[1:]:
         if row[0].startswith("average"):
             lines.append(f"{row[0]}  {row[1]}: {row[col['mean_diff']]} [{row[col['ci_low']]}, "
                          f"{row[col['ci_high']]}] (n = {row[col['n']]}): {row[col['verdict']]}"
-                         f" (after Holm over {len(rows) - 1}: {row[col['verdict_holm']]})")
+                         f" (after Holm over {family}: {row[col['verdict_holm']]})")
     if len(rows) > 1:
         lines.append(f"verdicts: margin ±{rows[1][col['margin']]} points; better/worse exclude 0, "
                      "equivalent lies within the margin, inconclusive cannot tell")

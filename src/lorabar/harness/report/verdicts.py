@@ -5,7 +5,7 @@ For the paired test differences d_1..d_n of a method to the baseline (same seed 
 and initialization), with the mean and 95 % t-interval [lo, hi] (:func:`~.stats.t_interval`)
 and a margin m > 0 in the metric's points:
 
-- **identical**: every d_i = 0 (the runs gave the same metric, seed for seed);
+- **identical**: every d_i = 0 (the runs gave the same metric, seed for seed; at any n);
 - **better**: lo > 0; **worse**: hi < 0;
 - **equivalent**: -m <= lo and hi <= m -- equivalence *shown*: the 95 % interval excludes every
   effect larger than m (two one-sided tests at 2.5 % each, a conservative TOST);
@@ -17,9 +17,10 @@ below every average gain over LoRA the paper reports for SAM, oBAR and nBAR (+0.
 points, its Table 1), so "equivalent" rules out an effect of the size the paper claims.
 
 Multiplicity: a report with several intervals adjusts the better/worse decisions with Holm's
-step-down rule over all of them (two-sided paired t-test p-values against 0); a raw "better" or
-"worse" whose adjusted p-value is 0.05 or more becomes "inconclusive" in the adjusted column.
-Equivalence and identity are not adjusted (stated in the report).
+step-down rule over all of them that have an interval (two-sided paired t-test p-values against
+0); a raw "better" or "worse" whose adjusted p-value is 0.05 or more becomes "equivalent" if its
+interval lies within the margin, else "inconclusive", in the adjusted column.  Equivalence and
+identity are not adjusted (stated in the report).
 Reference: S. Holm, "A simple sequentially rejective multiple test procedure", Scand. J.
 Statist. 6 (1979); D. Schuirmann, "A comparison of the two one-sided tests procedure ...",
 J. Pharmacokinet. Biopharm. 15 (1987).
@@ -89,8 +90,10 @@ def holm(pvalues: list[float]) -> list[float]:
     return adjusted
 
 
-def adjusted_verdict(raw: str, adjusted_p: float) -> str:
-    """The raw word after Holm's rule: better/worse survive only with ``adjusted_p < 0.05``."""
+def adjusted_verdict(raw: str, adjusted_p: float, lo: float = math.nan, hi: float = math.nan,
+                     margin: float = DEFAULT_MARGIN) -> str:
+    """The raw word after Holm's rule: better/worse survive only with ``adjusted_p < 0.05``;
+    one that does not is "equivalent" when ``[lo, hi]`` lies within ``margin``."""
     if raw in ("better", "worse") and not adjusted_p < ALPHA:
-        return "inconclusive"
+        return "equivalent" if -margin <= lo and hi <= margin else "inconclusive"
     return raw

@@ -6,8 +6,11 @@ A round takes every choice at the edge of what its task and method tried
 runs, on the tuning seed, the chosen setting with that one value moved to the next value of the
 grid's geometric step (8.33e-4), the other settings as chosen.  Dev selection then sees the new
 run beside the old ones; a choice still at the edge gets the next value in the next round, an
-interior one none.  Values are rounded to three significant digits; a step that cannot continue
-(an edge at 0) is left alone.  The seed stage runs whatever is chosen after the last round.
+interior one none.  Values are rounded to three significant digits (integers stay integers); a
+value already tried, a step that cannot continue (an edge at 0) and a setting the config refuses
+(``mu0 * lr >= 1``, say) are left alone -- the choice stays flagged at its edge.  The seed stage
+runs whatever is chosen after the last round.  Only the ``own-lr`` protocol widens (every method
+tunes its own lr there; ``compare`` refuses it with another protocol).
 """
 
 from __future__ import annotations
@@ -18,7 +21,18 @@ from ..run.registry import METHODS
 from .edges import edges
 from .selection import select
 
-__all__ = ["widen_grid", "widen_round"]
+__all__ = ["check_widen", "widen_grid", "widen_round"]
+
+
+def check_widen(rounds: int, protocol: str) -> int:
+    """``rounds`` if ``--widen-edges`` can mean it under ``protocol`` (settings-from included:
+    it tunes nothing); else ``ValueError``."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ValueError(f"Invalid --widen-edges: {rounds!r} (expected an integer >= 0)")
+    if rounds and protocol != "own-lr":
+        raise ValueError(f"Invalid --widen-edges: the {protocol!r} protocol does not tune every "
+                         "method's own lr (widening needs --protocol own-lr)")
+    return rounds
 
 
 def widen_grid(results: list[dict], base: dict, tuning_seed: int,
@@ -36,9 +50,29 @@ def widen_grid(results: list[dict], base: dict, tuning_seed: int,
             continue
         variant = {"task": c["task"], "method": c["method"], "seed": [tuning_seed],
                    **{k: c[k] for k in (*keys, "weight_decay") if k in c}}
-        variant[edge["name"]] = float(f"{edge['next']:.3g}")
+        value = _rounded(edge["next"], edge["value"])
+        if value in edge["tried"] or not _valid({"base": base, "variant": [variant]},
+                                                 edge["name"], value):
+            continue
+        variant[edge["name"]] = value
         variants.append(variant)
     return {"base": base, "variant": variants}
+
+
+def _rounded(value: float, like) -> float | int:
+    """Three significant digits; an integer setting's next value as an integer."""
+    return round(value) if isinstance(like, int) else float(f"{value:.3g}")
+
+
+def _valid(grid: dict, name: str, value) -> bool:
+    """Whether the config accepts the variant with ``name = value``."""
+    from ..plan.grid import expand
+
+    try:
+        expand({**grid, "variant": [{**grid["variant"][0], name: value}]})
+    except ValueError:
+        return False
+    return True
 
 
 def widen_round(base: dict, tuning_seed: int, tasks: set[str],

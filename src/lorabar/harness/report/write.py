@@ -202,11 +202,13 @@ def _verdict_note(verdicts: list[list[str]]) -> str:
             f"equivalent: it lies within ±{margin}; identical: every paired difference is 0; "
             "inconclusive: it covers 0 and reaches past the margin (it cannot tell); decided "
             "on the unrounded interval.")
-    if len(rows) > 1:
+    family = sum(r[col["p_holm"]] != "–" for r in rows)
+    if family > 1:
         lost = [f"{r[0]} {r[1]}" for r in rows
                 if r[col["verdict"]] != r[col["verdict_holm"]]]
-        note += (f" {len(rows)} intervals are computed here; `verdict_holm` keeps a better or "
-                 f"worse only if it survives Holm's adjustment over all {len(rows)} (`p_holm`; "
+        note += (f" {family} intervals are computed here; `verdict_holm` keeps a better or "
+                 f"worse only if it survives Holm's adjustment over all {family} (`p_holm`; one "
+                 "that does not is equivalent if it lies within the margin, else inconclusive; "
                  "equivalence is not adjusted)")
         note += ("; not surviving it: " + ", ".join(lost) + "." if lost else
                  "; every one survives it.")
