@@ -272,3 +272,65 @@ def test_bar_load_state_dict_checks_its_argument(state):
     with pytest.raises(TypeError, match=r"Invalid state_dict: a \w+ \(expected the dict that "
                                         r"BAR.state_dict\(\) returns\)"):
         bar.load_state_dict(state)
+
+
+# ------------------------------------------------------------------------ flags say what they mean
+def _own(tmp_path):
+    from conftest import own_data_args, synthetic_files
+
+    return own_data_args(synthetic_files(tmp_path / "d", n=(32, 16, 16)))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["finetune", "--model", "tiny", "--out", ""], r"Invalid --out: an empty value"),
+    (["finetune", "--model", "tiny", "--out=", "--steps", "1"], r"Invalid --out: an empty value"),
+    (["report", " "], r"Invalid DIR: an empty value"),
+    (["compare", "--model", "tiny", "--methods", "lora,sam,lora", "--out", "C"],
+     r"Invalid --methods: 'lora,sam,lora' names lora more than once"),
+    (["compare", "--model", "tiny", "--seeds", "13,13", "--out", "C"],
+     r"Invalid --seeds: '13,13' names 13 more than once"),
+])
+def test_a_flag_that_cannot_mean_anything_is_refused(tmp_path, capsys, monkeypatch, argv,
+                                                     message):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    own = _own(tmp_path) if argv[0] != "report" else []
+    assert main([*argv, *own]) == 2
+    assert re.search(message, one_error_line(capsys))
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["d"] if own else [])  # nothing written
+
+
+@pytest.mark.parametrize("argv", [["inspect", "x", "--top", "-1"],
+                                  ["grid", "g.toml", "--out", "o", "--executor", "ray",
+                                   "--cpus-per-run", "0"]])
+def test_out_of_range_counts_are_refused_by_the_parser(argv):
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2
+
+
+def test_a_test_file_that_is_the_dev_file_is_refused(tmp_path, capsys):
+    own = _own(tmp_path)
+    own[own.index("--test") + 1] = own[own.index("--dev") + 1]
+    assert main(["finetune", "--model", "tiny", *own, "--out", str(tmp_path / "o.json")]) == 2
+    assert "Invalid --test:" in (err := one_error_line(capsys)) and "is --dev" in err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_a_variant_does_not_replace_the_base_method(tmp_path, capsys):
+    grid = tmp_path / "g.toml"
+    grid.write_text('[base]\nmethod = "lora"\nmodel = "tiny"\n[[variant]]\nmethod = "sam"\n')
+    assert main(["grid", str(grid), "--out", str(tmp_path / "o")]) == 2
+    assert "variant[0].method = 'sam' replaces base.method = 'lora'" in one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_only_compares_numbers_by_value():
+    from lorabar.harness.plan.grid import plan_configs
+
+    grid = {"base": {"model": "tiny"}, "variant": [{"method": "lora", "lr": [1e-3, 3e-3]}]}
+    assert [c.lr for c in plan_configs(grid, only={"lr": "1e-3"})] == [1e-3]
+    assert [c.lr for c in plan_configs(grid, only={"lr": "0.0030"})] == [3e-3]
+    with pytest.raises(ValueError, match=r"no run of this grid has lr='1e-2'"):
+        plan_configs(grid, only={"lr": "1e-2"})

@@ -55,6 +55,10 @@ def test_comma_lists_read_back_what_was_written(values, pad):
     from lorabar.cli.args import comma_list
 
     text = ",".join(f"{pad}{v}{pad}" for v in values)
+    if len(set(values)) < len(values):  # an item named twice means nothing twice
+        with pytest.raises(ValueError, match=r"Invalid --seeds: .* more than once"):
+            comma_list(text, "--seeds", int)
+        return
     assert comma_list(text, "--seeds", int) == tuple(values)
     assert comma_list(text + ",", "--seeds", float) == tuple(float(v) for v in values)
     if any(v < 0 for v in values):
@@ -107,6 +111,9 @@ def test_python_dash_m_lorabar_is_the_command_and_the_version_is_the_changelogs(
     changes = (Path(__file__).resolve().parents[1] / "docs" / "changes.md").read_text()
     newest = re.search(r"^## (\d+\.\d+)", changes, re.M).group(1)
     assert version("lorabar").startswith(newest + ".")  # one version: the docs name it too
+    import lorabar
+
+    assert lorabar.__version__ == version("lorabar")  # the package says the same (was 0.1.0)
 
 
 def test_quiet_silences_the_libraries_but_not_lorabar():

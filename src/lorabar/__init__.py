@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 # name -> the submodule that defines it
 _LAZY = {
     "BAR": "bar", "BARConfig": "bar", "Balancedness": "metrics", "balancedness": "metrics",
@@ -49,8 +47,20 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .sbar import SBAR, SBARConfig
 
 
+def _installed_version() -> str:
+    """The version of the installed distribution (pyproject.toml's, the one source of it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lorabar")
+    except PackageNotFoundError:  # pragma: no cover - imported from a source tree, not installed
+        return "unknown (not installed)"
+
+
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    if name == "__version__":
+        value = _installed_version()
+    elif name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f".{name}", __name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .args import add_symlink_flag
+from .args import add_symlink_flag, nonnegative
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
                      help="write the adapter with every pair rescaled to |A| = |B|")
     ins.add_argument("--force", action="store_true",
                      help="--rebalance may replace an existing, non-empty folder")
-    ins.add_argument("--top", type=int, default=20, help="layers to print (0: all)")
+    ins.add_argument("--top", type=nonnegative, default=20, help="layers to print (0: all)")
     add_symlink_flag(ins)
     ins.set_defaults(func=run)
 

@@ -48,12 +48,10 @@ def add_config_args(p: argparse.ArgumentParser, kind: str, skip: tuple[str, ...]
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    """``lorabar.__version__``: the installed distribution's version."""
+    import lorabar
 
-    try:
-        return version("lorabar")
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree
-        return "unknown (not installed)"
+    return lorabar.__version__
 
 
 def positive(text: str) -> int:
@@ -63,6 +61,16 @@ def positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -80,6 +88,9 @@ def comma_list(text: str, flag: str, kind: type = str, *, low: float | None = No
         values = None
     if values is None or (low is not None and any(v < low for v in values)):
         raise ValueError(f"Invalid {flag}: {text!r} (expected comma-separated {what})")
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"Invalid {flag}: {text!r} names {', '.join(twice)} more than once")
     return values
 
 
@@ -99,7 +110,7 @@ def add_executor_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--address", default=None,
                    help="ray: a running cluster ('auto', 'ray://host:10001'); default: start a "
                         "local instance")
-    g.add_argument("--cpus-per-run", dest="cpus_per_run", type=int, default=0,
+    g.add_argument("--cpus-per-run", dest="cpus_per_run", type=positive, default=None,
                    help="ray, slurm: CPUs each run asks for (default: its --threads)")
     g.add_argument("--gpus-per-run", dest="gpus_per_run", type=int, default=0,
                    help="ray, slurm: GPUs each run asks for (default: 0)")
@@ -118,7 +129,7 @@ def executor_config(args: argparse.Namespace):
     a flag of another executor is refused)."""
     from ..harness.execute.choice import ExecutorConfig
 
-    return ExecutorConfig(args.executor, args.jobs, args.address, args.cpus_per_run,
+    return ExecutorConfig(args.executor, args.jobs, args.address, args.cpus_per_run or 0,
                           args.gpus_per_run, args.partition, args.time_min, args.slurm_cluster,
                           args.retries)
 

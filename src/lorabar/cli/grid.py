@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     only = {}
     for item in args.only:
-        key, sep, value = item.partition("=")
-        if not sep:
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key:
             raise ValueError(f"Invalid --only: {item!r} (expected KEY=VALUE, e.g. method=lora)")
         only[key] = value
     executor = executor_config(args)

@@ -37,6 +37,19 @@ def command_line(argv: list[str]) -> str:
     return "lorabar " + shlex.join(portable(a) for a in argv)
 
 
+def refuse_empty(args, argv: list[str]) -> None:
+    """An empty value (``--out ""``, ``--methods ""``, an empty DIR) means nothing a command can
+    do: it is refused, naming the flag, instead of being taken as "not given" (which trained and
+    wrote nothing)."""
+    for name, value in vars(args).items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            flag = f"--{name.replace('_', '-')}"
+            shown = flag if any(a == flag or a.startswith(flag + "=") for a in argv) else \
+                name.upper()
+            raise ValueError(f"Invalid {shown}: an empty value (give one, or leave it out)")
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
 
@@ -49,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         choose_wait_policy()
     args.command_line = command_line(sys.argv[1:] if argv is None else argv)
     try:
+        refuse_empty(args, sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except Exception as err:  # noqa: BLE001 - one line for every error (EXIT_CODES)
         code = exit_code(err)

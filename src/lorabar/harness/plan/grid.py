@@ -82,6 +82,11 @@ def check_grid(grid: dict, source: str = "grid") -> None:
             if isinstance(value, list) and not value:
                 raise ValueError(f"Invalid grid {source!r}: {where}.{key} is an empty list (it "
                                  "would expand to no runs)")
+    for i, v in enumerate(variants):  # a variant adds settings; it does not replace the method
+        if "method" in base and "method" in v and v["method"] != base["method"]:
+            raise ValueError(f"Invalid grid {source!r}: variant[{i}].method = {v['method']!r} "
+                             f"replaces base.method = {base['method']!r}; name the method in "
+                             "each [[variant]] (or in [base] alone)")
 
 
 def _product(table: dict) -> list[dict]:
@@ -125,18 +130,29 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
 
 def plan_configs(grid: dict, *, data_dir: str | None = None,
                  only: dict[str, str] | None = None) -> list[RunConfig]:
-    """The runs of ``grid`` (:func:`expand`) that match ``only`` (``{setting: value}``, values
-    compared as strings); refuses a grid or filter that leaves none."""
+    """The runs of ``grid`` (:func:`expand`) that match ``only`` (``{setting: value}``: a number
+    compared by value, ``lr=1e-3`` matching 0.001; anything else as text); refuses a grid or
+    filter that leaves none."""
     configs = expand(grid, data_dir=data_dir)
     if not configs:
         raise ValueError("Invalid grid: it expands to no runs (an empty [[variant]] list?)")
     for key, want in (only or {}).items():
         if not hasattr(configs[0], key):
             raise ValueError(f"Invalid filter: {key!r} is not a setting of these runs")
-        configs = [c for c in configs if str(getattr(c, key)) == want]
+        configs = [c for c in configs if _matches(getattr(c, key), want)]
         if not configs:
             raise ValueError(f"Invalid filter: no run of this grid has {key}={want!r}")
     return configs
+
+
+def _matches(value, want: str) -> bool:
+    """Whether a setting's ``value`` is ``want`` as given on the command line."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return float(want) == float(value)
+        except ValueError:
+            return False
+    return str(value) == want
 
 
 def _resolved(cfg: RunConfig) -> tuple[str, str]:

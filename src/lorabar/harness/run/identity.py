@@ -106,8 +106,8 @@ def content_digest(path: str | Path) -> str:
 
 def role_identity(cfg) -> dict[str, str]:
     """``{"train": sha256, "dev": sha256, "test": sha256}`` of the user's own files; a test
-    split with the content of the train split is refused (``DataError``): it would report
-    accuracy on the training data."""
+    split with the content of the train or the dev split is refused (``DataError``): it would
+    report accuracy on the training data, or a test metric chosen on the test data itself."""
     from ..tasks.data_folder import DataError
 
     out = {}
@@ -116,11 +116,14 @@ def role_identity(cfg) -> dict[str, str]:
         if not path.exists():
             raise DataError(f"Invalid --{role}: {str(path)!r} does not exist")
         out[role] = content_digest(path)
-    if out["test"] == out["train"]:
-        same = "is" if Path(cfg.test).expanduser().resolve() == \
-            Path(cfg.train).expanduser().resolve() else "has the same content as"
-        raise DataError(f"Invalid --test: {cfg.test!r} {same} --train {cfg.train!r}; test "
-                        "accuracy on the training data means nothing: give a held-out file")
+    for role, why in (("train", "test accuracy on the training data means nothing"),
+                      ("dev", "settings chosen on dev would be chosen on the test data, and its "
+                              "metric would not be a held-out one")):
+        if out["test"] == out[role]:
+            same = "is" if Path(cfg.test).expanduser().resolve() == \
+                Path(getattr(cfg, role)).expanduser().resolve() else "has the same content as"
+            raise DataError(f"Invalid --test: {cfg.test!r} {same} --{role} "
+                            f"{getattr(cfg, role)!r}; {why}: give a held-out file")
     return out
 
 
