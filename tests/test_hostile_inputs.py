@@ -197,7 +197,8 @@ def test_a_template_longer_than_max_length_exits_2(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- labels, columns
-def test_labels_1_and_1_0_are_one_class_in_every_format(tmp_path):
+def test_labels_1_and_1_0_are_one_class_when_asked_and_refused_otherwise(tmp_path):
+    from lorabar.harness.tasks.data_folder import DataError
     from lorabar.harness.tasks.own_data import load_user_data
 
     rows = [("a b", "1"), ("c d", "1.0"), ("e f", "0"), ("g h", "0.0")]
@@ -206,9 +207,33 @@ def test_labels_1_and_1_0_are_one_class_in_every_format(tmp_path):
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text("".join(json.dumps({"text": t, "label": float(y)}) + "\n" for t, y in rows))
     for path in (csv_, jsonl):
-        own = load_user_data(path, path, path, text_column="text", label_column="label")
+        own = load_user_data(path, path, path, text_column="text", label_column="label",
+                             numeric_labels=True)
         assert own.task.labels == ("0", "1")
         assert [e.label for e in own.splits["train"]] == [1, 1, 0, 0]
+    with pytest.raises(DataError, match=r"t.csv:3: label '1.0' and .*t.csv:2: label '1' are one "
+                                        r"number \(1\); .* --numeric-labels"):
+        load_user_data(csv_, csv_, csv_, text_column="text", label_column="label")
+    # the JSON file writes 1.0 and 1.0: one spelling, one class, no flag needed
+    assert load_user_data(jsonl, jsonl, jsonl, text_column="text",
+                          label_column="label").task.labels == ("0", "1")
+
+
+@pytest.mark.parametrize("a, b", [("1.1", "1.10"), ("01", "1"), ("2", "2e0")])
+def test_two_spellings_of_one_number_are_not_silently_one_class(tmp_path, capsys, a, b):
+    """The hostile round's case: 1.1, 1.10 and 2 were trained as two classes."""
+    train = tmp_path / "train.csv"
+    train.write_text(f"text,label\nx y,{a}\nz w,{b}\nu v,7\n")
+    dev, test = tmp_path / "dev.csv", tmp_path / "test.csv"
+    dev.write_text(f"text,label\nq r,{a}\n")
+    test.write_text("text,label\ns t,7\n")
+    argv = [*FT, "--train", str(train), "--dev", str(dev), "--test", str(test), "--text-column",
+            "text", "--label-column", "label", "--out", str(tmp_path / "o.json")]
+    assert main(argv) == 2
+    err = one_error_line(capsys)
+    assert f"train.csv:3: label '{b}' and " in err and f"train.csv:2: label '{a}'" in err
+    assert not (tmp_path / "o.json").exists()
+    assert main([*argv, "--numeric-labels"]) == 0  # asked for: one class
 
 
 def test_text_column_equal_to_label_column_is_refused(tmp_path, capsys):

@@ -161,3 +161,35 @@ def test_column_mixes_load_or_refuse_naming_file_and_line(columns, labels):
     values = [_expected_label(y) for y in labels]
     assert [e.text_a for e in own.splits["train"]] == [r["text"] for r in rows]
     assert [own.task.labels[e.label] for e in own.splits["train"]] == [str(v) for v in values]
+
+
+@SETTINGS
+@given(labels=st.lists(st.sampled_from(["1", "1.0", "01", "1.1", "1.10", "2", "2e0", "7"]),
+                       min_size=2, max_size=8))
+def test_one_number_written_two_ways_is_refused_unless_asked(labels):
+    """Classes are the labels as written: two spellings of one number are refused naming both
+    lines, or, with numeric_labels, one class; other numbers stay distinct classes."""
+    import tempfile
+    from pathlib import Path
+
+    from lorabar.harness.tasks.own_data import load_user_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.csv"
+        path.write_text("text,label\n" + "".join(f"x{i},{y}\n" for i, y in enumerate(labels)))
+        numbers = {}
+        for y in labels:
+            numbers.setdefault(float(y), set()).add(y)
+        clash = any(len(spellings) > 1 for spellings in numbers.values())
+        for asked in (False, True):
+            try:
+                own = load_user_data(path, path, path, text_column="text", label_column="label",
+                                     numeric_labels=asked)
+            except DataError as err:
+                if "one number" in str(err):
+                    assert clash and not asked
+                    continue
+                assert len(numbers) < 2 and "at least two classes" in str(err)
+                continue
+            assert not clash or asked
+            assert len(own.task.labels) == len(numbers)  # one class per number, never fewer

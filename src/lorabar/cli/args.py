@@ -43,6 +43,10 @@ def add_config_args(p: argparse.ArgumentParser, kind: str, skip: tuple[str, ...]
         text = helps.get(f.name)
         # default None: a flag not given leaves the config's own default (and lets --train
         # choose the task "custom" when --task is not given)
+        if kind_of is bool:  # a switch: given means True
+            p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
+                           help=text)
+            continue
         p.add_argument(flag, dest=f.name, type=kind_of, default=None,
                        help=f"{text + ' ' if text else ''}(default: {f.default})")
 

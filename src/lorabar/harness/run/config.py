@@ -44,7 +44,8 @@ __all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "RunConfig", "about", "config
            "help_of"]
 
 # not part of the identity (see the module docstring)
-_NOT_KEY = ("data_dir", "threads", "log_every", "device", "precision")  # see the docstring
+_NOT_KEY = ("data_dir", "threads", "log_every", "device", "precision",  # see the docstring
+            "numeric_labels")  # changes no run that exists without it (a collision is refused)
 # the identity holds their content hashes instead (init_adapter: as "init")
 _PATHS = ("train", "dev", "test", "init_adapter")
 CUSTOM = "custom"  # the task name of the user's own data
@@ -230,6 +231,9 @@ class EncoderConfig(RunConfig):
     label_column: str | None = about(None, "your own data: the label column (classes: strings or "
                                            "integers)")
     task_type: str = about("classification", "your own data: classification | regression")
+    numeric_labels: bool = about(False, "your own data: labels that are one number written two "
+                                        "ways (1 and 1.0, 01 and 1) are one class; without it "
+                                        "they are refused, naming both lines")
     template: str | None = about(None, "--head prompt: your template (one {mask}, one {text}; "
                                        "{text_pair} for pairs); default: MeZO's for the task")
     verbalizer: str | None = about(None, "--head prompt: the label words, comma-separated in "

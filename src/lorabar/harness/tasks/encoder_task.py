@@ -97,7 +97,8 @@ class EncoderTask:
 
             own = load_user_data(cfg.train, cfg.dev, cfg.test, text_column=cfg.text_column,
                                  label_column=cfg.label_column,
-                                 text_pair_column=cfg.text_pair_column, task_type=cfg.task_type)
+                                 text_pair_column=cfg.text_pair_column, task_type=cfg.task_type,
+                                 numeric_labels=cfg.numeric_labels)
             self.task, self.splits = own.task, dict(own.splits)
         else:
             self.task = TASKS[cfg.task]

@@ -5,10 +5,12 @@ strict quoting), ``.jsonl`` (one JSON object per line), ``.json`` (one JSON list
 ``.parquet``, or a folder written by ``datasets.Dataset.save_to_disk``.  Columns:
 ``text_column`` (and ``text_pair_column`` for pairs) and ``label_column``.  Classification: the
 label set is the train split's, after one normalization for every format
-(:func:`normalize_label`: ``1``, ``1.0`` and ``"1"`` are one class; other text stays a string;
-numbers sorted numerically, strings alphabetically; numbers mixed with strings are refused), and
-every dev/test label must be in it; regression (``task_type="regression"``): labels are finite
-decimal numbers (:func:`parse_number`).  Every problem names ``file:line`` (the row's
+(:func:`normalize_label`: a number is a number whether a CSV or a JSON file holds it; other text
+stays a string; numbers sorted numerically, strings alphabetically; numbers mixed with strings
+are refused), and every dev/test label must be in it.  One number written two ways -- ``1`` and
+``1.0``, ``1.1`` and ``1.10``, ``01`` and ``1`` -- is refused naming both lines
+(:func:`check_spellings`) unless ``numeric_labels`` makes them one class.  Regression
+(``task_type="regression"``): labels are finite decimal numbers (:func:`parse_number`).  Every problem names ``file:line`` (the row's
 line in a text file, its 1-based row number in Parquet/Arrow) and raises :class:`DataError`.
 
 Every file read is recorded (:func:`lorabar.harness.tasks.data_folder.recording`), so its content hash
@@ -25,8 +27,8 @@ from pathlib import Path
 
 from .data_folder import DataError, Example, Task, csv_records, note_read, read_data_text
 
-__all__ = ["FORMATS", "UserData", "count_shared", "load_user_data", "normalize_label",
-           "parse_number", "read_rows", "text_field"]
+__all__ = ["FORMATS", "UserData", "check_spellings", "count_shared", "load_user_data",
+           "normalize_label", "parse_number", "read_rows", "spelling", "text_field"]
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", "a datasets.save_to_disk folder")
 
@@ -223,15 +225,39 @@ def count_shared(a: list[Example], b: list[Example]) -> int:
     return sum((e.text_a, e.text_b) in seen for e in a)
 
 
+def spelling(value) -> str:
+    """A label as its file writes it: text stripped, a JSON number as Python writes it."""
+    return value.strip() if isinstance(value, str) else repr(value)
+
+
+def check_spellings(paths: dict, raw: dict, values: dict, column: str) -> None:
+    """Refuse two spellings of one number (``1.1`` and ``1.10``, ``01`` and ``1``, ``1`` and
+    ``1.0``) as one class, naming both ``file:line``: they may be two classes the user meant
+    (``--numeric-labels`` makes them one)."""
+    first: dict = {}
+    for split, rows in raw.items():
+        for (lineno, row), value in zip(rows, values[split]):
+            if isinstance(value, str):
+                continue
+            written = spelling(row[column])
+            seen = first.setdefault(value, (written, f"{paths[split]}:{lineno}"))
+            if seen[0] != written:
+                raise DataError(f"{paths[split]}:{lineno}: label {written!r} and {seen[1]}: "
+                                f"label {seen[0]!r} are one number ({value!r}); write each class "
+                                "one way, or pass --numeric-labels to make them one class")
+
+
 def load_user_data(train: str | Path, dev: str | Path, test: str | Path, *, text_column: str,
                    label_column: str, text_pair_column: str | None = None,
-                   task_type: str = "classification") -> UserData:
+                   task_type: str = "classification", numeric_labels: bool = False) -> UserData:
     """Load and check the three splits (see the module docstring)."""
     paths = {"train": Path(train).expanduser(), "dev": Path(dev).expanduser(),
              "test": Path(test).expanduser()}
     raw = {split: read_rows(p) for split, p in paths.items()}
     values = {split: [normalize_label(paths[split], n, r, label_column) for n, r in rows]
               for split, rows in raw.items()}
+    if task_type == "classification" and not numeric_labels:
+        check_spellings(paths, raw, values, label_column)
     labels: tuple[str, ...] = ()
     if task_type == "classification":
         labels = _class_names(paths["train"], set(values["train"]), label_column)
