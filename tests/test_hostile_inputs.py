@@ -161,6 +161,9 @@ PROMPT = ["finetune", "--model", "tiny-mlm", "--head", "prompt", "--steps", "1"]
     ("{text} {text_pair} {mask}", "fruit=a,metal=b", [], r"reads \{text_pair\} but the examples"),
     ("{text} It was {mask} .", "fruit=a,fruit=b", [], r"label 'fruit' is named twice"),
     ("{text} {mask} {mask}", "fruit=a,metal=b", [], r"has 2 \{mask\}"),
+    ("{text!r} It was {mask} .", "fruit=a,metal=b", [],
+     r"writes \{text!r\}; placeholders are bare"),
+    ("{text:>3} It was {mask} .", "fruit=a,metal=b", [], r"writes \{text:>3\}"),
 ])
 def test_prompt_templates_are_validated(tmp_path, capsys, template, verbalizer, extra, message):
     import re
@@ -187,6 +190,36 @@ def test_truncation_keeps_the_template_and_the_mask():
     with pytest.raises(ValueError, match=r"--max-length: 4 tokens, but the template .* takes 6"):
         PromptEncoder(tok, "{mask} It was {text} indeed", {"0": "bad", "1": "good"}, ("0", "1"),
                       4).encode(text, None)
+
+
+def test_literal_braces_render_alike_on_every_path():
+    """{{note}} is the text {note} whether or not the input is truncated; a literal {{mask}} is
+    text, not a second mask (the hostile round's two renderers disagreed)."""
+    from lorabar.harness.tasks.mlm_prompt import PromptEncoder, TinyTokenizer
+
+    tok = TinyTokenizer()
+    template = "Literal {{mask}} {{note}} {text} It was {mask} ."
+    short = PromptEncoder(tok, template, {"0": "bad", "1": "good"}, ("0", "1"), 64)
+    ids = short.encode("w0 w1", None)["input_ids"]
+    assert ids == [tok.cls_token_id, *tok.encode("Literal {mask} {note} w0 w1 It was"),
+                   tok.mask_token_id, *tok.encode("."), tok.sep_token_id]
+    long_text = " ".join(f"w{i}" for i in range(40))
+    cut = PromptEncoder(tok, template, {"0": "bad", "1": "good"}, ("0", "1"), 24)
+    got = cut.encode(long_text, None)["input_ids"]
+    assert len(got) == 24 and got[1:1 + len(tok.encode("Literal {mask} {note}"))] == \
+        tok.encode("Literal {mask} {note}")
+
+
+def test_a_data_row_holding_the_mask_token_is_blamed_not_the_template():
+    from lorabar.harness.tasks.data_folder import Example
+    from lorabar.harness.tasks.mlm_prompt import PromptEncoder, TinyTokenizer
+
+    tok = TinyTokenizer()
+    enc = PromptEncoder(tok, "{text} It was {mask} .", {"0": "bad", "1": "good"}, ("0", "1"), 64)
+    rows = [Example("fine", None, 0), Example(f"a {tok.mask_token} b", None, 1)]
+    with pytest.raises(ValueError, match=r"Invalid data: example 2 of the split holds the mask "
+                                         r"token '<mask>'"):
+        enc.encode_all(rows)
 
 
 def test_a_template_longer_than_max_length_exits_2(tmp_path, capsys):

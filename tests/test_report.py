@@ -157,3 +157,17 @@ def test_the_paper_gains_are_the_papers_table_1():
     for method, name in (("sam", "LoRA-SAM"), ("obar", "LoRA-oBAR"), ("nbar", "LoRA-nBAR")):
         gains = [round(m - l, 1) for m, l in zip(means[name], means["LoRA"])]
         assert gains == [PAPER_GAINS[(method, t)] for t in tasks], method
+
+
+def test_a_baseline_that_trains_nothing_is_one_line(tmp_path, capsys):
+    """The hostile round's IndexError in the |B| table: refused before anything is written."""
+    from conftest import one_error_line
+
+    from lorabar.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "rep"
+    assert main(["report", str(root / "results" / "faithful"), "--out", str(out),
+                 "--baseline", "zeroshot"]) == 2
+    assert "Invalid --baseline 'zeroshot': it trains nothing" in one_error_line(capsys)
+    assert not out.exists()

@@ -299,3 +299,29 @@ def test_rho_zero_group_is_stepped_but_never_perturbed():
         torch.testing.assert_close(p - b, 0.3 * gi / norm, rtol=1e-9, atol=1e-12)
     sam.second_step()
     assert not torch.equal(head[0], before_head[0])  # ... but stepped
+
+
+@pytest.mark.parametrize("bad, what", [
+    (lambda loss: None, r"returned NoneType None"),
+    (lambda loss: float(loss.detach()), r"returned float"),
+    (lambda loss: loss.detach(), r"returned a tensor of shape \(\) without a gradient"),
+    (lambda loss: loss.expand(3), r"returned a tensor of shape \(3,\)"),
+])
+def test_sam_step_names_a_loss_fn_that_returns_no_loss(bad, what):
+    """The hostile round's AttributeError: one TypeError saying what loss_fn returned; when the
+    second pass fails the weights are back at w, not left at w + e."""
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = lorabar.SAM([w], torch.optim.SGD, rho=0.1, lr=0.1)
+    x = torch.randn(4, 3)
+    with pytest.raises(TypeError, match=rf"Invalid loss_fn: it {what}"):
+        lorabar.sam_step(opt, lambda b: bad((b @ w).mean()), x)
+    calls = []
+
+    def second_fails(b):
+        calls.append(1)
+        loss = (b @ w).mean()
+        return loss if len(calls) == 1 else bad(loss)
+
+    with pytest.raises(TypeError, match=r"Invalid loss_fn"):
+        lorabar.sam_step(opt, second_fails, x)
+    assert torch.equal(w.detach(), torch.ones(3))  # unperturbed, no step taken

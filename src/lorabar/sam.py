@@ -55,6 +55,7 @@ from torch import Tensor
 
 from . import _shard as _dist
 from . import _validate as _v
+from .chunks import batch_size, split_batch
 from .functional import squared_norms
 
 __all__ = ["SAM", "sam_step", "scaled_backward"]
@@ -344,32 +345,18 @@ def scaled_backward(loss: Tensor, scaler: Any = None) -> None:
     (scaler.scale(loss) if scaler is not None else loss).backward()
 
 
-def _split(batch: Any, m: int) -> list[Any]:
-    if isinstance(batch, Tensor):
-        return list(torch.tensor_split(batch, m))
-    if isinstance(batch, Mapping):
-        parts = {k: _split(v, m) for k, v in batch.items()}
-        return [type(batch)({k: v[i] for k, v in parts.items()}) for i in range(m)]  # type: ignore[call-arg]
-    if isinstance(batch, list | tuple):
-        parts = [_split(v, m) for v in batch]
-        return [type(batch)(v[i] for v in parts) for i in range(m)]
-    raise TypeError(
-        f"Invalid batch: cannot split a {type(batch).__name__} (expected tensors, or tuples, "
-        "lists or dicts of tensors, all with the batch on dim 0)"
-    )
-
-
-def _batch_size(batch: Any) -> int:
-    if isinstance(batch, Tensor):
-        return batch.shape[0]
-    if isinstance(batch, Mapping) and batch:
-        return _batch_size(next(iter(batch.values())))
-    if isinstance(batch, list | tuple) and batch:
-        return _batch_size(batch[0])
-    raise TypeError(
-        f"Invalid batch: cannot split a {type(batch).__name__} (expected tensors, or tuples, "
-        "lists or dicts of tensors, all with the batch on dim 0)"
-    )
+def _loss_of(loss_fn: Callable[[Any], Tensor], chunk: Any) -> Tensor:
+    """``loss_fn(chunk)``, which must be a scalar tensor that has a gradient."""
+    loss = loss_fn(chunk)
+    if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
+        what = f"{type(loss).__name__} {loss!r}"
+        if isinstance(loss, Tensor):
+            what = f"a tensor of shape {tuple(loss.shape)}" + \
+                ("" if loss.requires_grad else " without a gradient")
+        raise TypeError(f"Invalid loss_fn: it returned {what}; sam_step needs the chunk's mean "
+                        "loss as a scalar tensor that requires grad (return loss, not "
+                        "loss.item())")
+    return loss
 
 
 @torch.no_grad()
@@ -405,11 +392,11 @@ def sam_step(
     if not isinstance(optimizer, SAM):
         raise TypeError(f"Invalid optimizer: expected lorabar.SAM, got {type(optimizer).__name__}")
     _v.integer("m", m, 1)
-    size = _batch_size(batch)
+    size = batch_size(batch)
     if size < m:
         raise ValueError(f"Invalid m: {m} (larger than the batch size {size})")
-    chunks = _split(batch, m)
-    weights = [_batch_size(c) / size for c in chunks]
+    chunks = split_batch(batch, m)
+    weights = [batch_size(c) / size for c in chunks]
 
     optimizer.zero_grad()
     acc: dict[Tensor, Tensor] = {}
@@ -417,16 +404,18 @@ def sam_step(
     total = None
     for chunk, w in zip(chunks, weights, strict=True):
         with torch.enable_grad():
-            loss = loss_fn(chunk)
+            loss = _loss_of(loss_fn, chunk)
             scaled_backward(loss, scaler)
         if after_first_backward is not None:
             after_first_backward()
         optimizer.first_step(zero_grad=True)
         if optimizer.first_pass_finite is not None:
             finite = optimizer.first_pass_finite if finite is None else finite & optimizer.first_pass_finite
-        with torch.enable_grad():
-            scaled_backward(loss_fn(chunk), scaler)
-        optimizer.unperturb()
+        try:  # at w + e: whatever goes wrong, the weights go back to w
+            with torch.enable_grad():
+                scaled_backward(_loss_of(loss_fn, chunk), scaler)
+        finally:
+            optimizer.unperturb()
         _accumulate_(acc, optimizer, w)
         optimizer.zero_grad()
         total = loss.detach() * w if total is None else total + loss.detach() * w

@@ -61,10 +61,10 @@ class CompareConfig:
     def __post_init__(self) -> None:
         from .. import _validate as _v
         from .plan.protocol import PROTOCOLS
-        from .report.verdicts import check_margin
+        from .report.paired import check_pairing
         from .report.widen import check_widen
 
-        check_margin(self.margin)
+        check_pairing(self.baseline, self.margin)
         check_widen(self.widen_edges, self.protocol)
 
         if self.protocol not in PROTOCOLS:

@@ -26,6 +26,18 @@ def average_over_tasks(per_seed: dict) -> tuple[int, int, float, float, float] |
 COLUMNS = ("n", "mean_diff", "ci_low", "ci_high", "verdict", "margin", "p_holm", "verdict_holm")
 
 
+def check_pairing(baseline: str, margin: float) -> None:
+    """Refuse a baseline that trains nothing (one run per task, no LoRA factors: nothing to pair
+    over seeds, no |B| to compare) and a margin that means nothing
+    (:func:`.verdicts.check_margin`)."""
+    check_margin(margin)
+    entry = METHODS.get(baseline)
+    if entry is not None and not entry.trains:
+        raise ValueError(f"Invalid --baseline {baseline!r}: it trains nothing (one run per task "
+                         "and no LoRA factors), so there is nothing to pair with; give a method "
+                         "that trains, e.g. lora")
+
+
 def paired(results: list[dict], baseline: str = "lora",
            margin: float = DEFAULT_MARGIN) -> list[list[str]]:
     """Per task and method: the mean paired test difference to ``baseline`` (both at their

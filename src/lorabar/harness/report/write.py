@@ -11,10 +11,10 @@ from .load import MIXED_HINT, check_comparable, context_of, load, result_files, 
     split_failed
 from .naming import LABELS, METHOD_ORDER, label_of, task_order
 from .edges import edge_lines
-from .paired import paired
+from .paired import check_pairing, paired
 from .selection import TIE_RULE, select, select_with_ties
 from .tables import csv_text, markdown_table, tables
-from .verdicts import DEFAULT_MARGIN, check_margin
+from .verdicts import DEFAULT_MARGIN
 
 
 def _check_out(folder: Path, out: Path, flag: str = "--out") -> None:
@@ -60,7 +60,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
 
     folder = Path(folder)
     out = Path(out) if out is not None else folder / "report"
-    margin = check_margin(margin)
+    check_pairing(baseline, margin)
     results, skipped = load(folder, skip_bad=skip_bad, recursive=recursive)
     columns = check_comparable(results, allow_mixed=allow_mixed, hint=hint)
     _present(results, {"--baseline": baseline, "--reference": reference_method})

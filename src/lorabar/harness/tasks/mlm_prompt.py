@@ -117,17 +117,32 @@ class PromptEncoder:
         return out + [(False, [tok.sep_token_id])]
 
     def encode_all(self, examples: list) -> list[dict]:
-        """:meth:`encode` of every example (``text_a``, ``text_b``)."""
+        """:meth:`encode` of every example (``text_a``, ``text_b``); an example whose text holds
+        the mask token itself is refused, naming it (the template is not at fault)."""
+        mask = self.tok.mask_token
+        for i, e in enumerate(examples, start=1):
+            for text in (e.text_a, e.text_b or ""):
+                if mask and mask in text:
+                    raise ValueError(f"Invalid data: example {i} of the split holds the mask "
+                                     f"token {mask!r} in its text ({text[:60]!r}); a prompt has "
+                                     "one mask, the template's: remove it from the data")
         return [self.encode(e.text_a, e.text_b) for e in examples]
+
+    def _rendered(self, a: str, b: str | None) -> str:
+        """The template with the texts and the mask token in, read by the one parser every
+        path uses (``{{``/``}}`` are literal braces, a literal ``{{mask}}`` is text)."""
+        import string
+
+        values = {"mask": self.tok.mask_token, "text": a, "text_pair": b or ""}
+        return "".join(literal + (values[name] if name is not None else "")
+                       for literal, name, _, _ in string.Formatter().parse(self.template))
 
     def encode(self, a: str, b: str | None) -> dict:
         """Token ids and the mask's position.  An input over ``max_length`` loses the end of the
         user's text (the longest text first), never a word of the template or the mask; a
         template that does not fit alone is refused (``ValueError`` naming both lengths)."""
         if "{" in self.template:  # the whole string, as the tokenizer reads it (spaces, BPE)
-            text = self.template.replace("{mask}", self.tok.mask_token)
-            text = text.replace("{text}", a).replace("{text_pair}", b or "")
-            ids = self.tok.encode(text, add_special_tokens=True)
+            ids = self.tok.encode(self._rendered(a, b), add_special_tokens=True)
             if len(ids) > self.max_length:
                 ids = self._truncated(self._segments(a, b))
         else:

@@ -55,13 +55,20 @@ def parse_verbalizer(text: str) -> dict[str, str]:
 
 
 def template_fields(template: str) -> list[str]:
-    """The placeholders of a ``{...}`` template, in order (``{{``/``}}`` are literal braces)."""
+    """The placeholders of a ``{...}`` template, in order (``{{``/``}}`` are literal braces);
+    a conversion or format spec (``{text!r}``, ``{text:>3}``) is refused: the template is not
+    Python formatting, and such a placeholder never received the text."""
     try:
-        return [name for _, name, spec, conv in string.Formatter().parse(template)
-                if name is not None]
+        parsed = list(string.Formatter().parse(template))
     except ValueError as err:
         raise ValueError(f"Invalid --template: {template!r}: {err} (write a literal brace as "
                          "{{ or }})") from None
+    for _, name, spec, conv in parsed:
+        if name is not None and (spec or conv):
+            raise ValueError(f"Invalid --template: {template!r} writes {{{name}"
+                             f"{'!' + conv if conv else ''}{':' + spec if spec else ''}}}; "
+                             "placeholders are bare: {text}, {text_pair}, {mask}")
+    return [name for _, name, _, _ in parsed if name is not None]
 
 
 def check_template(template: str, *, pair: bool) -> None:
