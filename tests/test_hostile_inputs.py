@@ -605,3 +605,20 @@ def test_a_malformed_own_file_stops_the_plan_before_any_run(tmp_path, capsys, co
     assert "dev.jsonl:4: not a JSON object" in one_error_line(capsys)
     assert not (tmp_path / "C").exists()
 
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_constant_regression_labels_are_refused_naming_the_file(tmp_path, split):
+    """The hostile round's NaN metrics and numpy warnings: one DataError instead."""
+    from lorabar.harness.tasks.data_folder import DataError
+    from lorabar.harness.tasks.own_data import load_user_data
+
+    paths = {}
+    for name in ("train", "dev", "test"):
+        labels = [0.5] * 4 if name == split else [0.1, 0.7, 0.3, 0.9]
+        paths[name] = tmp_path / f"{name}.csv"
+        paths[name].write_text("text,y\n" + "".join(f"t{i} {name},{y}\n"
+                                                     for i, y in enumerate(labels)))
+    with pytest.raises(DataError, match=rf"{split}.csv: every regression label is 0.5; "):
+        load_user_data(paths["train"], paths["dev"], paths["test"], text_column="text",
+                       label_column="y", task_type="regression")

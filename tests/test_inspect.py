@@ -82,3 +82,45 @@ def test_zero_factor_is_left_alone_and_errors(tmp_path, capsys):
         inspect_adapter(tmp_path / "missing")
     assert main(["inspect", str(folder), "--rebalance", str(folder)]) == 2
     assert "the adapter folder itself" in capsys.readouterr().err
+
+
+def _rewrite(folder, change_tensors=None, change_config=None):
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "adapter_model.safetensors"
+    tensors = load_file(str(path))
+    if change_tensors:
+        change_tensors(tensors)
+    save_file(tensors, str(path))
+    if change_config:
+        cfg = json.loads((folder / "adapter_config.json").read_text())
+        change_config(cfg)
+        (folder / "adapter_config.json").write_text(json.dumps(cfg))
+
+
+def _first_b(tensors):
+    return next(k for k in sorted(tensors) if k.endswith("lora_B.weight"))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("rank", r"has rank \d+ but adapter_config.json says r = 3"),
+    ("shape", r"the factors cannot multiply"),
+])
+def test_an_adapter_whose_factors_do_not_fit_is_refused(saved, tmp_path, capsys, case, message):
+    """The hostile round's case: inspected and even "rebalanced (outputs unchanged)"."""
+    import re
+
+    _, folder = saved
+    if case == "rank":
+        _rewrite(folder, change_config=lambda c: c.update(r=3, rank_pattern={}))
+    else:
+        def drop_a_column(t):
+            key = _first_b(t)
+            t[key] = t[key][:, :-1].contiguous()
+        _rewrite(folder, change_tensors=drop_a_column)
+    with pytest.raises(ValueError, match=message):
+        inspect_adapter(folder)
+    out = tmp_path / "balanced"
+    assert main(["inspect", str(folder), "--rebalance", str(out)]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()

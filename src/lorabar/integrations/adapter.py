@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["AdapterLayer", "inspect_adapter", "load_adapter_tensors", "rebalance_adapter"]
+__all__ = ["AdapterLayer", "check_ranks", "inspect_adapter", "load_adapter_tensors",
+           "rebalance_adapter"]
 
 _SUFFIXES = ((".lora_A.weight", ".lora_B.weight"), (".lora_embedding_A", ".lora_embedding_B"))
 WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -129,6 +130,23 @@ def _pairs(tensors: dict[str, torch.Tensor]) -> list[tuple[str, str, str]]:
     return out
 
 
+def check_ranks(folder, found: list[tuple[str, str, str]], tensors: dict, config: dict) -> None:
+    """Refuse factors that cannot multiply (``A`` of rank r, ``B`` of another: ``B @ A`` does
+    not exist) and ranks that disagree with ``adapter_config.json``'s ``r`` (unless its
+    ``rank_pattern`` sets ranks per layer): such an adapter loads nowhere, and measuring or
+    "rebalancing" it would pretend it does."""
+    r = config.get("r")
+    for name, ka, kb in found:
+        a, b = tensors[ka], tensors[kb]
+        if a.dim() < 2 or b.dim() < 2 or a.shape[0] != b.shape[1]:
+            raise ValueError(f"Invalid adapter {str(folder)!r}: layer {name!r}: {ka} has shape "
+                             f"{tuple(a.shape)} and {kb} {tuple(b.shape)}; the factors cannot "
+                             "multiply (A's rows must be B's columns)")
+        if isinstance(r, int) and not config.get("rank_pattern") and a.shape[0] != r:
+            raise ValueError(f"Invalid adapter {str(folder)!r}: layer {name!r} has rank "
+                             f"{a.shape[0]} but adapter_config.json says r = {r}")
+
+
 def inspect_adapter(folder: str | Path) -> dict:
     """Per-layer ``|A|``, ``|B|`` and ``B``, most unbalanced first, plus a summary.
 
@@ -140,6 +158,7 @@ def inspect_adapter(folder: str | Path) -> dict:
     if not found:
         raise ValueError(f"No LoRA factor pairs in {str(folder)!r}: no keys ending in "
                          f"{_SUFFIXES[0][0]!r} or {_SUFFIXES[1][0]!r} (is it a LoRA adapter?)")
+    check_ranks(folder, found, tensors, config)
     layers = []
     for name, ka, kb in found:
         na = float(torch.linalg.vector_norm(tensors[ka], dtype=torch.float64))

@@ -10,8 +10,9 @@ stays a string; numbers sorted numerically, strings alphabetically; numbers mixe
 are refused), and every dev/test label must be in it.  One number written two ways -- ``1`` and
 ``1.0``, ``1.1`` and ``1.10``, ``01`` and ``1`` -- is refused naming both lines
 (:func:`check_spellings`) unless ``numeric_labels`` makes them one class.  Regression
-(``task_type="regression"``): labels are finite decimal numbers (:func:`parse_number`).  Every problem names ``file:line`` (the row's
-line in a text file, its 1-based row number in Parquet/Arrow) and raises :class:`DataError`.
+(``task_type="regression"``): labels are finite decimal numbers (:func:`parse_number`) that
+vary in every split.  Every problem names ``file:line`` (the row's line in a text file, its
+1-based row number in Parquet/Arrow) and raises :class:`DataError`.
 
 Every file read is recorded (:func:`lorabar.harness.tasks.data_folder.recording`), so its content hash
 is part of a run's identity.
@@ -276,6 +277,10 @@ def load_user_data(train: str | Path, dev: str | Path, test: str | Path, *, text
                 label = _regression_label(path, lineno, value)
             out.append(Example(a, b, label))
         splits[split] = out
+        if task_type == "regression" and len({e.label for e in out}) < 2:
+            raise DataError(f"{path}: every regression label is {out[0].label!r}; with one "
+                            "value there is nothing to learn or correlate (Pearson and Spearman "
+                            "are undefined): give labels that vary")
     metrics = ("accuracy",) if task_type == "classification" else ("pearson", "spearman")
     task = Task("custom", "", "", "", True, lambda f: ("", None, ""), labels, metrics=metrics)
     shared = {s: count_shared(splits[s], splits["train"]) for s in ("dev", "test")}
