@@ -334,3 +334,20 @@ def test_only_compares_numbers_by_value():
     assert [c.lr for c in plan_configs(grid, only={"lr": "0.0030"})] == [3e-3]
     with pytest.raises(ValueError, match=r"no run of this grid has lr='1e-2'"):
         plan_configs(grid, only={"lr": "1e-2"})
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["report", "{file}"], r"Invalid DIR: '.*x.csv' is a file, not a folder of result files"),
+    (["grid", "{folder}", "--out", "{folder}/o"], r"Invalid grid config: '.*' is a folder, not a "
+                                                  r"grid TOML"),
+    (["inspect", "{file}"], r"Invalid ADAPTER: '.*x.csv' is a file, not an adapter folder"),
+])
+def test_a_path_of_the_wrong_kind_is_named_as_such(tmp_path, capsys, argv, message):
+    """Not "not found" for a path that exists, and not --out blamed for DIR."""
+    import re
+
+    (tmp_path / "x.csv").write_text("a,b\n")
+    argv = [a.format(file=tmp_path / "x.csv", folder=tmp_path) for a in argv]
+    assert main(argv) == 2
+    assert re.search(message, one_error_line(capsys))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]

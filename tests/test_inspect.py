@@ -78,8 +78,11 @@ def test_zero_factor_is_left_alone_and_errors(tmp_path, capsys):
     assert "left alone (a zero factor cannot be balanced)" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match=r"has no adapter_config.json"):
         inspect_adapter(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"Adapter folder not found"):
+    with pytest.raises(FileNotFoundError, match=r"Invalid ADAPTER: .*missing' does not exist"):
         inspect_adapter(tmp_path / "missing")
+    (tmp_path / "weights.bin").write_bytes(b"x")  # a file where a folder is wanted: said so
+    with pytest.raises(ValueError, match=r"weights.bin' is a file, not an adapter folder"):
+        inspect_adapter(tmp_path / "weights.bin")
     assert main(["inspect", str(folder), "--rebalance", str(folder)]) == 2
     assert "the adapter folder itself" in capsys.readouterr().err
 

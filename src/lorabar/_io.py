@@ -142,3 +142,17 @@ def progress_bar(total: int, desc: str, *, enabled: bool = True, unit: str = "it
     except ImportError:  # pragma: no cover - tqdm comes with the exp and toy extras
         return _NoBar()
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit != "it", leave=leave)
+
+
+def existing(path: str | os.PathLike, flag: str, kind: str, what: str) -> Path:
+    """``path`` if it is a ``kind`` (``"file"`` or ``"folder"``); else one error saying which
+    it is: ``FileNotFoundError`` when nothing is there, ``ValueError`` when the other kind is
+    (``Invalid DIR: 'x.csv' is a file, not a results folder``; "not found" misled there)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"Invalid {flag}: {str(path)!r} does not exist ({what} expected)")
+    is_kind = p.is_file() if kind == "file" else p.is_dir()
+    if not is_kind:
+        other = "a folder" if p.is_dir() else "a file" if p.is_file() else "not a file or folder"
+        raise ValueError(f"Invalid {flag}: {str(path)!r} is {other}, not {what}")
+    return p

@@ -35,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from ..harness.report import render
     from ..guard import Output, check_output
 
+    from .._io import existing
+
+    existing(args.dir, "DIR", "folder", "a folder of result files")
     check_output(Output("--out", args.out or Path(args.dir) / "report", "report"))
 
     def warn(message: str) -> None:

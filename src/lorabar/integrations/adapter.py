@@ -64,8 +64,9 @@ def nested_adapters(folder: Path) -> list[str]:
 
 
 def _weights_file(folder: Path) -> Path:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Adapter folder not found: {str(folder)!r}")
+    from .._io import existing
+
+    existing(folder, "ADAPTER", "folder", "an adapter folder with adapter_config.json and weights")
     nested = nested_adapters(folder)
     if not (folder / "adapter_config.json").is_file():
         hint = (f"; it holds adapters in subfolders {nested}: inspect each, e.g. "

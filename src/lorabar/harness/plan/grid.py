@@ -38,9 +38,9 @@ from ..run.records import digest_ok
 
 
 def load_grid(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Grid config {str(path)!r} does not exist")
+    from ..._io import existing
+
+    path = existing(path, "grid config", "file", "a grid TOML")
     try:
         with path.open("rb") as f:
             grid = tomllib.load(f)
