@@ -193,3 +193,22 @@ def test_one_number_written_two_ways_is_refused_unless_asked(labels):
                 continue
             assert not clash or asked
             assert len(own.task.labels) == len(numbers)  # one class per number, never fewer
+
+
+def test_a_parquet_column_named_twice_is_one_line(tmp_path):
+    """The hostile round's case: a 7-line pyarrow dump of the schema; now one line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(["a", "b"]), pa.array([0, 1]),
+                                         pa.array([1, 0])], names=["text", "label", "label"]),
+                   path)
+    with pytest.raises(DataError, match=r"dup.parquet: column name\(s\) \['label'\] appear more "
+                                        r"than once") as err:
+        read_rows(path)
+    assert "\n" not in str(err.value)
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not a parquet file")
+    with pytest.raises(DataError, match=r"bad.parquet: not a readable Parquet file") as err:
+        read_rows(tmp_path / "bad.parquet")
+    assert "\n" not in str(err.value)

@@ -99,9 +99,15 @@ def _rows_parquet(path: Path) -> list[tuple[int, dict]]:
 
     note_read(path)
     try:
-        table = pq.read_table(path)
+        names = pq.read_schema(path).names
+        twice = sorted({n for n in names if names.count(n) > 1})
+        table = None if twice else pq.read_table(path)
     except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds
-        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+        first = str(err).strip().split("\n")[0]  # pyarrow appends the schema, line by line
+        raise DataError(f"{path}: not a readable Parquet file ({first})") from None
+    if table is None:
+        raise DataError(f"{path}: column name(s) {twice} appear more than once; a column is "
+                        "named once")
     return _rows_arrow(table, path)
 
 
