@@ -123,3 +123,17 @@ def test_settings_from_runs_another_folders_dev_choices_under_new_settings(tmp_p
     with pytest.raises(ValueError, match=r"the protocol 'settings-from' and --settings-from DIR "
                                          r"go together"):
         CompareConfig(out=str(noisy), protocol="settings-from")
+
+
+def test_settings_from_a_folder_of_other_tasks_is_refused_before_anything_is_written(tmp_path,
+                                                                                      capsys):
+    """The hostile round's case: "No result files" after a manifest was written."""
+    from pathlib import Path
+
+    noise = Path(__file__).resolve().parents[1] / "results" / "noise"  # SST-2 and SNLI runs
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
+    out = tmp_path / "C"
+    assert main(["compare", "--model", "tiny", *own_data_args(paths), "--settings-from",
+                 str(noise), "--seeds", "13,21", "--out", str(out)]) == 2
+    assert "holds no dev-chosen setting for this comparison's tasks" in one_error_line(capsys)
+    assert not out.exists()

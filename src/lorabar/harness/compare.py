@@ -183,7 +183,12 @@ def source_grid(cc: CompareConfig) -> dict:
     comparison's settings on top (``--label-noise 0.3``, say)."""
     from .report import load_results
 
-    return seeds_grid(cc, load_results(cc.settings_from, hint=HINT))
+    grid = seeds_grid(cc, load_results(cc.settings_from, hint=HINT))
+    if not grid["variant"]:  # before anything is written: the seed stage would run nothing
+        raise ValueError(f"Invalid --settings-from: {cc.settings_from!r} holds no dev-chosen "
+                         f"setting for this comparison's tasks {sorted(planned_tasks(cc))} and "
+                         f"methods {list(cc.methods)}; give the folder of a comparison of them")
+    return grid
 
 
 def _check_with_finished(out: Path, configs: list) -> None:
@@ -221,28 +226,6 @@ def planned_tasks(cc: CompareConfig) -> set[str]:
 # what to do when --out holds runs this comparison cannot be compared with
 HINT = "give each comparison its own --out"
 
-BUILTIN_MODELS = ("minilm", "smollm2", "tiny", "tiny-mlm")
-
-
-def check_model_available(model: str) -> None:
-    """Raise ``ValueError`` (one line, before anything runs) unless ``model`` is built in, a local
-    folder, or a hub id whose files are in the Hugging Face cache (nothing is downloaded)."""
-    from pathlib import Path as _Path
-
-    if model in BUILTIN_MODELS or _Path(model).expanduser().is_dir():
-        return
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model, "config.json")
-    except Exception:  # noqa: BLE001 - an id the hub library refuses is not available either
-        cached = None
-    if not isinstance(cached, str):
-        raise ValueError(f"Invalid model: {model!r} is not a local folder and not in the Hugging "
-                         "Face cache, and nothing is downloaded here; fetch it on a connected "
-                         f"machine (huggingface-cli download {model}) or pass --model PATH")
-
-
 @dataclasses.dataclass(frozen=True)
 class ComparisonPlan:
     """What a comparison will do, built and checked before anything runs: its stage-1 runs
@@ -275,6 +258,7 @@ def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
     """Stage 1 planned and checked (see :class:`ComparisonPlan`); nothing is written."""
     import os
 
+    from .models.available import check_model_available
     from .plan.grid import expand
     from .plan.protocol import check_record, tuned_lrs
 
