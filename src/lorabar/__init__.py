@@ -22,11 +22,11 @@ _SUBMODULES = ("functional", "schedules")
 
 __all__ = [
     "BAR",
+    "SAM",
+    "SBAR",
     "BARConfig",
     "Balancedness",
     "FactorPair",
-    "SAM",
-    "SBAR",
     "SBARConfig",
     "__version__",
     "balance_penalty",

@@ -26,6 +26,12 @@ def average_over_tasks(per_seed: dict) -> tuple[int, int, float, float, float] |
 COLUMNS = ("n", "mean_diff", "ci_low", "ci_high", "verdict", "margin", "p_holm", "verdict_holm")
 
 
+def holm_family(rows: list[list[str]]) -> int:
+    """How many intervals of :func:`paired`'s table (header first) Holm's rule adjusted over."""
+    at = rows[0].index("p_holm")
+    return sum(r[at] != "–" for r in rows[1:])
+
+
 def check_pairing(baseline: str, margin: float) -> None:
     """Refuse a baseline that trains nothing (one run per task, no LoRA factors: nothing to pair
     over seeds, no |B| to compare) and a margin that means nothing

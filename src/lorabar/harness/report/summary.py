@@ -10,6 +10,7 @@ import math
 
 from .edges import edge_lines
 from .naming import cells, label_of, method_of, metric_scale, task_order
+from .paired import holm_family
 from .selection import mean_std, select
 
 __all__ = ["FEW_SEEDS", "summary_lines"]
@@ -55,7 +56,7 @@ def summary_lines(results: list[dict], rows: list[list[str]], baseline: str,
                      f"to {label_of(baseline)} (n = {row[col['n']]}): {word}")
             ns.append(int(row[col["n"]]))
         lines.append(text)
-    family = sum(r[col["p_holm"]] != "–" for r in rows[1:])
+    family = holm_family(rows)
     for row in rows[1:]:
         if row[0].startswith("average"):
             lines.append(f"{row[0]}  {row[1]}: {row[col['mean_diff']]} [{row[col['ci_low']]}, "

@@ -11,7 +11,7 @@ from .load import MIXED_HINT, check_comparable, context_of, load, result_files, 
     split_failed
 from .naming import LABELS, METHOD_ORDER, label_of, task_order
 from .edges import edge_lines
-from .paired import check_pairing, paired
+from .paired import check_pairing, holm_family, paired
 from .selection import TIE_RULE, select, select_with_ties
 from .tables import csv_text, markdown_table, tables
 from .verdicts import DEFAULT_MARGIN
@@ -202,7 +202,7 @@ def _verdict_note(verdicts: list[list[str]]) -> str:
             f"equivalent: it lies within ±{margin}; identical: every paired difference is 0; "
             "inconclusive: it covers 0 and reaches past the margin (it cannot tell); decided "
             "on the unrounded interval.")
-    family = sum(r[col["p_holm"]] != "–" for r in rows)
+    family = holm_family(verdicts)
     if family > 1:
         lost = [f"{r[0]} {r[1]}" for r in rows
                 if r[col["verdict"]] != r[col["verdict_holm"]]]
