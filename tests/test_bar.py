@@ -120,10 +120,17 @@ def test_bar_foreach_equals_loop_with_missing_grad(mode):
         for m, bar in zip(models, bars):
             _grads(m, t)
             emb = bar.pairs[0]
-            emb.x.grad = None  # the embedding pair has no gradient this step: left alone
+            emb.x.grad = None  # the embedding pair has no gradient this step
             before = (emb.x.clone(), emb.y.clone())
-            bar.apply(0.1)
-            assert torch.equal(emb.x, before[0]) and torch.equal(emb.y, before[1])
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                bar.apply(0.1)
+            said = [w for w in seen if "have no gradient" in str(w.message)]
+            untouched = torch.equal(emb.x, before[0]) and torch.equal(emb.y, before[1])
+            if mode == "nbar":  # nBAR reads gradients: left alone, said once
+                assert untouched and len(said) == (t == 0)
+            else:  # oBAR reads only the factors: rescaled all the same, nothing to say
+                assert not untouched and not said
         assert params_equal(*models)
 
 
@@ -233,6 +240,73 @@ def test_state_dict_round_trip():
         b2.load_state_dict({"step": 1, "mode": "obar", "mu0": 2.0})
     with pytest.raises(ValueError, match=r"Invalid state_dict: step=-1"):
         b2.load_state_dict({"step": -1})
+
+
+def _trained(opt_cls=torch.optim.AdamW, steps=3):
+    """A model, its optimizer and an attached BAR after ``steps`` steps, and their states."""
+    m = make_peft_model()
+    o = opt_cls(m.parameters(), lr=0.05)
+    b = lorabar.BAR(lorabar.find_lora_pairs(m), mode="nbar", mu0=2.0)
+    b.attach(o)
+    for t in range(steps):
+        _grads(m, t)
+        o.step()
+    return m, o, b, copy.deepcopy((m.state_dict(), o.state_dict(), b.state_dict()))
+
+
+@pytest.mark.parametrize("order", ["bar, attach, optimizer", "attach, bar, optimizer",
+                                   "attach, optimizer, bar", "optimizer, attach, bar",
+                                   "bar, optimizer, attach"])
+def test_a_restored_step_is_checked_whatever_the_order_of_calls(order):
+    _, _, _, (_, opt3, _) = _trained(steps=3)
+    _, _, _, (_, _, bar5) = _trained(steps=5)  # a BAR state ahead of the optimizer's
+    m = make_peft_model()
+    o = torch.optim.AdamW(m.parameters(), lr=0.05)
+    b = lorabar.BAR(lorabar.find_lora_pairs(m), mode="nbar", mu0=2.0)
+    calls = {"bar": lambda: b.load_state_dict(bar5), "attach": lambda: b.attach(o),
+             "optimizer": lambda: o.load_state_dict(opt3)}
+    with pytest.raises(ValueError, match=r"step=5 is ahead of the optimizer's 3 steps"):
+        for name in order.split(", "):
+            calls[name]()
+        _grads(m, 0)
+        o.step()
+
+
+def test_a_step_no_optimizer_count_confirms_is_refused_unless_trusted():
+    # a fresh AdamW (its state never loaded) and plain SGD keep no count at the first step
+    for opt_cls in (torch.optim.AdamW, torch.optim.SGD):
+        _, _, _, (model, _, saved) = _trained(opt_cls, steps=3)
+        m = make_peft_model()
+        m.load_state_dict(model)
+        o = opt_cls(m.parameters(), lr=0.05)
+        b = lorabar.BAR(lorabar.find_lora_pairs(m), mode="nbar", mu0=2.0)
+        b.load_state_dict(saved)
+        b.attach(o)
+        _grads(m, 3)
+        with pytest.raises(ValueError, match=rf"step=3 cannot be checked: the {opt_cls.__name__}"
+                                             r" keeps no step count .* trust_step=True"):
+            o.step()
+        assert b.step == 3
+    b.load_state_dict(saved, trust_step=True)  # the caller says SGD resumes too
+    o.step()
+    assert b.step == 4
+
+
+def test_a_state_names_every_pair_unambiguously():
+    m = make_peft_model()
+    pairs = lorabar.find_lora_pairs(m)
+    saved = lorabar.BAR(pairs, mode="obar").state_dict()
+    assert saved["pair_shapes"] == [[list(p.x.shape), list(p.y.shape)] for p in pairs]
+    alike = [lorabar.FactorPair(x=p.x, y=p.y) for p in pairs]  # every one named "pair"
+    with pytest.raises(ValueError, match=r"names are given to more than one pair \('pair'\); "
+                                         r"a state could not tell them apart"):
+        lorabar.BAR(alike, mode="obar").state_dict()
+    # the same names over factors of another rank: told apart by their shapes
+    wider = [lorabar.FactorPair(x=torch.ones(2 * p.x.shape[0], p.x.shape[1]),
+                                y=torch.ones(p.y.shape[0], 2 * p.y.shape[1]), name=p.name)
+             for p in pairs]
+    with pytest.raises(ValueError, match=r"Invalid state_dict: pair_shapes="):
+        lorabar.BAR(wider, mode="obar").load_state_dict(saved)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -5,6 +5,7 @@ the plan-then-run commands and the output guard (lorabar.guard)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -210,16 +211,24 @@ def test_literal_braces_render_alike_on_every_path():
         tok.encode("Literal {mask} {note}")
 
 
-def test_a_data_row_holding_the_mask_token_is_blamed_not_the_template():
-    from lorabar.harness.tasks.data_folder import Example
+def test_a_data_row_holding_the_mask_token_is_blamed_at_its_file_and_line(tmp_path):
+    from lorabar.harness.tasks.data_folder import DataError, Example
     from lorabar.harness.tasks.mlm_prompt import PromptEncoder, TinyTokenizer
+    from lorabar.harness.tasks.own_data import load_user_data
 
     tok = TinyTokenizer()
     enc = PromptEncoder(tok, "{text} It was {mask} .", {"0": "bad", "1": "good"}, ("0", "1"), 64)
-    rows = [Example("fine", None, 0), Example(f"a {tok.mask_token} b", None, 1)]
-    with pytest.raises(ValueError, match=r"Invalid data: example 2 of the split holds the mask "
-                                         r"token '<mask>'"):
-        enc.encode_all(rows)
+    rows = [{"text": "fine", "label": "0"}, {"text": "ok", "label": "1"},
+            {"text": f"a {tok.mask_token} b", "label": "1"}]
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = load_user_data(*(tmp_path / f"{s}.jsonl" for s in ("train", "dev", "test")),
+                          text_column="text", label_column="label")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}/train.jsonl:3: the text "
+                                        r"holds the mask token '<mask>'"):
+        enc.encode_all(data.splits["train"])
+    with pytest.raises(DataError, match=r"^example 2 of the split: the text holds the mask"):
+        enc.encode_all([Example("fine", None, 0), Example(f"a {tok.mask_token} b", None, 1)])
 
 
 def test_a_template_longer_than_max_length_exits_2(tmp_path, capsys):

@@ -88,9 +88,12 @@ def test_compare_records_its_command_and_report_states_the_status(tmp_path, caps
     report = (out / "report" / "report.md").read_text().splitlines()
     assert report[2].startswith("Status: current; code revisions")
     assert report[4] == f"Made by `{manifest.commands[0]}`."
-    # the maintainer marks it superseded; a rerun keeps that and the report says so
-    data = manifest.to_json() | {"status": "superseded", "superseded_by": "results/new",
-                                 "reason": "the probe head changed"}
+    # the maintainer marks it superseded (by hand, in an editor: the file's kind header stays);
+    # a rerun keeps that and the report says so
+    data = json.loads((out / RESULTS_MANIFEST).read_text())
+    assert data["lorabar"]["kind"] == "manifest"
+    data |= {"status": "superseded", "superseded_by": "results/new",
+             "reason": "the probe head changed"}
     (out / RESULTS_MANIFEST).write_text(json.dumps(data))
     assert main(argv) == 0
     assert read_manifest(out).status == "superseded"

@@ -117,7 +117,8 @@ def test_on_a_peft_model_with_adamw_grad_accumulation_and_float32():
     assert math.isfinite(b1) and b1 != b0
     state = bar.state_dict()
     assert state == {"step": 3, "mode": "sbar", "rho": 0.5, "norm": "pair",
-                     "pairs": [p.name for p in pairs]}
+                     "pairs": [p.name for p in pairs],
+                     "pair_shapes": [[list(p.x.shape), list(p.y.shape)] for p in pairs]}
     # a state saved by lorabar 0.1 (it carried BAR's unused mu0) still loads
     lorabar.SBAR(pairs, rho=0.5).load_state_dict({**state, "mu0": 0.5})
     other = lorabar.SBAR(pairs, rho=0.3)

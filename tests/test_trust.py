@@ -513,7 +513,7 @@ def test_a_full_disk_stops_the_grid_cleanly(tmp_path, capsys, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     real = X.run_grid
-    monkeypatch.setattr(X, "write_json_atomic", no_space)  # the error file cannot be written
+    monkeypatch.setattr(X, "write_json", no_space)  # the error file cannot be written
     monkeypatch.setattr(X, "run_grid", lambda *a, **k: real(*a, **k, runner=runner))
     assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--data-dir", str(DATA)]) == 1
     captured = capsys.readouterr()

@@ -163,6 +163,12 @@ class BAR(PairRescaler):
         self._check_rate(max(coeffs))
         return coeffs
 
+    @property
+    def needs_gradients(self) -> bool:
+        """nBAR compares gradient norms; oBAR reads only the factors and rescales every pair,
+        with or without gradients (a pair whose gradient holds an inf/NaN is still left alone)."""
+        return self.mode == "nbar"
+
     def _reads(self, xs, ys, gx, gy) -> list[Tensor]:
         # the gradients (a pair with an inf/NaN gradient is left alone, oBAR too), then for oBAR
         # the factors themselves

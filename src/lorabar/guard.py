@@ -8,19 +8,26 @@ work.  An output
   does not lie inside an input folder, and -- if it is a folder lorabar replaces -- holds no input;
 * is not another output of the same command, nor inside or around one;
 * is not a symbolic link, unless the user allows it (``--allow-symlink``);
-* if it exists, is a lorabar file of the same kind, recognized by its content (:data:`KINDS`):
-  a run result, an adapter report, a paired-differences table, a PNG that lorabar drew; a report
-  or adapter folder carries the manifest lorabar wrote there (:data:`MANIFEST`), and only the
-  files that manifest lists are ever removed -- a user's other files survive;
+* if it exists, is lorabar's *of the same kind*, told by what the file says of itself, never by
+  its shape (:mod:`lorabar.filekinds`): a JSON file's ``lorabar`` header (a run result from
+  before headers: its digest), a PNG's ``Software: lorabar`` text chunk, a CSV's sha256 in its
+  folder's manifest; a folder by its manifest's kind (:mod:`lorabar.folders`) -- a report is
+  never written into an adapter folder, nor a results folder into either;
+* inside a folder lorabar replaces or adds to, only the files its manifest lists (by relative
+  path, subfolders included) are ever replaced or removed: a user's other files are carried
+  over, and a write that would replace one of them is refused;
 * can be written (its folder exists or can be made).
 
 Writers go through :func:`write_text` / :func:`write_json` (atomic, re-checking the kind just
-before the rename) and report folders through :func:`owned_files`.  Violations raise
+before the rename; JSON stamped with its kind), folders through :func:`publish_folder` (replaced
+whole) and :func:`merge_folder` (files added).  Violations raise
 :class:`OutputError` (a ``ValueError``: exit 2), naming the flag and the path.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -28,14 +35,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FILE_KINDS", "FOLDER_KINDS", "Input", "KINDS", "MANIFEST", "Output", "OutputError",
-           "add_to_manifest", "check_plan", "is_kind", "owned_files", "png_metadata",
-           "publish_folder", "write_json", "write_text"]
+from .filekinds import HEADER, JSON_KINDS, digest_ok, header_kind, stamp, with_digest
+from .folders import FOLDER_KINDS, MANIFEST, files_under, manifest_text, read_folder_manifest
 
-MANIFEST = ".lorabar-manifest.json"
-# an older report folder's manifest (a JSON list of the files it wrote)
-LEGACY_MANIFESTS = (".lorabar-report.json",)
+__all__ = ["FILE_KINDS", "FOLDER_KINDS", "Input", "KINDS", "MANIFEST", "Output", "OutputError",
+           "check_output", "check_plan", "is_kind", "merge_folder", "owned_files",
+           "png_metadata", "publish_folder", "staging", "write_json", "write_text"]
+
 PNG_SOFTWARE = "lorabar"
+UPGRADE = "lorabar upgrade"
 
 
 class OutputError(ValueError):
@@ -72,14 +80,26 @@ def _json_object(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _is_result(path: Path) -> bool:
-    data = _json_object(path)
-    return data is not None and isinstance(data.get("config"), dict) and "metrics" in data
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
-def _is_layers(path: Path) -> bool:
-    data = _json_object(path)
-    return data is not None and isinstance(data.get("layers"), list) and "mean_abs_B" in data
+def _is_json(kind: str):
+    def recognise(path: Path) -> bool:
+        data = _json_object(path)
+        if data is None:
+            return False
+        if HEADER in data:
+            return header_kind(data) == kind
+        # from before headers, only what proves lorabar wrote it: a result's matching digest,
+        # a comparison record's generator
+        return {"result": lambda: isinstance(data.get("config"), dict) and digest_ok(data),
+                "compare": lambda: data.get("generator") == "lorabar compare"}.get(
+                    kind, lambda: False)()
+    return recognise
 
 
 def _is_png(path: Path) -> bool:
@@ -91,35 +111,45 @@ def _is_png(path: Path) -> bool:
     return head.startswith(b"\x89PNG") and b"Software\x00" + PNG_SOFTWARE.encode() in head
 
 
-def _is_paired(path: Path) -> bool:
-    try:
-        first = path.read_text(encoding="utf-8").split("\n", 1)[0]
-    except (OSError, UnicodeDecodeError):
-        return False
-    return first.startswith("task,method,")
+def _is_listed(path: Path) -> bool:
+    """A file its folder's manifest lists with its current sha256 (a CSV lorabar wrote)."""
+    manifest = read_folder_manifest(path.parent)
+    return (manifest is not None and manifest.kind == "folder"
+            and manifest.sha256.get(path.name) == _sha256(path))
 
 
-def _is_manifest(path: Path) -> bool:
-    data = _json_object(path)
-    return data is not None and isinstance(data.get("commands"), list) and "status" in data
-
-
-FILE_KINDS = {"result": _is_result, "layers": _is_layers, "png": _is_png, "paired": _is_paired,
-              "manifest": _is_manifest}
-# "report"/"adapter": replaced whole, owned through a manifest; "figures": lorabar writes its
-# files into it and lists them in a manifest (a folder without one must be empty); "folder":
-# lorabar writes only its own sub-paths into it (runs/, a report/), the rest is left alone
-FOLDER_KINDS = ("report", "adapter", "figures", "folder")
+FILE_KINDS = {**{k: _is_json(k) for k in JSON_KINDS}, "png": _is_png, "paired": _is_listed}
+# "report"/"adapter": replaced whole; "figures": lorabar adds its files; "folder": lorabar writes
+# only its own sub-paths into it (runs/, a report/); all four known by their manifest's kind
 MANAGED = ("report", "adapter", "figures")
 KINDS = (*FILE_KINDS, *FOLDER_KINDS)
 WHAT = {"result": "a lorabar run result", "layers": "a lorabar adapter report",
         "png": "a figure lorabar drew", "paired": "a lorabar paired-differences table",
-        "manifest": "a lorabar results manifest"}
+        "manifest": "a lorabar results manifest", "compare": "a lorabar comparison record",
+        "error": "a lorabar failed run's error record",
+        "report": "a lorabar report folder", "adapter": "a lorabar adapter folder",
+        "figures": "a lorabar figures folder", "folder": "a lorabar results folder"}
+# what a file of each kind looked like before files carried their kind
+_OLD_SHAPES = {"result": lambda d: isinstance(d.get("config"), dict) and "metrics" in d,
+               "layers": lambda d: isinstance(d.get("layers"), list) and "mean_abs_B" in d,
+               "manifest": lambda d: isinstance(d.get("commands"), list) and "status" in d,
+               "error": lambda d: isinstance(d.get("config"), dict) and "traceback" in d}
 
 
 def is_kind(path: str | os.PathLike, kind: str) -> bool:
-    """Whether the existing file ``path`` is a lorabar file of ``kind`` (by its content)."""
+    """Whether the existing file ``path`` is a lorabar file of ``kind`` (what it says of itself)."""
     return FILE_KINDS[kind](Path(path))
+
+
+def _older(path: Path, kind: str) -> bool:
+    """Whether ``path`` looks like a ``kind`` file of a lorabar from before kinds were written."""
+    if kind == "paired":
+        try:
+            return path.read_text(encoding="utf-8").startswith("task,method,")
+        except (OSError, UnicodeDecodeError):
+            return False
+    data = _json_object(path)
+    return data is not None and HEADER not in data and _OLD_SHAPES.get(kind, lambda d: False)(data)
 
 
 def png_metadata() -> dict[str, str]:
@@ -129,33 +159,10 @@ def png_metadata() -> dict[str, str]:
 
 
 def owned_files(folder: str | os.PathLike) -> set[str] | None:
-    """The names a lorabar manifest in ``folder`` lists (with the manifest itself), or ``None``
-    when the folder carries no manifest."""
-    folder = Path(folder)
-    for name in (MANIFEST, *LEGACY_MANIFESTS):
-        try:
-            data = json.loads((folder / name).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        files = data.get("files") if isinstance(data, dict) else data
-        if isinstance(files, list) and all(isinstance(f, str) and "/" not in f and f not in
-                                           ("", ".", "..") for f in files):
-            return set(files) | {name}
-    return None
-
-
-def add_to_manifest(out: Output, names: Iterable[str]) -> None:
-    """Record in the manifest of the ``figures`` folder ``out`` the files lorabar wrote there."""
-    folder = Path(out.path).expanduser()
-    owned = (owned_files(folder) or set()) - {MANIFEST, *LEGACY_MANIFESTS}
-    from ._io import write_text_atomic
-
-    write_text_atomic(folder / MANIFEST, manifest_text(out.kind, owned | set(names)))
-
-
-def manifest_text(kind: str, files: Iterable[str]) -> str:
-    """The manifest lorabar writes into a report or adapter folder."""
-    return json.dumps({"generator": "lorabar", "kind": kind, "files": sorted(files)}, indent=1)
+    """The relative paths a lorabar manifest in ``folder`` lists (with the manifest itself), or
+    ``None`` when the folder carries no manifest."""
+    manifest = read_folder_manifest(folder)
+    return None if manifest is None else set(manifest.files) | {manifest.name}
 
 
 def _real(path: str | os.PathLike) -> Path:
@@ -202,20 +209,37 @@ def _check_outputs(a: Output, b: Output) -> None:
                               f"{str(y.path)!r}, {what}; write it elsewhere")
 
 
+def _check_file(out: Output, p: Path) -> None:
+    if p.is_dir():
+        raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} is a folder (give a file path)")
+    if p.exists() and not is_kind(p, out.kind):
+        older = (f"; if an older lorabar wrote it, bring it forward with `{UPGRADE} "
+                 f"{out.path}`, else give a new path" if _older(p, out.kind) else
+                 "; give a new path")
+        raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} exists and is not "
+                          f"{WHAT[out.kind]}; lorabar replaces only its own files of that "
+                          f"kind{older}")
+
+
+def _check_folder_kind(out: Output, p: Path) -> None:
+    """A folder is written only if its manifest's kind is the kind being written."""
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} is a file (give a folder)")
+    manifest = read_folder_manifest(p) if p.is_dir() else None
+    if manifest is not None and manifest.kind != out.kind:
+        what = WHAT.get(manifest.kind or "", "a lorabar folder of no known kind")
+        raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} is {what}, not "
+                          f"{WHAT[out.kind]}; give a folder of its own")
+
+
 def _check_existing(out: Output) -> None:
     p = Path(out.path).expanduser()
     if out.kind in FILE_KINDS:
-        if p.is_dir():
-            raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} is a folder (give a file "
-                              "path)")
-        if p.exists() and not is_kind(p, out.kind):
-            raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} exists and is not "
-                              f"{WHAT[out.kind]}; lorabar replaces only its own files of that "
-                              "kind: give a new path")
+        _check_file(out, p)
         return
-    if p.exists() and not p.is_dir():
-        raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} is a file (give a folder)")
-    if out.kind in MANAGED and p.is_dir() and any(p.iterdir()) and owned_files(p) is None:
+    _check_folder_kind(out, p)
+    if out.kind in MANAGED and p.is_dir() and read_folder_manifest(p) is None \
+            and any(p.iterdir()):
         raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} exists, is not empty and is "
                           f"not a folder lorabar wrote (no {MANIFEST}); give a new folder")
 
@@ -237,13 +261,15 @@ def _check_writable(out: Output) -> None:
     os.unlink(tmp)
 
 
-def check_output(out: Output, *, allow_symlink: bool = False) -> None:
-    """The checks of one output on its own: symlink, existing content, writable."""
+def check_output(out: Output, *, allow_symlink: bool = False, adopt: bool = False) -> None:
+    """The checks of one output on its own: symlink, existing content (``adopt``: not checked,
+    an existing file is brought forward as ``out.kind``), writable."""
     p = Path(out.path).expanduser()
     if p.is_symlink() and not allow_symlink:
         raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} is a symbolic link (to "
                           f"{os.readlink(p)!r}); give the real path, or pass --allow-symlink")
-    _check_existing(out)
+    if not adopt:
+        _check_existing(out)
     _check_writable(out)
 
 
@@ -261,49 +287,148 @@ def check_plan(inputs: Iterable[Input], outputs: Iterable[Output], *,
         check_output(out, allow_symlink=allow_symlink)
 
 
-def write_text(out: Output, text: str, *, allow_symlink: bool = False) -> Path:
-    """Write ``text`` to the file output ``out`` atomically, re-checking it just before."""
+def _list_in_folder(path: Path) -> None:
+    """Record the CSV ``path`` with its sha256 in its folder's manifest (a results folder's)."""
     from ._io import write_text_atomic
 
-    check_output(out, allow_symlink=allow_symlink)
+    manifest = read_folder_manifest(path.parent)
+    if manifest is not None and manifest.kind != "folder":
+        raise OutputError(f"Invalid output: {str(path.parent)!r} is {WHAT.get(manifest.kind or '')}"
+                          ", not a results folder")
+    files = (manifest.files if manifest else frozenset()) | {path.name}
+    digests = {**(manifest.sha256 if manifest else {}), path.name: _sha256(path)}
+    write_text_atomic(path.parent / MANIFEST, manifest_text("folder", files, digests))
+
+
+def write_text(out: Output, text: str, *, allow_symlink: bool = False,
+               adopt: bool = False) -> Path:
+    """Write ``text`` to the file output ``out`` atomically, re-checking it just before (a CSV
+    is then listed with its sha256 in its folder's manifest: how a rerun knows it).  ``adopt``
+    (``lorabar upgrade`` only, after its own checks): an existing file of an older lorabar is
+    replaced although it does not yet say it is lorabar's."""
+    from ._io import write_text_atomic
+
+    check_output(out, allow_symlink=allow_symlink, adopt=adopt)
     path = Path(out.path).expanduser()
     if allow_symlink and path.is_symlink():
         path = path.resolve()
     write_text_atomic(path, text)
+    if out.kind == "paired":
+        _list_in_folder(path)
     return path
 
 
-def write_json(out: Output, obj: object, *, allow_symlink: bool = False) -> Path:
-    """:func:`write_text` of ``obj`` as JSON."""
-    return write_text(out, json.dumps(obj, indent=1, default=float), allow_symlink=allow_symlink)
+def write_json(out: Output, obj: dict, *, allow_symlink: bool = False,
+               adopt: bool = False) -> Path:
+    """:func:`write_text` of ``obj`` as JSON, stamped with its kind (:func:`filekinds.stamp`); a
+    run result also signed (:func:`filekinds.with_digest`)."""
+    if out.kind in JSON_KINDS:
+        obj = stamp(out.kind, obj)
+        if out.kind == "result":
+            obj = with_digest(obj)
+    return write_text(out, json.dumps(obj, indent=1, default=float), allow_symlink=allow_symlink,
+                      adopt=adopt)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir() and not src.is_symlink():
+        dst.mkdir(exist_ok=True)  # an empty folder of the user's
+    else:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _collides(tmp: Path, rel: str) -> bool:
+    """Whether the new folder ``tmp`` has ``rel``, or a file where ``rel``'s folders would be."""
+    dst = tmp / rel
+    if dst.exists() or dst.is_symlink():
+        return True
+    return any(p.is_file() or p.is_symlink() for p in dst.parents if _inside(p, tmp))
+
+
+def _carry_over(target: Path, tmp: Path, out: Output, force: bool) -> None:
+    """Copy into ``tmp`` every file of ``target`` lorabar did not write; refuse one that the
+    new folder would replace (``force``: replace it)."""
+    manifest = read_folder_manifest(target)
+    for rel in files_under(target):
+        listed = manifest is not None and rel in manifest.files
+        # an older manifest listed a subfolder whole: what lorabar writes again is its own
+        if listed or (manifest is not None and manifest.owns(rel) and _collides(tmp, rel)):
+            continue
+        if _collides(tmp, rel):
+            if force:
+                continue
+            raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} holds {rel!r}, which "
+                              "lorabar did not write, and the new folder has a file of that "
+                              "name; move it away, or give another folder")
+        _copy(target / rel, tmp / rel)
 
 
 def publish_folder(tmp: str | os.PathLike, out: Output, *, force: bool = False) -> list[str]:
     """Put the finished folder ``tmp`` (built beside ``out``) at the report or adapter output
     ``out``: the files an earlier lorabar manifest there lists are replaced or removed, every
-    other file of the folder (a user's README, notes) is carried over, a new manifest lists what
-    lorabar wrote, and the swap is two renames (never a half-written folder).  Re-checks ``out``
-    first (``force``: a folder without a manifest is written into too, files of the same names
-    replaced).  Returns the names written."""
-    import shutil
-
+    other file of the folder, subfolders included (a user's README, notes), is carried over, a
+    new manifest lists every file lorabar wrote by its relative path, and the swap is two
+    renames (never a half-written folder).  Re-checks ``out`` first (``force``: a folder without
+    a manifest is written into too, files of the same names replaced; a folder of another kind
+    is still refused).  Returns the relative paths written."""
     from ._io import replace_dir
 
     if out.kind not in ("report", "adapter"):
         raise ValueError(f"publish_folder writes report or adapter folders, not {out.kind!r}")
-    if not force:
+    if force:
+        _check_folder_kind(out, Path(out.path).expanduser())
+    else:
         check_output(out, allow_symlink=False)
     tmp, target = Path(tmp), Path(out.path).expanduser()
-    names = sorted(p.name for p in tmp.iterdir())
+    names = files_under(tmp)
     if target.is_dir():
-        owned = owned_files(target) or set()
-        for item in target.iterdir():
-            if item.name in owned or (tmp / item.name).exists():
-                continue
-            if item.is_dir() and not item.is_symlink():
-                shutil.copytree(item, tmp / item.name, symlinks=True)
-            else:
-                shutil.copy2(item, tmp / item.name, follow_symlinks=False)
+        _carry_over(target, tmp, out, force)
     (tmp / MANIFEST).write_text(manifest_text(out.kind, names))
     replace_dir(tmp, target)
     return names
+
+
+def merge_folder(tmp: str | os.PathLike, out: Output, *, allow_symlink: bool = False
+                 ) -> list[Path]:
+    """Move the files of ``tmp`` into the ``figures`` folder ``out``: a file already there is
+    replaced only if the folder's manifest lists it (lorabar wrote it), else nothing is moved
+    and :class:`OutputError` names it; the manifest (written first) then lists the new files
+    too.  Returns the paths written."""
+    from ._io import write_text_atomic
+
+    if out.kind != "figures":
+        raise ValueError(f"merge_folder adds to figures folders, not {out.kind!r}")
+    check_output(out, allow_symlink=allow_symlink)
+    tmp, target = Path(tmp), Path(out.path).expanduser()
+    target.mkdir(parents=True, exist_ok=True)
+    manifest = read_folder_manifest(target)
+    owned = manifest.files if manifest else frozenset()
+    new = files_under(tmp)
+    for rel in new:
+        if rel not in owned and _collides(target, rel):
+            raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} holds {rel!r}, which "
+                              "lorabar did not write; move it away, or give another folder")
+    write_text_atomic(target / MANIFEST, manifest_text("figures", owned | set(new)))
+    for rel in new:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / rel, target / rel)
+    return [target / rel for rel in new]
+
+
+@contextlib.contextmanager
+def staging(out: Output):
+    """A temporary folder beside the output ``out`` (same file system: moves are renames) to
+    build a folder's files in before :func:`publish_folder` or :func:`merge_folder`; removed
+    afterwards."""
+    import shutil
+
+    target = Path(out.path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -8,9 +8,17 @@ optimizer, the step counter, and the one rescaling pipeline every mode runs, sha
                                                             device: no host synchronization)
     scale_([*xs, *ys], factors)                            (one multi-tensor multiply)
 
-A pair whose gradients are ``None`` is left alone; under sharding a pair is rescaled when any
-rank holds its gradient, and every rank joins the all-reduce whatever its slices hold.  A pair
-whose gradient norms are not finite gets factor 1 (left alone).
+A rule that reads gradients (nBAR, sBAR: :attr:`PairRescaler.needs_gradients`) leaves a pair
+whose gradients are ``None`` alone, as the optimizer does, and says so once (a
+``RuntimeWarning``); oBAR reads only the factors and rescales every pair.  Under sharding a pair
+is rescaled when any rank holds its gradient, and every rank joins the all-reduce whatever its
+slices hold.  A pair whose gradient norms are not finite gets factor 1 (left alone).
+
+A state (:meth:`PairRescaler.state_dict`) names the rule's settings and every pair (name and
+shapes); its step is checked against the optimizer's own count whatever the order of
+``load_state_dict``, ``attach`` and the optimizer's ``load_state_dict``, at the latest before the
+first step.  An optimizer that keeps no count (plain SGD) cannot confirm a step > 0: such a
+state is refused unless the caller says it resumes with the optimizer (``trust_step=True``).
 
 Subclasses give the rule: :meth:`PairRescaler._reads` (which tensors' norms) and
 :meth:`PairRescaler._factors`, plus the per-step coefficients (:meth:`_coefficients`) and the
@@ -96,6 +104,9 @@ class PairRescaler(abc.ABC):
         self._optimizer: weakref.ref | None = None
         self._groups: list[tuple[int, int]] = []  # (group of x, group of y) per pair
         self._warned_rate = False
+        self._warned_grads = False
+        self._step_checked = True  # step 0, or a loaded step the optimizer's count confirmed
+        self._load_hook: RemovableHandle | None = None
 
     # ----------------------------------------------------------------- what subclasses give
     @abc.abstractmethod
@@ -118,8 +129,20 @@ class PairRescaler(abc.ABC):
 
     def _identity(self) -> dict[str, Any]:
         """The settings a saved state must agree with (checked by :meth:`load_state_dict`):
-        the rule's own (subclasses add theirs) and the pairs, by name."""
-        return {"mode": self.mode, "pairs": [p.name for p in self.pairs]}
+        the rule's own (subclasses add theirs) and the pairs, by name and shapes."""
+        names = [p.name for p in self.pairs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"Invalid pairs for a state: {len(twice)} names are given to more "
+                             f"than one pair ({', '.join(map(repr, twice[:3]))}); a state could "
+                             "not tell them apart: give each FactorPair its own name")
+        return {"mode": self.mode, "pairs": names,
+                "pair_shapes": [[list(p.x.shape), list(p.y.shape)] for p in self.pairs]}
+
+    @property
+    def needs_gradients(self) -> bool:
+        """Whether the rule reads the gradients (a pair without them is then left alone)."""
+        return True
 
     def _begin_step(self) -> None:
         """Called once per step before the devices' pairs are rescaled."""
@@ -145,10 +168,18 @@ class PairRescaler(abc.ABC):
     def _active(self, idx: list[int], buffer: FactorBuffer | None):
         """The pairs to rescale on one device: all of them when sharded (every rank joins the
         collective), else those whose two gradients exist."""
-        if self._sharded:
+        if self._sharded or not self.needs_gradients:
             return idx, buffer
         keep = [i for i in idx if self.pairs[i].x.grad is not None
                 and self.pairs[i].y.grad is not None]
+        if len(keep) < len(idx) and not self._warned_grads:
+            self._warned_grads = True
+            gone = next(self.pairs[i].name for i in idx if i not in keep)
+            warnings.warn(f"{self.mode}: {len(idx) - len(keep)} of {len(idx)} pairs (first "
+                          f"{gone!r}) have no gradient at step {self.step}; they are left alone, "
+                          "as the optimizer leaves them (is the layer in the forward pass? "
+                          "loss.backward() before optimizer.step()?). Said once.",
+                          RuntimeWarning, stacklevel=5)
         return keep, (buffer if len(keep) == len(idx) else None)
 
     @torch.no_grad()
@@ -170,7 +201,9 @@ class PairRescaler(abc.ABC):
         foreach = True if self._sharded else use_foreach(xs, self.foreach)
         stats = norms(self._reads(xs, ys, gx, gy), dtype, foreach).square()
         has_grad = None
-        if self._sharded:  # shard contributions (and has-gradient counts) summed over ranks
+        if self._sharded and not self.needs_gradients:
+            _dist.all_reduce_sum_(stats, self._group)
+        elif self._sharded:  # shard contributions (and has-gradient counts) summed over ranks
             present = tuple(p.x.grad is not None and p.y.grad is not None for p in pairs)
             counts = self._has_grad.get(present)
             if counts is None:  # one host-to-device copy per distinct pattern, not per step
@@ -230,8 +263,10 @@ class PairRescaler(abc.ABC):
         _check_not_handled(optimizer, self)
         self._groups = groups
         self.apply_check(self._lrs(optimizer))
-        _check_not_ahead(self.step, optimizer, self.pairs)
+        self._check_step(optimizer)
         self._handle = optimizer.register_step_pre_hook(self._pre_hook)
+        # the optimizer's state loaded after this BAR's: its step checked again then
+        self._load_hook = optimizer.register_load_state_dict_post_hook(self._optimizer_loaded)
         self._optimizer = weakref.ref(optimizer)
         _HANDLED.setdefault(optimizer, []).append(weakref.ref(self))
         return self._handle
@@ -267,18 +302,46 @@ class PairRescaler(abc.ABC):
         return [self.pair_lr(group_lr[gx], group_lr[gy]) for gx, gy in self._groups]
 
     def _pre_hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not self._step_checked:  # the first step after a load: the optimizer's count is due
+            self._check_step(optimizer, final=True)
         self.apply(self._lrs(optimizer))
+
+    def _optimizer_loaded(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.attached:
+            self._check_step(optimizer)
+
+    def _check_step(self, optimizer: torch.optim.Optimizer, *, final: bool = False) -> None:
+        """The loaded step against the optimizer's count: never ahead of it; confirmed when the
+        count is known; refused at the first step (``final``) when it never was."""
+        taken = optimizer_step(optimizer, self.pairs) if self.step else None
+        if taken is not None and self.step > taken:
+            raise ValueError(f"Invalid state_dict: step={self.step} is ahead of the optimizer's "
+                             f"{taken} steps (a BAR state saved after the optimizer's? load "
+                             "both from the same checkpoint)")
+        if taken is not None:
+            self._step_checked = True
+        elif final and not self._step_checked:
+            raise ValueError(
+                f"Invalid state_dict: step={self.step} cannot be checked: the "
+                f"{type(optimizer).__name__} keeps no step count for these factors (plain SGD, "
+                "or its own state was not loaded); load the optimizer's state from the same "
+                "checkpoint, or pass load_state_dict(state, trust_step=True) if it resumes too")
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """``{"step": t, "mode": ..., and the settings}`` for exact resumption."""
+        """``{"step": t, "mode": ..., and the settings}`` for exact resumption; pairs by name and
+        shapes (pairs named alike cannot be told apart: refused)."""
         return {"step": self.step, **self._identity()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, trust_step: bool = False) -> None:
         """Resume from :meth:`state_dict`: every setting that changes the trajectory (the mode,
-        the rule's settings -- mu0, schedule, total_steps or rho --, the pairs) must agree (a key
-        absent from an older state is not checked), and the step may not be ahead of the
-        optimizer's (checked here when attached, else at :meth:`attach`)."""
+        the rule's settings -- mu0, schedule, total_steps or rho --, the pairs and their shapes)
+        must agree (a key absent from an older state is not checked), and the step may not be
+        ahead of the optimizer's.  It is checked whatever the order of calls: here when
+        attached, at :meth:`attach`, when the optimizer's state is loaded, and at the latest
+        before the first step, where a step > 0 that no count confirmed is refused (an
+        optimizer that keeps none, e.g. plain SGD) unless ``trust_step`` (the caller says the
+        optimizer resumes from the same checkpoint)."""
         if not isinstance(state, Mapping):
             raise TypeError(f"Invalid state_dict: a {type(state).__name__} (expected the dict "
                             "that BAR.state_dict() returns)")
@@ -290,10 +353,15 @@ class PairRescaler(abc.ABC):
         step = state.get("step")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"Invalid state_dict: step={step!r} (expected an int >= 0)")
+        had = (self.step, self._step_checked)
+        self.step, self._step_checked = step, step == 0 or trust_step
         optimizer = self._optimizer() if self.attached and self._optimizer else None
-        if optimizer is not None:
-            _check_not_ahead(step, optimizer, self.pairs)
-        self.step = step
+        try:
+            if optimizer is not None:
+                self._check_step(optimizer)
+        except ValueError:
+            self.step, self._step_checked = had
+            raise
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, pairs: Sequence[FactorPair]) -> int | None:
@@ -306,15 +374,6 @@ def optimizer_step(optimizer: torch.optim.Optimizer, pairs: Sequence[FactorPair]
             if step is not None:
                 return int(step)
     return None
-
-
-def _check_not_ahead(step: int, optimizer: torch.optim.Optimizer,
-                     pairs: Sequence[FactorPair]) -> None:
-    taken = optimizer_step(optimizer, pairs) if step else None
-    if taken is not None and step > taken:
-        raise ValueError(f"Invalid state_dict: step={step} is ahead of the optimizer's {taken} "
-                         "steps (a BAR state saved after the optimizer's? load both from the "
-                         "same checkpoint)")
 
 
 def _check_no_shared_storage(pairs: Sequence[FactorPair]) -> None:

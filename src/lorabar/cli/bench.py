@@ -45,10 +45,10 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
+    import json
     from pathlib import Path
 
-    from .._io import write_json_atomic, write_text_atomic
-    from ..guard import Output, add_to_manifest, check_plan
+    from ..guard import Output, check_plan, merge_folder, staging
     from ..apps.bench import BenchConfig, bar_cost, markdown, run_bench
     from ..harness.run.runtime import resolve_device
 
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
                       warmup=args.warmup, device=args.device, lora_r=args.lora_r)
     counts = comma_list(args.bar_pairs, "--bar-pairs", int, low=1)  # before the benchmark runs
     device = resolve_device(args.device)
-    check_plan([], [Output("--out", args.out, "figures")], allow_symlink=args.allow_symlink)
+    out = Output("--out", args.out, "figures")
+    check_plan([], [out], allow_symlink=args.allow_symlink)
     record = run_bench(cfg, log=None if args.quiet else print)
     bar_rows = []
     if counts:
@@ -75,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
     text = markdown(record, bar_rows)
     print(text)
     if args.out:
-        out = Path(args.out)
         stem = f"bench_{cfg.arch}_{device.type}"
-        write_json_atomic(out / f"{stem}.json", record)
-        write_text_atomic(out / f"{stem}.md", text)
-        add_to_manifest(Output("--out", args.out, "figures"), [f"{stem}.json", f"{stem}.md"])
-        print(f"wrote {out / stem}.json and .md")
+        with staging(out) as tmp:
+            (tmp / f"{stem}.json").write_text(json.dumps(record, indent=1, default=float))
+            (tmp / f"{stem}.md").write_text(text)
+            merge_folder(tmp, out, allow_symlink=args.allow_symlink)
+        print(f"wrote {Path(args.out) / stem}.json and .md")
     return 0

@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from ..harness.compare import (CompareConfig, compare, grid_methods, main_settings,
                                       tuning_grid)
     from ..harness.plan.grid import expand
+    from ..harness.plan.manifest import RESULTS_MANIFEST
+    from ..harness.plan.protocol import RECORD
     from ..harness.plan.inputs import plan_inputs
     from ..guard import Input, Output, check_plan
 
@@ -95,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     report = Output("--report", args.report, "report") if args.report else \
         Output("--out", Path(args.out) / "report", "report")
     check_plan(inputs, [Output("--out", args.out, "folder"), report,
-                        Output("--out", Path(args.out) / "paired.csv", "paired")],
+                        Output("--out", Path(args.out) / "paired.csv", "paired"),
+                        Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest"),
+                        Output("--out", Path(args.out) / RECORD, "compare")],
                allow_symlink=args.allow_symlink)
     try:
         compare(cc, dry_run=args.dry_run, executor=executor, threads=args.threads,

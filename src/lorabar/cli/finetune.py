@@ -67,9 +67,7 @@ def run(args: argparse.Namespace, kind: str = "encoder") -> int:
     if result is None:  # torchrun: a rank other than 0 (rank 0 writes and prints)
         return 0
     if args.out:
-        from ..harness.run.records import with_digest
-
-        write_json(out, with_digest(result), allow_symlink=args.allow_symlink)
+        write_json(out, result, allow_symlink=args.allow_symlink)  # stamped and signed
     m, step = result["metrics"], result["timing"]["step_time_median_s"]
     summary = {"task": cfg.task, "method": cfg.method, "seed": cfg.seed, "dev": m["dev"],
                "test": m["test"], "final_mean_abs_B": result["final_mean_abs_B"],

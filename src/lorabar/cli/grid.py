@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..harness.plan.grid import is_done, load_grid, plan_configs, read_result
-    from ..harness.plan.manifest import record_revisions
+    from ..harness.plan.manifest import RESULTS_MANIFEST, record_revisions
     from ..harness.plan.inputs import plan_inputs
     from ..guard import Input, Output, check_plan
 
@@ -47,10 +47,11 @@ def run(args: argparse.Namespace) -> int:
     executor = executor_config(args)
     grid = load_grid(args.config)
     configs = plan_configs(grid, data_dir=args.data_dir, only=only)  # every run, validated
-    out = Output("--out", args.out, "folder")
-    check_plan([Input("CONFIG", args.config), *(Input("--reuse", d) for d in args.reuse)], [out],
+    out = [Output("--out", args.out, "folder"),
+           Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest")]
+    check_plan([Input("CONFIG", args.config), *(Input("--reuse", d) for d in args.reuse)], out,
                allow_symlink=args.allow_symlink)
-    check_plan(plan_inputs(configs), [out], allow_symlink=args.allow_symlink)
+    check_plan(plan_inputs(configs), out, allow_symlink=args.allow_symlink)
 
     def terminate(signum, frame):  # SIGTERM: stop like Ctrl-C (workers are killed with us)
         raise KeyboardInterrupt

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import adapter, bench, compare, demo, finetune, grid, report, toy
+from . import adapter, bench, compare, demo, finetune, grid, report, toy, upgrade
 from .args import version
 
-SUBCOMMANDS = (demo, toy, finetune, bench, compare, grid, adapter, report)
+SUBCOMMANDS = (demo, toy, finetune, bench, compare, grid, adapter, report, upgrade)
 
 
 def build_parser() -> argparse.ArgumentParser:

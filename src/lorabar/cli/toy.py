@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._io import progress_bar
-    from ..guard import Output, add_to_manifest, check_plan
+    from ..guard import Output, check_plan, merge_folder, staging
     from ..toy.figures import make_figures as run_figures
     from ..toy.simulate import ToyConfig, compiled
 
@@ -46,14 +46,14 @@ def run(args: argparse.Namespace) -> int:
     def progress(stage: str, done: int, total: int) -> None:
         bar.update(done - bar.n)
 
-    written = run_figures(args.figure, cfg, args.out, fig2b_noise=args.fig2b_noise,
-                          progress=progress)
-    bar.close()
-    from pathlib import Path
-
-    add_to_manifest(out, [p.name for p in Path(args.out).iterdir() if not p.name.startswith(".")])
-    for path in written["figures"]:
-        print(path)
+    with staging(out) as tmp:  # built beside --out, then moved in: a user's files are kept
+        written = run_figures(args.figure, cfg, tmp, fig2b_noise=args.fig2b_noise,
+                              progress=progress)
+        bar.close()
+        paths = merge_folder(tmp, out, allow_symlink=args.allow_symlink)
+    for path in paths:
+        if path.suffix == ".png":
+            print(path)
     if written["seconds"] is not None:
         print(f"simulation: {written['seconds']:.2f} s for {cfg.steps} steps")
     return 0

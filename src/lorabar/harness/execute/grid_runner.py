@@ -18,7 +18,7 @@ from ..plan.grid import done_here, finished_in, identity_of, plan_configs, read_
 from ..plan.manifest import add_reuses, record_command, reused_files
 from ..run.config import RunConfig
 from ..run.identity import run_id as identity_run_id
-from ..run.records import write_json_atomic
+from ...guard import Output, OutputError, is_kind, write_json
 from .base import RunJob
 from .choice import ExecutorConfig
 
@@ -194,7 +194,8 @@ def _finished(counts: dict, n: int, cfg: RunConfig, path: Path, error: BaseExcep
     disk stops the grid (``counts["stopped"]``)."""
     if error is None:
         counts["done"] += 1
-        path.with_suffix(".error.json").unlink(missing_ok=True)
+        if is_kind(path.with_suffix(".error.json"), "error"):  # an earlier failure's, not a user's
+            path.with_suffix(".error.json").unlink()
         emit(GridEvent("done", f"[{counts['done'] + counts['failed']}/{n}] done {path.name}",
                        path))
         return
@@ -202,12 +203,12 @@ def _finished(counts: dict, n: int, cfg: RunConfig, path: Path, error: BaseExcep
     emit(GridEvent("failed", f"[{counts['done'] + counts['failed']}/{n}] FAILED {path.name}: "
                              f"{error}", path))
     try:
-        write_json_atomic(path.with_suffix(".error.json"), {
+        write_json(Output("--out", path.with_suffix(".error.json"), "error"), {
             "config": dataclasses.asdict(cfg), "error": repr(error),
             "traceback": "".join(traceback.format_exception(error))})
-    except OSError as err:
-        emit(GridEvent("warning", f"grid: could not write "
-                                  f"{path.with_suffix('.error.json').name} ({err.strerror})"))
+    except (OSError, OutputError) as err:
+        emit(GridEvent("warning", f"grid: could not write {path.with_suffix('.error.json').name}"
+                                  f" ({getattr(err, 'strerror', None) or err})"))
     if disk_full(error) and "stopped" not in counts:
         counts["stopped"] = f"disk full ({error.strerror}); finished runs are kept"
         emit(GridEvent("stopping", f"grid: stopping: the disk is full ({error}); free space and "

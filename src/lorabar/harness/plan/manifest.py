@@ -29,6 +29,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from ...filekinds import HEADER
+
 __all__ = ["RESULTS_MANIFEST", "STATUSES", "Manifest", "add_reuses", "read_manifest", "record_command",
            "record_revisions", "reused_files", "revisions_of"]
 
@@ -78,11 +80,12 @@ class Manifest:
         if not isinstance(data, dict):
             raise ValueError(f"Invalid manifest {source}: expected a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names - {HEADER})
         if unknown:
             raise ValueError(f"Invalid manifest {source}: unknown keys {unknown} (expected "
                              f"{sorted(names)})")
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+                  if k != HEADER}
         try:
             return cls(**fields)
         except ValueError as err:

@@ -167,11 +167,10 @@ def check_record(cc) -> None:
 
 
 def write_record(cc, lrs: dict[str, list[float]]) -> None:
-    from ..._io import write_json_atomic
+    from ...guard import Output, write_json
 
-    write_json_atomic(Path(cc.out) / RECORD, {"generator": "lorabar compare",
-                                              "protocol": cc.protocol, "baseline": cc.baseline,
-                                              "seeds": list(cc.seeds), "grid": cc.grid,
-                                              "lrs": lrs,
-                                              **({"settings_from": cc.settings_from}
-                                                 if getattr(cc, "settings_from", None) else {})})
+    record = {"generator": "lorabar compare", "protocol": cc.protocol, "baseline": cc.baseline,
+              "seeds": list(cc.seeds), "grid": cc.grid, "lrs": lrs}
+    if getattr(cc, "settings_from", None):
+        record["settings_from"] = cc.settings_from
+    write_json(Output("--out", Path(cc.out) / RECORD, "compare"), record)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from ..run.identity import RUN_NAME, own_task_name, run_id
 from ..run.registry import METHODS
+from ...filekinds import header_kind
+from ...guard import UPGRADE
 from ..run.records import DIGEST, digest_ok
 
 REQUIRED = ("config", "key", "identity", "metrics", "primary_metric")
@@ -25,11 +27,29 @@ class BadResultError(ValueError):
 
 
 class AlteredResultError(BadResultError):
-    """A result file whose content does not match the digest written with it (edited by hand,
-    or written by a lorabar before digests: sign those once with scripts/sign_results.py)."""
+    """A result file whose content does not match the digest written with it (edited by hand),
+    or that carries none (written by a lorabar before digests: ``lorabar upgrade`` checks and
+    signs those)."""
 
 
 def check_result(path: Path) -> dict:
+    """The result in ``path``, checked: complete (:func:`check_content`), signed (its digest
+    matches; :class:`AlteredResultError` if not) and named after its identity."""
+    data = check_content(path)
+    if not digest_ok(data):
+        if DIGEST in data:
+            raise AlteredResultError(f"{path}: altered: its content does not match its digest "
+                                     "(edited by hand? rerun the run); left out")
+        raise AlteredResultError(f"{path}: carries no digest (written by a lorabar before "
+                                 f"digests? check and sign it with `{UPGRADE} "
+                                 f"{path.parent}`); left out")
+    check_name(path, data)
+    return data
+
+
+def check_content(path: Path) -> dict:
+    """The parsed result in ``path``, complete (what a report needs); :class:`BadResultError`
+    naming the file otherwise.  Its digest is not checked."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as err:
@@ -54,10 +74,11 @@ def check_result(path: Path) -> dict:
     if missing:
         raise BadResultError(f"{path}: not a complete result: missing {', '.join(missing)}; "
                              "pass --skip-bad to leave it out")
-    if not digest_ok(data):
-        what = "does not match its digest" if DIGEST in data else "carries no digest"
-        raise AlteredResultError(f"{path}: altered: its content {what} (edited by hand? rerun "
-                                 "the run); left out")
+    return data
+
+
+def check_name(path: Path, data: dict) -> None:
+    """Refuse a result whose file name is not the run its identity says."""
     stem = path.name[: -len(".json")]
     if RUN_NAME.match(stem):
         try:
@@ -69,7 +90,15 @@ def check_result(path: Path) -> dict:
             raise BadResultError(f"{path}: its content is not the run its name says (it holds "
                                  f"{c['task']}/{c['method']}/seed {c['seed']}, whose file name "
                                  f"is {expected}.json); pass --skip-bad to leave it out")
-    return data
+
+
+def other_kind(path: Path) -> bool:
+    """Whether ``path`` says (by its header) that it is a lorabar file of another kind."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return header_kind(data) not in (None, "result")
 
 
 def primary_from_task(data: dict) -> None:
@@ -113,6 +142,8 @@ def load(folder: str | Path, *, skip_bad: bool = False,
         raise FileNotFoundError(f"Result folder {str(folder)!r} does not exist")
     out, skipped, seen = [], [], {}
     for path in result_files(folder, recursive=recursive):
+        if other_kind(path):
+            continue  # a file lorabar wrote that says it is no result (an adapter report)
         try:
             data = check_result(path)
         except BadResultError as err:
@@ -135,6 +166,11 @@ def load(folder: str | Path, *, skip_bad: bool = False,
         out.append(data)
     if not out:
         where = "under" if recursive else "in"
+        unsigned = sum("carries no digest" in s for s in skipped)
+        if unsigned:
+            raise ValueError(f"No result file {where} {str(folder)!r} can be trusted: {unsigned} "
+                             "carry no digest (written by a lorabar before digests); check and "
+                             f"sign them with `{UPGRADE} {folder}`")
         raise ValueError(f"No result files (JSON with 'config' and 'metrics') {where} "
                          f"{str(folder)!r}" + ("" if recursive else " or its runs/ folder "
                                                "(--recursive reads every subfolder)"))

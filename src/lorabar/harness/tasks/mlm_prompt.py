@@ -118,14 +118,17 @@ class PromptEncoder:
 
     def encode_all(self, examples: list) -> list[dict]:
         """:meth:`encode` of every example (``text_a``, ``text_b``); an example whose text holds
-        the mask token itself is refused, naming it (the template is not at fault)."""
+        the mask token itself is refused at its ``file:line`` (the template is not at fault)."""
+        from .data_folder import DataError
+
         mask = self.tok.mask_token
         for i, e in enumerate(examples, start=1):
             for text in (e.text_a, e.text_b or ""):
                 if mask and mask in text:
-                    raise ValueError(f"Invalid data: example {i} of the split holds the mask "
-                                     f"token {mask!r} in its text ({text[:60]!r}); a prompt has "
-                                     "one mask, the template's: remove it from the data")
+                    where = getattr(e, "where", "") or f"example {i} of the split"
+                    raise DataError(f"{where}: the text holds the mask token {mask!r} "
+                                    f"({text[:60]!r}); a prompt has one mask, the template's: "
+                                    "remove it from the data")
         return [self.encode(e.text_a, e.text_b) for e in examples]
 
     def _rendered(self, a: str, b: str | None) -> str:

@@ -281,7 +281,7 @@ def load_user_data(train: str | Path, dev: str | Path, test: str | Path, *, text
                 label: int | float = labels.index(str(value))
             else:
                 label = _regression_label(path, lineno, value)
-            out.append(Example(a, b, label))
+            out.append(Example(a, b, label, f"{path}:{lineno}"))
         splits[split] = out
         if task_type == "regression" and len({e.label for e in out}) < 2:
             raise DataError(f"{path}: every regression label is {out[0].label!r}; with one "

@@ -1,0 +1,96 @@
+"""lorabar upgrade (lorabar.harness.report.upgrade, lorabar.cli.upgrade): files an older lorabar
+wrote are checked, then stamped and signed; an altered result is never signed; nothing else is
+touched; --check writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import fake_record
+
+from lorabar.cli.main import main
+from lorabar.filekinds import DIGEST, digest_ok, header_kind
+from lorabar.guard import Output, OutputError, check_plan, is_kind
+
+
+def _older(tmp_path):
+    """A results folder as a lorabar from before kinds and digests left it."""
+    folder = tmp_path / "old"
+    (folder / "runs").mkdir(parents=True)
+    runs = []
+    for seed in (13, 21):
+        record = {k: v for k, v in fake_record("sst2", "lora", seed, 0.8, 0.7, 10).items()
+                  if k != DIGEST}
+        from lorabar.harness.run.identity import run_id
+
+        path = folder / "runs" / f"{run_id(record['identity'])}.json"
+        path.write_text(json.dumps(record))
+        runs.append(path)
+    (folder / "manifest.json").write_text(json.dumps({"commands": ["lorabar grid x"],
+                                                      "status": "current"}))
+    (tmp_path / "layers.json").write_text(json.dumps({"layers": [], "mean_abs_B": 0.0}))
+    (folder / ".lorabar-compare.json").write_text(json.dumps({
+        "generator": "lorabar compare", "protocol": "own-lr", "baseline": "lora"}))
+    (folder / "paired.csv").write_bytes(b"task,method,diff\r\nsst2,obar,0.1\r\n")
+    (folder / "runs" / "sst2_obar_s13_0123456789.error.json").write_text(json.dumps({
+        "config": {"task": "sst2"}, "error": "RuntimeError()", "traceback": "..."}))
+    (folder / "mine").mkdir()
+    (folder / "mine" / "notes.json").write_text('{"mine": true}')
+    return folder, runs
+
+
+def test_a_folder_of_results_without_digests_says_how_to_bring_it_forward(tmp_path, capsys):
+    folder, _ = _older(tmp_path)
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"No result file in '{folder}' can be trusted: 2 carry no digest" in err
+    assert f"`lorabar upgrade {folder}`" in err and len(err.strip().splitlines()) == 1
+
+
+def test_upgrade_checks_then_stamps_and_signs(tmp_path, capsys):
+    folder, runs = _older(tmp_path)
+    layers = tmp_path / "layers.json"  # `lorabar inspect --json` output, from before kinds
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert main(["upgrade", "--check", str(folder), str(layers)]) == 1  # would bring 7 forward
+    assert "7 to bring forward, 0 left alone" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    with pytest.raises(OutputError, match=r"bring it forward with `lorabar upgrade"):
+        check_plan([], [Output("--out", runs[0], "result")])
+    assert main(["upgrade", str(folder), str(layers)]) == 0
+    assert "7 brought forward" in capsys.readouterr().out
+    for path in runs:
+        data = json.loads(path.read_text())
+        assert header_kind(data) == "result" and digest_ok(data)
+    for path, kind in ((folder / "manifest.json", "manifest"), (layers, "layers"),
+                       (folder / ".lorabar-compare.json", "compare"),
+                       (folder / "paired.csv", "paired"),
+                       (folder / "runs" / "sst2_obar_s13_0123456789.error.json", "error")):
+        assert is_kind(path, kind), path
+    assert (folder / "paired.csv").read_bytes() == b"task,method,diff\r\nsst2,obar,0.1\r\n"
+    assert (folder / "mine" / "notes.json").read_text() == '{"mine": true}'  # not lorabar's
+    (folder / "layers.json").write_bytes(layers.read_bytes())  # says it is no result: skipped
+    assert main(["report", str(folder)]) == 0
+    assert main(["upgrade", "--check", str(folder)]) == 0  # nothing left to do
+    assert "0 to bring forward" in capsys.readouterr().out
+
+
+def test_an_altered_or_incomplete_result_is_never_signed(tmp_path, capsys):
+    folder, runs = _older(tmp_path)
+    signed = fake_record("sst2", "obar", 13, 0.8, 0.7, 10)
+    edited = folder / "edited.json"
+    edited.write_text(json.dumps({**signed, "metrics": {"dev": {"accuracy": 1.0},
+                                                        "test": {"accuracy": 1.0}}}))
+    runs[1].write_text(json.dumps({"config": {"task": "sst2"}, "metrics": {}}))
+    before = {p: p.read_bytes() for p in (edited, runs[1])}
+    assert main(["upgrade", str(folder)]) == 1
+    out = capsys.readouterr()
+    assert f"{edited}: altered: its content does not match its digest; left alone" in out.err
+    assert f"{runs[1]}: not signed: no recorded identity" in out.err
+    assert "5 brought forward, 2 left alone" in out.out
+    assert {p: p.read_bytes() for p in (edited, runs[1])} == before
+
+
+def test_a_path_that_does_not_exist_is_one_line(tmp_path, capsys):
+    assert main(["upgrade", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
