@@ -3,7 +3,35 @@
 
 from __future__ import annotations
 
+import argparse
+
 import torch
+
+
+def common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--threads`` and ``--verbose``, which every example takes."""
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (default 1: on a shared or small machine more threads "
+                             "are often slower for models this size; 0: torch's default)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show third-party warnings and weight-loading progress bars")
+    return parser
+
+
+def setup(args: argparse.Namespace) -> None:
+    """Threads as asked; third-party warnings and loading bars off unless ``--verbose``."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.verbose:
+        import warnings
+
+        import transformers
+
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="(transformers|peft|trl|"
+                                "accelerate|torch)")
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
 
 
 def tiny_classifier(model: str | None = None, num_labels: int = 2):

@@ -1,7 +1,7 @@
 """BAR in an Accelerate loop: attach it to the prepared optimizer's base optimizer and register
 it for checkpointing, so ``save_state``/``load_state`` carry its step.
 
-    python examples/accelerate_loop.py [--steps 40]
+    python examples/accelerate_loop.py [--steps 40] [--threads 1]
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import torch
 from accelerate import Accelerator
 
 import lorabar
-from _tiny import tiny_classifier, token_batches, with_lora
+from _tiny import common_args, setup, tiny_classifier, token_batches, with_lora
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
 parser.add_argument("--steps", type=int, default=40)
 parser.add_argument("--model", default=None, help="a local folder or hub id (default: tiny)")
 args = parser.parse_args()
+setup(args)
 
 accelerator = Accelerator(cpu=not torch.cuda.is_available())
 model = with_lora(tiny_classifier(args.model))

@@ -1,6 +1,6 @@
 """BAR with the Hugging Face Trainer: one callback (BAR's state travels in the checkpoints).
 
-    python examples/hf_trainer.py [--steps 40] [--out OUT] [--model PATH_OR_HUB_ID]
+    python examples/hf_trainer.py [--steps 40] [--out OUT] [--model PATH_OR_HUB_ID] [--threads 1]
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ import tempfile
 
 from transformers import Trainer, TrainingArguments
 
-from _tiny import tiny_classifier, token_batches, with_lora
+from _tiny import common_args, setup, tiny_classifier, token_batches, with_lora
 from lorabar.integrations.hf import BARCallback, add_callback_first
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
 parser.add_argument("--steps", type=int, default=40)
 parser.add_argument("--out", default=None, help="checkpoints (default: a temporary folder)")
 parser.add_argument("--model", default=None, help="a local folder or hub id (default: tiny)")
 args = parser.parse_args()
+setup(args)
 
 out = args.out or tempfile.mkdtemp()
 bar = BARCallback(mode="nbar", mu0=0.5, schedule="cosine")

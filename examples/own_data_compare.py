@@ -2,6 +2,7 @@
 every method tuned on dev (its lr too), the chosen settings on every seed, paired intervals.
 
     python examples/own_data_compare.py [--train T --dev D --test X] [--model minilm] [--out OUT]
+        [--threads 1]
 
 Without files it writes a small synthetic task first; without --model it uses a tiny model, so
 the numbers mean nothing -- the point is the command.  With MiniLM on your data, give
@@ -24,6 +25,7 @@ for split in ("train", "dev", "test"):
 parser.add_argument("--model", default="tiny")
 parser.add_argument("--steps", default="20")
 parser.add_argument("--out", default=None)
+parser.add_argument("--threads", default="1", help="CPU threads per run (0: torch's default)")
 args = parser.parse_args()
 
 folder = Path(tempfile.mkdtemp())
@@ -39,5 +41,6 @@ if not all(files.values()):
 code = main(["compare", "--train", str(files["train"]), "--dev", str(files["dev"]),
              "--test", str(files["test"]), "--text-column", "text", "--label-column", "label",
              "--model", args.model, "--steps", args.steps, "--methods", "lora,nbar",
-             "--seeds", "13,21,42", "--out", args.out or str(folder / "compare")])
+             "--seeds", "13,21,42", "--threads", args.threads,
+             "--out", args.out or str(folder / "compare")])
 raise SystemExit(code)

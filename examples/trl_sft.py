@@ -1,6 +1,6 @@
 """BAR with TRL's SFTTrainer (LoRA through its peft_config): the same one callback.
 
-    python examples/trl_sft.py [--steps 20]
+    python examples/trl_sft.py [--steps 20] [--threads 1]
 
 The model and tokenizer here are tiny ones built in code; pass yours to SFTTrainer as usual.
 """
@@ -17,11 +17,13 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from trl import SFTConfig, SFTTrainer
 
+from _tiny import common_args, setup
 from lorabar.integrations.hf import BARCallback
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
 parser.add_argument("--steps", type=int, default=20)
 args = parser.parse_args()
+setup(args)
 
 torch.manual_seed(0)
 model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,

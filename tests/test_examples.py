@@ -10,7 +10,7 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CASES = {
-    "plain_loop.py": (["--steps", "6"], "after 6 steps"),
+    "plain_loop.py": (["--steps", "6"], "LoRA + nBAR"),
     "hf_trainer.py": (["--steps", "20"], "step 20: loss"),
     "trl_sft.py": (["--steps", "5"], "SFT with oBAR: 5 BAR steps"),
     "accelerate_loop.py": (["--steps", "6"], "6 steps, BAR step 6"),
@@ -30,3 +30,5 @@ def test_example_runs(script, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert expect in done.stdout, done.stdout[-2000:]
+    # quiet by default: no third-party warnings or weight-loading bars (--verbose shows them)
+    assert "Warning" not in done.stderr and "Loading" not in done.stderr, done.stderr[-2000:]

@@ -34,3 +34,22 @@ def test_progress_on_a_terminal_is_a_tqdm_bar(monkeypatch):
     assert type(bar).__module__.startswith("tqdm")
     bar.close()
     assert type(progress_bar(5, "steps", enabled=False)).__name__ == "_NoBar"
+
+
+def test_piped_progress_carries_the_time_left_and_the_current_postfix(capsys):
+    bar = progress_bar(20, "run")
+    for step in range(20):
+        bar.set_postfix(loss=f"{1 / (step + 1):.3f}", refresh=False)  # as the engine does
+        bar.update(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10
+    assert all(", ETA " in line for line in lines[:-1]) and ", ETA" not in lines[-1]
+    assert lines[0].endswith("loss=0.500)") and lines[-1].endswith("loss=0.050)")
+
+
+def test_lorabar_alone_lists_its_commands(capsys):
+    from lorabar.cli.main import main
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("finetune", "compare", "report", "inspect", "upgrade"))

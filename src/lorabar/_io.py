@@ -98,7 +98,8 @@ class _NoBar:
 
 class _LineBar(_NoBar):
     """Progress as whole lines (stderr is a log file, not a terminal): one line per run, or per
-    tenth of the steps, instead of hundreds of carriage returns."""
+    tenth of the steps, instead of hundreds of carriage returns; each with the time so far and
+    the estimated time left (the mean time per unit so far)."""
 
     def __init__(self, total: int, desc: str, unit: str) -> None:
         import time
@@ -112,7 +113,7 @@ class _LineBar(_NoBar):
         if self.n - self.shown >= every or self.n == self.total:
             self._line()
 
-    def set_postfix(self, **values: object) -> None:
+    def set_postfix(self, refresh: bool = True, **values: object) -> None:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def _line(self) -> None:
@@ -120,10 +121,13 @@ class _LineBar(_NoBar):
         import time
 
         self.shown = self.n
+        elapsed = time.perf_counter() - self.start
+        eta = (f", ETA {elapsed / self.n * (self.total - self.n):.0f} s"
+               if 0 < self.n < self.total else "")
         tail = f", {self.postfix}" if self.postfix else ""
         units = "" if self.unit == "it" else f" {self.unit}s"
-        print(f"{self.desc}: {self.n}/{self.total}{units} "
-              f"({time.perf_counter() - self.start:.0f} s{tail})", file=sys.stderr, flush=True)
+        print(f"{self.desc}: {self.n}/{self.total}{units} ({elapsed:.0f} s{eta}{tail})",
+              file=sys.stderr, flush=True)
 
 
 def progress_bar(total: int, desc: str, *, enabled: bool = True, unit: str = "it",

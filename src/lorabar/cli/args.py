@@ -139,18 +139,23 @@ def executor_config(args: argparse.Namespace):
 
 
 def quiet_libraries() -> None:
-    """``--quiet``: the libraries' own chatter off -- transformers' and the hub's logging below
-    errors, and their Python warnings -- while lorabar's own warnings (a slow emulated bf16, a
-    skipped file) still show."""
+    """The libraries' own chatter off (every command's default; ``--verbose`` keeps it):
+    transformers' and the hub's logging below errors, their weight-loading and download progress
+    bars, and their Python warnings -- while lorabar's own warnings (a slow emulated bf16, a
+    skipped file) still show.  Through the environment too, so that worker processes (Ray,
+    submitit, torchrun) and a transformers imported later are quiet without importing it now."""
     import logging
+    import os
+    import sys
     import warnings
 
-    for name in ("transformers", "huggingface_hub", "peft", "accelerate", "datasets"):
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("transformers", "huggingface_hub", "peft", "accelerate", "datasets", "trl"):
         logging.getLogger(name).setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module=rf"{name}(\..*)?$")
-    try:
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover - the hf extra is not installed
-        pass
+        hf_logging.disable_progress_bar()

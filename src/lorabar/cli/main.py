@@ -18,6 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for command in SUBCOMMANDS:
         command.add_parser(sub)
+    for name, command in sub.choices.items():
+        command.add_argument("--verbose", action="store_true",
+                             help="show the libraries' warnings, logging and progress bars "
+                                  "(transformers, PEFT, the hub: off by default)")
     return parser
 
 
@@ -55,7 +59,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv is None and hasattr(signal, "SIGPIPE"):  # `lorabar inspect A | head`: no traceback
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # `lorabar` alone: what it can do
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    if argv is None and not args.verbose:  # the console script: process-wide, as a user runs it
+        from .args import quiet_libraries
+
+        quiet_libraries()
     if "torch" not in sys.modules:  # before torch starts its OpenMP pool (lorabar._threads)
         from .._threads import choose_wait_policy
 

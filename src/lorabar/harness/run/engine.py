@@ -228,9 +228,9 @@ def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _Bal
             raise FloatingPointError(
                 f"loss became {out.losses[-1]} at step {step} (lr {lr:.3g}); lower --lr, or "
                 "check that every example keeps its target within --max-length")
+        # the running mean of the last 10 steps, current at every line the bar shows
+        bar.set_postfix(loss=f"{statistics.fmean(out.losses[-10:]):.3f}", refresh=False)
         bar.update(1)
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{statistics.fmean(out.losses[-10:]):.3f}")
     bar.close()
     out.seconds = time.perf_counter() - t_train
     return out
