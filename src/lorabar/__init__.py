@@ -2,7 +2,7 @@
 
 Reference implementation of B. Li, L. Zhang, N. He, "Implicit Regularization of Sharpness-Aware
 Minimization for Scale-Invariant Problems" (NeurIPS 2024).  The core (this namespace) needs only
-torch; PEFT is imported lazily by :func:`find_lora_pairs`.  The names below are imported on
+torch; PEFT is imported lazily by `find_lora_pairs()`.  The names below are imported on
 first use (PEP 562), so ``import lorabar`` -- and ``lorabar --help`` or the theory lab, which
 need no torch -- does not pay for importing torch.
 """

@@ -55,7 +55,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
+    """Write ``obj`` as JSON to ``path`` atomically (see `write_text_atomic()`)."""
     write_text_atomic(path, json.dumps(obj, indent=1, default=float))
 
 
@@ -82,7 +82,7 @@ def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
 
 
 class _NoBar:
-    """What :func:`progress_bar` returns when disabled: counts, prints nothing."""
+    """What `progress_bar()` returns when disabled: counts, prints nothing."""
 
     n = 0
 

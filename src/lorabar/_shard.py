@@ -1,8 +1,9 @@
 """Sharded tensors for BAR and SAM: DTensor (FSDP2) detection, this rank's slice, shard groups.
 
-The core's lowest distributed layer (torch only): :mod:`lorabar.bar` and :mod:`lorabar.sam` use
+The core's lowest distributed layer (torch only): `lorabar.bar` and `lorabar.sam` use
 it to sum squared norms across the ranks that each hold a slice of a factor,
-``|x|^2 = sum_r |x_r|^2``; :mod:`lorabar.distributed` (SAM under DDP) sits above them.
+``|x|^2 = sum_r |x_r|^2``; [`lorabar.distributed`][lorabar.distributed] (SAM under DDP) sits above
+them.
 """
 
 from __future__ import annotations

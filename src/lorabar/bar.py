@@ -2,24 +2,27 @@
 
 Paper Sec. 5.2 and Algs. 2-3.  Before every base optimizer step ``t``, for every pair ``(x, y)``
 whose factors both have gradients, with ``alpha_t = mu0 * schedule(t)`` and ``eta`` the current
-``lr`` of the param group holding the pair::
+``lr`` of the param group holding the pair:
 
-    nBAR:  if |g_x| >= |g_y|:  x <- (1 + alpha_t eta) x,  y <- (1 - alpha_t eta) y   else reversed
-    oBAR:  if |x|   >= |y|  :  x <- (1 - alpha_t eta) x,  y <- (1 + alpha_t eta) y   else reversed
+```
+nBAR:  if |g_x| >= |g_y|:  x <- (1 + alpha_t eta) x,  y <- (1 - alpha_t eta) y   else reversed
+oBAR:  if |x|   >= |y|  :  x <- (1 - alpha_t eta) x,  y <- (1 + alpha_t eta) y   else reversed
+```
 
-lorabar's SAM-matched variant, whose rate follows SAM's own drift of B, is :class:`lorabar.SBAR`.
+lorabar's SAM-matched variant, whose rate follows SAM's own drift of B, is
+[`lorabar.SBAR`][lorabar.sbar.SBAR].
 ``BAR(pairs, mode="sbar", rho=...)`` still builds one, with a ``FutureWarning`` (code written
 against lorabar 0.1); ``BAR`` refuses every argument its mode does not read (``rho`` and
 ``norm`` with nBAR/oBAR; ``mu0``, ``schedule`` and ``total_steps`` with ``mode="sbar"``).
 
 Like decoupled weight decay, the rescaling happens outside the loss.  ``BAR.attach(optimizer)``
-registers it with :meth:`torch.optim.Optimizer.register_step_pre_hook`, so it runs exactly when
+registers it with `torch.optim.Optimizer.register_step_pre_hook()`, so it runs exactly when
 the base ``step`` runs: a step that ``torch.amp.GradScaler`` skips for inf/NaN gradients skips BAR
 and does not advance ``t``; LR schedulers, gradient clipping, gradient accumulation and the
 Hugging Face Trainer (``Trainer(optimizers=(opt, scheduler))``) need nothing special.  Without a
 scaler, a pair whose gradient holds an inf/NaN (``|g_x|`` or ``|g_y|`` not finite) is left alone
 that step -- decided on the device, no host sync -- while the other pairs are rescaled.  Every
-mode runs one pipeline (:mod:`lorabar.rescaler`): local squared norms, an all-reduce when the
+mode runs one pipeline (`lorabar.rescaler`): local squared norms, an all-reduce when the
 factors are sharded, the rule, one multi-tensor multiply.
 
 Reference: B. Li, L. Zhang, N. He, "Implicit Regularization of Sharpness-Aware Minimization for
@@ -58,8 +61,8 @@ class BARConfig:
         mu0: the base coefficient, ``>= 0``.  The effective per-step rescaling is ``mu0 * lr``.
         schedule: ``"constant"``, ``"linear"``, ``"cosine"`` or a callable ``step -> float``.
         total_steps: the decay horizon of ``"linear"``/``"cosine"``.
-        foreach: kernel choice (see :mod:`lorabar.functional`).
-        rho: must stay ``None`` (only :class:`lorabar.SBAR` reads a radius).
+        foreach: kernel choice (see [`lorabar.functional`][lorabar.functional]).
+        rho: must stay ``None`` (only [`lorabar.SBAR`][lorabar.sbar.SBAR] reads a radius).
     """
 
     mode: str = "nbar"
@@ -85,20 +88,23 @@ class BARConfig:
 
 
 class BAR(PairRescaler):
-    """nBAR / oBAR over a fixed list of :class:`~lorabar.FactorPair`.
+    """nBAR / oBAR over a fixed list of [`FactorPair`][lorabar.pairs.FactorPair].
 
-    Example::
+    Example:
 
-        bar = lorabar.BAR(lorabar.find_lora_pairs(model), mode="nbar", mu0=0.5,
-                          schedule="cosine", total_steps=1000)
-        handle = bar.attach(optimizer)   # later: handle.remove()
+    ```
+    bar = lorabar.BAR(lorabar.find_lora_pairs(model), mode="nbar", mu0=0.5,
+                      schedule="cosine", total_steps=1000)
+    handle = bar.attach(optimizer)   # later: handle.remove()
+    ```
 
-    The step counter ``t`` (:attr:`step`) advances once per base optimizer step that ran.
+    The step counter ``t`` (`step`) advances once per base optimizer step that ran.
     ``state_dict()`` / ``load_state_dict()`` save and restore it for exact resumption.
 
     Sharded factors: with FSDP (``use_orig_params=True``) pass ``process_group`` (the FSDP
     module's ``process_group``); the squared norms are summed across it before the comparison
-    (see :mod:`lorabar.distributed`).  DTensor factors (FSDP2 ``fully_shard``) are detected and
+    (see [`lorabar.distributed`][lorabar.distributed]).  DTensor factors (FSDP2 ``fully_shard``) are
+    detected and
     reduced over their mesh.  Under DDP nothing is needed.
     """
 

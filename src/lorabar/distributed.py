@@ -7,9 +7,11 @@ same gradients and takes the same per-pair decisions.  With gradient accumulatio
 ``tests/test_distributed.py`` checks both, and that parameters stay bit-identical across ranks.
 
 **Sharded factors** (FSDP ``use_orig_params=True``, FSDP2 ``fully_shard``): every rank holds a
-slice of each factor and of its gradient, so a norm is a sum of per-rank contributions::
+slice of each factor and of its gradient, so a norm is a sum of per-rank contributions:
 
-    |x|^2 = sum_r |x_r|^2
+```
+|x|^2 = sum_r |x_r|^2
+```
 
 BAR sums the local squared norms across the shard group (one ``all_reduce`` per step of the
 ``2n`` squared gradient norms, for oBAR ``2n`` squared factor norms, and ``n`` has-gradient
@@ -18,7 +20,7 @@ treated alike everywhere, and an inf/NaN on any rank leaves the pair alone on ev
 each local slice.  Pass the group as ``BAR(..., process_group=...)`` for FSDP1 (its
 ``model.process_group``); DTensor factors (FSDP2) are recognized and reduced over their mesh.
 
-**SAM under DDP**: :func:`ddp_sam_step` with ``perturbation="sync"`` (the first backward
+**SAM under DDP**: `ddp_sam_step()` with ``perturbation="sync"`` (the first backward
 all-reduces: ``e`` comes from the global-batch gradient, true SAM over the global batch) or
 ``"per_rank"`` (the first backward runs under ``no_sync``: each rank perturbs with its own
 gradient, which is m-sharpness with ``m`` = world size -- paper App. C.3, Foret et al. 2021).
@@ -69,7 +71,8 @@ def ddp_sam_step(
 ) -> Tensor:
     """One SAM step of a DDP ``model`` over this rank's ``micro_batches`` (gradient accumulation).
 
-    ``optimizer`` is a :class:`lorabar.SAM` over ``model``'s parameters; ``loss_fn(mb)`` returns
+    ``optimizer`` is a [`lorabar.SAM`][lorabar.sam.SAM] over ``model``'s parameters; ``loss_fn(mb)``
+    returns
     the mean loss of one micro-batch (wrap it in ``torch.autocast`` for mixed precision).  The
     loss is averaged over the micro-batches and, by DDP, over ranks.  Only the last backward of
     each pass all-reduces (the others run under ``model.no_sync()``), except that with
@@ -79,11 +82,13 @@ def ddp_sam_step(
       batch, identical to one process running the whole batch.
     * ``"per_rank"``: ``e_r = rho g_r / |g_r|`` from rank ``r``'s own batch; the base step uses the
       average over ranks of ``grad L_r(w + e_r)`` -- m-sharpness with ``m`` = world size
-      (:func:`lorabar.sam_step` with ``m`` chunks in one process).  It saves one all-reduce.
+      ([`lorabar.sam_step()`][lorabar.sam.sam_step] with ``m`` chunks in one process).  It saves one
+      all-reduce.
 
     With ``scaler`` (fp16) an inf/NaN on any rank in either pass skips the step on every rank.
     ``after_first_backward()`` runs after the first pass (for logging, as in
-    :func:`lorabar.sam_step`).  Returns this rank's mean first-pass loss (detached).
+    [`lorabar.sam_step()`][lorabar.sam.sam_step]).  Returns this rank's mean first-pass loss
+    (detached).
     """
     _check_step_args(model, optimizer, micro_batches, perturbation)
     k = len(micro_batches)

@@ -1,19 +1,24 @@
 """What a file lorabar writes is: its kind, carried by the file itself.
 
 A JSON file lorabar writes on its own (a run result, an adapter report, a results manifest, a
-comparison's record, a failed run's error record) starts with a header object naming its kind and writer::
+comparison's record, a failed run's error record) starts with a header object naming its kind and
+writer:
 
-    {"lorabar": {"kind": "result", "version": "0.2.0"}, ...the content...}
+```
+{"lorabar": {"kind": "result", "version": "0.2.0"}, ...the content...}
+```
 
 A run result also ends with ``"digest": "sha256:<hex>"`` over everything before it
-(:func:`digest_of`), so a result edited by hand no longer matches.  A PNG lorabar draws carries
+(`digest_of()`), so a result edited by hand no longer matches.  A PNG lorabar draws carries
 ``Software: lorabar`` in its text chunks; a CSV cannot carry a header, so the folder it lies in
-lists it with its sha256 (:mod:`lorabar.guard`'s folder manifest).  Files inside a folder that
+lists it with its sha256 ([`lorabar.guard`][lorabar.guard]'s folder manifest).  Files inside a
+folder that
 lorabar replaces whole (a report, an adapter) are known by that folder's manifest.
 
-:mod:`lorabar.guard` recognises a file by this header, never by its shape: a user's JSON with a
+[`lorabar.guard`][lorabar.guard] recognises a file by this header, never by its shape: a user's JSON
+with a
 ``config`` object and a ``metrics`` key is not a result.  Files from a lorabar before headers
-are brought forward, after checking, by ``lorabar upgrade`` (:mod:`lorabar.cli.upgrade`).
+are brought forward, after checking, by ``lorabar upgrade`` (`lorabar.cli.upgrade`).
 Imports only the standard library.
 """
 
@@ -70,7 +75,7 @@ def digest_of(record: dict) -> str:
 
 
 def with_digest(record: dict) -> dict:
-    """``record`` with its :func:`digest_of` (the last field): a result edited by hand no longer
+    """``record`` with its `digest_of()` (the last field): a result edited by hand no longer
     matches it, and ``lorabar report`` leaves it out as altered."""
     body = {k: v for k, v in record.items() if k != DIGEST}
     return {**body, DIGEST: digest_of(body)}

@@ -4,11 +4,13 @@ Flat-LoRA (T. Li et al., "Flat-LoRA: Low-Rank Adaptation over a Flat Loss Landsc
 code: github.com/nblt/Flat-LoRA) minimizes the expected loss under a random perturbation of the
 *merged* weight ``W' = W + s B A`` instead of SAM's worst case, at about LoRA's cost: one forward
 and backward pass per step.  Each step ``t`` of ``T``, for every LoRA layer (``W`` of shape
-``(out, in)``), before the forward pass::
+``(out, in)``), before the forward pass:
 
-    sigma_i = f(t) * rho / sqrt(in) * |W'_i|          (filter-wise: one scale per output row i)
-    eps_ij ~ N(0, sigma_i^2),   W <- W + eps            (the frozen base weight carries it)
-    f(t) = (1 - cos(pi t / T)) / 2                      (cosine, increasing from 0 to 1)
+```
+sigma_i = f(t) * rho / sqrt(in) * |W'_i|          (filter-wise: one scale per output row i)
+eps_ij ~ N(0, sigma_i^2),   W <- W + eps            (the frozen base weight carries it)
+f(t) = (1 - cos(pi t / T)) / 2                      (cosine, increasing from 0 to 1)
+```
 
 and after the backward pass ``W <- W - eps`` (the same draw, regenerated from the saved
 generator state rather than stored, as the reference code does).  The gradient that reaches
@@ -59,14 +61,16 @@ class FlatLayer:
 class FlatLoRA:
     """Random weight perturbation of the merged LoRA weights (see the module docstring).
 
-    Example::
+    Example:
 
-        flat = FlatLoRA.from_peft(model, rho=0.05, total_steps=1000, seed=0)
-        for batch in loader:
-            with flat.perturbed():          # W + eps during forward and backward
-                loss_fn(batch).backward()
-            optimizer.step(); optimizer.zero_grad()
-            flat.advance()                  # t += 1 (the ramp)
+    ```
+    flat = FlatLoRA.from_peft(model, rho=0.05, total_steps=1000, seed=0)
+    for batch in loader:
+        with flat.perturbed():          # W + eps during forward and backward
+            loss_fn(batch).backward()
+        optimizer.step(); optimizer.zero_grad()
+        flat.advance()                  # t += 1 (the ramp)
+    ```
     """
 
     def __init__(self, layers: Iterable[FlatLayer], rho: float, total_steps: int, *,
@@ -90,7 +94,8 @@ class FlatLoRA:
     def from_peft(cls, model: nn.Module, rho: float, total_steps: int, *, seed: int = 0,
                   adapter: str | None = None) -> FlatLoRA:
         """Every PEFT ``LoraLayer`` wrapping a Linear layer whose adapter factors train (found
-        by module type and adapter key, as :func:`lorabar.find_lora_pairs` does)."""
+        by module type and adapter key, as
+        [`lorabar.find_lora_pairs()`][lorabar.pairs.find_lora_pairs] does)."""
         from .pairs import lora_factors
 
         layers = []
@@ -154,7 +159,7 @@ class FlatLoRA:
 
     @contextmanager
     def perturbed(self) -> Iterator[FlatLoRA]:
-        """:meth:`perturb` on entry, :meth:`restore` on exit (also on error)."""
+        """`perturb()` on entry, `restore()` on exit (also on error)."""
         self.perturb()
         try:
             yield self

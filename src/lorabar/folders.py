@@ -2,16 +2,20 @@
 
 A folder lorabar writes carries a manifest naming the folder's kind and every file lorabar wrote
 there, by its path relative to the folder (``portable/adapter_config.json``, never a whole
-subfolder)::
+subfolder):
 
-    {"generator": "lorabar", "kind": "adapter", "files": ["adapter_config.json", ...],
-     "sha256": {"paired.csv": "<hex>"}}      # only for files that cannot name their kind
+```
+{"generator": "lorabar", "kind": "adapter", "files": ["adapter_config.json", ...],
+ "sha256": {"paired.csv": "<hex>"}}      # only for files that cannot name their kind
+```
 
-The kinds: ``report`` and ``adapter`` (replaced whole, :func:`lorabar.guard.publish_folder`),
-``figures`` (lorabar adds its files, :func:`lorabar.guard.merge_folder`) and ``folder`` (a
+The kinds: ``report`` and ``adapter`` (replaced whole,
+[`lorabar.guard.publish_folder()`][lorabar.guard.publish_folder]),
+``figures`` (lorabar adds its files, [`lorabar.guard.merge_folder()`][lorabar.guard.merge_folder])
+and ``folder`` (a
 results folder: lorabar writes its own sub-paths; the manifest lists the CSV files it wrote there
 with their sha256, since a CSV cannot carry a header).  Everything not listed is the user's: it is
-carried over, never replaced.  Reading only; the writers are in :mod:`lorabar.guard`.
+carried over, never replaced.  Reading only; the writers are in [`lorabar.guard`][lorabar.guard].
 """
 
 from __future__ import annotations

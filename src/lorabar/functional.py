@@ -1,15 +1,19 @@
 """Functional kernels: squared norms of many tensors and the in-place BAR update.
 
-BAR (paper Algs. 2 and 3), for pairs ``(x_i, y_i)`` and coefficients ``c_i = alpha_t * eta_i``::
+BAR (paper Algs. 2 and 3), for pairs ``(x_i, y_i)`` and coefficients ``c_i = alpha_t * eta_i``:
 
-    nBAR:  s_i = +1 if |g_x_i| >= |g_y_i| else -1     (follow SAM's drift, Thm. 2)
-    oBAR:  s_i = -1 if |x_i|   >= |y_i|   else +1     (shrink the larger factor, Thm. 3)
-           x_i <- (1 + c_i s_i) x_i,   y_i <- (1 - c_i s_i) y_i
+```
+nBAR:  s_i = +1 if |g_x_i| >= |g_y_i| else -1     (follow SAM's drift, Thm. 2)
+oBAR:  s_i = -1 if |x_i|   >= |y_i|   else +1     (shrink the larger factor, Thm. 3)
+       x_i <- (1 + c_i s_i) x_i,   y_i <- (1 - c_i s_i) y_i
+```
 
-sBAR (SAM-matched BAR, lorabar's extension; :func:`sbar_coefficients`), with ``eta_i`` the lr::
+sBAR (SAM-matched BAR, lorabar's extension; `sbar_coefficients()`), with ``eta_i`` the lr:
 
-    c_i = clamp(eta_i rho (|g_x_i|^2 - |g_y_i|^2) / (|g| (|x_i|^2 + |y_i|^2)), -1/2, 1/2)
-          x_i <- (1 + c_i) x_i,   y_i <- (1 - c_i) y_i
+```
+c_i = clamp(eta_i rho (|g_x_i|^2 - |g_y_i|^2) / (|g| (|x_i|^2 + |y_i|^2)), -1/2, 1/2)
+      x_i <- (1 + c_i) x_i,   y_i <- (1 - c_i) y_i
+```
 
 where ``|g|`` is the pair's own gradient norm ``sqrt(|g_x_i|^2 + |g_y_i|^2)`` (default) or the
 norm over all pairs.  To first order the step changes ``B_i = (|x_i|^2 - |y_i|^2) / 2`` by
@@ -81,7 +85,7 @@ def squared_norms(
 ) -> Tensor:
     """Return ``[|t|^2 for t in tensors]`` as one 1-D tensor (no host synchronization).
 
-    All tensors must be on one device.  ``dtype`` defaults to :func:`compute_dtype`.
+    All tensors must be on one device.  ``dtype`` defaults to `compute_dtype()`.
     """
     if len(tensors) == 0:
         return torch.zeros(0, dtype=dtype or torch.float32)

@@ -1,7 +1,7 @@
 """The one output guard: what a command may write, checked before it runs and again as it writes.
 
 Every command names its inputs (data files and folders, the model, an adapter, a grid) and its
-outputs, each with the *kind* of thing it writes there, and calls :func:`check_plan` before any
+outputs, each with the *kind* of thing it writes there, and calls `check_plan()` before any
 work.  An output
 
 * is not an input of the same command (the same path, or the same file under another name),
@@ -9,19 +9,21 @@ work.  An output
 * is not another output of the same command, nor inside or around one;
 * is not a symbolic link, unless the user allows it (``--allow-symlink``);
 * if it exists, is lorabar's *of the same kind*, told by what the file says of itself, never by
-  its shape (:mod:`lorabar.filekinds`): a JSON file's ``lorabar`` header (a run result from
+  its shape ([`lorabar.filekinds`][lorabar.filekinds]): a JSON file's ``lorabar`` header (a run
+  result from
   before headers: its digest), a PNG's ``Software: lorabar`` text chunk, a CSV's sha256 in its
-  folder's manifest; a folder by its manifest's kind (:mod:`lorabar.folders`) -- a report is
+  folder's manifest; a folder by its manifest's kind ([`lorabar.folders`][lorabar.folders]) -- a
+  report is
   never written into an adapter folder, nor a results folder into either;
 * inside a folder lorabar replaces or adds to, only the files its manifest lists (by relative
   path, subfolders included) are ever replaced or removed: a user's other files are carried
   over, and a write that would replace one of them is refused;
 * can be written (its folder exists or can be made).
 
-Writers go through :func:`write_text` / :func:`write_json` (atomic, re-checking the kind just
-before the rename; JSON stamped with its kind), folders through :func:`publish_folder` (replaced
-whole) and :func:`merge_folder` (files added).  Violations raise
-:class:`OutputError` (a ``ValueError``: exit 2), naming the flag and the path.
+Writers go through `write_text()` / `write_json()` (atomic, re-checking the kind just
+before the rename; JSON stamped with its kind), folders through `publish_folder()` (replaced
+whole) and `merge_folder()` (files added).  Violations raise
+`OutputError` (a ``ValueError``: exit 2), naming the flag and the path.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Input:
 
 @dataclass(frozen=True)
 class Output:
-    """A path a command writes: ``kind`` is one of :data:`KINDS`."""
+    """A path a command writes: ``kind`` is one of `KINDS`."""
 
     flag: str
     path: str | os.PathLike
@@ -103,7 +105,7 @@ def _is_json(kind: str):
 
 
 def _is_png(path: Path) -> bool:
-    """A PNG whose text chunks say lorabar drew it (:func:`png_metadata`)."""
+    """A PNG whose text chunks say lorabar drew it (`png_metadata()`)."""
     try:
         head = path.read_bytes()[:1 << 16]
     except OSError:
@@ -276,7 +278,7 @@ def check_output(out: Output, *, allow_symlink: bool = False, adopt: bool = Fals
 def check_plan(inputs: Iterable[Input], outputs: Iterable[Output], *,
                allow_symlink: bool = False) -> None:
     """Check every output of a command against its inputs and the other outputs (see the module
-    docstring); raises :class:`OutputError` on the first problem, before anything is written."""
+    docstring); raises `OutputError` on the first problem, before anything is written."""
     inputs = [i for i in inputs if i.path not in (None, "")]
     outputs = [o for o in outputs if o.path not in (None, "")]
     for n, out in enumerate(outputs):
@@ -320,8 +322,8 @@ def write_text(out: Output, text: str, *, allow_symlink: bool = False,
 
 def write_json(out: Output, obj: dict, *, allow_symlink: bool = False,
                adopt: bool = False) -> Path:
-    """:func:`write_text` of ``obj`` as JSON, stamped with its kind (:func:`filekinds.stamp`); a
-    run result also signed (:func:`filekinds.with_digest`)."""
+    """`write_text()` of ``obj`` as JSON, stamped with its kind (`filekinds.stamp()`); a
+    run result also signed (`filekinds.with_digest()`)."""
     if out.kind in JSON_KINDS:
         obj = stamp(out.kind, obj)
         if out.kind == "result":
@@ -395,7 +397,7 @@ def merge_folder(tmp: str | os.PathLike, out: Output, *, allow_symlink: bool = F
                  ) -> list[Path]:
     """Move the files of ``tmp`` into the ``figures`` folder ``out``: a file already there is
     replaced only if the folder's manifest lists it (lorabar wrote it), else nothing is moved
-    and :class:`OutputError` names it; the manifest (written first) then lists the new files
+    and `OutputError` names it; the manifest (written first) then lists the new files
     too.  Returns the paths written."""
     from ._io import write_text_atomic
 
@@ -421,7 +423,7 @@ def merge_folder(tmp: str | os.PathLike, out: Output, *, allow_symlink: bool = F
 @contextlib.contextmanager
 def staging(out: Output):
     """A temporary folder beside the output ``out`` (same file system: moves are renames) to
-    build a folder's files in before :func:`publish_folder` or :func:`merge_folder`; removed
+    build a folder's files in before `publish_folder()` or `merge_folder()`; removed
     afterwards."""
     import shutil
 

@@ -1,13 +1,15 @@
 """Balancedness and gradient-gap statistics of factor pairs.
 
-For a pair ``(x, y)`` (paper Sec. 2.2)::
+For a pair ``(x, y)`` (paper Sec. 2.2):
 
-    B        = (|x|^2 - |y|^2) / 2          balancedness; SGD keeps it constant (Thm. 1)
-    grad_gap = |g_x|^2 - |g_y|^2            drives SAM's dB/dt (Thm. 2, eq. (5))
+```
+B        = (|x|^2 - |y|^2) / 2          balancedness; SGD keeps it constant (Thm. 1)
+grad_gap = |g_x|^2 - |g_y|^2            drives SAM's dB/dt (Thm. 2, eq. (5))
+```
 
 Everything is computed under ``no_grad`` with one multi-tensor norm per device, reduced in at
 least float32, and returned as tensors: nothing synchronizes with the host until you call
-:meth:`Balancedness.as_dict` (which is meant for logging).
+`Balancedness.as_dict()` (which is meant for logging).
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class Balancedness:
 
 @torch.no_grad()
 def balancedness(pairs: Sequence[FactorPair], *, foreach: bool | None = None) -> Balancedness:
-    """Compute :class:`Balancedness` for ``pairs`` (all on one device)."""
+    """Compute `Balancedness` for ``pairs`` (all on one device)."""
     pairs = list(pairs)
     if not pairs:
         raise ValueError("Invalid pairs: empty (expected at least one FactorPair)")

@@ -6,7 +6,7 @@ lorabar follows PEFT's layout: ``x`` is the factor applied first (``lora_A``, sh
 and ``y`` the one applied second (``lora_B``, shape ``(out, r, ...)``), so at LoRA's usual
 initialization (A random, B = 0) the balancedness ``B = (|x|^2 - |y|^2) / 2`` is positive.
 
-Pairs are found by module type (:class:`peft.tuners.lora.LoraLayer`) and adapter key, never by
+Pairs are found by module type (`peft.tuners.lora.LoraLayer`) and adapter key, never by
 parameter-name substrings (which silently miss layer kinds; cf. PEFT issue #3499).
 """
 
@@ -117,7 +117,7 @@ def lora_factors(model: nn.Module, adapters: list[str] | None = None):
     for every adapter active in its layer (``layer.active_adapters``; ``adapters`` restricts the
     keys), in ``model.named_modules()`` order -- Linear and Conv (``lora_A``/``lora_B``) and
     Embedding (``lora_embedding_A``/``lora_embedding_B``) layers.  Used by
-    :func:`find_lora_pairs` and :meth:`lorabar.flat.FlatLoRA.from_peft`.
+    `find_lora_pairs()` and [`lorabar.flat.FlatLoRA.from_peft()`][lorabar.flat.FlatLoRA.from_peft].
 
     Raises:
         ValueError: for a layer whose adapter is merged into the base weight, and for AdaLoRA.
@@ -155,10 +155,10 @@ def lora_factors(model: nn.Module, adapters: list[str] | None = None):
 
 
 def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list[FactorPair]:
-    """Return one :class:`FactorPair` per (LoRA layer, adapter) that trains: the adapter is
+    """Return one `FactorPair` per (LoRA layer, adapter) that trains: the adapter is
     active in that layer (``layer.active_adapters``) and both factors require gradients.
 
-    Walks the model with :func:`lora_factors` (a deterministic order): ``lora_A[k]``/
+    Walks the model with `lora_factors()` (a deterministic order): ``lora_A[k]``/
     ``lora_B[k]`` (Linear and Conv layers) and ``lora_embedding_A[k]``/``lora_embedding_B[k]``
     (Embedding layers) for each adapter key ``k``.  DoRA's magnitude vector is not part of a
     pair.  An adapter that is loaded but not active (``load_adapter(..., is_trainable=True)``

@@ -1,28 +1,31 @@
-"""What :class:`lorabar.BAR` and :class:`lorabar.SBAR` share: the pairs, the attachment to an
-optimizer, the step counter, and the one rescaling pipeline every mode runs, sharded or not::
+"""What [`lorabar.BAR`][lorabar.bar.BAR] and [`lorabar.SBAR`][lorabar.sbar.SBAR] share: the pairs,
+the attachment to an
+optimizer, the step counter, and the one rescaling pipeline every mode runs, sharded or not:
 
-    stats   = local squared norms of what the rule reads (gradients, and factors for some rules),
-              in at least float32, in one multi-tensor pass (or a per-pair loop, equal)
-    stats   = all-reduce(stats) over the shard group      (FSDP/DTensor factors; else nothing)
-    factors = rule(stats, coefficients)                    (one factor per x and per y, on the
-                                                            device: no host synchronization)
-    scale_([*xs, *ys], factors)                            (one multi-tensor multiply)
+```
+stats   = local squared norms of what the rule reads (gradients, and factors for some rules),
+          in at least float32, in one multi-tensor pass (or a per-pair loop, equal)
+stats   = all-reduce(stats) over the shard group      (FSDP/DTensor factors; else nothing)
+factors = rule(stats, coefficients)                    (one factor per x and per y, on the
+                                                        device: no host synchronization)
+scale_([*xs, *ys], factors)                            (one multi-tensor multiply)
+```
 
-A rule that reads gradients (nBAR, sBAR: :attr:`PairRescaler.needs_gradients`) leaves a pair
+A rule that reads gradients (nBAR, sBAR: `PairRescaler.needs_gradients`) leaves a pair
 whose gradients are ``None`` alone, as the optimizer does, and says so once (a
 ``RuntimeWarning``); oBAR reads only the factors and rescales every pair.  Under sharding a pair
 is rescaled when any rank holds its gradient, and every rank joins the all-reduce whatever its
 slices hold.  A pair whose gradient norms are not finite gets factor 1 (left alone).
 
-A state (:meth:`PairRescaler.state_dict`) names the rule's settings and every pair (name and
+A state (`PairRescaler.state_dict()`) names the rule's settings and every pair (name and
 shapes); its step is checked against the optimizer's own count whatever the order of
 ``load_state_dict``, ``attach`` and the optimizer's ``load_state_dict``, at the latest before the
 first step.  An optimizer that keeps no count (plain SGD) cannot confirm a step > 0: such a
 state is refused unless the caller says it resumes with the optimizer (``trust_step=True``).
 
-Subclasses give the rule: :meth:`PairRescaler._reads` (which tensors' norms) and
-:meth:`PairRescaler._factors`, plus the per-step coefficients (:meth:`_coefficients`) and the
-check of the learning rates (:meth:`apply_check`).
+Subclasses give the rule: `PairRescaler._reads()` (which tensors' norms) and
+`PairRescaler._factors()`, plus the per-step coefficients (`_coefficients()`) and the
+check of the learning rates (`apply_check()`).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class PairRescaler(abc.ABC):
     """A rescaling of LoRA factor pairs before every optimizer step (see the module docstring).
 
     Args:
-        pairs: the :class:`~lorabar.FactorPair` s (no tensor in two pairs, no shared storage).
+        pairs: the [`FactorPair`][lorabar.pairs.FactorPair] s (no tensor in two pairs, no shared
+            storage).
         foreach: ``True`` multi-tensor kernels, ``False`` a per-pair loop, ``None`` automatic.
         process_group: the group FSDP (``use_orig_params=True``) shards the factors over;
             DTensor factors (FSDP2) are detected without it.
@@ -124,11 +128,11 @@ class PairRescaler(abc.ABC):
 
     @abc.abstractmethod
     def _factors(self, stats: Tensor, coeffs: float | Tensor, dtype: torch.dtype) -> Tensor:
-        """``2n`` factors (xs, then ys) from the ``stats`` of :meth:`_reads` and the
+        """``2n`` factors (xs, then ys) from the ``stats`` of `_reads()` and the
         coefficients (a float, or ``n`` values on the device)."""
 
     def _identity(self) -> dict[str, Any]:
-        """The settings a saved state must agree with (checked by :meth:`load_state_dict`):
+        """The settings a saved state must agree with (checked by `load_state_dict()`):
         the rule's own (subclasses add theirs) and the pairs, by name and shapes."""
         names = [p.name for p in self.pairs]
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -237,7 +241,7 @@ class PairRescaler(abc.ABC):
 
         Every factor must be a parameter of ``optimizer``.  When the two factors of a pair sit in
         param groups with different learning rates (LoRA+: ``lr_B = ratio * lr_A``), the pair's
-        ``eta`` is their geometric mean ``sqrt(lr_x * lr_y)`` (see :meth:`pair_lr`).  A second
+        ``eta`` is their geometric mean ``sqrt(lr_x * lr_y)`` (see `pair_lr()`).  A second
         rescaler over factors that one attached to the same optimizer already handles is
         refused: they would be rescaled twice per step.
         """
@@ -273,7 +277,7 @@ class PairRescaler(abc.ABC):
 
     @property
     def attached(self) -> bool:
-        """Whether a hook registered by :meth:`attach` is still in place."""
+        """Whether a hook registered by `attach()` is still in place."""
         if self._handle is None:
             return False
         hooks = self._handle.hooks_dict_ref()
@@ -334,11 +338,11 @@ class PairRescaler(abc.ABC):
         return {"step": self.step, **self._identity()}
 
     def load_state_dict(self, state: dict[str, Any], *, trust_step: bool = False) -> None:
-        """Resume from :meth:`state_dict`: every setting that changes the trajectory (the mode,
+        """Resume from `state_dict()`: every setting that changes the trajectory (the mode,
         the rule's settings -- mu0, schedule, total_steps or rho --, the pairs and their shapes)
         must agree (a key absent from an older state is not checked), and the step may not be
         ahead of the optimizer's.  It is checked whatever the order of calls: here when
-        attached, at :meth:`attach`, when the optimizer's state is loaded, and at the latest
+        attached, at `attach()`, when the optimizer's state is loaded, and at the latest
         before the first step, where a step > 0 that no count confirmed is refused (an
         optimizer that keeps none, e.g. plain SGD) unless ``trust_step`` (the caller says the
         optimizer resumes from the same checkpoint)."""

@@ -1,12 +1,14 @@
 """Sharpness-aware minimization (SAM), API-compatible with davda54/sam, AMP- and accumulation-aware.
 
 Paper Alg. 1 (Foret et al., 2021), over the parameters SAM is given (LoRA-SAM: only the trainable
-ones), with ``g`` the gradient on the minibatch and the norm global over those parameters::
+ones), with ``g`` the gradient on the minibatch and the norm global over those parameters:
 
-    e   = rho * T^2 g / |T g|        T = diag(|w|) for ASAM (adaptive=True), identity otherwise
-    w  <- w + e                      first_step():  climb to the perturbed point
-    g~  = grad L(w + e)              (the caller runs the second forward/backward)
-    w  <- w - e; base_step(g~)       second_step(): restore w exactly, step the base optimizer
+```
+e   = rho * T^2 g / |T g|        T = diag(|w|) for ASAM (adaptive=True), identity otherwise
+w  <- w + e                      first_step():  climb to the perturbed point
+g~  = grad L(w + e)              (the caller runs the second forward/backward)
+w  <- w - e; base_step(g~)       second_step(): restore w exactly, step the base optimizer
+```
 
 ``|g| = 0`` gives ``e = 0`` (no division by zero), and so does a gradient with an inf/NaN
 (``|g|`` not finite): ``second_step`` then restores and steps as usual (with a ``GradScaler`` the
@@ -14,31 +16,37 @@ step is skipped).  Nothing synchronizes with the host.
 
 Call sequences (``opt = SAM(params, torch.optim.AdamW, rho=0.05, lr=3e-4)``):
 
-* plain / bf16 autocast (parameters stay float32)::
+* plain / bf16 autocast (parameters stay float32):
 
-      with torch.autocast(device, dtype=torch.bfloat16): loss_fn(batch).backward()
-      opt.first_step(zero_grad=True)
-      with torch.autocast(device, dtype=torch.bfloat16): loss_fn(batch).backward()
-      opt.second_step(zero_grad=True)
+```
+with torch.autocast(device, dtype=torch.bfloat16): loss_fn(batch).backward()
+opt.first_step(zero_grad=True)
+with torch.autocast(device, dtype=torch.bfloat16): loss_fn(batch).backward()
+opt.second_step(zero_grad=True)
+```
 
 * fp16 with ``scaler = torch.amp.GradScaler(device)`` -- no unscaling is needed before the
   perturbation because ``e`` is invariant to the loss scale; an inf/NaN in either pass skips the
-  whole step and lowers the scale::
+  whole step and lowers the scale:
 
-      scaler.scale(loss_fn(batch)).backward()
-      opt.first_step(zero_grad=True)
-      scaler.scale(loss_fn(batch)).backward()
-      opt.second_step(zero_grad=True, scaler=scaler)   # calls scaler.step(opt.base_optimizer)
-      scaler.update()
+  ```
+  scaler.scale(loss_fn(batch)).backward()
+  opt.first_step(zero_grad=True)
+  scaler.scale(loss_fn(batch)).backward()
+  opt.second_step(zero_grad=True, scaler=scaler)   # calls scaler.step(opt.base_optimizer)
+  scaler.update()
+  ```
 
-* gradient accumulation over k micro-batches (equals one batch k times larger)::
+* gradient accumulation over k micro-batches (equals one batch k times larger):
 
-      for mb in micro_batches: (loss_fn(mb) / k).backward()
-      opt.first_step(zero_grad=True)
-      for mb in micro_batches: (loss_fn(mb) / k).backward()
-      opt.second_step(zero_grad=True)
+```
+for mb in micro_batches: (loss_fn(mb) / k).backward()
+opt.first_step(zero_grad=True)
+for mb in micro_batches: (loss_fn(mb) / k).backward()
+opt.second_step(zero_grad=True)
+```
 
-* one call that does all of it, with m-sharpness (paper eq. (38)): :func:`sam_step`.
+* one call that does all of it, with m-sharpness (paper eq. (38)): `sam_step()`.
 
 LR schedulers: build them on ``opt.base_optimizer`` (param groups are shared, so the learning
 rates are the same objects); ``state_dict()`` is the base optimizer's, SAM's ``rho``/``adaptive``
@@ -75,7 +83,8 @@ class SAM(torch.optim.Optimizer):
         adaptive: ASAM (Kwon et al., 2021): scale the perturbation by ``|w|``.
         process_group: the group FSDP (``use_orig_params=True``) shards the parameters over;
             the gradient norm is then summed across it.  DTensor parameters (FSDP2) are
-            detected.  Not needed under DDP (see :func:`lorabar.distributed.ddp_sam_step`).
+            detected.  Not needed under DDP (see
+            [`lorabar.distributed.ddp_sam_step()`][lorabar.distributed.ddp_sam_step]).
         **kwargs: passed to ``base_optimizer`` (``lr``, ``weight_decay``, ...).
     """
 
@@ -142,7 +151,7 @@ class SAM(torch.optim.Optimizer):
             self.__dict__["_own_state"] = value
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """As :meth:`torch.optim.Optimizer.add_param_group`, with ``rho`` checked (and the group
+        """As `torch.optim.Optimizer.add_param_group()`, with ``rho`` checked (and the group
         added to the base optimizer, which steps it)."""
         if "base_optimizer" not in self.__dict__:
             super().add_param_group(param_group)
@@ -153,9 +162,9 @@ class SAM(torch.optim.Optimizer):
 
     @property
     def first_pass_finite(self) -> Tensor | None:
-        """Whether the gradient of the last :meth:`first_step` was finite: a 0-dim bool tensor on
+        """Whether the gradient of the last `first_step()` was finite: a 0-dim bool tensor on
         the device (no host sync), ``None`` outside a step.  With a ``GradScaler``,
-        :meth:`second_step` skips the step when it is false.  A caller that runs several first
+        `second_step()` skips the step when it is false.  A caller that runs several first
         passes into one step (m-sharpness, per-rank perturbations under DDP) combines them and
         sets the result back (``sam.first_pass_finite = a & b``)."""
         return self._first_finite
@@ -168,7 +177,7 @@ class SAM(torch.optim.Optimizer):
 
     @property
     def perturbation_norm(self) -> Tensor | None:
-        """``|e|`` of the last :meth:`first_step` as a 0-dim tensor (no host sync; ``rho`` for
+        """``|e|`` of the last `first_step()` as a 0-dim tensor (no host sync; ``rho`` for
         plain SAM unless the gradient was zero or not finite), ``None`` before the first one."""
         return self._e_norm
 
@@ -263,14 +272,15 @@ class SAM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def unperturb(self) -> None:
-        """Put the parameters back to their values before :meth:`first_step` (bit-exact),
+        """Put the parameters back to their values before `first_step()` (bit-exact),
         keeping the gradients of the perturbed point; for frameworks that step the base
-        optimizer themselves (see :class:`lorabar.integrations.hf.SAMTrainer`)."""
+        optimizer themselves (see
+        [`lorabar.integrations.hf.SAMTrainer`][lorabar.integrations.hf.SAMTrainer])."""
         self._restore()
 
     @torch.no_grad()
     def _restore(self) -> None:
-        """Put the parameters back to their values before :meth:`first_step` (bit-exact)."""
+        """Put the parameters back to their values before `first_step()` (bit-exact)."""
         if not self._in_step:
             raise RuntimeError("second_step() called without first_step()")
         if self._perturbed:
@@ -281,9 +291,10 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def base_step(self, scaler: Any = None) -> None:
         """The base optimizer's step with the gradients ``.grad`` holds now (after
-        :meth:`unperturb`); through ``scaler.step`` when given, and then skipped when the first
-        pass or these gradients hold an inf/NaN.  :meth:`second_step` is ``unperturb()`` and
-        this; m-sharpness (:func:`sam_step`) and DDP (:func:`lorabar.distributed.ddp_sam_step`)
+        `unperturb()`); through ``scaler.step`` when given, and then skipped when the first
+        pass or these gradients hold an inf/NaN.  `second_step()` is ``unperturb()`` and
+        this; m-sharpness (`sam_step()`) and DDP
+        ([`lorabar.distributed.ddp_sam_step()`][lorabar.distributed.ddp_sam_step])
         average gradients in between."""
         if scaler is not None and self._first_finite is not None:
             # An inf/NaN in the first pass must skip this step too: poison the gradients so that

@@ -2,16 +2,18 @@
 
 It replaces BAR's fixed rate ``alpha_t eta`` by SAM's own first-order drift of the balancedness
 (the paper's Thm. 2, eq. 5): one knob ``rho`` (SAM's radius), no schedule, data-responsive (it
-follows the gradient imbalance, as SAM does).  Before every base optimizer step, per pair::
+follows the gradient imbalance, as SAM does).  Before every base optimizer step, per pair:
 
-    c = clamp(eta rho (|g_x|^2 - |g_y|^2) / (|g| (|x|^2 + |y|^2)), -1/2, 1/2)
-    x <- (1 + c) x,   y <- (1 - c) y          (B changes by eta rho (|g_x|^2 - |g_y|^2) / |g|)
+```
+c = clamp(eta rho (|g_x|^2 - |g_y|^2) / (|g| (|x|^2 + |y|^2)), -1/2, 1/2)
+x <- (1 + c) x,   y <- (1 - c) y          (B changes by eta rho (|g_x|^2 - |g_y|^2) / |g|)
+```
 
 with ``|g|`` the pair's gradient norm (``norm="pair"``, layer-wise, the default) or the norm over
 all pairs (``norm="global"``, as SAM's perturbation uses).  Compare the DAS/"gBAR" rescaling for
 k factors (arXiv 2508.10435), which also derives a rescaling from SAM's flow.  It shares
-attachment, state and the rescaling pipeline with :class:`lorabar.BAR`
-(:class:`lorabar.rescaler.PairRescaler`).
+attachment, state and the rescaling pipeline with [`lorabar.BAR`][lorabar.bar.BAR]
+([`lorabar.rescaler.PairRescaler`][lorabar.rescaler.PairRescaler]).
 """
 
 from __future__ import annotations
@@ -54,12 +56,15 @@ class SBARConfig:
 
 
 class SBAR(PairRescaler):
-    """sBAR over a fixed list of :class:`~lorabar.FactorPair` (see the module docstring).
+    """sBAR over a fixed list of [`FactorPair`][lorabar.pairs.FactorPair] (see the module
+    docstring).
 
-    Example::
+    Example:
 
-        sbar = lorabar.SBAR(lorabar.find_lora_pairs(model), rho=0.05)
-        handle = sbar.attach(optimizer)
+    ```
+    sbar = lorabar.SBAR(lorabar.find_lora_pairs(model), rho=0.05)
+    handle = sbar.attach(optimizer)
+    ```
 
     ``BAR(pairs, mode="sbar", rho=...)`` builds the same object.
     """

@@ -16,7 +16,7 @@ name               config                                                      L
 
 One step = forward + backward + optimizer step on a fixed random batch (causal LMs: LM loss;
 RoBERTa: 2-class sequence classification), taken by the method registry's stepper
-(:mod:`lorabar.harness.run.methods`, the same step the harness trains with); SAM = two
+(`lorabar.harness.run.methods`, the same step the harness trains with); SAM = two
 forward/backward passes.  Each round times
 one step of every (method, precision) cell in turn, so drifting machine load hits all cells alike;
 the table reports medians and ratios to LoRA in the same precision, plus the paper's comparison
@@ -164,7 +164,7 @@ def _rows(times: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
 
 def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
               clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """Measure every (method, precision) cell; returns the result record (see :func:`markdown`).
+    """Measure every (method, precision) cell; returns the result record (see `markdown()`).
 
     ``clock`` is the timer (a fake one in tests)."""
     device = resolve_device(cfg.device)

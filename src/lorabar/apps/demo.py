@@ -1,8 +1,9 @@
 """``lorabar demo``: LoRA vs LoRA-SAM vs LoRA-oBAR vs LoRA-nBAR.
 
 With the data folder, a short real comparison on MiniLM + few-shot SST-2 through the engine
-(:func:`lorabar.harness.run.engine.run`).  Without it, a tiny synthetic problem, stepped by the
-method registry's steppers (:mod:`lorabar.harness.run.methods`):
+([`lorabar.harness.run.engine.run()`][lorabar.harness.run.engine.run]).  Without it, a tiny
+synthetic problem, stepped by the
+method registry's steppers (`lorabar.harness.run.methods`):
 
 The frozen base is a random MLP; the target is the same MLP with a low-rank change to its hidden
 layers plus label noise, so LoRA (PEFT, r=4 on the hidden layers) can fit it.  Every method starts

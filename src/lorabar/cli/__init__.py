@@ -1,4 +1,4 @@
-"""The ``lorabar`` command line (:mod:`lorabar.cli.main`; one module per subcommand)."""
+"""The ``lorabar`` command line (`lorabar.cli.main`; one module per subcommand)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ DATA_HELP = "data folder (default: $LORABAR_DATA_DIR), e.g. ../shared/data"
 
 def config_help(kind: str) -> dict[str, str]:
     """Help for the config flags of ``kind``: each field's own (beside it in
-    :mod:`lorabar.harness.run.config`); the task and method lists come from the registry."""
+    [`lorabar.harness.run.config`][lorabar.harness.run.config]); the task and method lists come from
+    the registry."""
     import dataclasses
 
     from ..harness.run.config import CONFIGS, help_of
@@ -22,7 +23,8 @@ def config_help(kind: str) -> dict[str, str]:
 
 
 def field_help(name: str) -> str:
-    """The help of a shared config field (:class:`lorabar.harness.run.config.RunConfig`)."""
+    """The help of a shared config field
+    ([`lorabar.harness.run.config.RunConfig`][lorabar.harness.run.config.RunConfig])."""
     from ..harness.run.config import RunConfig, help_of
 
     return help_of(RunConfig, name) or ""
@@ -106,7 +108,7 @@ def add_symlink_flag(p: argparse.ArgumentParser) -> None:
 
 def add_executor_flags(p: argparse.ArgumentParser) -> None:
     """``--executor`` and the flags of the executors that read them (see
-    :class:`lorabar.harness.execute.choice.ExecutorConfig`)."""
+    [`ExecutorConfig`][lorabar.harness.execute.choice.ExecutorConfig])."""
     g = p.add_argument_group("where the runs run")
     g.add_argument("--executor", default="local", choices=["local", "ray", "slurm"],
                    help="local: --jobs processes here (default); ray: each run a Ray task "
@@ -129,7 +131,8 @@ def add_executor_flags(p: argparse.ArgumentParser) -> None:
 
 
 def executor_config(args: argparse.Namespace):
-    """The :class:`~lorabar.harness.execute.choice.ExecutorConfig` the flags ask for (checked:
+    """The [`ExecutorConfig`][lorabar.harness.execute.choice.ExecutorConfig] the flags ask for
+    (checked:
     a flag of another executor is refused)."""
     from ..harness.execute.choice import ExecutorConfig
 

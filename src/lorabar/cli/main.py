@@ -97,7 +97,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 
 
 def exit_code(err: BaseException) -> int | None:
-    """The exit status of ``err`` (:data:`EXIT_CODES`), or ``None`` for a bug."""
+    """The exit status of ``err`` (`EXIT_CODES`), or ``None`` for a bug."""
     for kind, code in EXIT_CODES:
         if isinstance(err, kind):
             return code

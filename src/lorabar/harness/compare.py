@@ -1,19 +1,21 @@
 """``lorabar compare``: does a method help here?  The two-stage protocol as one resumable command.
 
 1. **Tune** on the dev split with one seed: a grid from a TOML (``--grid``) or, per method, the
-   registry's default grid (:attr:`lorabar.harness.run.registry.Method.tune`), every method over
+   registry's default grid (`lorabar.harness.run.registry.Method.tune`), every method over
    the baseline's learning rates too (the ``own-lr`` protocol, the default: no method is compared
-   at an lr that was not tuned for it; :mod:`lorabar.harness.plan.protocol` has the cheaper
+   at an lr that was not tuned for it; `lorabar.harness.plan.protocol` has the cheaper
    ``baseline-lr``); a setting given on the command line is fixed, not tuned.
 2. **Seeds**: every method at its dev-chosen setting
-   (:func:`lorabar.harness.report.select`) on every seed (a method that does not train: the
+   (`lorabar.harness.report.select()`) on every seed (a method that does not train: the
    first seed only).
 3. **Report**: tables, figures and the paired differences to the baseline with 95% intervals
    (``OUT/report/`` and ``OUT/paired.csv``), printed at the end.
 
-Plan, execute, report: :func:`plan_comparison` checks everything stage 1 needs before anything
-is written, :func:`execute` runs the stages and :func:`report_comparison` writes the report.
-Runs go through :func:`lorabar.harness.execute.grid_runner.run_grid` into ``OUT/runs``: a rerun
+Plan, execute, report: `plan_comparison()` checks everything stage 1 needs before anything
+is written, `execute()` runs the stages and `report_comparison()` writes the report.
+Runs go through
+[`run_grid()`][lorabar.harness.execute.grid_runner.run_grid]
+into ``OUT/runs``: a rerun
 skips every
 finished run of the same identity, so an interrupted comparison resumes and a repeated one runs
 nothing.  ``dry_run`` prints the plan -- runs, steps, and a time estimate from a measured step
@@ -40,8 +42,8 @@ class CompareConfig:
     stage 1, the ``baseline`` of the paired differences and the output folder ``out``;
     ``reuse``: folders whose finished runs of the same identity count as this comparison's
     (referenced in ``OUT/manifest.json``, not copied); ``margin``: the verdicts' equivalence
-    margin in the metric's points (:mod:`~lorabar.harness.report.verdicts`); ``widen_edges``:
-    rounds of :mod:`~lorabar.harness.report.widen` after tuning (0: none)."""
+    margin in the metric's points (`verdicts`); ``widen_edges``:
+    rounds of `widen` after tuning (0: none)."""
 
     out: str
     methods: tuple[str, ...] = ("lora", "sam", "obar", "nbar")
@@ -255,7 +257,7 @@ class ComparisonPlan:
 
 def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
                     data_dir: str | None = None) -> ComparisonPlan:
-    """Stage 1 planned and checked (see :class:`ComparisonPlan`); nothing is written."""
+    """Stage 1 planned and checked (see `ComparisonPlan`); nothing is written."""
     import os
 
     from .models.available import check_model_available
@@ -274,7 +276,7 @@ def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
 
 
 def _stage2_shapes(plan: ComparisonPlan) -> tuple[list, bool]:
-    """Stage 2's runs as :class:`~lorabar.harness.plan.estimate.RunShape` s, and whether they
+    """Stage 2's runs as `RunShape` s, and whether they
     are known exactly (stage 1 is done) rather than counted (trained methods x later seeds x
     tasks, at the longest steps)."""
     from .plan.estimate import RunShape, shape_of
@@ -295,7 +297,7 @@ def _stage2_shapes(plan: ComparisonPlan) -> tuple[list, bool]:
 
 def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log=print) -> dict:
     """Print the plan -- runs per stage, steps, a time estimate
-    (:mod:`lorabar.harness.plan.estimate`) -- and run nothing."""
+    (`lorabar.harness.plan.estimate`) -- and run nothing."""
     from .plan.estimate import Costs, duration, measure_costs, shape_of, wall_estimate
     from .plan.protocol import describe
     from .report import result_files
@@ -329,8 +331,10 @@ def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log
 
 def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print) -> int:
     """Run the stages (tuning, then the dev-chosen settings on every seed) through
-    :func:`lorabar.harness.execute.grid_runner.run_grid` on ``executor`` (an
-    :class:`~lorabar.harness.execute.choice.ExecutorConfig`; default: this machine, one run at a
+    [`run_grid()`][lorabar.harness.execute.grid_runner.run_grid]
+    on ``executor`` (an
+    [`ExecutorConfig`][lorabar.harness.execute.choice.ExecutorConfig]; default: this machine, one
+    run at a
     time), a progress bar per stage fed by its typed events; returns how many runs ran now.
     A failed run stops the comparison after its stage
     (``RuntimeError``): fix it and rerun to resume."""
@@ -410,7 +414,8 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
 
     ``step_time``: seconds per LoRA step to estimate with (a dry run on another machine, e.g.
     from ``lorabar bench`` or a paper's table), instead of measuring here.  ``executor``: where
-    the runs run (an :class:`~lorabar.harness.execute.choice.ExecutorConfig`; default: ``jobs``
+    the runs run (an [`ExecutorConfig`][lorabar.harness.execute.choice.ExecutorConfig]; default:
+    ``jobs``
     processes on this machine).  ``manifest``: ``record_command``'s arguments (command line, grid,
     report folder), recorded in ``OUT/manifest.json`` once the plan stands."""
     from .execute.choice import ExecutorConfig

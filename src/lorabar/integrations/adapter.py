@@ -5,9 +5,11 @@ A PEFT adapter folder holds ``adapter_config.json`` and ``adapter_model.safetens
 older ``adapter_model.bin``) whose LoRA keys follow PEFT's format:
 ``<module>.lora_A.weight`` / ``<module>.lora_B.weight`` (Linear and Conv layers) and
 ``<module>.lora_embedding_A`` / ``<module>.lora_embedding_B`` (Embedding layers), the adapter name
-removed.  For each pair, with ``A`` applied first (as :mod:`lorabar.pairs`)::
+removed.  For each pair, with ``A`` applied first (as `lorabar.pairs`):
 
-    B = (|A|^2 - |B|^2) / 2                 (the paper's balancedness, eq. 1)
+```
+B = (|A|^2 - |B|^2) / 2                 (the paper's balancedness, eq. 1)
+```
 
 Rebalancing rescales every pair ``(A s, B / s)`` with ``s = sqrt(|B| / |A|)``, so that
 ``|A s| = |B / s| = sqrt(|A| |B|)`` while the update ``s_lora B A`` -- hence every output of

@@ -4,7 +4,7 @@ Three ways to use BAR / SAM with the Trainer:
 
 1. Build the optimizer yourself and attach BAR, then ``Trainer(optimizers=(opt, scheduler))``
    (see the README).  Nothing here is needed.
-2. :class:`BARCallback`: ``Trainer(..., callbacks=[BARCallback(mode="nbar", mu0=...)])`` attaches
+2. `BARCallback`: ``Trainer(..., callbacks=[BARCallback(mode="nbar", mu0=...)])`` attaches
    BAR to the optimizer the Trainer builds itself (at ``on_train_begin``), with ``total_steps`` =
    the Trainer's ``max_steps``.  Every time the Trainer logs (``logging_steps``) it adds
    ``bar/mean_abs_B``, ``bar/max_abs_B`` and ``bar/step`` to the logs, so they land in
@@ -12,7 +12,7 @@ Three ways to use BAR / SAM with the Trainer:
    BAR's state travels with the Trainer's checkpoints, so ``resume_from_checkpoint`` is exact.  BAR changes weights only inside the optimizer's
    step pre-hook: callbacks such as ``on_pre_optimizer_step`` also fire on fp16 steps that the
    scaler then skips.
-3. :class:`SAMTrainer`: a Trainer whose ``training_step`` does SAM's two passes; the Trainer then
+3. `SAMTrainer`: a Trainer whose ``training_step`` does SAM's two passes; the Trainer then
    clips and steps ``sam.base_optimizer`` as usual.  With gradient accumulation every micro-batch
    gets its own perturbation (m-sharpness with m = accumulation steps, paper eq. (38)).  Its logs
    carry ``sam/perturbation_norm``, the mean ``|e|`` since the last log.
@@ -71,11 +71,13 @@ def add_callback_first(trainer: Trainer, callback: TrainerCallback) -> TrainerCa
     """Make ``callback`` the first of ``trainer``'s callbacks, through the Trainer's public
     ``remove_callback``/``add_callback``, so that what it adds to the logs in ``on_log`` reaches
     every ``report_to`` integration (the Trainer calls its callbacks in order, integrations
-    first).  :class:`BARCallback`'s ``bar/*`` values need this to reach TensorBoard or W&B::
+    first).  `BARCallback`'s ``bar/*`` values need this to reach TensorBoard or W&B:
 
-        bar = BARCallback(mode="nbar")
-        trainer = Trainer(..., callbacks=[bar])
-        add_callback_first(trainer, bar)
+    ```
+    bar = BARCallback(mode="nbar")
+    trainer = Trainer(..., callbacks=[bar])
+    add_callback_first(trainer, bar)
+    ```
     """
     others = [c for c in trainer.callback_handler.callbacks if c is not callback]
     for other in others:
@@ -91,20 +93,24 @@ class BARCallback(TrainerCallback, ExportableState):
     """Attach BAR to the Trainer's optimizer, log balancedness, and resume exactly.
 
     Args:
-        mode: as for :class:`lorabar.BAR` (``"sbar"`` builds a :class:`lorabar.SBAR`).
-        mu0: as for :class:`lorabar.BAR`.
-        schedule: as for :class:`lorabar.BAR` (``total_steps`` is the Trainer's ``max_steps``).
-        rho: sBAR's radius (``mode="sbar"``), as for :class:`lorabar.SBAR`.
-        norm: sBAR's ``|g|`` (``"pair"`` or ``"global"``), as for :class:`lorabar.SBAR`.
-        pairs: explicit pairs; default :func:`lorabar.find_lora_pairs` on the Trainer's model.
-        log_every: also record mean/max |B| in :attr:`history` every this many optimizer steps
+        mode: as for [`lorabar.BAR`][lorabar.bar.BAR] (``"sbar"`` builds a
+            [`lorabar.SBAR`][lorabar.sbar.SBAR]).
+        mu0: as for [`lorabar.BAR`][lorabar.bar.BAR].
+        schedule: as for [`lorabar.BAR`][lorabar.bar.BAR] (``total_steps`` is the Trainer's
+            ``max_steps``).
+        rho: sBAR's radius (``mode="sbar"``), as for [`lorabar.SBAR`][lorabar.sbar.SBAR].
+        norm: sBAR's ``|g|`` (``"pair"`` or ``"global"``), as for
+            [`lorabar.SBAR`][lorabar.sbar.SBAR].
+        pairs: explicit pairs; default [`lorabar.find_lora_pairs()`][lorabar.pairs.find_lora_pairs]
+            on the Trainer's model.
+        log_every: also record mean/max |B| in `history` every this many optimizer steps
             (0: never); the Trainer's own logs get them at every logging step regardless.
         resume_state: BAR's state to resume from (set by the Trainer when it rebuilds the
             callback from a checkpoint; not for users).
 
     Logging: the ``bar/*`` values it adds in ``on_log`` are in ``trainer.state.log_history``;
     they reach the ``report_to`` integrations (TensorBoard, W&B, ...), which the Trainer calls
-    first, once :func:`add_callback_first` has put the callback first (the Trainer's own API:
+    first, once `add_callback_first()` has put the callback first (the Trainer's own API:
     no other callback's order changes).
 
     Resume: BAR's state (its step ``t``, which drives the schedule) is saved in every checkpoint's
@@ -203,12 +209,12 @@ class BARCallback(TrainerCallback, ExportableState):
 
 class SAMTrainingMixin:
     """SAM's two forward/backward passes in a ``Trainer``'s ``training_step`` (mix it in before
-    any ``Trainer`` subclass: :class:`SAMTrainer`, ``lorabar.integrations.trl.SAMSFTTrainer``).
+    any ``Trainer`` subclass: `SAMTrainer`, ``lorabar.integrations.trl.SAMSFTTrainer``).
 
     Pass ``sam=lorabar.SAM(params, torch.optim.AdamW, rho=..., lr=...)``; the Trainer is given
     ``sam.base_optimizer`` to step (and any scheduler you pass with it), so SAM's param groups
     are the ones the scheduler updates.  Training metrics that the Trainer subclass accumulates
-    inside ``compute_loss`` are kept from one pass only (:meth:`_sam_metrics_snapshot`).
+    inside ``compute_loss`` are kept from one pass only (`_sam_metrics_snapshot()`).
     """
 
     def __init__(self, *args: Any, sam: SAM, **kwargs: Any) -> None:
@@ -232,7 +238,7 @@ class SAMTrainingMixin:
         return None
 
     def _sam_metrics_restore(self, snapshot: Any) -> None:
-        """Undo what the second pass added to the metrics (see :meth:`_sam_metrics_snapshot`)."""
+        """Undo what the second pass added to the metrics (see `_sam_metrics_snapshot()`)."""
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         params = [p for g in self.sam.param_groups for p in g["params"]]

@@ -1,7 +1,8 @@
 """TRL integration: SAM for ``trl.SFTTrainer``.
 
 ``SAMSFTTrainer(model=..., args=SFTConfig(...), train_dataset=..., sam=lorabar.SAM(...))`` is
-``SFTTrainer`` with SAM's two passes per step (:class:`lorabar.integrations.hf.SAMTrainingMixin`).
+``SFTTrainer`` with SAM's two passes per step
+([`lorabar.integrations.hf.SAMTrainingMixin`][lorabar.integrations.hf.SAMTrainingMixin]).
 ``SFTTrainer`` accumulates its training metrics inside ``compute_loss`` (``num_tokens``,
 ``entropy``, ``mean_token_accuracy``); SAM runs the loss twice per step, so the second pass's
 additions are undone: tokens are counted once, the metrics are those of the first pass (at the

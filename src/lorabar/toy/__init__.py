@@ -1,7 +1,7 @@
 """The theory lab: the paper's toy scale-invariant problems, simulated fast, and its figures.
 
 ``lorabar toy all --out DIR`` regenerates Figs. 1, 2 and 4 and ``summary.json``; see
-:mod:`lorabar.toy.simulate` for the problems and algorithms.
+`lorabar.toy.simulate` for the problems and algorithms.
 """
 
 from .fig4 import fig4_loss, fig4_trajectories

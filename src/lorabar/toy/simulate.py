@@ -24,7 +24,8 @@ Every configuration (problem x method x noise level x seed) is one row of a batc
 loop (numba, parallel over rows) runs all rows for all steps.  Noise is drawn per seed and shared
 by every method and noise level of that seed (common random numbers), so differences between
 methods are not sampling noise.  The per-step math is the single implementation; the tests check
-its SAM and BAR steps against :class:`lorabar.SAM` and :class:`lorabar.BAR` on torch tensors.
+its SAM and BAR steps against [`lorabar.SAM`][lorabar.sam.SAM] and [`lorabar.BAR`][lorabar.bar.BAR]
+on torch tensors.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """What every executor gets and returns: the runs still to do, and one call per run that ended.
 
-An executor runs :class:`RunJob` s -- a config, the identity it must produce and the result file
+An executor runs `RunJob` s -- a config, the identity it must produce and the result file
 it writes -- wherever it runs them (this process, a process pool, Ray tasks, SLURM jobs) and calls
 ``finished(job, error)`` once per run that ended (``error`` is ``None`` for a success); when that
 call returns ``True`` the grid is stopping (a full disk) and no further run may start.  A run is
 idempotent by identity: the worker writes ``job.path`` atomically only if the run it made has
-``job.identity`` (:func:`lorabar.harness.run.engine.run_to_file`), so a retried or repeated run
+``job.identity`` (`lorabar.harness.run.engine.run_to_file()`), so a retried or repeated run
 never leaves two results.
 """
 

@@ -1,10 +1,10 @@
 """Run a grid: plan its runs, skip the finished ones, hand the rest to an executor.
 
-:func:`run_grid` expands the grid (:mod:`lorabar.harness.plan.grid`), computes every run's
+`run_grid()` expands the grid (`lorabar.harness.plan.grid`), computes every run's
 identity before anything runs (a bad input stops here), takes a lock on ``OUT``, moves aside a
 result file whose content is not its run, and gives the runs still to do to an executor
-(:mod:`lorabar.harness.execute`: this machine, Ray or SLURM), reporting each one that ends as a
-typed :class:`GridEvent`.  An interrupted grid loses at most the runs in flight.
+(`lorabar.harness.execute`: this machine, Ray or SLURM), reporting each one that ends as a
+typed `GridEvent`.  An interrupted grid loses at most the runs in flight.
 """
 
 from __future__ import annotations
@@ -122,15 +122,17 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
     equals the run's identity on this machine; a file there with any other content is moved to
     ``OUT/aside/`` (one line says so) and the run is redone.  The grid holds a lock on ``OUT``
     (a second grid there fails at once).  ``executor``: where the runs run, an
-    :class:`~lorabar.harness.execute.choice.ExecutorConfig` or a built executor (default: this
+    [`ExecutorConfig`][lorabar.harness.execute.choice.ExecutorConfig] or a built executor (default:
+    this
     machine, ``jobs`` processes, each run by ``runner``).
     ``threads``: torch threads per run (0: the CPU count split evenly over ``jobs``).
     ``reuse``: folders whose finished runs of the same identity count as done here: recorded in
-    ``OUT/manifest.json`` as references (:mod:`lorabar.harness.plan.manifest`), not copied.
+    ``OUT/manifest.json`` as references
+    ([`lorabar.harness.plan.manifest`][lorabar.harness.plan.manifest]), not copied.
     ``manifest``: ``record_command``'s arguments (the command line, its grid): recorded in
     ``OUT/manifest.json`` once the plan stands, before any run.
     ``only``: run just the configurations whose settings match, e.g. ``{"method": "zeroshot"}``
-    (values compared as strings).  ``log`` gets each :class:`GridEvent`'s line, ``events`` (when
+    (values compared as strings).  ``log`` gets each `GridEvent`'s line, ``events`` (when
     given) the event itself.
     """
     out = Path(out)

@@ -13,8 +13,8 @@ __all__ = ["LocalExecutor", "die_with_parent", "run_one"]
 
 
 def run_one(cfg, path: str, expect: dict | None = None, parent: int | None = None) -> str:
-    """The worker's job: one run written to ``path`` (:func:`~lorabar.harness.run.engine.
-    run_to_file`; nothing is written if the grid ``parent`` is gone when it ends)."""
+    """The worker's job: one run written to ``path`` (`
+    run_to_file()`; nothing is written if the grid ``parent`` is gone when it ends)."""
     from ..run.engine import run_to_file
 
     return run_to_file(cfg, path, expect=expect, parent=parent)

@@ -121,7 +121,7 @@ RUN_FILE = "lorabar_run.json"
 
 def check_save_dir(path: str, flag: str = "--save-adapter") -> None:
     """Refuse (before training) a save folder that exists, is not empty and is not an adapter
-    folder lorabar wrote, or cannot be written (:mod:`lorabar.guard`)."""
+    folder lorabar wrote, or cannot be written ([`lorabar.guard`][lorabar.guard])."""
     from ...guard import Output, check_output
 
     check_output(Output(flag, path, "adapter"))
@@ -168,7 +168,7 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
     """Write the trained adapter to ``folder`` in PEFT's format (``model.save_pretrained``;
     ``PeftModel.from_pretrained`` loads it, ``lorabar inspect`` reads it), the frozen task head
     (``lorabar_head.safetensors``: a probe head that PEFT does not save) and the run's record
-    (``lorabar_run.json``), and ``portable/`` (:func:`export_portable`: loads without
+    (``lorabar_run.json``), and ``portable/`` (`export_portable()`: loads without
     lorabar).  Built beside ``folder`` and renamed into place."""
     import json
     import shutil

@@ -3,7 +3,7 @@
 A run's wall time is its training steps plus a fixed cost (``total_s - train_s``: loading,
 tokenizing, the probe head, evaluation).  The fixed cost of the first run of a worker process
 and of a task and seed (``cold``) is larger than that of the others (``warm``): the first imports
-transformers and fills the caches (:mod:`lorabar.harness.tasks.content_cache`) that the others
+transformers and fills the caches (`lorabar.harness.tasks.content_cache`) that the others
 read.  So, for runs ``i`` of ``s_i`` steps and cost factor ``c_i`` (SAM-like methods 2) on
 ``jobs`` workers, each run using the threads it will use,
 
@@ -50,7 +50,7 @@ class RunShape:
 
 
 def shape_of(cfg) -> RunShape:
-    """The :class:`RunShape` of a run configuration (its own files, if any, in its group)."""
+    """The `RunShape` of a run configuration (its own files, if any, in its group)."""
     from ..run.registry import METHODS
 
     method = METHODS[cfg.method]
@@ -85,7 +85,7 @@ def _from_finished(files: Iterable[Path], cost_of) -> Costs | None:
 
 
 def measure_costs(files: Iterable[Path], probe, cost_of, log=print) -> Costs:
-    """:class:`Costs` from the finished results ``files``, else from two 3-step runs of the
+    """`Costs` from the finished results ``files``, else from two 3-step runs of the
     configuration ``probe`` (LoRA) in this process: the first cold, the second warm."""
     found = _from_finished(files, cost_of)
     if found is not None:

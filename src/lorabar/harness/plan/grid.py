@@ -1,26 +1,29 @@
 """Grids of runs: expand a TOML config into run configs, and tell which runs are done.
 
-Config (TOML)::
+Config (TOML):
 
-    [base]                 # config fields every run shares (EncoderConfig; kind = "lm": LMConfig)
-    steps = 300
-    precision = "auto"
-    [grid]                 # lists are crossed with each other and with every variant
-    task = ["sst2", "rte"]
-    seed = [13, 21, 42]
-    [[variant]]            # one table per method setting; lists are expanded too
-    method = "lora"
-    [[variant]]
-    method = "nbar"
-    mu0 = [1.0, 10.0]
+```
+[base]                 # config fields every run shares (EncoderConfig; kind = "lm": LMConfig)
+steps = 300
+precision = "auto"
+[grid]                 # lists are crossed with each other and with every variant
+task = ["sst2", "rte"]
+seed = [13, 21, 42]
+[[variant]]            # one table per method setting; lists are expanded too
+method = "lora"
+[[variant]]
+method = "nbar"
+mu0 = [1.0, 10.0]
+```
 
 Each run's result is ``OUT/runs/<task>_<method>_s<seed>_<hash>.json``, written atomically when the
 run finishes; a rerun skips runs whose file holds a finished result of the same identity, so an
 interrupted grid loses at most the runs in flight.  The hash covers the run's identity
-(:mod:`lorabar.harness.run.identity`: the config fields that change the result, the resolved
+([`lorabar.harness.run.identity`][lorabar.harness.run.identity]: the config fields that change the
+result, the resolved
 device kind and precision, the content of the data and model files), and a file is trusted only
 if the identity recorded inside it equals the run's.  Running what is missing is the execute
-stage's (:func:`lorabar.harness.execute.grid_runner.run_grid`).
+stage's ([`run_grid()`][lorabar.harness.execute.grid_runner.run_grid]).
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def _product(table: dict) -> list[dict]:
 
 
 def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
-    """All :class:`RunConfig` s of a grid, in a deterministic order, duplicates removed."""
+    """All `RunConfig` s of a grid, in a deterministic order, duplicates removed."""
     unknown = set(grid) - {"base", "grid", "variant"}
     if unknown:
         raise ValueError(f"Invalid grid: unknown sections {sorted(unknown)} (expected base, grid, "
@@ -130,7 +133,7 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
 
 def plan_configs(grid: dict, *, data_dir: str | None = None,
                  only: dict[str, str] | None = None) -> list[RunConfig]:
-    """The runs of ``grid`` (:func:`expand`) that match ``only`` (``{setting: value}``: a number
+    """The runs of ``grid`` (`expand()`) that match ``only`` (``{setting: value}``: a number
     compared by value, ``lr=1e-3`` matching 0.001; anything else as text); refuses a grid or
     filter that leaves none."""
     configs = expand(grid, data_dir=data_dir)
@@ -164,7 +167,8 @@ def _resolved(cfg: RunConfig) -> tuple[str, str]:
 
 
 def identity_of(cfg: RunConfig) -> dict:
-    """The run's identity on this machine (:func:`lorabar.harness.run.identity.run_identity`);
+    """The run's identity on this machine
+    ([`lorabar.harness.run.identity.run_identity()`][lorabar.harness.run.identity.run_identity]);
     ``cfg.threads = 0`` means torch's current thread count, as in the engine."""
     import torch
 
@@ -202,7 +206,7 @@ def is_done(path: Path, identity: dict | None = None) -> bool:
 def done_here(out: Path, identity: dict, reused: dict[str, Path] | None = None) -> bool:
     """Whether the run of ``identity`` is finished for the output folder ``out``: its own
     ``OUT/runs/<run id>.json`` or a run file the folder's manifest reuses
-    (:func:`lorabar.harness.plan.manifest.reused_files`)."""
+    ([`reused_files()`][lorabar.harness.plan.manifest.reused_files])."""
     from .manifest import reused_files
 
     name = f"{identity_run_id(identity)}.json"

@@ -1,5 +1,6 @@
 """The plan stage shared by the commands that train: what a run reads, with the flag that names
-it, for the output guard (:mod:`lorabar.guard`) to check the outputs against before anything
+it, for the output guard ([`lorabar.guard`][lorabar.guard]) to check the outputs against before
+anything
 runs."""
 
 from __future__ import annotations

@@ -1,16 +1,18 @@
 """A results folder's manifest: which commands made it, from which grids, where its report is,
 whether it is current, and which code its runs ran.
 
-``OUT/manifest.json``::
+``OUT/manifest.json``:
 
-    {"commands": ["lorabar compare --grid grids/faithful_tune.toml ... --out results/faithful"],
-     "grids": ["grids/faithful_tune.toml"],
-     "report": "docs/results/faithful",
-     "status": "current",            # current | superseded | invalid
-     "superseded_by": null,           # with status superseded: the folder that replaces it
-     "reason": null,                  # with status superseded or invalid: why, one sentence
-     "revisions": ["9c6a0ee...", "f22eff9..."],   # the runs' code revisions, oldest first
-     "reuses": ["../faithful/runs/sst2_lora_s13_4f1c0a9b2e.json"]}  # runs of other folders
+```
+{"commands": ["lorabar compare --grid grids/faithful_tune.toml ... --out results/faithful"],
+ "grids": ["grids/faithful_tune.toml"],
+ "report": "docs/results/faithful",
+ "status": "current",            # current | superseded | invalid
+ "superseded_by": null,           # with status superseded: the folder that replaces it
+ "reason": null,                  # with status superseded or invalid: why, one sentence
+ "revisions": ["9c6a0ee...", "f22eff9..."],   # the runs' code revisions, oldest first
+ "reuses": ["../faithful/runs/sst2_lora_s13_4f1c0a9b2e.json"]}  # runs of other folders
+```
 
 ``reuses``: finished runs of other folders that count as this folder's (paths relative to it),
 instead of copies: ``--reuse DIR`` adds a planned run whose finished result (same identity) is in

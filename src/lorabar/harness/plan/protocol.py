@@ -4,17 +4,21 @@ runs finished so far).
 ``own-lr`` (the default, and the paper's): every method tunes its own learning rate jointly with
 its own settings.  With the registry's grids every method that trains is tuned over the
 baseline's learning rates (``Method.tune["lr"]`` of the baseline, e.g. LoRA's {1e-3, 3e-3}); a
-TOML grid lists each method's values itself::
+TOML grid lists each method's values itself:
 
-    stage "tuning": every method x its lr values x its own settings, seed 1
-    stage "seeds":  every method's dev-chosen setting on every seed
+```
+stage "tuning": every method x its lr values x its own settings, seed 1
+stage "seeds":  every method's dev-chosen setting on every seed
+```
 
 ``baseline-lr`` (cheaper, never the default): the baseline's learning rate is tuned first, then
-every other method tunes only its own settings at the baseline's dev-chosen lr (per task)::
+every other method tunes only its own settings at the baseline's dev-chosen lr (per task):
 
-    stage "baseline lr":  the baseline x its lr values, seed 1
-    stage "tuning":       every other method x its own settings at that lr, seed 1
-    stage "seeds":        every method's dev-chosen setting on every seed
+```
+stage "baseline lr":  the baseline x its lr values, seed 1
+stage "tuning":       every other method x its own settings at that lr, seed 1
+stage "seeds":        every method's dev-chosen setting on every seed
+```
 
 A comparison records its protocol in ``OUT/.lorabar-compare.json``; ``lorabar report`` shows it
 in the first lines of ``report.md``, and a second comparison into the same ``--out`` with another
@@ -102,8 +106,8 @@ def stages(cc, tuning_grid: Callable, seeds_grid: Callable, select: Callable,
            widen_round: Callable | None = None
            ) -> list[tuple[str, Callable[[Callable[[], list[dict]]], dict]]]:
     """``[(stage name, make)]``: ``make(load)`` builds the stage's grid, ``load()`` giving the
-    runs finished so far (as :func:`lorabar.harness.report.load_results`); ``select`` is
-    the dev selection (:func:`lorabar.harness.report.select`); ``widen_round(load)``: a round
+    runs finished so far (as `lorabar.harness.report.load_results()`); ``select`` is
+    the dev selection (`lorabar.harness.report.select()`); ``widen_round(load)``: a round
     of ``--widen-edges`` (``cc.widen_edges`` of them between tuning and the seed stage)."""
     seeds = ("seeds", lambda load: seeds_grid(cc, load()))
     widen = [(f"widen {k + 1}", widen_round) for k in range(cc.widen_edges)]

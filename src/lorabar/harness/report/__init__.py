@@ -1,8 +1,8 @@
 """Tables and figures from a folder of result files (``lorabar report DIR``).
 
-The stages, one module each: :mod:`.load` (read and check the files, comparability),
-:mod:`.selection` (dev selection and its tie rule), :mod:`.paired` (paired intervals),
-:mod:`.tables`, :mod:`.figures`, :mod:`.write` (write the folder: :func:`render`); :mod:`.naming` orders
+The stages, one module each: `.load` (read and check the files, comparability),
+`.selection` (dev selection and its tie rule), `.paired` (paired intervals),
+`.tables`, `.figures`, `.write` (write the folder: `render()`); `.naming` orders
 and labels tasks and methods.
 
 * Table 1 analog: tasks x methods, test metric mean ± std over seeds, for each method's
@@ -13,7 +13,7 @@ and labels tasks and methods.
 * Fig. 3 analog: |B_l| over steps for the first, middle and last query layers, LoRA vs SAM vs
   nBAR (PNG per task).
 
-What is read and compared (:func:`load`, :func:`check_comparable`): exactly the result files of
+What is read and compared (`load()`, `check_comparable()`): exactly the result files of
 the folder (``DIR/*.json`` and, for a grid's output folder, ``DIR/runs/*.json``; subfolders
 only with ``recursive``).  Runs are grouped by their identity minus the seed (and the seed's data
 files); runs whose identities differ in anything but the tuned hyperparameters (``lr`` and the

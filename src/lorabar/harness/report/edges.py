@@ -1,7 +1,7 @@
 """Choices at the edge of their grid: a dev-chosen value that is the smallest or largest value
 its task and method tried, with the next value to try.
 
-For a tuned numeric setting h (lr, rho, mu0, ... -- :data:`~.load.TUNED`) of which a task and
+For a tuned numeric setting h (lr, rho, mu0, ... -- `TUNED`) of which a task and
 method tried at least two values v_1 < ... < v_k, the chosen value is at an edge when it is v_1
 or v_k; the suggestion continues the grid's geometric step: v_k^2 / v_(k-1) above it,
 v_1^2 / v_2 below it (lr 1e-4, 3e-4, 5e-4 -> 8.33e-4).  An optimum outside the grid makes a

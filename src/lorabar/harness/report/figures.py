@@ -50,8 +50,8 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
 def paired_figure(rows: list[list[str]], out: Path, baseline: str) -> Path | None:
     """``paired.png``: a forest plot of every paired difference to the baseline with its 95%
     interval (per task, then the average over tasks), zero marked, and the paper's reported gain
-    (:mod:`~lorabar.harness.report.paper_gains`) as a cross where the task is the paper's.
-    ``rows``: :func:`~lorabar.harness.report.paired.paired`'s table (header first)."""
+    (`paper_gains`) as a cross where the task is the paper's.
+    ``rows``: `paired()`'s table (header first)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,5 +1,5 @@
 """Reading a result folder: each file checked (complete, signed, named after its identity),
-the runs compared for comparability (:func:`check_comparable`), failed runs set apart."""
+the runs compared for comparability (`check_comparable()`), failed runs set apart."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ class AlteredResultError(BadResultError):
 
 
 def check_result(path: Path) -> dict:
-    """The result in ``path``, checked: complete (:func:`check_content`), signed (its digest
-    matches; :class:`AlteredResultError` if not) and named after its identity."""
+    """The result in ``path``, checked: complete (`check_content()`), signed (its digest
+    matches; `AlteredResultError` if not) and named after its identity."""
     data = check_content(path)
     if not digest_ok(data):
         if DIGEST in data:
@@ -48,7 +48,7 @@ def check_result(path: Path) -> dict:
 
 
 def check_content(path: Path) -> dict:
-    """The parsed result in ``path``, complete (what a report needs); :class:`BadResultError`
+    """The parsed result in ``path``, complete (what a report needs); `BadResultError`
     naming the file otherwise.  Its digest is not checked."""
     try:
         data = json.loads(path.read_text())
@@ -103,7 +103,7 @@ def other_kind(path: Path) -> bool:
 
 def primary_from_task(data: dict) -> None:
     """A staged encoder task's primary metric is the task's (App. D.4's rule, in
-    :data:`lorabar.harness.tasks.data_folder.TASKS`), whatever an older lorabar recorded (MRPC by F1)."""
+    `lorabar.harness.tasks.data_folder.TASKS`), whatever an older lorabar recorded (MRPC by F1)."""
     from ..tasks.data_folder import TASKS
 
     task = TASKS.get(data["config"]["task"])
@@ -117,7 +117,8 @@ def result_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     """The result files of ``folder``: ``folder/*.json`` and, for a grid's output folder,
     ``folder/runs/*.json`` (every ``*.json`` below it with ``recursive``); error files of failed
     grid runs (``*.error.json``), hidden files (a report's manifest) and the folder's
-    ``manifest.json`` (:mod:`lorabar.harness.plan.manifest`) excluded, and the runs of other
+    ``manifest.json`` ([`lorabar.harness.plan.manifest`][lorabar.harness.plan.manifest]) excluded,
+    and the runs of other
     folders the manifest reuses (where the folder has no file of the same name) included."""
     from ..plan.manifest import RESULTS_MANIFEST, reused_files
 
@@ -134,8 +135,8 @@ def result_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
 
 def load(folder: str | Path, *, skip_bad: bool = False,
          recursive: bool = False) -> tuple[list[dict], list[str]]:
-    """Every result of ``folder`` (:func:`result_files`) and the messages of the files left out
-    (``skip_bad``); without ``skip_bad`` a bad file raises :class:`BadResultError`.  Two files
+    """Every result of ``folder`` (`result_files()`) and the messages of the files left out
+    (``skip_bad``); without ``skip_bad`` a bad file raises `BadResultError`.  Two files
     holding the same run (the same identity) raise ``ValueError`` naming both."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -254,7 +255,7 @@ def check_comparable(results: list[dict], *, allow_mixed: bool = False,
 
 def load_results(folder: str | Path, *, skip_bad: bool = False, recursive: bool = False,
                  allow_mixed: bool = False, hint: str = MIXED_HINT) -> list[dict]:
-    """The comparable, finished results of ``folder`` (:func:`load`, :func:`check_comparable`;
+    """The comparable, finished results of ``folder`` (`load()`, `check_comparable()`;
     runs with a non-finite metric left out)."""
     results = load(folder, skip_bad=skip_bad, recursive=recursive)[0]
     check_comparable(results, allow_mixed=allow_mixed, hint=hint)

@@ -2,13 +2,15 @@
 
 For every task and method (each at its dev-chosen setting) and every seed both have, the paired
 relative difference of the adapters' balancedness to the baseline's run of the same seed (same
-split, same initialization)::
+split, same initialization):
 
-    final       100 * (|B|_final(method) / |B|_final(baseline) - 1)         mean |B| over pairs
-    trajectory  mean over the logged steps of 100 * (|B|_t(method) / |B|_t(baseline) - 1)
-    layer l     100 * (|B_l|_final(method) / |B_l|_final(baseline) - 1)    one LoRA pair
+```
+final       100 * (|B|_final(method) / |B|_final(baseline) - 1)         mean |B| over pairs
+trajectory  mean over the logged steps of 100 * (|B|_t(method) / |B|_t(baseline) - 1)
+layer l     100 * (|B_l|_final(method) / |B_l|_final(baseline) - 1)    one LoRA pair
+```
 
-each with a 95% t-interval over seeds and its n (:func:`lorabar.harness.report.stats.t_interval`).
+each with a 95% t-interval over seeds and its n (`lorabar.harness.report.stats.t_interval()`).
 A claim such as "SAM shrinks |B| below LoRA's" holds here only where the interval excludes 0.
 """
 
@@ -41,7 +43,7 @@ def _trajectory(run: dict, base: dict) -> float:
 
 def _pairs(chosen: dict, order: list, baseline: str):
     """``(task, method, seed, run, baseline run)`` of every paired seed: ``chosen`` is the
-    dev selection (:func:`lorabar.harness.report.select`), ``order`` its keys in the
+    dev selection (`lorabar.harness.report.select()`), ``order`` its keys in the
     report's order."""
     from ..run.registry import METHODS
 

@@ -1,6 +1,6 @@
 """Paired differences to a baseline: per task and method over the seeds both have, a 95%
 t-interval, and the average over tasks (per seed, then over seeds); each interval's word by
-:mod:`.verdicts`' rule, raw and after Holm's adjustment over every interval of the table."""
+`.verdicts`' rule, raw and after Holm's adjustment over every interval of the table."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ COLUMNS = ("n", "mean_diff", "ci_low", "ci_high", "verdict", "margin", "p_holm",
 
 
 def holm_family(rows: list[list[str]]) -> int:
-    """How many intervals of :func:`paired`'s table (header first) Holm's rule adjusted over."""
+    """How many intervals of `paired()`'s table (header first) Holm's rule adjusted over."""
     at = rows[0].index("p_holm")
     return sum(r[at] != "–" for r in rows[1:])
 
@@ -35,7 +35,7 @@ def holm_family(rows: list[list[str]]) -> int:
 def check_pairing(baseline: str, margin: float) -> None:
     """Refuse a baseline that trains nothing (one run per task, no LoRA factors: nothing to pair
     over seeds, no |B| to compare) and a margin that means nothing
-    (:func:`.verdicts.check_margin`)."""
+    (`.verdicts.check_margin()`)."""
     check_margin(margin)
     entry = METHODS.get(baseline)
     if entry is not None and not entry.trains:
@@ -50,7 +50,7 @@ def paired(results: list[dict], baseline: str = "lora",
     dev-chosen settings) over the seeds both have -- the same seed is the same split and
     initialization -- with a 95% t-interval; then the average over tasks (per seed, the mean
     difference over the tasks that have it, then the t-interval over seeds).  Metrics x100
-    (BLEU as is).  Each row ends with its verdict under ``margin`` (:func:`.verdicts.verdict`),
+    (BLEU as is).  Each row ends with its verdict under ``margin`` (`.verdicts.verdict()`),
     the margin, and the Holm-adjusted p-value and verdict over all the table's rows."""
     margin = check_margin(margin)
     chosen = select(results)

@@ -1,5 +1,5 @@
 """Dev selection: per task and method, the setting with the best mean dev metric, ties broken
-by a written rule (:data:`TIE_RULE`), never by the order of the files."""
+by a written rule (`TIE_RULE`), never by the order of the files."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def select(results: list[dict]) -> dict:
-    """``{(task, method): runs of the dev-chosen setting}`` (:func:`select_with_ties`)."""
+    """``{(task, method): runs of the dev-chosen setting}`` (`select_with_ties()`)."""
     return select_with_ties(results)[0]
 
 
@@ -42,7 +42,7 @@ def _sortable(value) -> tuple:
 
 def _tie_key(runs: list[dict], common: set) -> tuple:
     """Smaller is preferred: the other dev metrics (negated: higher is better), then the
-    hyperparameters themselves (:data:`TIE_RULE`)."""
+    hyperparameters themselves (`TIE_RULE`)."""
     use = [x for x in runs if x["config"]["seed"] in common] or runs
     primary = runs[0]["primary_metric"]
     others = [m for m in runs[0]["metrics"]["dev"] if m != primary]
@@ -68,7 +68,7 @@ def _common(settings: dict) -> set:
 
 def selection_seeds(results: list[dict]) -> dict:
     """``{(task, unit): seeds}``: the seeds every setting of a task and method has, on which
-    :func:`select_with_ties` compares them (the tuning seed of a two-stage comparison)."""
+    `select_with_ties()` compares them (the tuning seed of a two-stage comparison)."""
     return {key: _common(settings) for key, settings in _grouped(results).items()}
 
 
@@ -77,7 +77,7 @@ def select_with_ties(results: list[dict]) -> tuple[dict, list[dict]]:
 
     Settings are compared on the seeds they all have (a tuning seed run for every setting,
     then more seeds for the chosen one, compares on the tuning seed), else on their own.  Ties
-    (mean dev metrics equal to 1e-12) follow :data:`TIE_RULE`, never the order of the files;
+    (mean dev metrics equal to 1e-12) follow `TIE_RULE`, never the order of the files;
     ``ties`` lists each: ``{"task", "method", "settings", "chosen", "by"}``.
     """
     groups = _grouped(results)

@@ -1,8 +1,8 @@
 """``compare``'s closing summary on the terminal: per task each method's absolute test metric
 (mean ± sd, n), its paired difference to the baseline with the 95 % interval and the verdict
-word (:mod:`.verdicts`), the protocol again, a warning when fewer than 5 seeds make every
+word (`.verdicts`), the protocol again, a warning when fewer than 5 seeds make every
 interval wide, "at ceiling" when both methods score the metric's maximum, and the choices at
-the edge of their grid (:mod:`.edges`)."""
+the edge of their grid (`.edges`)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _at_ceiling(runs: list[dict], base: list[dict]) -> bool:
 
 def summary_lines(results: list[dict], rows: list[list[str]], baseline: str,
                   protocol: str | None = None) -> list[str]:
-    """The summary (see the module docstring); ``rows``: :func:`.paired.paired`'s table."""
+    """The summary (see the module docstring); ``rows``: `.paired.paired()`'s table."""
     chosen = select(results)
     col = {c: i for i, c in enumerate(rows[0])}
     lines = [protocol] if protocol else []

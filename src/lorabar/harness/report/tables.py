@@ -1,4 +1,4 @@
-"""The report's tables (lists of rows; :func:`markdown_table` and :func:`csv_text` render them):
+"""The report's tables (lists of rows; `markdown_table()` and `csv_text()` render them):
 the Table 1 analog (test metric per task and method at the dev-chosen setting), final |B|, the
 chosen hyperparameters, every setting, per-iteration time normalized to a reference method,
 every metric of every task, WebNLG's BLEU."""

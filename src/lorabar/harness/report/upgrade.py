@@ -1,14 +1,16 @@
 """``lorabar upgrade``: bring files an older lorabar wrote forward, checked, then signed.
 
-Files from before kinds (:mod:`lorabar.filekinds`) or digests are not trusted: ``report`` leaves
+Files from before kinds ([`lorabar.filekinds`][lorabar.filekinds]) or digests are not trusted:
+``report`` leaves
 a result without a digest out, and no command replaces a file that does not say it is lorabar's.
-For the paths the user names, :func:`plan_upgrade` finds each such file and checks it as its
+For the paths the user names, `plan_upgrade()` finds each such file and checks it as its
 reader would:
 
 * a run result without a digest: complete and named after its identity
-  (:func:`lorabar.harness.report.load.check_content`), then stamped and signed;
+  (`lorabar.harness.report.load.check_content()`), then stamped and signed;
 * an adapter report (``layers``, ``mean_abs_B``), a results manifest (validated as
-  :class:`lorabar.harness.plan.manifest.Manifest`), a comparison record, a failed run's error
+  [`lorabar.harness.plan.manifest.Manifest`][lorabar.harness.plan.manifest.Manifest]), a comparison
+  record, a failed run's error
   record: stamped with their kind;
 * a comparison's ``paired.csv`` beside its record: listed with its sha256 in the folder's
   manifest.

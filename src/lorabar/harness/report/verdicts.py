@@ -2,7 +2,7 @@
 or writes one (the report, ``paired.csv``, ``compare``'s summary).
 
 For the paired test differences d_1..d_n of a method to the baseline (same seed = same split
-and initialization), with the mean and 95 % t-interval [lo, hi] (:func:`~.stats.t_interval`)
+and initialization), with the mean and 95 % t-interval [lo, hi] (`t_interval()`)
 and a margin m > 0 in the metric's points:
 
 - **identical**: every d_i = 0 (the runs gave the same metric, seed for seed; at any n);

@@ -2,7 +2,7 @@
 of its grid.
 
 A round takes every choice at the edge of what its task and method tried
-(:func:`lorabar.harness.report.edges.edges`: lr 5e-4 the largest of {1e-4, 3e-4, 5e-4}) and
+(`lorabar.harness.report.edges.edges()`: lr 5e-4 the largest of {1e-4, 3e-4, 5e-4}) and
 runs, on the tuning seed, the chosen setting with that one value moved to the next value of the
 grid's geometric step (8.33e-4), the other settings as chosen.  Dev selection then sees the new
 run beside the old ones; a choice still at the edge gets the next value in the next round, an
@@ -77,7 +77,7 @@ def _valid(grid: dict, name: str, value) -> bool:
 
 def widen_round(base: dict, tuning_seed: int, tasks: set[str],
                 methods: tuple[str, ...]) -> Callable:
-    """A comparison's round as a stage's ``make(load)`` (:func:`widen_grid` over the runs
+    """A comparison's round as a stage's ``make(load)`` (`widen_grid()` over the runs
     finished so far, for choices of ``tasks`` and ``methods`` only)."""
     return lambda load: widen_grid(load(), base, tuning_seed,
                                    lambda task, method: task in tasks and method in methods)

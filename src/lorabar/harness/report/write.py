@@ -1,5 +1,5 @@
 """Writing a report folder: the tables as CSV, report.md and the figures, built beside the
-output folder and swapped in whole (:func:`render`)."""
+output folder and swapped in whole (`render()`)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     The output folder is built beside ``out`` and swapped in whole: no file of an earlier report
     survives (files a report did not write, e.g. a README, are carried over), and a failure
     leaves the earlier report as it was.  ``margin``: the verdicts' equivalence margin in the
-    metric's points (:mod:`.verdicts`)."""
+    metric's points (`.verdicts`)."""
     import shutil
     import tempfile
 

@@ -1,13 +1,14 @@
 """Run configurations: one validated set of shared fields, one extension per task kind.
 
-:class:`RunConfig` holds what every run has (task, method, seed, steps, lr, batch size, schedule,
-rho, mu0, device, precision, ...); :class:`EncoderConfig` (``kind = "encoder"``: classification
-and regression heads on an encoder) and :class:`LMConfig` (``kind = "lm"``: prompt scoring and
+`RunConfig` holds what every run has (task, method, seed, steps, lr, batch size, schedule,
+rho, mu0, device, precision, ...); `EncoderConfig` (``kind = "encoder"``: classification
+and regression heads on an encoder) and `LMConfig` (``kind = "lm"``: prompt scoring and
 WebNLG generation on a causal LM) add their own fields and defaults.  Every field is checked on
 construction, with the name of the flag in the message.
 
-:meth:`RunConfig.key` is the config part of a run's identity
-(:mod:`lorabar.harness.run.identity`, which adds the resolved device kind and precision and the
+`RunConfig.key()` is the config part of a run's identity
+([`lorabar.harness.run.identity`][lorabar.harness.run.identity], which adds the resolved device kind
+and precision and the
 content hashes of the data and model files): every field that changes training or evaluation.
 Left out, because they provably do not change the result or are replaced by what they resolve to:
 
@@ -20,7 +21,8 @@ Left out, because they provably do not change the result or are replaced by what
   changes the float reduction order: a 10-step MiniLM SST-2 run ends at mean |B| 1.3272844 with
   1 thread and 1.3272787 with 2, on a 2-core AMD EPYC in bf16);
 * the method hyperparameters the method does not read (the registry says which:
-  :attr:`lorabar.harness.run.registry.Method.hparams`) and, for methods that do not train,
+  [`lorabar.harness.run.registry.Method.hparams`][lorabar.harness.run.registry.Method.hparams]) and,
+  for methods that do not train,
   the training fields.
 
 ``eval_batch_size`` is part of it: the batch's padding changes the features the probe head is
@@ -73,7 +75,7 @@ def help_of(cls: type, name: str) -> str | None:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """The fields every run shares (use :class:`EncoderConfig` or :class:`LMConfig`)."""
+    """The fields every run shares (use `EncoderConfig` or `LMConfig`)."""
 
     kind: ClassVar[str] = ""
     TASKS: ClassVar[tuple[str, ...]] = ()

@@ -1,25 +1,28 @@
 """The engine: ``run(config) -> record`` for every task kind, method and device.
 
-One loop, read top to bottom::
+One loop, read top to bottom:
 
-    runtime  = resolve device and precision (auto: bf16 only where the hardware has it)
-    task     = TASKS[kind](config)         load the splits (the task adapter)
-    seed; model = task.build_model(method)  LoRA adapters unless the method trains everything
-    stepper  = METHODS[method].build(...)  AdamW, AdamW + BAR hook, SAM (sam_step/ddp_sam_step)
-    for step in range(steps):              batches in a fixed order per seed, sharded per rank
-        loss = stepper.step(batch, observe)   observe: |B| and the gradient gap every log_every
-        lr_scheduler.step()
-    evaluate dev and test (rank 0), the majority-class reference, one record
+```
+runtime  = resolve device and precision (auto: bf16 only where the hardware has it)
+task     = TASKS[kind](config)         load the splits (the task adapter)
+seed; model = task.build_model(method)  LoRA adapters unless the method trains everything
+stepper  = METHODS[method].build(...)  AdamW, AdamW + BAR hook, SAM (sam_step/ddp_sam_step)
+for step in range(steps):              batches in a fixed order per seed, sharded per rank
+    loss = stepper.step(batch, observe)   observe: |B| and the gradient gap every log_every
+    lr_scheduler.step()
+evaluate dev and test (rank 0), the majority-class reference, one record
+```
 
-A task adapter (:class:`lorabar.harness.tasks.encoder_task.EncoderTask`,
-:class:`lorabar.harness.tasks.lm_tasks.PromptTask`, :class:`lorabar.harness.tasks.lm_tasks.WebNLGTask`) has
+A task adapter (`lorabar.harness.tasks.encoder_task.EncoderTask`,
+`lorabar.harness.tasks.lm_tasks.PromptTask`, `lorabar.harness.tasks.lm_tasks.WebNLGTask`) has
 ``primary_metric``, ``sizes``, ``n_train``, ``build_model(method)``, ``batch(indices)``,
 ``loss(model, batch)``, ``evaluate(model, split, runtime)``, ``majority()``,
 ``prepare(model, runtime)`` (run once on the device before training: the probe head is fitted
 there) and ``train_info()`` (added to the record's ``train``).
 
-The record (one schema for every task; :data:`RECORD_KEYS`): ``config``, ``key``, ``identity``
-(everything that changes the result: :mod:`lorabar.harness.run.identity`), ``kind``,
+The record (one schema for every task; `RECORD_KEYS`): ``config``, ``key``, ``identity``
+(everything that changes the result:
+[`lorabar.harness.run.identity`][lorabar.harness.run.identity]), ``kind``,
 ``metrics`` (dev/test), ``primary_metric``, ``majority_class``, ``train`` (first/last losses,
 split sizes, trainable parameters, LoRA pairs, the adapter's info), ``final_mean_abs_B``,
 ``timing``, ``balancedness`` (per-pair |B| and gradient gap over steps), ``runtime`` (resolved
@@ -104,7 +107,7 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None,
     """Train and evaluate one configuration; return its result record.
 
     ``save_adapter``: a folder (new or empty) to write the trained adapter to, in PEFT's format,
-    with the frozen head and the run's record beside it (:func:`save_trained`).
+    with the frozen head and the run's record beside it (`save_trained()`).
 
     ``expect``: the identity a caller (the grid) computed for this run beforehand; a run whose
     identity differs when it starts (its data or model files changed meanwhile) raises
@@ -196,7 +199,7 @@ def _batches(cfg: RunConfig, task, runtime: Runtime, dist):
 
 def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _BalancednessLog,
            progress: bool) -> _Training:
-    """``cfg.steps`` steps of the method's stepper, the lr decayed by :func:`lr_lambda`."""
+    """``cfg.steps`` steps of the method's stepper, the lr decayed by `lr_lambda()`."""
     t_train = time.perf_counter()
     trained = model
     if dist.enabled:
@@ -239,7 +242,7 @@ def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _Bal
 def _record(cfg: RunConfig, identity: dict, task, model, pairs, metrics: dict,
             training: _Training, log: _BalancednessLog, runtime: Runtime, dist,
             timing: dict) -> dict:
-    """The run's record (:data:`RECORD_KEYS`)."""
+    """The run's record (`RECORD_KEYS`)."""
 
     def mean(xs: list[float]) -> float | None:
         return statistics.fmean(xs) if xs else None
@@ -276,7 +279,7 @@ def run_to_file(cfg: RunConfig, path: str, *, progress: bool = False,
                 expect: dict | None = None, parent: int | None = None) -> str:
     """Run ``cfg`` and write its record atomically to ``path`` (rank 0 only).
 
-    ``expect``: see :func:`run`; ``parent``: the pid of the grid that asked for the run -- if it
+    ``expect``: see `run()`; ``parent``: the pid of the grid that asked for the run -- if it
     is gone when the run ends, nothing is written (``RuntimeError``)."""
     import os
 

@@ -1,23 +1,25 @@
 """A run's identity: everything that changes its result, and the file name derived from it.
 
 A result is reused (``lorabar grid`` skips the run) and compared (``lorabar report`` pairs and
-averages runs) only by its identity::
+averages runs) only by its identity:
 
-    {"config":    RunConfig.key()        every field that changes training or evaluation,
-     "device":    "cpu" | "cuda"         the resolved device kind (never "auto"),
-     "precision": "fp32" | "bf16" | "fp16"   the resolved precision (never "auto"),
-     "threads":   n | None               torch's CPU threads on the CPU (they change the float
-                                         reduction order); None on CUDA,
-     "data":      {path: sha256}         the split files the task read, relative to the data
-                                         folder (content, not folder name; {} for generated data);
-                  {role: sha256}         for your own data (task "custom"): the content of the
-                                         file (or datasets folder) playing each role, train, dev
-                                         and test -- swapping two files is another run,
-     "model":     {"name", "files": {file: sha256}}   the weights, config and tokenizer files
-                                         (the GGUF for SmolLM2; none for "tiny", built from code)}
+```
+{"config":    RunConfig.key()        every field that changes training or evaluation,
+ "device":    "cpu" | "cuda"         the resolved device kind (never "auto"),
+ "precision": "fp32" | "bf16" | "fp16"   the resolved precision (never "auto"),
+ "threads":   n | None               torch's CPU threads on the CPU (they change the float
+                                     reduction order); None on CUDA,
+ "data":      {path: sha256}         the split files the task read, relative to the data
+                                     folder (content, not folder name; {} for generated data);
+              {role: sha256}         for your own data (task "custom"): the content of the
+                                     file (or datasets folder) playing each role, train, dev
+                                     and test -- swapping two files is another run,
+ "model":     {"name", "files": {file: sha256}}   the weights, config and tokenizer files
+                                     (the GGUF for SmolLM2; none for "tiny", built from code)}
+```
 
 The file name is ``<task>_<method>_s<seed>_<digest>.json`` with ``digest`` the first 10 hex digits
-of the SHA-1 of the identity's canonical JSON (:func:`run_id`).  File digests are cached per
+of the SHA-1 of the identity's canonical JSON (`run_id()`).  File digests are cached per
 process by (path, size, mtime), so a grid hashes each file once.
 """
 
@@ -164,7 +166,7 @@ def model_files(name: str) -> list[Path]:
 
 
 def model_identity(name: str) -> dict:
-    """``{"name": name, "files": {file name: sha256}}`` (see :func:`model_files`)."""
+    """``{"name": name, "files": {file name: sha256}}`` (see `model_files()`)."""
     return {"name": name, "files": {p.name: file_sha256(p) for p in model_files(name)}}
 
 

@@ -1,21 +1,23 @@
-"""The method registry: a method is one entry that turns a model into a :class:`Stepper`.
+"""The method registry: a method is one entry that turns a model into a `Stepper`.
 
 Every training path of lorabar (``lorabar finetune``, ``finetune-lm``, ``grid``, ``demo``,
-``bench``, ``benchmarks/bench_core.py``) steps through a :class:`Stepper` built here, so a new
-method is one :class:`~lorabar.harness.run.registry.Method` and its builder, added with
-:func:`register_method`.  One step of each (``loss_fn`` runs under the runtime's autocast; fp16
-goes through a ``GradScaler``)::
+``bench``, ``benchmarks/bench_core.py``) steps through a `Stepper` built here, so a new
+method is one [`Method`][lorabar.harness.run.registry.Method] and its builder, added with
+`register_method()`.  One step of each (``loss_fn`` runs under the runtime's autocast; fp16
+goes through a ``GradScaler``):
 
-    lora, full:  loss.backward(); optimizer.step()                      (AdamW)
-    nbar, obar:  the same, with lorabar.BAR attached as a step pre-hook   (AdamW + BAR)
-    sbar:        the same with lorabar.SBAR(rho): SAM's drift of B, one pass
-    sam:         lorabar.sam_step (one process) or
-                 lorabar.distributed.ddp_sam_step (under DDP)           (SAM over AdamW)
-                 perturbing the LoRA factors only (a head: a rho = 0 group)
-    loraplus:    AdamW with B's lr = ratio * A's (PEFT's create_loraplus_optimizer)
-    flatlora:    forward and backward at W + eps (lorabar.flat.FlatLoRA, sigma ~ rho)
-    prefix:      AdamW on PEFT's prefix embeddings (no LoRA pairs)
-    zeroshot:    no training (the pretrained model, or the probe head alone, evaluated)
+```
+lora, full:  loss.backward(); optimizer.step()                      (AdamW)
+nbar, obar:  the same, with lorabar.BAR attached as a step pre-hook   (AdamW + BAR)
+sbar:        the same with lorabar.SBAR(rho): SAM's drift of B, one pass
+sam:         lorabar.sam_step (one process) or
+             lorabar.distributed.ddp_sam_step (under DDP)           (SAM over AdamW)
+             perturbing the LoRA factors only (a head: a rho = 0 group)
+loraplus:    AdamW with B's lr = ratio * A's (PEFT's create_loraplus_optimizer)
+flatlora:    forward and backward at W + eps (lorabar.flat.FlatLoRA, sigma ~ rho)
+prefix:      AdamW on PEFT's prefix embeddings (no LoRA pairs)
+zeroshot:    no training (the pretrained model, or the probe head alone, evaluated)
+```
 
 ``lora``/``nbar``/``obar``/``sam`` train LoRA adapters (and a task head where the task trains
 one); ``full`` trains every parameter of a model without adapters.
@@ -74,7 +76,7 @@ class StepContext:
 
 
 class Stepper:
-    """One optimizer step per :meth:`step` call; ``optimizer`` is the base optimizer (put LR
+    """One optimizer step per `step()` call; ``optimizer`` is the base optimizer (put LR
     schedulers on it).  ``step(batch, observe)`` returns the first-pass loss (detached) and
     calls ``observe(grad_scale)`` while ``.grad`` holds the gradient at the current weights
     (multiplied by ``grad_scale`` under fp16), for logging."""
@@ -240,7 +242,7 @@ def register_method(method: Method, builder: Callable[[StepContext], Stepper] | 
 
 
 def make_stepper(method: str, ctx: StepContext) -> Stepper:
-    """The :class:`Stepper` of ``method`` (a key of :data:`METHODS`)."""
+    """The `Stepper` of ``method`` (a key of `METHODS`)."""
     if method not in METHODS:
         raise ValueError(f"Invalid method: {method!r} (expected one of {tuple(METHODS)})")
     if not METHODS[method].trains:

@@ -2,8 +2,8 @@
 place that imports no torch, so that ``lorabar --help``, the configs, the report and the docs all
 read the same lists (and ``--help`` starts in a fraction of torch's import time).
 
-A method is one :class:`Method` entry here plus its stepper builder in
-:mod:`lorabar.harness.run.methods` (``BUILDERS[name]``; a test checks that the two agree).
+A method is one `Method` entry here plus its stepper builder in
+`lorabar.harness.run.methods` (``BUILDERS[name]``; a test checks that the two agree).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Method:
 
     def reads(self, settings) -> tuple[str, ...]:
         """The settings a run of this method reads beyond the common ones, given its
-        ``settings`` (a config or its dict): :attr:`hparams`, and for LoRA+ with BAR on top
+        ``settings`` (a config or its dict): `hparams`, and for LoRA+ with BAR on top
         (``bar``) the BAR's own -- ``bar`` and ``mu0``, ``schedule`` (oBAR/nBAR) or ``rho``
         (sBAR).  The one statement of it: the run key, dev selection's columns and the seed
         stage's grid all ask here."""
@@ -137,6 +137,6 @@ def methods_for(kind: str) -> list[str]:
 
 def check_bar_rate(mu0: float, lr: float) -> None:
     """The harness's one statement of BAR's rule: the per-step factor ``mu0 * lr`` must be < 1
-    (at the schedule's peak; :class:`lorabar.BAR` checks every step itself)."""
+    (at the schedule's peak; [`lorabar.BAR`][lorabar.bar.BAR] checks every step itself)."""
     if mu0 * lr >= 1:
         raise ValueError(f"Invalid mu0: {mu0} (mu0 * lr = {mu0 * lr:g} must be < 1)")

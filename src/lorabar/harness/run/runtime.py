@@ -3,15 +3,17 @@
 ``device``: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; under
 ``torchrun`` on CUDA each rank takes ``cuda:LOCAL_RANK``.
 
-``precision`` (parameters always stay float32; only the compute is autocast)::
+``precision`` (parameters always stay float32; only the compute is autocast):
 
-    auto  ->  bf16           on CUDA with bf16 support, or a CPU with native bf16
-                             (AVX512-BF16 or AMX: torch.cpu._is_avx512_bf16_supported() /
-                             _is_amx_tile_supported())
-              fp16 + GradScaler  on CUDA without bf16
-              fp32           otherwise (on an AVX2-only CPU, bf16 autocast is emulated, ~8.6x slower)
-    fp32 | bf16 | fp16 (+ GradScaler) as asked; bf16 on a CPU without native support runs but
-    warns once that it is slow.
+```
+auto  ->  bf16           on CUDA with bf16 support, or a CPU with native bf16
+                         (AVX512-BF16 or AMX: torch.cpu._is_avx512_bf16_supported() /
+                         _is_amx_tile_supported())
+          fp16 + GradScaler  on CUDA without bf16
+          fp32           otherwise (on an AVX2-only CPU, bf16 autocast is emulated, ~8.6x slower)
+fp32 | bf16 | fp16 (+ GradScaler) as asked; bf16 on a CPU without native support runs but
+warns once that it is slow.
+```
 
 ``LORABAR_NATIVE_BF16=0`` (or ``1``) overrides the CPU detection, e.g. to reproduce on a bf16
 machine what ``auto`` does on one without it.

@@ -12,7 +12,8 @@ __all__ = ["make_task"]
 
 
 def make_task(cfg) -> TaskAdapter:
-    """The task adapter for ``cfg`` (:data:`~lorabar.harness.run.registry.TASK_ADAPTERS`, the
+    """The task adapter for ``cfg`` ([`TASK_ADAPTERS`][lorabar.harness.run.registry.TASK_ADAPTERS],
+    the
     ``"<kind>/<task>"`` entry before the ``"<kind>"`` one); loads its data."""
     target = TASK_ADAPTERS.get(f"{cfg.kind}/{cfg.task}") or TASK_ADAPTERS[cfg.kind]
     module, name = target.split(":")

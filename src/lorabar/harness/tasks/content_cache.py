@@ -10,8 +10,8 @@ it only saves time.  Writes go to a temporary file renamed into place, so parall
 grid share the cache safely (the last identical writer wins).  ``LORABAR_CACHE=DIR`` moves it
 (default ``~/.cache/lorabar``); ``LORABAR_CACHE=off`` disables it.
 
-Users: :mod:`lorabar.harness.tasks.feature_cache` (the probe head's frozen features and its fit)
-and :mod:`lorabar.harness.tasks.token_cache` (tokenized splits).
+Users: `lorabar.harness.tasks.feature_cache` (the probe head's frozen features and its fit)
+and `lorabar.harness.tasks.token_cache` (tokenized splits).
 """
 
 from __future__ import annotations

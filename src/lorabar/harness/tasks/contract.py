@@ -1,5 +1,5 @@
 """The task-adapter contract: what the engine needs of a task (the adapter of a run config is
-:func:`lorabar.harness.run.task_of.make_task`)."""
+`lorabar.harness.run.task_of.make_task()`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ __all__ = ["TaskAdapter"]
 
 @runtime_checkable
 class TaskAdapter(Protocol):
-    """What the engine needs of a task (:class:`lorabar.harness.tasks.encoder_task.EncoderTask`,
-    :class:`lorabar.harness.tasks.lm_tasks.PromptTask`, :class:`lorabar.harness.tasks.lm_tasks.WebNLGTask`).
+    """What the engine needs of a task (`lorabar.harness.tasks.encoder_task.EncoderTask`,
+    `lorabar.harness.tasks.lm_tasks.PromptTask`, `lorabar.harness.tasks.lm_tasks.WebNLGTask`).
 
     Constructed from a run config; loads its data there (no model yet), so that a bad data file
     fails before any model loads.

@@ -8,7 +8,7 @@ The data directory is given by ``--data-dir`` or the environment variable ``LORA
                App. D.4 -- is the test set; a seeded 10% of train, <= 1000 rows, is dev)
 
 Every file is read as strict UTF-8 (a leading BOM is dropped): an undecodable byte is a
-:class:`DataError` naming ``file:line`` and the byte, never a silent fallback to another encoding.
+`DataError` naming ``file:line`` and the byte, never a silent fallback to another encoding.
 Quirks handled (SOURCES.md): SNLI/MNLI rows carry one to five annotator labels after the sentence
 columns, then the gold label (SNLI: 11, 14 or 15 fields under an 11-field header; MNLI 12 or 16),
 so every field after the sentences must be a label (an annotator's may be empty) -- a tab inside a
@@ -16,10 +16,10 @@ sentence is caught there; MRPC files start with a BOM and contain unbalanced quo
 are headerless CSV; one CoLA test line holds two rows glued together; the GLUE MRPC train file
 misses one pair (rebuilt from ``msr_paraphrase_train.txt`` minus ``dev_ids.tsv``).
 
-Every file a loader reads goes through :func:`read_data_text`, which notes it for
-:func:`recording` (a run's identity hashes exactly the files its task read).
+Every file a loader reads goes through `read_data_text()`, which notes it for
+`recording()` (a run's identity hashes exactly the files its task read).
 
-A :class:`Task` turns rows into :class:`Example` s; a prompt-based variant plugs in by giving the
+A `Task` turns rows into `Example` s; a prompt-based variant plugs in by giving the
 task a ``formatter`` (example -> texts), which the causal-LM harness uses.
 """
 
@@ -170,7 +170,7 @@ def recording():
 
 
 def note_read(path: str | os.PathLike) -> None:
-    """Record that ``path`` was read (for :func:`recording`); :func:`read_data_text` does it for
+    """Record that ``path`` was read (for `recording()`); `read_data_text()` does it for
     text files, binary readers (Parquet, Arrow) call this."""
     resolved = Path(path).resolve()
     for files in _RECORDERS:
@@ -180,7 +180,7 @@ def note_read(path: str | os.PathLike) -> None:
 
 def read_data_text(path: str | os.PathLike) -> str:
     """The text of a data file, strictly UTF-8 (a leading BOM is dropped); an undecodable byte
-    raises :class:`DataError` naming ``file:line``, the column and the byte."""
+    raises `DataError` naming ``file:line``, the column and the byte."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -203,8 +203,8 @@ _GLUED = re.compile(r"^(.*[.?!\"')])([A-Za-z][A-Za-z0-9_-]*)$")
 def csv_records(path: Path, *, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL,
                 multiline: bool = False):
     """``(line number, fields)`` of every record of a delimited text file, strictly: a malformed
-    quote raises :class:`DataError` naming ``file:line`` (every file is read as strict UTF-8 by
-    :func:`read_data_text`).  A quoted field may hold newlines only with ``multiline`` (the
+    quote raises `DataError` naming ``file:line`` (every file is read as strict UTF-8 by
+    `read_data_text()`).  A quoted field may hold newlines only with ``multiline`` (the
     user's own files, where review texts have them; in the staged files a field over lines is an
     unterminated quote).  Fields of any size are read."""
     reader = csv.reader(io.StringIO(read_data_text(path), newline=""), delimiter=delimiter,
@@ -232,7 +232,7 @@ def csv_records(path: Path, *, delimiter: str = ",", quoting: int = csv.QUOTE_MI
 
 def _rows(task: Task, path: Path) -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` of every data row, strictly: an unterminated quote (CSV), a
-    wrong number of fields, or a file without data rows raises :class:`DataError` naming
+    wrong number of fields, or a file without data rows raises `DataError` naming
     ``file:line``."""
     if task.ext == "csv":
         records = csv_records(path)
@@ -307,7 +307,7 @@ def _check_label_fields(task: Task, path: Path, lineno: int, fields: list[str]) 
 
 
 def check_classes(path: str | os.PathLike, labels: list, task: str) -> None:
-    """A classification train split needs at least two classes (else :class:`DataError`)."""
+    """A classification train split needs at least two classes (else `DataError`)."""
     present = sorted(set(labels))
     if len(present) < 2:
         raise DataError(f"{path}: the train split of task {task!r} holds only class "
@@ -327,7 +327,7 @@ def fewshot_dir(task: Task, data_dir: Path, seed: int) -> Path:
 
 def split_path(task: str | Task, split: str, *, data_dir: str | os.PathLike | None = None,
                seed: int = 13, setting: str = "fewshot") -> Path:
-    """The file :func:`load_split` reads ``split`` from (for messages; the full-GLUE train and
+    """The file `load_split()` reads ``split`` from (for messages; the full-GLUE train and
     dev both come from ``glue/train.tsv``, MRPC's from ``msr_paraphrase_train.txt``)."""
     task = TASKS[task] if isinstance(task, str) else task
     root = resolve_data_dir(data_dir)

@@ -1,7 +1,7 @@
 """The encoder task adapter: classification / regression with a pooled linear head.
 
-Splits from :mod:`lorabar.harness.tasks.data_folder` (MeZO k=512 few-shot or full GLUE), tokenized once,
-collated with dynamic padding; the model is :func:`lorabar.harness.models.encoder_model.build_model`
+Splits from `lorabar.harness.tasks.data_folder` (MeZO k=512 few-shot or full GLUE), tokenized once,
+collated with dynamic padding; the model is `lorabar.harness.models.encoder_model.build_model()`
 (MiniLM by default) with LoRA on the chosen targets, or without adapters for full finetuning.
 
 Heads: ``probe`` (default) fits a logistic-regression head (ridge regression, its penalty chosen
@@ -88,7 +88,9 @@ def fit_probe(x, y, regression: bool):
 
 
 class EncoderTask:
-    """Adapter for :class:`lorabar.harness.run.config.EncoderConfig` runs (see the engine)."""
+    """Adapter for
+    [`lorabar.harness.run.config.EncoderConfig`][lorabar.harness.run.config.EncoderConfig] runs (see
+    the engine)."""
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg
@@ -156,7 +158,7 @@ class EncoderTask:
 
     def _tokenize(self, fingerprint: str | None, settings: dict, encode) -> None:
         """``self.data``: every split's items (``encode(examples)``) and labels, through the
-        token cache (:mod:`lorabar.harness.tasks.token_cache`)."""
+        token cache (`lorabar.harness.tasks.token_cache`)."""
         settings = {**settings, "code": code_hash(encode)}  # the encoder's module
         key = None if fingerprint is None else splits_key(fingerprint, settings, self.splits)
         items, self.tokens_from = cached_splits(
@@ -165,7 +167,8 @@ class EncoderTask:
 
     def _build_prompt_model(self, method):
         """``--head prompt``: the masked LM scores the verbalizer words at the template's mask
-        (:mod:`lorabar.harness.tasks.mlm_prompt`); only the LoRA factors adapt."""
+        ([`lorabar.harness.tasks.mlm_prompt`][lorabar.harness.tasks.mlm_prompt]); only the LoRA
+        factors adapt."""
         from peft import LoraConfig, get_peft_model
 
         from ..models.encoder_model import LORA_TARGETS

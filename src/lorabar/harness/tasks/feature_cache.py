@@ -5,7 +5,7 @@ pretrained encoder's pooled output over the train split (the LoRA adapters are t
 initialization), then the same logistic (ridge) regression on them.  Before this cache a MiniLM
 run spent about 2.7 s of its 5.4 s fixed cost computing the features (2-core Xeon, SST-2's 1024
 training examples); the fit itself is fast, but a fresh process first imports scikit-learn
-(0.75 s).  Both go through :mod:`~lorabar.harness.tasks.
+(0.75 s).  Both go through `
 content_cache` (kinds ``probe`` and ``probe-fit``):
 
 - the features' key is the content of the model's weights and buffers (an ``--init-adapter``

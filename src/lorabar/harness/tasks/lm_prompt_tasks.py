@@ -15,9 +15,9 @@ paper and ``../shared/FEWSHOT_PROTOCOL.md``):
            (effect -> "so", cause -> "because"; a choice's first word is lower-cased unless "I")
 
     ReCoRD: "{passage, @highlight -> '- '}\\n-"        -> " {query, @placeholder -> entity}" for
-           each entity (any answer entity is correct; :mod:`lorabar.harness.tasks.qa_data`)
+           each entity (any answer entity is correct; `lorabar.harness.tasks.qa_data`)
 
-Data: SST-2 and RTE from the MeZO k-shot splits (:mod:`lorabar.harness.tasks.data_folder`); CB and COPA
+Data: SST-2 and RTE from the MeZO k-shot splits (`lorabar.harness.tasks.data_folder`); CB and COPA
 from ``<data-dir>/{cb,copa}/FewGLUE_32dev/`` (32 train, 32 dev32, and the full SuperGLUE
 validation set used as test).
 """

@@ -6,9 +6,9 @@ context; training is cross-entropy over the candidates' scores ("train as classi
 MeZO).  ``webnlg``: LM loss on the target text only (with label smoothing), decoding greedy or
 with beam search, BLEU (sacrebleu) against all references, over all / seen / unseen test inputs.
 ``squad``: the LM loss on the answer, greedy generations scored by token F1
-(:class:`SquadTask`).  Methods: LoRA adapters or PEFT prefix tuning (:func:`peft_model`).
+(`SquadTask`).  Methods: LoRA adapters or PEFT prefix tuning (`peft_model()`).
 CPU budgets use documented subsets (``n_train``, ``n_dev``, ``n_test``).  The training loop is
-the engine's (:mod:`lorabar.harness.run.engine`).
+the engine's (`lorabar.harness.run.engine`).
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ class WebNLGTask(_TargetLMTask):
 
 class SquadTask(_TargetLMTask):
     """SQuAD (paper Table 3, MeZO's protocol): the LM loss on ``" {answer}\\n"`` after MeZO's
-    prompt (:func:`lorabar.harness.tasks.qa_data.squad_prompt`, the first gold answer); greedy
+    prompt (`lorabar.harness.tasks.qa_data.squad_prompt()`, the first gold answer); greedy
     generations (``max_new_tokens``) cut at their first newline, scored by token F1 (primary)
     and exact match against every gold answer."""
 

@@ -13,7 +13,7 @@ own: ``--template "{text} It was {mask} ."`` (``{text_pair}`` for pairs) and
 ``--verbalizer "0=terrible,1=great"`` (label=word; labels as in the data).
 
 ``model="tiny-mlm"``: a random-init 2-layer RoBERTa masked LM from a config, with a word-level
-hashing tokenizer (:class:`TinyTokenizer`), for tests.
+hashing tokenizer (`TinyTokenizer`), for tests.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class PromptEncoder:
         return out + [(False, [tok.sep_token_id])]
 
     def encode_all(self, examples: list) -> list[dict]:
-        """:meth:`encode` of every example (``text_a``, ``text_b``); an example whose text holds
+        """`encode()` of every example (``text_a``, ``text_b``); an example whose text holds
         the mask token itself is refused at its ``file:line`` (the template is not at fault)."""
         from .data_folder import DataError
 

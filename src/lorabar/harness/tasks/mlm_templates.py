@@ -1,7 +1,8 @@
 """The prompt templates and verbalizers of ``--head prompt`` (torch-free: configs check them).
 
 Built in: MeZO's ``medium_models/run_fewshot.sh`` (princeton-nlp/MeZO) for the few-shot tasks,
-copied verbatim in LM-BFF notation; see :mod:`lorabar.harness.tasks.mlm_prompt` for the notation.
+copied verbatim in LM-BFF notation; see
+[`lorabar.harness.tasks.mlm_prompt`][lorabar.harness.tasks.mlm_prompt] for the notation.
 STS-B has none there (LM-BFF treats it as regression between two words), so it is not offered.
 """
 

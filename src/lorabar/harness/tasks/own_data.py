@@ -5,16 +5,16 @@ strict quoting), ``.jsonl`` (one JSON object per line), ``.json`` (one JSON list
 ``.parquet``, or a folder written by ``datasets.Dataset.save_to_disk``.  Columns:
 ``text_column`` (and ``text_pair_column`` for pairs) and ``label_column``.  Classification: the
 label set is the train split's, after one normalization for every format
-(:func:`normalize_label`: a number is a number whether a CSV or a JSON file holds it; other text
+(`normalize_label()`: a number is a number whether a CSV or a JSON file holds it; other text
 stays a string; numbers sorted numerically, strings alphabetically; numbers mixed with strings
 are refused), and every dev/test label must be in it.  One number written two ways -- ``1`` and
 ``1.0``, ``1.1`` and ``1.10``, ``01`` and ``1`` -- is refused naming both lines
-(:func:`check_spellings`) unless ``numeric_labels`` makes them one class.  Regression
-(``task_type="regression"``): labels are finite decimal numbers (:func:`parse_number`) that
+(`check_spellings()`) unless ``numeric_labels`` makes them one class.  Regression
+(``task_type="regression"``): labels are finite decimal numbers (`parse_number()`) that
 vary in every split.  Every problem names ``file:line`` (the row's line in a text file, its
-1-based row number in Parquet/Arrow) and raises :class:`DataError`.
+1-based row number in Parquet/Arrow) and raises `DataError`.
 
-Every file read is recorded (:func:`lorabar.harness.tasks.data_folder.recording`), so its content hash
+Every file read is recorded (`lorabar.harness.tasks.data_folder.recording()`), so its content hash
 is part of a run's identity.
 """
 
@@ -36,7 +36,7 @@ FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", "a datasets.save_to_di
 
 @dataclass(frozen=True)
 class UserData:
-    """The three splits and the :class:`~lorabar.harness.tasks.data_folder.Task` that describes them."""
+    """The three splits and the `Task` that describes them."""
 
     task: Task
     splits: dict[str, list[Example]]
@@ -159,7 +159,7 @@ def read_rows(path: str | Path) -> list[tuple[int, dict]]:
 
 def text_field(path, lineno: int, row: dict, column: str, *, strip: bool = True) -> str:
     """The text in ``row[column]`` (stripped unless ``strip=False``); a missing column or an
-    empty text is a :class:`DataError` naming ``file:line``."""
+    empty text is a `DataError` naming ``file:line``."""
     if column not in row:
         raise DataError(f"{path}:{lineno}: no column {column!r} (columns: {sorted(row)})")
     value = row[column]

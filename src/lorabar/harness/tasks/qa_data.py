@@ -60,7 +60,7 @@ def squad_prompt(e: QAExample) -> str:
 
 
 def record_example(row: dict):
-    """A hub-format ReCoRD row as a :class:`~lorabar.harness.tasks.lm_prompt_tasks.PromptExample` (the
+    """A hub-format ReCoRD row as a `PromptExample` (the
     first answer entity is the training label; ``correct`` lists every answer entity)."""
     from .lm_prompt_tasks import PromptExample
 
@@ -202,7 +202,7 @@ def _hub(task: str, part: str, local: Path) -> list:
 
 
 def load_qa_rows(task: str, split: str, data_dir=None) -> list:
-    """``train`` / ``dev`` / ``test`` of ``task`` (``"squad"``: :class:`QAExample`;
+    """``train`` / ``dev`` / ``test`` of ``task`` (``"squad"``: `QAExample`;
     ``"record"``: rendered ``PromptExample``) -- see the module docstring for where from."""
     if task not in HUB:
         raise ValueError(f"Invalid task: {task!r} (expected one of {sorted(HUB)})")

@@ -4,8 +4,8 @@ A run's examples are tokenized into one list of items per split, each item a dic
 lists (``input_ids``, ``token_type_ids``) and integer fields (``mask_pos``).  On the few-shot
 splits this takes 0.1-0.2 s; on full GLUE SST-2 (68k examples) 3.3 s (MiniLM's fast tokenizer,
 2-core Xeon) -- the same for every method of a comparison.  The splits are stored through
-:mod:`~lorabar.harness.tasks.content_cache` (kind ``tokens``) as flat int64 columns with offsets
-(:func:`pack` / :func:`unpack`, exact inverses: tested on arbitrary items), under a key of the
+`content_cache` (kind ``tokens``) as flat int64 columns with offsets
+(`pack()` / `unpack()`, exact inverses: tested on arbitrary items), under a key of the
 tokenizer's fingerprint, the encoder's settings and the examples' text, in order.
 
 The fingerprint of a fast tokenizer is its serialized state (vocabulary, normalizer,
@@ -84,7 +84,7 @@ def pack(items: Items, prefix: str) -> tuple[dict[str, torch.Tensor], list[str]]
 
 
 def unpack(tensors: dict[str, torch.Tensor], prefix: str, fields: list[str]) -> Items:
-    """The items :func:`pack` stored under ``prefix``, as Python ints and lists, their fields in
+    """The items `pack()` stored under ``prefix``, as Python ints and lists, their fields in
     ``fields``' order."""
     items: Items = [{} for _ in range(int(tensors[f"{prefix}/#n"][0]))]
     for field in fields:
