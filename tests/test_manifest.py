@@ -86,8 +86,10 @@ def test_compare_records_its_command_and_report_states_the_status(tmp_path, caps
     assert manifest.report == str(out / "report") and manifest.status == "current"
     assert len(manifest.revisions) == 1  # every run at this checkout's revision
     report = (out / "report" / "report.md").read_text().splitlines()
-    assert report[2].startswith("Status: current; code revisions")
-    assert report[4] == f"Made by `{manifest.commands[0]}`."
+    end = report[report.index("<summary>Provenance</summary>"):]  # folded, at the end
+    assert end[2].startswith("Status: current; code revisions")
+    assert end[4] == f"Made by `{manifest.commands[0]}`."
+    assert not any(line.startswith("Status:") for line in report[:4])  # current: not on top
     # the maintainer marks it superseded (by hand, in an editor: the file's kind header stays);
     # a rerun keeps that and the report says so
     data = json.loads((out / RESULTS_MANIFEST).read_text())
@@ -97,6 +99,8 @@ def test_compare_records_its_command_and_report_states_the_status(tmp_path, caps
     (out / RESULTS_MANIFEST).write_text(json.dumps(data))
     assert main(argv) == 0
     assert read_manifest(out).status == "superseded"
+    assert (out / "report" / "report.md").read_text().splitlines()[2].startswith(
+        "Status: superseded by results/new: the probe head changed")  # on top when not current
     assert "Status: superseded by results/new: the probe head changed" in \
         (out / "report" / "report.md").read_text()
     assert "is marked superseded" in capsys.readouterr().out

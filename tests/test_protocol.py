@@ -55,8 +55,10 @@ def test_baseline_lr_protocol_tunes_the_others_at_the_baselines_choice(tmp_path,
     seeds = {(r["config"]["method"], r["config"]["seed"]) for r in runs}
     assert {("lora", 21), ("obar", 21)} <= seeds
     md = (out / "report" / "report.md").read_text().splitlines()
-    assert md[2].startswith("Status: current") and md[4].startswith("Made by `lorabar compare")
-    assert md[6].startswith("Protocol 'baseline-lr' (baseline lora)")
+    assert md[0] == f"# Report: {out.name}"
+    assert md[2].startswith("Protocol 'baseline-lr' (baseline lora)")
+    end = md[md.index("<summary>Provenance</summary>"):]  # who made it: folded, at the end
+    assert end[2].startswith("Status: current") and end[4].startswith("Made by `lorabar compare")
     # another protocol into the same --out is refused before anything runs
     assert main([*argv[:-1], "own-lr"]) == 2
     assert "holds a comparison with protocol 'baseline-lr'" in one_error_line(capsys)
@@ -117,7 +119,7 @@ def test_settings_from_runs_another_folders_dev_choices_under_new_settings(tmp_p
     assert {r["config"]["method"]: (r["config"]["lr"], r["config"]["mu0"]) for r in runs} == chosen
     assert json.loads((noisy / ".lorabar-compare.json").read_text())["settings_from"] == str(clean)
     md = (noisy / "report" / "report.md").read_text().splitlines()
-    assert md[6].startswith("Protocol 'settings-from' (baseline lora): nothing is tuned here")
+    assert md[2].startswith("Protocol 'settings-from' (baseline lora): nothing is tuned here")
     with pytest.raises(ValueError, match=r"Invalid --settings-from: .* is not a folder"):
         CompareConfig(out=str(noisy), protocol="settings-from", settings_from=str(tmp_path / "x"))
     with pytest.raises(ValueError, match=r"the protocol 'settings-from' and --settings-from DIR "

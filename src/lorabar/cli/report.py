@@ -10,6 +10,8 @@ def add_parser(sub) -> None:
     rep = sub.add_parser("report", help="tables and figures from a folder of result files")
     rep.add_argument("dir", help="a results folder (its *.json and runs/*.json)")
     rep.add_argument("--out", default=None, help="output folder (default: DIR/report)")
+    rep.add_argument("--title", default=None,
+                     help="report.md's heading (default: 'Report: ' and DIR's name)")
     rep.add_argument("--reference", default="lora", help="method runtimes are normalized to")
     rep.add_argument("--baseline", default="lora",
                      help="paired differences (paired.csv) are taken against this method")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     for path in render(args.dir, out=args.out, reference_method=args.reference,
                        skip_bad=args.skip_bad, warn=warn, baseline=args.baseline,
-                       recursive=args.recursive, allow_mixed=args.allow_mixed,
+                       recursive=args.recursive, allow_mixed=args.allow_mixed, title=args.title,
                        **({} if args.margin is None else {"margin": args.margin})):
         print(path)
     return 0

@@ -46,7 +46,8 @@ def render(folder: str | Path, *, out: str | Path | None = None,
            reference_method: str = "lora", skip_bad: bool = False,
            warn=None, baseline: str = "lora", recursive: bool = False,
            allow_mixed: bool = False, out_flag: str = "--out",
-           hint: str = MIXED_HINT, margin: float = DEFAULT_MARGIN) -> list[Path]:
+           hint: str = MIXED_HINT, margin: float = DEFAULT_MARGIN,
+           title: str | None = None) -> list[Path]:
     """Write the tables, report.md and figures of the results of ``folder`` (see the module
     docstring); with ``skip_bad`` bad result files are left out, passed to ``warn`` and listed
     in report.md.  Runs with a non-finite metric are passed to ``warn`` and listed as failed.
@@ -54,7 +55,8 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     The output folder is built beside ``out`` and swapped in whole: no file of an earlier report
     survives (files a report did not write, e.g. a README, are carried over), and a failure
     leaves the earlier report as it was.  ``margin``: the verdicts' equivalence margin in the
-    metric's points (`.verdicts`)."""
+    metric's points (`.verdicts`); ``title``: report.md's heading (default: "Report: " and the
+    results folder's name)."""
     import shutil
     import tempfile
 
@@ -85,7 +87,8 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     try:
         names = _write_report(results, tmp, reference_method=reference_method, baseline=baseline,
                               skipped=skipped, failed=failed_lines, columns=columns,
-                              protocol=_provenance(folder, warn), margin=margin)
+                              provenance=_provenance(folder, warn), margin=margin,
+                              title=title or f"Report: {folder.resolve().name}")
         publish_folder(tmp, Output(out_flag, out, "report"))
     finally:
         if tmp.exists():
@@ -93,22 +96,25 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     return [out / name for name in names]
 
 
-def _provenance(folder: Path, warn) -> str | None:
-    """report.md's first lines: the folder's manifest (status, commands, code revisions) and
-    the protocol ``lorabar compare`` recorded, when present."""
+def _provenance(folder: Path, warn) -> tuple[list[str], list[str]]:
+    """report.md's head -- the protocol ``lorabar compare`` recorded, and the folder's status
+    when it is not current -- and its provenance note at the end: the status, the code
+    revisions and the commands of the folder's manifest."""
     from ..plan.manifest import read_manifest
     from ..plan.protocol import describe, read_record
 
     record = read_record(folder)
     protocol = describe(record["protocol"], record["baseline"], record.get("lrs")) \
         if record else None
+    head = [protocol] if protocol else []
     manifest = read_manifest(folder)
     if manifest is None:
-        return protocol
-    if manifest.status != "current" and warn is not None:
-        warn(f"{folder} is marked {manifest.status}: {manifest.reason}")
-    lines = [manifest.headline()] + [f"Made by `{c}`." for c in manifest.commands]
-    return "\n\n".join(lines + ([protocol] if protocol else []))
+        return head, []
+    if manifest.status != "current":
+        head.insert(0, manifest.headline())
+        if warn is not None:
+            warn(f"{folder} is marked {manifest.status}: {manifest.reason}")
+    return head, [manifest.headline()] + [f"Made by `{c}`." for c in manifest.commands]
 
 
 def _describe(results: list[dict], columns: list[str]) -> str:
@@ -126,7 +132,8 @@ def _describe(results: list[dict], columns: list[str]) -> str:
 
 def _write_report(results: list[dict], out: Path, *, reference_method: str, baseline: str,
                   skipped: list[str], failed: list[str], columns: list[str],
-                  protocol: str | None = None, margin: float = DEFAULT_MARGIN) -> list[str]:
+                  provenance: tuple[list[str], list[str]] = ([], []),
+                  margin: float = DEFAULT_MARGIN, title: str = "Report") -> list[str]:
     from .mechanism import layer_rows, paired_rows
 
     t = tables(results, reference_method)
@@ -143,11 +150,14 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
     for name, rows in t.items():
         (out / f"{name}.csv").write_text(csv_text(rows))
         written.append(f"{name}.csv")
-    md = _markdown(results, t, columns, reference_method=reference_method, protocol=protocol,
+    md = _markdown(results, t, columns, reference_method=reference_method, head=provenance[0],
                    plot=f"![Paired differences to {LABELS.get(baseline, baseline)}](paired.png)"
-                   if len(verdicts) > 1 else None)
+                   if len(verdicts) > 1 else None, title=title)
     md += _sections(results, verdicts, balance, baseline=baseline, failed=failed,
                     skipped=skipped)
+    if provenance[1]:  # who made it, from which code: at the end, folded
+        md += ["<details markdown>", "<summary>Provenance</summary>", "",
+               *(x for line in provenance[1] for x in (line, "")), "</details>", ""]
     (out / "report.md").write_text("\n".join(md))
     written.append("report.md")
     written += [p.name for p in fig3(results, out)]
@@ -157,10 +167,11 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
 
 
 def _markdown(results: list[dict], t: dict, columns: list[str], *, reference_method: str,
-              protocol: str | None, plot: str | None = None) -> list[str]:
-    """report.md's head (provenance, then the paired plot) and its always-present tables."""
+              head: list[str], plot: str | None = None, title: str = "Report") -> list[str]:
+    """report.md's head (title, protocol, then the paired plot) and its always-present
+    tables."""
     md = [
-        "# Results", "", *([protocol, ""] if protocol else []), *([plot, ""] if plot else []),
+        f"# {title}", "", *(x for line in head for x in (line, "")), *([plot, ""] if plot else []),
         f"{len(results)} runs. {_scale_note(results)}, mean ± std over seeds (number of seeds), "
         "for each method's hyperparameters chosen on the dev split. Majority class: the most "
         "frequent training label (ties: the lowest label id) predicted for every test example.",
