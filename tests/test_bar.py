@@ -272,6 +272,22 @@ def test_a_restored_step_is_checked_whatever_the_order_of_calls(order):
         o.step()
 
 
+def test_an_optimizer_bar_was_detached_from_neither_confirms_nor_refuses_its_step():
+    _, _, _, (_, opt7, _) = _trained(steps=7)
+    _, _, _, (_, opt3, bar5) = _trained(steps=5)
+    m = make_peft_model()
+    old, new = (torch.optim.AdamW(m.parameters(), lr=0.05) for _ in range(2))
+    b = lorabar.BAR(lorabar.find_lora_pairs(m), mode="nbar", mu0=2.0)
+    b.attach(old).remove()
+    b.attach(new)
+    b.load_state_dict(bar5)
+    old.load_state_dict(opt7)  # the optimizer it left: its count says nothing of BAR's step
+    old.load_state_dict(opt3)  # ... neither way
+    _grads(m, 0)
+    with pytest.raises(ValueError, match=r"step=5 cannot be checked"):
+        new.step()
+
+
 def test_a_step_no_optimizer_count_confirms_is_refused_unless_trusted():
     # a fresh AdamW (its state never loaded) and plain SGD keep no count at the first step
     for opt_cls in (torch.optim.AdamW, torch.optim.SGD):

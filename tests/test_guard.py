@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lorabar import guard
+from lorabar import guard, publish
 from lorabar.filekinds import header_kind, unstamped
 from lorabar.folders import manifest_text
 from lorabar.guard import (MANIFEST, Input, Output, OutputError, check_output, check_plan,
-                           merge_folder, owned_files, publish_folder, staging, write_json,
-                           write_text)
+                           owned_files, write_json, write_text)
+from lorabar.publish import merge_folder, publish_folder, staging
 
 RESULT = {"config": {"task": "sst2"}, "metrics": {"dev": {}, "test": {}}}
 
@@ -156,7 +156,8 @@ def test_a_users_file_inside_a_listed_subfolder_is_kept(tmp_path):
     assert (out / "portable" / "config.json").read_text() == "2"
     # an older manifest listed the subfolder whole: its files lorabar writes again are replaced,
     # the others kept
-    (out / MANIFEST).write_text(manifest_text("adapter", ["a.bin", "portable"]))
+    (out / MANIFEST).write_text(json.dumps({"generator": "lorabar", "kind": "adapter",
+                                            "files": ["a.bin", "portable"]}))
     _publish(out, {"a.bin": "3", "portable/config.json": "3"})
     assert (out / "portable" / "notes.txt").read_text() == "mine"
     assert (out / "portable" / "config.json").read_text() == "3"
@@ -185,10 +186,58 @@ def test_a_figures_folder_gains_files_and_keeps_the_users(tmp_path):
     (tmp_path / "figs" / "fig2.png").write_text("mine")
     merge(**{"fig1.png": "2"})
     assert (tmp_path / "figs" / "fig1.png").read_text() == "2"
-    with pytest.raises(OutputError, match=r"holds 'fig2.png', which lorabar did not write"):
+    with pytest.raises(OutputError, match=r"holds 'fig2.png' \(or a file where its folder "
+                                          r"goes\), which lorabar did not write"):
         merge(**{"fig1.png": "3", "fig2.png": "3"})
     assert (tmp_path / "figs" / "fig1.png").read_text() == "2"
     assert owned_files(tmp_path / "figs") == {MANIFEST, "fig1.png"}
+
+
+def test_a_listed_file_turned_into_a_users_folder_is_refused_not_emptied(tmp_path):
+    out = tmp_path / "ad"
+    _publish(out, {"portable/head.json": "1"})
+    (out / "portable" / "head.json").unlink()
+    (out / "portable" / "head.json").mkdir()
+    (out / "portable" / "head.json" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"holds 'portable/head.json/notes.txt', which lorabar "
+                                          r"did not write"):
+        _publish(out, {"portable/head.json": "2"})
+    assert (out / "portable" / "head.json" / "notes.txt").read_text() == "mine"
+
+
+def test_a_subfolder_that_cannot_be_read_is_refused(tmp_path, monkeypatch):
+    out = tmp_path / "rep"
+    _publish(out, {"a.csv": "1"}, "report")
+
+    def unreadable(folder):
+        if Path(folder) == out:
+            raise PermissionError(13, "Permission denied", str(out / "private"))
+        return real(folder)
+
+    real = publish.files_under
+    monkeypatch.setattr(publish, "files_under", unreadable)
+    with pytest.raises(OutputError, match=r"holds '.*private', which cannot be read \(Permission "
+                                          r"denied\): what it holds could not be carried over"):
+        _publish(out, {"a.csv": "2"}, "report")
+    assert (out / "a.csv").read_text() == "1"
+
+
+def test_a_figures_merge_checks_every_file_before_moving_one(tmp_path):
+    out = Output("--out", tmp_path / "figs", "figures")
+    with staging(out) as tmp:
+        for name in ("a.json", "b.png"):
+            (tmp / name).write_text("1")
+        merge_folder(tmp, out)
+    (tmp_path / "figs" / "b.png").unlink()
+    (tmp_path / "figs" / "b.png").mkdir()  # a listed file is now the user's folder
+    (tmp_path / "figs" / "b.png" / "mine.txt").write_text("mine")
+    with staging(out) as tmp:
+        for name in ("a.json", "b.png"):
+            (tmp / name).write_text("2")
+        with pytest.raises(OutputError, match=r"holds 'b.png'"):
+            merge_folder(tmp, out)
+    assert (tmp_path / "figs" / "a.json").read_text() == "1"  # nothing moved
+    assert (tmp_path / "figs" / "b.png" / "mine.txt").read_text() == "mine"
 
 
 def test_a_manifest_cannot_name_a_path_outside_its_folder(tmp_path):
@@ -244,6 +293,8 @@ def _layout(root: Path) -> None:
              "subfolder"})
     _folder(root, "legacy_adapter", "adapter", ["portable"],  # an older manifest: a whole folder
             {"portable/a.csv": "x", "portable/mine.txt": "mine"})
+    (root / "legacy_adapter" / MANIFEST).write_text(json.dumps({"kind": "adapter",
+                                                               "files": ["portable"]}))
     _folder(root, "lorabar_figures", "figures", ["a.csv"], {"a.csv": "x", "mine.csv": "mine"})
     _folder(root, "results", "folder", ["paired.csv"],
             {"paired.csv": "task,method\n", "manifest.json": '{"mine": true}'})
@@ -328,9 +379,10 @@ WITHOUT_KINDS = [([("like_result.json", "result")], "like_result.json"),
 def test_the_property_fails_when_the_kind_check_is_removed(monkeypatch, outputs, victim):
     assert _lost(outputs, [], False) == []
     monkeypatch.setattr(guard, "is_kind", lambda path, kind: True)  # a file by its name only
-    monkeypatch.setattr(guard, "_check_folder_kind", lambda out, p: None)  # any manifest will do
+    monkeypatch.setattr(guard, "check_folder_kind", lambda out, p: None)  # any manifest will do
     real = guard.read_folder_manifest
     monkeypatch.setattr(guard, "read_folder_manifest", lambda folder: _as_any_kind(real(folder)))
+    monkeypatch.setattr(publish, "check_folder_kind", lambda out, p: None)
     assert victim in _lost(outputs, [], False)
 
 
@@ -350,3 +402,19 @@ def _as_any_kind(manifest):
 
     return type(manifest)(Any(manifest.kind or ""), manifest.files, manifest.sha256,
                           manifest.name)
+
+
+def test_a_file_where_a_results_folder_writes_its_runs_is_refused_before_anything(tmp_path,
+                                                                                  capsys):
+    from conftest import own_data_args, synthetic_files
+
+    from lorabar.cli.main import main
+
+    paths = synthetic_files(tmp_path / "d", n=(16, 8, 8))
+    out = tmp_path / "C"
+    out.mkdir()
+    (out / "runs").write_text("my notes, not a folder")
+    assert main(["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora",
+                 "--lr", "0.001", "--seeds", "13", "--steps", "1", "--out", str(out)]) == 2
+    assert "runs' is a file (give a folder)" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["runs"]  # nothing written

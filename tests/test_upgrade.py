@@ -29,12 +29,15 @@ def _older(tmp_path):
         runs.append(path)
     (folder / "manifest.json").write_text(json.dumps({"commands": ["lorabar grid x"],
                                                       "status": "current"}))
-    (tmp_path / "layers.json").write_text(json.dumps({"layers": [], "mean_abs_B": 0.0}))
+    (tmp_path / "layers.json").write_text(json.dumps({  # as `lorabar inspect --json` wrote it
+        "adapter": "a", "peft_type": "LORA", "r": 8, "lora_alpha": 16, "mean_abs_B": 0.5,
+        "max_abs_B": 0.5, "layers": [{"name": "q", "norm_A": 1.0, "norm_B": 0.0, "B": 0.5}]}))
     (folder / ".lorabar-compare.json").write_text(json.dumps({
         "generator": "lorabar compare", "protocol": "own-lr", "baseline": "lora"}))
     (folder / "paired.csv").write_bytes(b"task,method,diff\r\nsst2,obar,0.1\r\n")
     (folder / "runs" / "sst2_obar_s13_0123456789.error.json").write_text(json.dumps({
-        "config": {"task": "sst2"}, "error": "RuntimeError()", "traceback": "..."}))
+        "config": {"task": "sst2", "method": "obar", "seed": 13}, "error": "RuntimeError()",
+        "traceback": "..."}))
     (folder / "mine").mkdir()
     (folder / "mine" / "notes.json").write_text('{"mine": true}')
     return folder, runs
@@ -94,3 +97,40 @@ def test_an_altered_or_incomplete_result_is_never_signed(tmp_path, capsys):
 def test_a_path_that_does_not_exist_is_one_line(tmp_path, capsys):
     assert main(["upgrade", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_look_alikes_edits_and_links_are_left_alone(tmp_path, capsys):
+    folder, runs = _older(tmp_path)
+    assert main(["upgrade", str(folder)]) == 0
+    capsys.readouterr()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shapes = {"layers.json": {"layers": ["my"], "mean_abs_B": "my own"},
+              "my.error.json": {"config": {"a": 1}, "traceback": "log"},
+              "sst2_lora_s0.json": {"config": {"task": "sst2", "method": "lora", "seed": 0},
+                                    "metrics": {"dev": {"acc": 1}, "test": {"acc": 1}},
+                                    "key": "k", "identity": 5, "primary_metric": "acc"},
+              "listed.json": {"config": {"task": "sst2", "method": "lora", "seed": 0},
+                              "metrics": {"dev": {}, "test": {}}, "key": "k", "identity": {},
+                              "primary_metric": ["acc"]}}
+    for name, data in shapes.items():
+        (mine / name).write_text(json.dumps(data))
+    before = {p: p.read_bytes() for p in mine.iterdir()}
+    assert main(["upgrade", str(mine)]) == 1  # two results not signed, the rest not lorabar's
+    out = capsys.readouterr()
+    assert "identity is int, expected an object" in out.err
+    assert "primary_metric is list, expected a string" in out.err
+    assert {p: p.read_bytes() for p in mine.iterdir()} == before
+    with (folder / "paired.csv").open("a") as f:  # the user's annotation, after lorabar wrote it
+        f.write("# mine\n")
+    signed = json.loads(runs[0].read_text())
+    runs[0].write_text(json.dumps({**signed, "metrics": {"dev": {"accuracy": 1.0},
+                                                         "test": {"accuracy": 1.0}}}))
+    assert main(["upgrade", "--check", str(folder)]) == 1
+    out = capsys.readouterr()
+    assert f"{folder / 'paired.csv'}: edited since lorabar wrote it" in out.err
+    assert f"{runs[0]}: altered: its content does not match its digest" in out.err
+    link = tmp_path / "link.json"
+    link.symlink_to(runs[1])
+    assert main(["upgrade", str(runs[1]), str(link)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err

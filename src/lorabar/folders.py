@@ -5,9 +5,13 @@ there, by its path relative to the folder (``portable/adapter_config.json``, nev
 subfolder):
 
 ```
-{"generator": "lorabar", "kind": "adapter", "files": ["adapter_config.json", ...],
+{"generator": "lorabar", "kind": "adapter", "listing": "files",
+ "files": ["adapter_config.json", "portable/adapter_config.json", ...],
  "sha256": {"paired.csv": "<hex>"}}      # only for files that cannot name their kind
 ```
+
+A manifest without ``"listing": "files"`` is an older lorabar's, which listed a subfolder by its
+name: there, a listed name that is a folder owns what lorabar writes into it again.
 
 The kinds: ``report`` and ``adapter`` (replaced whole,
 [`lorabar.guard.publish_folder()`][lorabar.guard.publish_folder]),
@@ -36,7 +40,8 @@ FOLDER_KINDS = ("report", "adapter", "figures", "folder")
 
 def _safe(name: object) -> bool:
     """A relative path that stays inside its folder."""
-    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name:
+    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name \
+            or "\x00" in name:
         return False
     return all(part not in ("", ".", "..") for part in name.split("/"))
 
@@ -50,11 +55,13 @@ class FolderManifest:
     files: frozenset[str]
     sha256: dict[str, str] = field(default_factory=dict)
     name: str = MANIFEST
+    older: bool = False  # an older lorabar's, which listed subfolders whole
 
     def owns(self, rel: str) -> bool:
-        """Whether lorabar wrote ``rel`` (a listed file, or a file inside a folder an older
-        manifest listed whole)."""
-        return rel in self.files or any(rel.startswith(f + "/") for f in self.files)
+        """Whether lorabar wrote ``rel``: a listed file, or (older manifests only) a file inside
+        a folder listed whole."""
+        return rel in self.files or (self.older and any(rel.startswith(f + "/")
+                                                        for f in self.files))
 
 
 def read_folder_manifest(folder: str | os.PathLike) -> FolderManifest | None:
@@ -77,13 +84,14 @@ def read_folder_manifest(folder: str | os.PathLike) -> FolderManifest | None:
             continue
         kind = data.get("kind")
         return FolderManifest(kind if kind in FOLDER_KINDS else None, frozenset(files),
-                              {k: v for k, v in digests.items() if k in files}, name)
+                              {k: v for k, v in digests.items() if k in files}, name,
+                              older=data.get("listing") != "files")
     return None
 
 
 def manifest_text(kind: str, files, sha256: dict[str, str] | None = None) -> str:
     """The manifest lorabar writes into a folder of ``kind``."""
-    body = {"generator": "lorabar", "kind": kind, "files": sorted(files)}
+    body = {"generator": "lorabar", "kind": kind, "listing": "files", "files": sorted(files)}
     if sha256:
         body["sha256"] = dict(sorted(sha256.items()))
     return json.dumps(body, indent=1)
@@ -91,10 +99,15 @@ def manifest_text(kind: str, files, sha256: dict[str, str] | None = None) -> str
 
 def files_under(folder: str | os.PathLike) -> list[str]:
     """Every file (and symbolic link, and empty folder) below ``folder``, as relative POSIX
-    paths, links never followed; the manifest itself left out."""
+    paths, links never followed; the manifest itself left out.  A subfolder that cannot be read
+    is an ``OSError`` (what it holds cannot be carried over)."""
     folder = Path(folder)
     found = []
-    for root, dirs, files in os.walk(folder):
+
+    def unreadable(err: OSError) -> None:
+        raise err
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         here = Path(root)
         for d in list(dirs):
             if (here / d).is_symlink():

@@ -28,7 +28,6 @@ whole) and `merge_folder()` (files added).  Violations raise
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -38,11 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .filekinds import HEADER, JSON_KINDS, digest_ok, header_kind, stamp, with_digest
-from .folders import FOLDER_KINDS, MANIFEST, files_under, manifest_text, read_folder_manifest
+from .folders import FOLDER_KINDS, MANIFEST, manifest_text, read_folder_manifest
 
 __all__ = ["FILE_KINDS", "FOLDER_KINDS", "Input", "KINDS", "MANIFEST", "Output", "OutputError",
-           "check_output", "check_plan", "is_kind", "merge_folder", "owned_files",
-           "png_metadata", "publish_folder", "staging", "write_json", "write_text"]
+           "check_folder_kind", "check_output", "check_plan", "is_kind", "owned_files",
+           "png_metadata", "write_json", "write_text"]
 
 PNG_SOFTWARE = "lorabar"
 UPGRADE = "lorabar upgrade"
@@ -223,7 +222,7 @@ def _check_file(out: Output, p: Path) -> None:
                           f"kind{older}")
 
 
-def _check_folder_kind(out: Output, p: Path) -> None:
+def check_folder_kind(out: Output, p: Path) -> None:
     """A folder is written only if its manifest's kind is the kind being written."""
     if p.exists() and not p.is_dir():
         raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} is a file (give a folder)")
@@ -239,7 +238,7 @@ def _check_existing(out: Output) -> None:
     if out.kind in FILE_KINDS:
         _check_file(out, p)
         return
-    _check_folder_kind(out, p)
+    check_folder_kind(out, p)
     if out.kind in MANAGED and p.is_dir() and read_folder_manifest(p) is None \
             and any(p.iterdir()):
         raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} exists, is not empty and is "
@@ -330,107 +329,3 @@ def write_json(out: Output, obj: dict, *, allow_symlink: bool = False,
             obj = with_digest(obj)
     return write_text(out, json.dumps(obj, indent=1, default=float), allow_symlink=allow_symlink,
                       adopt=adopt)
-
-
-def _copy(src: Path, dst: Path) -> None:
-    import shutil
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_dir() and not src.is_symlink():
-        dst.mkdir(exist_ok=True)  # an empty folder of the user's
-    else:
-        shutil.copy2(src, dst, follow_symlinks=False)
-
-
-def _collides(tmp: Path, rel: str) -> bool:
-    """Whether the new folder ``tmp`` has ``rel``, or a file where ``rel``'s folders would be."""
-    dst = tmp / rel
-    if dst.exists() or dst.is_symlink():
-        return True
-    return any(p.is_file() or p.is_symlink() for p in dst.parents if _inside(p, tmp))
-
-
-def _carry_over(target: Path, tmp: Path, out: Output, force: bool) -> None:
-    """Copy into ``tmp`` every file of ``target`` lorabar did not write; refuse one that the
-    new folder would replace (``force``: replace it)."""
-    manifest = read_folder_manifest(target)
-    for rel in files_under(target):
-        listed = manifest is not None and rel in manifest.files
-        # an older manifest listed a subfolder whole: what lorabar writes again is its own
-        if listed or (manifest is not None and manifest.owns(rel) and _collides(tmp, rel)):
-            continue
-        if _collides(tmp, rel):
-            if force:
-                continue
-            raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} holds {rel!r}, which "
-                              "lorabar did not write, and the new folder has a file of that "
-                              "name; move it away, or give another folder")
-        _copy(target / rel, tmp / rel)
-
-
-def publish_folder(tmp: str | os.PathLike, out: Output, *, force: bool = False) -> list[str]:
-    """Put the finished folder ``tmp`` (built beside ``out``) at the report or adapter output
-    ``out``: the files an earlier lorabar manifest there lists are replaced or removed, every
-    other file of the folder, subfolders included (a user's README, notes), is carried over, a
-    new manifest lists every file lorabar wrote by its relative path, and the swap is two
-    renames (never a half-written folder).  Re-checks ``out`` first (``force``: a folder without
-    a manifest is written into too, files of the same names replaced; a folder of another kind
-    is still refused).  Returns the relative paths written."""
-    from ._io import replace_dir
-
-    if out.kind not in ("report", "adapter"):
-        raise ValueError(f"publish_folder writes report or adapter folders, not {out.kind!r}")
-    if force:
-        _check_folder_kind(out, Path(out.path).expanduser())
-    else:
-        check_output(out, allow_symlink=False)
-    tmp, target = Path(tmp), Path(out.path).expanduser()
-    names = files_under(tmp)
-    if target.is_dir():
-        _carry_over(target, tmp, out, force)
-    (tmp / MANIFEST).write_text(manifest_text(out.kind, names))
-    replace_dir(tmp, target)
-    return names
-
-
-def merge_folder(tmp: str | os.PathLike, out: Output, *, allow_symlink: bool = False
-                 ) -> list[Path]:
-    """Move the files of ``tmp`` into the ``figures`` folder ``out``: a file already there is
-    replaced only if the folder's manifest lists it (lorabar wrote it), else nothing is moved
-    and `OutputError` names it; the manifest (written first) then lists the new files
-    too.  Returns the paths written."""
-    from ._io import write_text_atomic
-
-    if out.kind != "figures":
-        raise ValueError(f"merge_folder adds to figures folders, not {out.kind!r}")
-    check_output(out, allow_symlink=allow_symlink)
-    tmp, target = Path(tmp), Path(out.path).expanduser()
-    target.mkdir(parents=True, exist_ok=True)
-    manifest = read_folder_manifest(target)
-    owned = manifest.files if manifest else frozenset()
-    new = files_under(tmp)
-    for rel in new:
-        if rel not in owned and _collides(target, rel):
-            raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} holds {rel!r}, which "
-                              "lorabar did not write; move it away, or give another folder")
-    write_text_atomic(target / MANIFEST, manifest_text("figures", owned | set(new)))
-    for rel in new:
-        (target / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp / rel, target / rel)
-    return [target / rel for rel in new]
-
-
-@contextlib.contextmanager
-def staging(out: Output):
-    """A temporary folder beside the output ``out`` (same file system: moves are renames) to
-    build a folder's files in before `publish_folder()` or `merge_folder()`; removed
-    afterwards."""
-    import shutil
-
-    target = Path(out.path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -311,7 +311,9 @@ class PairRescaler(abc.ABC):
         self.apply(self._lrs(optimizer))
 
     def _optimizer_loaded(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.attached:
+        # only the optimizer this BAR is attached to now (a removed handle leaves this hook on
+        # the old one, which then says nothing)
+        if self.attached and self._optimizer is not None and self._optimizer() is optimizer:
             self._check_step(optimizer)
 
     def _check_step(self, optimizer: torch.optim.Optimizer, *, final: bool = False) -> None:

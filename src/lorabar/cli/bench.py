@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ..guard import Output, check_plan, merge_folder, staging
+    from ..guard import Output, check_plan
+    from ..publish import merge_folder, staging
     from ..apps.bench import BenchConfig, bar_cost, markdown, run_bench
     from ..harness.run.runtime import resolve_device
 

@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     report = Output("--report", args.report, "report") if args.report else \
         Output("--out", Path(args.out) / "report", "report")
     check_plan(inputs, [Output("--out", args.out, "folder"), report,
+                        Output("--out", Path(args.out) / "runs", "folder"),
                         Output("--out", Path(args.out) / "paired.csv", "paired"),
                         Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest"),
                         Output("--out", Path(args.out) / RECORD, "compare")],

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     executor = executor_config(args)
     grid = load_grid(args.config)
     configs = plan_configs(grid, data_dir=args.data_dir, only=only)  # every run, validated
-    out = [Output("--out", args.out, "folder"),
+    out = [Output("--out", args.out, "folder"), Output("--out", Path(args.out) / "runs", "folder"),
            Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest")]
     check_plan([Input("CONFIG", args.config), *(Input("--reuse", d) for d in args.reuse)], out,
                allow_symlink=args.allow_symlink)

@@ -28,7 +28,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._io import progress_bar
-    from ..guard import Output, check_plan, merge_folder, staging
+    from ..guard import Output, check_plan
+    from ..publish import merge_folder, staging
     from ..toy.figures import make_figures as run_figures
     from ..toy.simulate import ToyConfig, compiled
 

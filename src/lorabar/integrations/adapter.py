@@ -192,7 +192,8 @@ def rebalance_adapter(folder: str | Path, out: str | Path, *, force: bool = Fals
     """
     import tempfile
 
-    from ..guard import Output, publish_folder
+    from ..guard import Output
+    from ..publish import publish_folder
 
     folder, out = Path(folder), Path(out)
     check_rebalance_out(folder, out, force=force)

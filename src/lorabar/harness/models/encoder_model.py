@@ -177,7 +177,8 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
 
     from safetensors.torch import save_file
 
-    from ...guard import Output, publish_folder
+    from ...guard import Output
+    from ...publish import publish_folder
 
     if not hasattr(model, "save_pretrained") or not hasattr(model, "peft_config"):
         raise ValueError("Invalid --save-adapter: this run trains no adapter (method 'full')")

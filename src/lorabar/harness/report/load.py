@@ -66,15 +66,39 @@ def check_content(path: Path) -> dict:
     config = data.get("config")
     if isinstance(config, dict):
         missing += [f"config.{k}" for k in ("task", "method", "seed") if k not in config]
-    metric = data.get("primary_metric")
-    metrics = data.get("metrics")
-    if isinstance(metrics, dict) and metric is not None:
-        missing += [f"metrics.{s}.{metric}" for s in ("dev", "test")
-                    if not isinstance(metrics.get(s), dict) or metric not in metrics[s]]
+    if missing:
+        raise BadResultError(f"{path}: not a complete result: missing {', '.join(missing)}; "
+                             "pass --skip-bad to leave it out")
+    wrong = _wrong_types(data)
+    if wrong:
+        raise BadResultError(f"{path}: not a result: {', '.join(wrong)}; pass --skip-bad to "
+                             "leave it out")
+    metric, metrics = data["primary_metric"], data["metrics"]
+    missing = [f"metrics.{s}.{metric}" for s in ("dev", "test")
+               if not isinstance(metrics.get(s), dict) or metric not in metrics[s]]
     if missing:
         raise BadResultError(f"{path}: not a complete result: missing {', '.join(missing)}; "
                              "pass --skip-bad to leave it out")
     return data
+
+
+# what each field of a result must be (a file of the right keys and wrong types is no result)
+_TYPES = (("config", dict, "an object"), ("identity", dict, "an object"),
+          ("metrics", dict, "an object"), ("primary_metric", str, "a string"),
+          ("config.task", str, "a string"), ("config.method", str, "a string"),
+          ("config.seed", int, "an integer"), ("identity.config", dict, "an object"),
+          ("identity.data", dict, "an object"))
+
+
+def _wrong_types(data: dict) -> list[str]:
+    wrong = []
+    for key, kind, what in _TYPES:
+        value: object = data
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, kind) or isinstance(value, bool):
+            wrong.append(f"{key} is {type(value).__name__}, expected {what}")
+    return wrong
 
 
 def check_name(path: Path, data: dict) -> None:

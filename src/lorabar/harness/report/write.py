@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...guard import Output, publish_folder
+from ...guard import Output
+from ...publish import publish_folder
 from .figures import fig3, paired_figure
 from .load import MIXED_HINT, check_comparable, context_of, load, result_files, show_value, \
     split_failed
