@@ -5,6 +5,7 @@ probe."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -123,8 +124,9 @@ def _base_model_folder(folder: Path) -> Path:
 
 
 def test_a_saved_adapter_serves_without_lorabar(tmp_path):
-    """--save-adapter's portable/ folder: plain transformers + PEFT code (no lorabar import)
-    reloads the encoder's adapter and the head and reproduces the recorded test accuracy."""
+    """--save-adapter's DIR is the PEFT folder: plain transformers + PEFT code (no lorabar
+    import) reloads the encoder's adapter and the head and reproduces the recorded test
+    accuracy; DIR names the model the user gave, and carries a model card."""
     import subprocess
 
     from conftest import own_data_args, synthetic_files
@@ -137,10 +139,53 @@ def test_a_saved_adapter_serves_without_lorabar(tmp_path):
                  "--steps", "8", "--lr", "0.01", "--precision", "fp32", "--quiet",
                  "--save-adapter", str(tmp_path / "adapter"), "--out", str(out)]) == 0
     recorded = json.loads(out.read_text())["metrics"]["test"]["accuracy"]
-    portable = tmp_path / "adapter" / "portable"
+    portable = tmp_path / "adapter"
     assert json.loads((portable / "head.json").read_text())["id2label"] == {"0": "fruit",
                                                                             "1": "metal"}
+    config = json.loads((portable / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(base)  # not a known hub model: as given
+    card = (portable / "README.md").read_text()
+    assert card.startswith(f"---\nbase_model: {base}\nlibrary_name: peft\n")
+    assert "LoRA adapter trained with LoRA-nBAR" in card and "labels ['fruit', 'metal']" in card
+    assert f"test {recorded}" in card and "32 test examples" in card
     done = subprocess.run([sys.executable, "-c", LOADER, str(portable), str(paths["test"])],
                           capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip()) == pytest.approx(recorded, abs=1e-9)
+
+
+@pytest.mark.real
+def test_a_minilm_adapter_names_its_hub_model_and_loads_from_the_hub_id(tmp_path):
+    """The packaged MiniLM is the hub's sentence-transformers/all-MiniLM-L6-v2 (recognised by
+    its weights' sha256): the adapter names the hub id, and plain PEFT loads it from that id --
+    here with the local weights mapped into an offline hub cache -- to the recorded metric."""
+    import subprocess
+
+    from conftest import own_data_args, synthetic_files
+    from lorabar.cli import main
+    from lorabar.harness.models.encoder_model import resolve_model_path
+
+    paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
+    out = tmp_path / "run.json"
+    assert main(["finetune", "--model", "minilm", *own_data_args(paths), "--method", "obar",
+                 "--steps", "4", "--lr", "0.01", "--precision", "fp32", "--quiet",
+                 "--save-adapter", str(tmp_path / "adapter"), "--out", str(out)]) == 0
+    recorded = json.loads(out.read_text())["metrics"]["test"]["accuracy"]
+    hub = "sentence-transformers/all-MiniLM-L6-v2"
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == hub
+    assert (tmp_path / "adapter" / "README.md").read_text().startswith(f"---\nbase_model: {hub}")
+    snapshot = (tmp_path / "hub" / f"models--{hub.replace('/', '--')}" / "snapshots" /
+                ("0" * 40))
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    for item in Path(resolve_model_path("minilm")).iterdir():
+        (snapshot / item.name).symlink_to(item)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", LOADER, str(tmp_path / "adapter"),
+                           str(paths["test"])], capture_output=True, text=True, cwd=tmp_path,
+                          env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.strip()) == pytest.approx(recorded, abs=1e-9)

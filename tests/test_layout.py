@@ -16,7 +16,8 @@ STAGE_IMPORTS = {
     "tasks": {"models"}, "models": set(), "run": {"tasks", "models"},
     "plan": {"run", "tasks"}, "execute": {"plan", "run"},
     "report": {"run", "plan", "tasks"},
-    "compare": {"plan", "execute", "report", "run", "tasks", "models"},
+    "compare": {"plan", "execute", "report", "run", "tasks", "models", "keep"},
+    "keep": {"report", "run"},
 }
 
 

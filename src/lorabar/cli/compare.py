@@ -46,6 +46,12 @@ def add_parser(sub) -> None:
                       help="a results folder whose finished runs of the same identity count as "
                            "done here: referenced in OUT/manifest.json, not copied (repeatable)")
     cmp_.add_argument("--report", default=None, help="report folder (default: OUT/report)")
+    cmp_.add_argument("--save-adapters", dest="save_adapters", default=None, metavar="DIR",
+                      help="keep each method's adapter at its dev-chosen setting (the tuning "
+                           "seed's run, run again with --save-adapter) in DIR/<task>_<method>_"
+                           "<setting>_s<seed>; the report lists the command of each")
+    cmp_.add_argument("--every-seed", dest="every_seed", action="store_true",
+                      help="with --save-adapters: keep the chosen setting's adapter of every seed")
     cmp_.add_argument("--dry-run", dest="dry_run", action="store_true",
                       help="print the plan and a time estimate; run nothing")
     cmp_.add_argument("--step-time", dest="step_time", type=float, default=None, metavar="S",
@@ -64,7 +70,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..harness.compare import (CompareConfig, compare, grid_methods, main_settings,
+    from ..harness.compare import (CompareConfig, compare, grid_methods,
                                       tuning_grid)
     from ..harness.plan.grid import expand
     from ..harness.plan.manifest import RESULTS_MANIFEST
@@ -81,11 +87,12 @@ def run(args: argparse.Namespace) -> int:
     tasks = comma_list(args.tasks, "--tasks") if args.tasks else None
     executor = executor_config(args)
     cc = CompareConfig(out=args.out, methods=methods, seeds=comma_list(args.seeds, "--seeds", int),
-                       base=main_settings(args, "encoder"), grid=args.grid,
+                       base=main_settings(args), grid=args.grid,
                        baseline=args.baseline, report=args.report, tasks=tasks,
                        protocol="settings-from" if args.settings_from else args.protocol,
                        settings_from=args.settings_from, reuse=tuple(args.reuse),
-                       widen_edges=args.widen_edges,
+                       widen_edges=args.widen_edges, save_adapters=args.save_adapters,
+                       every_seed=args.every_seed,
                        **({} if args.margin is None else {"margin": args.margin}))
     configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
     inputs = plan_inputs(configs)
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         Output("--out", Path(args.out) / "report", "report")
     check_plan(inputs, [Output("--out", args.out, "folder"), report,
                         Output("--out", Path(args.out) / "runs", "folder"),
+                        Output("--save-adapters", args.save_adapters, "folder"),
                         Output("--out", Path(args.out) / "paired.csv", "paired"),
                         Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest"),
                         Output("--out", Path(args.out) / RECORD, "compare")],
@@ -112,3 +120,11 @@ def run(args: argparse.Namespace) -> int:
               "same command to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def main_settings(args: argparse.Namespace, kind: str = "encoder") -> dict:
+    """The config settings given on the command line (``None``: not given)."""
+    from ..harness.run.config import CONFIGS
+
+    names = set(CONFIGS[kind].field_names()) - {"method", "seed"}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}

@@ -59,6 +59,8 @@ class CompareConfig:
     reuse: tuple[str, ...] = ()
     margin: float = DEFAULT_MARGIN
     widen_edges: int = 0
+    save_adapters: str | None = None  # `keep`: each method's adapter at its chosen setting
+    every_seed: bool = False
 
     def __post_init__(self) -> None:
         from .. import _validate as _v
@@ -92,6 +94,9 @@ class CompareConfig:
         for folder in self.reuse:
             if not (Path(folder) / "runs").is_dir():
                 raise ValueError(f"Invalid --reuse: {folder!r} is not a results folder (no runs/)")
+        if self.every_seed and not self.save_adapters:
+            raise ValueError("Invalid --every-seed: it keeps an adapter per seed with "
+                             "--save-adapters DIR; give that too")
         if self.tasks and not self.grid:
             raise ValueError("Invalid --tasks: it picks tasks of a --grid TOML; without --grid "
                              "give the one task with --task (or your files with --train/--dev/"
@@ -385,14 +390,18 @@ def report_comparison(plan: ComparisonPlan, *, ran: int = 0, log=print) -> dict:
     from .plan.manifest import record_revisions
     from .plan.protocol import describe, read_record
     from .report import load_results, paired, render
+    from .keep import keep_adapters
     from .report.summary import summary_lines
 
     cc, out = plan.cc, Path(plan.cc.out)
     report = Path(cc.report) if cc.report else out / "report"
     records = load_results(out, hint=HINT)
     record_revisions(out, records)
+    kept = keep_adapters(records, cc.save_adapters, every_seed=cc.every_seed, kind=cc.kind,
+                         log=log) if cc.save_adapters else None
     render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"),
-           out_flag="--report" if cc.report else "--out", hint=HINT, margin=cc.margin)
+           out_flag="--report" if cc.report else "--out", hint=HINT, margin=cc.margin,
+           notes=kept)
     rows = paired(records, cc.baseline, cc.margin)
     write_text(Output("--out", out / "paired.csv", "paired"),
                (report / "paired.csv").read_bytes().decode())  # byte for byte (CRLF rows)
@@ -429,11 +438,3 @@ def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads:
         record_command(cc.out, **manifest)
     ran = execute(plan, executor=executor, threads=threads, log=log)
     return report_comparison(plan, ran=ran, log=log)
-
-
-def main_settings(args, kind: str) -> dict:
-    """The config settings given on the command line (``None``: not given)."""
-    names = set(CONFIGS[kind].field_names()) - {"method", "seed"}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
-
-

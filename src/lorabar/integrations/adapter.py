@@ -56,13 +56,18 @@ class AdapterLayer:
 
 def nested_adapters(folder: Path) -> list[str]:
     """Subfolders of ``folder`` that hold adapters of their own (PEFT saves every adapter but
-    the default one as ``folder/<adapter name>/``).  A lorabar run folder's ``portable/`` (the
-    same adapter with its keys relative to the encoder, beside ``head.json``) is not another
-    adapter."""
-    run = (Path(folder) / "lorabar_run.json").is_file()
-    return sorted(p.name for p in Path(folder).iterdir()
-                  if p.is_dir() and (p / "adapter_config.json").is_file()
-                  and not (run and p.name == "portable" and (p / "head.json").is_file()))
+    the default one as ``folder/<adapter name>/``).  A lorabar run folder's ``lorabar/`` (the
+    same adapter, saved with the whole model, beside the run's record) and an older one's
+    ``portable/`` (the same adapter with its keys relative to the encoder) are not others."""
+    folder = Path(folder)
+    run = (folder / "lorabar_run.json").is_file()
+
+    def same_adapter(p: Path) -> bool:
+        return (p.name == "lorabar" and (p / "lorabar_run.json").is_file()) or \
+            (run and p.name == "portable" and (p / "head.json").is_file())
+
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() and (p / "adapter_config.json").is_file() and not same_adapter(p))
 
 
 def _weights_file(folder: Path) -> Path:

@@ -127,13 +127,14 @@ def check_save_dir(path: str, flag: str = "--save-adapter") -> None:
     check_output(Output(flag, path, "adapter"))
 
 
-PORTABLE = "portable"  # the encoder's adapter, the head and the labels, for plain PEFT
+PORTABLE = "portable"  # an older layout: the encoder's adapter, the head and the labels
+LORABAR_VIEW = "lorabar"  # lorabar's own save of the whole model, beside the PEFT folder
 
 
 def export_portable(model, folder, *, base: str | None, labels, pooling: str) -> None:
-    """Write ``folder/portable/``: the encoder's LoRA adapter in PEFT's format with its keys
-    relative to the encoder (``PeftModel.from_pretrained(AutoModel.from_pretrained(base), ...)``
-    loads it; ``adapter_config.json`` names ``base``), the linear head (``head.safetensors``:
+    """Write into ``folder`` the encoder's LoRA adapter in PEFT's format with its keys relative
+    to the encoder (``PeftModel.from_pretrained(AutoModel.from_pretrained(base), folder)`` loads
+    it; ``adapter_config.json`` names ``base``), the linear head (``head.safetensors``:
     ``weight``, ``bias``) and ``head.json`` (pooling, ``id2label``/``label2id``), so that a
     saved run serves without lorabar (the loader: docs, "Adapters without lorabar")."""
     import json
@@ -142,8 +143,8 @@ def export_portable(model, folder, *, base: str | None, labels, pooling: str) ->
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    out = Path(folder) / PORTABLE
-    out.mkdir()
+    out = Path(folder)
+    out.mkdir(exist_ok=True)
     inner = "base_model.model.encoder."
     state = {"base_model.model." + k[len(inner):]: v.detach().cpu().contiguous()
              for k, v in get_peft_model_state_dict(model).items() if k.startswith(inner)}
@@ -164,12 +165,18 @@ def export_portable(model, folder, *, base: str | None, labels, pooling: str) ->
 
 
 def save_trained(model, folder: str, record: dict, head_info: dict | None = None,
-                 labels=None) -> None:
-    """Write the trained adapter to ``folder`` in PEFT's format (``model.save_pretrained``;
-    ``PeftModel.from_pretrained`` loads it, ``lorabar inspect`` reads it), the frozen task head
-    (``lorabar_head.safetensors``: a probe head that PEFT does not save) and the run's record
-    (``lorabar_run.json``), and ``portable/`` (`export_portable()`: loads without
-    lorabar).  Built beside ``folder`` and renamed into place."""
+                 labels=None, *, base: str | None = None, card=None) -> None:
+    """Write the trained adapter to ``folder``, built beside it and renamed into place.
+
+    An encoder with a linear head: ``folder`` is the PEFT folder of the encoder's adapter
+    (`export_portable()`: ``PeftModel.from_pretrained(AutoModel.from_pretrained(base),
+    folder)``, ``base_model_name_or_path`` the hub id where the weights are a known hub model),
+    with the head and label maps beside it, and ``folder/lorabar/`` lorabar's own save of the
+    whole model (``model.save_pretrained``, the frozen probe head ``lorabar_head.safetensors``,
+    the run's record ``lorabar_run.json``; `load_trained()` reads it).  Any other model
+    (a prompt head, a causal LM): lorabar's save at ``folder`` itself.  ``base``: the
+    ``base_model_name_or_path`` to name; ``card(portable) -> str``: the model card
+    (``README.md``; the engine passes `lorabar.harness.run.adapter_card.model_card`)."""
     import json
     import shutil
     import tempfile
@@ -186,24 +193,36 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        model.save_pretrained(str(tmp))
-        net = model.get_base_model()
+        net, cfg = model.get_base_model(), record["config"]
+        portable = (head_info or {}).get("kind") != "prompt" and \
+            isinstance(net, SequenceClassifier)
+        view = tmp / LORABAR_VIEW if portable else tmp
+        model.save_pretrained(str(view))
         head = getattr(net, "head", None)
         if head is not None and not head.weight.requires_grad:  # a frozen probe head
             save_file({"weight": head.weight.detach().cpu().contiguous(),
-                       "bias": head.bias.detach().cpu().contiguous()}, str(tmp / HEAD_FILE))
-        cfg = record["config"]
-        if (head_info or {}).get("kind") != "prompt" and isinstance(net, SequenceClassifier):
-            base = None if cfg["model"] in ("tiny",) else resolve_model_path(cfg["model"])
+                       "bias": head.bias.detach().cpu().contiguous()}, str(view / HEAD_FILE))
+        if portable:
             export_portable(model, tmp, base=base, labels=labels, pooling=cfg.get("pooling",
                                                                                    "mean"))
-        (tmp / RUN_FILE).write_text(json.dumps({"record": {k: record[k] for k in (
+        (view / RUN_FILE).write_text(json.dumps({"record": {k: record[k] for k in (
             "config", "identity", "metrics", "primary_metric")}, "head": head_info},
             indent=1, default=float))
+        if card is not None:
+            (tmp / "README.md").write_text(card(portable))
         publish_folder(tmp, Output("--save-adapter", out, "adapter"))
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def own_view(folder):
+    """Where lorabar's save of the whole model is in an adapter folder: ``folder/lorabar/``
+    where the folder is an encoder's PEFT folder, else the folder itself."""
+    from pathlib import Path
+
+    inner = Path(folder) / LORABAR_VIEW
+    return inner if (inner / "adapter_config.json").is_file() else Path(folder)
 
 
 def load_trained(base, folder: str):
@@ -214,6 +233,7 @@ def load_trained(base, folder: str):
     from peft import PeftModel
     from safetensors.torch import load_file
 
+    folder = own_view(folder)
     model = PeftModel.from_pretrained(base, str(folder))
     head_file = Path(folder) / HEAD_FILE
     if head_file.is_file():
@@ -239,7 +259,7 @@ def load_init(model, folder: str) -> int:
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    path = Path(folder).expanduser()
+    path = own_view(Path(folder).expanduser())
     try:
         saved_cfg = json.loads((path / "adapter_config.json").read_text())
         saved = load_file(str(path / "adapter_model.safetensors"))

@@ -48,7 +48,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
            warn=None, baseline: str = "lora", recursive: bool = False,
            allow_mixed: bool = False, out_flag: str = "--out",
            hint: str = MIXED_HINT, margin: float = DEFAULT_MARGIN,
-           title: str | None = None) -> list[Path]:
+           title: str | None = None, notes: list[str] | None = None) -> list[Path]:
     """Write the tables, report.md and figures of the results of ``folder`` (see the module
     docstring); with ``skip_bad`` bad result files are left out, passed to ``warn`` and listed
     in report.md.  Runs with a non-finite metric are passed to ``warn`` and listed as failed.
@@ -57,7 +57,8 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     survives (files a report did not write, e.g. a README, are carried over), and a failure
     leaves the earlier report as it was.  ``margin``: the verdicts' equivalence margin in the
     metric's points (`.verdicts`); ``title``: report.md's heading (default: "Report: " and the
-    results folder's name)."""
+    results folder's name); ``notes``: the adapters ``compare --save-adapters`` kept, one line
+    each with the command that reproduces it (a section of report.md)."""
     import shutil
     import tempfile
 
@@ -89,7 +90,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
         names = _write_report(results, tmp, reference_method=reference_method, baseline=baseline,
                               skipped=skipped, failed=failed_lines, columns=columns,
                               provenance=_provenance(folder, warn), margin=margin,
-                              title=title or f"Report: {folder.resolve().name}")
+                              title=title or f"Report: {folder.resolve().name}", notes=notes)
         publish_folder(tmp, Output(out_flag, out, "report"))
     finally:
         if tmp.exists():
@@ -134,7 +135,8 @@ def _describe(results: list[dict], columns: list[str]) -> str:
 def _write_report(results: list[dict], out: Path, *, reference_method: str, baseline: str,
                   skipped: list[str], failed: list[str], columns: list[str],
                   provenance: tuple[list[str], list[str]] = ([], []),
-                  margin: float = DEFAULT_MARGIN, title: str = "Report") -> list[str]:
+                  margin: float = DEFAULT_MARGIN, title: str = "Report",
+                  notes: list[str] | None = None) -> list[str]:
     from .mechanism import layer_rows, paired_rows
 
     t = tables(results, reference_method)
@@ -156,6 +158,9 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
                    if len(verdicts) > 1 else None, title=title)
     md += _sections(results, verdicts, balance, baseline=baseline, failed=failed,
                     skipped=skipped)
+    if notes is not None:
+        md += [f"## Kept adapters ({len(notes)}: each method's dev-chosen setting)", "",
+               "Each is a `--save-adapter` folder; the command reproduces it.", "", *notes, ""]
     if provenance[1]:  # who made it, from which code: at the end, folded
         md += ["<details markdown>", "<summary>Provenance</summary>", "",
                *(x for line in provenance[1] for x in (line, "")), "</details>", ""]

@@ -142,11 +142,7 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None,
     record = _record(cfg, identity, task, model, pairs, metrics, training, log, runtime, dist,
                      {**timing, "total_s": time.perf_counter() - t_start})
     if save_adapter is not None:
-        from ..models.encoder_model import save_trained
-
-        labels = getattr(getattr(task, "task", None), "labels", None)
-        save_trained(model, save_adapter, record, head_info=getattr(task, "head_info", None),
-                     labels=labels)
+        _save(model, save_adapter, record, task)
     barrier(dist)  # the other ranks wait for rank 0's evaluation before leaving
     return record
 
@@ -237,6 +233,20 @@ def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _Bal
     bar.close()
     out.seconds = time.perf_counter() - t_train
     return out
+
+
+def _save(model, folder: str, record: dict, task) -> None:
+    """``--save-adapter``: the adapter, named after its base model, with its model card."""
+    from ..models.encoder_model import resolve_model_path, save_trained
+    from .adapter_card import base_model_name, model_card
+
+    labels = getattr(getattr(task, "task", None), "labels", None)
+    given = record["config"]["model"]
+    base = None if given == "tiny" else base_model_name(given, resolve_model_path(given))
+    save_trained(model, folder, record, head_info=getattr(task, "head_info", None),
+                 labels=labels, base=base,
+                 card=lambda portable: model_card(record, base=base, labels=labels,
+                                                  portable=portable))
 
 
 def _record(cfg: RunConfig, identity: dict, task, model, pairs, metrics: dict,
