@@ -1,5 +1,7 @@
-"""Does a method help on *your* data?  ``lorabar compare`` on your own train/dev/test files:
-every method tuned on dev (its lr too), the chosen settings on every seed, paired intervals.
+"""Does a method help on your data? lorabar compare on your own train, dev and test files.
+
+Every method is tuned on dev (its lr too), the chosen settings run on every seed, and the
+differences to LoRA are paired over seeds with 95% intervals.
 
     python examples/own_data_compare.py [--train T --dev D --test X] [--model minilm] [--out OUT]
         [--threads 1]
@@ -26,7 +28,13 @@ parser.add_argument("--model", default="tiny")
 parser.add_argument("--steps", default="20")
 parser.add_argument("--out", default=None)
 parser.add_argument("--threads", default="1", help="CPU threads per run (0: torch's default)")
+parser.add_argument("--verbose", action="store_true",
+                    help="show third-party warnings and weight-loading progress bars")
 args = parser.parse_args()
+if not args.verbose:  # as the console script does: the libraries' chatter off
+    from lorabar.cli.args import quiet_libraries
+
+    quiet_libraries()
 
 folder = Path(tempfile.mkdtemp())
 files = {s: getattr(args, s) for s in ("train", "dev", "test")}
@@ -42,5 +50,6 @@ code = main(["compare", "--train", str(files["train"]), "--dev", str(files["dev"
              "--test", str(files["test"]), "--text-column", "text", "--label-column", "label",
              "--model", args.model, "--steps", args.steps, "--methods", "lora,nbar",
              "--seeds", "13,21,42", "--threads", args.threads,
+             *(["--verbose"] if args.verbose else []),
              "--out", args.out or str(folder / "compare")])
 raise SystemExit(code)

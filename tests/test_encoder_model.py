@@ -90,7 +90,8 @@ head, meta = load_file(f"{folder}/head.safetensors"), json.load(open(f"{folder}/
 rows = [json.loads(line) for line in open(test)]
 right = 0
 for row in rows:
-    x = tokenizer(row["text"], return_tensors="pt", truncation=True, max_length=128)
+    x = tokenizer(row["text"], return_tensors="pt", truncation=True,
+                  max_length=meta["max_length"])
     with torch.no_grad():
         hidden = encoder(**x).last_hidden_state
     mask = x["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -137,7 +138,8 @@ def test_a_saved_adapter_serves_without_lorabar(tmp_path):
     out = tmp_path / "run.json"
     assert main(["finetune", "--model", str(base), *own_data_args(paths), "--method", "nbar",
                  "--steps", "8", "--lr", "0.01", "--precision", "fp32", "--quiet",
-                 "--save-adapter", str(tmp_path / "adapter"), "--out", str(out)]) == 0
+                 "--max-length", "6", "--save-adapter", str(tmp_path / "adapter"),
+                 "--out", str(out)]) == 0
     recorded = json.loads(out.read_text())["metrics"]["test"]["accuracy"]
     portable = tmp_path / "adapter"
     assert json.loads((portable / "head.json").read_text())["id2label"] == {"0": "fruit",
@@ -148,6 +150,13 @@ def test_a_saved_adapter_serves_without_lorabar(tmp_path):
     assert card.startswith(f"---\nbase_model: {base}\nlibrary_name: peft\n")
     assert "LoRA adapter trained with LoRA-nBAR" in card and "labels ['fruit', 'metal']" in card
     assert f"test {recorded}" in card and "32 test examples" in card
+    assert card.count("- lora\n") == 1 and "at most 6 tokens" in card
+    assert not (portable / "lorabar" / "README.md").exists()  # PEFT's blank template: gone
+    snippet = card.split("```python\n", 1)[1].split("```", 1)[0]  # the card's own loader runs
+    done = subprocess.run([sys.executable, "-c", snippet.replace("path/to/this/folder",
+                                                                 str(portable))],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() in ("fruit", "metal"), done.stderr[-2000:]
     done = subprocess.run([sys.executable, "-c", LOADER, str(portable), str(paths["test"])],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

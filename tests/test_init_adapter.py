@@ -50,6 +50,20 @@ def test_factors_load_exactly_and_the_head_stays_fresh(adapter):
 
 
 @pytest.mark.data
+def test_a_peft_folder_keyed_to_the_encoder_starts_a_run_too(adapter, tmp_path):
+    """DIR itself (the encoder's PEFT folder) and what inspect --rebalance writes from it load
+    into the model's own keys; a rebalanced start is the same product of factors."""
+    from safetensors.torch import load_file
+
+    assert main(["inspect", str(adapter), "--rebalance", str(tmp_path / "reb")]) == 0
+    saved = load_file(str(tmp_path / "reb" / "adapter_model.safetensors"))
+    model, _ = build_model("tiny", 2, method="lora", train_head=True)
+    assert load_init(model, str(tmp_path / "reb")) == 8
+    for key, value in lora_state(model).items():
+        assert torch.equal(value, saved[key.replace("model.encoder.", "model.", 1)])
+
+
+@pytest.mark.data
 def test_another_rank_or_targets_is_refused(adapter):
     model, _ = build_model("tiny", 2, method="lora", lora_r=4)
     with pytest.raises(ValueError, match="holds other LoRA layers than this run's"):

@@ -6,7 +6,7 @@ subfolder):
 
 ```
 {"generator": "lorabar", "kind": "adapter", "listing": "files",
- "files": ["adapter_config.json", "portable/adapter_config.json", ...],
+ "files": ["adapter_config.json", "lorabar/adapter_config.json", ...],
  "sha256": {"paired.csv": "<hex>"}}      # only for files that cannot name their kind
 ```
 
@@ -14,12 +14,11 @@ A manifest without ``"listing": "files"`` is an older lorabar's, which listed a 
 name: there, a listed name that is a folder owns what lorabar writes into it again.
 
 The kinds: ``report`` and ``adapter`` (replaced whole,
-[`lorabar.guard.publish_folder()`][lorabar.guard.publish_folder]),
-``figures`` (lorabar adds its files, [`lorabar.guard.merge_folder()`][lorabar.guard.merge_folder])
-and ``folder`` (a
-results folder: lorabar writes its own sub-paths; the manifest lists the CSV files it wrote there
-with their sha256, since a CSV cannot carry a header).  Everything not listed is the user's: it is
-carried over, never replaced.  Reading only; the writers are in [`lorabar.guard`][lorabar.guard].
+[`publish_folder()`][lorabar.publish.publish_folder]), ``figures`` (lorabar adds its files,
+[`merge_folder()`][lorabar.publish.merge_folder]) and ``folder`` (a results folder: lorabar
+writes its own sub-paths; the manifest lists the CSV files it wrote there with their sha256,
+since a CSV cannot carry a header).  Everything not listed is the user's: it is carried over,
+never replaced.  Reading only; the writers are in [`lorabar.publish`][lorabar.publish].
 """
 
 from __future__ import annotations

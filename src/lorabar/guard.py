@@ -21,8 +21,8 @@ work.  An output
 * can be written (its folder exists or can be made).
 
 Writers go through `write_text()` / `write_json()` (atomic, re-checking the kind just
-before the rename; JSON stamped with its kind), folders through `publish_folder()` (replaced
-whole) and `merge_folder()` (files added).  Violations raise
+before the rename; JSON stamped with its kind), folders through [`lorabar.publish`][lorabar.publish]
+(replaced whole, or files added).  Violations raise
 `OutputError` (a ``ValueError``: exit 2), naming the flag and the path.
 """
 

@@ -131,11 +131,13 @@ PORTABLE = "portable"  # an older layout: the encoder's adapter, the head and th
 LORABAR_VIEW = "lorabar"  # lorabar's own save of the whole model, beside the PEFT folder
 
 
-def export_portable(model, folder, *, base: str | None, labels, pooling: str) -> None:
+def export_portable(model, folder, *, base: str | None, labels, pooling: str,
+                    max_length: int = 128) -> None:
     """Write into ``folder`` the encoder's LoRA adapter in PEFT's format with its keys relative
     to the encoder (``PeftModel.from_pretrained(AutoModel.from_pretrained(base), folder)`` loads
     it; ``adapter_config.json`` names ``base``), the linear head (``head.safetensors``:
-    ``weight``, ``bias``) and ``head.json`` (pooling, ``id2label``/``label2id``), so that a
+    ``weight``, ``bias``) and ``head.json`` (pooling, ``max_length``, ``id2label``/``label2id``),
+    so that a
     saved run serves without lorabar (the loader: docs, "Adapters without lorabar")."""
     import json
     from pathlib import Path
@@ -151,6 +153,8 @@ def export_portable(model, folder, *, base: str | None, labels, pooling: str) ->
     save_file(state, str(out / "adapter_model.safetensors"))
     config = model.peft_config["default"].to_dict()
     config.update(base_model_name_or_path=base, modules_to_save=None)
+    if isinstance(config.get("target_modules"), list | set | tuple):  # a set: one order always
+        config["target_modules"] = sorted(config["target_modules"])
     config["task_type"] = "FEATURE_EXTRACTION"
     (out / "adapter_config.json").write_text(json.dumps(config, indent=1, default=list))
     head = model.get_base_model().head
@@ -160,7 +164,7 @@ def export_portable(model, folder, *, base: str | None, labels, pooling: str) ->
                "bias": head.bias.detach().cpu().contiguous()}, str(out / "head.safetensors"))
     names = [str(label) for label in labels] if labels else []
     (out / "head.json").write_text(json.dumps({
-        "pooling": pooling, "id2label": dict(enumerate(names)),
+        "pooling": pooling, "max_length": max_length, "id2label": dict(enumerate(names)),
         "label2id": {name: i for i, name in enumerate(names)}}, indent=1))
 
 
@@ -203,8 +207,9 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
             save_file({"weight": head.weight.detach().cpu().contiguous(),
                        "bias": head.bias.detach().cpu().contiguous()}, str(view / HEAD_FILE))
         if portable:
-            export_portable(model, tmp, base=base, labels=labels, pooling=cfg.get("pooling",
-                                                                                   "mean"))
+            export_portable(model, tmp, base=base, labels=labels,
+                            pooling=cfg.get("pooling", "mean"), max_length=cfg["max_length"])
+            (view / "README.md").unlink(missing_ok=True)  # PEFT's blank card: the folder's is ours
         (view / RUN_FILE).write_text(json.dumps({"record": {k: record[k] for k in (
             "config", "identity", "metrics", "primary_metric")}, "head": head_info},
             indent=1, default=float))
@@ -247,6 +252,17 @@ def load_trained(base, folder: str):
     return model.eval()
 
 
+def encoder_keys_to_model(theirs: dict, mine: dict) -> dict:
+    """An adapter saved for the encoder alone (a PEFT folder, `export_portable()`; also what
+    ``inspect --rebalance`` writes from one) keyed for this model, whose encoder sits at
+    ``base_model.model.encoder``; any other adapter unchanged."""
+    outer, inner = "base_model.model.encoder.", "base_model.model."
+    if not theirs or set(theirs) & set(mine) or not all(k.startswith(outer) for k in mine):
+        return theirs
+    moved = {outer + k[len(inner):]: v for k, v in theirs.items() if k.startswith(inner)}
+    return moved if len(moved) == len(theirs) else theirs
+
+
 def load_init(model, folder: str) -> int:
     """Set ``model``'s LoRA factors (a PEFT model) to those of the adapter saved in ``folder``
     (``--save-adapter``); the task head keeps its fresh initialization (Hu et al. start RTE, MRPC
@@ -274,13 +290,16 @@ def load_init(model, folder: str) -> int:
 
     full = get_peft_model_state_dict(model)
     mine = lora_only(full, own.modules_to_save)
-    theirs = lora_only(saved, saved_cfg.get("modules_to_save"))
+    theirs = encoder_keys_to_model(lora_only(saved, saved_cfg.get("modules_to_save")), mine)
     shapes = {k: tuple(v.shape) for k, v in mine.items()}
     if {k: tuple(v.shape) for k, v in theirs.items()} != shapes or \
             saved_cfg.get("lora_alpha") != own.lora_alpha:
+        other = sorted(set(theirs) ^ set(shapes))[:1] or \
+            [k for k in shapes if tuple(theirs[k].shape) != shapes[k]][:1]
         raise ValueError(f"Invalid --init-adapter: {str(path)!r} holds other LoRA layers than "
                          f"this run's ({len(theirs)} tensors, alpha {saved_cfg.get('lora_alpha')}"
-                         f" vs {len(mine)}, alpha {own.lora_alpha}: model, targets, rank or "
-                         "alpha differ)")
+                         f" vs {len(mine)}, alpha {own.lora_alpha}"
+                         + (f"; e.g. {other[0]!r}" if other else "") + ": model, targets, rank "
+                         "or alpha differ)")
     set_peft_model_state_dict(model, {**full, **theirs})  # the head: this model's own, unchanged
     return len(theirs)

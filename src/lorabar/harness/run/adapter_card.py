@@ -44,37 +44,60 @@ def _settings(config: dict) -> str:
     return ", ".join(f"{k}={config[k]}" for k in keys if config.get(k) is not None)
 
 
+LOADER = """```python
+import json
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoTokenizer
+
+folder = "path/to/this/folder"
+base = json.load(open(f"{folder}/adapter_config.json"))["base_model_name_or_path"]
+encoder = PeftModel.from_pretrained(AutoModel.from_pretrained(base), folder).eval()
+tokenizer = AutoTokenizer.from_pretrained(base)
+head = load_file(f"{folder}/head.safetensors")
+meta = json.load(open(f"{folder}/head.json"))
+x = tokenizer(["a sentence"], return_tensors="pt", truncation=True,
+              max_length=meta["max_length"])
+with torch.no_grad():
+    hidden = encoder(**x).last_hidden_state
+mask = x["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+pooled = (hidden * mask).sum(1) / mask.sum(1) if meta["pooling"] == "mean" else hidden[:, 0]
+print(meta["id2label"][str(int((pooled @ head["weight"].T + head["bias"]).argmax()))])
+```"""
+LORABAR_LOADER = """```python
+from lorabar.harness.models.encoder_model import load_trained
+
+model = load_trained(base, "path/to/this/folder")  # base: the model the run started from
+```"""
+
+
 def model_card(record: dict, *, base: str | None, labels, portable: bool) -> str:
-    """The adapter folder's ``README.md``."""
+    """The adapter folder's ``README.md``: PEFT's metadata, then what the adapter is (task and
+    labels, method and settings, metrics with n, lorabar's version) and how to load it (plain
+    transformers + PEFT where it is a PEFT folder of a known base, else lorabar)."""
     from ... import __version__
     from .registry import METHODS
 
     config, metric = record["config"], record["primary_metric"]
     method = METHODS[config["method"]].label
     split = {s: record["metrics"][s].get(metric) for s in ("dev", "test")}
-    sizes = (record.get("train") or {})
+    sizes = record.get("train") or {}
     names = [str(label) for label in labels] if labels else []
-    front = ["---", f"base_model: {base}" if base else None, "library_name: peft",
-             "tags:", "- lora", "- lorabar", f"- {config['method']}", "---"]
-    load = ("```python\nimport json\nfrom peft import PeftModel\nfrom transformers import "
-            "AutoModel\n\nbase = json.load(open(\"DIR/adapter_config.json\"))"
-            "[\"base_model_name_or_path\"]\nencoder = PeftModel.from_pretrained("
-            "AutoModel.from_pretrained(base), \"DIR\")\n# the head: head.safetensors (weight, "
-            "bias) on the pooled output, head.json (pooling, id2label)\n```"
-            if portable else
-            "```python\nfrom lorabar.harness.models.encoder_model import load_trained\n"
-            "model = load_trained(base, \"DIR\")   # base: the model the run started from\n```")
-    lines = [*(x for x in front if x is not None), "",
+    tags = list(dict.fromkeys(["lora", "lorabar", config["method"]]))
+    front = ["---", *([f"base_model: {base}"] if base else []), "library_name: peft",
+             "tags:", *(f"- {t}" for t in tags), "---"]
+    where = "lorabar/lorabar_run.json" if portable else "lorabar_run.json"
+    lines = [*front, "",
              f"# {config['task']}: LoRA adapter trained with {method} (lorabar)", "",
              f"- **Base model:** {base or 'a model built from a config (--model tiny)'}",
              f"- **Task:** {config['task']}" + (f"; labels {names}" if names else ""),
              f"- **Method:** {method}; {_settings(config)}",
+             f"- **Inputs:** at most {config.get('max_length')} tokens (longer ones truncated)",
              f"- **{metric}:** dev {split['dev']}, test {split['test']} (n = "
              f"{sizes.get('n_dev', '?')} dev, {sizes.get('n_test', '?')} test examples; one "
              f"seed, {config['seed']})",
              f"- **Made by:** lorabar {__version__}; the run's config, identity and metrics are "
-             "in `lorabar/lorabar_run.json`" if portable else
-             f"- **Made by:** lorabar {__version__}; the run's config, identity and metrics are "
-             "in `lorabar_run.json`",
-             "", "## How to load", "", load, ""]
+             f"in `{where}`", "", "## How to load", "",
+             LOADER if portable and base else LORABAR_LOADER, ""]
     return "\n".join(lines)

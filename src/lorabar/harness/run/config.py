@@ -21,9 +21,8 @@ Left out, because they provably do not change the result or are replaced by what
   changes the float reduction order: a 10-step MiniLM SST-2 run ends at mean |B| 1.3272844 with
   1 thread and 1.3272787 with 2, on a 2-core AMD EPYC in bf16);
 * the method hyperparameters the method does not read (the registry says which:
-  [`lorabar.harness.run.registry.Method.hparams`][lorabar.harness.run.registry.Method.hparams]) and,
-  for methods that do not train,
-  the training fields.
+  each method's ``hparams`` in `lorabar.harness.run.registry`) and, for methods that do not
+  train, the training fields.
 
 ``eval_batch_size`` is part of it: the batch's padding changes the features the probe head is
 fitted on, hence the head, the training and the final |B|.
