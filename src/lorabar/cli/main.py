@@ -13,8 +13,9 @@ SUBCOMMANDS = (demo, toy, finetune, bench, compare, grid, adapter, report, upgra
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lorabar", description="The lorabar command line: LoRA finetuning with BAR and SAM, "
-                                     "and the harness that compares them.")
+    parser = argparse.ArgumentParser(
+        prog="lorabar", description="The lorabar command line: LoRA finetuning with BAR and "
+                                    "SAM, and the harness that compares them.")
     parser.add_argument("--version", action="version", version=f"lorabar {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in SUBCOMMANDS:
