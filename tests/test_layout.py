@@ -5,22 +5,14 @@ two meanings, and the harness' stages importing against the pipeline's order."""
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
+
+import pytest
+from layout_rules import borrowed_privates, defined_twice, stage_table, stage_violations
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lorabar"
 # the subcommand protocol of lorabar.cli: each subcommand module defines these two
 CLI_PROTOCOL = {"add_parser", "run"}
-# what a harness stage may import (its own modules always): the pipeline's order reversed
-STAGE_IMPORTS = {
-    "tasks": {"models"}, "models": set(), "run": {"tasks", "models"},
-    "plan": {"run", "tasks"}, "execute": {"plan", "run"},
-    "report": {"run", "plan", "tasks"},
-    "compare": {"plan", "execute", "report", "run", "tasks", "models", "keep"},
-    "keep": {"report", "run"},
-}
-
-
 def _modules() -> list[tuple[Path, ast.Module]]:
     return [(p, ast.parse(p.read_text())) for p in sorted(SRC.rglob("*.py"))]
 
@@ -36,81 +28,62 @@ def test_modules_and_functions_are_small():
     assert long_modules == [] and long_functions == []
 
 
+DEVELOPMENT = SRC.parents[1] / "docs" / "guides" / "development.md"
+
+
 def test_no_private_name_is_borrowed_from_another_module():
-    """``from x import _y`` only where ``_y`` is a private module of the package itself."""
-    borrowed = []
-    for p, tree in _modules():
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            for alias in node.names:
-                if not alias.name.startswith("_") or alias.name.startswith("__"):
-                    continue
-                if node.module is None:  # from . import _validate: a private module of ours
-                    base = p.parent
-                    for _ in range(node.level - 1):
-                        base = base.parent
-                    if (base / f"{alias.name}.py").is_file():
-                        continue
-                borrowed.append(f"{p.relative_to(SRC)}:{node.lineno} {alias.name}")
-    assert borrowed == []
-
-
-def _public_definitions() -> dict[str, list[str]]:
-    """Top-level public names a module defines (an alias ``X = mod.X`` re-exports, not defines)."""
-    defs = defaultdict(list)
-    for p, tree in _modules():
-        where = str(p.relative_to(SRC))
-        for node in tree.body:
-            names = []
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                names = [node.name]
-            elif isinstance(node, ast.Assign):
-                alias = node.value.attr if isinstance(node.value, ast.Attribute) else None
-                names = [t.id for t in node.targets if isinstance(t, ast.Name) and t.id != alias]
-            for name in names:
-                if not name.startswith("_") and not (where.startswith("cli/")
-                                                     and name in CLI_PROTOCOL):
-                    defs[name].append(where)
-    return defs
+    """``from m import _y`` and ``m._y`` on a module of the package, in every import form."""
+    assert borrowed_privates(SRC) == []
 
 
 def test_no_public_name_is_defined_twice():
-    twice = {name: where for name, where in _public_definitions().items() if len(where) > 1}
-    assert twice == {}
-
-
-def _stage(parts: tuple[str, ...]) -> str:
-    return parts[0].removesuffix(".py")
+    """Also annotated (``METHODS: dict = {}``) and inside a top-level ``if``/``try``."""
+    assert defined_twice(SRC, CLI_PROTOCOL) == {}
 
 
 def test_harness_stages_import_against_the_pipeline():
-    harness = SRC / "harness"
-    wrong = []
-    for p in sorted(harness.rglob("*.py")):
-        rel = p.relative_to(harness).parts
-        if rel == ("__init__.py",):
-            continue
-        stage = _stage(rel)
-        for node in ast.walk(ast.parse(p.read_text())):
-            if not isinstance(node, ast.ImportFrom) or node.level == 0:
-                continue
-            up = node.level - 1
-            if up > len(rel) - 1 or (up == len(rel) - 1 and not node.module):
-                continue  # lorabar's core (above the harness)
-            base = list(rel[:-1])[:len(rel) - 1 - up]
-            target = base + (node.module.split(".") if node.module else [])
-            if up == len(rel) - 1 and target and not (harness / target[0]).exists() and \
-                    not (harness / f"{target[0]}.py").exists():
-                continue
-            other = target[0].removesuffix(".py") if target else stage
-            if other != stage and other not in STAGE_IMPORTS[stage]:
-                wrong.append(f"{'/'.join(rel)}:{node.lineno} {stage} imports {other}")
-    assert wrong == [] and set(STAGE_IMPORTS) == {_stage(q.relative_to(harness).parts)
-                                                  for q in harness.rglob("*.py")
-                                                  if q.name != "__init__.py" or
-                                                  q.parent != harness}
+    """The layout document's table, every import form (absolute, ``import x``, relative that
+    climbs out and back in, lazy)."""
+    assert stage_violations(SRC, stage_table(DEVELOPMENT.read_text())) == []
 
+
+# one violation of each kind, appended to a module of the tasks stage of a copy of the package
+VIOLATIONS = {
+    "an absolute import of a later stage": (
+        "from lorabar.harness.report import load as _load\n", stage_violations),
+    "import x of a later stage": ("import lorabar.harness.execute\n", stage_violations),
+    "a relative import that climbs out and back in": (
+        "def _later():\n    from ...harness.report import paired\n    return paired\n",
+        stage_violations),
+    "a module's private name": (
+        "from ... import schedules as _s\n_X = _s.NAMES\n_Y = _s._private_thing\n",
+        borrowed_privates),
+    "a private name imported": ("from ...schedules import _private_thing\n",
+                                borrowed_privates),
+    "an annotated definition of a name defined elsewhere": ("METHODS: dict = {}\n",
+                                                           defined_twice),
+    "a definition inside a top-level if": ("if True:\n    TASKS = {}\n", defined_twice),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(VIOLATIONS))
+def test_the_layout_checks_fail_on_each_violation(kind, tmp_path):
+    import shutil
+
+    copy = tmp_path / "lorabar"
+    shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    table = stage_table(DEVELOPMENT.read_text())
+
+    def run(check):
+        if check is stage_violations:
+            return check(copy, table)
+        return check(copy, CLI_PROTOCOL) if check is defined_twice else check(copy)
+
+    code, check = VIOLATIONS[kind]
+    assert not run(check), "the copy is clean before the violation"
+    with open(copy / "harness" / "tasks" / "contract.py", "a") as f:
+        f.write("\n" + code)
+    assert run(check), f"{kind}: not caught"
 
 
 def files_using_fixture(folder: Path, fixture: str) -> set[str]:

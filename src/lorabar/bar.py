@@ -83,7 +83,7 @@ class BARConfig:
         if self.foreach is not None:
             _v.boolean("foreach", self.foreach)
         if self.total_steps is not None:
-            _schedules._check_total_steps(self.total_steps)
+            _schedules.check_total_steps(self.total_steps)
         object.__setattr__(self, "schedule_fn", _schedules.resolve(self.schedule, self.total_steps))
 
 

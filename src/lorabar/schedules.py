@@ -22,12 +22,13 @@ from . import _validate as _v
 
 Schedule = Callable[[int], float]
 
-__all__ = ["Schedule", "constant", "cosine", "linear", "resolve"]
+__all__ = ["Schedule", "check_total_steps", "constant", "cosine", "linear", "resolve"]
 
 NAMES = _names.SCHEDULES
 
 
-def _check_total_steps(total_steps: object) -> int:
+def check_total_steps(total_steps: object) -> int:
+    """``total_steps``, refused unless an integer >= 1 (the horizon of a decaying schedule)."""
     _v.integer("total_steps", total_steps, 1)
     return total_steps
 
@@ -44,7 +45,7 @@ def constant() -> Schedule:
 
 def linear(total_steps: int) -> Schedule:
     """Decay linearly from 1 at ``t = 0`` to 0 at ``t = total_steps`` (and stay at 0)."""
-    total = _check_total_steps(total_steps)
+    total = check_total_steps(total_steps)
 
     def schedule(step: int) -> float:
         return max(0.0, 1.0 - step / total)
@@ -55,7 +56,7 @@ def linear(total_steps: int) -> Schedule:
 
 def cosine(total_steps: int) -> Schedule:
     """Half-cosine decay from 1 at ``t = 0`` to 0 at ``t = total_steps`` (and stay at 0)."""
-    total = _check_total_steps(total_steps)
+    total = check_total_steps(total_steps)
 
     def schedule(step: int) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))

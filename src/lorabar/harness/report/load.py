@@ -126,15 +126,16 @@ def other_kind(path: Path) -> bool:
 
 
 def primary_from_task(data: dict) -> None:
-    """A staged encoder task's primary metric is the task's (App. D.4's rule, in
-    `lorabar.harness.tasks.data_folder.TASKS`), whatever an older lorabar recorded (MRPC by F1)."""
-    from ..tasks.data_folder import TASKS
+    """A staged encoder task's primary metric is the task's (App. D.4's rule,
+    `lorabar.harness.run.task_of.staged_primary_metric`), whatever an older lorabar recorded
+    (MRPC by F1)."""
+    from ..run.task_of import staged_primary_metric
 
-    task = TASKS.get(data["config"]["task"])
-    if data.get("kind", "encoder") == "encoder" and task is not None:
+    metric = staged_primary_metric(data.get("kind", "encoder"), data["config"]["task"])
+    if metric is not None:
         dev, test = data["metrics"]["dev"], data["metrics"]["test"]
-        if task.primary_metric in dev and task.primary_metric in test:
-            data["primary_metric"] = task.primary_metric
+        if metric in dev and metric in test:
+            data["primary_metric"] = metric
 
 
 def result_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
