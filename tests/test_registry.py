@@ -34,10 +34,26 @@ def test_every_method_of_the_registry_is_in_help(capsys, monkeypatch, command, k
         assert "probe (fitted" in text and "mean | cls" in text
 
 
-def test_every_trained_method_has_a_builder():
-    from lorabar.harness.run.methods import BUILDERS
+def test_every_trained_method_names_a_builder_that_imports():
+    import importlib
 
-    assert set(BUILDERS) == {m for m, entry in METHODS.items() if entry.trains}
+    for name, entry in METHODS.items():
+        assert (entry.builder is not None) == entry.trains, name
+        if isinstance(entry.builder, str):
+            module, function = entry.builder.split(":")
+            assert callable(getattr(importlib.import_module(module), function)), name
+    from lorabar.harness.run import methods
+
+    assert not hasattr(methods, "BUILDERS")  # one entry per method, no second table
+
+
+def test_loraplus_reads_what_the_rescaling_on_top_reads():
+    from lorabar.harness.run.registry import LORAPLUS_BARS
+
+    assert LORAPLUS_BARS == ("none", "obar", "nbar", "sbar")
+    for bar in LORAPLUS_BARS[1:]:
+        assert METHODS["loraplus"].reads({"bar": bar}) == \
+            ("loraplus_ratio", "bar", *METHODS[bar].hparams)
 
 
 def test_an_unknown_name_lists_what_exists():
@@ -139,8 +155,7 @@ def penalty_method():
     import dataclasses
 
     import lorabar
-    from lorabar.harness.run.methods import (BUILDERS, METHODS, Method, adamw_stepper,
-                                             register_method)
+    from lorabar.harness.run.methods import METHODS, Method, adamw_stepper, register_method
 
     def build(ctx):
         def loss_fn(batch):
@@ -150,12 +165,12 @@ def penalty_method():
 
     register_method(Method("penalty", "LoRA+penalty", "LoRA + the explicit balancedness "
                            "penalty (--mu0 its strength)", hparams=("mu0",),
-                           tune={"mu0": [1e-3, 1e-1]}), build)
+                           tune={"mu0": [1e-3, 1e-1]}, builder=build))
     yield METHODS["penalty"]
-    del METHODS["penalty"], BUILDERS["penalty"]
+    del METHODS["penalty"]
 
 
-def test_a_new_method_is_one_entry_and_one_builder(tmp_path, penalty_method):
+def test_a_new_method_is_one_entry(tmp_path, penalty_method):
     from conftest import own_data_args, synthetic_files
     from lorabar.harness.run.config import EncoderConfig
 
@@ -183,8 +198,8 @@ def test_register_method_refuses_what_it_cannot_mean(penalty_method):
     from lorabar.harness.run.methods import Method, adamw_stepper, register_method
 
     with pytest.raises(ValueError, match=r"'penalty' is already registered"):
-        register_method(penalty_method, adamw_stepper)
+        register_method(penalty_method)
     with pytest.raises(ValueError, match=r"hparams \['gamma'\] are not config fields"):
-        register_method(Method("g", "G", "g", hparams=("gamma",)), adamw_stepper)
+        register_method(Method("g", "G", "g", hparams=("gamma",), builder=adamw_stepper))
     with pytest.raises(ValueError, match=r"a method that trains needs a builder"):
-        register_method(Method("h", "H", "h"), None)
+        Method("h", "H", "h")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..harness.run.registry import BASELINE, PAPER_METHODS
 from .args import (DATA_HELP, add_config_args, add_executor_flags, add_symlink_flag, comma_list,
                    executor_config, positive)
 
@@ -15,8 +16,8 @@ def add_parser(sub) -> None:
                           "dev-chosen settings on every seed, report paired 95%% intervals "
                           "against a baseline (resumable)")
     cmp_.add_argument("--methods", default=None,
-                      help="comma-separated methods (default: those of --grid, else "
-                           "lora,sam,obar,nbar)")
+                      help="comma-separated methods (default: those of --grid, else the "
+                           f"paper's four: {','.join(PAPER_METHODS)})")
     cmp_.add_argument("--tasks", default=None,
                       help="with --grid: only these of its tasks (comma-separated)")
     cmp_.add_argument("--seeds", default="13,21,42,87,100",
@@ -24,7 +25,7 @@ def add_parser(sub) -> None:
     cmp_.add_argument("--grid", default=None, metavar="TOML",
                       help="the tuning grid (default: each method's grid in the registry; a "
                            "setting given as a flag is fixed, not tuned)")
-    cmp_.add_argument("--baseline", default="lora", help="paired differences against this method")
+    cmp_.add_argument("--baseline", default=BASELINE, help="paired differences against this method")
     cmp_.add_argument("--widen-edges", dest="widen_edges", type=int, default=0, metavar="N",
                       help="after tuning, up to N rounds that try the next value of the grid's "
                            "step for every dev choice at the edge of its grid (default 0: none; "
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.grid:
         methods = grid_methods(args.grid)
     else:
-        methods = ("lora", "sam", "obar", "nbar")
+        methods = PAPER_METHODS
     tasks = comma_list(args.tasks, "--tasks") if args.tasks else None
     executor = executor_config(args)
     cc = CompareConfig(out=args.out, methods=methods, seeds=comma_list(args.seeds, "--seeds", int),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..harness.run.registry import BASELINE
+
 
 def add_parser(sub) -> None:
     rep = sub.add_parser("report", help="tables and figures from a folder of result files")
@@ -12,8 +14,8 @@ def add_parser(sub) -> None:
     rep.add_argument("--out", default=None, help="output folder (default: DIR/report)")
     rep.add_argument("--title", default=None,
                      help="report.md's heading (default: 'Report: ' and DIR's name)")
-    rep.add_argument("--reference", default="lora", help="method runtimes are normalized to")
-    rep.add_argument("--baseline", default="lora",
+    rep.add_argument("--reference", default=BASELINE, help="method runtimes are normalized to")
+    rep.add_argument("--baseline", default=BASELINE,
                      help="paired differences (paired.csv) are taken against this method")
     rep.add_argument("--margin", type=float, default=None,
                      help="equivalence margin of the verdicts in the metric's points (default "

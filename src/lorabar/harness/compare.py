@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .report.verdicts import DEFAULT_MARGIN
 from .run.config import CONFIGS
-from .run.registry import METHODS
+from .run.registry import BASELINE, METHODS, PAPER_METHODS
 
 __all__ = ["CompareConfig", "ComparisonPlan", "compare", "dry_run_summary", "execute",
            "plan_comparison", "report_comparison", "seeds_grid", "source_grid", "tuning_grid"]
@@ -46,11 +46,11 @@ class CompareConfig:
     rounds of `widen` after tuning (0: none)."""
 
     out: str
-    methods: tuple[str, ...] = ("lora", "sam", "obar", "nbar")
+    methods: tuple[str, ...] = PAPER_METHODS
     seeds: tuple[int, ...] = (13, 21, 42, 87, 100)
     base: dict = dataclasses.field(default_factory=dict)
     grid: str | None = None
-    baseline: str = "lora"
+    baseline: str = BASELINE
     kind: str = "encoder"
     report: str | None = None
     tasks: tuple[str, ...] | None = None

@@ -20,6 +20,8 @@ import math
 import statistics
 from collections import defaultdict
 
+from ..run.registry import BASELINE
+
 __all__ = ["layer_rows", "paired_rows"]
 
 
@@ -72,7 +74,7 @@ def _row(task: str, method: str, what: str, values: list[float]) -> list[str]:
     return [task, label, what, str(len(values)), f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}"]
 
 
-def paired_rows(chosen: dict, order: list, baseline: str = "lora") -> list[list[str]]:
+def paired_rows(chosen: dict, order: list, baseline: str = BASELINE) -> list[list[str]]:
     """Per task and method: the final and the trajectory-mean relative |B| difference to the
     baseline (percent), paired over seeds, with n and the 95% interval."""
     final, traj = defaultdict(list), defaultdict(list)
@@ -86,7 +88,7 @@ def paired_rows(chosen: dict, order: list, baseline: str = "lora") -> list[list[
     return rows
 
 
-def layer_rows(chosen: dict, order: list, baseline: str = "lora") -> list[list[str]]:
+def layer_rows(chosen: dict, order: list, baseline: str = BASELINE) -> list[list[str]]:
     """Per task, method and LoRA pair: the final relative |B_l| difference, paired over seeds."""
     per = defaultdict(list)
     for task, method, _, r, b in _pairs(chosen, order, baseline):

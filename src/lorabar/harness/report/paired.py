@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from ..run.registry import METHODS
+from ..run.registry import BASELINE, METHODS
 from .stats import t_interval
 from .naming import cells, context_columns, method_of, metric_scale, task_order, units_of
 from .selection import select
@@ -44,7 +44,7 @@ def check_pairing(baseline: str, margin: float) -> None:
                          "that trains, e.g. lora")
 
 
-def paired(results: list[dict], baseline: str = "lora",
+def paired(results: list[dict], baseline: str = BASELINE,
            margin: float = DEFAULT_MARGIN) -> list[list[str]]:
     """Per task and method: the mean paired test difference to ``baseline`` (both at their
     dev-chosen settings) over the seeds both have -- the same seed is the same split and

@@ -10,7 +10,7 @@ import io
 import statistics
 from collections import defaultdict
 
-from ..run.registry import METHODS
+from ..run.registry import BASELINE, METHODS
 from .load import finite_metrics
 from .naming import (cells, context_columns, hparams_text, label_of, method_of, metric_scale,
                      task_order, unit_of, units_of)
@@ -34,7 +34,7 @@ def csv_text(rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
-def tables(results: list[dict], reference_method: str = "lora") -> dict[str, Rows]:
+def tables(results: list[dict], reference_method: str = BASELINE) -> dict[str, Rows]:
     """Every table of the report, by name (the CSV file names)."""
     results = [r for r in results if finite_metrics(r)]  # failed runs are listed, not averaged
     chosen = select(results)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ...guard import Output
 from ...publish import publish_folder
+from ..run.registry import BASELINE
 from .figures import fig3, paired_figure
 from .load import MIXED_HINT, check_comparable, context_of, load, result_files, show_value, \
     split_failed
@@ -44,8 +45,8 @@ def _present(results: list[dict], wanted: dict[str, str]) -> None:
 
 
 def render(folder: str | Path, *, out: str | Path | None = None,
-           reference_method: str = "lora", skip_bad: bool = False,
-           warn=None, baseline: str = "lora", recursive: bool = False,
+           reference_method: str = BASELINE, skip_bad: bool = False,
+           warn=None, baseline: str = BASELINE, recursive: bool = False,
            allow_mixed: bool = False, out_flag: str = "--out",
            hint: str = MIXED_HINT, margin: float = DEFAULT_MARGIN,
            title: str | None = None, notes: list[str] | None = None) -> list[Path]:

@@ -2,9 +2,9 @@
 
 Every training path of lorabar (``lorabar finetune``, ``finetune-lm``, ``grid``, ``demo``,
 ``bench``, ``benchmarks/bench_core.py``) steps through a `Stepper` built here, so a new
-method is one [`Method`][lorabar.harness.run.registry.Method] and its builder, added with
-`register_method()`.  One step of each (``loss_fn`` runs under the runtime's autocast; fp16
-goes through a ``GradScaler``):
+method is one [`Method`][lorabar.harness.run.registry.Method] entry with its builder (added at
+run time with `register_method()`).  One step of each (``loss_fn`` runs under the runtime's
+autocast; fp16 goes through a ``GradScaler``):
 
 ```
 lora, full:  loss.backward(); optimizer.step()                      (AdamW)
@@ -35,19 +35,26 @@ import torch
 from torch import Tensor
 
 from ... import BAR, SAM, SBAR, sam_step
-from ..._names import DEFAULT_MU0, DEFAULT_SCHEDULE
 from ...sam import scaled_backward
 from ...flat import FlatLoRA
+from .config import EncoderConfig
 from .registry import METHODS, Method, check_bar_rate
 from .runtime import Runtime
 
-__all__ = ["BUILDERS", "METHODS", "Method", "StepContext", "Stepper", "adamw_stepper",
-           "check_bar_rate", "make_stepper", "register_method"]
+__all__ = ["METHODS", "Method", "StepContext", "Stepper", "adamw_stepper", "attach_rescaler",
+           "check_bar_rate", "flatlora_stepper", "loraplus_stepper", "make_stepper",
+           "nbar_stepper", "obar_stepper", "register_method", "sam_stepper", "sbar_stepper"]
+
+
+def _default(name: str):
+    """A setting's default: the run config's (one statement of it, in `config`)."""
+    return dataclasses.field(default=EncoderConfig.__dataclass_fields__[name].default)
 
 
 @dataclass
 class StepContext:
-    """What a method needs to build its stepper."""
+    """What a method needs to build its stepper: the model and its parts, and the run's method
+    settings by the config's names, with the config's defaults."""
 
     model: torch.nn.Module            # the module to call (DDP-wrapped under torchrun)
     params: list[Tensor]              # the trainable parameters
@@ -55,14 +62,14 @@ class StepContext:
     loss_fn: Callable[[Any], Tensor]  # batch -> mean loss (autocast is added by the stepper)
     runtime: Runtime
     lr: float
-    weight_decay: float = 0.0
-    total_steps: int = 1
-    rho: float = 0.05
-    mu0: float = DEFAULT_MU0
-    schedule: str = DEFAULT_SCHEDULE
-    sam_perturbation: str = "sync"    # under DDP: "sync" | "per_rank"
-    loraplus_ratio: float = 16.0
-    bar: str = "none"                 # LoRA+ with BAR on top ("obar" | "nbar" | "sbar")
+    weight_decay: float = _default("weight_decay")
+    total_steps: int = 1              # the run's steps
+    rho: float = _default("rho")
+    mu0: float = _default("mu0")
+    schedule: str = _default("schedule")
+    sam_perturbation: str = _default("sam_perturbation")  # under DDP: "sync" | "per_rank"
+    loraplus_ratio: float = _default("loraplus_ratio")
+    bar: str = _default("bar")        # LoRA+ with a rescaling on top (LORAPLUS_BARS)
     seed: int = 0
 
     @classmethod
@@ -132,27 +139,40 @@ class Stepper:
                         after_first_backward=hook)
 
 
-def _adamw(ctx: StepContext) -> Stepper:
+def adamw_stepper(ctx: StepContext) -> Stepper:
+    """The plain LoRA stepper (AdamW over ``ctx.params``): what most builders start from."""
     return Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr, weight_decay=ctx.weight_decay))
 
 
-def _bar(mode: str) -> Callable[[StepContext], Stepper]:
+def attach_rescaler(mode: str, ctx: StepContext, optimizer: torch.optim.Optimizer) -> dict:
+    """Attach the rescaling ``mode`` (``obar``, ``nbar``: `lorabar.BAR`; ``sbar``:
+    `lorabar.SBAR`) over ``ctx.pairs`` to ``optimizer``; returns its settings (for a run's
+    record).  The one place each rescaling method's settings reach its object."""
+    if mode == "sbar":
+        SBAR(ctx.pairs, rho=ctx.rho).attach(optimizer)
+        return {"mode": "sbar", "rho": ctx.rho}
+    BAR(ctx.pairs, mode=mode, mu0=ctx.mu0, schedule=ctx.schedule,
+        total_steps=ctx.total_steps).attach(optimizer)
+    return {"mode": mode, "mu0": ctx.mu0, "schedule": ctx.schedule}
+
+
+def _rescaled(mode: str) -> Callable[[StepContext], Stepper]:
     def build(ctx: StepContext) -> Stepper:
-        stepper = _adamw(ctx)
-        BAR(ctx.pairs, mode=mode, mu0=ctx.mu0, schedule=ctx.schedule,
-            total_steps=ctx.total_steps).attach(stepper.optimizer)
+        stepper = adamw_stepper(ctx)
+        attach_rescaler(mode, ctx, stepper.optimizer)
         return stepper
 
+    build.__name__ = build.__qualname__ = f"{mode}_stepper"
+    build.__doc__ = f"AdamW with the rescaling {mode!r} attached (`attach_rescaler()`)."
     return build
 
 
-def _sbar(ctx: StepContext) -> Stepper:
-    stepper = _adamw(ctx)
-    SBAR(ctx.pairs, rho=ctx.rho).attach(stepper.optimizer)
-    return stepper
+obar_stepper = _rescaled("obar")
+nbar_stepper = _rescaled("nbar")
+sbar_stepper = _rescaled("sbar")
 
 
-def _loraplus(ctx: StepContext) -> Stepper:
+def loraplus_stepper(ctx: StepContext) -> Stepper:
     """LoRA+ (Hayou et al., ICML 2024) through PEFT's ``create_loraplus_optimizer``: AdamW with
     ``lr`` for A (and 2-D non-LoRA weights) and ``ratio * lr`` for B (and 1-D parameters)."""
     from peft.optimizers import create_loraplus_optimizer
@@ -170,18 +190,12 @@ def _loraplus(ctx: StepContext) -> Stepper:
                                  "lr_B_params": sum(p.numel() for g in opt.param_groups
                                                     if g["lr"] != ctx.lr for p in g["params"])}}
     if ctx.bar != "none":  # each pair's rate: sqrt(lr_A lr_B) (BAR.pair_lr)
-        if ctx.bar == "sbar":
-            SBAR(ctx.pairs, rho=ctx.rho).attach(opt)
-            stepper.info["loraplus"]["bar"] = {"mode": "sbar", "rho": ctx.rho}
-        else:
-            BAR(ctx.pairs, mode=ctx.bar, mu0=ctx.mu0, schedule=ctx.schedule,
-                total_steps=ctx.total_steps).attach(opt)
-            stepper.info["loraplus"]["bar"] = {"mode": ctx.bar, "mu0": ctx.mu0,
-                                               "schedule": ctx.schedule}
+        stepper.info["loraplus"]["bar"] = attach_rescaler(ctx.bar, ctx, opt)
     return stepper
 
 
-def _flatlora(ctx: StepContext) -> Stepper:
+def flatlora_stepper(ctx: StepContext) -> Stepper:
+    """Flat-LoRA: forward and backward at randomly perturbed weights (`lorabar.flat`)."""
     module = getattr(ctx.model, "module", ctx.model)
     flat = FlatLoRA.from_peft(module, rho=ctx.rho, total_steps=ctx.total_steps, seed=ctx.seed)
     stepper = Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr,
@@ -191,7 +205,7 @@ def _flatlora(ctx: StepContext) -> Stepper:
     return stepper
 
 
-def _sam(ctx: StepContext) -> Stepper:
+def sam_stepper(ctx: StepContext) -> Stepper:
     """LoRA-SAM (paper Alg. 1 on the LoRA factors): SAM perturbs the LoRA factors only; any
     other trainable parameter (a task head) is stepped by AdamW with the second-pass gradient
     and never perturbed (a ``rho = 0`` group)."""
@@ -208,23 +222,13 @@ def _sam(ctx: StepContext) -> Stepper:
     return stepper
 
 
-BUILDERS: dict[str, Callable[[StepContext], Stepper]] = {
-    "lora": _adamw, "sam": _sam, "obar": _bar("obar"), "nbar": _bar("nbar"), "sbar": _sbar,
-    "loraplus": _loraplus, "flatlora": _flatlora, "full": _adamw, "prefix": _adamw,
-}
-
-
-def adamw_stepper(ctx: StepContext) -> Stepper:
-    """The plain LoRA stepper (AdamW over ``ctx.params``): what most builders start from."""
-    return _adamw(ctx)
-
-
-def register_method(method: Method, builder: Callable[[StepContext], Stepper] | None) -> None:
-    """Add a method: its registry entry (what it reads, its label, its default tuning grid) and
-    its builder (``None`` for a method that does not train).  Everything else -- the run key,
-    ``--method`` choices, dev selection's columns, ``compare``'s seed stage, the report -- asks
-    the registry.  The settings it reads (``method.hparams``) must be config fields; a name
-    already taken is refused.  See the development guide's worked example."""
+def register_method(method: Method) -> None:
+    """Add a method: its registry entry (what it reads, its label, its default tuning grid, its
+    builder -- ``"module:function"`` or the function itself).
+    Everything else -- the run key, ``--method`` choices, dev selection's columns,
+    ``compare``'s seed stage, the report -- asks the registry.  The settings it reads
+    (``method.hparams``) must be config fields; a name already taken is refused.  See the
+    development guide's worked example."""
     from .config import CONFIGS
 
     if method.name in METHODS:
@@ -233,18 +237,19 @@ def register_method(method: Method, builder: Callable[[StepContext], Stepper] | 
     unknown = [h for h in method.hparams if h not in fields]
     if unknown:
         raise ValueError(f"Invalid method {method.name!r}: hparams {unknown} are not config fields")
-    if method.trains != (builder is not None):
-        raise ValueError(f"Invalid method {method.name!r}: a method that trains needs a builder, "
-                         "one that does not has none")
     METHODS[method.name] = method
-    if builder is not None:
-        BUILDERS[method.name] = builder
 
 
 def make_stepper(method: str, ctx: StepContext) -> Stepper:
-    """The `Stepper` of ``method`` (a key of `METHODS`)."""
+    """The `Stepper` of ``method`` (a key of `METHODS`): its entry's builder."""
+    import importlib
+
     if method not in METHODS:
         raise ValueError(f"Invalid method: {method!r} (expected one of {tuple(METHODS)})")
-    if not METHODS[method].trains:
+    builder = METHODS[method].builder
+    if builder is None:
         raise ValueError(f"Invalid method: {method!r} does not train")
-    return BUILDERS[method](ctx)
+    if isinstance(builder, str):
+        module, name = builder.split(":")
+        builder = getattr(importlib.import_module(module), name)
+    return builder(ctx)

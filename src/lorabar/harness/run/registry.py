@@ -2,8 +2,9 @@
 place that imports no torch, so that ``lorabar --help``, the configs, the report and the docs all
 read the same lists (and ``--help`` starts in a fraction of torch's import time).
 
-A method is one `Method` entry here plus its stepper builder in
-`lorabar.harness.run.methods` (``BUILDERS[name]``; a test checks that the two agree).
+A method is one `Method` entry here: what it reads, its label, its default tuning grid, and its
+stepper builder as an import string (``"module:function"``, imported when a run builds its
+stepper, as task adapters are), so that this module imports no torch.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from dataclasses import dataclass, field
 
 from ... import _names
 
-__all__ = ["ADAPTERS", "LORAPLUS_BARS", "DEVICES", "HEADS", "METHODS", "Method", "PERTURBATIONS", "POOLINGS",
-           "PRECISIONS", "SCHEDULES", "SETTINGS", "TARGETS", "TASK_ADAPTERS", "check_bar_rate",
-           "methods_for", "methods_table"]
+__all__ = ["ADAPTERS", "BASELINE", "DEVICES", "HEADS", "LORAPLUS_BARS", "METHODS", "Method",
+           "PAPER_METHODS", "PERTURBATIONS", "POOLINGS", "PRECISIONS", "SCHEDULES", "SETTINGS",
+           "TARGETS", "TASK_ADAPTERS", "check_bar_rate", "methods_for", "methods_table"]
 
 SCHEDULES = _names.SCHEDULES
 PERTURBATIONS = _names.PERTURBATIONS
@@ -24,8 +25,8 @@ HEADS = ("probe", "linear", "prompt")
 POOLINGS = ("mean", "cls")
 TARGETS = ("qv", "all")
 SETTINGS = ("fewshot", "full")
-LORAPLUS_BARS = ("none", "obar", "nbar", "sbar")  # LoRA+ with BAR on top (--bar)
 ADAPTERS = ("lora", "prefix", "none")
+STEPPERS = "lorabar.harness.run.methods"
 
 # (kind, task) or kind -> "module:class" of its task adapter (lorabar.harness.tasks.contract)
 TASK_ADAPTERS = {
@@ -45,7 +46,11 @@ class Method:
         name: the method's id (``--method``).
         label: its name in tables.
         description: one line for ``--help`` and the docs.
-        trains: whether it trains (its stepper is ``lorabar.harness.run.methods.BUILDERS[name]``).
+        trains: whether it trains.
+        builder: ``"module:function"`` (or the function itself, for a method registered at run
+            time) turning a ``StepContext`` into its ``Stepper``; ``None`` for a method that
+            does not train.
+        on_loraplus: whether LoRA+ can carry it on top (``--bar``: a rescaling of the pairs).
         hparams: the config fields it reads besides the common ones (part of a run's identity).
         adapter: what the model gets: ``"lora"`` adapters (the pairs BAR and SAM act on),
             ``"prefix"`` (PEFT prefix tuning: trained key/value prefixes, no LoRA pairs) or
@@ -67,22 +72,26 @@ class Method:
     curve: int | None = None
     tune: dict = field(default_factory=dict)
     cost: float = 1.0
+    builder: object = None
+    on_loraplus: bool = False
 
     def __post_init__(self) -> None:
         if self.adapter not in ADAPTERS:
             raise ValueError(f"Invalid adapter: {self.adapter!r} (expected one of {ADAPTERS})")
+        if self.trains != (self.builder is not None):
+            raise ValueError(f"Invalid method {self.name!r}: a method that trains needs a "
+                             "builder, one that does not has none")
 
     def reads(self, settings) -> tuple[str, ...]:
         """The settings a run of this method reads beyond the common ones, given its
         ``settings`` (a config or its dict): `hparams`, and for LoRA+ with BAR on top
-        (``bar``) the BAR's own -- ``bar`` and ``mu0``, ``schedule`` (oBAR/nBAR) or ``rho``
-        (sBAR).  The one statement of it: the run key, dev selection's columns and the seed
-        stage's grid all ask here."""
+        (``bar``) ``bar`` and what that method's own entry reads.  The one statement of it: the
+        run key, dev selection's columns and the seed stage's grid all ask here."""
         get = settings.get if isinstance(settings, dict) else \
             (lambda k, d=None: getattr(settings, k, d))
         bar = get("bar", "none")
-        extra = () if bar in (None, "none") else \
-            ("bar",) + (("rho",) if bar == "sbar" else ("mu0", "schedule"))
+        extra = () if bar in (None, "none") or bar not in METHODS else \
+            ("bar",) + METHODS[bar].hparams
         return self.hparams + tuple(k for k in extra if k not in self.hparams)
 
     @property
@@ -95,29 +104,38 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("zeroshot", "zero-shot", "no training: the pretrained model (encoders: the probe "
            "head alone) evaluated", trains=False, cost=0.0),
     Method("lora", "LoRA", "LoRA adapters trained with AdamW", curve=0,
-           tune={"lr": [1e-3, 3e-3]}),
+           tune={"lr": [1e-3, 3e-3]}, builder=f"{STEPPERS}:adamw_stepper"),
     Method("sam", "LoRA-SAM", "SAM over AdamW, perturbing the LoRA factors only (--rho)",
            hparams=("rho", "sam_perturbation"), curve=1, tune={"rho": [0.01, 0.05, 0.1]},
-           cost=2.0),
+           cost=2.0, builder=f"{STEPPERS}:sam_stepper"),
     Method("obar", "LoRA-oBAR", "LoRA + overparametrized BAR (the paper's oBAR; --mu0, "
            "--schedule)", hparams=("mu0", "schedule"), curve=3,
-           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"}),
+           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"},
+           builder=f"{STEPPERS}:obar_stepper", on_loraplus=True),
     Method("nbar", "LoRA-nBAR", "LoRA + non-overparametrized BAR (the paper's nBAR; --mu0, "
            "--schedule)", hparams=("mu0", "schedule"), curve=2,
-           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"}),
+           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"},
+           builder=f"{STEPPERS}:nbar_stepper", on_loraplus=True),
     Method("sbar", "LoRA-sBAR", "LoRA + BAR at SAM's own first-order rate (lorabar's; --rho)",
-           hparams=("rho",), tune={"rho": [0.01, 1.0, 10.0]}),
+           hparams=("rho",), tune={"rho": [0.01, 1.0, 10.0]},
+           builder=f"{STEPPERS}:sbar_stepper", on_loraplus=True),
     Method("loraplus", "LoRA+", "LoRA+ (B's lr = ratio x A's; --loraplus-ratio, --bar)",
-           hparams=("loraplus_ratio",), tune={"loraplus_ratio": [4.0, 16.0]}),
+           hparams=("loraplus_ratio",), tune={"loraplus_ratio": [4.0, 16.0]},
+           builder=f"{STEPPERS}:loraplus_stepper"),
     Method("flatlora", "Flat-LoRA", "Flat-LoRA's random weight perturbation (--rho)",
-           hparams=("rho",), tune={"rho": [0.01, 0.05]}),
+           hparams=("rho",), tune={"rho": [0.01, 0.05]}, builder=f"{STEPPERS}:flatlora_stepper"),
     Method("full", "Full FT", "full finetuning, no adapters (encoders)", adapter="none",
-           kinds=("encoder",), tune={"lr": [1e-5, 3e-5]}),
+           kinds=("encoder",), tune={"lr": [1e-5, 3e-5]}, builder=f"{STEPPERS}:adamw_stepper"),
     Method("prefix", "Prefix", "prefix tuning (Li & Liang 2021) through PEFT: trained "
            "key/value prefixes, no LoRA (causal LMs; --num-virtual-tokens)", adapter="prefix",
            hparams=("num_virtual_tokens",), kinds=("lm",),
-           tune={"lr": [1e-2, 3e-2, 5e-2]}),
+           tune={"lr": [1e-2, 3e-2, 5e-2]}, builder=f"{STEPPERS}:adamw_stepper"),
 )}
+# the paper's four methods (its Table 1's columns) and the baseline every comparison pairs to
+PAPER_METHODS = ("lora", "sam", "obar", "nbar")
+BASELINE = "lora"
+# what LoRA+ can carry on top (--bar): "none", or a rescaling method's name
+LORAPLUS_BARS = ("none", *(m.name for m in METHODS.values() if m.on_loraplus))
 
 
 def methods_table() -> str:
