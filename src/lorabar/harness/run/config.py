@@ -39,7 +39,7 @@ from ... import _validate as _v
 from ..._names import DEFAULT_MU0, DEFAULT_SCHEDULE
 from ..tasks.data_folder import TASKS
 from .registry import (LORAPLUS_BARS, DEVICES, HEADS, METHODS, PERTURBATIONS, POOLINGS, PRECISIONS,
-                       SCHEDULES, SETTINGS, TARGETS, check_bar_rate, methods_for)
+                       SCHEDULES, SETTINGS, TARGETS, methods_for)
 
 __all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "RunConfig", "about", "config_from",
            "help_of"]
@@ -145,14 +145,12 @@ class RunConfig:
         if self.bar != "none" and self.method != "loraplus":
             raise ValueError(f"Invalid bar: {self.bar!r} (--bar combines BAR with --method "
                              "loraplus; for plain LoRA use --method obar, nbar or sbar)")
-        if "mu0" in method.hparams:
-            check_bar_rate(self.mu0, self.lr)
-        if self.bar in ("obar", "nbar"):  # the pair's rate is sqrt(lr_A lr_B) = lr sqrt(ratio)
-            check_bar_rate(self.mu0, self.lr * math.sqrt(self.loraplus_ratio))
-        if self.bar == "sbar" and self.rho == 0:
-            raise ValueError("Invalid rho: 0 (--bar sbar needs --rho > 0, SAM's radius)")
-        if self.method == "sbar" and self.rho == 0:
-            raise ValueError("Invalid rho: 0 (--method sbar needs --rho > 0, SAM's radius)")
+        if method.check is not None:  # the method's own checks, from its registry entry
+            method.check(self, self.lr, f"--method {self.method}")
+        on_top = METHODS.get(self.bar)
+        if on_top is not None and on_top.check is not None:
+            # on LoRA+, a pair's rate is sqrt(lr_A lr_B) = lr sqrt(ratio)
+            on_top.check(self, self.lr * math.sqrt(self.loraplus_ratio), f"--bar {self.bar}")
 
     def _check_int(self, name: str, low: int) -> None:
         _v.integer(name, getattr(self, name), low, flag=_v.flag_of(name))

@@ -15,7 +15,8 @@ from ... import _names
 
 __all__ = ["ADAPTERS", "BASELINE", "DEVICES", "HEADS", "LORAPLUS_BARS", "METHODS", "Method",
            "PAPER_METHODS", "PERTURBATIONS", "POOLINGS", "PRECISIONS", "SCHEDULES", "SETTINGS",
-           "TARGETS", "TASK_ADAPTERS", "check_bar_rate", "methods_for", "methods_table"]
+           "TARGETS", "TASK_ADAPTERS", "check_bar_rate", "check_bar_settings",
+           "check_sbar_settings", "methods_for", "methods_table"]
 
 SCHEDULES = _names.SCHEDULES
 PERTURBATIONS = _names.PERTURBATIONS
@@ -51,6 +52,9 @@ class Method:
             time) turning a ``StepContext`` into its ``Stepper``; ``None`` for a method that
             does not train.
         on_loraplus: whether LoRA+ can carry it on top (``--bar``: a rescaling of the pairs).
+        check: its own check of a run's settings, ``check(config, rate, via)`` with ``rate``
+            the pairs' learning rate and ``via`` how it was chosen (``"--method sbar"``), or
+            ``None``.
         hparams: the config fields it reads besides the common ones (part of a run's identity).
         adapter: what the model gets: ``"lora"`` adapters (the pairs BAR and SAM act on),
             ``"prefix"`` (PEFT prefix tuning: trained key/value prefixes, no LoRA pairs) or
@@ -74,6 +78,7 @@ class Method:
     cost: float = 1.0
     builder: object = None
     on_loraplus: bool = False
+    check: object = None
 
     def __post_init__(self) -> None:
         if self.adapter not in ADAPTERS:
@@ -100,6 +105,24 @@ class Method:
         return self.adapter == "lora"
 
 
+def check_bar_settings(config, rate: float, via: str) -> None:
+    """oBAR and nBAR: the per-step factor ``mu0 * rate`` below 1 (`check_bar_rate`)."""
+    check_bar_rate(config.mu0, rate)
+
+
+def check_sbar_settings(config, rate: float, via: str) -> None:
+    """sBAR: SAM's radius, which sets its rate, is positive."""
+    if config.rho == 0:
+        raise ValueError(f"Invalid rho: 0 ({via} needs --rho > 0, SAM's radius)")
+
+
+def check_bar_rate(mu0: float, lr: float) -> None:
+    """The harness's one statement of BAR's rule: the per-step factor ``mu0 * lr`` must be < 1
+    (at the schedule's peak; [`lorabar.BAR`][lorabar.bar.BAR] checks every step itself)."""
+    if mu0 * lr >= 1:
+        raise ValueError(f"Invalid mu0: {mu0} (mu0 * lr = {mu0 * lr:g} must be < 1)")
+
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("zeroshot", "zero-shot", "no training: the pretrained model (encoders: the probe "
            "head alone) evaluated", trains=False, cost=0.0),
@@ -111,14 +134,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("obar", "LoRA-oBAR", "LoRA + overparametrized BAR (the paper's oBAR; --mu0, "
            "--schedule)", hparams=("mu0", "schedule"), curve=3,
            tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"},
-           builder=f"{STEPPERS}:obar_stepper", on_loraplus=True),
+           builder=f"{STEPPERS}:obar_stepper", on_loraplus=True, check=check_bar_settings),
     Method("nbar", "LoRA-nBAR", "LoRA + non-overparametrized BAR (the paper's nBAR; --mu0, "
            "--schedule)", hparams=("mu0", "schedule"), curve=2,
            tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"},
-           builder=f"{STEPPERS}:nbar_stepper", on_loraplus=True),
+           builder=f"{STEPPERS}:nbar_stepper", on_loraplus=True, check=check_bar_settings),
     Method("sbar", "LoRA-sBAR", "LoRA + BAR at SAM's own first-order rate (lorabar's; --rho)",
            hparams=("rho",), tune={"rho": [0.01, 1.0, 10.0]},
-           builder=f"{STEPPERS}:sbar_stepper", on_loraplus=True),
+           builder=f"{STEPPERS}:sbar_stepper", on_loraplus=True, check=check_sbar_settings),
     Method("loraplus", "LoRA+", "LoRA+ (B's lr = ratio x A's; --loraplus-ratio, --bar)",
            hparams=("loraplus_ratio",), tune={"loraplus_ratio": [4.0, 16.0]},
            builder=f"{STEPPERS}:loraplus_stepper"),
@@ -151,10 +174,3 @@ def methods_table() -> str:
 def methods_for(kind: str) -> list[str]:
     """The methods that apply to task kind ``kind``, in the registry's order."""
     return [m.name for m in METHODS.values() if m.kinds is None or kind in m.kinds]
-
-
-def check_bar_rate(mu0: float, lr: float) -> None:
-    """The harness's one statement of BAR's rule: the per-step factor ``mu0 * lr`` must be < 1
-    (at the schedule's peak; [`lorabar.BAR`][lorabar.bar.BAR] checks every step itself)."""
-    if mu0 * lr >= 1:
-        raise ValueError(f"Invalid mu0: {mu0} (mu0 * lr = {mu0 * lr:g} must be < 1)")
