@@ -115,7 +115,7 @@ def test_malformed_files_and_missing_data(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)  # as here: no hub
     (tmp_path / "squad").mkdir()
     (tmp_path / "squad" / "validation.jsonl").write_text('{"id": 1}\n{oops\n')
-    with pytest.raises(DataError, match=r"validation.jsonl:2: malformed JSON line"):
+    with pytest.raises(DataError, match=r"validation.jsonl:2: not a JSON object"):
         load_qa_rows("squad", "test", tmp_path)
     (tmp_path / "squad" / "validation.json").write_text("[]")
     with pytest.raises(DataError, match="several validation files"):

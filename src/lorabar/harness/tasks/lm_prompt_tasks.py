@@ -24,10 +24,10 @@ validation set used as test).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from .data_folder import DataError, load_split, read_data_text, resolve_data_dir
+from .jsonl import jsonl_rows
 
 __all__ = ["PROMPT_TASKS", "PromptExample", "load_prompt_split", "render_prompt"]
 
@@ -79,13 +79,7 @@ def render_prompt(task: str, fields: dict) -> PromptExample:
 def _jsonl(path) -> list[dict]:
     if not path.is_file():
         raise DataError(f"Missing data file {str(path)!r}")
-    rows = []
-    for lineno, line in enumerate(read_data_text(path).splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: malformed JSON line") from None
+    rows = [row for _, row in jsonl_rows(read_data_text(path), path)]
     if not rows:
         raise DataError(f"{path}: no examples (the file is empty)")
     return rows

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .jsonl import jsonl_rows
 from .data_folder import DataError, Example, Task, csv_records, note_read, read_data_text
 
 __all__ = ["FORMATS", "UserData", "check_spellings", "count_shared", "load_user_data",
@@ -62,19 +63,7 @@ def _rows_text(path: Path, delimiter: str) -> list[tuple[int, dict]]:
 
 
 def _rows_jsonl(path: Path) -> list[tuple[int, dict]]:
-    rows = []
-    for lineno, line in enumerate(read_data_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as err:
-            raise DataError(f"{path}:{lineno}: not a JSON object ({err.__class__.__name__}: "
-                            f"{err})") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{lineno}: a JSON {type(obj).__name__}, expected an object")
-        rows.append((lineno, obj))
-    return rows
+    return jsonl_rows(read_data_text(path), path)
 
 
 def _rows_json(path: Path) -> list[tuple[int, dict]]:

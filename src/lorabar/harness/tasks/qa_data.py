@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data_folder import DataError, note_read, read_data_text, resolve_data_dir
+from .jsonl import jsonl_rows
 
 __all__ = ["DEV_POOL", "QAExample", "exact_match", "load_qa_rows", "record_example",
            "squad_f1", "squad_prompt"]
@@ -154,15 +155,7 @@ def _parse(task: str, path: Path) -> list:
             raise DataError(f"{path}: not SQuAD's official format (missing {err})") from None
     else:
         lines = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise DataError(f"{path}:{n}: malformed JSON line") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object per line")
+        for n, row in jsonl_rows(text, path):
             official = task == "record" and isinstance(row.get("passage"), dict)
             try:
                 rows = _official_record(row) if official else [row]
