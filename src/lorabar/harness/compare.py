@@ -263,17 +263,17 @@ class ComparisonPlan:
 def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
                     data_dir: str | None = None) -> ComparisonPlan:
     """Stage 1 planned and checked (see `ComparisonPlan`); nothing is written."""
-    import os
 
     from .models.available import check_model_available
     from .plan.grid import expand
+    from .execute.choice import threads_per_run
     from .plan.protocol import check_record, tuned_lrs
 
     check_record(cc)
     configs = expand(source_grid(cc) if cc.settings_from else tuning_grid(cc), data_dir=data_dir)
     for model in sorted({c.model for c in configs}):
         check_model_available(model)
-    threads_each = threads or max(1, (os.cpu_count() or 1) // jobs)  # as run_grid resolves it
+    threads_each = threads_per_run(threads, jobs)  # as run_grid resolves it
     _check_with_finished(Path(cc.out), [dataclasses.replace(c, threads=c.threads or threads_each)
                                         for c in configs])
     plan = ComparisonPlan(cc, configs, [], tuned_lrs(configs), data_dir, threads_each, jobs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-__all__ = ["EXECUTORS", "ExecutorConfig"]
+__all__ = ["EXECUTORS", "ExecutorConfig", "threads_per_run"]
 
 EXECUTORS = ("local", "ray", "slurm")
 
@@ -69,3 +69,11 @@ class ExecutorConfig:
         from .local import LocalExecutor
 
         return LocalExecutor(self.jobs) if runner is None else LocalExecutor(self.jobs, runner)
+
+
+def threads_per_run(threads: int, jobs: int) -> int:
+    """The torch threads each run gets: ``threads``, or 0 for the CPUs split evenly over the
+    ``jobs`` runs at once (at least 1).  The one statement of "0 means default" for a grid."""
+    import os
+
+    return threads or max(1, (os.cpu_count() or 1) // jobs)

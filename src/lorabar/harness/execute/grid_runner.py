@@ -20,7 +20,7 @@ from ..run.config import RunConfig
 from ..run.identity import run_id as identity_run_id
 from ...guard import Output, OutputError, is_kind, write_json
 from .base import RunJob
-from .choice import ExecutorConfig
+from .choice import ExecutorConfig, threads_per_run
 
 __all__ = ["GridEvent", "GridLock", "run_grid", "set_aside"]
 
@@ -138,7 +138,7 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
     out = Path(out)
     configs = plan_configs(grid, data_dir=data_dir, only=only)
     choice = executor if isinstance(executor, ExecutorConfig) else ExecutorConfig(jobs=jobs)
-    threads = threads or max(1, (os.cpu_count() or 1) // choice.jobs)
+    threads = threads_per_run(threads, choice.jobs)
     if not hasattr(executor, "run"):
         executor = choice.build(out, threads, runner)
     configs = [dataclasses.replace(c, threads=c.threads or threads) for c in configs]

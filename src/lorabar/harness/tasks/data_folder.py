@@ -306,11 +306,13 @@ def _check_label_fields(task: Task, path: Path, lineno: int, fields: list[str]) 
                         f"{what} belongs, one of {list(task.labels)}: a tab inside a sentence?")
 
 
-def check_classes(path: str | os.PathLike, labels: list, task: str) -> None:
-    """A classification train split needs at least two classes (else `DataError`)."""
-    present = sorted(set(labels))
+def check_classes(path: str | os.PathLike, labels, task: str | None = None) -> None:
+    """A classification train split needs at least two classes (else `DataError`); the one
+    statement of it, for the staged tasks and your own data (``task`` None)."""
+    present = sorted(set(labels), key=str)
     if len(present) < 2:
-        raise DataError(f"{path}: the train split of task {task!r} holds only class "
+        of = f" of task {task!r}" if task else ""
+        raise DataError(f"{path}: the train split{of} holds only class "
                         f"{present[0] if present else None!r} ({len(labels)} examples); a "
                         "classification task needs at least two classes")
 

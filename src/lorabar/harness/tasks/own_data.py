@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .jsonl import jsonl_rows
-from .data_folder import DataError, Example, Task, csv_records, note_read, read_data_text
+from .data_folder import (DataError, Example, Task, check_classes, csv_records, note_read,
+                          read_data_text)
 
 __all__ = ["FORMATS", "UserData", "check_spellings", "count_shared", "load_user_data",
            "normalize_label", "parse_number", "read_rows", "spelling", "text_field"]
@@ -208,10 +209,7 @@ def _class_names(path: Path, values: set, column: str) -> tuple[str, ...]:
         raise DataError(f"{path}: label column {column!r} mixes numbers and strings "
                         f"(e.g. {sorted(map(str, values))[:4]}); use numbers or strings")
     names = tuple(str(v) for v in sorted(values))
-    if len(names) < 2:
-        raise DataError(f"{path}: the train split holds only class "
-                        f"{names[0] if names else None!r}; a classification task needs at least "
-                        "two classes")
+    check_classes(path, names)
     return names
 
 
