@@ -263,7 +263,6 @@ class ComparisonPlan:
 def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
                     data_dir: str | None = None) -> ComparisonPlan:
     """Stage 1 planned and checked (see `ComparisonPlan`); nothing is written."""
-
     from .models.available import check_model_available
     from .plan.grid import expand
     from .execute.choice import threads_per_run
