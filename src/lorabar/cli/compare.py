@@ -4,7 +4,6 @@ report paired intervals."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..harness.run.registry import BASELINE, PAPER_METHODS
 from .args import (DATA_HELP, add_config_args, add_executor_flags, add_symlink_flag, comma_list,
@@ -65,7 +64,7 @@ def add_parser(sub) -> None:
     cmp_.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
     add_executor_flags(cmp_)
     add_config_args(cmp_, "encoder", skip=("method", "seed", "threads"))
-    cmp_.set_defaults(func=run)
+    cmp_.set_defaults(func=run, on_interrupt=interrupted)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,16 +110,16 @@ def run(args: argparse.Namespace) -> int:
                         Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest"),
                         Output("--out", Path(args.out) / RECORD, "compare")],
                allow_symlink=args.allow_symlink)
-    try:
-        compare(cc, dry_run=args.dry_run, executor=executor, threads=args.threads,
-                data_dir=args.data_dir, step_time=args.step_time,
-                manifest={"command": args.command_line, "grid": args.grid,
-                          "report": str(report.path)})
-    except KeyboardInterrupt:
-        print(f"lorabar compare: interrupted; finished runs are kept in {args.out}; rerun the "
-              "same command to resume", file=sys.stderr)
-        return 130
+    compare(cc, dry_run=args.dry_run, executor=executor, threads=args.threads,
+            data_dir=args.data_dir, step_time=args.step_time,
+            manifest={"command": args.command_line, "grid": args.grid,
+                      "report": str(report.path)})
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted comparison kept (`main` prints it, exit 130)."""
+    return f"finished runs are kept in {args.out}; rerun the same command to resume"
 
 
 def main_settings(args: argparse.Namespace, kind: str = "encoder") -> dict:

@@ -58,12 +58,7 @@ def run(args: argparse.Namespace, kind: str = "encoder") -> int:
     identity_of(cfg)
     if args.quiet:
         quiet_libraries()
-    try:
-        result = run_config(cfg, progress=not args.quiet, save_adapter=args.save_adapter)
-    except KeyboardInterrupt:
-        print(f"lorabar {'finetune-lm' if kind == 'lm' else 'finetune'}: interrupted; nothing "
-              "written", file=sys.stderr)
-        return 130
+    result = run_config(cfg, progress=not args.quiet, save_adapter=args.save_adapter)
     if result is None:  # torchrun: a rank other than 0 (rank 0 writes and prints)
         return 0
     if args.out:

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
                       help="torch threads per run (default: CPU count / jobs)")
     grid.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
     add_executor_flags(grid)
-    grid.set_defaults(func=run)
+    grid.set_defaults(func=run, on_interrupt=interrupted)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from ..harness.execute.grid_runner import run_grid
     from pathlib import Path
 
-    from ..harness.plan.grid import is_done, load_grid, plan_configs, read_result
+    from ..harness.execute.grid_runner import failed_runs
+    from ..harness.plan.grid import load_grid, plan_configs, read_result
     from ..harness.plan.manifest import RESULTS_MANIFEST, record_revisions
     from ..harness.plan.inputs import plan_inputs
     from ..guard import Input, Output, check_plan
@@ -61,11 +62,6 @@ def run(args: argparse.Namespace) -> int:
         result = run_grid(grid, args.out, data_dir=args.data_dir, threads=args.threads, only=only,
                           executor=executor, reuse=tuple(args.reuse),
                           manifest={"command": args.command_line, "grid": args.config})
-    except KeyboardInterrupt:
-        done = sum(is_done(p) for p in (Path(args.out) / "runs").glob("*.json"))
-        print(f"lorabar grid: interrupted; {done} finished runs kept in {args.out}; rerun the "
-              "same command to resume", file=sys.stderr)
-        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     record_revisions(args.out, [r for r in map(read_result, (Path(args.out) / "runs").glob(
@@ -73,4 +69,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"grid: {result}")
     if "stopped" in result:
         print(f"lorabar grid: stopped early: {result['stopped']}", file=sys.stderr)
-    return 1 if result["failed"] else 0
+    if result["failed"]:  # the convention compare shares: one line, exit 1
+        raise RuntimeError(failed_runs("grid", result["failed"], args.out))
+    return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted grid kept (`main` prints it, exit 130)."""
+    from pathlib import Path
+
+    from ..harness.plan.grid import is_done
+
+    done = sum(is_done(p) for p in (Path(args.out) / "runs").glob("*.json"))
+    return f"{done} finished runs kept in {args.out}; rerun the same command to resume"
+

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import adapter, bench, compare, demo, finetune, grid, report, toy, upgrade
+from . import bench, compare, demo, finetune, grid, inspect, report, toy, upgrade
 from .args import version
 
-SUBCOMMANDS = (demo, toy, finetune, bench, compare, grid, adapter, report, upgrade)
+SUBCOMMANDS = (demo, toy, finetune, bench, compare, grid, inspect, report, upgrade)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         refuse_empty(args, sys.argv[1:] if argv is None else argv)
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C (and a grid's SIGTERM): 130, saying what was kept
+        kept = getattr(args, "on_interrupt", None)
+        print(f"lorabar {args.command}: interrupted; "
+              f"{kept(args) if kept else 'nothing written'}", file=sys.stderr)
+        return 130
     except Exception as err:  # noqa: BLE001 - one line for every error (EXIT_CODES)
         code = exit_code(err)
         if code is None:

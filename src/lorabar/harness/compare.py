@@ -335,14 +335,13 @@ def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log
 
 def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print) -> int:
     """Run the stages (tuning, then the dev-chosen settings on every seed) through
-    [`run_grid()`][lorabar.harness.execute.grid_runner.run_grid]
-    on ``executor`` (an
-    [`ExecutorConfig`][lorabar.harness.execute.choice.ExecutorConfig]; default: this machine, one
-    run at a
-    time), a progress bar per stage fed by its typed events; returns how many runs ran now.
-    A failed run stops the comparison after its stage
-    (``RuntimeError``): fix it and rerun to resume."""
+    [`run_grid()`][lorabar.harness.execute.grid_runner.run_grid] on ``executor`` (an
+    [`ExecutorConfig`][lorabar.harness.execute.choice.ExecutorConfig]; default: this machine,
+    one run at a time), a progress bar per stage fed by its typed events; returns how many runs
+    ran now.  A failed run stops the comparison after its stage (``RuntimeError``, worded as
+    `grid`'s: `failed_runs()`): fix it and rerun to resume."""
     from .. import _io
+    from .execute.grid_runner import failed_runs
     from .execute.grid_runner import run_grid
     from .plan.grid import expand
     from .plan.protocol import describe, stages, write_record
@@ -378,8 +377,7 @@ def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print)
             bar.close()
         ran += counts["done"]
         if counts["failed"]:
-            raise RuntimeError(f"compare: {counts['failed']} runs failed in stage {stage!r} (their "
-                               f"errors: {out}/runs/*.error.json); fix and rerun to resume")
+            raise RuntimeError(failed_runs("compare", counts["failed"], out, stage))
     return ran
 
 

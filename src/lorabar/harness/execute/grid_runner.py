@@ -22,7 +22,7 @@ from ...guard import Output, OutputError, is_kind, write_json
 from .base import RunJob
 from .choice import ExecutorConfig, threads_per_run
 
-__all__ = ["GridEvent", "GridLock", "run_grid", "set_aside"]
+__all__ = ["GridEvent", "GridLock", "failed_runs", "run_grid", "set_aside"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,3 +215,10 @@ def _finished(counts: dict, n: int, cfg: RunConfig, path: Path, error: BaseExcep
         counts["stopped"] = f"disk full ({error.strerror}); finished runs are kept"
         emit(GridEvent("stopping", f"grid: stopping: the disk is full ({error}); free space and "
                                    "rerun to resume"))
+
+
+def failed_runs(command: str, n: int, out, stage: str | None = None) -> str:
+    """The one wording of failed runs, for ``grid`` and ``compare`` (a ``RuntimeError``: exit 1)."""
+    where = f" in stage {stage!r}" if stage else ""
+    return (f"{command}: {n} runs failed{where} (their errors: {out}/runs/*.error.json); fix "
+            "and rerun to resume")
