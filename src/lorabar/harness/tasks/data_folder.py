@@ -1,4 +1,6 @@
-"""Tasks and data loading from a local data directory (MeZO k-shot splits and full GLUE).
+"""Loading the staged tasks' data from a local data directory (MeZO k-shot splits and full GLUE);
+the tasks themselves are the catalogue ([`catalogue`][lorabar.harness.tasks.catalogue]), reading
+a file and noting it, [`provenance`][lorabar.harness.tasks.provenance].
 
 The data directory is given by ``--data-dir`` or the environment variable ``LORABAR_DATA_DIR``
 (here: ``../shared/data``; see its ``SOURCES.md``).  Layouts read:
@@ -18,183 +20,27 @@ misses one pair (rebuilt from ``msr_paraphrase_train.txt`` minus ``dev_ids.tsv``
 
 Every file a loader reads goes through `read_data_text()`, which notes it for
 `recording()` (a run's identity hashes exactly the files its task read).
-
-A `Task` turns rows into `Example` s; a prompt-based variant plugs in by giving the
-task a ``formatter`` (example -> texts), which the causal-LM harness uses.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
 import random
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from .catalogue import SEEDS, SPLITS, TASKS, Task
 from .example import Example
+from .provenance import (DATA_ENV, DataError, note_read, read_data_text, recording,
+                         resolve_data_dir)
 
-__all__ = ["DATA_ENV", "DataError", "Example", "SEEDS", "TASKS", "Task", "check_classes",
-           "load_split", "note_read", "read_data_text", "recording", "resolve_data_dir",
-           "split_path", "subset"]
-
-DATA_ENV = "LORABAR_DATA_DIR"
-SEEDS = (13, 21, 42, 87, 100)
-SPLITS = ("train", "dev", "test")
-
-
-class DataError(ValueError):
-    """A data file is missing or malformed (the message names the file and line)."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """One task: where its files are, how to read a row, its labels and metrics.
-
-    ``row`` maps a list of fields to ``(text_a, text_b, raw_label)``; ``labels`` lists the raw
-    label strings in class order (empty for regression); ``metrics`` the metrics, the primary
-    (dev selection, verdicts) first -- the paper's App. D.4 rule: accuracy for every task but
-    CoLA (Matthews) and STS-B (Pearson; MNLI's would be mismatched accuracy on full GLUE); ``columns`` is the (min, max) number of
-    fields of a labelled row; ``sizes`` the rows per k=512 split (train, dev, test) and
-    ``glue_sizes`` the GLUE train and dev rows, as SOURCES.md gives them (checked on load);
-    ``labels_from`` (SNLI/MNLI) the first field after the sentence columns: every field from there
-    on must be a label (an annotator label may be empty; the last, the gold label, may not).
-    """
-
-    name: str
-    folder: str
-    fewshot_dir: str
-    ext: str
-    header: bool
-    row: Callable[[list[str]], tuple[str, str | None, str]]
-    labels: tuple[str, ...]
-    metrics: tuple[str, ...] = ("accuracy",)
-    glue: bool = False
-    test_file: str = "test"
-    dev_file: str = "dev"
-    formatter: Callable[[Example], tuple[str, str | None]] | None = field(default=None)
-    columns: tuple[int, int] = (2, 2)
-    sizes: tuple[int, int, int] | None = None
-    glue_sizes: tuple[int, int] | None = None
-    labels_from: int | None = None
-    glue_test: str = "dev"
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.labels) if self.labels else 1
-
-    @property
-    def is_regression(self) -> bool:
-        return not self.labels
-
-    @property
-    def primary_metric(self) -> str:
-        return self.metrics[0]
-
-
-def _cols(*idx: int, label: int = -1):
-    def row(f: list[str]) -> tuple[str, str | None, str]:
-        texts = [f[i] for i in idx]
-        return texts[0], (texts[1] if len(texts) > 1 else None), f[label]
-
-    return row
-
-
-TASKS: dict[str, Task] = {
-    t.name: t
-    for t in (
-        Task("sst2", "sst2", "SST-2", "tsv", True, _cols(0, label=1), ("0", "1"), glue=True,
-             sizes=(1024, 1024, 872), glue_sizes=(67349, 872)),
-        Task("sst5", "sst5", "sst-5", "csv", False, _cols(1, label=0), ("0", "1", "2", "3", "4"),
-             sizes=(2560, 2560, 1000)),
-        Task("trec", "trec", "trec", "csv", False, _cols(1, label=0), tuple("012345"),
-             sizes=(2646, 2243, 500)),
-        Task("rte", "rte", "RTE", "tsv", True, _cols(1, 2), ("entailment", "not_entailment"),
-             glue=True, columns=(4, 4), sizes=(1024, 1024, 277), glue_sizes=(2490, 277)),
-        Task("snli", "snli", "SNLI", "tsv", True, _cols(7, 8),
-             ("entailment", "neutral", "contradiction"), columns=(11, 15),
-             sizes=(1536, 1536, 1000), labels_from=9),
-        Task("mnli", "mnli", "MNLI", "tsv", True, _cols(8, 9),
-             ("entailment", "neutral", "contradiction"), test_file="test_matched",
-             dev_file="dev_matched", columns=(12, 16), sizes=(1536, 1536, 1000), labels_from=10,
-             glue=True, glue_sizes=(392702, 9832), glue_test="dev_mismatched"),
-        Task("mrpc", "mrpc", "MRPC", "tsv", True, _cols(3, 4, label=0), ("0", "1"),
-             metrics=("accuracy", "f1"), glue=True, columns=(5, 5),
-             sizes=(1024, 1024, 408), glue_sizes=(3668, 408)),
-        Task("cola", "cola", "CoLA", "tsv", False, _cols(3, label=1), ("0", "1"),
-             metrics=("mcc", "accuracy"), glue=True, columns=(4, 4), sizes=(1024, 1024, 1000),
-             glue_sizes=(8551, 1043)),
-        Task("qnli", "qnli", "QNLI", "tsv", True, _cols(1, 2), ("entailment", "not_entailment"),
-             columns=(4, 4), sizes=(1024, 1024, 1000)),
-        Task("qqp", "qqp", "QQP", "tsv", True, _cols(3, 4, label=5), ("0", "1"),
-             metrics=("accuracy", "f1"), columns=(6, 6), sizes=(1024, 1024, 1000), glue=True,
-             glue_sizes=(363846, 40430)),
-        Task("stsb", "stsb", "STS-B", "tsv", True, _cols(7, 8), (),
-             metrics=("pearson", "spearman"), glue=True, columns=(10, 10),
-             sizes=(1024, 1024, 1000), glue_sizes=(5749, 1500)),
-    )
-}
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
-    """The data directory from the argument or ``$LORABAR_DATA_DIR``; a clear error otherwise."""
-    value = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
-    if value is None:
-        raise FileNotFoundError(
-            f"No data directory: pass --data-dir DIR or set {DATA_ENV}=DIR, where DIR holds the "
-            "task folders (e.g. DIR/sst2/k-shot-1k-test/SST-2/512-13/train.tsv); in this "
-            "project's workspace that is ../shared/data"
-        )
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"Data directory {str(path)!r} does not exist (from --data-dir or ${DATA_ENV})")
-    return path
-
-
-_RECORDERS: list[list[Path]] = []
-
-
-@contextlib.contextmanager
-def recording():
-    """``with recording() as files:`` -- ``files`` lists every data file read inside the block
-    (resolved paths, in the order first read)."""
-    files: list[Path] = []
-    _RECORDERS.append(files)
-    try:
-        yield files
-    finally:
-        _RECORDERS.remove(files)
-
-
-def note_read(path: str | os.PathLike) -> None:
-    """Record that ``path`` was read (for `recording()`); `read_data_text()` does it for
-    text files, binary readers (Parquet, Arrow) call this."""
-    resolved = Path(path).resolve()
-    for files in _RECORDERS:
-        if resolved not in files:
-            files.append(resolved)
-
-
-def read_data_text(path: str | os.PathLike) -> str:
-    """The text of a data file, strictly UTF-8 (a leading BOM is dropped); an undecodable byte
-    raises `DataError` naming ``file:line``, the column and the byte."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot be read ({err.strerror})") from None
-    note_read(path)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8: byte 0x{raw[err.start]:02x} at column "
-                        f"{column} (data files must be UTF-8; convert it, e.g. with iconv)") from None
-    return text[1:] if text.startswith("\ufeff") else text
+# the names below are defined in .catalogue and .provenance; they are re-exported here, where
+# the readers have always found them
+__all__ = ["DATA_ENV", "DataError", "Example", "SEEDS", "SPLITS", "TASKS", "Task",
+           "check_classes", "csv_records", "load_split", "note_read", "read_data_text",
+           "recording", "resolve_data_dir", "split_path", "subset"]
 
 
 _GLUED = re.compile(r"^(.*[.?!\"')])([A-Za-z][A-Za-z0-9_-]*)$")
