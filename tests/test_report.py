@@ -155,7 +155,7 @@ def test_the_paper_gains_are_the_papers_table_1():
              for row in table.strip().splitlines()[2:]}
     tasks = ["sst2", "sst5", "snli", "mnli", "rte", "trec", "average"]
     for method, name in (("sam", "LoRA-SAM"), ("obar", "LoRA-oBAR"), ("nbar", "LoRA-nBAR")):
-        gains = [round(m - l, 1) for m, l in zip(means[name], means["LoRA"])]
+        gains = [round(m - base, 1) for m, base in zip(means[name], means["LoRA"])]
         assert gains == [PAPER_GAINS[(method, t)] for t in tasks], method
 
 

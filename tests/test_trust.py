@@ -46,7 +46,7 @@ def _data_copy(tmp_path: Path, *, flip: bool = False) -> Path:
         shutil.copy(f, dst / f.name)
     if flip:
         lines = (dst / "train.tsv").read_text().splitlines()
-        flipped = [lines[0]] + [l[:-1] + ("1" if l.endswith("0") else "0") for l in lines[1:]]
+        flipped = [lines[0]] + [line[:-1] + ("1" if line.endswith("0") else "0") for line in lines[1:]]
         (dst / "train.tsv").write_text("\n".join(flipped) + "\n")
     return tmp_path / "data"
 
@@ -113,7 +113,7 @@ def test_grid_moves_aside_a_file_whose_content_is_another_run(tmp_path, capsys):
     lines = []
     counts = X.run_grid(grid, out, data_dir=str(DATA), log=lines.append)
     assert counts["skipped"] == 1 and counts["done"] == 1
-    aside = [l for l in lines if "moved" in l]
+    aside = [line for line in lines if "moved" in line]
     assert len(aside) == 1 and runs[13].name in aside[0] and "seed 21" in aside[0]
     assert (out / "aside" / runs[13].name).is_file()
     assert json.loads(runs[13].read_text())["config"]["seed"] == 13
@@ -258,7 +258,7 @@ def test_a_non_utf8_byte_names_file_line_and_byte(tmp_path, capsys):
 @pytest.mark.data
 def test_real_snli_rows_of_11_14_and_15_fields_load():
     train = DATA / "snli" / "k-shot-1k-test" / "SNLI" / "512-13" / "train.tsv"
-    counts = {len(l.split("\t")) for l in train.read_text().splitlines()}
+    counts = {len(line.split("\t")) for line in train.read_text().splitlines()}
     assert counts == {11, 14, 15}
     assert len(D.load_split("snli", "train", data_dir=DATA)) == 1536
 
@@ -283,7 +283,7 @@ def test_a_one_class_train_split_fails_before_the_model_loads(tmp_path, capsys, 
     data = _data_copy(tmp_path)
     train = data / "sst2" / "k-shot-1k-test" / "SST-2" / "512-13" / "train.tsv"
     lines = train.read_text().splitlines()
-    train.write_text("\n".join([lines[0]] + [l[:-1] + "1" for l in lines[1:]]) + "\n")
+    train.write_text("\n".join([lines[0]] + [line[:-1] + "1" for line in lines[1:]]) + "\n")
     import lorabar.harness.models.encoder_model as M
 
     monkeypatch.setattr(M, "build_model", lambda *a, **k: pytest.fail("the model was loaded"))

@@ -239,8 +239,8 @@ def test_bar_metrics_reach_a_callback_listed_before_it(tmp_path):
     assert [type(c).__name__ for c in trainer.callback_handler.callbacks] == \
         ["BARCallback"] + [n for n in order if n != "BARCallback"]
     trainer.train()
-    train_logs = [l for l in recorder.seen if "loss" in l]
-    assert train_logs and all("bar/mean_abs_B" in l for l in train_logs)
+    train_logs = [log for log in recorder.seen if "loss" in log]
+    assert train_logs and all("bar/mean_abs_B" in log for log in train_logs)
 
 
 def test_without_add_callback_first_a_callback_before_it_misses_bar_logs(tmp_path):
@@ -259,7 +259,7 @@ def test_without_add_callback_first_a_callback_before_it_misses_bar_logs(tmp_pat
     trainer = Trainer(model=_model(), args=_args(tmp_path, steps=4), train_dataset=_dataset(),
                       callbacks=[recorder, BARCallback(mode="nbar", mu0=5.0)])
     trainer.train()
-    assert not any("bar/mean_abs_B" in l for l in recorder.seen)
+    assert not any("bar/mean_abs_B" in log for log in recorder.seen)
     assert all("bar/mean_abs_B" in h for h in trainer.state.log_history if "loss" in h)
 
 

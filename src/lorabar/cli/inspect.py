@@ -39,13 +39,13 @@ def run(args: argparse.Namespace) -> int:
     report = inspect_adapter(args.adapter)
     layers = report["layers"]
     shown = layers if args.top == 0 else layers[: args.top]
-    width = max(len("layer"), *(len(l["name"]) for l in shown))
+    width = max(len("layer"), *(len(layer["name"]) for layer in shown))
     print(f"{args.adapter}: {len(layers)} LoRA pairs (r={report['r']}, "
           f"alpha={report['lora_alpha']}); mean |B| {report['mean_abs_B']:.4g}, "
           f"max |B| {report['max_abs_B']:.4g}; most unbalanced first")
     print(f"{'layer'.ljust(width)}  {'|A|':>10}  {'|B|':>10}  {'B=(|A|²-|B|²)/2':>16}")
-    for l in shown:
-        print(f"{l['name'].ljust(width)}  {l['norm_A']:10.4g}  {l['norm_B']:10.4g}  {l['B']:16.4g}")
+    for layer in shown:
+        print(f"{layer['name'].ljust(width)}  {layer['norm_A']:10.4g}  {layer['norm_B']:10.4g}  {layer['B']:16.4g}")
     if len(shown) < len(layers):
         print(f"... {len(layers) - len(shown)} more (--top 0 shows all)")
     if args.json:

@@ -177,11 +177,11 @@ def inspect_adapter(folder: str | Path) -> dict:
                              f"factor ({bad} holds NaN or inf); it cannot be measured or "
                              "rebalanced")
         layers.append(AdapterLayer(name, ka, kb, na, nb))
-    layers.sort(key=lambda l: (-abs(l.B), l.name))
-    abs_b = [abs(l.B) for l in layers]
+    layers.sort(key=lambda layer: (-abs(layer.B), layer.name))
+    abs_b = [abs(layer.B) for layer in layers]
     return {"adapter": str(folder), "peft_type": config.get("peft_type"), "r": config.get("r"),
             "lora_alpha": config.get("lora_alpha"),
-            "layers": [l.as_dict() for l in layers],
+            "layers": [layer.as_dict() for layer in layers],
             "mean_abs_B": sum(abs_b) / len(abs_b), "max_abs_B": max(abs_b)}
 
 
@@ -262,9 +262,9 @@ def plot_layers(report: dict, path: str | Path) -> Path:
 
     layers = report["layers"]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(layers) + 2), 4))
-    ax.bar(range(len(layers)), [l["B"] for l in layers], color="C0")
+    ax.bar(range(len(layers)), [layer["B"] for layer in layers], color="C0")
     ax.set_xticks(range(len(layers)))
-    ax.set_xticklabels([l["name"].removeprefix("base_model.model.") for l in layers],
+    ax.set_xticklabels([layer["name"].removeprefix("base_model.model.") for layer in layers],
                        rotation=90, fontsize=6)
     ax.axhline(0.0, color="k", lw=0.5)
     ax.set(ylabel="B = (|A|² − |B|²)/2", title=f"{report['adapter']}: per-layer balancedness")

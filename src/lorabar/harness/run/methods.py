@@ -201,7 +201,7 @@ def flatlora_stepper(ctx: StepContext) -> Stepper:
     stepper = Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr,
                                              weight_decay=ctx.weight_decay), flat=flat)
     stepper.info = {"flatlora": {"rho": ctx.rho, "layers": len(flat.layers),
-                                 "perturbed_params": sum(l.weight.numel() for l in flat.layers)}}
+                                 "perturbed_params": sum(layer.weight.numel() for layer in flat.layers)}}
     return stepper
 
 
