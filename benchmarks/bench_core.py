@@ -28,8 +28,10 @@ from lorabar.harness.run.runtime import Runtime
 
 SIZES = {  # pairs -> (layers, target modules, hidden)
     12: (6, ["query", "value"], 128),
-    96: (16, ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"], 64),
-    384: (64, ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"], 64),
+    96: (16, ["query", "key", "value", "attention.output.dense", "intermediate.dense",
+              "output.dense"], 64),
+    384: (64, ["query", "key", "value", "attention.output.dense", "intermediate.dense",
+               "output.dense"], 64),
 }
 
 

@@ -33,7 +33,8 @@ def main() -> None:
             res = simulate(cfg, methods=methods) if methods else simulate(cfg)
             times.append(time.perf_counter() - t)
         print(f"{name}: {len(res.method)} rows x {cfg.steps} steps: "
-              f"median {statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f})")
+              f"median {statistics.median(times):.3f} s (min {min(times):.3f}, "
+              f"max {max(times):.3f})")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def make_peft_model(seed: int = 0, *, dtype: torch.dtype = torch.float64, random
 
 def make_batch(seed: int = 0, n: int = 8, seq: int = 5, vocab: int = 12, classes: int = 3):
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, vocab, (n, seq), generator=g), torch.randint(0, classes, (n,), generator=g)
+    return torch.randint(0, vocab, (n, seq), generator=g), torch.randint(0, classes, (n,),
+                                                                         generator=g)
 
 
 def loss_of(model, batch):
@@ -67,7 +68,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one torch thread per worker (./scri
 
 FILLER = "the a of to in is on at by with from".split()
 # the data folder: $LORABAR_DATA_DIR, else ../shared/data beside the repository
-DATA = Path(os.environ.get("LORABAR_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+DATA = Path(os.environ.get("LORABAR_DATA_DIR")
+            or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def one_error_line(capsys) -> str:

@@ -140,7 +140,8 @@ def _result_files(tmp_path) -> Path:
     folder = tmp_path / "runs"
     folder.mkdir()
     for i, (seed, test) in enumerate(((13, 0.8), (21, 0.82), (42, 0.84))):
-        (folder / f"r{i}.json").write_text(json.dumps(fake_record("sst2", "lora", seed, 0.8, test, 100)))
+        (folder / f"r{i}.json").write_text(json.dumps(fake_record("sst2", "lora", seed, 0.8, test,
+                                                                  100)))
     return folder
 
 

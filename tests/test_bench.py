@@ -16,7 +16,9 @@ TINY = dict(layers=2, hidden=32, heads=4, ffn=64, vocab=97, batch_size=2, seq_le
 def test_config_validation():
     with pytest.raises(ValueError, match="Invalid arch: 'opt-7b'"):
         BenchConfig(arch="opt-7b")
-    with pytest.raises(ValueError, match="Invalid methods: \\['adam'\\] \\(expected some of \\('lora', 'nbar', 'obar', 'sam', 'sbar'"):
+    with pytest.raises(ValueError,
+                       match="Invalid methods: \\['adam'\\] \\(expected some of "
+                             "\\('lora', 'nbar', 'obar', 'sam', 'sbar'"):
         BenchConfig(methods=("adam",))
     with pytest.raises(ValueError, match="Invalid precisions: \\['fp8'\\]"):
         BenchConfig(precisions=("fp8",))
@@ -110,7 +112,8 @@ def test_bar_cost_rows():
     for r in rows:
         assert r.bar_us == pytest.approx(2.0) and r.foreach_norm_us == pytest.approx(2.0)
         assert r.us_per_pair == pytest.approx(2.0 / r.pairs)
-    assert "| 8 | obar | 2.0 | 0.25 | 2.0 |" in markdown({"config": BenchConfig(**TINY).__dict__, "sizes": {
+    assert "| 8 | obar | 2.0 | 0.25 | 2.0 |" in markdown({"config": BenchConfig(**TINY).__dict__,
+                                                          "sizes": {
         "hidden": 32, "layers": 2, "heads": 4, "ffn": 64, "vocab": 97}, "device": "cpu",
         "total_params": 1, "lora_pairs": 4, "trainable_params": 8, "rows": []}, rows)
 

@@ -1,4 +1,5 @@
-"""Run configs (lorabar.harness.run.config): validation with the flag in the message, and the run key
+"""Run configs (lorabar.harness.run.config): validation with the flag in the message, and the run
+key
 that follows the method registry."""
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def test_run_config_validation():
         LMConfig(steps=-2)
     with pytest.raises(ValueError, match=r"Invalid batch_size: 0 \(--batch-size expects"):
         LMConfig(batch_size=0)
-    with pytest.raises(ValueError, match=r"Invalid max_eval: -5 \(--max-eval expects an integer >= 0"):
+    with pytest.raises(ValueError,
+                       match=r"Invalid max_eval: -5 \(--max-eval expects an integer >= 0"):
         RunConfig(max_eval=-5)
     with pytest.raises(ValueError, match=r"Invalid lora_r: 0 \(--lora-r expects"):
         RunConfig(lora_r=0)

@@ -1,4 +1,5 @@
-"""The staged data folder's readers (lorabar.harness.tasks.data_folder): MeZO few-shot splits and full
+"""The staged data folder's readers (lorabar.harness.tasks.data_folder): MeZO few-shot splits and
+full
 GLUE on ../shared/data, their errors, the stratified eval subset, label noise."""
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def test_data_errors(tmp_path, monkeypatch, data_dir):
         D.load_split("sst2", "val", data_dir=data_dir)
     with pytest.raises(ValueError, match=r"Invalid seed: 7"):
         D.load_split("sst2", "train", data_dir=data_dir, seed=7)
-    with pytest.raises(D.DataError, match=r"Missing few-shot folder .*sst2/k-shot-1k-test/SST-2/512-13"):
+    with pytest.raises(D.DataError,
+                       match=r"Missing few-shot folder .*sst2/k-shot-1k-test/SST-2/512-13"):
         D.load_split("sst2", "train", data_dir=tmp_path)
     folder = tmp_path / "rte" / "k-shot-1k-test" / "RTE" / "512-13"
     folder.mkdir(parents=True)

@@ -190,7 +190,8 @@ def test_shard_splits_the_global_batch():
 
     assert shard(list(range(8)), Dist(1, 2)) == [1, 3, 5, 7]
     assert shard(list(range(8)), Dist()) == list(range(8))
-    with pytest.raises(ValueError, match="Invalid batch_size: 7 is not divisible by the world size 2"):
+    with pytest.raises(ValueError,
+                       match="Invalid batch_size: 7 is not divisible by the world size 2"):
         shard(list(range(7)), Dist(0, 2))
 
 
@@ -200,7 +201,8 @@ def test_run_config_checks_sam_perturbation_and_keeps_old_run_ids():
     with pytest.raises(ValueError, match="Invalid sam_perturbation: 'all'"):
         RunConfig(method="sam", sam_perturbation="all")
     assert "sam_perturbation" not in RunConfig(method="sam").key()  # default: ids unchanged
-    assert RunConfig(method="sam", sam_perturbation="per_rank").key()["sam_perturbation"] == "per_rank"
+    assert RunConfig(method="sam",
+                     sam_perturbation="per_rank").key()["sam_perturbation"] == "per_rank"
 
 
 def test_bar_rejects_an_empty_factor_without_process_group():

@@ -33,7 +33,8 @@ def test_probe_head_sam_on_lora_and_label_noise(data_dir):
     linear = run(RunConfig(method="sam", head="linear", **base), progress=False)
     lora_numel = 2 * 2 * (8 * 32 + 32 * 8)  # tiny BERT: 2 layers x (query, value), r=8, d=32
     assert probe["train"]["trainable_params"] == lora_numel
-    assert probe["sam"]["perturbed_params"] == lora_numel and probe["sam"]["unperturbed_params"] == 0
+    assert probe["sam"]["perturbed_params"] == lora_numel
+    assert probe["sam"]["unperturbed_params"] == 0
     assert linear["train"]["trainable_params"] == lora_numel + 32 * 3 + 3
     assert linear["sam"]["perturbed_params"] == lora_numel
     assert probe["train"]["probe"]["kind"] == "logistic regression"

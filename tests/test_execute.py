@@ -95,7 +95,8 @@ def test_executor_flags_are_checked_before_anything_runs(tmp_path, capsys, argv,
     grid = tmp_path / "g.toml"
     grid.write_text(GRID)
     paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
-    assert main(["compare", "--grid", str(grid), *own_data_args(paths), "--out", str(tmp_path / "o"),
+    assert main(["compare", "--grid", str(grid), *own_data_args(paths), "--out",
+                 str(tmp_path / "o"),
                  *argv]) == 2
     import re
 

@@ -39,7 +39,8 @@ def _trainer(model, tmp_path, cls=None, logging_steps=0, **kwargs):
     dataset = [{k: v[i] for k, v in batch.items()} for i in range(N)]
     logging = dict(logging_strategy="steps", logging_steps=logging_steps) if logging_steps else \
         dict(logging_strategy="no")
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=STEPS, per_device_train_batch_size=N,
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=STEPS,
+                             per_device_train_batch_size=N,
                              learning_rate=1e-2, weight_decay=0.0, max_grad_norm=0.0,
                              lr_scheduler_type="linear", warmup_steps=0, report_to=[],
                              save_strategy="no", use_cpu=True, remove_unused_columns=False,
@@ -117,7 +118,8 @@ def test_sam_trainer_matches_harness(tmp_path):
     # amplify that for entries whose gradient is ~eps (measured max difference 9e-6, lr = 1e-2).
     _assert_same(model, _harness("sam", rho=0.05), atol=1e-4)
     lora_only = _harness("lora")
-    diff = max((p - q).abs().max().item() for p, q in zip(model.parameters(), lora_only.parameters()))
+    diff = max((p - q).abs().max().item() for p, q in zip(model.parameters(),
+                                                          lora_only.parameters()))
     assert diff > 1e-3  # SAM is not plain LoRA
 
 

@@ -59,7 +59,8 @@ def test_out_over_the_training_file_is_refused(tmp_path, capsys, monkeypatch, co
 def test_a_users_csv_beside_a_report_survives(tmp_path, capsys, command):
     paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     out = tmp_path / "C"
-    cmp_ = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora", "--seeds", "13,21",
+    cmp_ = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora", "--seeds",
+            "13,21",
             "--steps", "2", "--out", str(out)]
     assert main(cmp_) == 0
     capsys.readouterr()
@@ -336,7 +337,8 @@ def test_finetune_lm_refuses_a_prompt_longer_than_max_length(tmp_path, capsys):
     rows = [{"prompt": "a rather long prompt", "completion": " c"}] * 4
     assert main(["finetune-lm", "--model", "tiny", *_sft(tmp_path, rows), "--steps", "1",
                  "--max-length", "5"]) == 2
-    assert "train.jsonl:1: the prompt alone is 20 tokens, --max-length is 5" in one_error_line(capsys)
+    assert "train.jsonl:1: the prompt alone is 20 tokens, --max-length is 5" in \
+        one_error_line(capsys)
 
 
 # ----------------------------------------------------------------------------- compare options
@@ -559,7 +561,8 @@ def test_inspect_on_damaged_adapters_is_one_line(saved_adapter, capsys, damage, 
 def test_a_nan_loss_is_one_line_and_exit_1(tmp_path, capsys):
     paths = synthetic_files(tmp_path / "d")
     out = tmp_path / "r.json"
-    assert main([*FT, *own_data_args(paths), "--head", "linear", "--lr", "1e30", "--out", str(out)]) == 1
+    assert main([*FT, *own_data_args(paths), "--head", "linear", "--lr", "1e30", "--out",
+                 str(out)]) == 1
     err = one_error_line(capsys)
     assert "loss became nan at step" in err and "lower --lr" in err and not out.exists()
 

@@ -33,7 +33,8 @@ def _fresh_base():
 
 def test_reports_B_from_the_saved_factors(saved, tmp_path, capsys):
     model, folder = saved
-    want = {p.name.removesuffix("[default]"): 0.5 * (p.x.norm().item() ** 2 - p.y.norm().item() ** 2)
+    want = {p.name.removesuffix("[default]"):
+            0.5 * (p.x.norm().item() ** 2 - p.y.norm().item() ** 2)
             for p in lorabar.find_lora_pairs(model)}
     out = tmp_path / "rep.json"
     png = tmp_path / "rep.png"

@@ -37,21 +37,25 @@ def test_bleu_hand_case():
     assert bleu(["a dog"], [("the cat sat on the mat",)]) == 0.0
     # A second, unequal reference list length is allowed; the matching reference counts.
     assert bleu(["the cat sat on the mat", "hello there my friend"],
-                [("the cat sat on the mat",), ("x y z", "hello there my friend")]) == pytest.approx(100.0)
+                [("the cat sat on the mat",), ("x y z",
+                                               "hello there my friend")]) == pytest.approx(100.0)
 
 
 @pytest.mark.data
 def test_templates():
-    assert render_prompt("sst2", {"sentence": "great fun .", "label": 1}).context == "great fun . It was"
+    assert render_prompt("sst2", {"sentence": "great fun .",
+                                  "label": 1}).context == "great fun . It was"
     rte = render_prompt("rte", {"premise": "P.", "hypothesis": "H.", "label": 0})
-    assert rte.context == 'P.\nDoes this mean that "H." is true? Yes or No?\n' and rte.candidates == ("Yes", "No")
+    assert rte.context == 'P.\nDoes this mean that "H." is true? Yes or No?\n'
+    assert rte.candidates == ("Yes", "No")
     cb = render_prompt("cb", {"premise": "P.", "hypothesis": "H", "label": 2})
     assert cb.context.endswith('Can we infer that "H"? Yes, No, or Maybe?\n') and cb.label == 2
     copa = render_prompt("copa", {"premise": "The man turned on the faucet.", "question": "effect",
                            "choice1": "The toilet filled.", "choice2": "I ran.", "label": 1})
     assert copa.context == "The man turned on the faucet so"
     assert copa.candidates == (" the toilet filled.", " I ran.")
-    assert render_prompt("copa", {"premise": "X.", "question": "cause", "choice1": "A", "choice2": "B",
+    assert render_prompt("copa", {"premise": "X.", "question": "cause", "choice1": "A",
+                                  "choice2": "B",
                            "label": 0}).context == "X because"
     sizes = {t: [len(load_prompt_split(t, s, data_dir=DATA)) for s in ("train", "dev", "test")]
              for t in ("cb", "copa")}
@@ -152,7 +156,8 @@ def test_report_webnlg_bleu_is_not_rescaled():
     from lorabar.harness.report import tables
 
     def rec(method, seed, bleu):
-        return {"config": {"task": "webnlg", "method": method, "seed": seed, "lr": 5e-4, "steps": 2},
+        return {"config": {"task": "webnlg", "method": method, "seed": seed, "lr": 5e-4,
+                           "steps": 2},
                 "key": {"task": "webnlg", "method": method, "lr": 5e-4, "seed": seed},
                 "primary_metric": "bleu", "final_mean_abs_B": 1.0,
                 "metrics": {"dev": {"bleu": bleu}, "test": {"bleu": bleu, "bleu_seen": bleu + 10,

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lorabar.cli import main
-from lorabar.harness.plan.manifest import (RESULTS_MANIFEST, Manifest, read_manifest, record_command,
+from lorabar.harness.plan.manifest import (RESULTS_MANIFEST, Manifest, read_manifest,
+                                           record_command,
                                            revisions_of)
 from conftest import own_data_args, synthetic_files
 
@@ -75,7 +76,8 @@ def test_revisions_are_ordered_by_their_first_run():
 def test_compare_records_its_command_and_report_states_the_status(tmp_path, capsys):
     paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     out = tmp_path / "C"
-    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar", "--lr", "0.001",
+    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar", "--lr",
+            "0.001",
             "--mu0", "1", "--seeds", "13,21", "--steps", "2", "--out", str(out)]
     assert main(argv) == 0
     manifest = read_manifest(out)

@@ -44,7 +44,8 @@ def test_own_data_errors_name_file_and_line(tmp_path, capsys, edit, message):
     paths["dev"].write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(D.DataError, match=message):
         load_user_data(**paths, text_column="text", label_column="label")
-    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--out", str(tmp_path / "r.json")]) == 2
+    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--out",
+                 str(tmp_path / "r.json")]) == 2
     assert "dev.jsonl:" in one_error_line(capsys) and not (tmp_path / "r.json").exists()
 
 
@@ -85,7 +86,8 @@ def test_save_adapter_loads_back_with_the_same_test_metric(tmp_path):
 
     paths = synthetic_files(tmp_path)
     out, ad = tmp_path / "r.json", tmp_path / "A"
-    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--method", "obar", "--steps", "20",
+    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--method", "obar",
+                 "--steps", "20",
                  "--lr", "0.01", "--quiet", "--save-adapter", str(ad), "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert len(inspect_adapter(ad)["layers"]) == record["train"]["lora_pairs"] == 4
@@ -111,7 +113,8 @@ def test_save_adapter_refuses_an_existing_folder_before_training(tmp_path, capsy
     import lorabar.harness.run.engine as E
 
     monkeypatch.setattr(E, "run", lambda *a, **k: pytest.fail("trained before the check"))
-    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--save-adapter", str(ad)]) == 2
+    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--save-adapter",
+                 str(ad)]) == 2
     assert "exists, is not empty and is not a folder lorabar wrote" in one_error_line(capsys)
     assert [p.name for p in ad.iterdir()] == ["mine.txt"]
 
@@ -120,7 +123,8 @@ def test_save_adapter_refuses_an_existing_folder_before_training(tmp_path, capsy
 def test_minilm_adapter_on_own_files_has_twelve_pairs(tmp_path):
     paths = synthetic_files(tmp_path)
     ad = tmp_path / "A"
-    assert main(["finetune", *own_data_args(paths), "--method", "obar", "--steps", "3", "--max-eval", "32",
+    assert main(["finetune", *own_data_args(paths), "--method", "obar", "--steps", "3",
+                 "--max-eval", "32",
                  "--save-adapter", str(ad), "--out", str(tmp_path / "r.json"), "--quiet"]) == 0
     assert main(["inspect", str(ad), "--json", str(tmp_path / "i.json")]) == 0
     assert len(json.loads((tmp_path / "i.json").read_text())["layers"]) == 12
@@ -178,7 +182,8 @@ def test_prompt_head_errors(capsys, argv, message):
 # ----------------------------------------------------------------------------- compare
 def test_compare_on_own_files_then_resumes_with_nothing_to_do(tmp_path, capsys):
     paths = synthetic_files(tmp_path)
-    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar", "--seeds",
+    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar",
+            "--seeds",
             "13,21", "--steps", "2", "--max-eval", "32", "--out", str(tmp_path / "C")]
     assert main(argv) == 0
     paired = (tmp_path / "C" / "paired.csv").read_text()

@@ -50,7 +50,8 @@ def test_discovery_linear_embedding_two_adapters_dora():
     ]
     lin = model.base_model.model.lin
     emb = model.base_model.model.emb
-    assert pairs[0].x is emb.lora_embedding_A["default"] and pairs[0].y is emb.lora_embedding_B["default"]
+    assert pairs[0].x is emb.lora_embedding_A["default"]
+    assert pairs[0].y is emb.lora_embedding_B["default"]
     assert pairs[1].x is lin.lora_A["default"].weight and pairs[1].y is lin.lora_B["default"].weight
     assert pairs[2].x is lin.lora_A["dora"].weight and pairs[2].adapter == "dora"
     magnitude = lin.lora_magnitude_vector["dora"].weight
@@ -82,7 +83,8 @@ def test_discovery_conv():
 
 def test_no_pairs_message():
     with pytest.raises(ValueError, match=r"No trainable LoRA factor pairs found in SimpleNet: "
-                       r"searched 0 peft LoraLayer.*lorabar.FactorPair\(x=\.\.\., y=\.\.\., name=\.\.\.\)"):
+                       r"searched 0 peft LoraLayer.*lorabar.FactorPair\(x=\.\.\., y=\.\.\., "
+                       r"name=\.\.\.\)"):
         lorabar.find_lora_pairs(SimpleNet())
 
 

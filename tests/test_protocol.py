@@ -42,7 +42,8 @@ def test_an_unknown_protocol_is_refused(tmp_path):
 def test_baseline_lr_protocol_tunes_the_others_at_the_baselines_choice(tmp_path, capsys):
     paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     out = tmp_path / "C"
-    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar", "--seeds",
+    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar",
+            "--seeds",
             "13,21", "--steps", "2", "--out", str(out), "--protocol", "baseline-lr"]
     assert main(argv) == 0
     printed = capsys.readouterr().out

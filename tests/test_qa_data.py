@@ -110,7 +110,8 @@ def test_malformed_files_and_missing_data(tmp_path, monkeypatch):
     import datasets
 
     def offline(*args, **kwargs):
-        raise ConnectionError("Couldn't reach 'aps/super_glue' on the Hub (LocalEntryNotFoundError)")
+        raise ConnectionError("Couldn't reach 'aps/super_glue' on the Hub "
+                              "(LocalEntryNotFoundError)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)  # as here: no hub
     (tmp_path / "squad").mkdir()
@@ -120,7 +121,8 @@ def test_malformed_files_and_missing_data(tmp_path, monkeypatch):
     (tmp_path / "squad" / "validation.json").write_text("[]")
     with pytest.raises(DataError, match="several validation files"):
         load_qa_rows("squad", "test", tmp_path)
-    with pytest.raises(DataError, match=r"record: no local copy .* the hub dataset 'aps/super_glue'"):
+    with pytest.raises(DataError,
+                       match=r"record: no local copy .* the hub dataset 'aps/super_glue'"):
         load_qa_rows("record", "train", tmp_path)  # one clear line
     with pytest.raises(ValueError, match="Invalid split: 'valid'"):
         load_qa_rows("squad", "valid", tmp_path)
@@ -135,7 +137,8 @@ def test_files_read_are_recorded_for_the_identity(qa_dir):
 texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(texts, texts, texts, st.lists(texts.filter(str.strip), min_size=1,
                                                         max_size=3)), min_size=1, max_size=6))
 def test_any_squad_rows_round_trip_in_both_formats(tmp_path_factory, rows):

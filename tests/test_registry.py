@@ -64,7 +64,8 @@ def test_an_unknown_name_lists_what_exists():
         EncoderConfig(method="lorra")
     with pytest.raises(ValueError, match=r"expected one of \[.*'flatlora', 'prefix'\]\)"):
         LMConfig(method="full")  # full finetuning is an encoder method
-    with pytest.raises(ValueError, match=r"Invalid pooling: 'max' \(expected one of \['mean', 'cls'\]"):
+    with pytest.raises(ValueError,
+                       match=r"Invalid pooling: 'max' \(expected one of \['mean', 'cls'\]"):
         EncoderConfig(pooling="max")
 
 
@@ -91,7 +92,8 @@ def _data() -> str:
     "import lorabar.harness.run.config, lorabar.harness.report",
 ])
 def test_help_configs_reports_and_the_toy_lab_import_no_torch(code):
-    out = subprocess.run([sys.executable, "-c", code + "; import sys; print('torch' in sys.modules)"],
+    out = subprocess.run([sys.executable, "-c",
+                          code + "; import sys; print('torch' in sys.modules)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

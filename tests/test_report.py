@@ -15,7 +15,8 @@ from conftest import fake_record
 
 def test_report_on_fixture_results(tmp_path):
     runs = [
-        fake_record("sst2", "lora", 13, 0.80, 0.78, 100), fake_record("sst2", "lora", 21, 0.82, 0.80, 100),
+        fake_record("sst2", "lora", 13, 0.80, 0.78, 100), fake_record("sst2", "lora", 21, 0.82,
+                                                                      0.80, 100),
         # a worse-on-dev setting that is better on test must not be chosen
         fake_record("sst2", "lora", 13, 0.70, 0.95, 100, setting=3e-4),
         fake_record("sst2", "sam", 13, 0.83, 0.81, 210, b=0.9),
@@ -46,7 +47,8 @@ def test_paired_differences_and_selection_on_common_seeds():
     for seed in lora:
         runs.append(fake_record("sst2", "lora", seed, 0.8, lora[seed], 100))
         runs.append(fake_record("sst2", "sam", seed, 0.8, sam[seed], 200))
-        runs.append(fake_record("sst2", "nbar", seed, 0.8, lora[seed] + (0.01 if seed % 2 else -0.01),
+        runs.append(fake_record("sst2", "nbar", seed, 0.8,
+                                lora[seed] + (0.01 if seed % 2 else -0.01),
                           100))
     # a setting tried on the tuning seed only, better there on dev: chosen, though n = 1
     runs.append(fake_record("trec", "lora", 13, 0.9, 0.9, 100))
@@ -72,7 +74,8 @@ def test_paired_settings_script_pairs_two_fixed_settings(tmp_path):
     runs += [fake_record("sst2", "lora", s, 0.8, a[s] + diff[s], 100, setting=3e-3) for s in a]
     runs += [fake_record("sst2", "lora", s, 0.8, 0.0, 100, setting=1e-2) for s in (13, 21)]
     runs += [fake_record("sst2", "sam", s, 0.8, 0.0, 100, setting=3e-3) for s in a]
-    runs += [fake_record("trec", "lora", 13, 0.9, 0.90, 100), fake_record("trec", "lora", 21, 0.9, 0.90, 100)]
+    runs += [fake_record("trec", "lora", 13, 0.9, 0.90, 100), fake_record("trec", "lora", 21, 0.9,
+                                                                          0.90, 100)]
     for i, r in enumerate(runs):
         (tmp_path / f"r{i}.json").write_text(json.dumps(r))
     root = Path(__file__).resolve().parents[1]
@@ -150,7 +153,8 @@ def test_the_paper_gains_are_the_papers_table_1():
     from lorabar.harness.report.paper_gains import PAPER_GAINS
 
     paper = next((Path(__file__).resolve().parents[2] / "shared" / "paper").glob("*.txt"))
-    table = paper.read_text().split("Table 1: Few shot learning on RoBERTa")[1].split("Zero-Shot")[0]
+    table = paper.read_text().split("Table 1: Few shot learning on RoBERTa")[1]
+    table = table.split("Zero-Shot")[0]
     means = {row.split("\t")[0]: [float(v) for v in re.findall(r"(\d+\.\d)(?: ±|\s*$)", row)]
              for row in table.strip().splitlines()[2:]}
     tasks = ["sst2", "sst5", "snli", "mnli", "rte", "trec", "average"]

@@ -33,7 +33,8 @@ def direct_sam_grads(model, batch, rho, adaptive=False):
 @pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("base", ["sgd", "adamw"])
 def test_equals_direct_algorithm_1(adaptive, base):
-    cls, kw = {"sgd": (torch.optim.SGD, {"lr": 0.1}), "adamw": (torch.optim.AdamW, {"lr": 0.02})}[base]
+    cls, kw = {"sgd": (torch.optim.SGD, {"lr": 0.1}), "adamw": (torch.optim.AdamW,
+                                                                {"lr": 0.02})}[base]
     m1, m2 = make_peft_model(), make_peft_model()
     sam = lorabar.SAM(trainable(m1), cls, rho=0.2, adaptive=adaptive, **kw)
     ref_opt = cls(trainable(m2), **kw)

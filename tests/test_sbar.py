@@ -65,7 +65,8 @@ def test_global_norm_and_first_order_drift_of_B():
         torch.testing.assert_close(p.x.detach(), (1 + c) * x, rtol=0, atol=1e-13)
         # the change of B = (|x|^2 - |y|^2)/2 is eta rho (|g_x|^2 - |g_y|^2)/|g| to first order
         x1, y1 = p.x.detach(), p.y.detach()
-        dB = 0.5 * (float((x1 ** 2).sum() - (y1 ** 2).sum()) - float((x ** 2).sum() - (y ** 2).sum()))
+        dB = 0.5 * (float((x1 ** 2).sum() - (y1 ** 2).sum())
+                    - float((x ** 2).sum() - (y ** 2).sum()))
         drift = lr * rho * float((p.x.grad ** 2).sum() - (p.y.grad ** 2).sum()) / g
         assert dB == pytest.approx(drift, rel=1e-3)
 

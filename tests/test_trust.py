@@ -30,7 +30,8 @@ from lorabar.harness.run.identity import run_id
 from conftest import one_error_line
 from conftest import DATA, fake_record
 
-TINY = '[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\ntask = "sst2"\n[[variant]]\nmethod = "lora"\n'
+TINY = ('[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\ntask = "sst2"\n[[variant]]\n'
+        'method = "lora"\n')
 
 
 def _quiet(*_):
@@ -46,7 +47,8 @@ def _data_copy(tmp_path: Path, *, flip: bool = False) -> Path:
         shutil.copy(f, dst / f.name)
     if flip:
         lines = (dst / "train.tsv").read_text().splitlines()
-        flipped = [lines[0]] + [line[:-1] + ("1" if line.endswith("0") else "0") for line in lines[1:]]
+        flipped = [lines[0]] + [line[:-1] + ("1" if line.endswith("0") else "0")
+                                for line in lines[1:]]
         (dst / "train.tsv").write_text("\n".join(flipped) + "\n")
     return tmp_path / "data"
 
@@ -134,13 +136,15 @@ def _folder(tmp_path: Path, runs: list[dict], name: str = "res") -> Path:
 
 
 def _two_methods(**kw) -> list[dict]:
-    return [fake_record("sst2", m, s, 0.8, 0.8 + 0.01 * s / 13 + (0.02 if m == "sam" else 0), 100, **kw)
+    return [fake_record("sst2", m, s, 0.8, 0.8 + 0.01 * s / 13 + (0.02 if m == "sam" else 0), 100,
+                        **kw)
             for m in ("lora", "sam") for s in (13, 21)]
 
 
 def test_report_reads_only_the_folder_and_its_runs(tmp_path, capsys):
     folder = _folder(tmp_path, [], "o")
-    runs = _folder(tmp_path, [fake_record("sst2", "lora", s, 0.8, t, 100) for s, t in ((13, .2), (21, .4))],
+    runs = _folder(tmp_path, [fake_record("sst2", "lora", s, 0.8, t, 100) for s, t in ((13, .2),
+                                                                                       (21, .4))],
                    "o/runs")
     backup = runs / "backup"
     backup.mkdir()
@@ -394,7 +398,8 @@ def test_inspect_rebalance_refuses_an_existing_folder_unless_forced(adapter, tmp
     other.mkdir()
     (other / "mine.txt").write_text("keep")
     assert main(["inspect", str(folder), "--rebalance", str(other)]) == 2
-    assert "is not a folder lorabar wrote" in one_error_line(capsys) and (other / "mine.txt").is_file()
+    assert "is not a folder lorabar wrote" in one_error_line(capsys)
+    assert (other / "mine.txt").is_file()
     assert main(["inspect", str(folder), "--rebalance", str(other), "--force"]) == 0
     # --force writes into it; the user's own file survives
     assert (other / "adapter_model.safetensors").is_file() and (other / "mine.txt").exists()

@@ -437,7 +437,8 @@ def test_deepspeed_optimizers_are_refused_at_attach_time():
     from lorabar.integrations.hf import unwrap_optimizer
 
     inner = torch.optim.SGD([nn.Parameter(torch.randn(2))], lr=0.1)
-    ZeRO = type("DeepSpeedZeroOptimizer", (), {"__module__": "deepspeed.runtime.zero.stage_1_and_2"})
+    ZeRO = type("DeepSpeedZeroOptimizer", (),
+                {"__module__": "deepspeed.runtime.zero.stage_1_and_2"})
     zero = ZeRO()
     zero.optimizer = inner
     Wrapper = type("DeepSpeedOptimizerWrapper", (), {"__module__": "accelerate.utils.deepspeed"})

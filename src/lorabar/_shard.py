@@ -32,7 +32,8 @@ def is_dtensor(t: Any) -> bool:
 
 
 def local_tensor(t: Tensor) -> Tensor:
-    """This rank's slice of ``t``: ``t.to_local()`` for a DTensor (it shares storage), else ``t``."""
+    """This rank's slice of ``t``: ``t.to_local()`` for a DTensor (it shares storage), else
+    ``t``."""
     return t.to_local() if is_dtensor(t) else t
 
 

@@ -196,7 +196,8 @@ class BAR(PairRescaler):
             if not 0.0 <= c < 1.0:
                 raise ValueError(
                     f"Invalid alpha*lr: {alpha:.6g}*{float(lr):.6g} = {c:.6g} for pair "
-                    f"{self.pairs[i].name!r} at step {self.step} (mu0={self.config.mu0}); BAR needs "
+                    f"{self.pairs[i].name!r} at step {self.step} (mu0={self.config.mu0}); "
+                    "BAR needs "
                     "0 <= mu0*schedule(t)*lr < 1, otherwise a factor would flip sign"
                 )
 

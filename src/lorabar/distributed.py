@@ -16,7 +16,8 @@ slice of each factor and of its gradient, so a norm is a sum of per-rank contrib
 BAR sums the local squared norms across the shard group (one ``all_reduce`` per step of the
 ``2n`` squared gradient norms, for oBAR ``2n`` squared factor norms, and ``n`` has-gradient
 counts, so a pair whose shard is empty on one rank -- FSDP sets no ``.grad`` there -- is still
-treated alike everywhere, and an inf/NaN on any rank leaves the pair alone on every rank) and then rescales
+treated alike everywhere, and an inf/NaN on any rank leaves the pair alone on every rank) and then
+rescales
 each local slice.  Pass the group as ``BAR(..., process_group=...)`` for FSDP1 (its
 ``model.process_group``); DTensor factors (FSDP2) are recognized and reduced over their mesh.
 
@@ -47,7 +48,8 @@ PERTURBATIONS = _names.PERTURBATIONS
 
 def _check_step_args(model, optimizer, micro_batches, perturbation: str) -> None:
     if perturbation not in PERTURBATIONS:
-        raise ValueError(f"Invalid perturbation: {perturbation!r} (expected one of {PERTURBATIONS})")
+        raise ValueError(f"Invalid perturbation: {perturbation!r} (expected one of "
+                         f"{PERTURBATIONS})")
     if not isinstance(optimizer, SAM):
         raise TypeError(f"Invalid optimizer: expected lorabar.SAM, got {type(optimizer).__name__}")
     if not hasattr(model, "no_sync"):
@@ -109,7 +111,8 @@ def ddp_sam_step(
     if after_first_backward is not None:
         after_first_backward()
     optimizer.first_step(zero_grad=True)
-    if perturbation == "per_rank" and scaler is not None and optimizer.first_pass_finite is not None:
+    if perturbation == "per_rank" and scaler is not None \
+            and optimizer.first_pass_finite is not None:
         # Each rank checked only its own first-pass gradient: agree, or ranks would diverge.
         optimizer.first_pass_finite = all_true(optimizer.first_pass_finite)
     run_pass(sync_last=True)

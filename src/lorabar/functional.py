@@ -96,7 +96,8 @@ def squared_norms(
 def bar_signs(norms: Tensor, mode: str) -> Tensor:
     """Which factor grows: a bool mask over ``[*xs, *ys]`` (length ``2n``) from the ``2n`` norms.
 
-    ``norms`` holds ``|l_1| .. |l_n|, |r_1| .. |r_n|`` (``l, r`` = ``g_x, g_y`` for nBAR, ``x, y`` for
+    ``norms`` holds ``|l_1| .. |l_n|, |r_1| .. |r_n|`` (``l, r`` = ``g_x, g_y`` for nBAR, ``x, y``
+    for
     oBAR); squared norms give the same mask (the comparison is monotone), which is what sharded
     callers have after summing shard contributions across ranks.
     """
@@ -109,7 +110,8 @@ def bar_signs(norms: Tensor, mode: str) -> Tensor:
 
 
 def bar_factors(grow: Tensor, coeffs: float | Tensor, dtype: torch.dtype) -> Tensor:
-    """``1 + c`` where ``grow`` else ``1 - c``, in ``dtype``; ``coeffs``: a float or ``n`` values."""
+    """``1 + c`` where ``grow`` else ``1 - c``, in ``dtype``; ``coeffs``: a float or ``n``
+    values."""
     if isinstance(coeffs, Tensor):
         c = torch.cat((coeffs, coeffs)).to(device=grow.device, dtype=dtype)
         return 1.0 + torch.where(grow, c, -c)
@@ -126,7 +128,8 @@ def scale_(
     buffer: FactorBuffer | None = None,
 ) -> None:
     """``tensors[i] *= factors[i]`` in place (one multi-tensor kernel, or a loop)."""
-    if buffer is not None and buffer.flat.shape == factors.shape and buffer.flat.dtype == factors.dtype:
+    if buffer is not None and buffer.flat.shape == factors.shape \
+            and buffer.flat.dtype == factors.dtype:
         buffer.flat.copy_(factors)
         scalars = buffer.views
     else:

@@ -2,7 +2,8 @@
 
 A *factor pair* ``(x, y)`` enters the model only through a product, e.g. a LoRA update
 ``dW = s * B @ A``: scaling ``(c * x, y / c)`` leaves the loss unchanged (paper eq. (1a), Sec. 5.1).
-lorabar follows PEFT's layout: ``x`` is the factor applied first (``lora_A``, shape ``(r, in, ...)``)
+lorabar follows PEFT's layout: ``x`` is the factor applied first (``lora_A``, shape ``(r, in,
+...)``)
 and ``y`` the one applied second (``lora_B``, shape ``(out, r, ...)``), so at LoRA's usual
 initialization (A random, B = 0) the balancedness ``B = (|x|^2 - |y|^2) / 2`` is positive.
 
@@ -43,7 +44,8 @@ class FactorPair:
         for arg in ("x", "y"):
             value = getattr(self, arg)
             if not isinstance(value, torch.Tensor):
-                raise TypeError(f"Invalid {arg}: expected a torch.Tensor, got {type(value).__name__}")
+                raise TypeError(f"Invalid {arg}: expected a torch.Tensor, got "
+                                f"{type(value).__name__}")
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"Invalid name: {self.name!r} (expected a non-empty str)")
         if self.x is self.y:
@@ -149,7 +151,8 @@ def lora_factors(model: nn.Module, adapters: list[str] | None = None):
                 if (adapters is not None and key not in adapters) or key not in active:
                     continue  # not asked for, or loaded but not active in this layer
                 if key not in b_dict:
-                    raise ValueError(f"LoRA layer {module_name!r} has A but no B for adapter {key!r}")
+                    raise ValueError(f"LoRA layer {module_name!r} has A but no B for adapter "
+                                     f"{key!r}")
                 yield (module_name, module, key, _factor_weight(a_dict[key]),
                        _factor_weight(b_dict[key]))
 

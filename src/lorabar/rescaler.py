@@ -73,7 +73,8 @@ class PairRescaler(abc.ABC):
         seen: dict[int, str] = {}
         for pair in self.pairs:
             if not isinstance(pair, FactorPair):
-                raise TypeError(f"Invalid pairs: expected FactorPair items, got {type(pair).__name__}")
+                raise TypeError("Invalid pairs: expected FactorPair items, got "
+                                f"{type(pair).__name__}")
             for t in pair.tensors:
                 if id(t) in seen:
                     raise ValueError(
@@ -93,14 +94,16 @@ class PairRescaler(abc.ABC):
                     raise ValueError(
                         f"Invalid pairs: a factor of {pair.name!r} has no elements on this rank; "
                         "if FSDP shards it (use_orig_params=True), pass "
-                        "process_group=fsdp_model.process_group so that norms are summed across ranks"
+                        "process_group=fsdp_model.process_group so that norms are summed across "
+                        "ranks"
                     )
         # Pairs grouped by device, with a reusable factor buffer for steps where all have grads.
         by_device: dict[torch.device, list[int]] = {}
         for i, p in enumerate(self.pairs):
             by_device.setdefault(p.x.device, []).append(i)
         self._by_device: list[tuple[list[int], FactorBuffer]] = [
-            (idx, FactorBuffer(len(idx), compute_dtype([t for i in idx for t in self.pairs[i].tensors]),
+            (idx, FactorBuffer(len(idx),
+                               compute_dtype([t for i in idx for t in self.pairs[i].tensors]),
                                device))
             for device, idx in by_device.items()
         ]
@@ -247,10 +250,12 @@ class PairRescaler(abc.ABC):
         """
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
-                f"Invalid optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}"
+                "Invalid optimizer: expected a torch.optim.Optimizer, got "
+                f"{type(optimizer).__name__}"
             )
         if self.attached:
-            raise RuntimeError("BAR is already attached to an optimizer; call handle.remove() first")
+            raise RuntimeError("BAR is already attached to an optimizer; call handle.remove() "
+                               "first")
         group_of: dict[int, int] = {}
         for gi, group in enumerate(optimizer.param_groups):
             for p in group["params"]:
@@ -260,7 +265,8 @@ class PairRescaler(abc.ABC):
             missing = [n for n, t in (("x", pair.x), ("y", pair.y)) if id(t) not in group_of]
             if missing:
                 raise ValueError(
-                    f"Invalid pairs: factor {'/'.join(missing)} of {pair.name!r} is not a parameter "
+                    f"Invalid pairs: factor {'/'.join(missing)} of {pair.name!r} is not a "
+                    "parameter "
                     f"of the {type(optimizer).__name__} BAR is attached to"
                 )
             groups.append((group_of[id(pair.x)], group_of[id(pair.y)]))

@@ -172,7 +172,8 @@ class SAM(torch.optim.Optimizer):
     @first_pass_finite.setter
     def first_pass_finite(self, value: Tensor | None) -> None:
         if value is not None and not isinstance(value, Tensor):
-            raise TypeError(f"Invalid first_pass_finite: {value!r} (expected a bool tensor or None)")
+            raise TypeError(f"Invalid first_pass_finite: {value!r} (expected a bool tensor or "
+                            "None)")
         self._first_finite = value
 
     @property
@@ -329,7 +330,8 @@ class SAM(torch.optim.Optimizer):
         Returns the closure's loss at the perturbed point.
         """
         if closure is None:
-            raise ValueError("Invalid closure: None (SAM needs a closure that runs forward and backward)")
+            raise ValueError("Invalid closure: None (SAM needs a closure that runs forward and "
+                             "backward)")
         self.first_step(zero_grad=True)
         with torch.enable_grad():
             loss = closure()
@@ -421,7 +423,8 @@ def sam_step(
             after_first_backward()
         optimizer.first_step(zero_grad=True)
         if optimizer.first_pass_finite is not None:
-            finite = optimizer.first_pass_finite if finite is None else finite & optimizer.first_pass_finite
+            mine = optimizer.first_pass_finite
+            finite = mine if finite is None else finite & mine
         try:  # at w + e: whatever goes wrong, the weights go back to w
             with torch.enable_grad():
                 scaled_backward(_loss_of(loss_fn, chunk), scaler)

@@ -66,7 +66,8 @@ def cosine(total_steps: int) -> Schedule:
 
 
 def resolve(schedule: str | Schedule, total_steps: int | None = None) -> Schedule:
-    """Turn a schedule name (``"constant"``, ``"linear"``, ``"cosine"``) or a callable into a callable.
+    """Turn a schedule name (``"constant"``, ``"linear"``, ``"cosine"``) or a callable into a
+    callable.
 
     Decaying schedules given by name need ``total_steps``.
     """

@@ -5,14 +5,15 @@ architecture built from its config with random weights (nothing is downloaded).
 Architectures (``ARCHS``; the paper's sizes, override any with ``layers``/``hidden``/``heads``/
 ``ffn``/``vocab`` for a small CPU run):
 
-=================  ==========================================================  ============
-name               config                                                      LoRA targets
-=================  ==========================================================  ============
-``opt-1.3b``       OPT: hidden 2048, 24 layers, 32 heads, FFN 8192, vocab 50272  q_proj, v_proj
-``roberta-large``  RoBERTa: hidden 1024, 24 layers, 16 heads, FFN 4096, vocab 50265  query, value
-``gpt2-medium``    GPT-2: hidden 1024, 24 layers, 16 heads, FFN 4096, vocab 50257  c_attn (fused q/k/v)
-``smollm2-135m``   Llama: hidden 576, 30 layers, 9 heads (3 KV), FFN 1536, vocab 49152  q_proj, v_proj
-=================  ==========================================================  ============
+| name | config | LoRA targets |
+|---|---|---|
+| ``opt-1.3b`` | OPT: hidden 2048, 24 layers, 32 heads, FFN 8192, vocab 50272 | q, v |
+| ``roberta-large`` | RoBERTa: hidden 1024, 24 layers, 16 heads, FFN 4096, vocab 50265 | q, v |
+| ``gpt2-medium`` | GPT-2: hidden 1024, 24 layers, 16 heads, FFN 4096, vocab 50257 | c_attn |
+| ``smollm2-135m`` | Llama: hidden 576, 30 layers, 9 heads (3 KV), FFN 1536, vocab 49152 | q, v |
+
+(q, v: ``q_proj``/``v_proj``, RoBERTa's ``query``/``value``; GPT-2's ``c_attn`` is the fused
+q/k/v projection.)
 
 One step = forward + backward + optimizer step on a fixed random batch (causal LMs: LM loss;
 RoBERTa: 2-class sequence classification), taken by the method registry's stepper
@@ -75,7 +76,8 @@ class BenchConfig:
         object.__setattr__(self, "precisions", tuple(self.precisions))
         bad = [m for m in self.methods if m not in AVAILABLE]
         if bad or not self.methods:
-            raise ValueError(f"Invalid methods: {list(self.methods)} (expected some of {AVAILABLE})")
+            raise ValueError(f"Invalid methods: {list(self.methods)} (expected some of "
+                             f"{AVAILABLE})")
         bad = [p for p in self.precisions if p not in BENCH_PRECISIONS]
         if bad or not self.precisions:
             raise ValueError(
@@ -89,7 +91,8 @@ class BenchConfig:
         sizes = self.sizes()
         if sizes["hidden"] % sizes["heads"]:
             raise ValueError(
-                f"Invalid heads: hidden {sizes['hidden']} is not divisible by {sizes['heads']} heads"
+                f"Invalid heads: hidden {sizes['hidden']} is not divisible by "
+                f"{sizes['heads']} heads"
             )
         check_bar_rate(self.mu0, self.lr)
 
@@ -145,7 +148,8 @@ def _random_batch(cfg: BenchConfig, kind: str, device) -> dict:
     ids = ids.to(device)
     if kind == "causal":
         return {"input_ids": ids, "labels": ids}
-    return {"input_ids": ids, "labels": torch.randint(0, 2, (cfg.batch_size,), generator=g).to(device)}
+    return {"input_ids": ids, "labels": torch.randint(0, 2, (cfg.batch_size,),
+                                                      generator=g).to(device)}
 
 
 def _rows(times: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
@@ -155,7 +159,8 @@ def _rows(times: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
         lora = times.get(("lora", precision))
         med = statistics.median(ts)
         rows.append({
-            "method": method, "precision": precision, "median_s": med, "mean_s": statistics.fmean(ts),
+            "method": method, "precision": precision, "median_s": med,
+            "mean_s": statistics.fmean(ts),
             "min_s": min(ts), "times_s": ts,
             "ratio_to_lora": med / statistics.median(lora) if lora else None,
         })
@@ -289,7 +294,8 @@ def markdown(record: dict[str, Any], bar_rows: Sequence[BarCostRow] = ()) -> str
         f"Random-init {c['arch']} architecture: hidden {s['hidden']}, {s['layers']} layers, "
         f"{s['heads']} heads, FFN {s['ffn']}, vocab {s['vocab']} "
         f"({record['total_params'] / 1e6:.1f}M parameters); LoRA r={c['lora_r']}, "
-        f"alpha={c['lora_alpha']} on {', '.join(ARCHS[c['arch']][2])}: {record['lora_pairs']} pairs, "
+        f"alpha={c['lora_alpha']} on {', '.join(ARCHS[c['arch']][2])}: "
+        f"{record['lora_pairs']} pairs, "
         f"{record['trainable_params']:,} trainable.  Batch {c['batch_size']} x "
         f"{c['seq_len']} tokens; median of {c['repeats']} interleaved rounds after {c['warmup']} "
         f"warm-up rounds; fp16 = autocast + GradScaler, bf16 = autocast (parameters fp32).",
@@ -309,7 +315,8 @@ def markdown(record: dict[str, Any], bar_rows: Sequence[BarCostRow] = ()) -> str
                   f"fp16 = {by[('sam', 'fp32')] / by[('lora', 'fp16')]:.2f}x."]
     if bar_rows:
         lines += ["", "BAR alone (one hook call, no optimizer step), median:", "",
-                  "| pairs | mode | BAR µs | µs per pair | foreach_norm(grads) µs |", "|---|---|---|---|---|"]
+                  "| pairs | mode | BAR µs | µs per pair | foreach_norm(grads) µs |",
+                  "|---|---|---|---|---|"]
         for b in bar_rows:
             lines.append(f"| {b.pairs} | {b.mode} | {b.bar_us:.1f} | {b.us_per_pair:.2f} | "
                          f"{b.foreach_norm_us:.1f} |")

@@ -173,7 +173,8 @@ def real_comparison(data_dir: str, steps: int = REAL_STEPS, task: str = "sst2", 
         r = run(cfg, progress=True)
         runtime = r["runtime"]
         m = r["primary_metric"]
-        rows.append({"method": method, "dev": r["metrics"]["dev"][m], "test": r["metrics"]["test"][m],
+        rows.append({"method": method, "dev": r["metrics"]["dev"][m],
+                     "test": r["metrics"]["test"][m],
                      "mean_abs_B": r["final_mean_abs_B"],
                      "step_ms": 1e3 * r["timing"]["step_time_median_s"], "settings": extra})
     print(f"{'method':<6} {'dev':>6} {'test':>6} {'mean|B| end':>12} {'step ms':>8}  settings")

@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     demo.add_argument("--rho", type=float, default=0.05,
                       help="SAM's radius of the synthetic demo (default: %(default)s)")
     demo.add_argument("--data-dir", dest="data_dir", default=None,
-                      help="data folder for the real MiniLM comparison (default: $LORABAR_DATA_DIR)")
+                      help="data folder for the real MiniLM comparison (default: "
+                           "$LORABAR_DATA_DIR)")
     # the two defaults are lorabar.apps.demo's REAL_STEPS and REAL_MAX_EVAL (a test checks)
     demo.add_argument("--real-steps", dest="real_steps", type=int, default=20,
                       help="steps of the MiniLM demo on the data folder (default: %(default)s)")
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
                             precision=args.precision, max_eval=args.max_eval,
                             threads=args.threads)
             return 0
-        print(f"lorabar demo: no data directory, so running the synthetic demo instead. For the real "
+        print("lorabar demo: no data directory, so running the synthetic demo instead. For the "
+              "real "
               f"comparison on MiniLM + SST-2 pass --data-dir DIR or set {DATA_ENV}=DIR, where DIR "
               "holds sst2/k-shot-1k-test/SST-2/512-13/ (here: ../shared/data).\n")
     run_demo(DemoConfig(steps=args.steps, seed=args.seed, mu0=args.mu0, rho=args.rho, lr=args.lr,

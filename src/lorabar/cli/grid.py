@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
                       help="parallel runs (threads split evenly)")
     add_symlink_flag(grid)
     grid.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                      help="run only the matching configurations (repeatable), e.g. method=zeroshot")
+                      help="run only the matching configurations (repeatable), e.g. "
+                           "method=zeroshot")
     grid.add_argument("--threads", type=int, default=0,
                       help="torch threads per run (default: CPU count / jobs)")
     grid.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)

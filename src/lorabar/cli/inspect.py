@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
           f"max |B| {report['max_abs_B']:.4g}; most unbalanced first")
     print(f"{'layer'.ljust(width)}  {'|A|':>10}  {'|B|':>10}  {'B=(|A|²-|B|²)/2':>16}")
     for layer in shown:
-        print(f"{layer['name'].ljust(width)}  {layer['norm_A']:10.4g}  {layer['norm_B']:10.4g}  {layer['B']:16.4g}")
+        print(f"{layer['name'].ljust(width)}  {layer['norm_A']:10.4g}  {layer['norm_B']:10.4g}  "
+              f"{layer['B']:16.4g}")
     if len(shown) < len(layers):
         print(f"... {len(layers) - len(shown)} more (--top 0 shows all)")
     if args.json:

@@ -9,7 +9,8 @@ Three ways to use BAR / SAM with the Trainer:
    the Trainer's ``max_steps``.  Every time the Trainer logs (``logging_steps``) it adds
    ``bar/mean_abs_B``, ``bar/max_abs_B`` and ``bar/step`` to the logs, so they land in
    ``trainer.state.log_history`` and in every ``report_to`` integration (TensorBoard, W&B, ...);
-   BAR's state travels with the Trainer's checkpoints, so ``resume_from_checkpoint`` is exact.  BAR changes weights only inside the optimizer's
+   BAR's state travels with the Trainer's checkpoints, so ``resume_from_checkpoint`` is exact.  BAR
+   changes weights only inside the optimizer's
    step pre-hook: callbacks such as ``on_pre_optimizer_step`` also fire on fp16 steps that the
    scaler then skips.
 3. `SAMTrainer`: a Trainer whose ``training_step`` does SAM's two passes; the Trainer then
@@ -173,7 +174,8 @@ class BARCallback(TrainerCallback, ExportableState):
             self.bar.load_state_dict(saved)
         elif state.global_step > 0:
             raise RuntimeError(
-                f"BARCallback: resuming at step {state.global_step} from a checkpoint without BAR's "
+                f"BARCallback: resuming at step {state.global_step} from a checkpoint without "
+                "BAR's "
                 "state (saved by a lorabar before 0.2, or the callback was added on resume); "
                 "its schedule would restart at t = 0")
         self.resume_state = None
@@ -189,7 +191,8 @@ class BARCallback(TrainerCallback, ExportableState):
         if self.bar is not None and self.log_every and state.global_step % self.log_every == 0:
             s = self._stats()
             self.history.append({"step": state.global_step, "bar_step": s["bar/step"],
-                                 "mean_abs_B": s["bar/mean_abs_B"], "max_abs_B": s["bar/max_abs_B"]})
+                                 "mean_abs_B": s["bar/mean_abs_B"],
+                                 "max_abs_B": s["bar/max_abs_B"]})
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.bar is None or logs is None:

@@ -92,7 +92,8 @@ def plot_fig2(res: ToyResult, out: Path, noise_b: float) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     thresholds = {}
     for color, a in zip(_colors(len(cfg.noise_levels)), cfg.noise_levels):
-        ax.plot(res.steps, _mean_curve(res, "abs_B", "nop", "sam", a), color=color, label=f"α={a:g}")
+        ax.plot(res.steps, _mean_curve(res, "abs_B", "nop", "sam", a), color=color,
+                label=f"α={a:g}")
         thr = float(np.mean(res.threshold[res.select("nop", "sam", a)]))
         thresholds[f"{a:g}"] = thr
         ax.axhline(thr, ls=":", color=color)
@@ -194,11 +195,13 @@ def finals(res: ToyResult) -> dict:
 
 def make_figures(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: float = 1.0,
         progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Simulate what ``which`` needs, write its figures and data to ``out``; return what was written."""
+    """Simulate what ``which`` needs, write its figures and data to ``out``; return what was
+    written."""
     if which not in FIGURES:
         raise ValueError(f"Invalid figure: {which!r} (expected one of {FIGURES})")
     if fig2b_noise not in cfg.noise_levels and which in ("fig2", "all"):
-        raise ValueError(f"Invalid fig2b_noise: {fig2b_noise} (not among noise levels {cfg.noise_levels})")
+        raise ValueError(f"Invalid fig2b_noise: {fig2b_noise} (not among noise levels "
+                         f"{cfg.noise_levels})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: dict = {"figures": [], "seconds": None}
@@ -216,8 +219,9 @@ def make_figures(which: str, cfg: ToyConfig, out: str | Path, *, fig2b_noise: fl
 
         res = simulate(cfg, problems=problems, methods=methods, progress=tick)
         written["seconds"] = res.seconds
-        write_json_atomic(out / "config.json", {"config": cfg.to_dict(), "problems": list(problems),
-                                          "methods": list(methods), "simulate_seconds": res.seconds})
+        write_json_atomic(out / "config.json", {
+            "config": cfg.to_dict(), "problems": list(problems), "methods": list(methods),
+            "simulate_seconds": res.seconds})
         if which in ("fig1", "all"):
             written["figures"] += plot_fig1(res, out)
         if which in ("fig2", "all"):

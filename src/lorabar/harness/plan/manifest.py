@@ -33,7 +33,8 @@ from pathlib import Path
 
 from ...filekinds import HEADER
 
-__all__ = ["RESULTS_MANIFEST", "STATUSES", "Manifest", "add_reuses", "read_manifest", "record_command",
+__all__ = ["RESULTS_MANIFEST", "STATUSES", "Manifest", "add_reuses", "read_manifest",
+           "record_command",
            "record_revisions", "reused_files", "revisions_of"]
 
 RESULTS_MANIFEST = "manifest.json"
@@ -171,7 +172,8 @@ def reused_files(folder: str | Path) -> dict[str, Path]:
     for ref in manifest.reuses if manifest else ():
         path = folder / ref
         if not path.is_file():
-            raise ValueError(f"Invalid manifest {folder / RESULTS_MANIFEST}: reuses {ref!r}, which does "
+            raise ValueError(f"Invalid manifest {folder / RESULTS_MANIFEST}: reuses {ref!r}, which "
+                             "does "
                              "not exist (moved or deleted?)")
         files[path.name] = path
     return files

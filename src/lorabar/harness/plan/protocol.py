@@ -147,7 +147,8 @@ def describe(protocol: str, baseline: str, lrs: dict[str, list[float]] | None = 
     fewer = [m for m, vs in lrs.items() if len(vs) < len(lrs.get(baseline, []))]
     line += f" Learning rates {'used' if protocol == 'settings-from' else 'tuned'}: {shown}."
     if protocol == "own-lr" and fewer:
-        line += (f" Not every method is tuned over the baseline's learning rates ({', '.join(fewer)}"
+        line += (" Not every method is tuned over the baseline's learning rates "
+                 f"({', '.join(fewer)}"
                  " at fewer: the grid's choice, not the paper's protocol).")
     return line
 

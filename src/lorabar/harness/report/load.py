@@ -264,7 +264,8 @@ def check_comparable(results: list[dict], *, allow_mixed: bool = False,
         for b, pb in contexts[i + 1:]:
             diff = _differing(a, b)
             if diff and not allow_mixed:
-                shown = ", ".join(f"{k} {show_value(k, a[k])} vs {show_value(k, b[k])}" for k in diff[:4])
+                shown = ", ".join(f"{k} {show_value(k, a[k])} vs {show_value(k, b[k])}"
+                                  for k in diff[:4])
                 raise ValueError(f"{pa} and {pb} are not comparable runs ({shown}); {hint}")
             differing.update(diff)
     if not differing:

@@ -70,8 +70,8 @@ def paired(results: list[dict], baseline: str = BASELINE,
             metric = runs[0]["primary_metric"]
             k = metric_scale(metric)
             by_seed = {r["config"]["seed"]: k * r["metrics"]["test"][metric] for r in base}
-            diffs = {r["config"]["seed"]: k * r["metrics"]["test"][metric] - by_seed[r["config"]["seed"]]
-                     for r in runs if r["config"]["seed"] in by_seed}
+            diffs = {r["config"]["seed"]: k * r["metrics"]["test"][metric]
+                     - by_seed[r["config"]["seed"]] for r in runs if r["config"]["seed"] in by_seed}
             if not diffs:
                 continue
             mean, lo, hi = t_interval(list(diffs.values()))

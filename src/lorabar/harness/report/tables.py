@@ -140,7 +140,8 @@ def _runtime_table(chosen: dict, tasks: list[str], methods: list[str],
     for t in tasks:
         row = [t]
         for m in methods:
-            runs, ref = chosen.get((t, m)), chosen.get((t, reference_method + m[len(method_of(m)):]))
+            runs, ref = chosen.get((t, m)), chosen.get((t,
+                                                        reference_method + m[len(method_of(m)):]))
             if not runs or not ref or not METHODS[method_of(m)].trains:
                 row.append("–")
                 continue

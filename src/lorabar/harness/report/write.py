@@ -32,7 +32,8 @@ def _check_out(folder: Path, out: Path, flag: str = "--out") -> None:
 def _present(results: list[dict], wanted: dict[str, str]) -> None:
     """Refuse, naming every one at once, a ``{flag: method}`` whose method has no run here."""
     present = sorted({r["config"]["method"] for r in results},
-                     key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
+                     key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER
+                     else len(METHOD_ORDER))
     problems = []
     for flag, method in wanted.items():
         if method not in present:

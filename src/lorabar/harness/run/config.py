@@ -136,7 +136,8 @@ class RunConfig:
             raise _v.choice("schedule", self.schedule, SCHEDULES)
         if self.sam_perturbation not in PERTURBATIONS:
             raise _v.choice("sam_perturbation", self.sam_perturbation, PERTURBATIONS)
-        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?",
+                                                                self.device):
             raise ValueError(f"Invalid device: {self.device!r} (expected {DEVICES})")
         if self.precision not in PRECISIONS:
             raise _v.choice("precision", self.precision, PRECISIONS)
@@ -218,7 +219,8 @@ class EncoderConfig(RunConfig):
                                "head through a template)")
     label_noise: float = about(0.0, "a seeded fraction of the training labels flipped to another "
                                     "class")
-    # the user's own data (task "custom"): files, columns, task type (lorabar.harness.tasks.own_data)
+    # the user's own data (task "custom"): files, columns, task type
+    # (lorabar.harness.tasks.own_data)
     train: str | None = about(None, "your own data: the train file (.csv .tsv .jsonl .json "
                                     ".parquet or a datasets.save_to_disk folder); with --dev, "
                                     "--test, --text-column, --label-column (task 'custom')")
@@ -274,7 +276,8 @@ class EncoderConfig(RunConfig):
         if self.task == CUSTOM:
             missing = [_v.flag_of(k) for k, v in own.items() if not v]
             if missing:
-                raise ValueError(f"Invalid task: 'custom' (your own data) needs {', '.join(missing)}")
+                raise ValueError("Invalid task: 'custom' (your own data) needs "
+                                 f"{', '.join(missing)}")
             _distinct_columns(text_column=self.text_column, label_column=self.label_column,
                               text_pair_column=self.text_pair_column)
             if self.setting != "fewshot":
@@ -292,13 +295,15 @@ class EncoderConfig(RunConfig):
 
         if self.head != "prompt":
             if self.template or self.verbalizer:
-                raise ValueError("Invalid template: --template and --verbalizer go with --head prompt")
+                raise ValueError("Invalid template: --template and --verbalizer go with --head "
+                                 "prompt")
             return
         if (self.template is None) != (self.verbalizer is None):
             raise ValueError("Invalid template: give --template and --verbalizer together")
         if self.template is None and self.task not in MEZO_TEMPLATES:
-            raise ValueError(f"Invalid head: 'prompt' has no built-in template for task {self.task!r} "
-                             f"(MeZO's: {sorted(MEZO_TEMPLATES)}); give --template and --verbalizer")
+            raise ValueError("Invalid head: 'prompt' has no built-in template for task "
+                             f"{self.task!r} (MeZO's: {sorted(MEZO_TEMPLATES)}); give --template "
+                             "and --verbalizer")
         if self.task_type == "regression":
             raise ValueError("Invalid head: 'prompt' scores classes; a regression task needs "
                              "--head probe or linear")
@@ -359,7 +364,8 @@ class LMConfig(RunConfig):
         if self.task == CUSTOM:
             missing = [_v.flag_of(k) for k, v in own.items() if not v]
             if missing:
-                raise ValueError(f"Invalid task: 'custom' (your own data) needs {', '.join(missing)}")
+                raise ValueError("Invalid task: 'custom' (your own data) needs "
+                                 f"{', '.join(missing)}")
             _distinct_columns(prompt_column=self.prompt_column,
                               completion_column=self.completion_column)
             if self.metric == "bleu" and self.model == "tiny":

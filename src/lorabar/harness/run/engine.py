@@ -26,7 +26,8 @@ The record (one schema for every task; `RECORD_KEYS`): ``config``, ``key``, ``id
 ``metrics`` (dev/test), ``primary_metric``, ``majority_class``, ``train`` (first/last losses,
 split sizes, trainable parameters, LoRA pairs, the adapter's info), ``final_mean_abs_B``,
 ``timing``, ``balancedness`` (per-pair |B| and gradient gap over steps), ``runtime`` (resolved
-device and precision, device name), ``distributed``, ``environment`` (versions, git revision, hardware),
+device and precision, device name), ``distributed``, ``environment`` (versions, git revision,
+hardware),
 and what the method adds (``sam``: rho and the perturbed parameter count).
 """
 
@@ -51,7 +52,8 @@ from .runtime import Runtime
 
 __all__ = ["RECORD_KEYS", "lr_lambda", "make_task", "run", "run_to_file"]
 
-RECORD_KEYS = ("config", "key", "identity", "kind", "metrics", "primary_metric", "majority_class", "train",
+RECORD_KEYS = ("config", "key", "identity", "kind", "metrics", "primary_metric", "majority_class",
+               "train",
                "final_mean_abs_B", "timing", "balancedness", "runtime", "distributed",
                "environment")
 

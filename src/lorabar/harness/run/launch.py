@@ -2,7 +2,8 @@
 
 The launchers set ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` and ``MASTER_ADDR``/``MASTER_PORT``;
 `init_from_env()` starts the process group from them: NCCL when the run trains on CUDA (one
-GPU per rank, ``cuda:LOCAL_RANK``), gloo on the CPU.  Each rank takes every ``world``-th example of the global batch (``batch_size`` stays the
+GPU per rank, ``cuda:LOCAL_RANK``), gloo on the CPU.  Each rank takes every ``world``-th example of
+the global batch (``batch_size`` stays the
 global batch, so a run is comparable to the single-process one), DDP averages the gradients,
 rank 0 evaluates and writes the result.
 """

@@ -200,8 +200,9 @@ def flatlora_stepper(ctx: StepContext) -> Stepper:
     flat = FlatLoRA.from_peft(module, rho=ctx.rho, total_steps=ctx.total_steps, seed=ctx.seed)
     stepper = Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr,
                                              weight_decay=ctx.weight_decay), flat=flat)
+    perturbed = sum(layer.weight.numel() for layer in flat.layers)
     stepper.info = {"flatlora": {"rho": ctx.rho, "layers": len(flat.layers),
-                                 "perturbed_params": sum(layer.weight.numel() for layer in flat.layers)}}
+                                 "perturbed_params": perturbed}}
     return stepper
 
 

@@ -22,7 +22,8 @@ class Task:
     ``row`` maps a list of fields to ``(text_a, text_b, raw_label)``; ``labels`` lists the raw
     label strings in class order (empty for regression); ``metrics`` the metrics, the primary
     (dev selection, verdicts) first -- the paper's App. D.4 rule: accuracy for every task but
-    CoLA (Matthews) and STS-B (Pearson; MNLI's would be mismatched accuracy on full GLUE); ``columns`` is the (min, max) number of
+    CoLA (Matthews) and STS-B (Pearson; MNLI's would be mismatched accuracy on full GLUE);
+    ``columns`` is the (min, max) number of
     fields of a labelled row; ``sizes`` the rows per k=512 split (train, dev, test) and
     ``glue_sizes`` the GLUE train and dev rows, as SOURCES.md gives them (checked on load);
     ``labels_from`` (SNLI/MNLI) the first field after the sentence columns: every field from there

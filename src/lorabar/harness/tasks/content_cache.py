@@ -64,7 +64,8 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     parts: list = []
     for name in sorted(tensors):
         t = tensors[name].contiguous()
-        parts += [name, str(t.dtype), list(t.shape), t.reshape(-1).view(torch.uint8).numpy().tobytes()]
+        parts += [name, str(t.dtype), list(t.shape),
+                  t.reshape(-1).view(torch.uint8).numpy().tobytes()]
     return content_hash(*parts)
 
 

@@ -262,7 +262,8 @@ def _full_train(task: Task, glue: Path) -> list[Example]:
         if (fields[1], fields[2]) in dev_ids:
             continue
         if fields[0] not in task.labels:
-            raise DataError(f"{glue / 'msr_paraphrase_train.txt'}:{lineno}: bad label {fields[0]!r}")
+            raise DataError(f"{glue / 'msr_paraphrase_train.txt'}:{lineno}: bad label "
+                            f"{fields[0]!r}")
         examples.append(Example(fields[3].strip(), fields[4].strip(), task.labels.index(fields[0])))
     return examples
 

@@ -59,9 +59,11 @@ def _lower_first(text: str) -> str:
 def render_prompt(task: str, fields: dict) -> PromptExample:
     """Render one raw example (a dict of the dataset's fields) with the task's template."""
     if task == "sst2":
-        return PromptExample(f"{fields['sentence']} It was", (" terrible", " great"), fields["label"])
+        return PromptExample(f"{fields['sentence']} It was", (" terrible", " great"),
+                             fields["label"])
     if task == "rte":
-        ctx = f"{fields['premise']}\nDoes this mean that \"{fields['hypothesis']}\" is true? Yes or No?\n"
+        ctx = (f"{fields['premise']}\nDoes this mean that \"{fields['hypothesis']}\" is true? "
+               "Yes or No?\n")
         return PromptExample(ctx, ("Yes", "No"), fields["label"])
     if task == "cb":
         ctx = (f"Suppose {fields['premise']} Can we infer that \"{fields['hypothesis']}\"? "
@@ -105,7 +107,8 @@ def synthetic_split(split: str, seed: int = 13) -> list[PromptExample]:
     return out
 
 
-def load_prompt_split(task: str, split: str, *, data_dir=None, seed: int = 13) -> list[PromptExample]:
+def load_prompt_split(task: str, split: str, *, data_dir=None,
+                      seed: int = 13) -> list[PromptExample]:
     """``train`` / ``dev`` / ``test`` of a prompt task, rendered."""
     if task == "synthetic":
         return synthetic_split(split, seed)

@@ -1,7 +1,8 @@
 """Causal-LM task adapters: prompt-based few-shot classification (Table 3) and WebNLG (Table 5).
 
 Prompt tasks (``sst2``, ``rte``, ``cb``, ``copa``, ``record``, and ``synthetic``, a generated
-copy task for tests): every candidate completion is scored by its mean token log-probability given the
+copy task for tests): every candidate completion is scored by its mean token log-probability given
+the
 context; training is cross-entropy over the candidates' scores ("train as classification",
 MeZO).  ``webnlg``: LM loss on the target text only (with label smoothing), decoding greedy or
 with beam search, BLEU (sacrebleu) against all references, over all / seen / unseen test inputs.
@@ -21,7 +22,8 @@ from torch.nn import functional as F
 
 from .data_folder import DataError, subset
 
-__all__ = ["PromptTask", "SFTTask", "SquadTask", "WebNLGTask", "candidate_scores", "generate", "lm_loss",
+__all__ = ["PromptTask", "SFTTask", "SquadTask", "WebNLGTask", "candidate_scores", "generate",
+           "lm_loss",
            "peft_model", "ragged_cross_entropy", "sequence_scores"]
 
 
@@ -35,7 +37,8 @@ def _encode_pairs(tok, pairs: list[tuple[str, str]], max_length: int, eos: bool 
             t = [2 + b % 290 for b in tgt.encode()] + ([1] if eos else [])
         else:
             c = tok(ctx, add_special_tokens=False)["input_ids"]
-            t = tok(tgt, add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if eos else [])
+            t = tok(tgt,
+                    add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if eos else [])
         ids = (c + t)[-max_length:]
         mask = ([0] * len(c) + [1] * len(t))[-max_length:]
         out.append((ids, mask))

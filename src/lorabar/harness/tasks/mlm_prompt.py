@@ -46,7 +46,8 @@ class TinyTokenizer:
             if word == self.mask_token:
                 ids.append(self.mask_token_id)
             else:
-                ids.append(4 + (sum(ord(c) * 31 ** i for i, c in enumerate(word)) % (self.vocab - 4)))
+                ids.append(4 + (sum(ord(c) * 31 ** i for i,
+                                    c in enumerate(word)) % (self.vocab - 4)))
         return [self.cls_token_id, *ids, self.sep_token_id] if add_special_tokens else ids
 
 
