@@ -48,17 +48,16 @@ def _pairs(chosen: dict, order: list, baseline: str):
     dev selection (`lorabar.harness.report.select()`), ``order`` its keys in the
     report's order."""
     from ..run.registry import METHODS
+    from .paired import pair_by_seed
 
     for task, method in order:
         runs = chosen[(task, method)]
         if method == baseline or method not in METHODS or not METHODS[method].trains \
                 or not METHODS[method].adapters:
             continue
-        base = {r["config"]["seed"]: r for r in chosen.get((task, baseline), [])}
-        for r in runs:
-            b = base.get(r["config"]["seed"])
-            if b is not None and r.get("final_mean_abs_B") and b.get("final_mean_abs_B"):
-                yield task, method, r["config"]["seed"], r, b
+        for seed, r, b in pair_by_seed(runs, chosen.get((task, baseline), [])):
+            if r.get("final_mean_abs_B") and b.get("final_mean_abs_B"):
+                yield task, method, seed, r, b
 
 
 def _row(task: str, method: str, what: str, values: list[float]) -> list[str]:

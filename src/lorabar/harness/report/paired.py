@@ -44,6 +44,14 @@ def check_pairing(baseline: str, margin: float) -> None:
                          "that trains, e.g. lora")
 
 
+def pair_by_seed(runs: list[dict], base: list[dict]) -> list[tuple[int, dict, dict]]:
+    """``(seed, run, baseline run)`` for every seed both have, in ``runs``' order: the one
+    pairing of a method's runs with the baseline's (a paired difference, a |B| ratio)."""
+    by_seed = {b["config"]["seed"]: b for b in base}
+    return [(r["config"]["seed"], r, by_seed[r["config"]["seed"]]) for r in runs
+            if r["config"]["seed"] in by_seed]
+
+
 def paired(results: list[dict], baseline: str = BASELINE,
            margin: float = DEFAULT_MARGIN) -> list[list[str]]:
     """Per task and method: the mean paired test difference to ``baseline`` (both at their
@@ -69,9 +77,8 @@ def paired(results: list[dict], baseline: str = BASELINE,
                 continue
             metric = runs[0]["primary_metric"]
             k = metric_scale(metric)
-            by_seed = {r["config"]["seed"]: k * r["metrics"]["test"][metric] for r in base}
-            diffs = {r["config"]["seed"]: k * r["metrics"]["test"][metric]
-                     - by_seed[r["config"]["seed"]] for r in runs if r["config"]["seed"] in by_seed}
+            diffs = {seed: k * r["metrics"]["test"][metric] - k * b["metrics"]["test"][metric]
+                     for seed, r, b in pair_by_seed(runs, base)}
             if not diffs:
                 continue
             mean, lo, hi = t_interval(list(diffs.values()))
