@@ -10,6 +10,7 @@ then times, one after the other:
 - ``collection``: ``pytest --collect-only`` (the number of tests; not part of CI's run);
 - ``tests``: ``./scripts/run-tests -q``, CI's test command (``--workers`` sets
   ``LORABAR_TEST_WORKERS``; ``0`` runs them serially);
+- ``lint``: ``ruff check`` (the rules of ``pyproject.toml``);
 - ``docs``: ``./scripts/build-docs`` (``mkdocs build --strict``);
 - with ``--demo``, ``./scripts/run-demo`` (not part of CI).
 
@@ -101,6 +102,8 @@ def main() -> int:
         out = timed("tests", ["./scripts/run-tests", "-q"], clone, env, rows)
         summary = re.findall(r"^=*\s*(\d+ passed.*?)\s*=*$", out, re.M)
         slowest = re.search(r"^=+ slowest.*?(?=^\d+ passed|^=+ \d+ passed)", out, re.M | re.S)
+        timed("lint", [str(clone / ".venv" / "bin" / "ruff"), "check", "src", "tests", "examples",
+                       "benchmarks", "scripts"], clone, env, rows)
         timed("docs", ["./scripts/build-docs", str(work / "site")], clone, env, rows)
         if args.demo:
             timed("demo (not CI)", ["./scripts/run-demo"], clone, env, rows)
