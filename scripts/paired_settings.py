@@ -14,6 +14,7 @@ import tomllib
 from collections import defaultdict
 
 from lorabar.harness.report import average_over_tasks, load_results
+from lorabar.harness.report.naming import metric_scale
 from lorabar.harness.report.stats import t_interval
 
 
@@ -42,7 +43,8 @@ def main() -> None:
                     raise SystemExit(f"Ambiguous --{side} {getattr(args, side)}: more than one "
                                      f"{args.method} setting matches on {c['task']} seed "
                                      f"{c['seed']}; add KEY=VALUE pairs to tell them apart")
-                got[c["seed"]] = 100 * r["metrics"]["test"][r["primary_metric"]]
+                metric = r["primary_metric"]
+                got[c["seed"]] = metric_scale(metric) * r["metrics"]["test"][metric]
     per_seed: dict = defaultdict(list)
     tasks = sorted({t for t, _ in scores})
     print(f"{args.method}: ({args.b}) - ({args.a}), test points, mean [95% t-interval]")

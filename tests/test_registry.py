@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -205,3 +206,22 @@ def test_register_method_refuses_what_it_cannot_mean(penalty_method):
         register_method(Method("g", "G", "g", hparams=("gamma",), builder=adamw_stepper))
     with pytest.raises(ValueError, match=r"a method that trains needs a builder"):
         Method("h", "H", "h")
+
+
+def test_every_metric_a_task_records_is_declared_once():
+    """The metrics' one declaration: what tables scale by, what selection maximizes."""
+    import re
+
+    from lorabar.harness.report.naming import metric_scale
+    from lorabar.harness.run.registry import METRICS, metric
+
+    tasks = Path(__file__).resolve().parents[1] / "src" / "lorabar" / "harness" / "tasks"
+    recorded = set()
+    for p in tasks.glob("*.py"):
+        recorded |= set(re.findall(r'"(accuracy|f1|mcc|pearson|spearman|exact_match|bleu\w*|'
+                                   r'neg_nll|nll)"', p.read_text()))
+    assert recorded <= set(METRICS)
+    assert metric_scale("accuracy") == 100 and metric_scale("bleu") == metric_scale("nll") == 1
+    assert metric("neg_nll").higher and not metric("nll").higher
+    with pytest.raises(ValueError, match=r"Invalid metric: 'acc' \(expected one of"):
+        metric("acc")

@@ -86,6 +86,10 @@ def hparams_text(run: dict) -> str:
                      if k in c and not (k == "sam_perturbation" and c[k] == "sync"))
 
 
-def metric_scale(metric: str) -> float:
-    """Metrics in [0, 1] are shown x100; BLEU is already on a 0-100 scale."""
-    return 1.0 if metric.startswith("bleu") else 100.0
+def metric_scale(name: str) -> float:
+    """How a recorded value of metric ``name`` is shown: its declaration's scale
+    (`lorabar.harness.run.registry.METRICS`: fractions x100, BLEU and log-likelihoods as
+    they are)."""
+    from ..run.registry import metric
+
+    return metric(name).scale

@@ -100,7 +100,7 @@ def _chosen_tables(results, chosen, tasks, methods, columns, metric,
     for t in tasks:
         refs = [r["majority_class"]["test"][metric[t]] for r in results
                 if r["config"]["task"] == t and r.get("majority_class")]
-        majority.append(f"{100 * refs[0]:.1f}" if refs else "–")
+        majority.append(f"{metric_scale(metric[t]) * refs[0]:.1f}" if refs else "–")
     if any(c != "–" for c in majority[1:]):
         acc.append(majority + ["–"])
     return acc, bal, hps

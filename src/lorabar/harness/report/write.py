@@ -202,14 +202,16 @@ def _markdown(results: list[dict], t: dict, columns: list[str], *, reference_met
 
 
 def _scale_note(results: list[dict]) -> str:
-    """What the test numbers are: metrics in [0, 1] are shown x100, BLEU as is."""
+    """What the test numbers are, from the metrics' declarations: x100, or as they are."""
+    from .naming import metric_scale
+
     metrics = sorted({r["primary_metric"] for r in results})
-    bleu = [m for m in metrics if m.startswith("bleu")]
-    if not bleu:
+    as_is = [m for m in metrics if metric_scale(m) == 1.0]
+    if not as_is:
         return f"Test {', '.join(metrics)} (×100)"
-    if len(bleu) == len(metrics):
-        return f"Test {', '.join(metrics)} (BLEU, 0–100)"
-    return f"Test {', '.join(metrics)} (×100; BLEU as is)"
+    if len(as_is) == len(metrics):
+        return f"Test {', '.join(metrics)} (as recorded)"
+    return f"Test {', '.join(metrics)} (×100; {', '.join(as_is)} as recorded)"
 
 
 def _verdict_note(verdicts: list[list[str]]) -> str:

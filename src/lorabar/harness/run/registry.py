@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from ... import _names
 
-__all__ = ["ADAPTERS", "BASELINE", "DEVICES", "HEADS", "LORAPLUS_BARS", "METHODS", "Method",
+__all__ = ["ADAPTERS", "BASELINE", "DEVICES", "HEADS", "LORAPLUS_BARS", "METHODS", "METRICS",
+           "Method", "Metric", "metric",
            "PAPER_METHODS", "PERTURBATIONS", "POOLINGS", "PRECISIONS", "SCHEDULES", "SETTINGS",
            "TARGETS", "TASK_ADAPTERS", "check_bar_rate", "check_bar_settings",
            "check_sbar_settings", "methods_for", "methods_table"]
@@ -174,3 +175,35 @@ def methods_table() -> str:
 def methods_for(kind: str) -> list[str]:
     """The methods that apply to task kind ``kind``, in the registry's order."""
     return [m.name for m in METHODS.values() if m.kinds is None or kind in m.kinds]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric as every table, verdict and script shows it: ``scale`` turns a recorded value
+    into the points reports print (a fraction in [0, 1]: 100; BLEU, already 0-100, and a
+    log-likelihood: 1), ``higher`` whether dev selection prefers it higher (every recorded
+    metric is, ``neg_nll`` included: the negated loss), ``paper`` its name in the paper."""
+
+    name: str
+    scale: float = 100.0
+    higher: bool = True
+    paper: str = ""
+
+
+# every metric a task records: the one declaration reports, selection and scripts read
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("accuracy", paper="accuracy"), Metric("f1", paper="F1"),
+    Metric("mcc", paper="Matthews correlation"), Metric("pearson", paper="Pearson correlation"),
+    Metric("spearman", paper="Spearman correlation"), Metric("exact_match", paper="exact match"),
+    Metric("bleu", 1.0, paper="BLEU"), Metric("bleu_seen", 1.0, paper="BLEU (seen categories)"),
+    Metric("bleu_unseen", 1.0, paper="BLEU (unseen categories)"),
+    Metric("neg_nll", 1.0, paper="negative log-likelihood per token"),
+    Metric("nll", 1.0, higher=False, paper="log-likelihood per token"),
+)}
+
+
+def metric(name: str) -> Metric:
+    """The declaration of metric ``name``; one no task records is a ``ValueError``."""
+    if name not in METRICS:
+        raise ValueError(f"Invalid metric: {name!r} (expected one of {sorted(METRICS)})")
+    return METRICS[name]
