@@ -28,8 +28,8 @@ model, tok = build_model("minilm", 2, method="lora")
 params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-4)
 ids = torch.randint(1000, 20000, (16, 64))
-batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.randint(0, 2,
-(16,))}
+labels = torch.randint(0, 2, (16,))
+batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 times = []
 for i in range(int(sys.argv[2]) + 3):
     t = time.perf_counter()
