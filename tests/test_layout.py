@@ -64,6 +64,25 @@ VIOLATIONS = {
     "an annotated definition of a name defined elsewhere": ("METHODS: dict = {}\n",
                                                            defined_twice),
     "a definition inside a top-level if": ("if True:\n    TASKS = {}\n", defined_twice),
+    "from the harness, a later stage by name": ("from lorabar.harness import report as _r\n",
+                                                stage_violations),
+    "importlib.import_module of a later stage": (
+        "import importlib\n_L = importlib.import_module('lorabar.harness.report.load')\n",
+        stage_violations),
+    "an import string of a later stage": ('_B = "lorabar.harness.execute.local:run"\n',
+                                          stage_violations),
+    "the command line, above the harness": ("from lorabar.cli import grid as _g\n",
+                                            stage_violations),
+    "a module's private name through an alias": (
+        "from lorabar import schedules\n_S = schedules\n_Y = _S._private_thing\n",
+        borrowed_privates),
+    "a definition inside a top-level for": ("for _i in range(1):\n    TASKS = {}\n",
+                                            defined_twice),
+    "a tuple target": ("TASKS, _OTHER = {}, {}\n", defined_twice),
+    "a walrus at module level": ("(TASKS := {})\n", defined_twice),
+    "a function's global": ("def _f():\n    global TASKS\n    TASKS = {}\n", defined_twice),
+    "an attribute of something not a module": (
+        "class _C:\n    TASKS = {}\n\n\nTASKS = _C().TASKS\n", defined_twice),
 }
 
 

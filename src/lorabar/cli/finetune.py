@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     ft.add_argument("--quiet", action="store_true",
                     help="no progress bar, no warnings of transformers/PEFT")
     add_symlink_flag(ft)
-    ft.set_defaults(func=run)
+    ft.set_defaults(func=run, on_interrupt=interrupted)
 
     lm = sub.add_parser("finetune-lm", help="one causal-LM run (prompt tasks, ReCoRD, SQuAD, "
                         "WebNLG or your own prompt/completion data)")
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     lm.add_argument("--quiet", action="store_true",
                     help="no progress bar, no warnings of transformers/PEFT")
     add_symlink_flag(lm)
-    lm.set_defaults(func=run_lm)
+    lm.set_defaults(func=run_lm, on_interrupt=interrupted)
 
 
 def run(args: argparse.Namespace, kind: str = "encoder") -> int:
@@ -85,3 +85,9 @@ def run(args: argparse.Namespace, kind: str = "encoder") -> int:
 
 def run_lm(args: argparse.Namespace) -> int:
     return run(args, "lm")
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted finetune kept: nothing (its files are written at the end, atomically;
+    `main` prints it, exit 130)."""
+    return "nothing written"

@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:  # Ctrl-C (and a grid's SIGTERM): 130, saying what was kept
         kept = getattr(args, "on_interrupt", None)
-        print(f"lorabar {args.command}: interrupted; "
-              f"{kept(args) if kept else 'nothing written'}", file=sys.stderr)
+        print(f"lorabar {args.command}: interrupted" + (f"; {kept(args)}" if kept else ""),
+              file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - one line for every error (EXIT_CODES)
         code = exit_code(err)
