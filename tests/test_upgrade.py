@@ -5,8 +5,12 @@ touched; --check writes nothing."""
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from conftest import fake_record
 
 from lorabar.cli.main import main
@@ -134,3 +138,45 @@ def test_look_alikes_edits_and_links_are_left_alone(tmp_path, capsys):
     link.symlink_to(runs[1])
     assert main(["upgrade", str(runs[1]), str(link)]) == 2
     assert "is a symbolic link" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the property
+VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+                      lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.sampled_from(["config", "metrics", "layers", "lorabar",
+                                                         "mean_abs_B", "commands", "status",
+                                                         "digest", "identity", "traceback",
+                                                         "generator", "x"]), inner, max_size=4),
+                      max_leaves=10)
+NAMES = st.sampled_from(["a.json", "manifest.json", ".lorabar-compare.json", "paired.csv",
+                         "runs/sst2_lora_s13_0123456789.json",
+                         "runs/sst2_lora_s13_0123456789.error.json"])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(NAMES, VALUES, min_size=1, max_size=4))
+def test_any_folder_is_planned_or_refused_in_one_line_and_nothing_is_written(files):
+    """Whatever a folder holds, planning reads it without writing, refuses in one line (a
+    ValueError naming the file) or plans only what it checked: a result only if complete."""
+    from lorabar.harness.report.load import BadResultError, check_content
+    from lorabar.harness.report.upgrade import plan_upgrade
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name, value in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text("task,method,x\n" if name.endswith(".csv")
+                                     else json.dumps(value))
+        before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+        try:
+            steps = plan_upgrade([root])
+        except ValueError as err:
+            assert str(root) in str(err) and "\n" not in str(err)
+            steps = []
+        assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+        for step in steps:
+            if step.kind == "result":
+                try:
+                    check_content(step.path)
+                except BadResultError:
+                    pytest.fail(f"{step.path} planned for signing but incomplete")

@@ -195,10 +195,9 @@ def rebalance_adapter(folder: str | Path, out: str | Path, *, force: bool = Fals
     Returns ``{"rebalanced": n, "left_alone": [names of pairs with a zero factor]}``; a
     non-finite factor raises ``ValueError`` naming its layer, before anything is written.
     """
-    import tempfile
 
     from ..guard import Output
-    from ..publish import publish_folder
+    from ..publish import publish_folder, staging
 
     folder, out = Path(folder), Path(out)
     check_rebalance_out(folder, out, force=force)
@@ -219,18 +218,13 @@ def rebalance_adapter(folder: str | Path, out: str | Path, *, force: bool = Fals
         done += 1
     from safetensors.torch import save_file
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with staging(Output("--rebalance", out, "adapter")) as tmp:  # built beside, then swapped
         for item in folder.iterdir():
             if item.is_file() and item.name not in WEIGHTS and not item.name.startswith(".lorabar"):
                 shutil.copy2(item, tmp / item.name)
         save_file({k: v.contiguous() for k, v in new.items()},
                   str(tmp / "adapter_model.safetensors"), metadata=metadata or {"format": "pt"})
         publish_folder(tmp, Output("--rebalance", out, "adapter"), force=force)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return {"rebalanced": done, "left_alone": left}
 
 

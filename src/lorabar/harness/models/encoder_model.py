@@ -184,21 +184,17 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
     ``base_model_name_or_path`` to name; ``card(portable) -> str``: the model card
     (``README.md``; the engine passes `lorabar.harness.run.adapter_card.model_card`)."""
     import json
-    import shutil
-    import tempfile
     from pathlib import Path
 
     from safetensors.torch import save_file
 
     from ...guard import Output
-    from ...publish import publish_folder
+    from ...publish import publish_folder, staging
 
     if not hasattr(model, "save_pretrained") or not hasattr(model, "peft_config"):
         raise ValueError("Invalid --save-adapter: this run trains no adapter (method 'full')")
-    out = Path(folder).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    adapter = Output("--save-adapter", Path(folder).expanduser(), "adapter")
+    with staging(adapter) as tmp:  # built beside, then renamed into place
         net, cfg = model.get_base_model(), record["config"]
         portable = (head_info or {}).get("kind") != "prompt" and \
             isinstance(net, SequenceClassifier)
@@ -217,10 +213,7 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
             indent=1, default=float))
         if card is not None:
             (tmp / "README.md").write_text(card(portable))
-        publish_folder(tmp, Output("--save-adapter", out, "adapter"))
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        publish_folder(tmp, adapter)
 
 
 def own_view(folder):

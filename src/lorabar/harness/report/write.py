@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...guard import Output
-from ...publish import publish_folder
+from ...publish import publish_folder, staging
 from ..run.registry import BASELINE
 from .figures import fig3, paired_figure
 from .load import MIXED_HINT, check_comparable, context_of, load, result_files, show_value, \
@@ -61,8 +61,6 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     metric's points (`.verdicts`); ``title``: report.md's heading (default: "Report: " and the
     results folder's name); ``notes``: the adapters ``compare --save-adapters`` kept, one line
     each with the command that reproduces it (a section of report.md)."""
-    import shutil
-    import tempfile
 
     folder = Path(folder)
     out = Path(out) if out is not None else folder / "report"
@@ -86,17 +84,13 @@ def render(folder: str | Path, *, out: str | Path | None = None,
                             f"{r['metrics']['test'].get(m)}")
         if warn is not None:
             warn(f"failed run (non-finite metric), left out: {failed_lines[-1]}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    report = Output(out_flag, out, "report")
+    with staging(report) as tmp:  # built beside, then swapped in whole
         names = _write_report(results, tmp, reference_method=reference_method, baseline=baseline,
                               skipped=skipped, failed=failed_lines, columns=columns,
                               provenance=_provenance(folder, warn), margin=margin,
                               title=title or f"Report: {folder.resolve().name}", notes=notes)
-        publish_folder(tmp, Output(out_flag, out, "report"))
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        publish_folder(tmp, report)
     return [out / name for name in names]
 
 
