@@ -136,6 +136,14 @@ def fake_record(task, method, seed, dev, test, step_ms, setting=None, b=1.0, *, 
             "balancedness": {"steps": [0, 10], "names": names, "abs_B": [[1, 1, 1], [b, b, b]]}})
 
 
+def as_runs(records) -> list:
+    """Result records (`fake_record`'s dicts) as a report reads them: `RunRecord`s, each named
+    by its place (`lorabar.harness.report.load.record_of`)."""
+    from lorabar.harness.report.load import record_of
+
+    return [record_of(r, f"r{i}.json") for i, r in enumerate(records)]
+
+
 def squad_row(i: int, answer: str = "Denver Broncos") -> dict:
     return {"id": f"q{i}", "title": "Super_Bowl_50", "context": f"The {answer} won game {i}.",
             "question": f"Who won game {i}?", "answers": {"text": [answer, answer.lower()],

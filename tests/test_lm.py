@@ -164,7 +164,9 @@ def test_report_webnlg_bleu_is_not_rescaled():
                                                             "bleu_unseen": bleu - 10}},
                 "timing": {"step_time_median_s": 1.0}}
 
-    t = tables([rec("lora", 13, 30.0), rec("lora", 21, 32.0), rec("obar", 13, 20.0)])
+    from conftest import as_runs
+
+    t = tables(as_runs([rec("lora", 13, 30.0), rec("lora", 21, 32.0), rec("obar", 13, 20.0)]))
     assert t["table1"][1][1] == "31.0 ± 1.4 (2)"
     assert t["webnlg"][1] == ["LoRA", "31.00 ± 1.41 (2)", "41.00 ± 1.41 (2)", "21.00 ± 1.41 (2)",
                               "31.00 ± 1.41 (2)"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lorabar.harness.report.mechanism import layer_rows, paired_rows
-from conftest import fake_record
+from conftest import as_runs, fake_record
 
 
 def _runs():
@@ -24,7 +24,7 @@ def _runs():
 def _selected():
     from lorabar.harness.report import select
 
-    chosen = select(_runs())
+    chosen = select(as_runs(_runs()))
     return chosen, sorted(chosen)
 
 

@@ -82,7 +82,7 @@ def test_the_seed_stage_keeps_a_setting_a_variant_gave_one_method(tmp_path):
     """Table 4's recipe gives BAR weight decay 0 on CoLA and RTE (App. D.4), LoRA 0.1: the seed
     stage runs each method with its own."""
     from lorabar.harness.compare import seeds_grid
-    from conftest import fake_record
+    from conftest import as_runs, fake_record
 
     grid = tmp_path / "g.toml"
     grid.write_text('[base]\nweight_decay = 0.1\n[grid]\ntask = ["sst2"]\n'
@@ -93,7 +93,7 @@ def test_the_seed_stage_keeps_a_setting_a_variant_gave_one_method(tmp_path):
     runs[1]["config"]["weight_decay"] = 0.0
     cc = CompareConfig(out=str(tmp_path / "C"), methods=("lora", "obar"), seeds=(13, 21),
                        grid=str(grid))
-    variants = {v["method"]: v for v in seeds_grid(cc, runs)["variant"]}
+    variants = {v["method"]: v for v in seeds_grid(cc, as_runs(runs))["variant"]}
     assert variants["obar"]["weight_decay"] == 0.0 and variants["lora"]["weight_decay"] == 0.1
 
 

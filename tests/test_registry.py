@@ -127,9 +127,11 @@ def test_what_a_method_reads_is_stated_once():
         {"bar", "mu0", "schedule", "loraplus_ratio"}
     assert plus.reads(cfg) == plus.reads(dataclasses.asdict(cfg))
     config = {**key, "task": "sst2", "method": "loraplus", "seed": 13}
-    run = {"config": config, "primary_metric": "accuracy",
-           "metrics": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.5}},
-           "identity": {"config": key}, "key": key}
+    from lorabar.harness.run.result import RunRecord
+
+    run = RunRecord.of({"config": config, "primary_metric": "accuracy",
+                        "metrics": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.5}},
+                        "identity": {"config": key}, "key": key}, "r.json")
     assert "bar=nbar, mu0=2.0, schedule=linear" in hparams_text(run)
     (variant,) = seeds_grid(CompareConfig(out="x", methods=("lora", "loraplus"),
                                           base={"task": "sst2"}), [run])["variant"]

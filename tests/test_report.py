@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from lorabar.harness.report import render, select, tables
-from conftest import fake_record
+from conftest import as_runs, fake_record
+
+from lorabar.harness.run.result import MethodUnit
 
 
 def test_report_on_fixture_results(tmp_path):
@@ -24,9 +26,9 @@ def test_report_on_fixture_results(tmp_path):
     ]
     for i, r in enumerate(runs):
         (tmp_path / f"r{i}.json").write_text(json.dumps(r))
-    chosen = select([json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))])
-    assert {r["config"]["seed"] for r in chosen[("sst2", "lora")]} == {13, 21}
-    t = tables([json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))])
+    chosen = select(as_runs(json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))))
+    assert {r["config"]["seed"] for r in chosen[("sst2", MethodUnit("lora"))]} == {13, 21}
+    t = tables(as_runs(json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))))
     assert t["table1"][1][:2] == ["LoRA", "79.0 ± 1.4 (2)"]
     assert t["table1"][-1][:2] == ["majority class", "51.0"]
     assert t["runtime"][1] == ["sst2", "1.00x (100 ms)", "2.10x (210 ms)", "1.03x (103 ms)"]
@@ -55,12 +57,13 @@ def test_paired_differences_and_selection_on_common_seeds():
     runs.append(fake_record("trec", "lora", 13, 0.7, 0.5, 100, setting=3e-4))
     for seed in (21, 42):  # more seeds of the worse setting do not change the choice
         runs.append(fake_record("trec", "lora", seed, 0.95, 0.5, 100, setting=3e-4))
+    runs = as_runs(runs)
     rows = {(r[0], r[1]): r for r in paired(runs)}
     n, mean, lo, hi, verdict = rows[("sst2", "LoRA-SAM")][2:7]
     # mean 1.4, sd 0.5477, t(0.975, 4) = 2.7764: half-width 0.680
     assert (n, mean, lo, hi, verdict) == ("5", "1.40", "0.72", "2.08", "better")
     assert rows[("sst2", "LoRA-nBAR")][6] == "inconclusive"  # +0.2 [-1.16, 1.56]: cannot tell
-    assert select(runs)[("trec", "lora")][0]["config"]["lr"] == 1e-3
+    assert select(runs)[("trec", MethodUnit("lora"))][0]["config"]["lr"] == 1e-3
 
 
 def test_paired_settings_script_pairs_two_fixed_settings(tmp_path):
@@ -103,7 +106,7 @@ def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
                             for split in ("dev", "test")}
             r.pop("majority_class")
             runs.append(r)
-    rows = tables(runs)["metrics"]
+    rows = tables(as_runs(runs))["metrics"]
     assert rows[0] == ["task", "method", "metric", "test", "dev"]
     assert ["stsb", "LoRA", "spearman", "72.0 ± 2.8 (2)", "72.0 ± 2.8 (2)"] in rows
     assert ["stsb", "LoRA-oBAR", "pearson", "83.0 ± 2.8 (2)", "83.0 ± 2.8 (2)"] in rows
@@ -114,7 +117,7 @@ def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
     render(tmp_path, out=tmp_path / "rep")
     assert "spearman" in (tmp_path / "rep" / "metrics.csv").read_text()
     assert "## Every metric" in (tmp_path / "rep" / "report.md").read_text()
-    assert "metrics" not in tables([fake_record("sst2", "lora", 13, 0.8, 0.8, 100)])
+    assert "metrics" not in tables(as_runs([fake_record("sst2", "lora", 13, 0.8, 0.8, 100)]))
 
 
 def test_report_names_every_missing_baseline_and_reference_at_once(tmp_path):

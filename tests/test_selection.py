@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 
 from lorabar.harness.report import TIE_RULE, render, select_with_ties
-from conftest import fake_record
+from conftest import as_runs, fake_record
+
+from lorabar.harness.run.result import MethodUnit
 
 
 def _runs(order):
@@ -20,8 +22,8 @@ def _runs(order):
 
 def test_a_tie_is_broken_by_the_rule_not_the_file_order():
     for order in ((0, 1, 2), (2, 1, 0), (1, 2, 0)):
-        chosen, ties = select_with_ties(_runs(order))
-        assert chosen[("sst2", "sam")][0]["config"]["rho"] == 0.01  # the smallest rho
+        chosen, ties = select_with_ties(as_runs(_runs(order)))
+        assert chosen[("sst2", MethodUnit("sam"))][0]["config"]["rho"] == 0.01  # the smallest rho
         assert len(ties) == 1 and ties[0]["by"] == "smaller hyperparameters"
         assert len(ties[0]["settings"]) == 3
 
@@ -30,8 +32,8 @@ def test_a_tie_is_broken_first_by_the_other_dev_metrics():
     runs = _runs((0, 1, 2))
     for r, f1 in zip(runs, (0.9, 0.7, 0.8)):
         r["metrics"]["dev"]["f1"] = f1
-    chosen, ties = select_with_ties(runs)
-    assert chosen[("sst2", "sam")][0]["config"]["rho"] == 0.1 and ties[0]["by"] == \
+    chosen, ties = select_with_ties(as_runs(runs))
+    assert chosen[("sst2", MethodUnit("sam"))][0]["config"]["rho"] == 0.1 and ties[0]["by"] == \
         "other dev metrics"
 
 

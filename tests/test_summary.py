@@ -3,7 +3,7 @@ verdict word, the few-seeds warning, "at ceiling" -- and choices at the edge of 
 
 from __future__ import annotations
 
-from conftest import fake_record
+from conftest import as_runs, fake_record
 
 from lorabar.harness.report import paired
 from lorabar.harness.report.edges import edge_lines, edges
@@ -18,7 +18,7 @@ def _grid(seeds, lrs=(1e-3, 3e-3), test=None):
              for s in seeds[1:]]
     runs += [fake_record("sst2", "sam", s, 0.75, test or 0.80 + 0.01 * (s % 3), 200)
              for s in seeds]
-    return runs
+    return as_runs(runs)
 
 
 def test_two_seeds_print_n_the_word_and_a_warning():
@@ -42,16 +42,16 @@ def test_five_seeds_no_warning_and_ceiling_named():
 
 
 def test_an_interior_choice_is_not_an_edge():
-    runs = [fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
-            for lr, dev in ((1e-4, 0.6), (3e-4, 0.9), (1e-3, 0.7))]
+    runs = as_runs(fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
+                   for lr, dev in ((1e-4, 0.6), (3e-4, 0.9), (1e-3, 0.7)))
     assert edges(runs) == []
-    one = [fake_record("sst2", "lora", s, 0.9, 0.8, 100, setting=3e-4) for s in (13, 21)]
+    one = as_runs(fake_record("sst2", "lora", s, 0.9, 0.8, 100, setting=3e-4) for s in (13, 21))
     assert edge_lines(one) == []  # one value tried: no grid, no edge
 
 
 def test_the_smallest_value_suggests_the_next_below():
-    runs = [fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
-            for lr, dev in ((1e-4, 0.9), (3e-4, 0.6), (5e-4, 0.7))]
+    runs = as_runs(fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
+                   for lr, dev in ((1e-4, 0.9), (3e-4, 0.6), (5e-4, 0.7)))
     (edge,) = edges(runs)
     assert (edge["name"], edge["value"], edge["side"]) == ("lr", 1e-4, "smallest")
     assert abs(edge["next"] - 1e-4 / 3) < 1e-12
@@ -80,8 +80,8 @@ def test_widening_skips_what_the_config_refuses_and_what_was_tried():
     from lorabar.harness.report.widen import check_widen, widen_grid
 
     def runs(lrs):
-        return [fake_record("sst2", "obar", 13, dev, 0.8, 100, setting=lr)
-                for lr, dev in zip(lrs, (0.6, 0.7))]
+        return as_runs(fake_record("sst2", "obar", 13, dev, 0.8, 100, setting=lr)
+                       for lr, dev in zip(lrs, (0.6, 0.7)))
 
     def mine(task, method):
         return True

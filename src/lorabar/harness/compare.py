@@ -30,6 +30,7 @@ from pathlib import Path
 from .report.verdicts import DEFAULT_MARGIN
 from .run.config import CONFIGS
 from .run.registry import BASELINE, METHODS, PAPER_METHODS
+from .run.result import RunRecord
 
 __all__ = ["CompareConfig", "ComparisonPlan", "compare", "dry_run_summary", "execute",
            "plan_comparison", "report_comparison", "seeds_grid", "source_grid", "tuning_grid"]
@@ -164,16 +165,17 @@ def tuning_grid(cc: CompareConfig) -> dict:
             "variant": registry_variants(cc, cc.methods, lr=lr)}
 
 
-def seeds_grid(cc: CompareConfig, results: list[dict]) -> dict:
+def seeds_grid(cc: CompareConfig, results: list[RunRecord]) -> dict:
     """Stage 2 as a grid dict: per (task, method) the dev-chosen setting on every seed."""
     from .report import select
 
     variants = []
     mine = planned_tasks(cc)
-    for (task, method), runs in sorted(select(results).items()):
+    for (task, unit), runs in sorted(select(results).items()):
+        method = unit.method
         if method not in cc.methods or task not in mine:
             continue  # another comparison's runs in the same folder (other data, other tasks)
-        c = {**runs[0]["config"], "task": runs[0].get("_config_task", task)}
+        c = {**runs[0]["config"], "task": runs[0].recorded_task}
         entry = METHODS[method]
         # what selection may vary per method: lr, its own settings, and weight decay (a recipe
         # may set it per method, as the paper's App. D.4 does for BAR)
@@ -213,8 +215,9 @@ def _check_with_finished(out: Path, configs: list) -> None:
         ident = identity_of(c)
         task = own_task_name(dataclasses.asdict(c), ident["data"]) if c.task == "custom" \
             else c.task
-        planned.append({"identity": ident, "config": {"task": task, "method": c.method},
-                        "_path": f"the planned run {task}/{c.method}/seed {c.seed}"})
+        planned.append(RunRecord.of({"identity": ident, "config": {"task": task,
+                                                                    "method": c.method}},
+                                    f"the planned run {task}/{c.method}/seed {c.seed}"))
     check_comparable(finished + planned, hint=HINT)
 
 

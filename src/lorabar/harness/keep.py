@@ -17,6 +17,8 @@ import re
 import shlex
 from pathlib import Path
 
+from .run.result import RunRecord
+
 __all__ = ["adapter_name", "command_for", "keep_adapters"]
 
 
@@ -49,7 +51,7 @@ def adapter_name(record: dict) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]", "-", name)
 
 
-def _chosen_runs(records: list[dict], every_seed: bool) -> list[dict]:
+def _chosen_runs(records: list[RunRecord], every_seed: bool) -> list[RunRecord]:
     from .report.selection import select, selection_seeds
 
     seeds = selection_seeds(records)
@@ -63,7 +65,7 @@ def _chosen_runs(records: list[dict], every_seed: bool) -> list[dict]:
     return out
 
 
-def keep_adapters(records: list[dict], folder: str | Path, *, every_seed: bool = False,
+def keep_adapters(records: list[RunRecord], folder: str | Path, *, every_seed: bool = False,
                   kind: str = "encoder", log=print) -> list[str]:
     """Run each chosen setting again with ``--save-adapter`` into ``folder``; returns the
     report's lines (one per adapter, with its command)."""
@@ -79,10 +81,8 @@ def keep_adapters(records: list[dict], folder: str | Path, *, every_seed: bool =
             lines.append(f"- {record['config']['task']} / {record['config']['method']}: trains "
                          "no adapter; nothing kept")
             continue
-        config = {k: v for k, v in record["config"].items() if k != "_config_task"}
-        if record.get("_config_task"):
-            config["task"] = record["_config_task"]
-        cfg = config_from(config, kind)
+        cfg = config_from(dict(record.data["config"]), kind)  # the run's config, as it recorded
+
         target = folder / adapter_name(record)
         log(f"compare: keeping {target.name}")
         again = run(cfg, progress=False, expect=record["identity"], save_adapter=str(target))

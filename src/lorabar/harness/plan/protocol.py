@@ -74,8 +74,8 @@ def registry_variants(cc, methods, *, lr: list[float] | None = None) -> list[dic
 
 def _chosen_lrs(cc, chosen: dict) -> dict[str, float]:
     """``{task: the baseline's dev-chosen lr}`` from a dev selection."""
-    return {task: runs[0]["config"]["lr"] for (task, method), runs in chosen.items()
-            if method == cc.baseline}
+    return {task: runs[0]["config"]["lr"] for (task, unit), runs in chosen.items()
+            if unit.method == cc.baseline}
 
 
 def _at_chosen_lr(grid: dict, chosen: dict[str, float], baseline: str) -> dict:
@@ -117,7 +117,7 @@ def stages(cc, tuning_grid: Callable, seeds_grid: Callable, select: Callable,
     def at_lr(load):
         results = load()
         chosen = _chosen_lrs(cc, select(results))
-        named = {r["config"]["task"]: r.get("_config_task", r["config"]["task"]) for r in results}
+        named = {r["config"]["task"]: r.recorded_task for r in results}
         grid = _at_chosen_lr(tuning_grid(cc), chosen, cc.baseline)
         for v in grid["variant"]:
             v["task"] = named.get(v["task"], v["task"])

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .load import TUNED
-from .naming import METHOD_ORDER, label_of, method_of, task_order, unit_of
+from ..run.result import MethodUnit, RunRecord
+from .naming import METHOD_ORDER, label_of, task_order
 from .selection import select
 
 __all__ = ["edge_lines", "edges"]
@@ -23,7 +24,7 @@ def _numeric(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def edges(results: list[dict]) -> list[dict]:
+def edges(results: list[RunRecord]) -> list[dict]:
     """``[{"task", "method", "name", "value", "side", "tried", "next"}]`` for every chosen
     value at the edge of what its task and method tried (ordered by task, method, name)."""
     tried: dict = defaultdict(lambda: defaultdict(set))
@@ -31,7 +32,7 @@ def edges(results: list[dict]) -> list[dict]:
         for name in TUNED:
             value = r["config"].get(name)
             if _numeric(value):
-                tried[(r["config"]["task"], unit_of(r))][name].add(value)
+                tried[(r["config"]["task"], r.unit)][name].add(value)
     found = []
     for (task, unit), runs in select(results).items():
         for name, values in sorted(tried[(task, unit)].items()):
@@ -45,15 +46,14 @@ def edges(results: list[dict]) -> list[dict]:
             found.append({"task": task, "method": unit, "name": name, "value": value,
                           "side": side, "tried": grid,
                           "next": value * step if step and step > 0 else None})
-    def order(m: str) -> int:
-        name = method_of(m)
-        return METHOD_ORDER.index(name) if name in METHOD_ORDER else len(METHOD_ORDER)
+    def order(m: MethodUnit) -> int:
+        return METHOD_ORDER.index(m.method) if m.method in METHOD_ORDER else len(METHOD_ORDER)
 
-    return sorted(found, key=lambda e: (task_order(e["task"]), order(e["method"]), e["method"],
-                                        e["name"]))
+    return sorted(found, key=lambda e: (task_order(e["task"]), order(e["method"]),
+                                        str(e["method"]), e["name"]))
 
 
-def edge_lines(results: list[dict]) -> list[str]:
+def edge_lines(results: list[RunRecord]) -> list[str]:
     """One sentence per edge: ``sst2 / LoRA: lr = 0.0005 is the largest of 0.0001, 0.0003,
     0.0005 tried; next: 0.000833``."""
     return [f"{e['task']} / {label_of(e['method'])}: {e['name']} = {e['value']:g} is the "

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..run.registry import METHODS
-from .naming import label_of, method_of, task_order, units_of
+from ..run.result import RunRecord
+from .naming import label_of, task_order, units_of
 from .selection import select
 
-def fig3(results: list[dict], out: Path) -> list[Path]:
+def fig3(results: list[RunRecord], out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,9 +20,9 @@ def fig3(results: list[dict], out: Path) -> list[Path]:
     written = []
     for task in sorted({t for t, _ in chosen}, key=task_order):
         curves = {}
-        drawn = [u for u in units_of(chosen) if METHODS.get(method_of(u)) is not None
-                 and METHODS[method_of(u)].curve is not None]
-        for m in sorted(drawn, key=lambda u: (METHODS[method_of(u)].curve, u)):
+        drawn = [u for u in units_of(chosen) if METHODS.get(u.method) is not None
+                 and METHODS[u.method].curve is not None]
+        for m in sorted(drawn, key=lambda u: (METHODS[u.method].curve, str(u))):
             runs = chosen.get((task, m))
             if runs and runs[0]["balancedness"]["steps"]:
                 curves[m] = min(runs, key=lambda r: r["config"]["seed"])["balancedness"]

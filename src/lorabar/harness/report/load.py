@@ -13,6 +13,7 @@ from ..run.registry import METHODS
 from ...filekinds import header_kind
 from ...guard import UPGRADE
 from ..run.records import DIGEST, digest_ok
+from ..run.result import RunRecord
 
 REQUIRED = ("config", "key", "identity", "metrics", "primary_metric")
 # what dev selection chooses among; every other identity field must agree across a report
@@ -125,17 +126,27 @@ def other_kind(path: Path) -> bool:
     return header_kind(data) not in (None, "result")
 
 
-def primary_from_task(data: dict) -> None:
-    """A staged encoder task's primary metric is the task's (App. D.4's rule,
+def primary_from_task(data: dict) -> str:
+    """The result's primary metric: a staged encoder task's is the task's (App. D.4's rule,
     `lorabar.harness.run.task_of.staged_primary_metric`), whatever an older lorabar recorded
-    (MRPC by F1)."""
+    (MRPC by F1); else the one it records."""
     from ..run.task_of import staged_primary_metric
 
     metric = staged_primary_metric(data.get("kind", "encoder"), data["config"]["task"])
     if metric is not None:
         dev, test = data["metrics"]["dev"], data["metrics"]["test"]
         if metric in dev and metric in test:
-            data["primary_metric"] = metric
+            return metric
+    return data["primary_metric"]
+
+
+def record_of(data: dict, path: str | Path) -> RunRecord:
+    """The `RunRecord` of a checked result's fields ``data`` read from ``path``: its primary
+    metric (`primary_from_task()`), a task of your own data named from its content."""
+    config = data["config"]
+    if config["task"] == "custom":
+        config = {**config, "task": own_task_name(config, data["identity"]["data"])}
+    return RunRecord.of(data, str(path), config=config, primary_metric=primary_from_task(data))
 
 
 def result_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
@@ -159,7 +170,7 @@ def result_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
 
 
 def load(folder: str | Path, *, skip_bad: bool = False,
-         recursive: bool = False) -> tuple[list[dict], list[str]]:
+         recursive: bool = False) -> tuple[list[RunRecord], list[str]]:
     """Every result of ``folder`` (`result_files()`) and the messages of the files left out
     (``skip_bad``); without ``skip_bad`` a bad file raises `BadResultError`.  Two files
     holding the same run (the same identity) raise ``ValueError`` naming both."""
@@ -183,13 +194,7 @@ def load(folder: str | Path, *, skip_bad: bool = False,
             raise ValueError(f"{seen[ident]} and {path} hold the same run (the same identity); "
                              "keep one of them")
         seen[ident] = path
-        data["_path"] = str(path)
-        primary_from_task(data)
-        if data["config"]["task"] == "custom":  # your own data: a task named from its content
-            data["_config_task"] = "custom"
-            data["config"] = {**data["config"],
-                              "task": own_task_name(data["config"], data["identity"]["data"])}
-        out.append(data)
+        out.append(record_of(data, path))
     if not out:
         where = "under" if recursive else "in"
         unsigned = sum("carries no digest" in s for s in skipped)
@@ -203,19 +208,19 @@ def load(folder: str | Path, *, skip_bad: bool = False,
     return out, skipped
 
 
-def finite_metrics(r: dict) -> bool:
+def finite_metrics(r: RunRecord) -> bool:
     m = r["primary_metric"]
     values = [r["metrics"][s].get(m) for s in ("dev", "test")]
     return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
 
 
-def split_failed(results: list[dict]) -> tuple[list[dict], list[dict]]:
+def split_failed(results: list[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
     """``(runs with finite dev and test metrics, runs without: failed)``."""
     ok = [r for r in results if finite_metrics(r)]
     return ok, [r for r in results if not finite_metrics(r)]
 
 
-def context_of(r: dict) -> dict:
+def context_of(r: RunRecord) -> dict:
     """The run's identity minus what a report may vary: the seed (and so its data files), the
     task and method, and the tuned hyperparameters."""
     ident = r["identity"]
@@ -241,23 +246,23 @@ MIXED_HINT = "report them from separate folders, or pass --allow-mixed to show t
     "(never paired)"
 
 
-def check_comparable(results: list[dict], *, allow_mixed: bool = False,
+def check_comparable(results: list[RunRecord], *, allow_mixed: bool = False,
                      hint: str = MIXED_HINT) -> list[str]:
     """Raise ``ValueError`` naming two files if the runs are not comparable (see the module
-    docstring); with ``allow_mixed``, tag each run with its context instead (``r["_unit"]``)
-    and return the context fields that differ."""
+    docstring); with ``allow_mixed``, return the context fields that differ instead (the
+    columns `in_context()` compares the runs in)."""
     files: dict[tuple[str, str], tuple[str, str]] = {}
     for r in results:  # the same data file (role) of a task must have the same content
         for rel, digest in r["identity"]["data"].items():
-            seen = files.setdefault((r["config"]["task"], rel), (digest, r["_path"]))
+            seen = files.setdefault((r["config"]["task"], rel), (digest, r.path))
             if seen[0] != digest:
-                raise ValueError(f"{seen[1]} and {r['_path']} read different contents of the data "
+                raise ValueError(f"{seen[1]} and {r.path} read different contents of the data "
                                  f"file {rel!r}; runs on different data are not compared "
                                  "(report them from separate folders)")
     groups: dict[str, tuple[dict, str]] = {}
     for r in results:
         ctx = context_of(r)
-        groups.setdefault(json.dumps(ctx, sort_keys=True, default=str), (ctx, r["_path"]))
+        groups.setdefault(json.dumps(ctx, sort_keys=True, default=str), (ctx, r.path))
     contexts = list(groups.values())
     differing: set[str] = set()
     for i, (a, pa) in enumerate(contexts):
@@ -270,19 +275,26 @@ def check_comparable(results: list[dict], *, allow_mixed: bool = False,
             differing.update(diff)
     if not differing:
         return []
-    columns = list(MIXED_COLUMNS) + sorted(differing - set(MIXED_COLUMNS))
+    return list(MIXED_COLUMNS) + sorted(differing - set(MIXED_COLUMNS))
+
+
+def in_context(results: list[RunRecord], columns: list[str]) -> list[RunRecord]:
+    """Each run compared as its method in its context: the values of ``columns``
+    (`check_comparable()`'s; none: as its method)."""
+    if not columns:
+        return list(results)
+    out = []
     for r in results:
         ctx = context_of(r)
-        r["_context"] = [show_value(k, ctx.get(k, "–")) for k in columns]
-        r["_context_columns"] = columns
-        r["_unit"] = f"{r['config']['method']} [{', '.join(r['_context'])}]"
-    return columns
+        out.append(r.in_context(tuple(show_value(k, ctx.get(k, "–")) for k in columns),
+                                tuple(columns)))
+    return out
 
 
 def load_results(folder: str | Path, *, skip_bad: bool = False, recursive: bool = False,
-                 allow_mixed: bool = False, hint: str = MIXED_HINT) -> list[dict]:
+                 allow_mixed: bool = False, hint: str = MIXED_HINT) -> list[RunRecord]:
     """The comparable, finished results of ``folder`` (`load()`, `check_comparable()`;
     runs with a non-finite metric left out)."""
     results = load(folder, skip_bad=skip_bad, recursive=recursive)[0]
-    check_comparable(results, allow_mixed=allow_mixed, hint=hint)
-    return split_failed(results)[0]
+    columns = check_comparable(results, allow_mixed=allow_mixed, hint=hint)
+    return split_failed(in_context(results, columns))[0]

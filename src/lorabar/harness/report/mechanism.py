@@ -21,6 +21,7 @@ import statistics
 from collections import defaultdict
 
 from ..run.registry import BASELINE
+from ..run.result import MethodUnit
 
 __all__ = ["layer_rows", "paired_rows"]
 
@@ -44,27 +45,26 @@ def _trajectory(run: dict, base: dict) -> float:
 
 
 def _pairs(chosen: dict, order: list, baseline: str):
-    """``(task, method, seed, run, baseline run)`` of every paired seed: ``chosen`` is the
+    """``(task, unit, seed, run, baseline run)`` of every paired seed: ``chosen`` is the
     dev selection (`lorabar.harness.report.select()`), ``order`` its keys in the
-    report's order."""
+    report's order; a unit is paired with the baseline of its own context."""
     from ..run.registry import METHODS
     from .paired import pair_by_seed
 
-    for task, method in order:
-        runs = chosen[(task, method)]
-        if method == baseline or method not in METHODS or not METHODS[method].trains \
-                or not METHODS[method].adapters:
+    for task, unit in order:
+        runs, entry = chosen[(task, unit)], METHODS.get(unit.method)
+        if unit.method == baseline or entry is None or not entry.trains or not entry.adapters:
             continue
-        for seed, r, b in pair_by_seed(runs, chosen.get((task, baseline), [])):
+        for seed, r, b in pair_by_seed(runs, chosen.get((task, unit.of(baseline)), [])):
             if r.get("final_mean_abs_B") and b.get("final_mean_abs_B"):
-                yield task, method, seed, r, b
+                yield task, unit, seed, r, b
 
 
-def _row(task: str, method: str, what: str, values: list[float]) -> list[str]:
-    from ..run.registry import METHODS
+def _row(task: str, unit: MethodUnit, what: str, values: list[float]) -> list[str]:
+    from .naming import label_of
     from .stats import t_interval
 
-    label = METHODS[method].label if method in METHODS else method
+    label = label_of(unit)
 
     values = [v for v in values if math.isfinite(v)]
     if not values:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..run.registry import METHODS
+from ..run.result import MethodUnit, RunRecord
 
 
 class _RegistryOrder(Sequence):
@@ -44,39 +45,29 @@ def task_order(task: str) -> tuple[int, str]:
     return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
 
 
-def unit_of(r: dict) -> str:
-    return r.get("_unit", r["config"]["method"])
+def label_of(unit: MethodUnit | str) -> str:
+    """A unit's (or a method's) label in tables, its context in brackets after it."""
+    unit = MethodUnit(unit) if isinstance(unit, str) else unit
+    return str(unit.of(LABELS.get(unit.method, unit.method)))
 
 
-def method_of(unit: str) -> str:
-    return unit.split(" [", 1)[0]
-
-
-def label_of(unit: str) -> str:
-    m = method_of(unit)
-    return LABELS.get(m, m) + unit[len(m):]
-
-
-def units_of(chosen: dict) -> list[str]:
+def units_of(chosen: dict) -> list[MethodUnit]:
     """The methods (with their context under --allow-mixed) present, in the registry's order."""
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return sorted({u for _, u in chosen}, key=lambda u: (order.get(method_of(u), len(order)), u))
+    return sorted({u for _, u in chosen}, key=lambda u: (order.get(u.method, len(order)), str(u)))
 
 
-def context_columns(results: list[dict]) -> list[str]:
-    mixed = next((r for r in results if "_context" in r), None)
-    return list(mixed["_context_columns"]) if mixed else []
+def context_columns(results: list[RunRecord]) -> list[str]:
+    """The names of the context values the runs are compared in (none: one context)."""
+    return next((list(r.context_columns) for r in results if r.context_columns), [])
 
 
-def cells(unit: str, results: list[dict]) -> list[str]:
+def cells(unit: MethodUnit) -> list[str]:
     """The method's label, then its context values under --allow-mixed."""
-    if " [" not in unit:
-        return [LABELS.get(unit, unit)]
-    r = next(r for r in results if unit_of(r) == unit)
-    return [LABELS.get(method_of(unit), method_of(unit)), *r["_context"]]
+    return [LABELS.get(unit.method, unit.method), *unit.context]
 
 
-def hparams_text(run: dict) -> str:
+def hparams_text(run: RunRecord) -> str:
     c = run["config"]
     method = METHODS.get(c["method"])
     if method is not None and not method.trains:

@@ -8,8 +8,9 @@ import statistics
 from collections import defaultdict
 
 from ..run.registry import BASELINE, METHODS
+from ..run.result import RunRecord
 from .stats import t_interval
-from .naming import cells, context_columns, method_of, metric_scale, task_order, units_of
+from .naming import cells, context_columns, metric_scale, task_order, units_of
 from .selection import select
 from .verdicts import DEFAULT_MARGIN, adjusted_verdict, check_margin, holm, p_value, verdict
 
@@ -44,7 +45,8 @@ def check_pairing(baseline: str, margin: float) -> None:
                          "that trains, e.g. lora")
 
 
-def pair_by_seed(runs: list[dict], base: list[dict]) -> list[tuple[int, dict, dict]]:
+def pair_by_seed(runs: list[RunRecord],
+                 base: list[RunRecord]) -> list[tuple[int, RunRecord, RunRecord]]:
     """``(seed, run, baseline run)`` for every seed both have, in ``runs``' order: the one
     pairing of a method's runs with the baseline's (a paired difference, a |B| ratio)."""
     by_seed = {b["config"]["seed"]: b for b in base}
@@ -52,7 +54,7 @@ def pair_by_seed(runs: list[dict], base: list[dict]) -> list[tuple[int, dict, di
             if r["config"]["seed"] in by_seed]
 
 
-def paired(results: list[dict], baseline: str = BASELINE,
+def paired(results: list[RunRecord], baseline: str = BASELINE,
            margin: float = DEFAULT_MARGIN) -> list[list[str]]:
     """Per task and method: the mean paired test difference to ``baseline`` (both at their
     dev-chosen settings) over the seeds both have -- the same seed is the same split and
@@ -68,9 +70,9 @@ def paired(results: list[dict], baseline: str = BASELINE,
     per_method: dict = defaultdict(lambda: defaultdict(list))
     tasks = sorted({t for t, _ in chosen}, key=task_order)
     for m in units_of(chosen):
-        if method_of(m) == baseline or not METHODS[method_of(m)].trains:
+        if m.method == baseline or not METHODS[m.method].trains:
             continue
-        base_unit = baseline + m[len(method_of(m)):]  # the baseline of the same context
+        base_unit = m.of(baseline)  # the baseline of the same context
         for t in tasks:
             base, runs = chosen.get((t, base_unit)), chosen.get((t, m))
             if not base or not runs:
@@ -82,7 +84,7 @@ def paired(results: list[dict], baseline: str = BASELINE,
             if not diffs:
                 continue
             mean, lo, hi = t_interval(list(diffs.values()))
-            rows.append([t, *cells(m, results), str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}",
+            rows.append([t, *cells(m), str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}",
                          f"{hi:.2f}", verdict(list(diffs.values()), lo, hi, margin)])
             samples.append((list(diffs.values()), lo, hi))
             for seed, d in diffs.items():
@@ -91,7 +93,7 @@ def paired(results: list[dict], baseline: str = BASELINE,
         if average:
             n_tasks, n, mean, lo, hi = average
             per_seed = [statistics.fmean(v) for v in per_method[m].values()]
-            rows.append([f"average ({n_tasks} tasks)", *cells(m, results), str(n),
+            rows.append([f"average ({n_tasks} tasks)", *cells(m), str(n),
                          f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}",
                          verdict(per_seed, lo, hi, margin)])
             samples.append((per_seed, lo, hi))

@@ -9,7 +9,8 @@ import statistics
 from collections import defaultdict
 
 from .load import TUNED, finite_metrics
-from .naming import hparams_text, unit_of
+from ..run.result import RunRecord
+from .naming import hparams_text
 
 def setting_of(r: dict) -> str:
     ident = dict(r.get("identity") or {"config": r["key"]})
@@ -24,7 +25,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def select(results: list[dict]) -> dict:
+def select(results: list[RunRecord]) -> dict:
     """``{(task, method): runs of the dev-chosen setting}`` (`select_with_ties()`)."""
     return select_with_ties(results)[0]
 
@@ -40,7 +41,7 @@ def _sortable(value) -> tuple:
     return (0, value) if isinstance(value, int | float) else (1, str(value))
 
 
-def _tie_key(runs: list[dict], common: set) -> tuple:
+def _tie_key(runs: list[RunRecord], common: set) -> tuple:
     """Smaller is preferred: the other dev metrics (negated: higher is better), then the
     hyperparameters themselves (`TIE_RULE`)."""
     use = [x for x in runs if x["config"]["seed"] in common] or runs
@@ -52,13 +53,13 @@ def _tie_key(runs: list[dict], common: set) -> tuple:
     return metrics, tuple(_sortable(c.get(k)) for k in TUNED)
 
 
-def _grouped(results: list[dict]) -> dict:
+def _grouped(results: list[RunRecord]) -> dict:
     """``{(task, unit): {setting: runs}}`` of the finished runs (a failed run, NaN metric, is
     never selected)."""
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in results:
         if finite_metrics(r):
-            groups[(r["config"]["task"], unit_of(r))][setting_of(r)].append(r)
+            groups[(r["config"]["task"], r.unit)][setting_of(r)].append(r)
     return groups
 
 
@@ -66,13 +67,13 @@ def _common(settings: dict) -> set:
     return set.intersection(*({r["config"]["seed"] for r in runs} for runs in settings.values()))
 
 
-def selection_seeds(results: list[dict]) -> dict:
+def selection_seeds(results: list[RunRecord]) -> dict:
     """``{(task, unit): seeds}``: the seeds every setting of a task and method has, on which
     `select_with_ties()` compares them (the tuning seed of a two-stage comparison)."""
     return {key: _common(settings) for key, settings in _grouped(results).items()}
 
 
-def select_with_ties(results: list[dict]) -> tuple[dict, list[dict]]:
+def select_with_ties(results: list[RunRecord]) -> tuple[dict, list[RunRecord]]:
     """``({(task, method): runs of the setting with the best mean dev metric}, ties)``.
 
     Settings are compared on the seeds they all have (a tuning seed run for every setting,
@@ -82,7 +83,7 @@ def select_with_ties(results: list[dict]) -> tuple[dict, list[dict]]:
     """
     groups = _grouped(results)
     chosen, ties = {}, []
-    for key, settings in sorted(groups.items()):
+    for key, settings in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         common = _common(settings)
 
         def dev_score(runs):

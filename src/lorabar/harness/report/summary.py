@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 
 from .edges import edge_lines
-from .naming import cells, label_of, method_of, metric_scale, task_order
+from ..run.registry import metric
+from ..run.result import RunRecord
+from .naming import cells, label_of, metric_scale, task_order
 from .paired import holm_family
 from .selection import mean_std, select
 
@@ -26,14 +28,15 @@ def half_width(n: int) -> float:
     return float(t.ppf(0.975, n - 1) / math.sqrt(n))
 
 
-def _at_ceiling(runs: list[dict], base: list[dict]) -> bool:
-    """Both methods score the metric's maximum (1.0; BLEU 100) on every seed."""
-    metric = runs[0]["primary_metric"]
-    top = 100.0 if metric.startswith("bleu") else 1.0
-    return all(r["metrics"]["test"][metric] == top for r in runs + base)
+def _at_ceiling(runs: list[RunRecord], base: list[RunRecord]) -> bool:
+    """Both methods score the metric's maximum (its declaration's ``best``: 1.0 for a fraction,
+    BLEU 100) on every seed."""
+    name = runs[0]["primary_metric"]
+    top = metric(name).best
+    return top is not None and all(r["metrics"]["test"][name] == top for r in runs + base)
 
 
-def summary_lines(results: list[dict], rows: list[list[str]], baseline: str,
+def summary_lines(results: list[RunRecord], rows: list[list[str]], baseline: str,
                   protocol: str | None = None) -> list[str]:
     """The summary (see the module docstring); ``rows``: `.paired.paired()`'s table."""
     chosen = select(results)
@@ -41,15 +44,15 @@ def summary_lines(results: list[dict], rows: list[list[str]], baseline: str,
     lines = [protocol] if protocol else []
     ns = []
     for (task, unit), runs in sorted(chosen.items(), key=lambda kv: (task_order(kv[0][0]),
-                                                                      kv[0][1])):
+                                                                      str(kv[0][1]))):
         metric = runs[0]["primary_metric"]
         mean, sd = mean_std([metric_scale(metric) * r["metrics"]["test"][metric] for r in runs])
         text = f"{task}  {label_of(unit)}: test {metric} {mean:.2f} ± {sd:.2f} (n = {len(runs)})"
-        key = [task, *cells(unit, results)]
+        key = [task, *cells(unit)]
         row = next((r for r in rows[1:] if r[:len(key)] == key), None)
         if row is not None:
             word = row[col["verdict"]]
-            base = chosen.get((task, baseline + unit[len(method_of(unit)):]), [])
+            base = chosen.get((task, unit.of(baseline)), [])
             if base and _at_ceiling(runs, base):
                 word += ", at ceiling"
             text += (f"; {row[col['mean_diff']]} [{row[col['ci_low']]}, {row[col['ci_high']]}] "

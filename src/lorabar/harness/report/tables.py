@@ -12,8 +12,9 @@ from collections import defaultdict
 
 from ..run.registry import BASELINE, METHODS
 from .load import finite_metrics
-from .naming import (cells, context_columns, hparams_text, label_of, method_of, metric_scale,
-                     task_order, unit_of, units_of)
+from ..run.result import MethodUnit, RunRecord
+from .naming import (cells, context_columns, hparams_text, label_of, metric_scale, task_order,
+                     units_of)
 from .selection import mean_std, select, selection_seeds
 
 Rows = list[list[str]]
@@ -34,7 +35,7 @@ def csv_text(rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
-def tables(results: list[dict], reference_method: str = BASELINE) -> dict[str, Rows]:
+def tables(results: list[RunRecord], reference_method: str = BASELINE) -> dict[str, Rows]:
     """Every table of the report, by name (the CSV file names)."""
     results = [r for r in results if finite_metrics(r)]  # failed runs are listed, not averaged
     chosen = select(results)
@@ -57,7 +58,7 @@ def tables(results: list[dict], reference_method: str = BASELINE) -> dict[str, R
     return out
 
 
-def _on_seeds(runs: list[dict], seeds: set, metric: str) -> str:
+def _on_seeds(runs: list[RunRecord], seeds: set, metric: str) -> str:
     """The mean dev metric over the runs on ``seeds`` (what selection compared), with n."""
     use = [r for r in runs if r["config"]["seed"] in seeds]
     if not use:
@@ -76,7 +77,7 @@ def _chosen_tables(results, chosen, tasks, methods, columns, metric,
     hps = [["task", "method", *columns, "chosen on dev", "dev compared (n)",
             "dev, all seeds (n)"]]
     for m in methods:
-        row, brow, means = cells(m, results), cells(m, results), []
+        row, brow, means = cells(m), cells(m), []
         for t in tasks:
             runs = chosen.get((t, m))
             if not runs:
@@ -90,7 +91,7 @@ def _chosen_tables(results, chosen, tasks, methods, columns, metric,
             b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
             brow.append(f"{statistics.fmean(b):.3f}" if b else "–")
             dev, _ = mean_std([k * r["metrics"]["dev"][metric[t]] for r in runs])
-            hps.append([t, *cells(m, results), hparams_text(runs[0]),
+            hps.append([t, *cells(m), hparams_text(runs[0]),
                         _on_seeds(runs, seeds.get((t, m), set()), metric[t]),
                         f"{dev:.1f} ({len(runs)})"])
         row.append(f"{statistics.fmean(means):.1f}" if len(means) == len(tasks) else "–")
@@ -106,7 +107,7 @@ def _chosen_tables(results, chosen, tasks, methods, columns, metric,
     return acc, bal, hps
 
 
-def _settings_table(results: list[dict], methods: list[str], columns: list[str],
+def _settings_table(results: list[RunRecord], methods: list[MethodUnit], columns: list[str],
                     seeds: dict) -> Rows:
     """Every setting that ran: the dev metric selection compared (on the seeds every setting of
     its task and method has), its mean dev and test metric over all its seeds, |B|, step time."""
@@ -114,7 +115,7 @@ def _settings_table(results: list[dict], methods: list[str], columns: list[str],
                  "test, all seeds", "final mean |B|", "ms/step", "seeds"]]
     groups: dict = defaultdict(list)
     for r in results:
-        groups[(r["config"]["task"], unit_of(r), hparams_text(r))].append(r)
+        groups[(r["config"]["task"], r.unit, hparams_text(r))].append(r)
     order = {m: i for i, m in enumerate(methods)}
     for (task, m, hp), runs in sorted(groups.items(), key=lambda kv: (
             task_order(kv[0][0]), order[kv[0][1]], kv[0][2])):
@@ -125,7 +126,7 @@ def _settings_table(results: list[dict], methods: list[str], columns: list[str],
         b = [r["final_mean_abs_B"] for r in runs if r.get("final_mean_abs_B") is not None]
         st = [1e3 * r["timing"]["step_time_median_s"] for r in runs
               if r["timing"]["step_time_median_s"] is not None]
-        settings.append([task, *cells(m, results), hp,
+        settings.append([task, *cells(m), hp,
                          _on_seeds(runs, seeds.get((task, m), set()), pm), f"{dev:.1f}",
                          f"{test:.1f}",
                          f"{statistics.fmean(b):.3f}" if b else "–",
@@ -133,27 +134,26 @@ def _settings_table(results: list[dict], methods: list[str], columns: list[str],
     return settings
 
 
-def _runtime_table(chosen: dict, tasks: list[str], methods: list[str],
+def _runtime_table(chosen: dict, tasks: list[str], methods: list[MethodUnit],
                    reference_method: str) -> Rows:
     """Median step time of each chosen setting over the reference method's, per task."""
     runtime = [["task"] + [label_of(m) for m in methods]]
     for t in tasks:
         row = [t]
         for m in methods:
-            runs, ref = chosen.get((t, m)), chosen.get((t,
-                                                        reference_method + m[len(method_of(m)):]))
-            if not runs or not ref or not METHODS[method_of(m)].trains:
+            runs, ref = chosen.get((t, m)), chosen.get((t, m.of(reference_method)))
+            if not runs or not ref or not METHODS[m.method].trains:
                 row.append("–")
                 continue
             base = statistics.median(r["timing"]["step_time_median_s"] for r in ref)
             s = statistics.median(r["timing"]["step_time_median_s"] for r in runs)
             row.append(f"{s / base:.2f}x ({1e3 * s:.0f} ms)")
-        if any((t, reference_method + m[len(method_of(m)):]) in chosen for m in methods):
+        if any((t, m.of(reference_method)) in chosen for m in methods):
             runtime.append(row)  # a task without reference runs has no row
     return runtime
 
 
-def _metrics_table(chosen: dict, tasks: list[str], methods: list[str], names: dict) -> Rows:
+def _metrics_table(chosen: dict, tasks: list[str], methods: list[MethodUnit], names: dict) -> Rows:
     """Every metric of every task for the chosen settings (test and dev, mean ± std)."""
     every = [["task", "method", "metric", "test", "dev"]]
     for t in tasks:
@@ -170,7 +170,7 @@ def _metrics_table(chosen: dict, tasks: list[str], methods: list[str], names: di
     return every
 
 
-def _webnlg_table(results: list[dict], chosen: dict, methods: list[str],
+def _webnlg_table(results: list[RunRecord], chosen: dict, methods: list[MethodUnit],
                   columns: list[str]) -> Rows:
     """Paper Table 5's columns: BLEU on all, seen and unseen test inputs, and dev BLEU."""
     bleu = [["method", *columns, "BLEU all", "BLEU seen", "BLEU unseen", "dev BLEU"]]
@@ -180,6 +180,6 @@ def _webnlg_table(results: list[dict], chosen: dict, methods: list[str],
             values = [mean_std([r["metrics"][s_][k_] for r in runs])
                       for s_, k_ in (("test", "bleu"), ("test", "bleu_seen"),
                                      ("test", "bleu_unseen"), ("dev", "bleu"))]
-            bleu.append(cells(m, results) + [f"{a:.2f} ± {b:.2f} ({len(runs)})"
+            bleu.append(cells(m) + [f"{a:.2f} ± {b:.2f} ({len(runs)})"
                                              for a, b in values])
     return bleu

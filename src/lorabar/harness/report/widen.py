@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..run.registry import METHODS
+from ..run.result import RunRecord
 from .edges import edges
 from .selection import select
 
@@ -35,7 +36,7 @@ def check_widen(rounds: int, protocol: str) -> int:
     return rounds
 
 
-def widen_grid(results: list[dict], base: dict, tuning_seed: int,
+def widen_grid(results: list[RunRecord], base: dict, tuning_seed: int,
                mine: Callable[[str, str], bool]) -> dict:
     """The next round as a grid dict (``{"base": base, "variant": [...]}``, no variant when no
     choice is at an edge); ``mine(task, method)``: whether a choice is this comparison's."""
@@ -43,7 +44,7 @@ def widen_grid(results: list[dict], base: dict, tuning_seed: int,
     variants = []
     for edge in edges(results):
         runs = chosen[(edge["task"], edge["method"])]
-        c = {**runs[0]["config"], "task": runs[0].get("_config_task", edge["task"])}
+        c = {**runs[0]["config"], "task": runs[0].recorded_task}
         entry = METHODS[c["method"]]
         keys = ["lr", *entry.reads(c)]
         if edge["next"] is None or edge["name"] not in keys or not mine(edge["task"], c["method"]):

@@ -9,8 +9,9 @@ from ...guard import Output
 from ...publish import publish_folder, staging
 from ..run.registry import BASELINE
 from .figures import fig3, paired_figure
-from .load import MIXED_HINT, check_comparable, context_of, load, result_files, show_value, \
-    split_failed
+from .load import (MIXED_HINT, check_comparable, context_of, in_context, load, result_files,
+                   show_value, split_failed)
+from ..run.result import RunRecord
 from .naming import LABELS, METHOD_ORDER, label_of, task_order
 from .edges import edge_lines
 from .paired import check_pairing, holm_family, paired
@@ -29,7 +30,7 @@ def _check_out(folder: Path, out: Path, flag: str = "--out") -> None:
     check_plan([Input("DIR", p) for p in result_files(folder)], [Output(flag, out, "report")])
 
 
-def _present(results: list[dict], wanted: dict[str, str]) -> None:
+def _present(results: list[RunRecord], wanted: dict[str, str]) -> None:
     """Refuse, naming every one at once, a ``{flag: method}`` whose method has no run here."""
     present = sorted({r["config"]["method"] for r in results},
                      key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER
@@ -69,7 +70,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     columns = check_comparable(results, allow_mixed=allow_mixed, hint=hint)
     _present(results, {"--baseline": baseline, "--reference": reference_method})
     _check_out(folder, out, out_flag)
-    results, failed = split_failed(results)
+    results, failed = split_failed(in_context(results, columns))
     if not results:
         raise ValueError(f"No finished result in {str(folder)!r}: every run has a non-finite "
                          "dev or test metric")
@@ -79,7 +80,7 @@ def render(folder: str | Path, *, out: str | Path | None = None,
     failed_lines = []
     for r in failed:
         m = r["primary_metric"]
-        failed_lines.append(f"{r['_path']}: {r['config']['task']}/{r['config']['method']}/seed "
+        failed_lines.append(f"{r.path}: {r['config']['task']}/{r['config']['method']}/seed "
                             f"{r['config']['seed']}: {m} dev {r['metrics']['dev'].get(m)}, test "
                             f"{r['metrics']['test'].get(m)}")
         if warn is not None:
@@ -115,7 +116,7 @@ def _provenance(folder: Path, warn) -> tuple[list[str], list[str]]:
     return head, [manifest.headline()] + [f"Made by `{c}`." for c in manifest.commands]
 
 
-def _describe(results: list[dict], columns: list[str]) -> str:
+def _describe(results: list[RunRecord], columns: list[str]) -> str:
     """One line: what every run shares (model, device, precision, threads), or what varies."""
     ctx = context_of(results[0])
     parts = [f"model {show_value('model', ctx['model'])}", f"device {ctx['device']}",
@@ -128,7 +129,7 @@ def _describe(results: list[dict], columns: list[str]) -> str:
             + ", ".join(columns) + ".")
 
 
-def _write_report(results: list[dict], out: Path, *, reference_method: str, baseline: str,
+def _write_report(results: list[RunRecord], out: Path, *, reference_method: str, baseline: str,
                   skipped: list[str], failed: list[str], columns: list[str],
                   provenance: tuple[list[str], list[str]] = ([], []),
                   margin: float = DEFAULT_MARGIN, title: str = "Report",
@@ -139,8 +140,8 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
     verdicts = paired(results, baseline, margin)
     t["paired"] = verdicts
     chosen = select(results)
-    order = sorted(chosen, key=lambda k: (task_order(k[0]), METHOD_ORDER.index(k[1])
-                                          if k[1] in METHOD_ORDER else len(METHOD_ORDER)))
+    order = sorted(chosen, key=lambda k: (task_order(k[0]), METHOD_ORDER.index(k[1].method)
+                                          if k[1].method in METHOD_ORDER else len(METHOD_ORDER)))
     balance = paired_rows(chosen, order, baseline)
     if len(balance) > 1:
         t["balancedness_paired"] = balance
@@ -168,7 +169,7 @@ def _write_report(results: list[dict], out: Path, *, reference_method: str, base
     return written
 
 
-def _markdown(results: list[dict], t: dict, columns: list[str], *, reference_method: str,
+def _markdown(results: list[RunRecord], t: dict, columns: list[str], *, reference_method: str,
               head: list[str], plot: str | None = None, title: str = "Report") -> list[str]:
     """report.md's head (title, protocol, then the paired plot) and its always-present
     tables."""
@@ -195,7 +196,7 @@ def _markdown(results: list[dict], t: dict, columns: list[str], *, reference_met
     return md
 
 
-def _scale_note(results: list[dict]) -> str:
+def _scale_note(results: list[RunRecord]) -> str:
     """What the test numbers are, from the metrics' declarations: x100, or as they are."""
     from .naming import metric_scale
 
@@ -230,7 +231,7 @@ def _verdict_note(verdicts: list[list[str]]) -> str:
     return note
 
 
-def _sections(results: list[dict], verdicts: list, balance: list, *, baseline: str,
+def _sections(results: list[RunRecord], verdicts: list, balance: list, *, baseline: str,
               failed: list[str], skipped: list[str]) -> list[str]:
     """report.md's sections that appear when they have something to say: the paired
     differences, balancedness, ties on dev, failed runs, skipped files."""

@@ -182,12 +182,14 @@ class Metric:
     """A metric as every table, verdict and script shows it: ``scale`` turns a recorded value
     into the points reports print (a fraction in [0, 1]: 100; BLEU, already 0-100, and a
     log-likelihood: 1), ``higher`` whether dev selection prefers it higher (every recorded
-    metric is, ``neg_nll`` included: the negated loss), ``paper`` its name in the paper."""
+    metric is, ``neg_nll`` included: the negated loss), ``paper`` its name in the paper,
+    ``best`` the most a run can score, as recorded (none for a log-likelihood)."""
 
     name: str
     scale: float = 100.0
     higher: bool = True
     paper: str = ""
+    best: float | None = 1.0
 
 
 # every metric a task records: the one declaration reports, selection and scripts read
@@ -195,10 +197,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("accuracy", paper="accuracy"), Metric("f1", paper="F1"),
     Metric("mcc", paper="Matthews correlation"), Metric("pearson", paper="Pearson correlation"),
     Metric("spearman", paper="Spearman correlation"), Metric("exact_match", paper="exact match"),
-    Metric("bleu", 1.0, paper="BLEU"), Metric("bleu_seen", 1.0, paper="BLEU (seen categories)"),
-    Metric("bleu_unseen", 1.0, paper="BLEU (unseen categories)"),
-    Metric("neg_nll", 1.0, paper="negative log-likelihood per token"),
-    Metric("nll", 1.0, higher=False, paper="log-likelihood per token"),
+    Metric("bleu", 1.0, paper="BLEU", best=100.0),
+    Metric("bleu_seen", 1.0, paper="BLEU (seen categories)", best=100.0),
+    Metric("bleu_unseen", 1.0, paper="BLEU (unseen categories)", best=100.0),
+    Metric("neg_nll", 1.0, paper="negative log-likelihood per token", best=None),
+    Metric("nll", 1.0, higher=False, paper="log-likelihood per token", best=None),
 )}
 
 
