@@ -23,6 +23,7 @@ import time
 import torch
 
 import lorabar
+from lorabar.harness.run.config import EncoderConfig
 from lorabar.harness.run.methods import StepContext, make_stepper
 from lorabar.harness.run.runtime import Runtime
 
@@ -73,9 +74,10 @@ def steppers(method: str, model, pairs, batch):
     """One training step of ``method`` as the harness takes it (the registry's stepper, fp32)."""
     ctx = StepContext(model=model, params=[p for p in model.parameters() if p.requires_grad],
                       pairs=pairs, loss_fn=lambda b: model(**b).loss,
-                      runtime=Runtime.resolve("cpu", "fp32"), lr=1e-4, rho=0.05, mu0=1.0,
-                      schedule="constant")
-    step = make_stepper(method, ctx).step
+                      runtime=Runtime.resolve("cpu", "fp32"),
+                      config=EncoderConfig(method=method, lr=1e-4, rho=0.05, mu0=1.0,
+                                           schedule="constant"))
+    step = make_stepper(ctx).step
     return lambda: step(batch)
 
 

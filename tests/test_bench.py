@@ -89,9 +89,9 @@ def test_bench_steps_through_the_method_registry(monkeypatch):
     built = []
     real = methods.make_stepper
 
-    def spy(method, ctx):
-        built.append((method, ctx.runtime.precision))
-        return real(method, ctx)
+    def spy(ctx):
+        built.append((ctx.config.method, ctx.runtime.precision))
+        return real(ctx)
 
     monkeypatch.setattr(bench, "make_stepper", spy)
     run_bench(BenchConfig(arch="opt-1.3b", methods=("lora", "obar"), precisions=("fp32", "fp16"),

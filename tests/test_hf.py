@@ -8,6 +8,7 @@ from torch import nn
 
 import lorabar
 from lorabar.harness.run.engine import lr_lambda
+from lorabar.harness.run.config import EncoderConfig
 from lorabar.harness.run.methods import StepContext, make_stepper
 from lorabar.harness.models.encoder_model import build_model
 from lorabar.harness.run.runtime import Runtime
@@ -53,9 +54,10 @@ def _harness(method, rho=0.05, mu0=1.0, schedule="cosine"):
     model = _model()
     ctx = StepContext(model=model, params=[p for p in model.parameters() if p.requires_grad],
                       pairs=lorabar.find_lora_pairs(model), loss_fn=lambda b: model(**b).loss,
-                      runtime=Runtime.resolve("cpu", "fp32"), lr=1e-2, total_steps=STEPS, rho=rho,
-                      mu0=mu0, schedule=schedule)
-    stepper = make_stepper(method, ctx)
+                      runtime=Runtime.resolve("cpu", "fp32"),
+                      config=EncoderConfig(method=method, lr=1e-2, steps=STEPS, rho=rho, mu0=mu0,
+                                           schedule=schedule))
+    stepper = make_stepper(ctx)
     sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer, lr_lambda(STEPS))
     batch = _batch()
     for _ in range(STEPS):

@@ -198,10 +198,10 @@ def test_prefix_tuning_trains_only_the_prefixes(monkeypatch):
     seen = {}
     real = engine.make_stepper
 
-    def spy(method, ctx):
+    def spy(ctx):
         seen["params"] = [p.detach().clone() for p in ctx.params]
         seen["ctx"] = ctx
-        return real(method, ctx)
+        return real(ctx)
 
     monkeypatch.setattr(engine, "make_stepper", spy)
     cfg = LMConfig(task="synthetic", model="tiny", method="prefix", steps=3, lr=3e-2,

@@ -139,17 +139,37 @@ def test_what_a_method_reads_is_stated_once():
         {"bar": "nbar", "mu0": 2.0, "schedule": "linear"}
 
 
-def test_a_runs_settings_reach_its_stepper_by_name():
-    """StepContext.settings_of: every method setting of the step context is the run config's
-    field of the same name (total_steps: steps) -- no hand-copied list to drift."""
-    from lorabar.harness.run.config import EncoderConfig, LMConfig
-    from lorabar.harness.run.methods import StepContext
+def test_a_runs_settings_reach_its_stepper_from_the_config():
+    """StepContext holds the run's config, not copies of its fields: each builder's objects get
+    the config's values (none of them a default) -- a context field of its own would differ."""
+    from conftest import loss_of, make_peft_model
 
-    for cfg in (EncoderConfig(method="loraplus", bar="sbar", rho=0.2, lr=3e-4, steps=7, seed=21),
-                LMConfig(method="sam", rho=0.1, weight_decay=0.1, steps=5)):
-        got = StepContext.settings_of(cfg)
-        assert got.pop("total_steps") == cfg.steps
-        assert got == {k: getattr(cfg, k) for k in got} and {"lr", "rho", "mu0", "bar"} <= set(got)
+    import lorabar
+    from lorabar.harness.run.config import EncoderConfig
+    from lorabar.harness.run.methods import StepContext, make_stepper
+    from lorabar.harness.run.runtime import Runtime
+
+    model = make_peft_model()
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def stepper(**settings):
+        cfg = EncoderConfig(lr=3e-4, weight_decay=0.02, steps=7, seed=21, **settings)
+        return make_stepper(StepContext(model=model, params=params,
+                                        pairs=lorabar.find_lora_pairs(model),
+                                        loss_fn=lambda b: loss_of(model, b),
+                                        runtime=Runtime.resolve("cpu", "fp32"), config=cfg))
+
+    sam = stepper(method="sam", rho=0.2, sam_perturbation="per_rank")
+    assert sam.info["sam"]["rho"] == 0.2 and sam.info["sam"]["perturbation"] == "per_rank"
+    assert (sam.optimizer.defaults["lr"], sam.optimizer.defaults["weight_decay"]) == (3e-4, 0.02)
+    plus = stepper(method="loraplus", bar="obar", mu0=3.0, schedule="linear", loraplus_ratio=4.0)
+    assert plus.info["loraplus"]["ratio"] == 4.0
+    assert plus.info["loraplus"]["bar"] == {"mode": "obar", "mu0": 3.0, "schedule": "linear"}
+    flat = stepper(method="flatlora", rho=0.3)
+    assert flat.flat.total_steps == 7 and flat.info["flatlora"]["rho"] == 0.3  # the run's steps
+    with pytest.raises(TypeError, match=r"Invalid config: dict \(a run config"):
+        StepContext(model=model, params=params, pairs=[], loss_fn=None,
+                    runtime=Runtime.resolve("cpu", "fp32"), config={"lr": 1e-3})
 
 
 # ----------------------------------------------------------------------------- a new method
@@ -164,7 +184,7 @@ def penalty_method():
 
     def build(ctx):
         def loss_fn(batch):
-            return ctx.loss_fn(batch) + lorabar.balance_penalty(ctx.pairs, ctx.mu0)
+            return ctx.loss_fn(batch) + lorabar.balance_penalty(ctx.pairs, ctx.config.mu0)
 
         return adamw_stepper(dataclasses.replace(ctx, loss_fn=loss_fn))
 

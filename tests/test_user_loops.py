@@ -402,6 +402,7 @@ def test_sam_refuses_a_bad_group_rho(rho):
 
 
 def test_perturbed_params_counts_only_perturbed_groups():
+    from lorabar.harness.run.config import EncoderConfig
     from lorabar.harness.run.methods import StepContext, make_stepper
     from lorabar.harness.run.runtime import Runtime
 
@@ -411,8 +412,8 @@ def test_perturbed_params_counts_only_perturbed_groups():
     for rho in (0.0, 0.05):
         ctx = StepContext(model=model, params=params, pairs=lorabar.find_lora_pairs(model),
                           loss_fn=lambda b: model(**b).loss, runtime=Runtime.resolve("cpu", "fp32"),
-                          lr=1e-2, total_steps=2, rho=rho)
-        info[rho] = make_stepper("sam", ctx).info["sam"]
+                          config=EncoderConfig(method="sam", lr=1e-2, steps=2, rho=rho))
+        info[rho] = make_stepper(ctx).info["sam"]
     assert info[0.0]["perturbed_params"] == 0
     assert info[0.05]["perturbed_params"] > 0
 

@@ -10,7 +10,7 @@ SBAR_NORMS = ("pair", "global")             # lorabar.BAR(mode="sbar", norm=...)
 SCHEDULES = ("constant", "linear", "cosine")  # lorabar.schedules
 PERTURBATIONS = ("sync", "per_rank")        # lorabar.distributed.ddp_sam_step(perturbation=...)
 
-# One set of BAR defaults for lorabar.BAR, BARCallback and the harness (RunConfig, StepContext):
+# One set of BAR defaults for lorabar.BAR, BARCallback and the harness (RunConfig):
 # the paper's smallest mu0, and a schedule that needs no horizon.
 DEFAULT_MU0 = 0.5
 DEFAULT_SCHEDULE = "constant"

@@ -39,6 +39,7 @@ import torch
 
 from .. import BAR, FactorPair, find_lora_pairs
 from .. import _validate as _v
+from ..harness.run.config import EncoderConfig
 from ..harness.run.methods import StepContext, check_bar_rate, make_stepper
 from ..harness.run.runtime import Runtime, resolve_device
 from .archs import ARCHS, AVAILABLE, BENCH_METHODS, BENCH_PRECISIONS
@@ -188,9 +189,10 @@ def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
         runtime = Runtime.resolve(str(device), precision)
         for method in cfg.methods:
             ctx = StepContext(model=model, params=params, pairs=pairs,
-                              loss_fn=lambda b: model(**b).loss, runtime=runtime, lr=cfg.lr,
-                              rho=cfg.rho, mu0=cfg.mu0, schedule="constant")
-            steppers[(method, precision)] = make_stepper(method, ctx)
+                              loss_fn=lambda b: model(**b).loss, runtime=runtime,
+                              config=EncoderConfig(method=method, lr=cfg.lr, rho=cfg.rho,
+                                                   mu0=cfg.mu0, schedule="constant"))
+            steppers[(method, precision)] = make_stepper(ctx)
     sync = Runtime(device, "fp32").synchronize
 
     cells = list(steppers)

@@ -23,6 +23,7 @@ from torch import nn
 
 from .. import _validate as _v
 from .. import balancedness, find_lora_pairs
+from ..harness.run.config import EncoderConfig
 from ..harness.run.methods import StepContext, check_bar_rate, make_stepper
 from ..harness.run.runtime import PRECISIONS, Runtime
 
@@ -97,9 +98,10 @@ def run_method(method: str, cfg: DemoConfig, runtime: Runtime | None = None) -> 
     loss_fn = nn.MSELoss()
     ctx = StepContext(model=model, params=[p for p in model.parameters() if p.requires_grad],
                       pairs=pairs, loss_fn=lambda b: loss_fn(model(b[0]).float(), b[1]),
-                      runtime=runtime, lr=cfg.lr, total_steps=cfg.steps, rho=cfg.rho,
-                      mu0=cfg.mu0, schedule="cosine")
-    stepper = make_stepper(method, ctx)
+                      runtime=runtime, config=EncoderConfig(  # the demo's settings as a run's
+                          method=method, lr=cfg.lr, steps=cfg.steps, rho=cfg.rho, mu0=cfg.mu0,
+                          schedule="cosine"))
+    stepper = make_stepper(ctx)
     b0 = balancedness(pairs).mean_abs_B.item()
     order = torch.Generator().manual_seed(cfg.seed + 2)
     losses, times = [], []

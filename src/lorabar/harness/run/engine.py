@@ -207,8 +207,8 @@ def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _Bal
         trained = DistributedDataParallel(model, device_ids=ids)
     ctx = StepContext(model=trained, params=[p for p in model.parameters() if p.requires_grad],
                       pairs=pairs, loss_fn=lambda batch: task.loss(trained, batch),
-                      runtime=runtime, **StepContext.settings_of(cfg))
-    stepper = make_stepper(cfg.method, ctx)
+                      runtime=runtime, config=cfg)
+    stepper = make_stepper(ctx)
     sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer,
                                               lr_lambda(cfg.steps, cfg.warmup_ratio))
     out = _Training(info=stepper.info)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,7 @@ from torch import Tensor
 from ... import BAR, SAM, SBAR, sam_step
 from ...sam import scaled_backward
 from ...flat import FlatLoRA
-from .config import EncoderConfig
+from .config import RunConfig
 from .registry import METHODS, Method, check_bar_rate
 from .runtime import Runtime
 
@@ -46,40 +45,27 @@ __all__ = ["METHODS", "Method", "StepContext", "Stepper", "adamw_stepper", "atta
            "nbar_stepper", "obar_stepper", "register_method", "sam_stepper", "sbar_stepper"]
 
 
-def _default(name: str):
-    """A setting's default: the run config's (one statement of it, in `config`)."""
-    return dataclasses.field(default=EncoderConfig.__dataclass_fields__[name].default)
-
-
-@dataclass
+@dataclass(frozen=True)
 class StepContext:
-    """What a method needs to build its stepper: the model and its parts, and the run's method
-    settings by the config's names, with the config's defaults."""
+    """What a method needs to build its stepper: the model and its parts, and the run's config.
+
+    A builder reads the run's settings from ``config`` by the config's own names, with the
+    config's defaults: ``config.lr``, ``.weight_decay``, ``.steps``, ``.seed`` and what its
+    registry entry reads (``.rho``, ``.mu0``, ``.schedule``, ``.sam_perturbation``,
+    ``.loraplus_ratio``, ``.bar``).  Nothing is copied into the context, so a setting reaches
+    the stepper under one name and one default; the method is ``config.method``."""
 
     model: torch.nn.Module            # the module to call (DDP-wrapped under torchrun)
     params: list[Tensor]              # the trainable parameters
     pairs: list                       # the LoRA pairs (lorabar.FactorPair)
     loss_fn: Callable[[Any], Tensor]  # batch -> mean loss (autocast is added by the stepper)
     runtime: Runtime
-    lr: float
-    weight_decay: float = _default("weight_decay")
-    total_steps: int = 1              # the run's steps
-    rho: float = _default("rho")
-    mu0: float = _default("mu0")
-    schedule: str = _default("schedule")
-    sam_perturbation: str = _default("sam_perturbation")  # under DDP: "sync" | "per_rank"
-    loraplus_ratio: float = _default("loraplus_ratio")
-    bar: str = _default("bar")        # LoRA+ with a rescaling on top (LORAPLUS_BARS)
-    seed: int = 0
+    config: RunConfig                 # the run's config (an EncoderConfig, an LMConfig)
 
-    @classmethod
-    def settings_of(cls, cfg) -> dict:
-        """The method settings of a run config, by the same names (``total_steps`` is its
-        ``steps``): the one place a run's settings reach its stepper."""
-        names = [f.name for f in dataclasses.fields(cls)
-                 if f.name not in ("model", "params", "pairs", "loss_fn", "runtime",
-                                   "total_steps")]
-        return {"total_steps": cfg.steps, **{n: getattr(cfg, n) for n in names}}
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, RunConfig):
+            raise TypeError(f"Invalid config: {type(self.config).__name__} (a run config: "
+                            "lorabar.harness.run.config.EncoderConfig or LMConfig)")
 
 
 class Stepper:
@@ -133,7 +119,7 @@ class Stepper:
             from ...distributed import ddp_sam_step
 
             return ddp_sam_step(model, self.sam, self._loss, [batch],
-                                perturbation=self.ctx.sam_perturbation, scaler=self.scaler,
+                                perturbation=self.ctx.config.sam_perturbation, scaler=self.scaler,
                                 after_first_backward=hook)
         return sam_step(self.sam, self._loss, batch, scaler=self.scaler,
                         after_first_backward=hook)
@@ -141,19 +127,20 @@ class Stepper:
 
 def adamw_stepper(ctx: StepContext) -> Stepper:
     """The plain LoRA stepper (AdamW over ``ctx.params``): what most builders start from."""
-    return Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr, weight_decay=ctx.weight_decay))
+    c = ctx.config
+    return Stepper(ctx, torch.optim.AdamW(ctx.params, lr=c.lr, weight_decay=c.weight_decay))
 
 
 def attach_rescaler(mode: str, ctx: StepContext, optimizer: torch.optim.Optimizer) -> dict:
     """Attach the rescaling ``mode`` (``obar``, ``nbar``: `lorabar.BAR`; ``sbar``:
     `lorabar.SBAR`) over ``ctx.pairs`` to ``optimizer``; returns its settings (for a run's
     record).  The one place each rescaling method's settings reach its object."""
+    c = ctx.config
     if mode == "sbar":
-        SBAR(ctx.pairs, rho=ctx.rho).attach(optimizer)
-        return {"mode": "sbar", "rho": ctx.rho}
-    BAR(ctx.pairs, mode=mode, mu0=ctx.mu0, schedule=ctx.schedule,
-        total_steps=ctx.total_steps).attach(optimizer)
-    return {"mode": mode, "mu0": ctx.mu0, "schedule": ctx.schedule}
+        SBAR(ctx.pairs, rho=c.rho).attach(optimizer)
+        return {"mode": "sbar", "rho": c.rho}
+    BAR(ctx.pairs, mode=mode, mu0=c.mu0, schedule=c.schedule, total_steps=c.steps).attach(optimizer)
+    return {"mode": mode, "mu0": c.mu0, "schedule": c.schedule}
 
 
 def _rescaled(mode: str) -> Callable[[StepContext], Stepper]:
@@ -177,31 +164,33 @@ def loraplus_stepper(ctx: StepContext) -> Stepper:
     ``lr`` for A (and 2-D non-LoRA weights) and ``ratio * lr`` for B (and 1-D parameters)."""
     from peft.optimizers import create_loraplus_optimizer
 
+    c = ctx.config
     module = getattr(ctx.model, "module", ctx.model)  # under DDP: the wrapped model
-    opt = create_loraplus_optimizer(module, torch.optim.AdamW, lr=ctx.lr,
-                                    loraplus_lr_ratio=ctx.loraplus_ratio,
-                                    loraplus_weight_decay=ctx.weight_decay)
+    opt = create_loraplus_optimizer(module, torch.optim.AdamW, lr=c.lr,
+                                    loraplus_lr_ratio=c.loraplus_ratio,
+                                    loraplus_weight_decay=c.weight_decay)
     covered = {id(p) for g in opt.param_groups for p in g["params"]}
     if covered != {id(p) for p in ctx.params}:
         raise ValueError("Invalid loraplus optimizer: PEFT's parameter groups do not cover "
                          "exactly the trainable parameters")
     stepper = Stepper(ctx, opt)
-    stepper.info = {"loraplus": {"ratio": ctx.loraplus_ratio,
+    stepper.info = {"loraplus": {"ratio": c.loraplus_ratio,
                                  "lr_B_params": sum(p.numel() for g in opt.param_groups
-                                                    if g["lr"] != ctx.lr for p in g["params"])}}
-    if ctx.bar != "none":  # each pair's rate: sqrt(lr_A lr_B) (BAR.pair_lr)
-        stepper.info["loraplus"]["bar"] = attach_rescaler(ctx.bar, ctx, opt)
+                                                    if g["lr"] != c.lr for p in g["params"])}}
+    if c.bar != "none":  # each pair's rate: sqrt(lr_A lr_B) (BAR.pair_lr)
+        stepper.info["loraplus"]["bar"] = attach_rescaler(c.bar, ctx, opt)
     return stepper
 
 
 def flatlora_stepper(ctx: StepContext) -> Stepper:
     """Flat-LoRA: forward and backward at randomly perturbed weights (`lorabar.flat`)."""
+    c = ctx.config
     module = getattr(ctx.model, "module", ctx.model)
-    flat = FlatLoRA.from_peft(module, rho=ctx.rho, total_steps=ctx.total_steps, seed=ctx.seed)
-    stepper = Stepper(ctx, torch.optim.AdamW(ctx.params, lr=ctx.lr,
-                                             weight_decay=ctx.weight_decay), flat=flat)
+    flat = FlatLoRA.from_peft(module, rho=c.rho, total_steps=c.steps, seed=c.seed)
+    stepper = Stepper(ctx, torch.optim.AdamW(ctx.params, lr=c.lr, weight_decay=c.weight_decay),
+                      flat=flat)
     perturbed = sum(layer.weight.numel() for layer in flat.layers)
-    stepper.info = {"flatlora": {"rho": ctx.rho, "layers": len(flat.layers),
+    stepper.info = {"flatlora": {"rho": c.rho, "layers": len(flat.layers),
                                  "perturbed_params": perturbed}}
     return stepper
 
@@ -214,12 +203,13 @@ def sam_stepper(ctx: StepContext) -> Stepper:
     lora = [p for p in ctx.params if id(p) in factors] if factors else list(ctx.params)
     rest = [p for p in ctx.params if id(p) not in factors] if factors else []
     groups = [{"params": lora}] + ([{"params": rest, "rho": 0.0}] if rest else [])
-    sam = SAM(groups, torch.optim.AdamW, rho=ctx.rho, lr=ctx.lr, weight_decay=ctx.weight_decay)
+    c = ctx.config
+    sam = SAM(groups, torch.optim.AdamW, rho=c.rho, lr=c.lr, weight_decay=c.weight_decay)
     stepper = Stepper(ctx, sam.base_optimizer, sam=sam)
     perturbed = sum(p.numel() for g in sam.param_groups if g["rho"] > 0 for p in g["params"])
-    stepper.info = {"sam": {"rho": ctx.rho, "perturbed_params": perturbed,
+    stepper.info = {"sam": {"rho": c.rho, "perturbed_params": perturbed,
                             "unperturbed_params": sum(p.numel() for p in ctx.params) - perturbed,
-                            "perturbation": ctx.sam_perturbation}}
+                            "perturbation": c.sam_perturbation}}
     return stepper
 
 
@@ -241,10 +231,12 @@ def register_method(method: Method) -> None:
     METHODS[method.name] = method
 
 
-def make_stepper(method: str, ctx: StepContext) -> Stepper:
-    """The `Stepper` of ``method`` (a key of `METHODS`): its entry's builder."""
+def make_stepper(ctx: StepContext) -> Stepper:
+    """The `Stepper` of the run's method (``ctx.config.method``, a key of `METHODS`): its
+    entry's builder."""
     import importlib
 
+    method = ctx.config.method
     if method not in METHODS:
         raise ValueError(f"Invalid method: {method!r} (expected one of {tuple(METHODS)})")
     builder = METHODS[method].builder
