@@ -10,7 +10,8 @@ then times, one after the other:
 - ``collection``: ``pytest --collect-only`` (the number of tests; not part of CI's run);
 - ``tests``: ``./scripts/run-tests -q``, CI's test command (``--workers`` sets
   ``LORABAR_TEST_WORKERS``; ``0`` runs them serially);
-- ``lint``: ``ruff check`` (the rules of ``pyproject.toml``);
+- ``lint``: ``scripts/lint`` (``ruff check``, the rules of ``pyproject.toml``, and
+  ``ruff format --check``);
 - ``docs``: ``./scripts/build-docs`` (``mkdocs build --strict``);
 - with ``--demo``, ``./scripts/run-demo`` (not part of CI).
 
@@ -67,8 +68,9 @@ def timed(label: str, cmd: list[str], cwd: Path, env: dict, rows: list) -> str:
     seconds = time.perf_counter() - start
     steal1, total1 = ticks()
     if done.returncode != 0:
-        sys.exit(f"{label} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
-                 f"{done.stderr[-3000:]}")
+        sys.exit(
+            f"{label} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     steal = 100.0 * (steal1 - steal0) / max(total1 - total0, 1)
     rows.append((label, seconds, children_cpu() - cpu0, steal))
     return done.stdout + done.stderr
@@ -79,16 +81,25 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the clone (default: removed)")
     ap.add_argument("--workers", default="auto", help="LORABAR_TEST_WORKERS (default: auto)")
     ap.add_argument("--demo", action="store_true", help="also time ./scripts/run-demo")
-    ap.add_argument("--durations", type=int, default=0,
-                    help="also print pytest's N slowest test phases (default: none)")
+    ap.add_argument(
+        "--durations",
+        type=int,
+        default=0,
+        help="also print pytest's N slowest test phases (default: none)",
+    )
     args = ap.parse_args()
     print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.2f} at start")
     work = Path(tempfile.mkdtemp(prefix="bench-ci-"))  # caches and the docs site
     clone = Path(tempfile.mkdtemp(prefix="bench-ci-", dir=ROOT.parent))  # ../shared beside it
     caches = work / "caches"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    env = {**os.environ, "UV_CACHE_DIR": str(caches / "uv"), "PIP_NO_CACHE_DIR": "1",
-           "LORABAR_TEST_WORKERS": args.workers, "CI": "true"}
+    env = {
+        **os.environ,
+        "UV_CACHE_DIR": str(caches / "uv"),
+        "PIP_NO_CACHE_DIR": "1",
+        "LORABAR_TEST_WORKERS": args.workers,
+        "CI": "true",
+    }
     if args.durations:
         env["PYTEST_ADDOPTS"] = f"--durations={args.durations}"
     for name in ("LORABAR_VENV", "VIRTUAL_ENV"):
@@ -102,8 +113,7 @@ def main() -> int:
         out = timed("tests", ["./scripts/run-tests", "-q"], clone, env, rows)
         summary = re.findall(r"^=*\s*(\d+ passed.*?)\s*=*$", out, re.M)
         slowest = re.search(r"^=+ slowest.*?(?=^\d+ passed|^=+ \d+ passed)", out, re.M | re.S)
-        timed("lint", [str(clone / ".venv" / "bin" / "ruff"), "check", "src", "tests", "examples",
-                       "benchmarks", "scripts"], clone, env, rows)
+        timed("lint", ["./scripts/lint"], clone, env, rows)
         timed("docs", ["./scripts/build-docs", str(work / "site")], clone, env, rows)
         if args.demo:
             timed("demo (not CI)", ["./scripts/run-demo"], clone, env, rows)
@@ -113,8 +123,9 @@ def main() -> int:
             shutil.rmtree(clone, ignore_errors=True)
     if args.durations and slowest:
         print(slowest[0].rstrip())
-    print(f"collected: {collected[1] if collected else '?'}; tests: "
-          f"{summary[-1] if summary else '?'}")
+    print(
+        f"collected: {collected[1] if collected else '?'}; tests: {summary[-1] if summary else '?'}"
+    )
     print("| phase | seconds | CPU seconds | steal |\n|---|---|---|---|")
     for label, seconds, cpu_s, steal in rows:
         print(f"| {label} | {seconds:.0f} | {cpu_s:.0f} | {steal:.1f} % |")

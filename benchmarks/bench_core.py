@@ -29,10 +29,16 @@ from lorabar.harness.run.runtime import Runtime
 
 SIZES = {  # pairs -> (layers, target modules, hidden)
     12: (6, ["query", "value"], 128),
-    96: (16, ["query", "key", "value", "attention.output.dense", "intermediate.dense",
-              "output.dense"], 64),
-    384: (64, ["query", "key", "value", "attention.output.dense", "intermediate.dense",
-               "output.dense"], 64),
+    96: (
+        16,
+        ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+        64,
+    ),
+    384: (
+        64,
+        ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+        64,
+    ),
 }
 
 
@@ -41,11 +47,18 @@ def build(n_pairs: int):
     from transformers import BertConfig, BertForSequenceClassification
 
     layers, targets, hidden = SIZES[n_pairs]
-    cfg = BertConfig(vocab_size=1000, hidden_size=hidden, num_hidden_layers=layers,
-                     num_attention_heads=4, intermediate_size=2 * hidden, num_labels=2)
+    cfg = BertConfig(
+        vocab_size=1000,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden,
+        num_labels=2,
+    )
     torch.manual_seed(0)
-    model = get_peft_model(BertForSequenceClassification(cfg),
-                           LoraConfig(r=8, lora_alpha=16, target_modules=targets))
+    model = get_peft_model(
+        BertForSequenceClassification(cfg), LoraConfig(r=8, lora_alpha=16, target_modules=targets)
+    )
     pairs = lorabar.find_lora_pairs(model)
     assert len(pairs) == n_pairs, len(pairs)
     return model, pairs
@@ -72,11 +85,14 @@ def count_ops(fn) -> int:
 
 def steppers(method: str, model, pairs, batch):
     """One training step of ``method`` as the harness takes it (the registry's stepper, fp32)."""
-    ctx = StepContext(model=model, params=[p for p in model.parameters() if p.requires_grad],
-                      pairs=pairs, loss_fn=lambda b: model(**b).loss,
-                      runtime=Runtime.resolve("cpu", "fp32"),
-                      config=EncoderConfig(method=method, lr=1e-4, rho=0.05, mu0=1.0,
-                                           schedule="constant"))
+    ctx = StepContext(
+        model=model,
+        params=[p for p in model.parameters() if p.requires_grad],
+        pairs=pairs,
+        loss_fn=lambda b: model(**b).loss,
+        runtime=Runtime.resolve("cpu", "fp32"),
+        config=EncoderConfig(method=method, lr=1e-4, rho=0.05, mu0=1.0, schedule="constant"),
+    )
     step = make_stepper(ctx).step
     return lambda: step(batch)
 
@@ -87,18 +103,32 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, fp32, batch 8 x seq 32, "
-          f"median of {args.repeats}")
-    hdr = ("pairs", "base ms", "BAR us", "us/pair", "norm(all) us", "BAR/norm(all)",
-           "norm(g) us", "BAR/norm(g)", "BAR aten ops", "nBAR/LoRA", "SAM/LoRA")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, fp32, batch 8 x seq 32, "
+        f"median of {args.repeats}"
+    )
+    hdr = (
+        "pairs",
+        "base ms",
+        "BAR us",
+        "us/pair",
+        "norm(all) us",
+        "BAR/norm(all)",
+        "norm(g) us",
+        "BAR/norm(g)",
+        "BAR aten ops",
+        "nBAR/LoRA",
+        "SAM/LoRA",
+    )
     print(" | ".join(hdr))
     for n_pairs in SIZES:
         model, pairs = build(n_pairs)
         ids = torch.randint(0, 1000, (8, 32))
         labels = torch.randint(0, 2, (8,))
         batch = {"input_ids": ids, "labels": labels}
-        step_lora, step_bar, step_sam = (steppers(m, model, pairs, batch)
-                                         for m in ("lora", "nbar", "sam"))
+        step_lora, step_bar, step_sam = (
+            steppers(m, model, pairs, batch) for m in ("lora", "nbar", "sam")
+        )
 
         # interleave the three to share drift in machine load
         t = {"lora": [], "bar": [], "sam": []}
@@ -120,10 +150,19 @@ def main() -> None:
         norm_all = timeit(lambda: torch._foreach_norm(every), args.repeats * 20)
         norm_g = timeit(lambda: torch._foreach_norm(grads), args.repeats * 20)
         ops = count_ops(lambda: probe.apply(lrs))
-        row = (n_pairs, f"{1e3 * med['lora']:.1f}", f"{1e6 * bar_t:.0f}",
-               f"{1e6 * bar_t / n_pairs:.2f}", f"{1e6 * norm_all:.0f}", f"{bar_t / norm_all:.2f}",
-               f"{1e6 * norm_g:.0f}", f"{bar_t / norm_g:.2f}", ops,
-               f"{med['bar'] / med['lora']:.3f}", f"{med['sam'] / med['lora']:.3f}")
+        row = (
+            n_pairs,
+            f"{1e3 * med['lora']:.1f}",
+            f"{1e6 * bar_t:.0f}",
+            f"{1e6 * bar_t / n_pairs:.2f}",
+            f"{1e6 * norm_all:.0f}",
+            f"{bar_t / norm_all:.2f}",
+            f"{1e6 * norm_g:.0f}",
+            f"{bar_t / norm_g:.2f}",
+            ops,
+            f"{med['bar'] / med['lora']:.3f}",
+            f"{med['sam'] / med['lora']:.3f}",
+        )
         print(" | ".join(str(c) for c in row), flush=True)
 
 

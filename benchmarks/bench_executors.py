@@ -44,9 +44,22 @@ def _time(executor: list[str], n: int, jobs: int, data: str) -> float:
         raise SystemExit(f"Invalid --sizes: {n} (multiples of 5: the five few-shot seeds)")
     lrs = ", ".join(f"{1e-3 * (i + 1):g}" for i in range(n // 5))
     (folder / "g.toml").write_text(GRID.format(lrs=lrs))
-    cmd = [sys.executable, "-m", "lorabar", "grid", str(folder / "g.toml"), "--out",
-           str(folder / "o"), "--data-dir", data, "--jobs", str(jobs), "--threads", "1",
-           *executor]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lorabar",
+        "grid",
+        str(folder / "g.toml"),
+        "--out",
+        str(folder / "o"),
+        "--data-dir",
+        data,
+        "--jobs",
+        str(jobs),
+        "--threads",
+        "1",
+        *executor,
+    ]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
     wall = time.perf_counter() - t0
@@ -62,19 +75,29 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("LORABAR_DATA_DIR", "../shared/data"))
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    executors = {"local": [], "ray": ["--executor", "ray"],
-                 "submitit (local array)": ["--executor", "slurm", "--slurm-cluster", "local"]}
-    print(f"CPU: {_cpu()}, {os.cpu_count()} cores; load average before "
-          f"{os.getloadavg()[0]:.2f}; --jobs {args.jobs}, runs of a tiny model, 1 step")
+    executors = {
+        "local": [],
+        "ray": ["--executor", "ray"],
+        "submitit (local array)": ["--executor", "slurm", "--slurm-cluster", "local"],
+    }
+    print(
+        f"CPU: {_cpu()}, {os.cpu_count()} cores; load average before "
+        f"{os.getloadavg()[0]:.2f}; --jobs {args.jobs}, runs of a tiny model, 1 step"
+    )
     _time([], sizes[0], args.jobs, args.data_dir)  # the data's caches filled once, not timed
-    print(f"{'executor':24} " + " ".join(f"{f'n={n}':>9}" for n in sizes)
-          + f" {'start-up':>9} {'per run':>9}")
+    print(
+        f"{'executor':24} "
+        + " ".join(f"{f'n={n}':>9}" for n in sizes)
+        + f" {'start-up':>9} {'per run':>9}"
+    )
     for name, flags in executors.items():
         walls = [_time(flags, n, args.jobs, args.data_dir) for n in sizes]
         slope = (walls[-1] - walls[0]) / (sizes[-1] - sizes[0])
         start = walls[0] - slope * sizes[0]
-        print(f"{name:24} " + " ".join(f"{w:8.1f}s" for w in walls)
-              + f" {start:8.1f}s {slope:8.1f}s", flush=True)
+        print(
+            f"{name:24} " + " ".join(f"{w:8.1f}s" for w in walls) + f" {start:8.1f}s {slope:8.1f}s",
+            flush=True,
+        )
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 

@@ -45,11 +45,32 @@ print(json.dumps(out))
 
 def _process(method: str, cache: str, args, folder: Path) -> float:
     out = folder / f"{method}-{cache.replace('/', '_')}.json"
-    subprocess.run([sys.executable, "-m", "lorabar", "finetune", "--task", args.task,
-                    "--method", method, "--steps", "1", "--max-eval", "256", "--threads", "1",
-                    "--data-dir", args.data_dir, "--out", str(out), "--quiet"],
-                   env={**os.environ, "LORABAR_CACHE": cache}, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lorabar",
+            "finetune",
+            "--task",
+            args.task,
+            "--method",
+            method,
+            "--steps",
+            "1",
+            "--max-eval",
+            "256",
+            "--threads",
+            "1",
+            "--data-dir",
+            args.data_dir,
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        env={**os.environ, "LORABAR_CACHE": cache},
+        check=True,
+        capture_output=True,
+    )
     t = json.loads(out.read_text())["timing"]
     return t["total_s"] - t["train_s"] - t["eval_s"]
 
@@ -57,19 +78,26 @@ def _process(method: str, cache: str, args, folder: Path) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="sst2")
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent /
-                                             "shared" / "data"))
+    p.add_argument(
+        "--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    )
     args = p.parse_args()
     from lorabar.harness.run.runtime import cpu_name
 
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; task {args.task}, MiniLM, "
-          "1 step, --max-eval 256, 1 thread")
+    print(
+        f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; task {args.task}, MiniLM, "
+        "1 step, --max-eval 256, 1 thread"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         plan = [(m, str(Path(tmp) / "proc")) for m in METHODS] + [("nbar", "off")]
         process = [_process(m, c, args, Path(tmp)) for m, c in plan]
         plan = [(m, str(Path(tmp) / "inproc")) for m in METHODS] + [("nbar", "off")]
-        out = subprocess.run([sys.executable, "-c", IN_PROCESS, json.dumps(plan), args.task,
-                              args.data_dir], check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", IN_PROCESS, json.dumps(plan), args.task, args.data_dir],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         inproc = json.loads(out.stdout.strip().splitlines()[-1])
     print("\n| run | process (s) | in-process (s) |\n|---|---:|---:|")
     names = [f"{m} ({'first: computes' if i == 0 else 'cache'})" for i, m in enumerate(METHODS)]

@@ -44,8 +44,13 @@ def cell(threads: str, policy: str, steps: int) -> tuple[int, float]:
     env.pop("OMP_NUM_THREADS", None)
     if policy == "default":
         env.pop("OMP_WAIT_POLICY", None)
-    out = subprocess.run([sys.executable, "-c", CELL, threads, str(steps)], env=env, check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", CELL, threads, str(steps)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return int(out[-2]), float(out[-1])
 
 
@@ -66,10 +71,20 @@ def main() -> None:
             for threads in ("1", "2"):
                 for policy in ("default", "PASSIVE"):
                     resolved, step = cell(threads, policy, args.steps)
-                    rows.append({"competitors": n, "threads": threads, "resolved": resolved,
-                                 "omp_wait_policy": policy, "step_s": step})
-                    print(f"competitors {n}  threads {threads:>4} ({resolved})  {policy:>8}  "
-                          f"{step:.3f} s/step", flush=True)
+                    rows.append(
+                        {
+                            "competitors": n,
+                            "threads": threads,
+                            "resolved": resolved,
+                            "omp_wait_policy": policy,
+                            "step_s": step,
+                        }
+                    )
+                    print(
+                        f"competitors {n}  threads {threads:>4} ({resolved})  {policy:>8}  "
+                        f"{step:.3f} s/step",
+                        flush=True,
+                    )
         finally:
             for b in busy:
                 b.kill()
@@ -79,8 +94,10 @@ def main() -> None:
         group = [r for r in rows if r["competitors"] == n]
         best = min(r["step_s"] for r in group)
         for r in group:
-            print(f"| {n} | {r['threads']} ({r['resolved']}) | {r['omp_wait_policy']} | "
-                  f"{r['step_s']:.3f} | {r['step_s'] / best:.2f}x |")
+            print(
+                f"| {n} | {r['threads']} ({r['resolved']}) | {r['omp_wait_policy']} | "
+                f"{r['step_s']:.3f} | {r['step_s'] / best:.2f}x |"
+            )
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"cpu": cpu_name(), "rows": rows}, f, indent=1)

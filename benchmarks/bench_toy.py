@@ -22,19 +22,25 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     simulate(ToyConfig(steps=10, seeds=1), methods=("sgd",))
-    print(f"numba: {compiled()}; first call (compile or load from cache): "
-          f"{time.perf_counter() - t0:.2f} s")
+    print(
+        f"numba: {compiled()}; first call (compile or load from cache): "
+        f"{time.perf_counter() - t0:.2f} s"
+    )
     cfg = ToyConfig()
-    for name, methods in (("Fig. 1 grid (sgd, sam)", ("sgd", "sam")),
-                          ("full grid (7 methods)", None)):
+    for name, methods in (
+        ("Fig. 1 grid (sgd, sam)", ("sgd", "sam")),
+        ("full grid (7 methods)", None),
+    ):
         times = []
         for _ in range(args.repeats):
             t = time.perf_counter()
             res = simulate(cfg, methods=methods) if methods else simulate(cfg)
             times.append(time.perf_counter() - t)
-        print(f"{name}: {len(res.method)} rows x {cfg.steps} steps: "
-              f"median {statistics.median(times):.3f} s (min {min(times):.3f}, "
-              f"max {max(times):.3f})")
+        print(
+            f"{name}: {len(res.method)} rows x {cfg.steps} steps: "
+            f"median {statistics.median(times):.3f} s (min {min(times):.3f}, "
+            f"max {max(times):.3f})"
+        )
 
 
 if __name__ == "__main__":

@@ -41,5 +41,7 @@ while step < args.steps:
             break
 folder = tempfile.mkdtemp()
 accelerator.save_state(folder)  # BAR's state is in it
-print(f"{step} steps, BAR step {bar.step}, mean |B| "
-      f"{lorabar.balancedness(bar.pairs).mean_abs_B.item():.4f}; state saved in {folder}")
+print(
+    f"{step} steps, BAR step {bar.step}, mean |B| "
+    f"{lorabar.balancedness(bar.pairs).mean_abs_B.item():.4f}; state saved in {folder}"
+)

@@ -28,8 +28,11 @@ parser.add_argument("--model", default="tiny")
 parser.add_argument("--steps", default="20")
 parser.add_argument("--out", default=None)
 parser.add_argument("--threads", default="1", help="CPU threads per run (0: torch's default)")
-parser.add_argument("--verbose", action="store_true",
-                    help="show third-party warnings and weight-loading progress bars")
+parser.add_argument(
+    "--verbose",
+    action="store_true",
+    help="show third-party warnings and weight-loading progress bars",
+)
 args = parser.parse_args()
 if not args.verbose:  # as the console script does: the libraries' chatter off
     from lorabar.cli.args import quiet_libraries
@@ -41,15 +44,42 @@ files = {s: getattr(args, s) for s in ("train", "dev", "test")}
 if not all(files.values()):
     r = random.Random(0)
     for split, n in (("train", 64), ("dev", 32), ("test", 32)):
-        rows = [{"text": " ".join(r.choice("abcdefgh") for _ in range(5))
-                 + (" fruit" if i % 2 else " metal"), "label": "yes" if i % 2 else "no"}
-                for i in range(n)]
+        rows = [
+            {
+                "text": " ".join(r.choice("abcdefgh") for _ in range(5))
+                + (" fruit" if i % 2 else " metal"),
+                "label": "yes" if i % 2 else "no",
+            }
+            for i in range(n)
+        ]
         files[split] = folder / f"{split}.jsonl"
         files[split].write_text("".join(json.dumps(row) + "\n" for row in rows))
-code = main(["compare", "--train", str(files["train"]), "--dev", str(files["dev"]),
-             "--test", str(files["test"]), "--text-column", "text", "--label-column", "label",
-             "--model", args.model, "--steps", args.steps, "--methods", "lora,nbar",
-             "--seeds", "13,21,42", "--threads", args.threads,
-             *(["--verbose"] if args.verbose else []),
-             "--out", args.out or str(folder / "compare")])
+code = main(
+    [
+        "compare",
+        "--train",
+        str(files["train"]),
+        "--dev",
+        str(files["dev"]),
+        "--test",
+        str(files["test"]),
+        "--text-column",
+        "text",
+        "--label-column",
+        "label",
+        "--model",
+        args.model,
+        "--steps",
+        args.steps,
+        "--methods",
+        "lora,nbar",
+        "--seeds",
+        "13,21,42",
+        "--threads",
+        args.threads,
+        *(["--verbose"] if args.verbose else []),
+        "--out",
+        args.out or str(folder / "compare"),
+    ]
+)
 raise SystemExit(code)

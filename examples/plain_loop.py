@@ -32,8 +32,10 @@ def train(with_bar: bool) -> dict:
         bar.attach(opt)  # a step pre-hook: runs right before every opt.step(), with its lr
     data = token_batches()
     for step in range(args.steps):
-        batch = {k: torch.stack([d[k] for d in data[(8 * step) % 64:(8 * step) % 64 + 8]])
-                 for k in data[0]}
+        batch = {
+            k: torch.stack([d[k] for d in data[(8 * step) % 64 : (8 * step) % 64 + 8]])
+            for k in data[0]
+        }
         loss = model(**batch).loss
         loss.backward()
         opt.step()
@@ -43,8 +45,12 @@ def train(with_bar: bool) -> dict:
     with torch.no_grad():
         batch = {k: torch.stack([d[k] for d in held_out]) for k in held_out[0]}
         accuracy = (model(**batch).logits.argmax(-1) == batch["labels"]).float().mean().item()
-    return {"start": start, "B": lorabar.balancedness(pairs).mean_abs_B.item(),
-            "loss": loss.item(), "accuracy": accuracy}
+    return {
+        "start": start,
+        "B": lorabar.balancedness(pairs).mean_abs_B.item(),
+        "loss": loss.item(),
+        "accuracy": accuracy,
+    }
 
 
 runs = {"LoRA": train(False), "LoRA + nBAR": train(True)}

@@ -25,7 +25,7 @@ def section(text: str, heading: str) -> str:
         if re.match(r"[a-z]+:|#", target):
             return m.group(0)
         if target.startswith("docs/"):
-            return f"{m.group(1)}({target[len('docs/'):]})"
+            return f"{m.group(1)}({target[len('docs/') :]})"
         return f"{m.group(1)[1:-1]} (`{target}` in the repository)"
 
     return re.sub(r"(\[[^\]]*\])\(([^)\s]+)\)", rebase, match.group(1)).strip("\n")

@@ -19,8 +19,10 @@ from lorabar.harness.report.stats import t_interval
 
 
 def _parse(items: str) -> dict:
-    return {k: tomllib.loads(f"v = {v}")["v"] for k, _, v in
-            (item.partition("=") for item in items.split(",") if item)}
+    return {
+        k: tomllib.loads(f"v = {v}")["v"]
+        for k, _, v in (item.partition("=") for item in items.split(",") if item)
+    }
 
 
 def main() -> None:
@@ -40,9 +42,11 @@ def main() -> None:
             if all(c.get(k) == v for k, v in kv.items()):
                 got = scores[(c["task"], side)]
                 if c["seed"] in got:
-                    raise SystemExit(f"Ambiguous --{side} {getattr(args, side)}: more than one "
-                                     f"{args.method} setting matches on {c['task']} seed "
-                                     f"{c['seed']}; add KEY=VALUE pairs to tell them apart")
+                    raise SystemExit(
+                        f"Ambiguous --{side} {getattr(args, side)}: more than one "
+                        f"{args.method} setting matches on {c['task']} seed "
+                        f"{c['seed']}; add KEY=VALUE pairs to tell them apart"
+                    )
                 metric = r["primary_metric"]
                 got[c["seed"]] = metric_scale(metric) * r["metrics"]["test"][metric]
     per_seed: dict = defaultdict(list)

@@ -28,12 +28,14 @@ def rekey(path: Path, data_dir: str) -> tuple[dict, str]:
     record = json.loads(path.read_text())
     kind = record.get("kind", "encoder")
     names = set(CONFIGS[kind].field_names())
-    cfg = config_from({**{k: v for k, v in record["config"].items() if k in names},
-                       "data_dir": data_dir}, kind)
+    cfg = config_from(
+        {**{k: v for k, v in record["config"].items() if k in names}, "data_dir": data_dir}, kind
+    )
     rt = record["runtime"]
     device = rt["device"].split(":")[0]
-    identity = run_identity(cfg, device=device, precision=rt["precision"],
-                            threads=rt["torch_threads"])
+    identity = run_identity(
+        cfg, device=device, precision=rt["precision"], threads=rt["torch_threads"]
+    )
     return {**record, "key": cfg.key(), "identity": identity}, run_id(identity)
 
 
@@ -51,8 +53,10 @@ def main() -> int:
             if target in targets:
                 other, kept = targets[target]
                 if kept["metrics"] != record["metrics"]:
-                    print(f"{other} and {path} are one run with different metrics; resolve by "
-                          "hand", file=sys.stderr)
+                    print(
+                        f"{other} and {path} are one run with different metrics; resolve by hand",
+                        file=sys.stderr,
+                    )
                     return 2
                 print(f"{path}: the same run as {other}; dropped")
                 if not args.check:

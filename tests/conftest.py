@@ -43,8 +43,9 @@ def make_peft_model(seed: int = 0, *, dtype: torch.dtype = torch.float64, random
 
 def make_batch(seed: int = 0, n: int = 8, seq: int = 5, vocab: int = 12, classes: int = 3):
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, vocab, (n, seq), generator=g), torch.randint(0, classes, (n,),
-                                                                         generator=g)
+    return torch.randint(0, vocab, (n, seq), generator=g), torch.randint(
+        0, classes, (n,), generator=g
+    )
 
 
 def loss_of(model, batch):
@@ -68,8 +69,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one torch thread per worker (./scri
 
 FILLER = "the a of to in is on at by with from".split()
 # the data folder: $LORABAR_DATA_DIR, else ../shared/data beside the repository
-DATA = Path(os.environ.get("LORABAR_DATA_DIR")
-            or Path(__file__).resolve().parents[2] / "shared" / "data")
+DATA = Path(
+    os.environ.get("LORABAR_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 
 
 def one_error_line(capsys) -> str:
@@ -110,12 +112,35 @@ def synthetic_files(folder: Path, fmt: str = "jsonl", n=(128, 64, 64)) -> dict[s
 
 
 def own_data_args(paths: dict[str, Path]) -> list[str]:
-    return ["--train", str(paths["train"]), "--dev", str(paths["dev"]), "--test",
-            str(paths["test"]), "--text-column", "text", "--label-column", "label"]
+    return [
+        "--train",
+        str(paths["train"]),
+        "--dev",
+        str(paths["dev"]),
+        "--test",
+        str(paths["test"]),
+        "--text-column",
+        "text",
+        "--label-column",
+        "label",
+    ]
 
 
-def fake_record(task, method, seed, dev, test, step_ms, setting=None, b=1.0, *, precision="fp32",
-          model="minilm", steps=300, data="d"):
+def fake_record(
+    task,
+    method,
+    seed,
+    dev,
+    test,
+    step_ms,
+    setting=None,
+    b=1.0,
+    *,
+    precision="fp32",
+    model="minilm",
+    steps=300,
+    data="d",
+):
     """A signed result record, as a finished run writes it, with the given metrics."""
     from lorabar.harness.run.config import EncoderConfig
 
@@ -123,17 +148,29 @@ def fake_record(task, method, seed, dev, test, step_ms, setting=None, b=1.0, *, 
     names = [f"encoder.layer.{i}.attention.self.query[default]" for i in range(3)]
     from dataclasses import asdict
 
-    identity = {"config": cfg.key(), "device": "cpu", "precision": precision, "threads": 1,
-                "data": {f"{task}/512-{seed}/train.tsv": data * 64},
-                "model": {"name": model, "files": {"model.safetensors": "m" * 64}}}
+    identity = {
+        "config": cfg.key(),
+        "device": "cpu",
+        "precision": precision,
+        "threads": 1,
+        "data": {f"{task}/512-{seed}/train.tsv": data * 64},
+        "model": {"name": model, "files": {"model.safetensors": "m" * 64}},
+    }
     from lorabar.harness.run.records import with_digest
 
-    return with_digest({"config": asdict(cfg), "key": cfg.key(), "identity": identity,
+    return with_digest(
+        {
+            "config": asdict(cfg),
+            "key": cfg.key(),
+            "identity": identity,
             "primary_metric": "accuracy",
             "metrics": {"dev": {"accuracy": dev}, "test": {"accuracy": test}},
             "majority_class": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.51}},
-            "final_mean_abs_B": b, "timing": {"step_time_median_s": step_ms / 1000},
-            "balancedness": {"steps": [0, 10], "names": names, "abs_B": [[1, 1, 1], [b, b, b]]}})
+            "final_mean_abs_B": b,
+            "timing": {"step_time_median_s": step_ms / 1000},
+            "balancedness": {"steps": [0, 10], "names": names, "abs_B": [[1, 1, 1], [b, b, b]]},
+        }
+    )
 
 
 def as_runs(records) -> list:
@@ -145,9 +182,13 @@ def as_runs(records) -> list:
 
 
 def squad_row(i: int, answer: str = "Denver Broncos") -> dict:
-    return {"id": f"q{i}", "title": "Super_Bowl_50", "context": f"The {answer} won game {i}.",
-            "question": f"Who won game {i}?", "answers": {"text": [answer, answer.lower()],
-                                                           "answer_start": [4, 4]}}
+    return {
+        "id": f"q{i}",
+        "title": "Super_Bowl_50",
+        "context": f"The {answer} won game {i}.",
+        "question": f"Who won game {i}?",
+        "answers": {"text": [answer, answer.lower()], "answer_start": [4, 4]},
+    }
 
 
 def write_jsonl(path, rows) -> None:
@@ -171,8 +212,9 @@ def smollm2(tmp_path_factory):
         torch.manual_seed(0)
         model, tokenizer = load_causal_lm("smollm2")  # converts
         after_converting = torch.rand(3)
-    return SimpleNamespace(cache=cache, model=model, tokenizer=tokenizer,
-                           after_converting=after_converting)
+    return SimpleNamespace(
+        cache=cache, model=model, tokenizer=tokenizer, after_converting=after_converting
+    )
 
 
 @pytest.fixture(scope="session")

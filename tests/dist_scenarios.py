@@ -76,8 +76,13 @@ def ddp_bar(rank, world, mode, k=2):
         loss_of(ref, glob).backward()
         ref_opt.step()
         ref_opt.zero_grad()
-    return {"params": _flat(model.module), "ref": _flat(ref), "decisions": decisions,
-            "grads": torch.stack(grads_synced), "bar_step": bar.step}
+    return {
+        "params": _flat(model.module),
+        "ref": _flat(ref),
+        "decisions": decisions,
+        "grads": torch.stack(grads_synced),
+        "bar_step": bar.step,
+    }
 
 
 def _flat_grads(model):
@@ -92,10 +97,12 @@ def ddp_sam(rank, world, perturbation, k=1):
 
     ref = make_peft_model(0)
     model = DDP(copy.deepcopy(ref))
-    opt = lorabar.SAM([p for p in model.parameters() if p.requires_grad], torch.optim.SGD,
-                      rho=0.5, lr=LR)
-    ref_opt = lorabar.SAM([p for p in ref.parameters() if p.requires_grad], torch.optim.SGD,
-                          rho=0.5, lr=LR)
+    opt = lorabar.SAM(
+        [p for p in model.parameters() if p.requires_grad], torch.optim.SGD, rho=0.5, lr=LR
+    )
+    ref_opt = lorabar.SAM(
+        [p for p in ref.parameters() if p.requires_grad], torch.optim.SGD, rho=0.5, lr=LR
+    )
     for step in range(STEPS):
         mine, _, per = _batches(step, rank, world, k)
         ddp_sam_step(model, opt, lambda b: loss_of(model, b), mine, perturbation=perturbation)
@@ -122,8 +129,9 @@ def ddp_sam_fp16_skip(rank, world):
     from lorabar.distributed import ddp_sam_step
 
     model = DDP(make_peft_model(0, dtype=torch.float32))
-    opt = lorabar.SAM([p for p in model.parameters() if p.requires_grad], torch.optim.SGD,
-                      rho=0.05, lr=LR)
+    opt = lorabar.SAM(
+        [p for p in model.parameters() if p.requires_grad], torch.optim.SGD, rho=0.05, lr=LR
+    )
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
     before = _flat(model.module)
     calls = {"n": 0}
@@ -135,8 +143,9 @@ def ddp_sam_fp16_skip(rank, world):
             loss = loss * float("inf")
         return loss
 
-    ddp_sam_step(model, opt, loss_fn, [make_batch(rank, n=4)], perturbation="per_rank",
-                 scaler=scaler)
+    ddp_sam_step(
+        model, opt, loss_fn, [make_batch(rank, n=4)], perturbation="per_rank", scaler=scaler
+    )
     scaler.update()
     return {"changed": bool((_flat(model.module) != before).any()), "scale": scaler.get_scale()}
 
@@ -149,8 +158,9 @@ def _fsdp_run(rank, world, wrap, mode, use_group=True, sam=False):
     if sam:
         kw = {"process_group": dist.group.WORLD} if use_group == "fsdp1" else {}
         opt = lorabar.SAM(trainable, torch.optim.SGD, rho=0.5, lr=LR, **kw)
-        ref_opt = lorabar.SAM([p for p in ref.parameters() if p.requires_grad], torch.optim.SGD,
-                              rho=0.5, lr=LR)
+        ref_opt = lorabar.SAM(
+            [p for p in ref.parameters() if p.requires_grad], torch.optim.SGD, rho=0.5, lr=LR
+        )
     else:
         opt = torch.optim.SGD(trainable, lr=LR)
         kw = {"process_group": dist.group.WORLD} if use_group == "fsdp1" else {}
@@ -190,8 +200,12 @@ def fsdp1(rank, world, mode, use_group=True, sam=False):
     local_sizes = [p.numel() for p in model.parameters() if p.requires_grad]
     with FSDP.summon_full_params(model):
         full = _flat(model.module)
-    return {"params": full, "ref": _flat(ref), "local_numel": local_sizes,
-            "sharded": model.lorabar_sharded}
+    return {
+        "params": full,
+        "ref": _flat(ref),
+        "local_numel": local_sizes,
+        "sharded": model.lorabar_sharded,
+    }
 
 
 def fsdp2(rank, world, mode, sam=False):
@@ -233,8 +247,12 @@ def accelerate_bar(rank, world, k=2):
         loss_of(ref, glob).backward()
         ref_opt.step()
         ref_opt.zero_grad()
-    return {"params": _flat(acc.unwrap_model(model)), "ref": _flat(ref), "bar_step": bar.step,
-            "distributed_type": str(acc.distributed_type)}
+    return {
+        "params": _flat(acc.unwrap_model(model)),
+        "ref": _flat(ref),
+        "bar_step": bar.step,
+        "distributed_type": str(acc.distributed_type),
+    }
 
 
 def _raises(fn):
@@ -266,11 +284,21 @@ SCENARIOS = {
 
 
 def worker(rank: int, world: int, rendezvous: str, out_dir: str, names: list[str]) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1")
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+    )
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{rendezvous}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=60),
+    )
     results = {}
     for name in names:
         try:

@@ -40,14 +40,16 @@ def modules(root: Path) -> list[tuple[Path, str, ast.Module]]:
 
 def _is_module(root: Path, dotted: str) -> bool:
     rel = dotted.split(".")[1:]
-    return bool(rel) and ((root.joinpath(*rel).with_suffix(".py")).is_file()
-                          or (root.joinpath(*rel) / "__init__.py").is_file())
+    return bool(rel) and (
+        (root.joinpath(*rel).with_suffix(".py")).is_file()
+        or (root.joinpath(*rel) / "__init__.py").is_file()
+    )
 
 
 def _source(path: Path, name: str, node: ast.ImportFrom) -> str:
     """The absolute module a ``from ... import`` reads from."""
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-    base = package[:len(package) - node.level + 1] if node.level else []
+    base = package[: len(package) - node.level + 1] if node.level else []
     return ".".join(base + (node.module.split(".") if node.module else []))
 
 
@@ -79,9 +81,13 @@ NAMED = re.compile(rf"{PACKAGE}(\.\w+)+(:\w+)?")
 
 def _named_modules(tree: ast.Module) -> list[tuple[int, str]]:
     """Modules a string names in full (``"lorabar.harness.x.y:f"``): imported by name later."""
-    return [(node.lineno, node.value.split(":")[0]) for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and NAMED.fullmatch(node.value)]
+    return [
+        (node.lineno, node.value.split(":")[0])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and NAMED.fullmatch(node.value)
+    ]
 
 
 def stage_table(document: str) -> dict[str, set[str]]:
@@ -134,8 +140,11 @@ def _bound_modules(root: Path, path: Path, name: str, tree: ast.Module) -> dict[
                 if _is_module(root, f"{source}.{alias.name}"):
                     bound[alias.asname or alias.name] = f"{source}.{alias.name}"
     for node in ast.walk(tree):  # s = m: an alias of a module is the module
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) \
-                and node.value.id in bound:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in bound
+        ):
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     bound[target.id] = bound[node.value.id]
@@ -166,7 +175,7 @@ def borrowed_privates(root: Path) -> list[str]:
                 head = owner.split(".")[0] if owner else None
                 if head not in bound:
                     continue
-                module = bound[head] + owner[len(head):]  # lorabar.x.y for x.y
+                module = bound[head] + owner[len(head) :]  # lorabar.x.y for x.y
                 if _is_module(root, module) and not _is_module(root, f"{module}.{node.attr}"):
                     borrowed.append(f"{where}:{node.lineno} {owner}.{node.attr}")
     return borrowed
@@ -184,8 +193,11 @@ def _targets(target: ast.AST) -> list[str]:
 
 def _alias(value: ast.AST | None, modules: set[str]) -> str | None:
     """``X`` when ``value`` is ``mod.X`` for an imported module ``mod`` (a re-export)."""
-    if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) \
-            and value.value.id in modules:
+    if (
+        isinstance(value, ast.Attribute)
+        and isinstance(value.value, ast.Name)
+        and value.value.id in modules
+    ):
         return value.attr
     return None
 
@@ -200,8 +212,9 @@ def _defined(body: list[ast.stmt], modules: set[str]) -> list[str]:
             names += [n for t in node.targets for n in _targets(t) if n != alias]
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names += [node.target.id] if node.target.id != _alias(node.value, modules) else []
-        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While,
-                               getattr(ast, "TryStar", ast.Try))):
+        elif isinstance(
+            node, (ast.If, ast.Try, ast.With, ast.For, ast.While, getattr(ast, "TryStar", ast.Try))
+        ):
             for block in ("body", "orelse", "finalbody"):
                 names += _defined(getattr(node, block, []), modules)
             for handler in getattr(node, "handlers", []):
@@ -220,9 +233,14 @@ def _global_assignments(tree: ast.Module) -> list[str]:
     for func in ast.walk(tree):
         if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
             declared = {n for g in ast.walk(func) if isinstance(g, ast.Global) for n in g.names}
-            names += [n for a in ast.walk(func) if isinstance(a, (ast.Assign, ast.AugAssign))
-                      for t in (a.targets if isinstance(a, ast.Assign) else [a.target])
-                      for n in _targets(t) if n in declared]
+            names += [
+                n
+                for a in ast.walk(func)
+                if isinstance(a, (ast.Assign, ast.AugAssign))
+                for t in (a.targets if isinstance(a, ast.Assign) else [a.target])
+                for n in _targets(t)
+                if n in declared
+            ]
     return names
 
 
@@ -230,8 +248,12 @@ def public_definitions(root: Path, exempt: set[str] = frozenset()) -> dict[str, 
     defs = defaultdict(list)
     for path, _, tree in modules(root):
         where = str(path.relative_to(root))
-        imported = {a.asname or a.name.split(".")[0] for node in ast.walk(tree)
-                    if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+        imported = {
+            a.asname or a.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for a in node.names
+        }
         for name in dict.fromkeys(_defined(tree.body, imported) + _global_assignments(tree)):
             if not name.startswith("_") and not (where.startswith("cli/") and name in exempt):
                 defs[name].append(where)

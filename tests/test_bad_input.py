@@ -20,7 +20,6 @@ from conftest import one_error_line
 DATA = str(_DATA)
 
 
-
 # ----------------------------------------------------------------------------- grids
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "[base]\nsteps = 3\n"])
 def test_empty_grid_is_an_error(tmp_path, capsys, text):
@@ -53,8 +52,10 @@ def test_grid_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
     from lorabar.harness.execute.local import run_one
 
     grid = tmp_path / "g.toml"
-    grid.write_text('[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\n'
-                    '[[variant]]\nmethod = ["lora", "obar"]\nmu0 = 10.0\n')
+    grid.write_text(
+        '[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\n'
+        '[[variant]]\nmethod = ["lora", "obar"]\nmu0 = 10.0\n'
+    )
     calls = []
 
     def runner(cfg, path, *args):
@@ -64,8 +65,9 @@ def test_grid_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
         return run_one(cfg, path, *args)
 
     real = G.run_grid
-    monkeypatch.setattr(G, "run_grid", lambda *a, **k: real(*a, **k, runner=runner,
-                                                            log=lambda *_: None))
+    monkeypatch.setattr(
+        G, "run_grid", lambda *a, **k: real(*a, **k, runner=runner, log=lambda *_: None)
+    )
     code = main(["grid", str(grid), "--out", str(tmp_path / "o"), "--data-dir", DATA])
     assert code == 130
     err = one_error_line(capsys)
@@ -92,8 +94,25 @@ def test_unterminated_quote_in_csv(tmp_path, capsys):
     with pytest.raises(D.DataError, match=r"train.csv:11: .*unterminated quote"):
         D.load_split("sst5", "train", data_dir=tmp_path)
     out = tmp_path / "r.json"
-    assert main(["finetune", "--task", "sst5", "--model", "tiny", "--steps", "1",
-                 "--data-dir", str(tmp_path), "--out", str(out), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "sst5",
+                "--model",
+                "tiny",
+                "--steps",
+                "1",
+                "--data-dir",
+                str(tmp_path),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "train.csv:11:" in one_error_line(capsys) and not out.exists()
 
 
@@ -124,12 +143,18 @@ def test_wrong_column_count_and_row_count(tmp_path):
     good = lines[:]
     lines[5] = lines[5].rstrip("\n") + "\textra\n"
     dev.write_text("".join(lines))
-    with pytest.raises(D.DataError, match=r"dev.tsv:6: malformed row for task 'qqp': 7 fields "
-                                          r"\(expected 6\)"):
+    with pytest.raises(
+        D.DataError,
+        match=r"dev.tsv:6: malformed row for task 'qqp': 7 fields "
+        r"\(expected 6\)",
+    ):
         D.load_split("qqp", "dev", data_dir=tmp_path)
     dev.write_text("".join(good[:-1]))  # one row short
-    with pytest.raises(D.DataError, match=r"dev.tsv: 1023 examples, but the k=512 split holds "
-                                          r"1024"):
+    with pytest.raises(
+        D.DataError,
+        match=r"dev.tsv: 1023 examples, but the k=512 split holds "
+        r"1024",
+    ):
         D.load_split("qqp", "dev", data_dir=tmp_path)
 
 
@@ -140,8 +165,9 @@ def _result_files(tmp_path) -> Path:
     folder = tmp_path / "runs"
     folder.mkdir()
     for i, (seed, test) in enumerate(((13, 0.8), (21, 0.82), (42, 0.84))):
-        (folder / f"r{i}.json").write_text(json.dumps(fake_record("sst2", "lora", seed, 0.8, test,
-                                                                  100)))
+        (folder / f"r{i}.json").write_text(
+            json.dumps(fake_record("sst2", "lora", seed, 0.8, test, 100))
+        )
     return folder
 
 
@@ -170,15 +196,18 @@ def test_report_refuses_a_result_without_key(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- flags
-@pytest.mark.parametrize("argv, flag", [
-    (["finetune-lm", "--steps=-2"], "--steps"),
-    (["finetune-lm", "--batch-size", "0"], "--batch-size"),
-    (["finetune", "--max-eval", "-5"], "--max-eval"),
-    (["finetune", "--lora-r", "0"], "--lora-r"),
-    (["finetune", "--mu0", "2000", "--method", "nbar"], "mu0 * lr"),
-    (["finetune", "--precision", "fp8"], "precision"),
-    (["finetune", "--device", "gpu"], "device"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["finetune-lm", "--steps=-2"], "--steps"),
+        (["finetune-lm", "--batch-size", "0"], "--batch-size"),
+        (["finetune", "--max-eval", "-5"], "--max-eval"),
+        (["finetune", "--lora-r", "0"], "--lora-r"),
+        (["finetune", "--mu0", "2000", "--method", "nbar"], "mu0 * lr"),
+        (["finetune", "--precision", "fp8"], "precision"),
+        (["finetune", "--device", "gpu"], "device"),
+    ],
+)
 def test_flags_are_range_checked(tmp_path, capsys, argv, flag):
     out = tmp_path / "r.json"
     assert main(argv + ["--model", "tiny", "--data-dir", DATA, "--out", str(out), "--quiet"]) == 2
@@ -190,12 +219,30 @@ def test_flags_are_range_checked(tmp_path, capsys, argv, flag):
 @pytest.mark.data
 @pytest.mark.parametrize("where", ["dir", "under_file", "unwritable"])
 def test_bad_out_fails_before_training(tmp_path, capsys, where):
-    target = {"dir": tmp_path, "under_file": tmp_path / "file.txt" / "r.json",
-              "unwritable": Path("/proc/lorabar/r.json")}[where]
+    target = {
+        "dir": tmp_path,
+        "under_file": tmp_path / "file.txt" / "r.json",
+        "unwritable": Path("/proc/lorabar/r.json"),
+    }[where]
     (tmp_path / "file.txt").write_text("x")
     start = time.perf_counter()
-    assert main(["finetune", "--task", "sst2", "--steps", "300", "--data-dir", DATA,
-                 "--out", str(target), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "sst2",
+                "--steps",
+                "300",
+                "--data-dir",
+                DATA,
+                "--out",
+                str(target),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert time.perf_counter() - start < 10
     err = one_error_line(capsys)
     assert "Invalid --out" in err and str(target) in err
@@ -203,8 +250,12 @@ def test_bad_out_fails_before_training(tmp_path, capsys, where):
 
 def test_bad_out_for_folders_and_bench_args(tmp_path, capsys):
     (tmp_path / "file.txt").write_text("x")
-    for argv in (["grid", "grids/table1.toml"], ["report", str(tmp_path)],
-                 ["toy", "fig1"], ["bench", "--arch", "opt-1.3b"]):
+    for argv in (
+        ["grid", "grids/table1.toml"],
+        ["report", str(tmp_path)],
+        ["toy", "fig1"],
+        ["bench", "--arch", "opt-1.3b"],
+    ):
         assert main(argv + ["--out", str(tmp_path / "file.txt")]) == 2, argv
         assert "is a file (give a folder)" in one_error_line(capsys)
     start = time.perf_counter()
@@ -251,8 +302,9 @@ def test_sam_nonfinite_first_pass_perturbs_nothing():
     w.grad = torch.tensor([float("nan"), 1.0])
     v.grad = torch.tensor([2.0])
     sam.first_step(zero_grad=True)
-    assert torch.equal(w.detach(), torch.tensor([1.0, 2.0])) and torch.equal(v.detach(),
-                                                                             torch.tensor([3.0]))
+    assert torch.equal(w.detach(), torch.tensor([1.0, 2.0])) and torch.equal(
+        v.detach(), torch.tensor([3.0])
+    )
     assert sam.perturbation_norm.item() == 0.0
     w.grad, v.grad = torch.tensor([1.0, 1.0]), torch.tensor([1.0])  # the second pass
     sam.second_step()  # restores (a no-op here) and steps
@@ -262,16 +314,22 @@ def test_sam_nonfinite_first_pass_perturbs_nothing():
 def test_sam_without_gradients_says_so():
     w = torch.nn.Parameter(torch.ones(2))
     sam = lorabar.SAM([w], torch.optim.SGD, lr=0.1)
-    with pytest.raises(RuntimeError, match=r"no parameter has a gradient; run the first forward "
-                                           r"and backward pass"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"no parameter has a gradient; run the first forward "
+        r"and backward pass",
+    ):
         sam.first_step()
 
 
 @pytest.mark.parametrize("state", ["garbage", None, [1, 2]])
 def test_bar_load_state_dict_checks_its_argument(state):
     bar = lorabar.BAR(_pairs(), mode="nbar")
-    with pytest.raises(TypeError, match=r"Invalid state_dict: a \w+ \(expected the dict that "
-                                        r"BAR.state_dict\(\) returns\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"Invalid state_dict: a \w+ \(expected the dict that "
+        r"BAR.state_dict\(\) returns\)",
+    ):
         bar.load_state_dict(state)
 
 
@@ -282,17 +340,26 @@ def _own(tmp_path):
     return own_data_args(synthetic_files(tmp_path / "d", n=(32, 16, 16)))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["finetune", "--model", "tiny", "--out", ""], r"Invalid --out: an empty value"),
-    (["finetune", "--model", "tiny", "--out=", "--steps", "1"], r"Invalid --out: an empty value"),
-    (["report", " "], r"Invalid DIR: an empty value"),
-    (["compare", "--model", "tiny", "--methods", "lora,sam,lora", "--out", "C"],
-     r"Invalid --methods: 'lora,sam,lora' names lora more than once"),
-    (["compare", "--model", "tiny", "--seeds", "13,13", "--out", "C"],
-     r"Invalid --seeds: '13,13' names 13 more than once"),
-])
-def test_a_flag_that_cannot_mean_anything_is_refused(tmp_path, capsys, monkeypatch, argv,
-                                                     message):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["finetune", "--model", "tiny", "--out", ""], r"Invalid --out: an empty value"),
+        (
+            ["finetune", "--model", "tiny", "--out=", "--steps", "1"],
+            r"Invalid --out: an empty value",
+        ),
+        (["report", " "], r"Invalid DIR: an empty value"),
+        (
+            ["compare", "--model", "tiny", "--methods", "lora,sam,lora", "--out", "C"],
+            r"Invalid --methods: 'lora,sam,lora' names lora more than once",
+        ),
+        (
+            ["compare", "--model", "tiny", "--seeds", "13,13", "--out", "C"],
+            r"Invalid --seeds: '13,13' names 13 more than once",
+        ),
+    ],
+)
+def test_a_flag_that_cannot_mean_anything_is_refused(tmp_path, capsys, monkeypatch, argv, message):
     import re
 
     monkeypatch.chdir(tmp_path)
@@ -302,9 +369,13 @@ def test_a_flag_that_cannot_mean_anything_is_refused(tmp_path, capsys, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == (["d"] if own else [])  # nothing written
 
 
-@pytest.mark.parametrize("argv", [["inspect", "x", "--top", "-1"],
-                                  ["grid", "g.toml", "--out", "o", "--executor", "ray",
-                                   "--cpus-per-run", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["inspect", "x", "--top", "-1"],
+        ["grid", "g.toml", "--out", "o", "--executor", "ray", "--cpus-per-run", "0"],
+    ],
+)
 def test_out_of_range_counts_are_refused_by_the_parser(argv):
     with pytest.raises(SystemExit) as err:
         main(argv)
@@ -337,12 +408,18 @@ def test_only_compares_numbers_by_value():
         plan_configs(grid, only={"lr": "1e-2"})
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["report", "{file}"], r"Invalid DIR: '.*x.csv' is a file, not a folder of result files"),
-    (["grid", "{folder}", "--out", "{folder}/o"], r"Invalid grid config: '.*' is a folder, not a "
-                                                  r"grid TOML"),
-    (["inspect", "{file}"], r"Invalid ADAPTER: '.*x.csv' is a file, not an adapter folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["report", "{file}"], r"Invalid DIR: '.*x.csv' is a file, not a folder of result files"),
+        (
+            ["grid", "{folder}", "--out", "{folder}/o"],
+            r"Invalid grid config: '.*' is a folder, not a "
+            r"grid TOML",
+        ),
+        (["inspect", "{file}"], r"Invalid ADAPTER: '.*x.csv' is a file, not an adapter folder"),
+    ],
+)
 def test_a_path_of_the_wrong_kind_is_named_as_such(tmp_path, capsys, argv, message):
     """Not "not found" for a path that exists, and not --out blamed for DIR."""
     import re

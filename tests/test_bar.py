@@ -49,10 +49,12 @@ def test_hand_computed_rank1(mode, x_after, y_after):
     bar = lorabar.BAR([lorabar.FactorPair(x=x, y=y, name="l")], mode=mode, mu0=1.0)
     bar.attach(opt)
     opt.step()  # BAR with alpha*lr = 0.1, then x -= 0.1 g_x
-    torch.testing.assert_close(x.detach(), torch.tensor(x_after, dtype=torch.float64), rtol=0,
-                               atol=1e-15)
-    torch.testing.assert_close(y.detach(), torch.tensor(y_after, dtype=torch.float64), rtol=0,
-                               atol=1e-15)
+    torch.testing.assert_close(
+        x.detach(), torch.tensor(x_after, dtype=torch.float64), rtol=0, atol=1e-15
+    )
+    torch.testing.assert_close(
+        y.detach(), torch.tensor(y_after, dtype=torch.float64), rtol=0, atol=1e-15
+    )
     assert bar.step == 1
 
 
@@ -66,8 +68,9 @@ def test_matches_naive_loop(mode, schedule, optim):
     }[optim]
     m1, m2 = make_peft_model(), make_peft_model()
     opt1, opt2 = make_opt(list(m1.parameters())), make_opt(list(m2.parameters()))
-    bar = lorabar.BAR(lorabar.find_lora_pairs(m1), mode=mode, mu0=2.0, schedule=schedule,
-                      total_steps=6)
+    bar = lorabar.BAR(
+        lorabar.find_lora_pairs(m1), mode=mode, mu0=2.0, schedule=schedule, total_steps=6
+    )
     bar.attach(opt1)
     pairs2 = lorabar.find_lora_pairs(m2)
     sched = lorabar.schedules.resolve(schedule, 6)
@@ -115,8 +118,14 @@ def test_foreach_equals_loop(mode):
 def test_bar_foreach_equals_loop_with_missing_grad(mode):
     models = [make_peft_model(), make_peft_model()]
     bars = [
-        lorabar.BAR(lorabar.find_lora_pairs(m), mode=mode, mu0=3.0, schedule="linear",
-                    total_steps=4, foreach=fe)
+        lorabar.BAR(
+            lorabar.find_lora_pairs(m),
+            mode=mode,
+            mu0=3.0,
+            schedule="linear",
+            total_steps=4,
+            foreach=fe,
+        )
         for m, fe in zip(models, (True, False))
     ]
     for t in range(4):
@@ -183,8 +192,9 @@ def test_per_group_lr_honored():
     model = make_peft_model()
     pairs = lorabar.find_lora_pairs(model)
     emb, lin = pairs
-    opt = torch.optim.SGD([{"params": [emb.x, emb.y], "lr": 0.1}, {"params": [lin.x, lin.y],
-                                                                   "lr": 0.01}])
+    opt = torch.optim.SGD(
+        [{"params": [emb.x, emb.y], "lr": 0.1}, {"params": [lin.x, lin.y], "lr": 0.01}]
+    )
     bar = lorabar.BAR(pairs, mode="obar", mu0=2.0)
     bar.attach(opt)
     for p in pairs:  # zero gradients: SGD leaves the factors alone, only BAR moves them
@@ -221,8 +231,9 @@ def test_state_dict_round_trip():
     def build():
         m = make_peft_model()
         o = torch.optim.AdamW(m.parameters(), lr=0.05)
-        b = lorabar.BAR(lorabar.find_lora_pairs(m), mode="nbar", mu0=2.0, schedule="cosine",
-                        total_steps=8)
+        b = lorabar.BAR(
+            lorabar.find_lora_pairs(m), mode="nbar", mu0=2.0, schedule="cosine", total_steps=8
+        )
         b.attach(o)
         return m, o, b
 
@@ -241,8 +252,9 @@ def test_state_dict_round_trip():
             _grads(m, t)
             o.step()
         assert params_equal(m1, m2)
-    with pytest.raises(ValueError,
-                       match=r"Invalid state_dict: mode='obar' but this BAR has mode='nbar'"):
+    with pytest.raises(
+        ValueError, match=r"Invalid state_dict: mode='obar' but this BAR has mode='nbar'"
+    ):
         b2.load_state_dict({"step": 1, "mode": "obar", "mu0": 2.0})
     with pytest.raises(ValueError, match=r"Invalid state_dict: step=-1"):
         b2.load_state_dict({"step": -1})
@@ -260,17 +272,27 @@ def _trained(opt_cls=torch.optim.AdamW, steps=3):
     return m, o, b, copy.deepcopy((m.state_dict(), o.state_dict(), b.state_dict()))
 
 
-@pytest.mark.parametrize("order", ["bar, attach, optimizer", "attach, bar, optimizer",
-                                   "attach, optimizer, bar", "optimizer, attach, bar",
-                                   "bar, optimizer, attach"])
+@pytest.mark.parametrize(
+    "order",
+    [
+        "bar, attach, optimizer",
+        "attach, bar, optimizer",
+        "attach, optimizer, bar",
+        "optimizer, attach, bar",
+        "bar, optimizer, attach",
+    ],
+)
 def test_a_restored_step_is_checked_whatever_the_order_of_calls(order):
     _, _, _, (_, opt3, _) = _trained(steps=3)
     _, _, _, (_, _, bar5) = _trained(steps=5)  # a BAR state ahead of the optimizer's
     m = make_peft_model()
     o = torch.optim.AdamW(m.parameters(), lr=0.05)
     b = lorabar.BAR(lorabar.find_lora_pairs(m), mode="nbar", mu0=2.0)
-    calls = {"bar": lambda: b.load_state_dict(bar5), "attach": lambda: b.attach(o),
-             "optimizer": lambda: o.load_state_dict(opt3)}
+    calls = {
+        "bar": lambda: b.load_state_dict(bar5),
+        "attach": lambda: b.attach(o),
+        "optimizer": lambda: o.load_state_dict(opt3),
+    }
     with pytest.raises(ValueError, match=r"step=5 is ahead of the optimizer's 3 steps"):
         for name in order.split(", "):
             calls[name]()
@@ -305,8 +327,11 @@ def test_a_step_no_optimizer_count_confirms_is_refused_unless_trusted():
         b.load_state_dict(saved)
         b.attach(o)
         _grads(m, 3)
-        with pytest.raises(ValueError, match=rf"step=3 cannot be checked: the {opt_cls.__name__}"
-                                             r" keeps no step count .* trust_step=True"):
+        with pytest.raises(
+            ValueError,
+            match=rf"step=3 cannot be checked: the {opt_cls.__name__}"
+            r" keeps no step count .* trust_step=True",
+        ):
             o.step()
         assert b.step == 3
     b.load_state_dict(saved, trust_step=True)  # the caller says SGD resumes too
@@ -320,13 +345,21 @@ def test_a_state_names_every_pair_unambiguously():
     saved = lorabar.BAR(pairs, mode="obar").state_dict()
     assert saved["pair_shapes"] == [[list(p.x.shape), list(p.y.shape)] for p in pairs]
     alike = [lorabar.FactorPair(x=p.x, y=p.y) for p in pairs]  # every one named "pair"
-    with pytest.raises(ValueError, match=r"names are given to more than one pair \('pair'\); "
-                                         r"a state could not tell them apart"):
+    with pytest.raises(
+        ValueError,
+        match=r"names are given to more than one pair \('pair'\); "
+        r"a state could not tell them apart",
+    ):
         lorabar.BAR(alike, mode="obar").state_dict()
     # the same names over factors of another rank: told apart by their shapes
-    wider = [lorabar.FactorPair(x=torch.ones(2 * p.x.shape[0], p.x.shape[1]),
-                                y=torch.ones(p.y.shape[0], 2 * p.y.shape[1]), name=p.name)
-             for p in pairs]
+    wider = [
+        lorabar.FactorPair(
+            x=torch.ones(2 * p.x.shape[0], p.x.shape[1]),
+            y=torch.ones(p.y.shape[0], 2 * p.y.shape[1]),
+            name=p.name,
+        )
+        for p in pairs
+    ]
     with pytest.raises(ValueError, match=r"Invalid state_dict: pair_shapes="):
         lorabar.BAR(wider, mode="obar").load_state_dict(saved)
 
@@ -357,8 +390,9 @@ def test_invalid_arguments(peft_model):
         lorabar.BAR(pairs, mu0=math.nan)
     with pytest.raises(TypeError, match=r"Invalid mu0: '1'"):
         lorabar.BAR(pairs, mu0="1")
-    with pytest.raises(ValueError,
-                       match=r"Invalid mode: 'sam' \(expected one of \('nbar', 'obar', 'sbar'\)\)"):
+    with pytest.raises(
+        ValueError, match=r"Invalid mode: 'sam' \(expected one of \('nbar', 'obar', 'sbar'\)\)"
+    ):
         lorabar.BAR(pairs, mode="sam")
     with pytest.raises(ValueError, match=r"Invalid schedule: 'step'"):
         lorabar.BAR(pairs, schedule="step", total_steps=10)
@@ -377,19 +411,23 @@ def test_invalid_arguments(peft_model):
 def test_invalid_attach(peft_model):
     pairs = lorabar.find_lora_pairs(peft_model)
     bar = lorabar.BAR(pairs, mu0=20.0)
-    with pytest.raises(TypeError,
-                       match=r"Invalid optimizer: expected a torch.optim.Optimizer, got list"):
+    with pytest.raises(
+        TypeError, match=r"Invalid optimizer: expected a torch.optim.Optimizer, got list"
+    ):
         bar.attach([])
     head = [p for n, p in peft_model.named_parameters() if "head" in n]
-    with pytest.raises(ValueError,
-                       match=r"factor x/y of 'base_model.model.emb\[default\]' is not a parameter"):
+    with pytest.raises(
+        ValueError, match=r"factor x/y of 'base_model.model.emb\[default\]' is not a parameter"
+    ):
         bar.attach(torch.optim.SGD(head, lr=0.01))
-    with pytest.raises(ValueError,
-                       match=r"Invalid alpha\*lr: 20\*0.1 = 2 for pair .* BAR needs 0 <= "):
+    with pytest.raises(
+        ValueError, match=r"Invalid alpha\*lr: 20\*0.1 = 2 for pair .* BAR needs 0 <= "
+    ):
         bar.attach(torch.optim.SGD(peft_model.parameters(), lr=0.1))
     emb, lin = pairs
-    split = torch.optim.SGD([{"params": [emb.x, lin.x, lin.y]}, {"params": [emb.y], "lr": 0.002}],
-                            lr=0.001)
+    split = torch.optim.SGD(
+        [{"params": [emb.x, lin.x, lin.y]}, {"params": [emb.y], "lr": 0.002}], lr=0.001
+    )
     handle = bar.attach(split)  # per-factor lrs (LoRA+): the pair's eta is their geometric mean
     assert bar._lrs(split) == [(0.001 * 0.002) ** 0.5, 0.001]
     handle.remove()

@@ -9,16 +9,19 @@ import pytest
 
 from lorabar.apps.bench import ARCHS, BenchConfig, bar_cost, build_bench_model, markdown, run_bench
 
-TINY = dict(layers=2, hidden=32, heads=4, ffn=64, vocab=97, batch_size=2, seq_len=8,
-            repeats=2, warmup=1)
+TINY = dict(
+    layers=2, hidden=32, heads=4, ffn=64, vocab=97, batch_size=2, seq_len=8, repeats=2, warmup=1
+)
 
 
 def test_config_validation():
     with pytest.raises(ValueError, match="Invalid arch: 'opt-7b'"):
         BenchConfig(arch="opt-7b")
-    with pytest.raises(ValueError,
-                       match="Invalid methods: \\['adam'\\] \\(expected some of "
-                             "\\('lora', 'nbar', 'obar', 'sam', 'sbar'"):
+    with pytest.raises(
+        ValueError,
+        match="Invalid methods: \\['adam'\\] \\(expected some of "
+        "\\('lora', 'nbar', 'obar', 'sam', 'sbar'",
+    ):
         BenchConfig(methods=("adam",))
     with pytest.raises(ValueError, match="Invalid precisions: \\['fp8'\\]"):
         BenchConfig(precisions=("fp8",))
@@ -38,8 +41,10 @@ def test_paper_sizes_are_the_defaults():
     assert BenchConfig(arch="opt-1.3b", layers=2).sizes()["layers"] == 2
 
 
-@pytest.mark.parametrize("arch, pairs_per_layer", [("opt-1.3b", 2), ("roberta-large", 2),
-                                                   ("gpt2-medium", 1), ("smollm2-135m", 2)])
+@pytest.mark.parametrize(
+    "arch, pairs_per_layer",
+    [("opt-1.3b", 2), ("roberta-large", 2), ("gpt2-medium", 1), ("smollm2-135m", 2)],
+)
 def test_architectures_built_from_config(arch, pairs_per_layer):
     import lorabar
 
@@ -61,8 +66,12 @@ def _fake_clock(durations: list[float]):
 
 
 def test_run_bench_times_every_cell_interleaved():
-    cfg = BenchConfig(arch="gpt2-medium", methods=("lora", "nbar", "sam"),
-                      precisions=("fp32", "fp16"), **{**TINY, "repeats": 3})
+    cfg = BenchConfig(
+        arch="gpt2-medium",
+        methods=("lora", "nbar", "sam"),
+        precisions=("fp32", "fp16"),
+        **{**TINY, "repeats": 3},
+    )
     cells = [(m, p) for p in cfg.precisions for m in cfg.methods]
     # round r, cell c lasts (c + 1) * (1, 2, 10)[r]: with round-robin timing every cell's median
     # is its round-2 value; timing one cell's repeats back to back would give other medians
@@ -94,12 +103,24 @@ def test_bench_steps_through_the_method_registry(monkeypatch):
         return real(ctx)
 
     monkeypatch.setattr(bench, "make_stepper", spy)
-    run_bench(BenchConfig(arch="opt-1.3b", methods=("lora", "obar"), precisions=("fp32", "fp16"),
-                          **{**TINY, "repeats": 1}))
+    run_bench(
+        BenchConfig(
+            arch="opt-1.3b",
+            methods=("lora", "obar"),
+            precisions=("fp32", "fp16"),
+            **{**TINY, "repeats": 1},
+        )
+    )
     assert built == [("lora", "fp32"), ("obar", "fp32"), ("lora", "fp16"), ("obar", "fp16")]
     built.clear()  # the beyond-the-paper methods are cells too
-    rec = run_bench(BenchConfig(arch="opt-1.3b", methods=("lora", "sbar", "loraplus", "flatlora"),
-                                precisions=("fp32",), **{**TINY, "repeats": 1}))
+    rec = run_bench(
+        BenchConfig(
+            arch="opt-1.3b",
+            methods=("lora", "sbar", "loraplus", "flatlora"),
+            precisions=("fp32",),
+            **{**TINY, "repeats": 1},
+        )
+    )
     assert built == [(m, "fp32") for m in ("lora", "sbar", "loraplus", "flatlora")]
     assert all(r["median_s"] > 0 for r in rec["rows"])
 
@@ -112,20 +133,55 @@ def test_bar_cost_rows():
     for r in rows:
         assert r.bar_us == pytest.approx(2.0) and r.foreach_norm_us == pytest.approx(2.0)
         assert r.us_per_pair == pytest.approx(2.0 / r.pairs)
-    assert "| 8 | obar | 2.0 | 0.25 | 2.0 |" in markdown({"config": BenchConfig(**TINY).__dict__,
-                                                          "sizes": {
-        "hidden": 32, "layers": 2, "heads": 4, "ffn": 64, "vocab": 97}, "device": "cpu",
-        "total_params": 1, "lora_pairs": 4, "trainable_params": 8, "rows": []}, rows)
+    assert "| 8 | obar | 2.0 | 0.25 | 2.0 |" in markdown(
+        {
+            "config": BenchConfig(**TINY).__dict__,
+            "sizes": {"hidden": 32, "layers": 2, "heads": 4, "ffn": 64, "vocab": 97},
+            "device": "cpu",
+            "total_params": 1,
+            "lora_pairs": 4,
+            "trainable_params": 8,
+            "rows": [],
+        },
+        rows,
+    )
 
 
 def test_cli_bench_writes_json_and_markdown(tmp_path, capsys):
     from lorabar.cli import main
 
-    args = ["bench", "--arch", "opt-1.3b", "--layers", "1", "--hidden", "32", "--heads", "4",
-            "--ffn", "64", "--vocab", "50", "--batch-size", "2", "--seq-len", "8", "--repeats", "1",
-            "--warmup", "0", "--precisions", "fp32,fp16", "--bar-pairs", "2", "--quiet",
-            "--device", "cpu",
-            "--out", str(tmp_path)]
+    args = [
+        "bench",
+        "--arch",
+        "opt-1.3b",
+        "--layers",
+        "1",
+        "--hidden",
+        "32",
+        "--heads",
+        "4",
+        "--ffn",
+        "64",
+        "--vocab",
+        "50",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "8",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--precisions",
+        "fp32,fp16",
+        "--bar-pairs",
+        "2",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     rec = json.loads((tmp_path / "bench_opt-1.3b_cpu.json").read_text())
     assert rec["sizes"]["hidden"] == 32 and len(rec["rows"]) == 8

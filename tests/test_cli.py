@@ -50,7 +50,7 @@ def test_cli_error_is_clean(capsys):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(-10**6, 10**6), max_size=6), st.sampled_from(["", " "]))
+@given(st.lists(st.integers(-(10**6), 10**6), max_size=6), st.sampled_from(["", " "]))
 def test_comma_lists_read_back_what_was_written(values, pad):
     from lorabar.cli.args import comma_list
 
@@ -62,19 +62,34 @@ def test_comma_lists_read_back_what_was_written(values, pad):
     assert comma_list(text, "--seeds", int) == tuple(values)
     assert comma_list(text + ",", "--seeds", float) == tuple(float(v) for v in values)
     if any(v < 0 for v in values):
-        with pytest.raises(ValueError, match=r"Invalid --seeds: .* \(expected comma-separated "
-                                             r"integers >= 0\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"Invalid --seeds: .* \(expected comma-separated "
+            r"integers >= 0\)",
+        ):
             comma_list(text, "--seeds", int, low=0)
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["toy", "fig1", "--noise", "0.1,x", "--out", "o"], r"Invalid --noise: '0.1,x' \(expected "
-                                                        r"comma-separated numbers >= 0\)"),
-    (["compare", "--seeds", "13,a", "--out", "o"], r"Invalid --seeds: '13,a' \(expected "
-                                                   r"comma-separated integers\)"),
-    (["bench", "--bar-pairs", "0", "--out", "o"], r"Invalid --bar-pairs: '0' \(expected "
-                                                  r"comma-separated integers >= 1\)"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (
+            ["toy", "fig1", "--noise", "0.1,x", "--out", "o"],
+            r"Invalid --noise: '0.1,x' \(expected "
+            r"comma-separated numbers >= 0\)",
+        ),
+        (
+            ["compare", "--seeds", "13,a", "--out", "o"],
+            r"Invalid --seeds: '13,a' \(expected "
+            r"comma-separated integers\)",
+        ),
+        (
+            ["bench", "--bar-pairs", "0", "--out", "o"],
+            r"Invalid --bar-pairs: '0' \(expected "
+            r"comma-separated integers >= 1\)",
+        ),
+    ],
+)
 def test_every_comma_flag_fails_the_same_way(tmp_path, capsys, monkeypatch, argv, match):
     import re
 
@@ -92,9 +107,14 @@ def test_every_flag_of_every_subcommand_has_help():
     from lorabar.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    missing = {name: [a.option_strings[0] if a.option_strings else a.dest
-                      for a in parser._actions if not a.help]
-               for name, parser in sub.choices.items()}
+    missing = {
+        name: [
+            a.option_strings[0] if a.option_strings else a.dest
+            for a in parser._actions
+            if not a.help
+        ]
+        for name, parser in sub.choices.items()
+    }
     assert {name: flags for name, flags in missing.items() if flags} == {}
 
 
@@ -105,8 +125,9 @@ def test_python_dash_m_lorabar_is_the_command_and_the_version_is_the_changelogs(
     from importlib.metadata import version
     from pathlib import Path
 
-    out = subprocess.run([sys.executable, "-m", "lorabar", "--version"], capture_output=True,
-                         text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-m", "lorabar", "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == f"lorabar {version('lorabar')}"
     changes = (Path(__file__).resolve().parents[1] / "docs" / "changes.md").read_text()
     newest = re.search(r"^## (\d+\.\d+)", changes, re.M).group(1)
@@ -130,8 +151,9 @@ def test_quiet_silences_the_libraries_but_not_lorabar():
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         quiet_libraries()
-        warnings.warn_explicit("chatter", FutureWarning, "m.py", 1,
-                               module="transformers.modeling_utils")
+        warnings.warn_explicit(
+            "chatter", FutureWarning, "m.py", 1, module="transformers.modeling_utils"
+        )
         warnings.warn_explicit("ours", UserWarning, "m.py", 1, module="lorabar.harness.run.runtime")
     assert [str(w.message) for w in seen] == ["ours"]
     try:

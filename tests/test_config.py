@@ -14,8 +14,11 @@ def test_run_config_validation():
 
     with pytest.raises(ValueError, match=r"Invalid method: 'adam'"):
         RunConfig(method="adam")
-    with pytest.raises(ValueError, match=r"Invalid method: 'zeroshot' on an encoder evaluates "
-                                         r"the probe head alone; it needs --head probe"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid method: 'zeroshot' on an encoder evaluates "
+        r"the probe head alone; it needs --head probe",
+    ):
         RunConfig(method="zeroshot", head="linear")
     with pytest.raises(ValueError, match=r"Invalid head: 'mlp' \(--head expects"):
         RunConfig(head="mlp")
@@ -37,8 +40,9 @@ def test_run_config_validation():
         LMConfig(steps=-2)
     with pytest.raises(ValueError, match=r"Invalid batch_size: 0 \(--batch-size expects"):
         LMConfig(batch_size=0)
-    with pytest.raises(ValueError,
-                       match=r"Invalid max_eval: -5 \(--max-eval expects an integer >= 0"):
+    with pytest.raises(
+        ValueError, match=r"Invalid max_eval: -5 \(--max-eval expects an integer >= 0"
+    ):
         RunConfig(max_eval=-5)
     with pytest.raises(ValueError, match=r"Invalid lora_r: 0 \(--lora-r expects"):
         RunConfig(lora_r=0)
@@ -51,8 +55,11 @@ def test_run_config_validation():
 
         Shared()
     # the 0.1 spelling bf16 = true was removed in 0.2 (README "Changes"); it says what replaced it
-    with pytest.raises(ValueError, match=r"'bf16' was removed in lorabar 0.2; write "
-                                         r"precision = \"bf16\""):
+    with pytest.raises(
+        ValueError,
+        match=r"'bf16' was removed in lorabar 0.2; write "
+        r"precision = \"bf16\"",
+    ):
         config_from({"bf16": True})
 
 

@@ -128,8 +128,7 @@ def test_parallel_workers_share_an_entry_safely(tmp_path):
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = [r for rs in pool.map(_write_and_read, [str(tmp_path)] * 3, range(3))
-                   for r in rs]
+        results = [r for rs in pool.map(_write_and_read, [str(tmp_path)] * 3, range(3)) for r in rs]
     assert {(total, info["worker"]) for total, info, _ in results} == {(4999950000.0, "any")}
     assert any(source == "cache" for *_, source in results)
     assert [p.name for p in (tmp_path / "kind").iterdir()] == [f"{'c' * 64}.safetensors"]

@@ -10,10 +10,17 @@ from lorabar.harness.tasks import data_folder as D
 
 
 FEWSHOT = {
-    "sst2": (1024, 1024, 872), "sst5": (2560, 2560, 1000), "trec": (2646, 2243, 500),
-    "rte": (1024, 1024, 277), "snli": (1536, 1536, 1000), "mnli": (1536, 1536, 1000),
-    "qnli": (1024, 1024, 1000), "qqp": (1024, 1024, 1000), "mrpc": (1024, 1024, 408),
-    "cola": (1024, 1024, 1000), "stsb": (1024, 1024, 1000),
+    "sst2": (1024, 1024, 872),
+    "sst5": (2560, 2560, 1000),
+    "trec": (2646, 2243, 500),
+    "rte": (1024, 1024, 277),
+    "snli": (1536, 1536, 1000),
+    "mnli": (1536, 1536, 1000),
+    "qnli": (1024, 1024, 1000),
+    "qqp": (1024, 1024, 1000),
+    "mrpc": (1024, 1024, 408),
+    "cola": (1024, 1024, 1000),
+    "stsb": (1024, 1024, 1000),
 }
 
 
@@ -40,8 +47,13 @@ def test_fewshot_loaders(task, data_dir):
 @pytest.mark.data
 def test_full_glue_loaders(data_dir):
     # train + held-out dev = the GLUE train set; GLUE dev is the test set.
-    full = {"sst2": (67349, 872), "rte": (2490, 277), "mrpc": (3668, 408), "cola": (8551, 1043),
-            "stsb": (5749, 1500)}
+    full = {
+        "sst2": (67349, 872),
+        "rte": (2490, 277),
+        "mrpc": (3668, 408),
+        "cola": (8551, 1043),
+        "stsb": (5749, 1500),
+    }
     for task, (n_train, n_test) in full.items():
         sizes = [len(D.load_split(task, s, data_dir=data_dir, setting="full")) for s in D.SPLITS]
         assert sizes[0] + sizes[1] == n_train and sizes[2] == n_test, task
@@ -62,8 +74,9 @@ def test_data_errors(tmp_path, monkeypatch, data_dir):
         D.load_split("sst2", "val", data_dir=data_dir)
     with pytest.raises(ValueError, match=r"Invalid seed: 7"):
         D.load_split("sst2", "train", data_dir=data_dir, seed=7)
-    with pytest.raises(D.DataError,
-                       match=r"Missing few-shot folder .*sst2/k-shot-1k-test/SST-2/512-13"):
+    with pytest.raises(
+        D.DataError, match=r"Missing few-shot folder .*sst2/k-shot-1k-test/SST-2/512-13"
+    ):
         D.load_split("sst2", "train", data_dir=tmp_path)
     folder = tmp_path / "rte" / "k-shot-1k-test" / "RTE" / "512-13"
     folder.mkdir(parents=True)

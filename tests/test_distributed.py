@@ -14,8 +14,9 @@ import torch.multiprocessing as mp
 
 import dist_scenarios
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(),
-                                reason="torch built without distributed")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch built without distributed"
+)
 WORLD = 2
 
 
@@ -25,7 +26,9 @@ def results():
         ctx = mp.start_processes(
             dist_scenarios.worker,
             args=(WORLD, str(Path(tmp) / "rendezvous"), tmp, list(dist_scenarios.SCENARIOS)),
-            nprocs=WORLD, join=False, start_method="spawn",
+            nprocs=WORLD,
+            join=False,
+            start_method="spawn",
         )
         deadline = time.monotonic() + 240
         while not ctx.join(timeout=5):
@@ -83,8 +86,10 @@ def test_ddp_sam_fp16_inf_on_one_rank_skips_everywhere(results):
     assert r0["scale"] == r1["scale"] == 2.0**7
 
 
-@pytest.mark.parametrize("name", ["fsdp1_nbar", "fsdp1_obar", "fsdp1_sbar", "fsdp2_nbar",
-                                  "fsdp2_obar", "fsdp2_sbar_global"])
+@pytest.mark.parametrize(
+    "name",
+    ["fsdp1_nbar", "fsdp1_obar", "fsdp1_sbar", "fsdp2_nbar", "fsdp2_obar", "fsdp2_sbar_global"],
+)
 def test_fsdp_bar_matches_single_process(results, name):
     r0, r1 = get(results, name)
     assert r0["sharded"] and r1["sharded"]  # FSDP1: process_group given; FSDP2: DTensor found
@@ -168,13 +173,42 @@ def test_lorabar_finetune_under_torchrun_writes_once(tmp_path):
     from conftest import DATA
 
     out = tmp_path / "run.json"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "lorabar.cli", "finetune", "--model", "tiny", "--task", "sst2",
-           "--method", "sam", "--sam-perturbation", "per_rank", "--steps", "4", "--batch-size", "8",
-           "--max-eval", "16", "--quiet", "--data-dir", str(DATA), "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "lorabar.cli",
+        "finetune",
+        "--model",
+        "tiny",
+        "--task",
+        "sst2",
+        "--method",
+        "sam",
+        "--sam-perturbation",
+        "per_rank",
+        "--steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--max-eval",
+        "16",
+        "--quiet",
+        "--data-dir",
+        str(DATA),
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     printed = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(printed) == 1  # rank 0 only
@@ -190,8 +224,9 @@ def test_shard_splits_the_global_batch():
 
     assert shard(list(range(8)), Dist(1, 2)) == [1, 3, 5, 7]
     assert shard(list(range(8)), Dist()) == list(range(8))
-    with pytest.raises(ValueError,
-                       match="Invalid batch_size: 7 is not divisible by the world size 2"):
+    with pytest.raises(
+        ValueError, match="Invalid batch_size: 7 is not divisible by the world size 2"
+    ):
         shard(list(range(7)), Dist(0, 2))
 
 
@@ -201,14 +236,16 @@ def test_run_config_checks_sam_perturbation_and_keeps_old_run_ids():
     with pytest.raises(ValueError, match="Invalid sam_perturbation: 'all'"):
         RunConfig(method="sam", sam_perturbation="all")
     assert "sam_perturbation" not in RunConfig(method="sam").key()  # default: ids unchanged
-    assert RunConfig(method="sam",
-                     sam_perturbation="per_rank").key()["sam_perturbation"] == "per_rank"
+    assert (
+        RunConfig(method="sam", sam_perturbation="per_rank").key()["sam_perturbation"] == "per_rank"
+    )
 
 
 def test_bar_rejects_an_empty_factor_without_process_group():
     import lorabar
 
-    pair = lorabar.FactorPair(x=torch.nn.Parameter(torch.zeros(0)),
-                              y=torch.nn.Parameter(torch.ones(3)), name="layer0")
+    pair = lorabar.FactorPair(
+        x=torch.nn.Parameter(torch.zeros(0)), y=torch.nn.Parameter(torch.ones(3)), name="layer0"
+    )
     with pytest.raises(ValueError, match="'layer0' has no elements on this rank.*process_group"):
         lorabar.BAR([pair], mode="obar")

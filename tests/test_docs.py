@@ -11,8 +11,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-LABELS = {"SAM": "LoRA-SAM", "oBAR": "LoRA-oBAR", "nBAR": "LoRA-nBAR", "sBAR": "LoRA-sBAR",
-          "LoRA+": "LoRA+", "Flat-LoRA": "Flat-LoRA"}
+LABELS = {
+    "SAM": "LoRA-SAM",
+    "oBAR": "LoRA-oBAR",
+    "nBAR": "LoRA-nBAR",
+    "sBAR": "LoRA-sBAR",
+    "LoRA+": "LoRA+",
+    "Flat-LoRA": "Flat-LoRA",
+}
 
 
 def test_readme_is_a_front_door():
@@ -48,18 +54,24 @@ def test_every_claimed_interval_is_in_its_paired_csv():
             averages = {r[1]: r[3:7] for r in csv.reader(f) if r[0].startswith("average")}
         words = {}
         for label, mean, lo, hi, word in re.findall(
-                r"([A-Za-z+-]+) ([+−-]?[\d.]+) \[([+−-]?[\d.]+), ([+−-]?[\d.]+)\] ([a-z]+)", row):
-            assert averages[LABELS[label]] == [_number(mean), _number(lo), _number(hi), word], \
-                (link.group(1), label)
+            r"([A-Za-z+-]+) ([+−-]?[\d.]+) \[([+−-]?[\d.]+), ([+−-]?[\d.]+)\] ([a-z]+)", row
+        ):
+            assert averages[LABELS[label]] == [_number(mean), _number(lo), _number(hi), word], (
+                link.group(1),
+                label,
+            )
             words[label] = word
             checked += 1
         here = row.split("|")[3]
         if "not reproduced" in here:  # the paper's claim: SAM and BAR better than LoRA
             assert "better" not in [words.get(m) for m in ("SAM", "oBAR", "nBAR")], row
         # "SAM worse", "BAR equivalent" (oBAR and nBAR), "LoRA+ better": the intervals' words
-        for label, word in re.findall(r"(SAM|oBAR|nBAR|BAR|LoRA\+) (better|worse|equivalent|"
-                                      r"inconclusive)", here):
-            for one in (("oBAR", "nBAR") if label == "BAR" else (label,)):
+        for label, word in re.findall(
+            r"(SAM|oBAR|nBAR|BAR|LoRA\+) (better|worse|equivalent|"
+            r"inconclusive)",
+            here,
+        ):
+            for one in ("oBAR", "nBAR") if label == "BAR" else (label,):
                 assert words[one] == word, (row, one)
     assert checked >= 15
 
@@ -70,8 +82,13 @@ RETIRED = ("no difference", "within noise", "matches LoRA", "SAM and BAR match")
 
 
 def test_no_page_says_what_an_interval_cannot():
-    found = [f"{page.relative_to(ROOT)}: {phrase!r}" for page in PROSE if page.name != "changes.md"
-             for phrase in RETIRED if phrase in page.read_text()]
+    found = [
+        f"{page.relative_to(ROOT)}: {phrase!r}"
+        for page in PROSE
+        if page.name != "changes.md"
+        for phrase in RETIRED
+        if phrase in page.read_text()
+    ]
     assert found == []
 
 

@@ -18,9 +18,33 @@ RESULT_KEYS = set(RECORD_KEYS)
 @pytest.mark.data
 def test_tiny_run_and_cli(tmp_path, data_dir):
     out = tmp_path / "run.json"
-    assert main(["finetune", "--task", "rte", "--method", "nbar", "--model", "tiny", "--steps", "4",
-                 "--mu0", "50", "--data-dir", data_dir, "--max-eval", "32", "--log-every", "2",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "rte",
+                "--method",
+                "nbar",
+                "--model",
+                "tiny",
+                "--steps",
+                "4",
+                "--mu0",
+                "50",
+                "--data-dir",
+                data_dir,
+                "--max-eval",
+                "32",
+                "--log-every",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert RESULT_KEYS <= set(result)
     assert result["balancedness"]["steps"] == [0, 2, 3]
@@ -58,9 +82,18 @@ def test_precision_and_fp16_gradscaler_path(data_dir, monkeypatch):
 @pytest.mark.parametrize("method", ["lora", "sam", "obar", "nbar"])
 def test_real_minilm_8_steps(method, data_dir):
     # one of the four fits the probe head on the real features (it costs a pass over train)
-    cfg = RunConfig(task="sst2", method=method, steps=8, lr=1e-3, mu0=50.0, precision="auto",
-                    data_dir=data_dir, max_eval=128, log_every=2,
-                    head="probe" if method == "sam" else "linear")
+    cfg = RunConfig(
+        task="sst2",
+        method=method,
+        steps=8,
+        lr=1e-3,
+        mu0=50.0,
+        precision="auto",
+        data_dir=data_dir,
+        max_eval=128,
+        log_every=2,
+        head="probe" if method == "sam" else "linear",
+    )
     result = run(cfg, progress=False)
     assert RESULT_KEYS <= set(result)
     acc = result["metrics"]["test"]["accuracy"]
@@ -80,8 +113,16 @@ def test_sbar_loraplus_flatlora_in_the_harness(tmp_path, data_dir):
     """The three methods of the beyond-the-paper issue are registry entries: each writes a
     record through the one engine; same seed = same start, so step 0's loss is LoRA's (Flat-LoRA's
     sigma ramps from 0), and each then departs from LoRA in its own way."""
-    base = dict(task="sst2", model="tiny", steps=4, max_eval=16, data_dir=data_dir,
-                precision="fp32", log_every=1, lr=1e-2)
+    base = dict(
+        task="sst2",
+        model="tiny",
+        steps=4,
+        max_eval=16,
+        data_dir=data_dir,
+        precision="fp32",
+        log_every=1,
+        lr=1e-2,
+    )
     lora = run(RunConfig(method="lora", **base), progress=False)
     records = {}
     for method, extra in (("sbar", {"rho": 0.5}), ("loraplus", {}), ("flatlora", {"rho": 0.5})):
@@ -95,8 +136,11 @@ def test_sbar_loraplus_flatlora_in_the_harness(tmp_path, data_dir):
             assert r["train"]["losses"] != lora["train"]["losses"]
     lora_numel = 2 * 2 * (8 * 32 + 32 * 8)
     assert records["loraplus"]["loraplus"] == {"ratio": 16.0, "lr_B_params": lora_numel // 2}
-    assert records["flatlora"]["flatlora"] == {"rho": 0.5, "layers": 4,
-                                               "perturbed_params": 4 * 32 * 32}
+    assert records["flatlora"]["flatlora"] == {
+        "rho": 0.5,
+        "layers": 4,
+        "perturbed_params": 4 * 32 * 32,
+    }
     assert records["sbar"]["config"]["rho"] == 0.5
     # sBAR acts on balancedness, LoRA+ and Flat-LoRA leave it to the optimizer
     assert records["sbar"]["final_mean_abs_B"] != lora["final_mean_abs_B"]

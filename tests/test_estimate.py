@@ -13,8 +13,11 @@ COSTS = Costs(step_s=0.2, warm_s=1.0, cold_s=5.0, source="given")
 
 
 def test_one_worker_pays_the_cold_cost_once_per_task_and_seed():
-    runs = [RunShape(10, 1, ("sst2", 13)), RunShape(10, 2, ("sst2", 13)),
-            RunShape(10, 0, ("sst2", 13))]  # LoRA, SAM (2x per step), zero-shot (no steps)
+    runs = [
+        RunShape(10, 1, ("sst2", 13)),
+        RunShape(10, 2, ("sst2", 13)),
+        RunShape(10, 0, ("sst2", 13)),
+    ]  # LoRA, SAM (2x per step), zero-shot (no steps)
     # steps 2 + 4 + 0, warm 3 x 1, one cold start (+4)
     assert wall_estimate(runs, COSTS, 1) == pytest.approx(6 + 3 + 4)
     two_groups = [*runs, RunShape(10, 1, ("rte", 13))]
@@ -39,18 +42,37 @@ def test_finished_runs_give_the_costs_without_a_probe_run(tmp_path):
     files = []
     for i, (method, step) in enumerate([("lora", 0.2), ("sam", 0.4), ("nbar", 0.21)]):
         path = tmp_path / f"{i}.json"
-        path.write_text(json.dumps({"config": {"method": method},
-                                    "timing": {"step_time_median_s": step, "total_s": 10 + i,
-                                               "train_s": 6}}))
+        path.write_text(
+            json.dumps(
+                {
+                    "config": {"method": method},
+                    "timing": {"step_time_median_s": step, "total_s": 10 + i, "train_s": 6},
+                }
+            )
+        )
         files.append(path)
     (tmp_path / "bad.json").write_text("{not json")
     files.append(tmp_path / "bad.json")
-    costs = measure_costs(files, None, lambda m: 2 if m == "sam" else 1,
-                          log=lambda _: pytest.fail("a probe run was started"))
-    assert (costs.step_s, costs.warm_s, costs.cold_s, costs.source) == \
-        (0.2, 5.0, 5.0, "finished runs")
+    costs = measure_costs(
+        files,
+        None,
+        lambda m: 2 if m == "sam" else 1,
+        log=lambda _: pytest.fail("a probe run was started"),
+    )
+    assert (costs.step_s, costs.warm_s, costs.cold_s, costs.source) == (
+        0.2,
+        5.0,
+        5.0,
+        "finished runs",
+    )
 
 
 def test_an_estimate_is_given_in_the_unit_a_reader_plans_with():
-    assert [duration(s) for s in (4.2, 119, 174.6, 7199, 7200, 41000)] == \
-        ["4 s", "119 s", "3 min", "120 min", "2.00 h", "11.39 h"]
+    assert [duration(s) for s in (4.2, 119, 174.6, 7199, 7200, 41000)] == [
+        "4 s",
+        "119 s",
+        "3 min",
+        "120 min",
+        "2.00 h",
+        "11.39 h",
+    ]

@@ -19,15 +19,21 @@ CASES = {
 
 
 def test_every_example_is_tested():
-    assert sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")) == \
-        sorted(CASES)
+    assert sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")) == sorted(
+        CASES
+    )
 
 
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_example_runs(script, tmp_path):
     argv, expect = CASES[script]
-    done = subprocess.run([sys.executable, str(EXAMPLES / script), *argv], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert expect in done.stdout, done.stdout[-2000:]
     # quiet by default: no third-party warnings or weight-loading bars (--verbose shows them)

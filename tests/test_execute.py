@@ -37,8 +37,24 @@ def _compare(tmp_path: Path, name: str, *extra: str) -> dict[str, dict]:
     grid = tmp_path / "g.toml"
     grid.write_text(GRID)
     out = tmp_path / name
-    assert main(["compare", "--grid", str(grid), *own_data_args(paths), "--seeds", "13,21",
-                 "--threads", "1", "--out", str(out), *extra]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--grid",
+                str(grid),
+                *own_data_args(paths),
+                "--seeds",
+                "13,21",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+                *extra,
+            ]
+        )
+        == 0
+    )
     return _runs(out)
 
 
@@ -64,8 +80,18 @@ def test_ray_reproduces_the_local_comparison_run_for_run(tmp_path, local_runs, c
 
 def test_slurm_job_array_reproduces_the_local_comparison_run_for_run(tmp_path, local_runs):
     pytest.importorskip("submitit", reason="the cluster extra: pip install 'lorabar[cluster]'")
-    runs = _compare(tmp_path, "S", "--executor", "slurm", "--slurm-cluster", "local",
-                    "--time-min", "10", "--jobs", "2")
+    runs = _compare(
+        tmp_path,
+        "S",
+        "--executor",
+        "slurm",
+        "--slurm-cluster",
+        "local",
+        "--time-min",
+        "10",
+        "--jobs",
+        "2",
+    )
     _same_runs(local_runs, runs)
     logs = list((tmp_path / "S" / "slurm").glob("*_log.out"))
     assert len(logs) == 4  # one array task per run, its log beside the results
@@ -83,21 +109,44 @@ def test_a_rerun_on_another_executor_runs_nothing(tmp_path, local_runs, capsys):
     assert not (tmp_path / "L" / "slurm").exists()  # nothing was submitted
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--executor", "ray", "--slurm-cluster", "local"], r"Invalid --slurm-cluster: only --exec"),
-    (["--address", "auto"], r"Invalid --address: only --executor ray reads it"),
-    (["--executor", "ray", "--partition", "gpu"], r"Invalid --partition: only --executor slurm"),
-    (["--gpus-per-run", "1"], r"Invalid --cpus-per-run/--gpus-per-run: a local grid"),
-    (["--executor", "slurm", "--time-min", "0"], r"Invalid --time-min: 0 \(expected a positive"),
-    (["--executor", "ray", "--retries", "-1"], r"Invalid --retries: -1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--executor", "ray", "--slurm-cluster", "local"],
+            r"Invalid --slurm-cluster: only --exec",
+        ),
+        (["--address", "auto"], r"Invalid --address: only --executor ray reads it"),
+        (
+            ["--executor", "ray", "--partition", "gpu"],
+            r"Invalid --partition: only --executor slurm",
+        ),
+        (["--gpus-per-run", "1"], r"Invalid --cpus-per-run/--gpus-per-run: a local grid"),
+        (
+            ["--executor", "slurm", "--time-min", "0"],
+            r"Invalid --time-min: 0 \(expected a positive",
+        ),
+        (["--executor", "ray", "--retries", "-1"], r"Invalid --retries: -1"),
+    ],
+)
 def test_executor_flags_are_checked_before_anything_runs(tmp_path, capsys, argv, message):
     grid = tmp_path / "g.toml"
     grid.write_text(GRID)
     paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
-    assert main(["compare", "--grid", str(grid), *own_data_args(paths), "--out",
-                 str(tmp_path / "o"),
-                 *argv]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                "--grid",
+                str(grid),
+                *own_data_args(paths),
+                "--out",
+                str(tmp_path / "o"),
+                *argv,
+            ]
+        )
+        == 2
+    )
     import re
 
     assert re.search(message, one_error_line(capsys))
@@ -111,15 +160,34 @@ def test_executor_config_refuses_what_it_cannot_mean():
         ExecutorConfig(jobs=0)
     with pytest.raises(ValueError, match=r"Invalid --slurm-cluster: only --executor slurm"):
         ExecutorConfig("ray", slurm_cluster="local")
-    assert ExecutorConfig("slurm", jobs=4).build("o", threads=2).describe().endswith(
-        "2 CPU, 0 GPU, 60 min per run")
+    assert (
+        ExecutorConfig("slurm", jobs=4)
+        .build("o", threads=2)
+        .describe()
+        .endswith("2 CPU, 0 GPU, 60 min per run")
+    )
 
 
 def test_grid_takes_the_executor_flags_too(tmp_path, capsys):
     grid = tmp_path / "g.toml"
-    grid.write_text('[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\ntask = "custom"\n'
-                    '[[variant]]\nmethod = "lora"\n')
-    assert main(["grid", str(grid), "--out", str(tmp_path / "o"), "--executor", "ray",
-                 "--time-min", "5"]) == 2
+    grid.write_text(
+        '[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\ntask = "custom"\n'
+        '[[variant]]\nmethod = "lora"\n'
+    )
+    assert (
+        main(
+            [
+                "grid",
+                str(grid),
+                "--out",
+                str(tmp_path / "o"),
+                "--executor",
+                "ray",
+                "--time-min",
+                "5",
+            ]
+        )
+        == 2
+    )
     assert "Invalid --time-min: only --executor slurm reads it" in one_error_line(capsys)
     shutil.rmtree(tmp_path / "o", ignore_errors=True)

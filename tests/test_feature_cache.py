@@ -14,10 +14,21 @@ from lorabar.harness.tasks.feature_cache import cached_fit, fit_key
 
 
 def _cfg(paths, method: str, **kw) -> EncoderConfig:
-    return EncoderConfig(task="custom", model="tiny", method=method, steps=3, lr=1e-2,
-                         precision="fp32", train=str(paths["train"]), dev=str(paths["dev"]),
-                         test=str(paths["test"]), text_column="text", label_column="label",
-                         threads=1, **kw)
+    return EncoderConfig(
+        task="custom",
+        model="tiny",
+        method=method,
+        steps=3,
+        lr=1e-2,
+        precision="fp32",
+        train=str(paths["train"]),
+        dev=str(paths["dev"]),
+        test=str(paths["test"]),
+        text_column="text",
+        label_column="label",
+        threads=1,
+        **kw,
+    )
 
 
 def _probe(record) -> dict:
@@ -37,8 +48,9 @@ def test_the_second_method_reads_the_firsts_probe_and_ends_the_same(tmp_path, mo
     for key in ("metrics", "final_mean_abs_B"):
         assert fresh[key] == second[key]  # the cache changes no number
     assert fresh["balancedness"]["abs_B"] == second["balancedness"]["abs_B"]
-    assert {k: v for k, v in _probe(fresh).items() if k not in ("features", "fit")} == \
-        {k: v for k, v in _probe(second).items() if k not in ("features", "fit")}
+    assert {k: v for k, v in _probe(fresh).items() if k not in ("features", "fit")} == {
+        k: v for k, v in _probe(second).items() if k not in ("features", "fit")
+    }
     monkeypatch.setenv("LORABAR_CACHE", str(tmp_path / "cache"))
     other = run(_cfg(paths, "lora", eval_batch_size=8), progress=False)
     assert _probe(other)["features"] == "computed"  # other padding: another key

@@ -9,13 +9,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lorabar.filekinds import (HEADER, JSON_KINDS, digest_ok, header_kind, stamp, unstamped,
-                               with_digest)
+from lorabar.filekinds import (
+    HEADER,
+    JSON_KINDS,
+    digest_ok,
+    header_kind,
+    stamp,
+    unstamped,
+    with_digest,
+)
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-                    | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def test_a_stamp_comes_first_and_names_kind_and_version():

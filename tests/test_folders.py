@@ -10,18 +10,41 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lorabar.folders import (LEGACY_MANIFESTS, MANIFEST, files_under, manifest_text,
-                             read_folder_manifest)
+from lorabar.folders import (
+    LEGACY_MANIFESTS,
+    MANIFEST,
+    files_under,
+    manifest_text,
+    read_folder_manifest,
+)
 
-NAMES = st.sampled_from(["a.csv", "portable/a.json", "..", "../x", "/etc/passwd", "", ".",
-                         "a//b", "a/./b", "x\\y", "ok/deep/file.png"]) | st.text(max_size=10)
+NAMES = st.sampled_from(
+    [
+        "a.csv",
+        "portable/a.json",
+        "..",
+        "../x",
+        "/etc/passwd",
+        "",
+        ".",
+        "a//b",
+        "a/./b",
+        "x\\y",
+        "ok/deep/file.png",
+    ]
+) | st.text(max_size=10)
 CONTENT = st.one_of(
-    st.fixed_dictionaries({"kind": st.sampled_from(["report", "adapter", "figures", "folder",
-                                                    "nope", 3, None]),
-                           "files": st.lists(NAMES, max_size=4) | st.integers(),
-                           "sha256": st.dictionaries(NAMES, st.text(max_size=4) | st.integers(),
-                                                     max_size=2)}),
-    st.lists(NAMES, max_size=3), st.text(max_size=20), st.integers())
+    st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["report", "adapter", "figures", "folder", "nope", 3, None]),
+            "files": st.lists(NAMES, max_size=4) | st.integers(),
+            "sha256": st.dictionaries(NAMES, st.text(max_size=4) | st.integers(), max_size=2),
+        }
+    ),
+    st.lists(NAMES, max_size=3),
+    st.text(max_size=20),
+    st.integers(),
+)
 
 
 def test_a_manifest_names_its_kind_and_every_file_by_relative_path(tmp_path):

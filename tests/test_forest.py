@@ -20,19 +20,29 @@ HEAD = "task,method,n,mean_diff,ci_low,ci_high,verdict,margin,p_holm,verdict_hol
 
 
 def test_the_average_rows_are_read_and_the_rest_skipped():
-    text = HEAD + ("sst2,LoRA-SAM,5,0.28,-0.88,1.43,inconclusive,0.5,1.000,inconclusive\n"
-                   "average (6 tasks),LoRA-SAM,5,0.07,-0.60,0.75,inconclusive,0.5,1.000,x\n")
-    assert read_averages(text, "s") == [Average("s", "LoRA-SAM", 6, 5, 0.07, -0.6, 0.75,
-                                                "inconclusive")]
+    text = HEAD + (
+        "sst2,LoRA-SAM,5,0.28,-0.88,1.43,inconclusive,0.5,1.000,inconclusive\n"
+        "average (6 tasks),LoRA-SAM,5,0.07,-0.60,0.75,inconclusive,0.5,1.000,x\n"
+    )
+    assert read_averages(text, "s") == [
+        Average("s", "LoRA-SAM", 6, 5, 0.07, -0.6, 0.75, "inconclusive")
+    ]
 
 
-@pytest.mark.parametrize("row,message", [
-    ("average (x tasks),A,5,0.1,0,1,better,0.5,1,better", r"p.csv:2: 'x' is not a number"),
-    ("average (2 tasks),A,5,2,0,1,better,0.5,1,better", r"p.csv:2: not an interval"),
-    ("average (2 tasks),A,5,nan,0,1,better,0.5,1,better", r"p.csv:2: 'nan' is not a finite"),
-    ("average (2 tasks),A,5,0.5,0,1,great,0.5,1,better", r"p.csv:2: not an interval with its "
-                                                         r"verdict"),
-    ("average (2 tasks),A,5", r"p.csv:2: 3 fields, the header has 10")])
+@pytest.mark.parametrize(
+    "row,message",
+    [
+        ("average (x tasks),A,5,0.1,0,1,better,0.5,1,better", r"p.csv:2: 'x' is not a number"),
+        ("average (2 tasks),A,5,2,0,1,better,0.5,1,better", r"p.csv:2: not an interval"),
+        ("average (2 tasks),A,5,nan,0,1,better,0.5,1,better", r"p.csv:2: 'nan' is not a finite"),
+        (
+            "average (2 tasks),A,5,0.5,0,1,great,0.5,1,better",
+            r"p.csv:2: not an interval with its "
+            r"verdict",
+        ),
+        ("average (2 tasks),A,5", r"p.csv:2: 3 fields, the header has 10"),
+    ],
+)
 def test_a_malformed_average_row_is_refused_at_its_line(row, message):
     with pytest.raises(ValueError, match=message):
         read_averages(HEAD + row + "\n", "s", "p.csv")
@@ -40,8 +50,21 @@ def test_a_malformed_average_row_is_refused_at_its_line(row, message):
         read_averages("a,b\n" + row, "s", "p.csv")
 
 
-CELL = st.sampled_from(["average (2 tasks)", "average (x tasks)", "sst2", "0.5", "-1", "nan",
-                        "better", "equivalent", "", "1e3", "A"]) | st.text(max_size=6)
+CELL = st.sampled_from(
+    [
+        "average (2 tasks)",
+        "average (x tasks)",
+        "sst2",
+        "0.5",
+        "-1",
+        "nan",
+        "better",
+        "equivalent",
+        "",
+        "1e3",
+        "A",
+    ]
+) | st.text(max_size=6)
 
 
 @given(st.lists(st.lists(CELL, min_size=0, max_size=11), max_size=5))
@@ -57,13 +80,19 @@ def test_any_table_is_read_as_valid_intervals_or_refused(rows):
         assert str(err).startswith("p.csv:")
         return
     for a in found:
-        assert a.low <= a.mean <= a.high and a.verdict in ("better", "worse", "equivalent",
-                                                           "inconclusive", "identical")
+        assert a.low <= a.mean <= a.high and a.verdict in (
+            "better",
+            "worse",
+            "equivalent",
+            "inconclusive",
+            "identical",
+        )
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("forest_plot", ROOT / "scripts" /
-                                                  "forest_plot.py")
+    spec = importlib.util.spec_from_file_location(
+        "forest_plot", ROOT / "scripts" / "forest_plot.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -12,9 +12,11 @@ from lorabar.harness.plan.grid import expand, is_done, result_path
 
 
 def _grid(data_dir):
-    return {"base": {"task": "sst2", "model": "tiny", "steps": 2, "max_eval": 16},
-            "grid": {"seed": [13, 21]},
-            "variant": [{"method": "lora"}, {"method": "obar", "mu0": [10.0, 100.0]}]}
+    return {
+        "base": {"task": "sst2", "model": "tiny", "steps": 2, "max_eval": 16},
+        "grid": {"seed": [13, 21]},
+        "variant": [{"method": "lora"}, {"method": "obar", "mu0": [10.0, 100.0]}],
+    }
 
 
 @pytest.mark.data
@@ -41,8 +43,9 @@ def test_grid_expand_and_resume(tmp_path, data_dir):
     assert counts == {"total": 6, "skipped": 2, "done": 4, "failed": 0}
     # typed progress: what compare counts, with the line lorabar grid prints for each
     assert [e.kind for e in events] == ["plan", "done", "done", "done", "done"]
-    assert [e.message for e in events] == lines and lines[0].endswith("2 already done, 4 to run "
-                                                                      "(1 job)")
+    assert [e.message for e in events] == lines and lines[0].endswith(
+        "2 already done, 4 to run (1 job)"
+    )
     assert all(e.path.is_file() and e.path.name in e.message for e in events[1:])
     assert run_grid(grid, tmp_path, data_dir=data_dir, log=lambda *_: None)["skipped"] == 6
     assert not (tmp_path / ".lorabar-grid.lock").exists()  # a clean finish leaves no lock file

@@ -18,8 +18,17 @@ from hypothesis import strategies as st
 from lorabar import guard, publish
 from lorabar.filekinds import header_kind, unstamped
 from lorabar.folders import manifest_text
-from lorabar.guard import (MANIFEST, Input, Output, OutputError, check_output, check_plan,
-                           owned_files, write_json, write_text)
+from lorabar.guard import (
+    MANIFEST,
+    Input,
+    Output,
+    OutputError,
+    check_output,
+    check_plan,
+    owned_files,
+    write_json,
+    write_text,
+)
 from lorabar.publish import merge_folder, publish_folder, staging
 
 RESULT = {"config": {"task": "sst2"}, "metrics": {"dev": {}, "test": {}}}
@@ -28,31 +37,53 @@ RESULT = {"config": {"task": "sst2"}, "metrics": {"dev": {}, "test": {}}}
 def test_an_output_equal_to_an_input_is_refused(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("{}\n")
-    with pytest.raises(OutputError, match=r"Invalid --out: .* is an input of this command "
-                                          r"\(--train\)"):
+    with pytest.raises(
+        OutputError,
+        match=r"Invalid --out: .* is an input of this command "
+        r"\(--train\)",
+    ):
         check_plan([Input("--train", data)], [Output("--out", data, "result")])
     link = tmp_path / "alias.json"
     link.symlink_to(data)
     with pytest.raises(OutputError, match=r"is an input of this command"):
-        check_plan([Input("--train", data)], [Output("--out", link, "result")],
-                   allow_symlink=True)
+        check_plan([Input("--train", data)], [Output("--out", link, "result")], allow_symlink=True)
 
 
 def test_an_output_inside_an_input_folder_or_another_output_is_refused(tmp_path):
     (tmp_path / "ds").mkdir()
     with pytest.raises(OutputError, match=r"inside .*an input folder of this command \(--model\)"):
-        check_plan([Input("--model", tmp_path / "ds")], [Output("--out", tmp_path / "ds" / "r.json",
-                                                                "result")])
-    with pytest.raises(OutputError, match=r"is inside --save-adapter .* a folder lorabar "
-                                          r"replaces whole"):
-        check_plan([], [Output("--out", tmp_path / "A" / "r.json", "result"),
-                        Output("--save-adapter", tmp_path / "A", "adapter")])
+        check_plan(
+            [Input("--model", tmp_path / "ds")],
+            [Output("--out", tmp_path / "ds" / "r.json", "result")],
+        )
+    with pytest.raises(
+        OutputError,
+        match=r"is inside --save-adapter .* a folder lorabar "
+        r"replaces whole",
+    ):
+        check_plan(
+            [],
+            [
+                Output("--out", tmp_path / "A" / "r.json", "result"),
+                Output("--save-adapter", tmp_path / "A", "adapter"),
+            ],
+        )
     with pytest.raises(OutputError, match=r"is also --save-adapter"):
-        check_plan([], [Output("--out", tmp_path / "X", "result"),
-                        Output("--save-adapter", tmp_path / "X", "adapter")])
+        check_plan(
+            [],
+            [
+                Output("--out", tmp_path / "X", "result"),
+                Output("--save-adapter", tmp_path / "X", "adapter"),
+            ],
+        )
     # a report inside a comparison's folder is what compare writes: allowed
-    check_plan([], [Output("--out", tmp_path / "C", "folder"),
-                    Output("--report", tmp_path / "C" / "report", "report")])
+    check_plan(
+        [],
+        [
+            Output("--out", tmp_path / "C", "folder"),
+            Output("--report", tmp_path / "C" / "report", "report"),
+        ],
+    )
 
 
 def test_a_folder_replaced_whole_may_not_hold_an_input(tmp_path):
@@ -82,8 +113,11 @@ def test_existing_files_are_replaced_only_when_they_are_lorabars_of_that_kind(tm
 def test_a_file_is_known_by_what_it_says_not_by_its_shape(tmp_path):
     shaped = tmp_path / "mine.json"  # a user's JSON with a config object and metrics
     shaped.write_text(json.dumps(RESULT))
-    with pytest.raises(OutputError, match=r"not a lorabar run result; .*if an older lorabar "
-                                          r"wrote it, bring it forward with `lorabar upgrade"):
+    with pytest.raises(
+        OutputError,
+        match=r"not a lorabar run result; .*if an older lorabar "
+        r"wrote it, bring it forward with `lorabar upgrade",
+    ):
         check_plan([], [Output("--out", shaped, "result")])
     assert json.loads(shaped.read_text()) == RESULT
     ours = tmp_path / "ours.json"
@@ -96,8 +130,11 @@ def test_a_file_is_known_by_what_it_says_not_by_its_shape(tmp_path):
     check_plan([], [Output("--out", ours, "result")])
     fake = tmp_path / "fake.json"  # a header of another kind
     fake.write_text(json.dumps({"lorabar": {"kind": "layers"}, **RESULT}))
-    with pytest.raises(OutputError, match=r"not a lorabar run result; lorabar replaces only its "
-                                          r"own files of that kind; give a new path"):
+    with pytest.raises(
+        OutputError,
+        match=r"not a lorabar run result; lorabar replaces only its "
+        r"own files of that kind; give a new path",
+    ):
         check_plan([], [Output("--out", fake, "result")])
 
 
@@ -116,16 +153,27 @@ def test_a_csv_is_lorabars_while_its_folder_lists_its_sha256(tmp_path):
         check_plan([], [Output("--out", out, "paired")])
 
 
-@pytest.mark.parametrize("had,kind", [("adapter", "report"), ("report", "adapter"),
-                                      ("figures", "report"), ("report", "folder"),
-                                      ("adapter", "figures"), ("folder", "adapter")])
+@pytest.mark.parametrize(
+    "had,kind",
+    [
+        ("adapter", "report"),
+        ("report", "adapter"),
+        ("figures", "report"),
+        ("report", "folder"),
+        ("adapter", "figures"),
+        ("folder", "adapter"),
+    ],
+)
 def test_a_folder_is_written_only_as_the_kind_its_manifest_names(tmp_path, had, kind):
     folder = tmp_path / "f"
     folder.mkdir()
     (folder / "a.csv").write_text("x")
     (folder / MANIFEST).write_text(manifest_text(had, ["a.csv"]))
-    with pytest.raises(OutputError, match=rf"is a lorabar {had if had != 'folder' else 'results'}"
-                                          r" folder, not a lorabar"):
+    with pytest.raises(
+        OutputError,
+        match=rf"is a lorabar {had if had != 'folder' else 'results'}"
+        r" folder, not a lorabar",
+    ):
         check_plan([], [Output("--out", folder, kind)])
     if kind in ("report", "adapter"):  # not even when the caller forces its way in
         with staging(Output("--out", folder, kind)) as tmp:
@@ -145,8 +193,10 @@ def _publish(out: Path, files: dict[str, str], kind: str = "adapter") -> list[st
 
 def test_a_users_file_inside_a_listed_subfolder_is_kept(tmp_path):
     out = tmp_path / "ad"
-    assert _publish(out, {"a.bin": "1", "portable/config.json": "1"}) == \
-        ["a.bin", "portable/config.json"]
+    assert _publish(out, {"a.bin": "1", "portable/config.json": "1"}) == [
+        "a.bin",
+        "portable/config.json",
+    ]
     assert owned_files(out) == {MANIFEST, "a.bin", "portable/config.json"}
     (out / "portable" / "notes.txt").write_text("mine")
     (out / "portable" / "empty").mkdir()
@@ -156,8 +206,9 @@ def test_a_users_file_inside_a_listed_subfolder_is_kept(tmp_path):
     assert (out / "portable" / "config.json").read_text() == "2"
     # an older manifest listed the subfolder whole: its files lorabar writes again are replaced,
     # the others kept
-    (out / MANIFEST).write_text(json.dumps({"generator": "lorabar", "kind": "adapter",
-                                            "files": ["a.bin", "portable"]}))
+    (out / MANIFEST).write_text(
+        json.dumps({"generator": "lorabar", "kind": "adapter", "files": ["a.bin", "portable"]})
+    )
     _publish(out, {"a.bin": "3", "portable/config.json": "3"})
     assert (out / "portable" / "notes.txt").read_text() == "mine"
     assert (out / "portable" / "config.json").read_text() == "3"
@@ -167,8 +218,11 @@ def test_a_users_file_a_new_folder_would_replace_is_refused(tmp_path):
     out = tmp_path / "rep"
     _publish(out, {"report.md": "r"}, "report")
     (out / "table1.csv").write_text("mine")  # not listed: the user's
-    with pytest.raises(OutputError, match=r"holds 'table1.csv', which lorabar did not write, "
-                                          r"and the new folder has a file of that name"):
+    with pytest.raises(
+        OutputError,
+        match=r"holds 'table1.csv', which lorabar did not write, "
+        r"and the new folder has a file of that name",
+    ):
         _publish(out, {"report.md": "r2", "table1.csv": "t"}, "report")
     assert (out / "table1.csv").read_text() == "mine" and (out / "report.md").read_text() == "r"
 
@@ -186,8 +240,11 @@ def test_a_figures_folder_gains_files_and_keeps_the_users(tmp_path):
     (tmp_path / "figs" / "fig2.png").write_text("mine")
     merge(**{"fig1.png": "2"})
     assert (tmp_path / "figs" / "fig1.png").read_text() == "2"
-    with pytest.raises(OutputError, match=r"holds 'fig2.png' \(or a file where its folder "
-                                          r"goes\), which lorabar did not write"):
+    with pytest.raises(
+        OutputError,
+        match=r"holds 'fig2.png' \(or a file where its folder "
+        r"goes\), which lorabar did not write",
+    ):
         merge(**{"fig1.png": "3", "fig2.png": "3"})
     assert (tmp_path / "figs" / "fig1.png").read_text() == "2"
     assert owned_files(tmp_path / "figs") == {MANIFEST, "fig1.png"}
@@ -199,8 +256,11 @@ def test_a_listed_file_turned_into_a_users_folder_is_refused_not_emptied(tmp_pat
     (out / "portable" / "head.json").unlink()
     (out / "portable" / "head.json").mkdir()
     (out / "portable" / "head.json" / "notes.txt").write_text("mine")
-    with pytest.raises(OutputError, match=r"holds 'portable/head.json/notes.txt', which lorabar "
-                                          r"did not write"):
+    with pytest.raises(
+        OutputError,
+        match=r"holds 'portable/head.json/notes.txt', which lorabar "
+        r"did not write",
+    ):
         _publish(out, {"portable/head.json": "2"})
     assert (out / "portable" / "head.json" / "notes.txt").read_text() == "mine"
 
@@ -216,8 +276,11 @@ def test_a_subfolder_that_cannot_be_read_is_refused(tmp_path, monkeypatch):
 
     real = publish.files_under
     monkeypatch.setattr(publish, "files_under", unreadable)
-    with pytest.raises(OutputError, match=r"holds '.*private', which cannot be read \(Permission "
-                                          r"denied\): what it holds could not be carried over"):
+    with pytest.raises(
+        OutputError,
+        match=r"holds '.*private', which cannot be read \(Permission "
+        r"denied\): what it holds could not be carried over",
+    ):
         _publish(out, {"a.csv": "2"}, "report")
     assert (out / "a.csv").read_text() == "1"
 
@@ -247,29 +310,52 @@ def test_a_manifest_cannot_name_a_path_outside_its_folder(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the property
-KINDS = ("result", "layers", "manifest", "paired", "png", "report", "adapter", "figures",
-         "folder")
+KINDS = ("result", "layers", "manifest", "paired", "png", "report", "adapter", "figures", "folder")
 # where an output can be put, relative to a fixed layout of user files and folders
-PLACES = ("new.json", "newdir", "user.json", "userdir", "userdir/inner.json", "userdir/sub",
-          "data/train.jsonl", "data/out.json", "data", "link.json", "linkdir", "user.json/x",
-          "like_result.json", "like_layers.json", "like_manifest.json", "like.csv",
-          "lorabar_report", "lorabar_report/a.csv", "lorabar_adapter", "lorabar_adapter/portable",
-          "legacy_adapter", "lorabar_figures", "results", "results/paired.csv", ".")
+PLACES = (
+    "new.json",
+    "newdir",
+    "user.json",
+    "userdir",
+    "userdir/inner.json",
+    "userdir/sub",
+    "data/train.jsonl",
+    "data/out.json",
+    "data",
+    "link.json",
+    "linkdir",
+    "user.json/x",
+    "like_result.json",
+    "like_layers.json",
+    "like_manifest.json",
+    "like.csv",
+    "lorabar_report",
+    "lorabar_report/a.csv",
+    "lorabar_adapter",
+    "lorabar_adapter/portable",
+    "legacy_adapter",
+    "lorabar_figures",
+    "results",
+    "results/paired.csv",
+    ".",
+)
 # the files of the layout lorabar wrote, with the output that may replace them (its folder and
 # kind); every other file is the user's, and these are too for a write of another kind
-OURS = {"lorabar_report/a.csv": ("lorabar_report", "report"),
-        "lorabar_adapter/a.csv": ("lorabar_adapter", "adapter"),
-        "lorabar_adapter/portable/a.csv": ("lorabar_adapter", "adapter"),
-        "legacy_adapter/portable/a.csv": ("legacy_adapter", "adapter"),
-        "lorabar_figures/a.csv": ("lorabar_figures", "figures"),
-        "results/paired.csv": ("results", "folder")}
+OURS = {
+    "lorabar_report/a.csv": ("lorabar_report", "report"),
+    "lorabar_adapter/a.csv": ("lorabar_adapter", "adapter"),
+    "lorabar_adapter/portable/a.csv": ("lorabar_adapter", "adapter"),
+    "legacy_adapter/portable/a.csv": ("legacy_adapter", "adapter"),
+    "lorabar_figures/a.csv": ("lorabar_figures", "figures"),
+    "results/paired.csv": ("results", "folder"),
+}
 
 
 def _folder(root: Path, name: str, kind: str, listed: list[str], files: dict[str, str]) -> None:
     for rel, text in files.items():
         (root / name / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / name / rel).write_text(text)
-    sha = ({f: guard._sha256(root / name / f) for f in listed} if kind == "folder" else None)
+    sha = {f: guard._sha256(root / name / f) for f in listed} if kind == "folder" else None
     (root / name / MANIFEST).write_text(manifest_text(kind, listed, sha))
 
 
@@ -286,27 +372,55 @@ def _layout(root: Path) -> None:
     (root / "data" / "train.jsonl").write_text('{"text": "a"}\n')
     (root / "link.json").symlink_to(root / "user.json")
     (root / "linkdir").symlink_to(root / "userdir")
-    _folder(root, "lorabar_report", "report", ["a.csv"],
-            {"a.csv": "x", "notes.md": "the user's notes beside a report"})
-    _folder(root, "lorabar_adapter", "adapter", ["a.csv", "portable/a.csv"],
-            {"a.csv": "x", "portable/a.csv": "x", "portable/notes.txt": "mine, in a listed "
-             "subfolder"})
-    _folder(root, "legacy_adapter", "adapter", ["portable"],  # an older manifest: a whole folder
-            {"portable/a.csv": "x", "portable/mine.txt": "mine"})
-    (root / "legacy_adapter" / MANIFEST).write_text(json.dumps({"kind": "adapter",
-                                                               "files": ["portable"]}))
+    _folder(
+        root,
+        "lorabar_report",
+        "report",
+        ["a.csv"],
+        {"a.csv": "x", "notes.md": "the user's notes beside a report"},
+    )
+    _folder(
+        root,
+        "lorabar_adapter",
+        "adapter",
+        ["a.csv", "portable/a.csv"],
+        {"a.csv": "x", "portable/a.csv": "x", "portable/notes.txt": "mine, in a listed subfolder"},
+    )
+    _folder(
+        root,
+        "legacy_adapter",
+        "adapter",
+        ["portable"],  # an older manifest: a whole folder
+        {"portable/a.csv": "x", "portable/mine.txt": "mine"},
+    )
+    (root / "legacy_adapter" / MANIFEST).write_text(
+        json.dumps({"kind": "adapter", "files": ["portable"]})
+    )
     _folder(root, "lorabar_figures", "figures", ["a.csv"], {"a.csv": "x", "mine.csv": "mine"})
-    _folder(root, "results", "folder", ["paired.csv"],
-            {"paired.csv": "task,method\n", "manifest.json": '{"mine": true}'})
+    _folder(
+        root,
+        "results",
+        "folder",
+        ["paired.csv"],
+        {"paired.csv": "task,method\n", "manifest.json": '{"mine": true}'},
+    )
 
 
 def _user_files(root: Path, outputs) -> dict[str, bytes]:
     """Every file but the manifests and those of lorabar's that ``outputs`` may replace."""
-    mine = {rel for rel, (folder, kind) in OURS.items()
-            if (folder, kind) in outputs or (rel, "paired") in outputs}
-    return {rel: p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.is_symlink() and p.name != MANIFEST
-            and (rel := p.relative_to(root).as_posix()) not in mine}
+    mine = {
+        rel
+        for rel, (folder, kind) in OURS.items()
+        if (folder, kind) in outputs or (rel, "paired") in outputs
+    }
+    return {
+        rel: p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and not p.is_symlink()
+        and p.name != MANIFEST
+        and (rel := p.relative_to(root).as_posix()) not in mine
+    }
 
 
 def _write(out: Output, allow: bool) -> None:
@@ -337,8 +451,11 @@ def _lost(outputs, inputs, allow) -> list[str]:
         before = _user_files(root, outputs)
         plan = [Output(f"--o{i}", root / place, kind) for i, (place, kind) in enumerate(outputs)]
         try:
-            check_plan([Input(f"--i{i}", root / p) for i, p in enumerate(inputs)], plan,
-                       allow_symlink=allow)
+            check_plan(
+                [Input(f"--i{i}", root / p) for i, p in enumerate(inputs)],
+                plan,
+                allow_symlink=allow,
+            )
             for out in plan:
                 _write(out, allow)
         except OutputError as err:
@@ -349,11 +466,18 @@ def _lost(outputs, inputs, allow) -> list[str]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(outputs=st.lists(st.tuples(st.sampled_from(PLACES), st.sampled_from(KINDS)),
-                        min_size=1, max_size=3),
-       inputs=st.lists(st.sampled_from(["data/train.jsonl", "data", "userdir", "user.json",
-                                        "lorabar_report/a.csv"]), max_size=2),
-       allow=st.booleans())
+@given(
+    outputs=st.lists(
+        st.tuples(st.sampled_from(PLACES), st.sampled_from(KINDS)), min_size=1, max_size=3
+    ),
+    inputs=st.lists(
+        st.sampled_from(
+            ["data/train.jsonl", "data", "userdir", "user.json", "lorabar_report/a.csv"]
+        ),
+        max_size=2,
+    ),
+    allow=st.booleans(),
+)
 @example(outputs=[("lorabar_report", "report")], inputs=[], allow=False)
 @example(outputs=[("linkdir", "figures")], inputs=[], allow=True)
 @example(outputs=[("data/out.json", "result")], inputs=["data"], allow=False)
@@ -366,13 +490,15 @@ def test_no_layout_loses_a_users_file(outputs, inputs, allow):
 
 
 # every way the kind checks guard a file, and the layout that loses one without them
-WITHOUT_KINDS = [([("like_result.json", "result")], "like_result.json"),
-                 ([("like.csv", "paired")], "like.csv"),
-                 ([("like_layers.json", "layers")], "like_layers.json"),
-                 ([("lorabar_adapter", "report")], "lorabar_adapter/a.csv"),
-                 ([("lorabar_report", "adapter")], "lorabar_report/a.csv"),
-                 ([("lorabar_adapter", "figures")], "lorabar_adapter/a.csv"),
-                 ([("results", "report")], "results/paired.csv")]
+WITHOUT_KINDS = [
+    ([("like_result.json", "result")], "like_result.json"),
+    ([("like.csv", "paired")], "like.csv"),
+    ([("like_layers.json", "layers")], "like_layers.json"),
+    ([("lorabar_adapter", "report")], "lorabar_adapter/a.csv"),
+    ([("lorabar_report", "adapter")], "lorabar_report/a.csv"),
+    ([("lorabar_adapter", "figures")], "lorabar_adapter/a.csv"),
+    ([("results", "report")], "results/paired.csv"),
+]
 
 
 @pytest.mark.parametrize("outputs,victim", WITHOUT_KINDS)
@@ -400,12 +526,10 @@ def _as_any_kind(manifest):
 
         __hash__ = str.__hash__
 
-    return type(manifest)(Any(manifest.kind or ""), manifest.files, manifest.sha256,
-                          manifest.name)
+    return type(manifest)(Any(manifest.kind or ""), manifest.files, manifest.sha256, manifest.name)
 
 
-def test_a_file_where_a_results_folder_writes_its_runs_is_refused_before_anything(tmp_path,
-                                                                                  capsys):
+def test_a_file_where_a_results_folder_writes_its_runs_is_refused_before_anything(tmp_path, capsys):
     from conftest import own_data_args, synthetic_files
 
     from lorabar.cli.main import main
@@ -414,7 +538,26 @@ def test_a_file_where_a_results_folder_writes_its_runs_is_refused_before_anythin
     out = tmp_path / "C"
     out.mkdir()
     (out / "runs").write_text("my notes, not a folder")
-    assert main(["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora",
-                 "--lr", "0.001", "--seeds", "13", "--steps", "1", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                "--model",
+                "tiny",
+                *own_data_args(paths),
+                "--methods",
+                "lora",
+                "--lr",
+                "0.001",
+                "--seeds",
+                "13",
+                "--steps",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "runs' is a file (give a folder)" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["runs"]  # nothing written

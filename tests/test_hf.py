@@ -27,10 +27,12 @@ def _model(seed: int = 0):
 
 def _batch():
     g = torch.Generator().manual_seed(1)
-    return {"input_ids": torch.randint(1, 999, (N, SEQ), generator=g),
-            "token_type_ids": torch.zeros(N, SEQ, dtype=torch.long),
-            "attention_mask": torch.ones(N, SEQ, dtype=torch.long),
-            "labels": torch.randint(0, 2, (N,), generator=g)}
+    return {
+        "input_ids": torch.randint(1, 999, (N, SEQ), generator=g),
+        "token_type_ids": torch.zeros(N, SEQ, dtype=torch.long),
+        "attention_mask": torch.ones(N, SEQ, dtype=torch.long),
+        "labels": torch.randint(0, 2, (N,), generator=g),
+    }
 
 
 def _trainer(model, tmp_path, cls=None, logging_steps=0, **kwargs):
@@ -38,25 +40,44 @@ def _trainer(model, tmp_path, cls=None, logging_steps=0, **kwargs):
 
     batch = _batch()
     dataset = [{k: v[i] for k, v in batch.items()} for i in range(N)]
-    logging = dict(logging_strategy="steps", logging_steps=logging_steps) if logging_steps else \
-        dict(logging_strategy="no")
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=STEPS,
-                             per_device_train_batch_size=N,
-                             learning_rate=1e-2, weight_decay=0.0, max_grad_norm=0.0,
-                             lr_scheduler_type="linear", warmup_steps=0, report_to=[],
-                             save_strategy="no", use_cpu=True, remove_unused_columns=False,
-                             disable_tqdm=True, seed=0, **logging)
+    logging = (
+        dict(logging_strategy="steps", logging_steps=logging_steps)
+        if logging_steps
+        else dict(logging_strategy="no")
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=STEPS,
+        per_device_train_batch_size=N,
+        learning_rate=1e-2,
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        seed=0,
+        **logging,
+    )
     return (cls or Trainer)(model=model, args=args, train_dataset=dataset, **kwargs)
 
 
 def _harness(method, rho=0.05, mu0=1.0, schedule="cosine"):
     """STEPS steps of the engine's stepper for ``method`` (fp32, linear LR decay)."""
     model = _model()
-    ctx = StepContext(model=model, params=[p for p in model.parameters() if p.requires_grad],
-                      pairs=lorabar.find_lora_pairs(model), loss_fn=lambda b: model(**b).loss,
-                      runtime=Runtime.resolve("cpu", "fp32"),
-                      config=EncoderConfig(method=method, lr=1e-2, steps=STEPS, rho=rho, mu0=mu0,
-                                           schedule=schedule))
+    ctx = StepContext(
+        model=model,
+        params=[p for p in model.parameters() if p.requires_grad],
+        pairs=lorabar.find_lora_pairs(model),
+        loss_fn=lambda b: model(**b).loss,
+        runtime=Runtime.resolve("cpu", "fp32"),
+        config=EncoderConfig(
+            method=method, lr=1e-2, steps=STEPS, rho=rho, mu0=mu0, schedule=schedule
+        ),
+    )
     stepper = make_stepper(ctx)
     sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer, lr_lambda(STEPS))
     batch = _batch()
@@ -83,22 +104,32 @@ def test_callback_on_trainer_built_optimizer(mode, tmp_path):
     assert not cb.bar.attached  # removed at the end of training
     _assert_same(model, _harness(mode, mu0=20.0, schedule="cosine", rho=kw.get("rho", 0.05)))
     if mode == "sbar":  # and the rescaling is not a no-op at this rho
-        assert any(not torch.allclose(p, q, rtol=1e-4, atol=1e-6)
-                   for p, q in zip(model.parameters(), _harness("lora").parameters()))
-    assert not torch.equal(model.base_model.model.encoder.encoder.layer[0].attention.self.query
-                           .lora_A["default"].weight, _model().base_model.model.encoder.encoder
-                           .layer[0].attention.self.query.lora_A["default"].weight)
+        assert any(
+            not torch.allclose(p, q, rtol=1e-4, atol=1e-6)
+            for p, q in zip(model.parameters(), _harness("lora").parameters())
+        )
+    assert not torch.equal(
+        model.base_model.model.encoder.encoder.layer[0]
+        .attention.self.query.lora_A["default"]
+        .weight,
+        _model()
+        .base_model.model.encoder.encoder.layer[0]
+        .attention.self.query.lora_A["default"]
+        .weight,
+    )
 
 
 def test_attach_with_user_optimizer(tmp_path):
     from transformers import get_linear_schedule_with_warmup
 
     model = _model()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2,
-                            weight_decay=0.0)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0
+    )
     sched = get_linear_schedule_with_warmup(opt, 0, STEPS)
-    bar = lorabar.BAR(lorabar.find_lora_pairs(model), mode="nbar", mu0=20.0, schedule="cosine",
-                      total_steps=STEPS)
+    bar = lorabar.BAR(
+        lorabar.find_lora_pairs(model), mode="nbar", mu0=20.0, schedule="cosine", total_steps=STEPS
+    )
     bar.attach(opt)
     _trainer(model, tmp_path, optimizers=(opt, sched)).train()
     assert bar.step == STEPS
@@ -112,16 +143,19 @@ def test_sam_trainer_matches_harness(tmp_path):
     # LoRA-SAM as the harness does it: the LoRA factors perturbed, the head only stepped
     factors = {id(t) for pair in lorabar.find_lora_pairs(model) for t in pair.tensors}
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if id(p) in factors]},
-              {"params": [p for p in params if id(p) not in factors], "rho": 0.0}]
+    groups = [
+        {"params": [p for p in params if id(p) in factors]},
+        {"params": [p for p in params if id(p) not in factors], "rho": 0.0},
+    ]
     sam = lorabar.SAM(groups, torch.optim.AdamW, rho=0.05, lr=1e-2, weight_decay=0.0)
     _trainer(model, tmp_path, cls=SAMTrainer, sam=sam).train()
     # The Trainer shuffles the (single) batch, so sums run in another order; Adam's first steps
     # amplify that for entries whose gradient is ~eps (measured max difference 9e-6, lr = 1e-2).
     _assert_same(model, _harness("sam", rho=0.05), atol=1e-4)
     lora_only = _harness("lora")
-    diff = max((p - q).abs().max().item() for p, q in zip(model.parameters(),
-                                                          lora_only.parameters()))
+    diff = max(
+        (p - q).abs().max().item() for p, q in zip(model.parameters(), lora_only.parameters())
+    )
     assert diff > 1e-3  # SAM is not plain LoRA
 
 
@@ -132,8 +166,13 @@ def test_sam_trainer_rejects_other_optimizer(tmp_path):
     params = [p for p in model.parameters() if p.requires_grad]
     sam = lorabar.SAM(params, torch.optim.AdamW, lr=1e-2)
     with pytest.raises(ValueError, match=r"pass \(sam.base_optimizer, scheduler\)"):
-        _trainer(model, tmp_path, cls=SAMTrainer, sam=sam,
-                 optimizers=(torch.optim.SGD(params, lr=0.1), None))
+        _trainer(
+            model,
+            tmp_path,
+            cls=SAMTrainer,
+            sam=sam,
+            optimizers=(torch.optim.SGD(params, lr=0.1), None),
+        )
 
 
 class _Recorder:
@@ -178,8 +217,13 @@ def test_sam_trainer_logs_perturbation_norm(tmp_path):
     from lorabar.integrations.hf import SAMTrainer
 
     model = _model()
-    sam = lorabar.SAM([p for p in model.parameters() if p.requires_grad], torch.optim.AdamW,
-                      rho=0.05, lr=1e-2, weight_decay=0.0)
+    sam = lorabar.SAM(
+        [p for p in model.parameters() if p.requires_grad],
+        torch.optim.AdamW,
+        rho=0.05,
+        lr=1e-2,
+        weight_decay=0.0,
+    )
     trainer = _trainer(model, tmp_path, cls=SAMTrainer, sam=sam, logging_steps=1)
     trainer.train()
     logged = [h for h in trainer.state.log_history if "loss" in h]

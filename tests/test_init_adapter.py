@@ -18,10 +18,35 @@ from conftest import DATA
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
     folder = tmp_path_factory.mktemp("init") / "mnli-lora"
-    assert main(["finetune", "--model", "tiny", "--task", "mnli", "--steps", "2", "--head",
-                 "linear", "--max-eval", "8", "--data-dir", str(DATA), "--quiet", "--lr", "1e-2",
-                 "--precision", "fp32", "--out", str(folder.parent / "mnli.json"),
-                 "--save-adapter", str(folder)]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "tiny",
+                "--task",
+                "mnli",
+                "--steps",
+                "2",
+                "--head",
+                "linear",
+                "--max-eval",
+                "8",
+                "--data-dir",
+                str(DATA),
+                "--quiet",
+                "--lr",
+                "1e-2",
+                "--precision",
+                "fp32",
+                "--out",
+                str(folder.parent / "mnli.json"),
+                "--save-adapter",
+                str(folder),
+            ]
+        )
+        == 0
+    )
     return folder
 
 
@@ -77,17 +102,22 @@ def test_another_rank_or_targets_is_refused(adapter):
 
 @pytest.mark.data
 def test_the_adapter_is_in_the_identity_and_the_plan(adapter, tmp_path):
-    cfg = EncoderConfig(task="rte", model="tiny", head="linear", data_dir=str(DATA),
-                        init_adapter=str(adapter))
+    cfg = EncoderConfig(
+        task="rte", model="tiny", head="linear", data_dir=str(DATA), init_adapter=str(adapter)
+    )
     ident = run_identity(cfg, device="cpu", precision="fp32", threads=1)
-    plain = run_identity(EncoderConfig(task="rte", model="tiny", head="linear",
-                                       data_dir=str(DATA)), device="cpu", precision="fp32",
-                         threads=1)
+    plain = run_identity(
+        EncoderConfig(task="rte", model="tiny", head="linear", data_dir=str(DATA)),
+        device="cpu",
+        precision="fp32",
+        threads=1,
+    )
     assert "init_adapter" not in ident["config"] and len(ident["init"]) == 64
     assert "init" not in plain and {k: v for k, v in ident.items() if k != "init"} == plain
     assert ("--init-adapter", str(adapter)) in [(i.flag, str(i.path)) for i in run_inputs(cfg)]
-    missing = EncoderConfig(task="rte", model="tiny", data_dir=str(DATA),
-                            init_adapter=str(tmp_path / "nope"))
+    missing = EncoderConfig(
+        task="rte", model="tiny", data_dir=str(DATA), init_adapter=str(tmp_path / "nope")
+    )
     with pytest.raises(ValueError, match="Invalid --init-adapter: .* is not a folder"):
         run_identity(missing, device="cpu", precision="fp32", threads=1)
 
@@ -102,9 +132,33 @@ def test_an_init_adapter_needs_a_lora_method():
 @pytest.mark.data
 def test_a_run_from_the_adapter_trains(adapter, tmp_path):
     out = tmp_path / "rte.json"
-    assert main(["finetune", "--model", "tiny", "--task", "rte", "--steps", "2", "--head",
-                 "linear", "--max-eval", "8", "--data-dir", str(DATA), "--quiet",
-                 "--precision", "fp32", "--init-adapter", str(adapter), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "tiny",
+                "--task",
+                "rte",
+                "--steps",
+                "2",
+                "--head",
+                "linear",
+                "--max-eval",
+                "8",
+                "--data-dir",
+                str(DATA),
+                "--quiet",
+                "--precision",
+                "fp32",
+                "--init-adapter",
+                str(adapter),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     import json
 
     record = json.loads(out.read_text())

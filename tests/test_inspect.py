@@ -33,9 +33,10 @@ def _fresh_base():
 
 def test_reports_B_from_the_saved_factors(saved, tmp_path, capsys):
     model, folder = saved
-    want = {p.name.removesuffix("[default]"):
-            0.5 * (p.x.norm().item() ** 2 - p.y.norm().item() ** 2)
-            for p in lorabar.find_lora_pairs(model)}
+    want = {
+        p.name.removesuffix("[default]"): 0.5 * (p.x.norm().item() ** 2 - p.y.norm().item() ** 2)
+        for p in lorabar.find_lora_pairs(model)
+    }
     out = tmp_path / "rep.json"
     png = tmp_path / "rep.png"
     assert main(["inspect", str(folder), "--json", str(out), "--png", str(png)]) == 0
@@ -106,10 +107,13 @@ def _first_b(tensors):
     return next(k for k in sorted(tensors) if k.endswith("lora_B.weight"))
 
 
-@pytest.mark.parametrize("case, message", [
-    ("rank", r"has rank \d+ but adapter_config.json says r = 3"),
-    ("shape", r"the factors cannot multiply"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("rank", r"has rank \d+ but adapter_config.json says r = 3"),
+        ("shape", r"the factors cannot multiply"),
+    ],
+)
 def test_an_adapter_whose_factors_do_not_fit_is_refused(saved, tmp_path, capsys, case, message):
     """The hostile round's case: inspected and even "rebalanced (outputs unchanged)"."""
     import re
@@ -118,9 +122,11 @@ def test_an_adapter_whose_factors_do_not_fit_is_refused(saved, tmp_path, capsys,
     if case == "rank":
         _rewrite(folder, change_config=lambda c: c.update(r=3, rank_pattern={}))
     else:
+
         def drop_a_column(t):
             key = _first_b(t)
             t[key] = t[key][:, :-1].contiguous()
+
         _rewrite(folder, change_tensors=drop_a_column)
     with pytest.raises(ValueError, match=message):
         inspect_adapter(folder)

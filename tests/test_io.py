@@ -24,8 +24,9 @@ def test_progress_in_a_log_file_is_whole_lines(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "\r" not in err
     lines = err.splitlines()
-    assert [line.split(" (")[0] for line in lines] == [f"nbar: {4 * k}/40" for k in range(1, 11)] \
-        + [f"compare, tuning: {k}/3 runs" for k in (1, 2, 3)]
+    assert [line.split(" (")[0] for line in lines] == [
+        f"nbar: {4 * k}/40" for k in range(1, 11)
+    ] + [f"compare, tuning: {k}/3 runs" for k in (1, 2, 3)]
 
 
 def test_progress_on_a_terminal_is_a_tqdm_bar(monkeypatch):

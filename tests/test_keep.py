@@ -15,9 +15,27 @@ from lorabar.cli.main import build_parser, main
 def _compare(tmp_path, *extra):
     paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     out = tmp_path / "C"
-    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar",
-            "--lr", "0.001", "--mu0", "1", "--seeds", "13,21", "--steps", "2", "--threads", "1",
-            "--out", str(out), *extra]
+    argv = [
+        "compare",
+        "--model",
+        "tiny",
+        *own_data_args(paths),
+        "--methods",
+        "lora,obar",
+        "--lr",
+        "0.001",
+        "--mu0",
+        "1",
+        "--seeds",
+        "13,21",
+        "--steps",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+    ]
     return main(argv), out
 
 
@@ -39,8 +57,10 @@ def test_the_chosen_adapters_are_kept_with_their_commands(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     kept = sorted(p.name for p in (tmp_path / "A").iterdir() if not p.name.startswith("."))
     task = next(p.name for p in (tmp_path / "A").iterdir()).split("_")[0]  # named by content
-    assert kept == [f"{task}_lora_lr=0.001_s13",
-                    f"{task}_obar_lr=0.001_mu0=1.0_schedule=cosine_s13"]
+    assert kept == [
+        f"{task}_lora_lr=0.001_s13",
+        f"{task}_obar_lr=0.001_mu0=1.0_schedule=cosine_s13",
+    ]
     for name in kept:
         assert (tmp_path / "A" / name / "adapter_config.json").is_file()
     md = (out / "report" / "report.md").read_text()
@@ -52,8 +72,9 @@ def test_the_chosen_adapters_are_kept_with_their_commands(tmp_path, capsys):
         name, command = line.split("`")[1], line.split("`")[3]
         assert command.endswith(f"--save-adapter {tmp_path / 'A' / name}")
         cfg = _config_of(command)
-        run = next(r for r in records if r["config"]["method"] == cfg.method
-                   and r["config"]["seed"] == 13)
+        run = next(
+            r for r in records if r["config"]["method"] == cfg.method and r["config"]["seed"] == 13
+        )
         saved = json.loads((tmp_path / "A" / name / "lorabar" / "lorabar_run.json").read_text())
         assert saved["record"]["identity"] == run["identity"]  # the recorded run, again
         assert cfg.key() == run["identity"]["config"]

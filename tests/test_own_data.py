@@ -18,25 +18,37 @@ from conftest import DATA
 from conftest import own_data_args, synthetic_files
 
 
-
-
-
 # ----------------------------------------------------------------------------- your own data
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "disk"])
 def test_every_format_reads_the_same_examples(tmp_path, fmt):
-    want = load_user_data(**{s: p for s, p in synthetic_files(tmp_path / "j").items()},
-                          text_column="text", label_column="label")
-    got = load_user_data(**{s: p for s, p in synthetic_files(tmp_path / fmt, fmt).items()},
-                         text_column="text", label_column="label")
+    want = load_user_data(
+        **{s: p for s, p in synthetic_files(tmp_path / "j").items()},
+        text_column="text",
+        label_column="label",
+    )
+    got = load_user_data(
+        **{s: p for s, p in synthetic_files(tmp_path / fmt, fmt).items()},
+        text_column="text",
+        label_column="label",
+    )
     assert got.splits == want.splits and got.task.labels == ("fruit", "metal")
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda rows: rows[2].update(label="veggie"), r"dev.jsonl:3: label 'veggie' is not one of "
-                                                  r"the train split's labels \['fruit', 'metal'\]"),
-    (lambda rows: rows[4].pop("text"), r"dev.jsonl:5: no column 'text'"),
-    (lambda rows: rows[0].update(text=""), r"dev.jsonl:1: column 'text' holds '', expected text"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda rows: rows[2].update(label="veggie"),
+            r"dev.jsonl:3: label 'veggie' is not one of "
+            r"the train split's labels \['fruit', 'metal'\]",
+        ),
+        (lambda rows: rows[4].pop("text"), r"dev.jsonl:5: no column 'text'"),
+        (
+            lambda rows: rows[0].update(text=""),
+            r"dev.jsonl:1: column 'text' holds '', expected text",
+        ),
+    ],
+)
 def test_own_data_errors_name_file_and_line(tmp_path, capsys, edit, message):
     paths = synthetic_files(tmp_path)
     rows = [json.loads(line) for line in paths["dev"].read_text().splitlines()]
@@ -44,8 +56,19 @@ def test_own_data_errors_name_file_and_line(tmp_path, capsys, edit, message):
     paths["dev"].write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(D.DataError, match=message):
         load_user_data(**paths, text_column="text", label_column="label")
-    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--out",
-                 str(tmp_path / "r.json")]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "tiny",
+                *own_data_args(paths),
+                "--out",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 2
+    )
     assert "dev.jsonl:" in one_error_line(capsys) and not (tmp_path / "r.json").exists()
 
 
@@ -54,13 +77,19 @@ def test_own_data_refuses_mixed_label_types_and_unknown_formats(tmp_path):
     rows = [json.loads(line) for line in paths["train"].read_text().splitlines()]
     rows[0]["label"] = 3
     paths["train"].write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(D.DataError,
-                       match=r"train.jsonl: label column 'label' mixes numbers and strings"):
+    with pytest.raises(
+        D.DataError, match=r"train.jsonl: label column 'label' mixes numbers and strings"
+    ):
         load_user_data(**paths, text_column="text", label_column="label")
     (tmp_path / "t.xlsx").write_text("x")
     with pytest.raises(D.DataError, match=r"t.xlsx: unknown format '.xlsx'"):
-        load_user_data(tmp_path / "t.xlsx", paths["dev"], paths["test"], text_column="text",
-                       label_column="label")
+        load_user_data(
+            tmp_path / "t.xlsx",
+            paths["dev"],
+            paths["test"],
+            text_column="text",
+            label_column="label",
+        )
 
 
 def test_own_data_content_is_the_identity_not_the_path(tmp_path):
@@ -86,9 +115,28 @@ def test_save_adapter_loads_back_with_the_same_test_metric(tmp_path):
 
     paths = synthetic_files(tmp_path)
     out, ad = tmp_path / "r.json", tmp_path / "A"
-    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--method", "obar",
-                 "--steps", "20",
-                 "--lr", "0.01", "--quiet", "--save-adapter", str(ad), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "tiny",
+                *own_data_args(paths),
+                "--method",
+                "obar",
+                "--steps",
+                "20",
+                "--lr",
+                "0.01",
+                "--quiet",
+                "--save-adapter",
+                str(ad),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads(out.read_text())
     assert len(inspect_adapter(ad)["layers"]) == record["train"]["lora_pairs"] == 4
     torch.manual_seed(record["config"]["seed"])  # the engine's seed before building the model
@@ -113,8 +161,9 @@ def test_save_adapter_refuses_an_existing_folder_before_training(tmp_path, capsy
     import lorabar.harness.run.engine as E
 
     monkeypatch.setattr(E, "run", lambda *a, **k: pytest.fail("trained before the check"))
-    assert main(["finetune", "--model", "tiny", *own_data_args(paths), "--save-adapter",
-                 str(ad)]) == 2
+    assert (
+        main(["finetune", "--model", "tiny", *own_data_args(paths), "--save-adapter", str(ad)]) == 2
+    )
     assert "exists, is not empty and is not a folder lorabar wrote" in one_error_line(capsys)
     assert [p.name for p in ad.iterdir()] == ["mine.txt"]
 
@@ -123,9 +172,26 @@ def test_save_adapter_refuses_an_existing_folder_before_training(tmp_path, capsy
 def test_minilm_adapter_on_own_files_has_twelve_pairs(tmp_path):
     paths = synthetic_files(tmp_path)
     ad = tmp_path / "A"
-    assert main(["finetune", *own_data_args(paths), "--method", "obar", "--steps", "3",
-                 "--max-eval", "32",
-                 "--save-adapter", str(ad), "--out", str(tmp_path / "r.json"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                *own_data_args(paths),
+                "--method",
+                "obar",
+                "--steps",
+                "3",
+                "--max-eval",
+                "32",
+                "--save-adapter",
+                str(ad),
+                "--out",
+                str(tmp_path / "r.json"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["inspect", str(ad), "--json", str(tmp_path / "i.json")]) == 0
     assert len(json.loads((tmp_path / "i.json").read_text())["layers"]) == 12
 
@@ -134,9 +200,29 @@ def test_minilm_adapter_on_own_files_has_twelve_pairs(tmp_path):
 @pytest.mark.data
 def test_prompt_head_on_a_staged_task_with_mezos_template(tmp_path):
     out = tmp_path / "p.json"
-    assert main(["finetune", "--task", "sst2", "--model", "tiny-mlm", "--head", "prompt",
-                 "--steps", "2", "--max-eval", "32", "--out", str(out), "--data-dir", str(DATA),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "sst2",
+                "--model",
+                "tiny-mlm",
+                "--head",
+                "prompt",
+                "--steps",
+                "2",
+                "--max-eval",
+                "32",
+                "--out",
+                str(out),
+                "--data-dir",
+                str(DATA),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     record = json.loads(out.read_text())
     assert record["config"]["head"] == "prompt" and record["identity"]["config"]["head"] == "prompt"
     assert record["train"]["trainable_params"] > 0  # the LoRA factors only (the MLM is frozen)
@@ -145,9 +231,30 @@ def test_prompt_head_on_a_staged_task_with_mezos_template(tmp_path):
 def test_prompt_head_learns_a_synthetic_task_far_above_chance(tmp_path):
     paths = synthetic_files(tmp_path, n=(256, 64, 128))
     out = tmp_path / "p.json"
-    assert main(["finetune", "--model", "tiny-mlm", "--head", "prompt", *own_data_args(paths),
-                 "--template", "{text} It was {mask} .", "--verbalizer", "fruit=bad,metal=good",
-                 "--steps", "150", "--lr", "0.01", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "tiny-mlm",
+                "--head",
+                "prompt",
+                *own_data_args(paths),
+                "--template",
+                "{text} It was {mask} .",
+                "--verbalizer",
+                "fruit=bad,metal=good",
+                "--steps",
+                "150",
+                "--lr",
+                "0.01",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["metrics"]["test"]["accuracy"] >= 0.9  # chance: 0.5
 
 
@@ -160,18 +267,41 @@ def test_mezo_templates_render_like_lm_bff():
     enc = PromptEncoder(tok, template, words, ("entailment", "neutral", "contradiction"), 128)
     got = enc.encode("A man sleeps.", "He rests")["input_ids"]
     # *cls* *sent-_0* (the last token dropped) ? *mask* , *+sentl_1* (first letter lowered) *sep+*
-    want = ([tok.cls_token_id] + tok.encode("A man sleeps.")[:-1] + tok.encode("?")
-            + [tok.mask_token_id] + tok.encode(",") + tok.encode(" he rests") + [tok.sep_token_id])
+    want = (
+        [tok.cls_token_id]
+        + tok.encode("A man sleeps.")[:-1]
+        + tok.encode("?")
+        + [tok.mask_token_id]
+        + tok.encode(",")
+        + tok.encode(" he rests")
+        + [tok.sep_token_id]
+    )
     assert got == want
-    assert set(MEZO_TEMPLATES) == {"sst2", "sst5", "qqp", "qnli", "mnli", "snli", "trec", "cola",
-                                   "mrpc", "rte"}
+    assert set(MEZO_TEMPLATES) == {
+        "sst2",
+        "sst5",
+        "qqp",
+        "qnli",
+        "mnli",
+        "snli",
+        "trec",
+        "cola",
+        "mrpc",
+        "rte",
+    }
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--head", "prompt", "--task", "stsb"], r"no built-in template for task 'stsb'"),
-    (["--head", "prompt", "--template", "{text} x"], r"give --template and --verbalizer together"),
-    (["--template", "{text} {mask}", "--verbalizer", "0=a,1=b"], r"go with --head prompt"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--head", "prompt", "--task", "stsb"], r"no built-in template for task 'stsb'"),
+        (
+            ["--head", "prompt", "--template", "{text} x"],
+            r"give --template and --verbalizer together",
+        ),
+        (["--template", "{text} {mask}", "--verbalizer", "0=a,1=b"], r"go with --head prompt"),
+    ],
+)
 def test_prompt_head_errors(capsys, argv, message):
     import re
 
@@ -182,16 +312,30 @@ def test_prompt_head_errors(capsys, argv, message):
 # ----------------------------------------------------------------------------- compare
 def test_compare_on_own_files_then_resumes_with_nothing_to_do(tmp_path, capsys):
     paths = synthetic_files(tmp_path)
-    argv = ["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,obar",
-            "--seeds",
-            "13,21", "--steps", "2", "--max-eval", "32", "--out", str(tmp_path / "C")]
+    argv = [
+        "compare",
+        "--model",
+        "tiny",
+        *own_data_args(paths),
+        "--methods",
+        "lora,obar",
+        "--seeds",
+        "13,21",
+        "--steps",
+        "2",
+        "--max-eval",
+        "32",
+        "--out",
+        str(tmp_path / "C"),
+    ]
     assert main(argv) == 0
     paired = (tmp_path / "C" / "paired.csv").read_text()
     import re
 
     assert re.search(r"^train-[0-9a-f]{6},LoRA-oBAR,2,", paired, re.M)  # named from its data
-    assert (tmp_path / "C" / "paired.csv").read_bytes() == \
-        (tmp_path / "C" / "report" / "paired.csv").read_bytes()  # the report's, byte for byte
+    assert (tmp_path / "C" / "paired.csv").read_bytes() == (
+        tmp_path / "C" / "report" / "paired.csv"
+    ).read_bytes()  # the report's, byte for byte
     runs = sorted(p.name for p in (tmp_path / "C" / "runs").glob("*.json"))
     capsys.readouterr()
     assert main(argv) == 0
@@ -220,9 +364,18 @@ def _sft_files(folder: Path) -> list[str]:
             a, b = r.randrange(10), r.randrange(10)
             rows.append({"prompt": f"add {a} and {b} =", "completion": f" {a + b}"})
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
-    return ["--train", str(folder / "train.jsonl"), "--dev", str(folder / "dev.jsonl"), "--test",
-            str(folder / "test.jsonl"), "--prompt-column", "prompt", "--completion-column",
-            "completion"]
+    return [
+        "--train",
+        str(folder / "train.jsonl"),
+        "--dev",
+        str(folder / "dev.jsonl"),
+        "--test",
+        str(folder / "test.jsonl"),
+        "--prompt-column",
+        "prompt",
+        "--completion-column",
+        "completion",
+    ]
 
 
 def test_finetune_lm_on_own_prompt_completion_pairs(tmp_path):
@@ -230,8 +383,26 @@ def test_finetune_lm_on_own_prompt_completion_pairs(tmp_path):
     nll = {}
     for method in ("zeroshot", "lora"):
         out = tmp_path / f"{method}.json"
-        assert main(["finetune-lm", "--model", "tiny", *files, "--method", method, "--steps", "30",
-                     "--lr", "0.01", "--quiet", "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "finetune-lm",
+                    "--model",
+                    "tiny",
+                    *files,
+                    "--method",
+                    method,
+                    "--steps",
+                    "30",
+                    "--lr",
+                    "0.01",
+                    "--quiet",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         record = json.loads(out.read_text())
         assert record["primary_metric"] == "neg_nll"
         nll[method] = record["metrics"]["test"]["nll"]

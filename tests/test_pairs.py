@@ -82,9 +82,12 @@ def test_discovery_conv():
 
 
 def test_no_pairs_message():
-    with pytest.raises(ValueError, match=r"No trainable LoRA factor pairs found in SimpleNet: "
-                       r"searched 0 peft LoraLayer.*lorabar.FactorPair\(x=\.\.\., y=\.\.\., "
-                       r"name=\.\.\.\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"No trainable LoRA factor pairs found in SimpleNet: "
+        r"searched 0 peft LoraLayer.*lorabar.FactorPair\(x=\.\.\., y=\.\.\., "
+        r"name=\.\.\.\)",
+    ):
         lorabar.find_lora_pairs(SimpleNet())
 
 

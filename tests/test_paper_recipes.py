@@ -19,7 +19,7 @@ RECIPES = {
     "table3_opt_prompt": (None, "13,21,42", "tiny", 1152),
     "table4_roberta_glue": ("lora,obar,nbar", "13,21,42", "tiny", 65),  # 5 tasks x (1 + 12)
     "table4_roberta_glue_qqp": ("lora,obar,nbar", "13,21", "tiny", 5),  # 1 + 2 x 2
-    "table5_gpt2_webnlg": ("lora,obar,nbar", "13,21,42", "tiny", 21),   # 1 + 2 x 10
+    "table5_gpt2_webnlg": ("lora,obar,nbar", "13,21,42", "tiny", 21),  # 1 + 2 x 10
 }
 
 
@@ -42,12 +42,40 @@ def env(tmp_path_factory):
     (root / "qqp" / "glue").mkdir(parents=True)
     header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
     for part, n in (("train", 40), ("dev", 10)):
-        (root / "qqp" / "glue" / f"{part}.tsv").write_text(header + "".join(
-            f"{i}\t{2 * i}\t{2 * i + 1}\tHow is {i}?\tWhat is {i}?\t{i % 2}\n" for i in range(n)))
+        (root / "qqp" / "glue" / f"{part}.tsv").write_text(
+            header
+            + "".join(
+                f"{i}\t{2 * i}\t{2 * i + 1}\tHow is {i}?\tWhat is {i}?\t{i % 2}\n" for i in range(n)
+            )
+        )
     adapter = work / "results" / "paper" / "table4" / "mnli-lora"
-    assert main(["finetune", "--model", "tiny", "--task", "mnli", "--steps", "1", "--head",
-                 "linear", "--max-eval", "8", "--data-dir", str(DATA), "--quiet", "--precision",
-                 "fp32", "--out", str(work / "mnli.json"), "--save-adapter", str(adapter)]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "tiny",
+                "--task",
+                "mnli",
+                "--steps",
+                "1",
+                "--head",
+                "linear",
+                "--max-eval",
+                "8",
+                "--data-dir",
+                str(DATA),
+                "--quiet",
+                "--precision",
+                "fp32",
+                "--out",
+                str(work / "mnli.json"),
+                "--save-adapter",
+                str(adapter),
+            ]
+        )
+        == 0
+    )
     return work
 
 
@@ -60,24 +88,35 @@ def in_env(env, monkeypatch):
     from lorabar.harness.tasks import data_folder as data
 
     monkeypatch.chdir(env)
-    monkeypatch.setitem(data.TASKS, "qqp", dataclasses.replace(data.TASKS["qqp"],
-                                                               glue_sizes=None))
+    monkeypatch.setitem(data.TASKS, "qqp", dataclasses.replace(data.TASKS["qqp"], glue_sizes=None))
     return env
 
 
 def _argv(name: str, env: Path, out: Path) -> list[str]:
     methods, seeds = RECIPES[name][:2]
-    return ["compare", "--grid", str(ROOT / f"{name}.toml"), "--seeds", seeds, "--out",
-            str(out), "--data-dir", str(env / "data"), "--dry-run",
-            *(["--methods", methods] if methods else [])]
+    return [
+        "compare",
+        "--grid",
+        str(ROOT / f"{name}.toml"),
+        "--seeds",
+        seeds,
+        "--out",
+        str(out),
+        "--data-dir",
+        str(env / "data"),
+        "--dry-run",
+        *(["--methods", methods] if methods else []),
+    ]
 
 
 @pytest.mark.data
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_plans_with_a_stand_in_model(in_env, tmp_path, capsys, name):
     *_, stand_in, runs = RECIPES[name]
-    assert main([*_argv(name, in_env, tmp_path / "out"), "--model", stand_in,
-                 "--step-time", "0.1"]) == 0
+    assert (
+        main([*_argv(name, in_env, tmp_path / "out"), "--model", stand_in, "--step-time", "0.1"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"stage 1 (tuning, seed 13): {runs} runs, {runs} to do" in out
     assert "estimate" in out and not (tmp_path / "out" / "runs").exists()

@@ -17,19 +17,50 @@ from lorabar.harness.run.config import LMConfig
 from lorabar.harness.tasks.data_folder import DataError, recording
 from lorabar.harness.run.engine import run
 from lorabar.harness.tasks.lm_tasks import ragged_cross_entropy
-from lorabar.harness.tasks.qa_data import (DEV_POOL, exact_match, load_qa_rows, record_example,
-                                         squad_f1, squad_prompt)
+from lorabar.harness.tasks.qa_data import (
+    DEV_POOL,
+    exact_match,
+    load_qa_rows,
+    record_example,
+    squad_f1,
+    squad_prompt,
+)
 
 
 def record_row(i: int) -> dict:
-    return {"passage": f"Story {i}.\n@highlight\nAlice met Bob", "query": "@placeholder met Bob",
-            "entities": ["Alice", "Bob"], "answers": ["Alice"], "idx": {"passage": i, "query": i}}
+    return {
+        "passage": f"Story {i}.\n@highlight\nAlice met Bob",
+        "query": "@placeholder met Bob",
+        "entities": ["Alice", "Bob"],
+        "answers": ["Alice"],
+        "idx": {"passage": i, "query": i},
+    }
 
 
 def official_squad(rows: list[dict]) -> dict:
-    return {"version": "1.1", "data": [{"title": r["title"], "paragraphs": [{
-        "context": r["context"], "qas": [{"id": r["id"], "question": r["question"], "answers": [
-            {"text": t, "answer_start": 0} for t in r["answers"]["text"]]}]}]} for r in rows]}
+    return {
+        "version": "1.1",
+        "data": [
+            {
+                "title": r["title"],
+                "paragraphs": [
+                    {
+                        "context": r["context"],
+                        "qas": [
+                            {
+                                "id": r["id"],
+                                "question": r["question"],
+                                "answers": [
+                                    {"text": t, "answer_start": 0} for t in r["answers"]["text"]
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+            for r in rows
+        ],
+    }
 
 
 @pytest.fixture
@@ -49,8 +80,10 @@ def test_templates_are_mezos():
     two = record_example({**record_row(0), "answers": ["Bob", "Alice"]})
     assert two.correct == (0, 1) and two.label == 0 and two.is_correct(1)
     (q,) = load_qa_rows_from([squad_row(3)])
-    assert squad_prompt(q) == ("Title: Super_Bowl_50\nContext: The Denver Broncos won game 3.\n"
-                               "Question: Who won game 3?\nAnswer:")
+    assert squad_prompt(q) == (
+        "Title: Super_Bowl_50\nContext: The Denver Broncos won game 3.\n"
+        "Question: Who won game 3?\nAnswer:"
+    )
 
 
 def load_qa_rows_from(rows):
@@ -82,23 +115,44 @@ def test_official_formats_read_as_the_hub_rows(tmp_path):
     (tmp_path / "squad" / "dev-v1.1.json").write_text(json.dumps(official_squad(rows)))
     assert load_qa_rows("squad", "test", tmp_path) == load_qa_rows_from(rows)
     text = "Story.\n@highlight\nAlice met Bob"
-    official = {"idx": 0, "passage": {"text": text, "entities": [
-        {"start": 18, "end": 22}, {"start": 28, "end": 30}, {"start": 18, "end": 22}]},
-        "qas": [{"idx": 0, "query": "@placeholder met Bob", "answers": [
-            {"start": 18, "end": 22, "text": "Alice"}]}]}
+    official = {
+        "idx": 0,
+        "passage": {
+            "text": text,
+            "entities": [
+                {"start": 18, "end": 22},
+                {"start": 28, "end": 30},
+                {"start": 18, "end": 22},
+            ],
+        },
+        "qas": [
+            {
+                "idx": 0,
+                "query": "@placeholder met Bob",
+                "answers": [{"start": 18, "end": 22, "text": "Alice"}],
+            }
+        ],
+    }
     write_jsonl(tmp_path / "record" / "val.jsonl", [official])
-    hub = {"passage": text, "query": "@placeholder met Bob", "entities": ["Alice", "Bob"],
-           "answers": ["Alice"]}
+    hub = {
+        "passage": text,
+        "query": "@placeholder met Bob",
+        "entities": ["Alice", "Bob"],
+        "answers": ["Alice"],
+    }
     assert load_qa_rows("record", "test", tmp_path) == [record_example(hub)]
 
 
-@pytest.mark.parametrize("task,row,match", [
-    ("squad", {**squad_row(0), "answers": {"text": []}}, "at least one non-empty answer"),
-    ("squad", {**squad_row(0), "context": None}, "must be strings"),
-    ("record", {**record_row(0), "answers": ["Carol"]}, "no answer is among the entities"),
-    ("record", {**record_row(0), "query": "Alice met Bob"}, "no @placeholder"),
-    ("record", {**record_row(0), "entities": []}, "at least one string"),
-])
+@pytest.mark.parametrize(
+    "task,row,match",
+    [
+        ("squad", {**squad_row(0), "answers": {"text": []}}, "at least one non-empty answer"),
+        ("squad", {**squad_row(0), "context": None}, "must be strings"),
+        ("record", {**record_row(0), "answers": ["Carol"]}, "no answer is among the entities"),
+        ("record", {**record_row(0), "query": "Alice met Bob"}, "no @placeholder"),
+        ("record", {**record_row(0), "entities": []}, "at least one string"),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path, task, row, match):
     name = "validation.jsonl"
     write_jsonl(tmp_path / task / name, [squad_row(1) if task == "squad" else record_row(1), row])
@@ -110,8 +164,9 @@ def test_malformed_files_and_missing_data(tmp_path, monkeypatch):
     import datasets
 
     def offline(*args, **kwargs):
-        raise ConnectionError("Couldn't reach 'aps/super_glue' on the Hub "
-                              "(LocalEntryNotFoundError)")
+        raise ConnectionError(
+            "Couldn't reach 'aps/super_glue' on the Hub (LocalEntryNotFoundError)"
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", offline)  # as here: no hub
     (tmp_path / "squad").mkdir()
@@ -121,8 +176,9 @@ def test_malformed_files_and_missing_data(tmp_path, monkeypatch):
     (tmp_path / "squad" / "validation.json").write_text("[]")
     with pytest.raises(DataError, match="several validation files"):
         load_qa_rows("squad", "test", tmp_path)
-    with pytest.raises(DataError,
-                       match=r"record: no local copy .* the hub dataset 'aps/super_glue'"):
+    with pytest.raises(
+        DataError, match=r"record: no local copy .* the hub dataset 'aps/super_glue'"
+    ):
         load_qa_rows("record", "train", tmp_path)  # one clear line
     with pytest.raises(ValueError, match="Invalid split: 'valid'"):
         load_qa_rows("squad", "valid", tmp_path)
@@ -137,14 +193,22 @@ def test_files_read_are_recorded_for_the_identity(qa_dir):
 texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(texts, texts, texts, st.lists(texts.filter(str.strip), min_size=1,
-                                                        max_size=3)), min_size=1, max_size=6))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(texts, texts, texts, st.lists(texts.filter(str.strip), min_size=1, max_size=3)),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_any_squad_rows_round_trip_in_both_formats(tmp_path_factory, rows):
     folder = tmp_path_factory.mktemp("squad")
-    hub = [{"id": str(i), "title": t, "context": c, "question": q, "answers": {"text": a}}
-           for i, (t, c, q, a) in enumerate(rows)]
+    hub = [
+        {"id": str(i), "title": t, "context": c, "question": q, "answers": {"text": a}}
+        for i, (t, c, q, a) in enumerate(rows)
+    ]
     write_jsonl(folder / "a" / "squad" / "validation.jsonl", hub)
     (folder / "b" / "squad").mkdir(parents=True)
     (folder / "b" / "squad" / "validation.json").write_text(json.dumps(official_squad(hub)))
@@ -155,12 +219,15 @@ def test_any_squad_rows_round_trip_in_both_formats(tmp_path_factory, rows):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(texts.filter(lambda s: "@placeholder" not in s), min_size=1, max_size=5,
-                unique=True), st.data())
+@given(
+    st.lists(texts.filter(lambda s: "@placeholder" not in s), min_size=1, max_size=5, unique=True),
+    st.data(),
+)
 def test_any_record_row_renders_one_candidate_per_entity(entities, data):
     answers = data.draw(st.lists(st.sampled_from(entities), min_size=1, max_size=3))
-    e = record_example({"passage": "P", "query": "Q @placeholder.", "entities": entities,
-                        "answers": answers})
+    e = record_example(
+        {"passage": "P", "query": "Q @placeholder.", "entities": entities, "answers": answers}
+    )
     assert e.candidates == tuple(f" Q {x}." for x in entities)
     assert {entities[i] for i in e.correct} == set(answers) and e.label == min(e.correct)
 
@@ -171,12 +238,14 @@ def test_ragged_cross_entropy_is_the_mean_of_per_example_ones(counts, data):
     labels = [data.draw(st.integers(0, c - 1)) for c in counts]
     scores = torch.randn(sum(counts), generator=torch.Generator().manual_seed(sum(counts)))
     got = ragged_cross_entropy(scores, counts, torch.tensor(labels))
-    want = torch.stack([F.cross_entropy(s[None], torch.tensor([y]))
-                        for s, y in zip(scores.split(counts), labels)]).mean()
+    want = torch.stack(
+        [F.cross_entropy(s[None], torch.tensor([y])) for s, y in zip(scores.split(counts), labels)]
+    ).mean()
     assert torch.allclose(got, want)
     if len(set(counts)) == 1:
-        assert torch.allclose(got, F.cross_entropy(scores.view(len(counts), -1),
-                                                   torch.tensor(labels)))
+        assert torch.allclose(
+            got, F.cross_entropy(scores.view(len(counts), -1), torch.tensor(labels))
+        )
 
 
 @pytest.mark.parametrize("method", ["lora", "sam"])
@@ -184,12 +253,22 @@ def test_record_with_ragged_candidates_trains_through_the_engine(qa_dir, method)
     rows = [record_row(i) for i in range(12)]
     rows[1] = {**rows[1], "entities": ["Alice", "Bob", "Carol"], "answers": ["Carol"]}
     write_jsonl(qa_dir / "record" / "train.jsonl", rows)
-    cfg = LMConfig(task="record", model="tiny", method=method, steps=3, batch_size=4,
-                   precision="fp32", data_dir=str(qa_dir), threads=1, lr=1e-2)
+    cfg = LMConfig(
+        task="record",
+        model="tiny",
+        method=method,
+        steps=3,
+        batch_size=4,
+        precision="fp32",
+        data_dir=str(qa_dir),
+        threads=1,
+        lr=1e-2,
+    )
     r = run(cfg, progress=False)
     assert 0.0 <= r["metrics"]["test"]["accuracy"] <= 1.0 and r["train"]["n_train"] == 6
-    assert r["primary_metric"] == "accuracy" and all(map(torch.isfinite, map(
-        torch.tensor, r["train"]["losses"])))
+    assert r["primary_metric"] == "accuracy" and all(
+        map(torch.isfinite, map(torch.tensor, r["train"]["losses"]))
+    )
 
 
 def test_prefix_tuning_trains_only_the_prefixes(monkeypatch):
@@ -204,9 +283,19 @@ def test_prefix_tuning_trains_only_the_prefixes(monkeypatch):
         return real(ctx)
 
     monkeypatch.setattr(engine, "make_stepper", spy)
-    cfg = LMConfig(task="synthetic", model="tiny", method="prefix", steps=3, lr=3e-2,
-                   batch_size=8, n_dev=16, n_test=16, precision="fp32", threads=1,
-                   num_virtual_tokens=4)
+    cfg = LMConfig(
+        task="synthetic",
+        model="tiny",
+        method="prefix",
+        steps=3,
+        lr=3e-2,
+        batch_size=8,
+        n_dev=16,
+        n_test=16,
+        precision="fp32",
+        threads=1,
+        num_virtual_tokens=4,
+    )
     r = run(cfg, progress=False)
     # 4 tokens x 2 layers x (key, value) x (2 kv heads x 8 dims): PEFT's prefix embedding alone
     assert r["train"]["trainable_params"] == 4 * 2 * 2 * 16 and r["train"]["lora_pairs"] == 0
@@ -250,8 +339,11 @@ def test_official_files_name_the_bad_question_or_line(tmp_path):
     rows = [squad_row(0), {**squad_row(1), "answers": {"text": []}}]
     (tmp_path / "squad").mkdir()
     (tmp_path / "squad" / "dev-v1.1.json").write_text(json.dumps(official_squad(rows)))
-    with pytest.raises(DataError, match=r"dev-v1.1.json \(question 'q1'\): not a squad example "
-                                        r"\(answers.text must list"):
+    with pytest.raises(
+        DataError,
+        match=r"dev-v1.1.json \(question 'q1'\): not a squad example "
+        r"\(answers.text must list",
+    ):
         load_qa_rows("squad", "test", tmp_path)
     (tmp_path / "squad" / "dev-v1.1.json").write_text(json.dumps({"data": [{"title": "T"}]}))
     with pytest.raises(DataError, match=r"not SQuAD's official format \(missing 'paragraphs'\)"):

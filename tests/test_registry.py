@@ -28,8 +28,10 @@ def test_every_method_of_the_registry_is_in_help(capsys, monkeypatch, command, k
     text = " ".join(capsys.readouterr().out.split())
     for name in methods_for(kind):
         assert f"{name}: {' '.join(METHODS[name].description.split())}" in text
-    for flag, choices in (("--schedule", "constant | linear | cosine"),
-                          ("--precision", "fp32 | bf16 | fp16")):
+    for flag, choices in (
+        ("--schedule", "constant | linear | cosine"),
+        ("--precision", "fp32 | bf16 | fp16"),
+    ):
         assert flag in text and choices in text
     if kind == "encoder":
         assert "probe (fitted" in text and "mean | cls" in text
@@ -53,20 +55,27 @@ def test_loraplus_reads_what_the_rescaling_on_top_reads():
 
     assert LORAPLUS_BARS == ("none", "obar", "nbar", "sbar")
     for bar in LORAPLUS_BARS[1:]:
-        assert METHODS["loraplus"].reads({"bar": bar}) == \
-            ("loraplus_ratio", "bar", *METHODS[bar].hparams)
+        assert METHODS["loraplus"].reads({"bar": bar}) == (
+            "loraplus_ratio",
+            "bar",
+            *METHODS[bar].hparams,
+        )
 
 
 def test_an_unknown_name_lists_what_exists():
     from lorabar.harness.run.config import EncoderConfig, LMConfig
 
-    with pytest.raises(ValueError, match=r"Invalid method: 'lorra' \(expected one of \['zeroshot', "
-                                         r"'lora', 'sam', .*'full'\]\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid method: 'lorra' \(expected one of \['zeroshot', "
+        r"'lora', 'sam', .*'full'\]\)",
+    ):
         EncoderConfig(method="lorra")
     with pytest.raises(ValueError, match=r"expected one of \[.*'flatlora', 'prefix'\]\)"):
         LMConfig(method="full")  # full finetuning is an encoder method
-    with pytest.raises(ValueError,
-                       match=r"Invalid pooling: 'max' \(expected one of \['mean', 'cls'\]"):
+    with pytest.raises(
+        ValueError, match=r"Invalid pooling: 'max' \(expected one of \['mean', 'cls'\]"
+    ):
         EncoderConfig(pooling="max")
 
 
@@ -86,16 +95,22 @@ def _data() -> str:
     return str(DATA)
 
 
-@pytest.mark.parametrize("code", [
-    "import lorabar.cli as c; c.build_parser()",
-    "import lorabar.cli as c; c.build_parser().parse_args(['finetune', '--steps', '3'])",
-    "import lorabar, lorabar.toy.figures",
-    "import lorabar.harness.run.config, lorabar.harness.report",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import lorabar.cli as c; c.build_parser()",
+        "import lorabar.cli as c; c.build_parser().parse_args(['finetune', '--steps', '3'])",
+        "import lorabar, lorabar.toy.figures",
+        "import lorabar.harness.run.config, lorabar.harness.report",
+    ],
+)
 def test_help_configs_reports_and_the_toy_lab_import_no_torch(code):
-    out = subprocess.run([sys.executable, "-c",
-                          code + "; import sys; print('torch' in sys.modules)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "; import sys; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -123,20 +138,35 @@ def test_what_a_method_reads_is_stated_once():
     assert METHODS["sam"].reads({}) == ("rho", "sam_perturbation")
     cfg = EncoderConfig(method="loraplus", bar="nbar", mu0=2.0, schedule="linear", rho=0.3)
     key = cfg.key()
-    assert {k for k in ("bar", "mu0", "schedule", "rho", "loraplus_ratio") if k in key} == \
-        {"bar", "mu0", "schedule", "loraplus_ratio"}
+    assert {k for k in ("bar", "mu0", "schedule", "rho", "loraplus_ratio") if k in key} == {
+        "bar",
+        "mu0",
+        "schedule",
+        "loraplus_ratio",
+    }
     assert plus.reads(cfg) == plus.reads(dataclasses.asdict(cfg))
     config = {**key, "task": "sst2", "method": "loraplus", "seed": 13}
     from lorabar.harness.run.result import RunRecord
 
-    run = RunRecord.of({"config": config, "primary_metric": "accuracy",
-                        "metrics": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.5}},
-                        "identity": {"config": key}, "key": key}, "r.json")
+    run = RunRecord.of(
+        {
+            "config": config,
+            "primary_metric": "accuracy",
+            "metrics": {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.5}},
+            "identity": {"config": key},
+            "key": key,
+        },
+        "r.json",
+    )
     assert "bar=nbar, mu0=2.0, schedule=linear" in hparams_text(run)
-    (variant,) = seeds_grid(CompareConfig(out="x", methods=("lora", "loraplus"),
-                                          base={"task": "sst2"}), [run])["variant"]
-    assert {k: variant[k] for k in ("bar", "mu0", "schedule")} == \
-        {"bar": "nbar", "mu0": 2.0, "schedule": "linear"}
+    (variant,) = seeds_grid(
+        CompareConfig(out="x", methods=("lora", "loraplus"), base={"task": "sst2"}), [run]
+    )["variant"]
+    assert {k: variant[k] for k in ("bar", "mu0", "schedule")} == {
+        "bar": "nbar",
+        "mu0": 2.0,
+        "schedule": "linear",
+    }
 
 
 def test_a_runs_settings_reach_its_stepper_from_the_config():
@@ -154,10 +184,16 @@ def test_a_runs_settings_reach_its_stepper_from_the_config():
 
     def stepper(**settings):
         cfg = EncoderConfig(lr=3e-4, weight_decay=0.02, steps=7, seed=21, **settings)
-        return make_stepper(StepContext(model=model, params=params,
-                                        pairs=lorabar.find_lora_pairs(model),
-                                        loss_fn=lambda b: loss_of(model, b),
-                                        runtime=Runtime.resolve("cpu", "fp32"), config=cfg))
+        return make_stepper(
+            StepContext(
+                model=model,
+                params=params,
+                pairs=lorabar.find_lora_pairs(model),
+                loss_fn=lambda b: loss_of(model, b),
+                runtime=Runtime.resolve("cpu", "fp32"),
+                config=cfg,
+            )
+        )
 
     sam = stepper(method="sam", rho=0.2, sam_perturbation="per_rank")
     assert sam.info["sam"]["rho"] == 0.2 and sam.info["sam"]["perturbation"] == "per_rank"
@@ -168,8 +204,14 @@ def test_a_runs_settings_reach_its_stepper_from_the_config():
     flat = stepper(method="flatlora", rho=0.3)
     assert flat.flat.total_steps == 7 and flat.info["flatlora"]["rho"] == 0.3  # the run's steps
     with pytest.raises(TypeError, match=r"Invalid config: dict \(a run config"):
-        StepContext(model=model, params=params, pairs=[], loss_fn=None,
-                    runtime=Runtime.resolve("cpu", "fp32"), config={"lr": 1e-3})
+        StepContext(
+            model=model,
+            params=params,
+            pairs=[],
+            loss_fn=None,
+            runtime=Runtime.resolve("cpu", "fp32"),
+            config={"lr": 1e-3},
+        )
 
 
 # ----------------------------------------------------------------------------- a new method
@@ -188,9 +230,16 @@ def penalty_method():
 
         return adamw_stepper(dataclasses.replace(ctx, loss_fn=loss_fn))
 
-    register_method(Method("penalty", "LoRA+penalty", "LoRA + the explicit balancedness "
-                           "penalty (--mu0 its strength)", hparams=("mu0",),
-                           tune={"mu0": [1e-3, 1e-1]}, builder=build))
+    register_method(
+        Method(
+            "penalty",
+            "LoRA+penalty",
+            "LoRA + the explicit balancedness penalty (--mu0 its strength)",
+            hparams=("mu0",),
+            tune={"mu0": [1e-3, 1e-1]},
+            builder=build,
+        )
+    )
     yield METHODS["penalty"]
     del METHODS["penalty"]
 
@@ -204,15 +253,39 @@ def test_a_new_method_is_one_entry(tmp_path, penalty_method):
     assert EncoderConfig(method="lora", mu0=1e-3).key() == EncoderConfig(method="lora").key()
     paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
     out = tmp_path / "C"
-    assert main(["compare", "--model", "tiny", *own_data_args(paths), "--methods",
-                 "lora,penalty", "--lr", "0.01", "--seeds", "13,21", "--steps", "3", "--out",
-                 str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--model",
+                "tiny",
+                *own_data_args(paths),
+                "--methods",
+                "lora,penalty",
+                "--lr",
+                "0.01",
+                "--seeds",
+                "13,21",
+                "--steps",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
-    tuned = {r["config"]["mu0"] for r in runs if r["config"]["method"] == "penalty"
-             and r["config"]["seed"] == 13}
+    tuned = {
+        r["config"]["mu0"]
+        for r in runs
+        if r["config"]["method"] == "penalty" and r["config"]["seed"] == 13
+    }
     assert tuned == {1e-3, 1e-1}  # its registry grid, tuned on dev
-    chosen = {r["config"]["mu0"] for r in runs if r["config"]["method"] == "penalty"
-              and r["config"]["seed"] == 21}
+    chosen = {
+        r["config"]["mu0"]
+        for r in runs
+        if r["config"]["method"] == "penalty" and r["config"]["seed"] == 21
+    }
     assert len(chosen) == 1 and chosen <= tuned  # the seed stage runs the dev-chosen setting
     selection = (out / "report" / "selection.csv").read_text()
     row = next(line for line in selection.splitlines() if ",LoRA+penalty," in line)

@@ -17,8 +17,8 @@ from lorabar.harness.run.result import MethodUnit
 
 def test_report_on_fixture_results(tmp_path):
     runs = [
-        fake_record("sst2", "lora", 13, 0.80, 0.78, 100), fake_record("sst2", "lora", 21, 0.82,
-                                                                      0.80, 100),
+        fake_record("sst2", "lora", 13, 0.80, 0.78, 100),
+        fake_record("sst2", "lora", 21, 0.82, 0.80, 100),
         # a worse-on-dev setting that is better on test must not be chosen
         fake_record("sst2", "lora", 13, 0.70, 0.95, 100, setting=3e-4),
         fake_record("sst2", "sam", 13, 0.83, 0.81, 210, b=0.9),
@@ -45,13 +45,13 @@ def test_paired_differences_and_selection_on_common_seeds():
 
     runs = []
     lora = {13: 0.80, 21: 0.82, 42: 0.78, 87: 0.81, 100: 0.79}
-    sam = {13: 0.81, 21: 0.84, 42: 0.79, 87: 0.83, 100: 0.80}   # +1, +2, +1, +2, +1
+    sam = {13: 0.81, 21: 0.84, 42: 0.79, 87: 0.83, 100: 0.80}  # +1, +2, +1, +2, +1
     for seed in lora:
         runs.append(fake_record("sst2", "lora", seed, 0.8, lora[seed], 100))
         runs.append(fake_record("sst2", "sam", seed, 0.8, sam[seed], 200))
-        runs.append(fake_record("sst2", "nbar", seed, 0.8,
-                                lora[seed] + (0.01 if seed % 2 else -0.01),
-                          100))
+        runs.append(
+            fake_record("sst2", "nbar", seed, 0.8, lora[seed] + (0.01 if seed % 2 else -0.01), 100)
+        )
     # a setting tried on the tuning seed only, better there on dev: chosen, though n = 1
     runs.append(fake_record("trec", "lora", 13, 0.9, 0.9, 100))
     runs.append(fake_record("trec", "lora", 13, 0.7, 0.5, 100, setting=3e-4))
@@ -72,26 +72,53 @@ def test_paired_settings_script_pairs_two_fixed_settings(tmp_path):
     import subprocess
 
     a = {13: 0.80, 21: 0.82, 42: 0.78, 87: 0.81, 100: 0.79}
-    diff = {13: 0.01, 21: 0.02, 42: 0.01, 87: 0.02, 100: 0.01}   # as in the paired test above
+    diff = {13: 0.01, 21: 0.02, 42: 0.01, 87: 0.02, 100: 0.01}  # as in the paired test above
     runs = [fake_record("sst2", "lora", s, 0.8, a[s], 100) for s in a]
     runs += [fake_record("sst2", "lora", s, 0.8, a[s] + diff[s], 100, setting=3e-3) for s in a]
     runs += [fake_record("sst2", "lora", s, 0.8, 0.0, 100, setting=1e-2) for s in (13, 21)]
     runs += [fake_record("sst2", "sam", s, 0.8, 0.0, 100, setting=3e-3) for s in a]
-    runs += [fake_record("trec", "lora", 13, 0.9, 0.90, 100), fake_record("trec", "lora", 21, 0.9,
-                                                                          0.90, 100)]
+    runs += [
+        fake_record("trec", "lora", 13, 0.9, 0.90, 100),
+        fake_record("trec", "lora", 21, 0.9, 0.90, 100),
+    ]
     for i, r in enumerate(runs):
         (tmp_path / f"r{i}.json").write_text(json.dumps(r))
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, str(root / "scripts" / "paired_settings.py"),
-                          str(tmp_path), "--method", "lora", "--a", "lr=0.001", "--b", "lr=0.003"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "paired_settings.py"),
+            str(tmp_path),
+            "--method",
+            "lora",
+            "--a",
+            "lr=0.001",
+            "--b",
+            "lr=0.003",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     # mean 1.4, sd 0.5477, t(0.975, 4) = 2.7764: half-width 0.680; trec has no lr 3e-3 run
     assert "sst2     n=5  +1.40 [+0.72, +2.08]" in out
     assert "trec" not in out
     assert "average (1 tasks) n=5  +1.40 [+0.72, +2.08]" in out
-    ambiguous = subprocess.run([sys.executable, str(root / "scripts" / "paired_settings.py"),
-                                str(tmp_path), "--method", "lora", "--a", "lr=0.001",
-                                "--b", "seed=13"], capture_output=True, text=True)
+    ambiguous = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "paired_settings.py"),
+            str(tmp_path),
+            "--method",
+            "lora",
+            "--a",
+            "lr=0.001",
+            "--b",
+            "seed=13",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ambiguous.returncode != 0 and "Ambiguous --b seed=13" in ambiguous.stderr
 
 
@@ -102,8 +129,9 @@ def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
         for method, shift in (("lora", 0.0), ("obar", 0.01)):
             r = fake_record("stsb", method, seed, 0.8, p + shift, 100)
             r["primary_metric"] = "pearson"
-            r["metrics"] = {split: {"pearson": p + shift, "spearman": s + shift}
-                            for split in ("dev", "test")}
+            r["metrics"] = {
+                split: {"pearson": p + shift, "spearman": s + shift} for split in ("dev", "test")
+            }
             r.pop("majority_class")
             runs.append(r)
     rows = tables(as_runs(runs))["metrics"]
@@ -123,14 +151,24 @@ def test_report_lists_every_metric_of_multi_metric_tasks(tmp_path):
 def test_report_names_every_missing_baseline_and_reference_at_once(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    for i, r in enumerate([fake_record("sst2", "lora", 13, 0.8, 0.8, 10),
-                           fake_record("sst2", "nbar", 13, 0.8, 0.8, 10)]):
+    for i, r in enumerate(
+        [
+            fake_record("sst2", "lora", 13, 0.8, 0.8, 10),
+            fake_record("sst2", "nbar", 13, 0.8, 0.8, 10),
+        ]
+    ):
         (runs / f"r{i}.json").write_text(json.dumps(r))
-    with pytest.raises(ValueError, match=r"Invalid --baseline 'sam' and --reference 'obar': not "
-                                         r"a method of these runs \(present: lora, nbar\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid --baseline 'sam' and --reference 'obar': not "
+        r"a method of these runs \(present: lora, nbar\)",
+    ):
         render(tmp_path, out=tmp_path / "rep", baseline="sam", reference_method="obar")
-    with pytest.raises(ValueError, match=r"--baseline 'LoRA' \('LoRA' is a label, give the "
-                                         r"method's name\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"--baseline 'LoRA' \('LoRA' is a label, give the "
+        r"method's name\)",
+    ):
         render(tmp_path, out=tmp_path / "rep", baseline="LoRA")
 
 
@@ -138,8 +176,13 @@ def test_report_leads_with_a_forest_plot_of_the_paired_differences(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
     for i, (task, method, seed, acc) in enumerate(
-            [(t, m, s, 0.8 + 0.01 * s / 100 + (0.02 if m == "nbar" else 0))
-             for t in ("sst2", "rte") for m in ("lora", "nbar") for s in (13, 21, 42)]):
+        [
+            (t, m, s, 0.8 + 0.01 * s / 100 + (0.02 if m == "nbar" else 0))
+            for t in ("sst2", "rte")
+            for m in ("lora", "nbar")
+            for s in (13, 21, 42)
+        ]
+    ):
         (runs / f"r{i}.json").write_text(json.dumps(fake_record(task, method, seed, acc, acc, 10)))
     render(tmp_path, out=tmp_path / "rep")
     png = tmp_path / "rep" / "paired.png"
@@ -158,8 +201,10 @@ def test_the_paper_gains_are_the_papers_table_1():
     paper = next((Path(__file__).resolve().parents[2] / "shared" / "paper").glob("*.txt"))
     table = paper.read_text().split("Table 1: Few shot learning on RoBERTa")[1]
     table = table.split("Zero-Shot")[0]
-    means = {row.split("\t")[0]: [float(v) for v in re.findall(r"(\d+\.\d)(?: ±|\s*$)", row)]
-             for row in table.strip().splitlines()[2:]}
+    means = {
+        row.split("\t")[0]: [float(v) for v in re.findall(r"(\d+\.\d)(?: ±|\s*$)", row)]
+        for row in table.strip().splitlines()[2:]
+    }
     tasks = ["sst2", "sst5", "snli", "mnli", "rte", "trec", "average"]
     for method, name in (("sam", "LoRA-SAM"), ("obar", "LoRA-oBAR"), ("nbar", "LoRA-nBAR")):
         gains = [round(m - base, 1) for m, base in zip(means[name], means["LoRA"])]
@@ -174,7 +219,18 @@ def test_a_baseline_that_trains_nothing_is_one_line(tmp_path, capsys):
 
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "rep"
-    assert main(["report", str(root / "results" / "faithful"), "--out", str(out),
-                 "--baseline", "zeroshot"]) == 2
+    assert (
+        main(
+            [
+                "report",
+                str(root / "results" / "faithful"),
+                "--out",
+                str(out),
+                "--baseline",
+                "zeroshot",
+            ]
+        )
+        == 2
+    )
     assert "Invalid --baseline 'zeroshot': it trains nothing" in one_error_line(capsys)
     assert not out.exists()

@@ -20,8 +20,7 @@ from lorabar.harness.run.result import MethodUnit, RunRecord
 NAMES = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
 
 
-@given(method=NAMES, context=st.lists(st.text(max_size=8), max_size=3),
-       other=NAMES)
+@given(method=NAMES, context=st.lists(st.text(max_size=8), max_size=3), other=NAMES)
 def test_a_unit_keeps_its_method_and_context_apart(method, context, other):
     """Whatever the names hold (brackets, commas), the method is never parsed back from text."""
     unit = MethodUnit(method, tuple(context))

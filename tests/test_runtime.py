@@ -32,12 +32,15 @@ def hardware(monkeypatch):
     return set_
 
 
-@pytest.mark.parametrize("cuda, cuda_bf16, cpu_bf16, device, precision", [
-    (False, False, False, "cpu", "fp32"),   # AVX2-only CPU: bf16 would be emulated
-    (False, False, True, "cpu", "bf16"),    # AVX512-BF16 / AMX CPU
-    (True, True, False, "cuda", "bf16"),    # Ampere and newer
-    (True, False, True, "cuda", "fp16"),    # older GPUs: fp16 + GradScaler
-])
+@pytest.mark.parametrize(
+    "cuda, cuda_bf16, cpu_bf16, device, precision",
+    [
+        (False, False, False, "cpu", "fp32"),  # AVX2-only CPU: bf16 would be emulated
+        (False, False, True, "cpu", "bf16"),  # AVX512-BF16 / AMX CPU
+        (True, True, False, "cuda", "bf16"),  # Ampere and newer
+        (True, False, True, "cuda", "fp16"),  # older GPUs: fp16 + GradScaler
+    ],
+)
 def test_auto_resolution(hardware, cuda, cuda_bf16, cpu_bf16, device, precision):
     hardware(cuda=cuda, cuda_bf16=cuda_bf16, cpu_bf16=cpu_bf16)
     dev = R.resolve_device("auto")
@@ -139,15 +142,17 @@ def test_no_import_cycle_in_src():
         modules[name.removesuffix(".__init__")] = path
     graph = {m: {d for d in _imports(p) if d in modules and d != m} for m, p in modules.items()}
     # a package's __init__ re-exporting its modules is not a cycle of the modules themselves
-    graph = {m: {d for d in deps if not (m.startswith(d + ".") and d in graph)}
-             for m, deps in graph.items()}
+    graph = {
+        m: {d for d in deps if not (m.startswith(d + ".") and d in graph)}
+        for m, deps in graph.items()
+    }
     state: dict[str, int] = {}
 
     def visit(m: str, stack: list[str]) -> None:
         state[m] = 1
         for d in sorted(graph[m]):
             if state.get(d) == 1:
-                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(d):] + [d]))
+                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(d) :] + [d]))
             if d not in state:
                 visit(d, stack + [d])
         state[m] = 2
@@ -157,11 +162,17 @@ def test_no_import_cycle_in_src():
             visit(m, [m])
     core = [m for m in graph if m.count(".") == 1 and not m.startswith(("lorabar.cli",))]
     for m in core:  # the core points down only: nothing from the harness or the apps
-        assert not {d for d in graph[m] if d.startswith(("lorabar.harness", "lorabar.apps",
-                                                         "lorabar.integrations"))}, m
+        assert not {
+            d
+            for d in graph[m]
+            if d.startswith(("lorabar.harness", "lorabar.apps", "lorabar.integrations"))
+        }, m
 
 
 def test_sam_two_passes_only_in_sam_distributed_and_hf():
-    callers = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
-                     if re.search(r"\.first_step\(", p.read_text()))
+    callers = sorted(
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if re.search(r"\.first_step\(", p.read_text())
+    )
     assert callers == ["distributed.py", "integrations/hf.py", "sam.py"]

@@ -33,8 +33,9 @@ def direct_sam_grads(model, batch, rho, adaptive=False):
 @pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("base", ["sgd", "adamw"])
 def test_equals_direct_algorithm_1(adaptive, base):
-    cls, kw = {"sgd": (torch.optim.SGD, {"lr": 0.1}), "adamw": (torch.optim.AdamW,
-                                                                {"lr": 0.02})}[base]
+    cls, kw = {"sgd": (torch.optim.SGD, {"lr": 0.1}), "adamw": (torch.optim.AdamW, {"lr": 0.02})}[
+        base
+    ]
     m1, m2 = make_peft_model(), make_peft_model()
     sam = lorabar.SAM(trainable(m1), cls, rho=0.2, adaptive=adaptive, **kw)
     ref_opt = cls(trainable(m2), **kw)
@@ -248,8 +249,9 @@ def test_perturbation_norm_is_the_norm_of_e(adaptive):
     before = [p.detach().clone() for p in params]
     loss_of(model, make_batch()).backward()
     sam.first_step()
-    moved = math.sqrt(sum(((p.double() - b.double()) ** 2).sum().item()
-                          for p, b in zip(params, before)))
+    moved = math.sqrt(
+        sum(((p.double() - b.double()) ** 2).sum().item() for p, b in zip(params, before))
+    )
     assert sam.perturbation_norm.item() == pytest.approx(moved, rel=1e-6)  # an fp32 reduction
     sam.second_step(zero_grad=True)
     plain = lorabar.SAM(params, torch.optim.SGD, rho=0.1, lr=0.1)
@@ -268,8 +270,12 @@ def test_sam_step_after_first_backward_sees_first_pass_gradients():
     model.zero_grad()
     sam = lorabar.SAM(params, torch.optim.SGD, rho=0.1, lr=0.1)
     seen = []
-    lorabar.sam_step(sam, lambda b: loss_of(model, b), batch,
-                     after_first_backward=lambda: seen.append([p.grad.clone() for p in params]))
+    lorabar.sam_step(
+        sam,
+        lambda b: loss_of(model, b),
+        batch,
+        after_first_backward=lambda: seen.append([p.grad.clone() for p in params]),
+    )
     assert len(seen) == 1
     for g, e in zip(seen[0], expected):
         torch.testing.assert_close(g, e, rtol=0, atol=0)
@@ -286,8 +292,9 @@ def test_rho_zero_group_is_stepped_but_never_perturbed():
     head = [p for p in params if id(p) not in factors]
     lora = [p for p in params if id(p) in factors]
     assert head and lora
-    sam = lorabar.SAM([{"params": lora}, {"params": head, "rho": 0.0}], torch.optim.SGD,
-                      rho=0.3, lr=0.1)
+    sam = lorabar.SAM(
+        [{"params": lora}, {"params": head, "rho": 0.0}], torch.optim.SGD, rho=0.3, lr=0.1
+    )
     loss_of(model, make_batch()).backward()
     g = [p.grad.clone() for p in lora]
     norm = math.sqrt(sum((t.double() ** 2).sum().item() for t in g))
@@ -302,12 +309,15 @@ def test_rho_zero_group_is_stepped_but_never_perturbed():
     assert not torch.equal(head[0], before_head[0])  # ... but stepped
 
 
-@pytest.mark.parametrize("bad, what", [
-    (lambda loss: None, r"returned NoneType None"),
-    (lambda loss: float(loss.detach()), r"returned float"),
-    (lambda loss: loss.detach(), r"returned a tensor of shape \(\) without a gradient"),
-    (lambda loss: loss.expand(3), r"returned a tensor of shape \(3,\)"),
-])
+@pytest.mark.parametrize(
+    "bad, what",
+    [
+        (lambda loss: None, r"returned NoneType None"),
+        (lambda loss: float(loss.detach()), r"returned float"),
+        (lambda loss: loss.detach(), r"returned a tensor of shape \(\) without a gradient"),
+        (lambda loss: loss.expand(3), r"returned a tensor of shape \(3,\)"),
+    ],
+)
 def test_sam_step_names_a_loss_fn_that_returns_no_loss(bad, what):
     """The hostile round's AttributeError: one TypeError saying what loss_fn returned; when the
     second pass fails the weights are back at w, not left at w + e."""

@@ -39,8 +39,10 @@ def _pairs(n=3, seed=0, dtype=torch.float64):
 def test_sgd_step_matches_the_written_out_update():
     """The issue's check: (1 + c) x - eta g_x and (1 - c) y - eta g_y to 1e-12 (float64, SGD)."""
     pairs = _pairs()
-    before = [(p.x.detach().clone(), p.y.detach().clone(), p.x.grad.clone(), p.y.grad.clone())
-              for p in pairs]
+    before = [
+        (p.x.detach().clone(), p.y.detach().clone(), p.x.grad.clone(), p.y.grad.clone())
+        for p in pairs
+    ]
     lr, rho = 0.05, 0.2
     opt = torch.optim.SGD([t for p in pairs for t in p.tensors], lr=lr)
     bar = lorabar.SBAR(pairs, rho=rho)
@@ -57,7 +59,7 @@ def test_sgd_step_matches_the_written_out_update():
 def test_global_norm_and_first_order_drift_of_B():
     pairs = _pairs()
     x0 = [(p.x.detach().clone(), p.y.detach().clone()) for p in pairs]
-    g = math.sqrt(sum(float((t.grad ** 2).sum()) for p in pairs for t in p.tensors))
+    g = math.sqrt(sum(float((t.grad**2).sum()) for p in pairs for t in p.tensors))
     lr, rho = 1e-4, 0.1
     lorabar.SBAR(pairs, rho=rho, norm="global").apply(lr)
     for p, (x, y) in zip(pairs, x0, strict=True):
@@ -65,9 +67,8 @@ def test_global_norm_and_first_order_drift_of_B():
         torch.testing.assert_close(p.x.detach(), (1 + c) * x, rtol=0, atol=1e-13)
         # the change of B = (|x|^2 - |y|^2)/2 is eta rho (|g_x|^2 - |g_y|^2)/|g| to first order
         x1, y1 = p.x.detach(), p.y.detach()
-        dB = 0.5 * (float((x1 ** 2).sum() - (y1 ** 2).sum())
-                    - float((x ** 2).sum() - (y ** 2).sum()))
-        drift = lr * rho * float((p.x.grad ** 2).sum() - (p.y.grad ** 2).sum()) / g
+        dB = 0.5 * (float((x1**2).sum() - (y1**2).sum()) - float((x**2).sum() - (y**2).sum()))
+        drift = lr * rho * float((p.x.grad**2).sum() - (p.y.grad**2).sum()) / g
         assert dB == pytest.approx(drift, rel=1e-3)
 
 
@@ -117,9 +118,14 @@ def test_on_a_peft_model_with_adamw_grad_accumulation_and_float32():
     b1 = float(lorabar.balancedness(pairs).mean_abs_B)
     assert math.isfinite(b1) and b1 != b0
     state = bar.state_dict()
-    assert state == {"step": 3, "mode": "sbar", "rho": 0.5, "norm": "pair",
-                     "pairs": [p.name for p in pairs],
-                     "pair_shapes": [[list(p.x.shape), list(p.y.shape)] for p in pairs]}
+    assert state == {
+        "step": 3,
+        "mode": "sbar",
+        "rho": 0.5,
+        "norm": "pair",
+        "pairs": [p.name for p in pairs],
+        "pair_shapes": [[list(p.x.shape), list(p.y.shape)] for p in pairs],
+    }
     # a state saved by lorabar 0.1 (it carried BAR's unused mu0) still loads
     lorabar.SBAR(pairs, rho=0.5).load_state_dict({**state, "mu0": 0.5})
     other = lorabar.SBAR(pairs, rho=0.3)
@@ -149,9 +155,14 @@ def test_bar_mode_sbar_is_deprecated_and_reads_only_what_sbar_reads():
     with pytest.warns(FutureWarning, match=r"BAR\(mode='sbar'\) is deprecated .* lorabar.SBAR"):
         bar = lorabar.BAR(pairs, mode="sbar", rho=0.5, norm="global")
     assert isinstance(bar, lorabar.SBAR) and bar.state_dict()["norm"] == "global"
-    for args, kwargs, named in (((), {"mu0": 1.0}, "mu0"), ((1.0, "cosine"), {}, "mu0, schedule"),
-                                ((), {"total_steps": 10, "schedule": "linear"},
-                                 "schedule, total_steps")):
-        with pytest.raises(ValueError, match=rf"Invalid arguments for mode='sbar': {named} "
-                                             r"\(nBAR/oBAR settings\)"):
+    for args, kwargs, named in (
+        ((), {"mu0": 1.0}, "mu0"),
+        ((1.0, "cosine"), {}, "mu0, schedule"),
+        ((), {"total_steps": 10, "schedule": "linear"}, "schedule, total_steps"),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=rf"Invalid arguments for mode='sbar': {named} "
+            r"\(nBAR/oBAR settings\)",
+        ):
             lorabar.BAR(pairs, "sbar", *args, rho=0.5, **kwargs)

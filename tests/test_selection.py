@@ -33,8 +33,10 @@ def test_a_tie_is_broken_first_by_the_other_dev_metrics():
     for r, f1 in zip(runs, (0.9, 0.7, 0.8)):
         r["metrics"]["dev"]["f1"] = f1
     chosen, ties = select_with_ties(as_runs(runs))
-    assert chosen[("sst2", MethodUnit("sam"))][0]["config"]["rho"] == 0.1 and ties[0]["by"] == \
-        "other dev metrics"
+    assert (
+        chosen[("sst2", MethodUnit("sam"))][0]["config"]["rho"] == 0.1
+        and ties[0]["by"] == "other dev metrics"
+    )
 
 
 def test_report_lists_every_tie_with_the_rule(tmp_path):

@@ -16,16 +16,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # a Sphinx role, an rST example or literal block, a cross-reference left unresolved ([a][b])
-RAW = re.compile(r":(?:py:)?(?:class|func|meth|attr|mod|data|exc|obj):`|Example::|^\s*\S.*::\s*$"
-                 r"|\]\[[\w.]*\]", re.M)
+RAW = re.compile(
+    r":(?:py:)?(?:class|func|meth|attr|mod|data|exc|obj):`|Example::|^\s*\S.*::\s*$"
+    r"|\]\[[\w.]*\]",
+    re.M,
+)
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d",
-                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -43,8 +51,14 @@ def test_the_api_reference_holds_no_raw_sphinx_markup(site):
 
 def test_raw_markup_is_caught():
     """The check above can fail: it finds each form it guards against."""
-    for raw in (":class:`lorabar.BAR`", ":meth:`~x.y`", "Example::", "  Config (TOML)::",
-                "[lorabar.guard.publish_folder()][lorabar.guard.publish_folder]", "[x][]"):
+    for raw in (
+        ":class:`lorabar.BAR`",
+        ":meth:`~x.y`",
+        "Example::",
+        "  Config (TOML)::",
+        "[lorabar.guard.publish_folder()][lorabar.guard.publish_folder]",
+        "[x][]",
+    ):
         assert RAW.search(raw), raw
 
 
@@ -72,6 +86,11 @@ def test_every_link_from_the_front_page_opens_as_a_file(site):
 
 def test_the_front_page_carries_the_readmes_install_commands_and_claims(site):
     text = _text(site / "index.html")
-    for words in ("pip install -e \".[hf]\"", "./scripts/run-demo",
-                  "Which of the paper's claims hold here", "not reproduced", "inconclusive"):
+    for words in (
+        'pip install -e ".[hf]"',
+        "./scripts/run-demo",
+        "Which of the paper's claims hold here",
+        "not reproduced",
+        "inconclusive",
+    ):
         assert words in text, words

@@ -12,12 +12,14 @@ from lorabar.harness.report.summary import half_width, summary_lines
 
 def _grid(seeds, lrs=(1e-3, 3e-3), test=None):
     """LoRA tuned over ``lrs`` on the first seed (the largest lr best on dev), SAM at 1e-3."""
-    runs = [fake_record("sst2", "lora", seeds[0], 0.70 + 0.01 * i, test or 0.8, 100, setting=lr)
-            for i, lr in enumerate(lrs)]
-    runs += [fake_record("sst2", "lora", s, 0.75, test or 0.80, 100, setting=lrs[-1])
-             for s in seeds[1:]]
-    runs += [fake_record("sst2", "sam", s, 0.75, test or 0.80 + 0.01 * (s % 3), 200)
-             for s in seeds]
+    runs = [
+        fake_record("sst2", "lora", seeds[0], 0.70 + 0.01 * i, test or 0.8, 100, setting=lr)
+        for i, lr in enumerate(lrs)
+    ]
+    runs += [
+        fake_record("sst2", "lora", s, 0.75, test or 0.80, 100, setting=lrs[-1]) for s in seeds[1:]
+    ]
+    runs += [fake_record("sst2", "sam", s, 0.75, test or 0.80 + 0.01 * (s % 3), 200) for s in seeds]
     return as_runs(runs)
 
 
@@ -27,10 +29,14 @@ def test_two_seeds_print_n_the_word_and_a_warning():
     assert lines[0] == "Protocol 'own-lr' ..."
     sam = next(line for line in lines if line.startswith("sst2  LoRA-SAM"))
     assert "(n = 2)" in sam and sam.endswith("inconclusive")
-    assert any(line.startswith("warning: n = 2 seeds: a 95% interval ±9.0 standard deviations")
-               for line in lines)
-    assert "edge of the grid: sst2 / LoRA: lr = 0.003 is the largest of 0.001, 0.003 tried; " \
-           "next: 0.009" in lines
+    assert any(
+        line.startswith("warning: n = 2 seeds: a 95% interval ±9.0 standard deviations")
+        for line in lines
+    )
+    assert (
+        "edge of the grid: sst2 / LoRA: lr = 0.003 is the largest of 0.001, 0.003 tried; "
+        "next: 0.009" in lines
+    )
 
 
 def test_five_seeds_no_warning_and_ceiling_named():
@@ -42,24 +48,28 @@ def test_five_seeds_no_warning_and_ceiling_named():
 
 
 def test_an_interior_choice_is_not_an_edge():
-    runs = as_runs(fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
-                   for lr, dev in ((1e-4, 0.6), (3e-4, 0.9), (1e-3, 0.7)))
+    runs = as_runs(
+        fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
+        for lr, dev in ((1e-4, 0.6), (3e-4, 0.9), (1e-3, 0.7))
+    )
     assert edges(runs) == []
     one = as_runs(fake_record("sst2", "lora", s, 0.9, 0.8, 100, setting=3e-4) for s in (13, 21))
     assert edge_lines(one) == []  # one value tried: no grid, no edge
 
 
 def test_the_smallest_value_suggests_the_next_below():
-    runs = as_runs(fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
-                   for lr, dev in ((1e-4, 0.9), (3e-4, 0.6), (5e-4, 0.7)))
+    runs = as_runs(
+        fake_record("sst2", "lora", 13, dev, 0.8, 100, setting=lr)
+        for lr, dev in ((1e-4, 0.9), (3e-4, 0.6), (5e-4, 0.7))
+    )
     (edge,) = edges(runs)
     assert (edge["name"], edge["value"], edge["side"]) == ("lr", 1e-4, "smallest")
     assert abs(edge["next"] - 1e-4 / 3) < 1e-12
 
 
 def test_half_width_by_hand():
-    assert abs(half_width(5) - 2.7764 / 5 ** 0.5) < 1e-3
-    assert abs(half_width(2) - 12.706 / 2 ** 0.5) < 1e-2
+    assert abs(half_width(5) - 2.7764 / 5**0.5) < 1e-3
+    assert abs(half_width(2) - 12.706 / 2**0.5) < 1e-2
 
 
 def test_a_bad_margin_is_one_line_before_anything_runs(tmp_path, capsys):
@@ -68,8 +78,23 @@ def test_a_bad_margin_is_one_line_before_anything_runs(tmp_path, capsys):
     from lorabar.cli import main
 
     paths = synthetic_files(tmp_path / "d", n=(32, 16, 16))
-    assert main(["compare", "--model", "tiny", *own_data_args(paths), "--methods", "lora,sam",
-                 "--margin", "0", "--out", str(tmp_path / "C")]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                "--model",
+                "tiny",
+                *own_data_args(paths),
+                "--methods",
+                "lora,sam",
+                "--margin",
+                "0",
+                "--out",
+                str(tmp_path / "C"),
+            ]
+        )
+        == 2
+    )
     assert "Invalid --margin: 0.0" in one_error_line(capsys)
     assert not (tmp_path / "C").exists()
 
@@ -80,8 +105,10 @@ def test_widening_skips_what_the_config_refuses_and_what_was_tried():
     from lorabar.harness.report.widen import check_widen, widen_grid
 
     def runs(lrs):
-        return as_runs(fake_record("sst2", "obar", 13, dev, 0.8, 100, setting=lr)
-                       for lr, dev in zip(lrs, (0.6, 0.7)))
+        return as_runs(
+            fake_record("sst2", "obar", 13, dev, 0.8, 100, setting=lr)
+            for lr, dev in zip(lrs, (0.6, 0.7))
+        )
 
     def mine(task, method):
         return True

@@ -10,8 +10,9 @@ import pytest
 from lorabar._threads import BUSY_LOAD, choose_wait_policy
 
 
-@pytest.mark.parametrize("load, want", [(0.0, None), (BUSY_LOAD - 0.01, None),
-                                        (BUSY_LOAD, "PASSIVE"), (3.2, "PASSIVE")])
+@pytest.mark.parametrize(
+    "load, want", [(0.0, None), (BUSY_LOAD - 0.01, None), (BUSY_LOAD, "PASSIVE"), (3.2, "PASSIVE")]
+)
 def test_passive_waiting_on_a_busy_machine_only(monkeypatch, load, want):
     monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
     env: dict = {}
@@ -34,10 +35,14 @@ def test_the_command_line_sets_it_before_torch_starts_and_the_run_records_it(tmp
         "from lorabar.cli import main\n"
         "code = main(['demo', '--synthetic', '--steps', '2'])\n"
         "import torch\n"
-        "print(os.environ.get('OMP_WAIT_POLICY'), code)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={k: v for k, v in __import__("os").environ.items()
-                               if k != "OMP_WAIT_POLICY"})
+        "print(os.environ.get('OMP_WAIT_POLICY'), code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"},
+    )
     assert done.returncode == 0, done.stderr[-1500:]
     assert done.stdout.strip().splitlines()[-1] == "PASSIVE 0"
     from lorabar.harness.run.runtime import Runtime

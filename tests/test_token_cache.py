@@ -13,13 +13,19 @@ from conftest import synthetic_files
 from lorabar.harness.run.config import EncoderConfig
 from lorabar.harness.run.engine import run
 from lorabar.harness.tasks.data_folder import Example
-from lorabar.harness.tasks.token_cache import (cached_splits, pack, splits_key,
-                                               tokenizer_fingerprint, unpack)
+from lorabar.harness.tasks.token_cache import (
+    cached_splits,
+    pack,
+    splits_key,
+    tokenizer_fingerprint,
+    unpack,
+)
 
 ids = st.lists(st.integers(0, 2**40), max_size=12)
 # an encoder gives every item of a split the same fields in the same order
 items_of = st.lists(st.tuples(ids, ids, st.integers(-5, 2**31)), max_size=9).map(
-    lambda rows: [{"input_ids": a, "token_type_ids": b, "mask_pos": m} for a, b, m in rows])
+    lambda rows: [{"input_ids": a, "token_type_ids": b, "mask_pos": m} for a, b, m in rows]
+)
 
 
 @settings(max_examples=80, deadline=None)
@@ -55,10 +61,12 @@ def test_the_key_follows_texts_order_settings_and_tokenizer():
     assert key != splits_key("tok", {"max_length": 9}, {"train": a})
     assert key != splits_key("tok2", {"max_length": 8}, {"train": a})
     assert key != splits_key("tok", {"max_length": 8}, {"dev": a})
-    assert key != splits_key("tok", {"max_length": 8},
-                             {"train": [Example("a b", "", 0), Example("c", "d", 1)]})
-    assert key == splits_key("tok", {"max_length": 8},
-                             {"train": [Example("a b", None, 1), Example("c", "d", 0)]})
+    assert key != splits_key(
+        "tok", {"max_length": 8}, {"train": [Example("a b", "", 0), Example("c", "d", 1)]}
+    )
+    assert key == splits_key(
+        "tok", {"max_length": 8}, {"train": [Example("a b", None, 1), Example("c", "d", 0)]}
+    )
 
 
 def test_a_tokenizer_without_a_fingerprint_is_not_cached():
@@ -68,16 +76,34 @@ def test_a_tokenizer_without_a_fingerprint_is_not_cached():
 
 
 def _cfg(paths, **kw) -> EncoderConfig:
-    return EncoderConfig(task="custom", method="lora", steps=2, lr=1e-2, precision="fp32",
-                         train=str(paths["train"]), dev=str(paths["dev"]),
-                         test=str(paths["test"]), text_column="text", label_column="label",
-                         threads=1, **kw)
+    return EncoderConfig(
+        task="custom",
+        method="lora",
+        steps=2,
+        lr=1e-2,
+        precision="fp32",
+        train=str(paths["train"]),
+        dev=str(paths["dev"]),
+        test=str(paths["test"]),
+        text_column="text",
+        label_column="label",
+        threads=1,
+        **kw,
+    )
 
 
-@pytest.mark.parametrize("extra", [{"model": "tiny"},
-                                   {"model": "tiny-mlm", "head": "prompt",
-                                    "template": "{text} It was {mask} .",
-                                    "verbalizer": "fruit=good,metal=bad"}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"model": "tiny"},
+        {
+            "model": "tiny-mlm",
+            "head": "prompt",
+            "template": "{text} It was {mask} .",
+            "verbalizer": "fruit=good,metal=bad",
+        },
+    ],
+)
 def test_a_run_reading_cached_tokens_is_the_same_run(tmp_path, monkeypatch, extra):
     monkeypatch.setenv("LORABAR_CACHE", str(tmp_path / "cache"))
     paths = synthetic_files(tmp_path / "d", n=(24, 8, 8))
@@ -85,8 +111,11 @@ def test_a_run_reading_cached_tokens_is_the_same_run(tmp_path, monkeypatch, extr
     second = run(_cfg(paths, **extra), progress=False)
     monkeypatch.setenv("LORABAR_CACHE", "off")
     fresh = run(_cfg(paths, **extra), progress=False)
-    assert [r["train"]["tokens"] for r in (first, second, fresh)] == \
-        ["computed", "cache", "computed"]
+    assert [r["train"]["tokens"] for r in (first, second, fresh)] == [
+        "computed",
+        "cache",
+        "computed",
+    ]
     for key in ("metrics", "final_mean_abs_B"):
         assert first[key] == second[key] == fresh[key]
     monkeypatch.setenv("LORABAR_CACHE", str(tmp_path / "cache"))
@@ -103,7 +132,8 @@ def test_minilms_fast_tokenizer_has_a_fingerprint():
     tok = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
     first = tokenizer_fingerprint(tok)
     assert first is not None and first == tokenizer_fingerprint(
-        AutoTokenizer.from_pretrained(resolve_model_path("minilm")))
+        AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
+    )
     tok.add_tokens(["lorabarword"])
     assert tokenizer_fingerprint(tok) != first  # the vocabulary is part of it
 

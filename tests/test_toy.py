@@ -70,8 +70,16 @@ def test_simulator_equals_core_library(problem, method):
     """One source of truth: the simulator's steps are lorabar.SAM / BAR / sam_step / penalty."""
     steps = 6
     # Large eta, mu0 and lam so that every term moves the iterate visibly in 6 steps.
-    cfg = ToyConfig(steps=steps, seeds=1, noise_levels=(1.0,), eta=0.05, points=steps, m=2,
-                    mu0={"nop": 4.0, "op": 4.0}, lam={"nop": 0.5, "op": 0.5})
+    cfg = ToyConfig(
+        steps=steps,
+        seeds=1,
+        noise_levels=(1.0,),
+        eta=0.05,
+        points=steps,
+        m=2,
+        mu0={"nop": 4.0, "op": 4.0},
+        lam={"nop": 0.5, "op": 0.5},
+    )
     noise = np.random.default_rng(7).standard_normal((1, steps, 2, 9))
     res = simulate(cfg, problems=(problem,), methods=(method,), noise=noise)
     x, y = _torch_run(problem, method, noise, steps, cfg, 1.0)
@@ -201,8 +209,10 @@ def test_fig4_hard_constraint_traps_regularization_does_not():
 
 
 def test_cli_writes_figures_data_and_summary(tmp_path, capsys):
-    assert main(["toy", "all", "--out", str(tmp_path), "--steps", "3000", "--seeds", "2",
-                 "--quiet"]) == 0
+    assert (
+        main(["toy", "all", "--out", str(tmp_path), "--steps", "3000", "--seeds", "2", "--quiet"])
+        == 0
+    )
     for name in ("fig1_nop", "fig1_op", "fig2a", "fig2b", "fig4"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
         data = json.loads((tmp_path / f"{name}.json").read_text())

@@ -30,8 +30,9 @@ from lorabar.harness.run.identity import run_id
 from conftest import one_error_line
 from conftest import DATA, fake_record
 
-TINY = ('[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\ntask = "sst2"\n[[variant]]\n'
-        'method = "lora"\n')
+TINY = (
+    '[base]\nmodel = "tiny"\nsteps = 2\nmax_eval = 8\ntask = "sst2"\n[[variant]]\nmethod = "lora"\n'
+)
 
 
 def _quiet(*_):
@@ -47,8 +48,9 @@ def _data_copy(tmp_path: Path, *, flip: bool = False) -> Path:
         shutil.copy(f, dst / f.name)
     if flip:
         lines = (dst / "train.tsv").read_text().splitlines()
-        flipped = [lines[0]] + [line[:-1] + ("1" if line.endswith("0") else "0")
-                                for line in lines[1:]]
+        flipped = [lines[0]] + [
+            line[:-1] + ("1" if line.endswith("0") else "0") for line in lines[1:]
+        ]
         (dst / "train.tsv").write_text("\n".join(flipped) + "\n")
     return tmp_path / "data"
 
@@ -81,11 +83,13 @@ def test_identity_holds_the_resolved_precision_and_eval_batch(monkeypatch):
     assert (bf16["precision"], fp32["precision"]) == ("bf16", "fp32")
     assert run_id(bf16) != run_id(fp32)
     # asking for fp32 explicitly is the same run as auto resolving to fp32
-    explicit = G.identity_of(EncoderConfig(model="tiny", precision="fp32", data_dir=str(DATA),
-                                           threads=1))
+    explicit = G.identity_of(
+        EncoderConfig(model="tiny", precision="fp32", data_dir=str(DATA), threads=1)
+    )
     assert explicit == fp32
-    other = EncoderConfig(model="tiny", precision="fp32", data_dir=str(DATA), threads=1,
-                          eval_batch_size=8)
+    other = EncoderConfig(
+        model="tiny", precision="fp32", data_dir=str(DATA), threads=1, eval_batch_size=8
+    )
     assert run_id(G.identity_of(other)) != run_id(fp32)
     two = EncoderConfig(model="tiny", precision="fp32", data_dir=str(DATA), threads=2)
     assert G.identity_of(two)["threads"] == 2 and run_id(G.identity_of(two)) != run_id(fp32)
@@ -136,16 +140,20 @@ def _folder(tmp_path: Path, runs: list[dict], name: str = "res") -> Path:
 
 
 def _two_methods(**kw) -> list[dict]:
-    return [fake_record("sst2", m, s, 0.8, 0.8 + 0.01 * s / 13 + (0.02 if m == "sam" else 0), 100,
-                        **kw)
-            for m in ("lora", "sam") for s in (13, 21)]
+    return [
+        fake_record("sst2", m, s, 0.8, 0.8 + 0.01 * s / 13 + (0.02 if m == "sam" else 0), 100, **kw)
+        for m in ("lora", "sam")
+        for s in (13, 21)
+    ]
 
 
 def test_report_reads_only_the_folder_and_its_runs(tmp_path, capsys):
     folder = _folder(tmp_path, [], "o")
-    runs = _folder(tmp_path, [fake_record("sst2", "lora", s, 0.8, t, 100) for s, t in ((13, .2),
-                                                                                       (21, .4))],
-                   "o/runs")
+    runs = _folder(
+        tmp_path,
+        [fake_record("sst2", "lora", s, 0.8, t, 100) for s, t in ((13, 0.2), (21, 0.4))],
+        "o/runs",
+    )
     backup = runs / "backup"
     backup.mkdir()
     for p in runs.glob("*.json"):
@@ -157,8 +165,10 @@ def test_report_reads_only_the_folder_and_its_runs(tmp_path, capsys):
     assert "hold the same run" in one_error_line(capsys)
 
 
-@pytest.mark.parametrize("field, values", [("model", ("minilm", "other")), ("steps", (300, 30)),
-                                           ("precision", ("fp32", "bf16"))])
+@pytest.mark.parametrize(
+    "field, values",
+    [("model", ("minilm", "other")), ("steps", (300, 30)), ("precision", ("fp32", "bf16"))],
+)
 def test_report_refuses_to_pair_different_runs(tmp_path, capsys, field, values):
     runs = _two_methods(**{field: values[0]})
     runs += [fake_record("sst2", "sam", s, 0.8, 0.1, 100, **{field: values[1]}) for s in (13, 21)]
@@ -174,15 +184,20 @@ def test_report_refuses_to_pair_different_runs(tmp_path, capsys, field, values):
     # SAM of the odd context has no LoRA of its own context: it is not paired with the other
     assert len(paired) == 3  # header, sst2, the average over tasks
     at = paired[0].split(",").index("mean_diff")
-    assert all(row.split(",")[at:at + 3] == ["2.00", "2.00", "2.00"] for row in paired[1:])
+    assert all(row.split(",")[at : at + 3] == ["2.00", "2.00", "2.00"] for row in paired[1:])
     assert all(row.split(",")[at + 3] == "better" for row in paired[1:])  # +2 on both seeds
     column = paired[0].split(",").index(field)
     assert {row.split(",")[column].split("@")[0] for row in paired[1:]} == {str(values[0])}
 
 
-@pytest.mark.parametrize("flag, value, hint", [("--baseline", "sam", "present: lora"),
-                                               ("--baseline", "LoRA", "is a label"),
-                                               ("--reference", "obar", "present: lora")])
+@pytest.mark.parametrize(
+    "flag, value, hint",
+    [
+        ("--baseline", "sam", "present: lora"),
+        ("--baseline", "LoRA", "is a label"),
+        ("--reference", "obar", "present: lora"),
+    ],
+)
 def test_report_refuses_a_baseline_that_is_absent(tmp_path, capsys, flag, value, hint):
     folder = _folder(tmp_path, [fake_record("sst2", "lora", s, 0.8, 0.8, 100) for s in (13, 21)])
     assert main(["report", str(folder), "--out", str(tmp_path / "rep"), flag, value]) == 2
@@ -277,8 +292,11 @@ def test_a_tab_inside_an_snli_sentence_is_caught(tmp_path):
     fields[7] = fields[7].replace(" ", "\t", 1)  # a stray tab inside the premise
     lines[3] = "\t".join(fields)
     (dst / "train.tsv").write_text("\n".join(lines))
-    with pytest.raises(D.DataError, match=r"train.tsv:4: field 10 of \d+ is '.+' where an "
-                                          r"annotator label \(or empty\) belongs"):
+    with pytest.raises(
+        D.DataError,
+        match=r"train.tsv:4: field 10 of \d+ is '.+' where an "
+        r"annotator label \(or empty\) belongs",
+    ):
         D.load_split("snli", "train", data_dir=tmp_path)
 
 
@@ -378,8 +396,9 @@ def adapter(tmp_path):
 
 
 def _snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*")
-            if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("flag, name", [("--json", "adapter_config.json"), ("--png", "b.png")])
@@ -450,7 +469,8 @@ def test_a_second_grid_on_the_same_folder_exits_at_once(tmp_path, capsys):
 def test_workers_die_with_the_grid(tmp_path):
     """A grid's worker (initialized as the grid does) is killed when the grid is SIGKILLed."""
     script = tmp_path / "parent.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import multiprocessing, os, time
         from concurrent.futures import ProcessPoolExecutor
         from lorabar.harness.execute.local import die_with_parent
@@ -463,9 +483,10 @@ def test_workers_die_with_the_grid(tmp_path):
         if __name__ == "__main__":
             pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=die_with_parent, initargs=(os.getpid(),))
-            pool.submit(work, {str(tmp_path / 'worker')!r})
+            pool.submit(work, {str(tmp_path / "worker")!r})
             time.sleep(60)
-    """))
+    """)
+    )
     parent = subprocess.Popen([sys.executable, str(script)])
     pid_file = tmp_path / "worker"
     for _ in range(200):
@@ -538,15 +559,21 @@ def test_ctrl_c_in_finetune_writes_nothing(tmp_path, capsys, monkeypatch, comman
 
     monkeypatch.setattr(E, "run", interrupted)
     out = tmp_path / "r.json"
-    rows = "".join(json.dumps({"text": f"t {i}", "label": i % 2, "prompt": f"p {i}",
-                               "completion": f" c {i}"}) + "\n" for i in range(8))
+    rows = "".join(
+        json.dumps({"text": f"t {i}", "label": i % 2, "prompt": f"p {i}", "completion": f" c {i}"})
+        + "\n"
+        for i in range(8)
+    )
     own = []
     for split in ("train", "dev", "test"):
         first = rows[: rows.index("\n") + 1]
         (tmp_path / f"{split}.jsonl").write_text(rows if split == "train" else first * len(split))
         own += [f"--{split}", str(tmp_path / f"{split}.jsonl")]
-    cols = (["--text-column", "text", "--label-column", "label"] if command == "finetune"
-            else ["--prompt-column", "prompt", "--completion-column", "completion"])
+    cols = (
+        ["--text-column", "text", "--label-column", "label"]
+        if command == "finetune"
+        else ["--prompt-column", "prompt", "--completion-column", "completion"]
+    )
     assert main([command, "--model", "tiny", *own, *cols, "--out", str(out)]) == 130
     assert one_error_line(capsys) == f"lorabar {command}: interrupted; nothing written"
     assert not out.exists()
@@ -559,9 +586,16 @@ def _write(path: Path, text: str) -> Path:
 
 # ----------------------------------------------------------------------------- committed results
 ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = [("faithful", "faithful"), ("faithful_lr3e-3", "faithful_lr3e-3"), ("glue", "glue"),
-             ("lora_lr", "lora_lr"), ("noise", "noise"), ("practical_sam", "practical"),
-             ("faithful_1000", "faithful_1000"), ("faithful_paper_lr", "faithful_paper_lr")]
+COMMITTED = [
+    ("faithful", "faithful"),
+    ("faithful_lr3e-3", "faithful_lr3e-3"),
+    ("glue", "glue"),
+    ("lora_lr", "lora_lr"),
+    ("noise", "noise"),
+    ("practical_sam", "practical"),
+    ("faithful_1000", "faithful_1000"),
+    ("faithful_paper_lr", "faithful_paper_lr"),
+]
 
 
 @pytest.mark.parametrize("results, docs", COMMITTED)
@@ -574,8 +608,9 @@ def test_committed_results_report_as_committed(tmp_path, results, docs):
     assert committed
     for path in committed:
         assert (tmp_path / "rep" / path.name).read_bytes() == path.read_bytes(), path.name
-    assert ((tmp_path / "rep" / "report.md").read_text()
-            == (ROOT / "docs" / "results" / docs / "report.md").read_text())
+    assert (tmp_path / "rep" / "report.md").read_text() == (
+        ROOT / "docs" / "results" / docs / "report.md"
+    ).read_text()
 
 
 @pytest.mark.data
@@ -585,9 +620,27 @@ def test_committed_grids_resume_with_nothing_to_run(capsys, monkeypatch):
     identifies a run would make every committed grid run again).  They ran where `auto` meant
     bf16, with 1 thread per run: the test resolves the same way on any CPU (nothing runs)."""
     monkeypatch.setenv("LORABAR_NATIVE_BF16", "1")
-    assert main(["compare", "--grid", str(ROOT / "grids" / "lora_lr.toml"), "--seeds",
-                 "13,21,42,87,100", "--out", str(ROOT / "results" / "lora_lr"), "--data-dir",
-                 str(DATA), "--jobs", "2", "--threads", "1", "--dry-run"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--grid",
+                str(ROOT / "grids" / "lora_lr.toml"),
+                "--seeds",
+                "13,21,42,87,100",
+                "--out",
+                str(ROOT / "results" / "lora_lr"),
+                "--data-dir",
+                str(DATA),
+                "--jobs",
+                "2",
+                "--threads",
+                "1",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "16 runs, 0 to do" in out and "stage 2 (seeds [13, 21, 42, 87, 100]): 0 to do" in out
 
@@ -605,13 +658,19 @@ def test_every_results_page_is_re_rendered_or_says_why_not():
             assert page.stem.startswith(("bench_", "bar_cost")), rel
         else:
             note = page.read_text().split("<summary>How this page is made</summary>\n\n")[-1]
-            assert note.startswith(("Written by hand, not re-rendered:", "Not re-rendered:")), \
+            assert note.startswith(("Written by hand, not re-rendered:", "Not re-rendered:")), (
                 f"{rel}: its closing note does not say why it is not re-rendered"
+            )
 
 
-@pytest.mark.parametrize("page", sorted(p.relative_to(ROOT) for p in
-                                        (ROOT / "docs" / "results").rglob("*.json")
-                                        if p.stem.startswith(("bench_", "bar_cost"))))
+@pytest.mark.parametrize(
+    "page",
+    sorted(
+        p.relative_to(ROOT)
+        for p in (ROOT / "docs" / "results").rglob("*.json")
+        if p.stem.startswith(("bench_", "bar_cost"))
+    ),
+)
 def test_committed_bench_pages_render_from_their_records(page):
     from lorabar.apps.bench import BarCostRow, markdown
 
@@ -625,8 +684,9 @@ def test_every_results_folder_has_a_manifest():
     whether it is current (lorabar.harness.plan.manifest); the references resolve."""
     from lorabar.harness.plan.manifest import read_manifest, reused_files
 
-    folders = [p.parent for p in (ROOT / "results").rglob("runs")] + \
-        [p.parent for p in (ROOT / "results" / "invalid").glob("*/*.json")]
+    folders = [p.parent for p in (ROOT / "results").rglob("runs")] + [
+        p.parent for p in (ROOT / "results" / "invalid").glob("*/*.json")
+    ]
     for folder in sorted(set(folders)):
         manifest = read_manifest(folder)
         assert manifest is not None and manifest.commands, folder

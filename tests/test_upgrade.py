@@ -24,24 +24,43 @@ def _older(tmp_path):
     (folder / "runs").mkdir(parents=True)
     runs = []
     for seed in (13, 21):
-        record = {k: v for k, v in fake_record("sst2", "lora", seed, 0.8, 0.7, 10).items()
-                  if k != DIGEST}
+        record = {
+            k: v for k, v in fake_record("sst2", "lora", seed, 0.8, 0.7, 10).items() if k != DIGEST
+        }
         from lorabar.harness.run.identity import run_id
 
         path = folder / "runs" / f"{run_id(record['identity'])}.json"
         path.write_text(json.dumps(record))
         runs.append(path)
-    (folder / "manifest.json").write_text(json.dumps({"commands": ["lorabar grid x"],
-                                                      "status": "current"}))
-    (tmp_path / "layers.json").write_text(json.dumps({  # as `lorabar inspect --json` wrote it
-        "adapter": "a", "peft_type": "LORA", "r": 8, "lora_alpha": 16, "mean_abs_B": 0.5,
-        "max_abs_B": 0.5, "layers": [{"name": "q", "norm_A": 1.0, "norm_B": 0.0, "B": 0.5}]}))
-    (folder / ".lorabar-compare.json").write_text(json.dumps({
-        "generator": "lorabar compare", "protocol": "own-lr", "baseline": "lora"}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"commands": ["lorabar grid x"], "status": "current"})
+    )
+    (tmp_path / "layers.json").write_text(
+        json.dumps(
+            {  # as `lorabar inspect --json` wrote it
+                "adapter": "a",
+                "peft_type": "LORA",
+                "r": 8,
+                "lora_alpha": 16,
+                "mean_abs_B": 0.5,
+                "max_abs_B": 0.5,
+                "layers": [{"name": "q", "norm_A": 1.0, "norm_B": 0.0, "B": 0.5}],
+            }
+        )
+    )
+    (folder / ".lorabar-compare.json").write_text(
+        json.dumps({"generator": "lorabar compare", "protocol": "own-lr", "baseline": "lora"})
+    )
     (folder / "paired.csv").write_bytes(b"task,method,diff\r\nsst2,obar,0.1\r\n")
-    (folder / "runs" / "sst2_obar_s13_0123456789.error.json").write_text(json.dumps({
-        "config": {"task": "sst2", "method": "obar", "seed": 13}, "error": "RuntimeError()",
-        "traceback": "..."}))
+    (folder / "runs" / "sst2_obar_s13_0123456789.error.json").write_text(
+        json.dumps(
+            {
+                "config": {"task": "sst2", "method": "obar", "seed": 13},
+                "error": "RuntimeError()",
+                "traceback": "...",
+            }
+        )
+    )
     (folder / "mine").mkdir()
     (folder / "mine" / "notes.json").write_text('{"mine": true}')
     return folder, runs
@@ -69,10 +88,13 @@ def test_upgrade_checks_then_stamps_and_signs(tmp_path, capsys):
     for path in runs:
         data = json.loads(path.read_text())
         assert header_kind(data) == "result" and digest_ok(data)
-    for path, kind in ((folder / "manifest.json", "manifest"), (layers, "layers"),
-                       (folder / ".lorabar-compare.json", "compare"),
-                       (folder / "paired.csv", "paired"),
-                       (folder / "runs" / "sst2_obar_s13_0123456789.error.json", "error")):
+    for path, kind in (
+        (folder / "manifest.json", "manifest"),
+        (layers, "layers"),
+        (folder / ".lorabar-compare.json", "compare"),
+        (folder / "paired.csv", "paired"),
+        (folder / "runs" / "sst2_obar_s13_0123456789.error.json", "error"),
+    ):
         assert is_kind(path, kind), path
     assert (folder / "paired.csv").read_bytes() == b"task,method,diff\r\nsst2,obar,0.1\r\n"
     assert (folder / "mine" / "notes.json").read_text() == '{"mine": true}'  # not lorabar's
@@ -86,8 +108,9 @@ def test_an_altered_or_incomplete_result_is_never_signed(tmp_path, capsys):
     folder, runs = _older(tmp_path)
     signed = fake_record("sst2", "obar", 13, 0.8, 0.7, 10)
     edited = folder / "edited.json"
-    edited.write_text(json.dumps({**signed, "metrics": {"dev": {"accuracy": 1.0},
-                                                        "test": {"accuracy": 1.0}}}))
+    edited.write_text(
+        json.dumps({**signed, "metrics": {"dev": {"accuracy": 1.0}, "test": {"accuracy": 1.0}}})
+    )
     runs[1].write_text(json.dumps({"config": {"task": "sst2"}, "metrics": {}}))
     before = {p: p.read_bytes() for p in (edited, runs[1])}
     assert main(["upgrade", str(folder)]) == 1
@@ -109,14 +132,24 @@ def test_look_alikes_edits_and_links_are_left_alone(tmp_path, capsys):
     capsys.readouterr()
     mine = tmp_path / "mine"
     mine.mkdir()
-    shapes = {"layers.json": {"layers": ["my"], "mean_abs_B": "my own"},
-              "my.error.json": {"config": {"a": 1}, "traceback": "log"},
-              "sst2_lora_s0.json": {"config": {"task": "sst2", "method": "lora", "seed": 0},
-                                    "metrics": {"dev": {"acc": 1}, "test": {"acc": 1}},
-                                    "key": "k", "identity": 5, "primary_metric": "acc"},
-              "listed.json": {"config": {"task": "sst2", "method": "lora", "seed": 0},
-                              "metrics": {"dev": {}, "test": {}}, "key": "k", "identity": {},
-                              "primary_metric": ["acc"]}}
+    shapes = {
+        "layers.json": {"layers": ["my"], "mean_abs_B": "my own"},
+        "my.error.json": {"config": {"a": 1}, "traceback": "log"},
+        "sst2_lora_s0.json": {
+            "config": {"task": "sst2", "method": "lora", "seed": 0},
+            "metrics": {"dev": {"acc": 1}, "test": {"acc": 1}},
+            "key": "k",
+            "identity": 5,
+            "primary_metric": "acc",
+        },
+        "listed.json": {
+            "config": {"task": "sst2", "method": "lora", "seed": 0},
+            "metrics": {"dev": {}, "test": {}},
+            "key": "k",
+            "identity": {},
+            "primary_metric": ["acc"],
+        },
+    }
     for name, data in shapes.items():
         (mine / name).write_text(json.dumps(data))
     before = {p: p.read_bytes() for p in mine.iterdir()}
@@ -128,8 +161,9 @@ def test_look_alikes_edits_and_links_are_left_alone(tmp_path, capsys):
     with (folder / "paired.csv").open("a") as f:  # the user's annotation, after lorabar wrote it
         f.write("# mine\n")
     signed = json.loads(runs[0].read_text())
-    runs[0].write_text(json.dumps({**signed, "metrics": {"dev": {"accuracy": 1.0},
-                                                         "test": {"accuracy": 1.0}}}))
+    runs[0].write_text(
+        json.dumps({**signed, "metrics": {"dev": {"accuracy": 1.0}, "test": {"accuracy": 1.0}}})
+    )
     assert main(["upgrade", "--check", str(folder)]) == 1
     out = capsys.readouterr()
     assert f"{folder / 'paired.csv'}: edited since lorabar wrote it" in out.err
@@ -141,16 +175,43 @@ def test_look_alikes_edits_and_links_are_left_alone(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- the property
-VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=6),
-                      lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(st.sampled_from(["config", "metrics", "layers", "lorabar",
-                                                         "mean_abs_B", "commands", "status",
-                                                         "digest", "identity", "traceback",
-                                                         "generator", "x"]), inner, max_size=4),
-                      max_leaves=10)
-NAMES = st.sampled_from(["a.json", "manifest.json", ".lorabar-compare.json", "paired.csv",
-                         "runs/sst2_lora_s13_0123456789.json",
-                         "runs/sst2_lora_s13_0123456789.error.json"])
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "config",
+                    "metrics",
+                    "layers",
+                    "lorabar",
+                    "mean_abs_B",
+                    "commands",
+                    "status",
+                    "digest",
+                    "identity",
+                    "traceback",
+                    "generator",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=10,
+)
+NAMES = st.sampled_from(
+    [
+        "a.json",
+        "manifest.json",
+        ".lorabar-compare.json",
+        "paired.csv",
+        "runs/sst2_lora_s13_0123456789.json",
+        "runs/sst2_lora_s13_0123456789.error.json",
+    ]
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -165,8 +226,9 @@ def test_any_folder_is_planned_or_refused_in_one_line_and_nothing_is_written(fil
         root = Path(tmp)
         for name, value in files.items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
-            (root / name).write_text("task,method,x\n" if name.endswith(".csv")
-                                     else json.dumps(value))
+            (root / name).write_text(
+                "task,method,x\n" if name.endswith(".csv") else json.dumps(value)
+            )
         before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
         try:
             steps = plan_upgrade([root])

@@ -20,23 +20,41 @@ N, SEQ = 16, 6
 
 def _dataset():
     g = torch.Generator().manual_seed(1)
-    batch = {"input_ids": torch.randint(1, 999, (N, SEQ), generator=g),
-             "token_type_ids": torch.zeros(N, SEQ, dtype=torch.long),
-             "attention_mask": torch.ones(N, SEQ, dtype=torch.long),
-             "labels": torch.randint(0, 2, (N,), generator=g)}
+    batch = {
+        "input_ids": torch.randint(1, 999, (N, SEQ), generator=g),
+        "token_type_ids": torch.zeros(N, SEQ, dtype=torch.long),
+        "attention_mask": torch.ones(N, SEQ, dtype=torch.long),
+        "labels": torch.randint(0, 2, (N,), generator=g),
+    }
     return [{k: v[i] for k, v in batch.items()} for i in range(N)]
 
 
 def _args(out, steps=8, save_steps=0, **kw):
     from transformers import TrainingArguments
 
-    save = dict(save_strategy="steps", save_steps=save_steps) if save_steps else \
-        dict(save_strategy="no")
-    return TrainingArguments(output_dir=str(out), max_steps=steps, per_device_train_batch_size=4,
-                             gradient_accumulation_steps=2, learning_rate=1e-2, weight_decay=0.0,
-                             lr_scheduler_type="linear", report_to=[], use_cpu=True,
-                             remove_unused_columns=False, disable_tqdm=True, seed=0,
-                             logging_strategy="steps", logging_steps=2, **save, **kw)
+    save = (
+        dict(save_strategy="steps", save_steps=save_steps)
+        if save_steps
+        else dict(save_strategy="no")
+    )
+    return TrainingArguments(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        learning_rate=1e-2,
+        weight_decay=0.0,
+        lr_scheduler_type="linear",
+        report_to=[],
+        use_cpu=True,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        seed=0,
+        logging_strategy="steps",
+        logging_steps=2,
+        **save,
+        **kw,
+    )
 
 
 def _lora(model) -> dict[str, torch.Tensor]:
@@ -59,15 +77,24 @@ def test_trainer_resume_with_bar_callback_is_exact(tmp_path, mode):
 
     whole = _model()
     cb = BARCallback(mode=mode, **BAR_KW[mode])
-    Trainer(model=whole, args=_args(tmp_path / "a"), train_dataset=_dataset(),
-            callbacks=[cb]).train()
+    Trainer(
+        model=whole, args=_args(tmp_path / "a"), train_dataset=_dataset(), callbacks=[cb]
+    ).train()
     first = _model()
-    Trainer(model=first, args=_args(tmp_path / "b", steps=8, save_steps=4),
-            train_dataset=_dataset(), callbacks=[BARCallback(mode=mode, **BAR_KW[mode])]).train()
+    Trainer(
+        model=first,
+        args=_args(tmp_path / "b", steps=8, save_steps=4),
+        train_dataset=_dataset(),
+        callbacks=[BARCallback(mode=mode, **BAR_KW[mode])],
+    ).train()
     resumed = _model()  # a fresh process: a new model, a new callback
     cb2 = BARCallback(mode=mode, **BAR_KW[mode])
-    trainer = Trainer(model=resumed, args=_args(tmp_path / "b", steps=8, save_steps=4),
-                      train_dataset=_dataset(), callbacks=[cb2])
+    trainer = Trainer(
+        model=resumed,
+        args=_args(tmp_path / "b", steps=8, save_steps=4),
+        train_dataset=_dataset(),
+        callbacks=[cb2],
+    )
     trainer.train(resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-4"))
     _assert_bitwise(_lora(whole), _lora(resumed))
     assert cb2.bar.step == cb.bar.step == 8
@@ -79,8 +106,12 @@ def test_trainer_resume_without_bar_state_is_refused(tmp_path):
     from transformers import Trainer
 
     Trainer(model=_model(), args=_args(tmp_path, save_steps=4), train_dataset=_dataset()).train()
-    trainer = Trainer(model=_model(), args=_args(tmp_path, save_steps=4), train_dataset=_dataset(),
-                      callbacks=[BARCallback(mode="nbar", mu0=5.0)])
+    trainer = Trainer(
+        model=_model(),
+        args=_args(tmp_path, save_steps=4),
+        train_dataset=_dataset(),
+        callbacks=[BARCallback(mode="nbar", mu0=5.0)],
+    )
     with pytest.raises(RuntimeError, match=r"without BAR's state .* restart at t = 0"):
         trainer.train(resume_from_checkpoint=str(tmp_path / "checkpoint-4"))
 
@@ -88,10 +119,16 @@ def test_trainer_resume_without_bar_state_is_refused(tmp_path):
 def test_sam_trainer_resume_is_exact(tmp_path):
     def run(out, resume=None, steps_saved=0):
         model = _model()
-        sam = lorabar.SAM([p for p in model.parameters() if p.requires_grad], torch.optim.AdamW,
-                          rho=0.05, lr=1e-2, weight_decay=0.0)
-        trainer = SAMTrainer(model=model, args=_args(out, save_steps=steps_saved),
-                             train_dataset=_dataset(), sam=sam)
+        sam = lorabar.SAM(
+            [p for p in model.parameters() if p.requires_grad],
+            torch.optim.AdamW,
+            rho=0.05,
+            lr=1e-2,
+            weight_decay=0.0,
+        )
+        trainer = SAMTrainer(
+            model=model, args=_args(out, save_steps=steps_saved), train_dataset=_dataset(), sam=sam
+        )
         trainer.train(resume_from_checkpoint=resume)
         return model, sam, trainer
 
@@ -106,8 +143,10 @@ def test_sam_trainer_resume_is_exact(tmp_path):
 def _plain_loop(model, opt, bar, steps, start=0):
     data = _dataset()
     for step in range(start, steps):
-        batch = {k: torch.stack([d[k] for d in data[(4 * step) % N:(4 * step) % N + 4]])
-                 for k in data[0]}
+        batch = {
+            k: torch.stack([d[k] for d in data[(4 * step) % N : (4 * step) % N + 4]])
+            for k in data[0]
+        }
         model(**batch).loss.backward()
         opt.step()
         opt.zero_grad()
@@ -120,8 +159,11 @@ def test_plain_loop_resume_with_bar_state_dict_is_exact(tmp_path, mode):
         model = _model()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
         pairs = lorabar.find_lora_pairs(model)
-        bar = lorabar.SBAR(pairs, **BAR_KW[mode]) if mode == "sbar" else \
-            lorabar.BAR(pairs, mode=mode, schedule="cosine", total_steps=8, **BAR_KW[mode])
+        bar = (
+            lorabar.SBAR(pairs, **BAR_KW[mode])
+            if mode == "sbar"
+            else lorabar.BAR(pairs, mode=mode, schedule="cosine", total_steps=8, **BAR_KW[mode])
+        )
         bar.attach(opt)
         return model, opt, bar
 
@@ -129,8 +171,10 @@ def test_plain_loop_resume_with_bar_state_dict_is_exact(tmp_path, mode):
     _plain_loop(whole, opt, bar, 8)
     first, opt1, bar1 = build()
     _plain_loop(first, opt1, bar1, 4)
-    torch.save({"model": first.state_dict(), "optimizer": opt1.state_dict(),
-                "bar": bar1.state_dict()}, tmp_path / "ckpt.pt")
+    torch.save(
+        {"model": first.state_dict(), "optimizer": opt1.state_dict(), "bar": bar1.state_dict()},
+        tmp_path / "ckpt.pt",
+    )
     resumed, opt2, bar2 = build()  # the README's recipe
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     resumed.load_state_dict(ckpt["model"])
@@ -148,8 +192,9 @@ def test_accelerate_checkpointing_carries_bar(tmp_path):
         model = _model()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
         model, opt = accelerator.prepare(model, opt)
-        bar = lorabar.BAR(lorabar.find_lora_pairs(model), mode="nbar", mu0=5.0,
-                          schedule="cosine", total_steps=8)
+        bar = lorabar.BAR(
+            lorabar.find_lora_pairs(model), mode="nbar", mu0=5.0, schedule="cosine", total_steps=8
+        )
         bar.attach(opt.optimizer)
         accelerator.register_for_checkpointing(bar)
         return accelerator, model, opt, bar
@@ -193,8 +238,9 @@ def test_an_inactive_adapter_is_neither_measured_nor_rescaled(tmp_path):
     assert {p.adapter for p in pairs} == {"default"}
     other = {n: p.detach().clone() for n, p in model.named_parameters() if ".other." in n}
     cb = BARCallback(mode="obar", mu0=5.0)
-    trainer = Trainer(model=model, args=_args(tmp_path / "t", steps=2), train_dataset=_dataset(),
-                      callbacks=[cb])
+    trainer = Trainer(
+        model=model, args=_args(tmp_path / "t", steps=2), train_dataset=_dataset(), callbacks=[cb]
+    )
     trainer.train()
     logged = [h["bar/mean_abs_B"] for h in trainer.state.log_history if "bar/mean_abs_B" in h]
     active = lorabar.balancedness(lorabar.find_lora_pairs(model, adapters=["default"]))
@@ -232,12 +278,17 @@ def test_bar_metrics_reach_a_callback_listed_before_it(tmp_path):
     from lorabar.integrations.hf import add_callback_first
 
     recorder, bar = Recorder(), BARCallback(mode="nbar", mu0=5.0)
-    trainer = Trainer(model=_model(), args=_args(tmp_path, steps=4), train_dataset=_dataset(),
-                      callbacks=[recorder, bar])
+    trainer = Trainer(
+        model=_model(),
+        args=_args(tmp_path, steps=4),
+        train_dataset=_dataset(),
+        callbacks=[recorder, bar],
+    )
     order = [type(c).__name__ for c in trainer.callback_handler.callbacks]
     add_callback_first(trainer, bar)  # the Trainer's own remove/add: the others keep their order
-    assert [type(c).__name__ for c in trainer.callback_handler.callbacks] == \
-        ["BARCallback"] + [n for n in order if n != "BARCallback"]
+    assert [type(c).__name__ for c in trainer.callback_handler.callbacks] == ["BARCallback"] + [
+        n for n in order if n != "BARCallback"
+    ]
     trainer.train()
     train_logs = [log for log in recorder.seen if "loss" in log]
     assert train_logs and all("bar/mean_abs_B" in log for log in train_logs)
@@ -256,8 +307,12 @@ def test_without_add_callback_first_a_callback_before_it_misses_bar_logs(tmp_pat
             self.seen.append(dict(logs or {}))
 
     recorder = Recorder()
-    trainer = Trainer(model=_model(), args=_args(tmp_path, steps=4), train_dataset=_dataset(),
-                      callbacks=[recorder, BARCallback(mode="nbar", mu0=5.0)])
+    trainer = Trainer(
+        model=_model(),
+        args=_args(tmp_path, steps=4),
+        train_dataset=_dataset(),
+        callbacks=[recorder, BARCallback(mode="nbar", mu0=5.0)],
+    )
     trainer.train()
     assert not any("bar/mean_abs_B" in log for log in recorder.seen)
     assert all("bar/mean_abs_B" in h for h in trainer.state.log_history if "loss" in h)
@@ -274,8 +329,10 @@ def test_bar_on_loraplus_optimizer_matches_a_float64_reference():
     bar.attach(opt)
     batch = {k: torch.stack([d[k] for d in _dataset()[:4]]) for k in _dataset()[0]}
     model(**batch).loss.backward()
-    before = [(p.x.detach().clone(), p.y.detach().clone(), p.x.grad.clone(), p.y.grad.clone())
-              for p in pairs]
+    before = [
+        (p.x.detach().clone(), p.y.detach().clone(), p.x.grad.clone(), p.y.grad.clone())
+        for p in pairs
+    ]
     opt.step()
     eta = math.sqrt(1e-2 * 16e-2)  # the pair's rate: the geometric mean of lr_A and lr_B
     for pair, (x, y, gx, gy) in zip(pairs, before):
@@ -294,17 +351,43 @@ def test_finetune_loraplus_with_bar(tmp_path, capsys):
     from conftest import DATA
 
     out = tmp_path / "r.json"
-    assert main(["finetune", "--model", "tiny", "--method", "loraplus", "--bar", "obar",
-                 "--mu0", "1", "--schedule", "cosine", "--steps", "3", "--max-eval", "8",
-                 "--data-dir", str(DATA),
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "tiny",
+                "--method",
+                "loraplus",
+                "--bar",
+                "obar",
+                "--mu0",
+                "1",
+                "--schedule",
+                "cosine",
+                "--steps",
+                "3",
+                "--max-eval",
+                "8",
+                "--data-dir",
+                str(DATA),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     record = json.loads(out.read_text())
     assert record["loraplus"]["bar"] == {"mode": "obar", "mu0": 1.0, "schedule": "cosine"}
     assert record["identity"]["config"]["bar"] == "obar"
     from lorabar.harness.run.config import EncoderConfig
 
-    with pytest.raises(ValueError, match=r"Invalid bar: 'obar' \(--bar combines BAR with "
-                                         r"--method loraplus"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid bar: 'obar' \(--bar combines BAR with "
+        r"--method loraplus",
+    ):
         EncoderConfig(method="lora", bar="obar")
 
 
@@ -313,9 +396,17 @@ def _tiny_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
-                                        num_hidden_layers=1, num_attention_heads=2,
-                                        num_key_value_heads=1, max_position_embeddings=64))
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=64,
+        )
+    )
 
 
 def _tokenizer():
@@ -324,8 +415,9 @@ def _tokenizer():
 
     tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(64)}, unk_token="t1"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="t0", unk_token="t1",
-                                   eos_token="t2")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="t0", unk_token="t1", eos_token="t2"
+    )
 
 
 def _sft(out, cls=None, model=None, **kw):
@@ -334,15 +426,34 @@ def _sft(out, cls=None, model=None, **kw):
     from trl import SFTConfig, SFTTrainer
 
     g = torch.Generator().manual_seed(0)
-    data = Dataset.from_dict({"input_ids": [torch.randint(3, 64, (12,), generator=g).tolist()
-                                            for _ in range(8)]})
-    args = SFTConfig(output_dir=str(out), max_steps=3, per_device_train_batch_size=4,
-                     learning_rate=1e-2, report_to=[], use_cpu=True, disable_tqdm=True,
-                     logging_steps=1, save_strategy="no", seed=0)
-    extra = {} if model is not None else {
-        "peft_config": LoraConfig(r=4, target_modules=["q_proj", "v_proj"])}
-    return (cls or SFTTrainer)(model=model if model is not None else _tiny_llama(), args=args,
-                               train_dataset=data, processing_class=_tokenizer(), **extra, **kw)
+    data = Dataset.from_dict(
+        {"input_ids": [torch.randint(3, 64, (12,), generator=g).tolist() for _ in range(8)]}
+    )
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+    )
+    extra = (
+        {}
+        if model is not None
+        else {"peft_config": LoraConfig(r=4, target_modules=["q_proj", "v_proj"])}
+    )
+    return (cls or SFTTrainer)(
+        model=model if model is not None else _tiny_llama(),
+        args=args,
+        train_dataset=data,
+        processing_class=_tokenizer(),
+        **extra,
+        **kw,
+    )
 
 
 def test_trl_sft_with_bar_callback_and_with_sam(tmp_path):
@@ -357,8 +468,9 @@ def test_trl_sft_with_bar_callback_and_with_sam(tmp_path):
     tokens = [h["num_tokens"] for h in plain.state.log_history if "num_tokens" in h]
 
     model = get_peft_model(_tiny_llama(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    sam = lorabar.SAM([p for p in model.parameters() if p.requires_grad], torch.optim.AdamW,
-                      rho=0.05, lr=1e-2)
+    sam = lorabar.SAM(
+        [p for p in model.parameters() if p.requires_grad], torch.optim.AdamW, rho=0.05, lr=1e-2
+    )
     trainer = _sft(tmp_path / "sam", cls=SAMSFTTrainer, model=model, sam=sam)
     trainer.train()
     sam_tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
@@ -410,9 +522,14 @@ def test_perturbed_params_counts_only_perturbed_groups():
     params = [p for p in model.parameters() if p.requires_grad]
     info = {}
     for rho in (0.0, 0.05):
-        ctx = StepContext(model=model, params=params, pairs=lorabar.find_lora_pairs(model),
-                          loss_fn=lambda b: model(**b).loss, runtime=Runtime.resolve("cpu", "fp32"),
-                          config=EncoderConfig(method="sam", lr=1e-2, steps=2, rho=rho))
+        ctx = StepContext(
+            model=model,
+            params=params,
+            pairs=lorabar.find_lora_pairs(model),
+            loss_fn=lambda b: model(**b).loss,
+            runtime=Runtime.resolve("cpu", "fp32"),
+            config=EncoderConfig(method="sam", lr=1e-2, steps=2, rho=rho),
+        )
         info[rho] = make_stepper(ctx).info["sam"]
     assert info[0.0]["perturbed_params"] == 0
     assert info[0.05]["perturbed_params"] > 0
@@ -438,8 +555,9 @@ def test_deepspeed_optimizers_are_refused_at_attach_time():
     from lorabar.integrations.hf import unwrap_optimizer
 
     inner = torch.optim.SGD([nn.Parameter(torch.randn(2))], lr=0.1)
-    ZeRO = type("DeepSpeedZeroOptimizer", (),
-                {"__module__": "deepspeed.runtime.zero.stage_1_and_2"})
+    ZeRO = type(
+        "DeepSpeedZeroOptimizer", (), {"__module__": "deepspeed.runtime.zero.stage_1_and_2"}
+    )
     zero = ZeRO()
     zero.optimizer = inner
     Wrapper = type("DeepSpeedOptimizerWrapper", (), {"__module__": "accelerate.utils.deepspeed"})
@@ -468,10 +586,18 @@ def test_bar_metrics_reach_tensorboard(tmp_path):
 
     from lorabar.integrations.hf import add_callback_first
 
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=4,
-                             learning_rate=1e-2, report_to=["tensorboard"], use_cpu=True,
-                             logging_steps=2,
-                             save_strategy="no", disable_tqdm=True, remove_unused_columns=False)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=4,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        report_to=["tensorboard"],
+        use_cpu=True,
+        logging_steps=2,
+        save_strategy="no",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+    )
     bar = BARCallback(mode="nbar", mu0=5.0)
     trainer = Trainer(model=_model(), args=args, train_dataset=_dataset(), callbacks=[bar])
     add_callback_first(trainer, bar)

@@ -20,14 +20,17 @@ from hypothesis import strategies as st
 from lorabar.harness.tasks.data_folder import DataError
 from lorabar.harness.tasks.own_data import normalize_label, parse_number, read_rows
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # texts: anything but NUL and lone surrogates (neither can be written as UTF-8 text)
-TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-               max_size=30)
-LABEL = st.one_of(st.integers(-5, 5), st.floats(-3, 3, allow_nan=False).map(lambda x: round(x, 2)),
-                  st.sampled_from(["pos", "neg", " 1 ", "1.0", "2", "x y"]))
+TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30
+)
+LABEL = st.one_of(
+    st.integers(-5, 5),
+    st.floats(-3, 3, allow_nan=False).map(lambda x: round(x, 2)),
+    st.sampled_from(["pos", "neg", " 1 ", "1.0", "2", "x y"]),
+)
 ROWS = st.lists(st.tuples(TEXT, LABEL), min_size=1, max_size=8)
 
 
@@ -48,11 +51,15 @@ def _refused_well(err: DataError, path: Path) -> bool:
 
 
 @SETTINGS
-@given(rows=ROWS, delimiter=st.sampled_from([",", "\t"]),
-       quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]),
-       encoding=st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]))
-def test_delimited_files_read_like_pandas_or_refuse_with_file_line(rows, delimiter, quoting,
-                                                                   encoding):
+@given(
+    rows=ROWS,
+    delimiter=st.sampled_from([",", "\t"]),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]),
+)
+def test_delimited_files_read_like_pandas_or_refuse_with_file_line(
+    rows, delimiter, quoting, encoding
+):
     import pandas as pd
 
     buf = io.StringIO(newline="")
@@ -72,8 +79,14 @@ def test_delimited_files_read_like_pandas_or_refuse_with_file_line(rows, delimit
             if encoding == "latin-1":
                 assert re.search(r":\d+: not valid UTF-8", str(err))
             return
-        want = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False,
-                           encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL)
+        want = pd.read_csv(
+            path,
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            quoting=csv.QUOTE_MINIMAL,
+        )
         want = want[~(want == "").all(axis=1)]  # a row of empty fields is no example
         assert [r["text"] for _, r in got] == list(want["text"])
         assert [r["label"] for _, r in got] == list(want["label"])
@@ -102,10 +115,17 @@ def test_jsonl_and_parquet_read_like_an_independent_reader(rows, fmt):
 
 
 @SETTINGS
-@given(value=st.one_of(LABEL, st.booleans(), st.none(), st.lists(st.integers(), max_size=2),
-                       st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
-                       st.sampled_from(["", "  ", "nan", "inf", "-inf", "1e400"]),
-                       st.floats(allow_nan=True, allow_infinity=True)))
+@given(
+    value=st.one_of(
+        LABEL,
+        st.booleans(),
+        st.none(),
+        st.lists(st.integers(), max_size=2),
+        st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+        st.sampled_from(["", "  ", "nan", "inf", "-inf", "1e400"]),
+        st.floats(allow_nan=True, allow_infinity=True),
+    )
+)
 def test_a_label_is_normalized_or_refused_naming_its_line(value):
     try:
         got = normalize_label("f.jsonl", 7, {"label": value}, "label")
@@ -128,8 +148,9 @@ def test_parse_number_takes_finite_decimals_only(text):
     assert math.isfinite(value) and re.fullmatch(r"\s*[+-]?[0-9.]+([eE][+-]?\d+)?\s*", text)
 
 
-@pytest.mark.parametrize("text, value", [("1", 1.0), (" -0.5 ", -0.5), ("1e3", 1000.0),
-                                         (".5", 0.5)])
+@pytest.mark.parametrize(
+    "text, value", [("1", 1.0), (" -0.5 ", -0.5), ("1e3", 1000.0), (".5", 0.5)]
+)
 def test_parse_number_named_cases(text, value):
     assert parse_number(text) == value
     for bad in ("nan", "inf", "1_000", "0x10", "", "1,5"):
@@ -137,9 +158,12 @@ def test_parse_number_named_cases(text, value):
 
 
 @SETTINGS
-@given(columns=st.lists(st.sampled_from(["text", "label", "extra", "Text"]), min_size=1,
-                        max_size=4, unique=True),
-       labels=st.lists(st.sampled_from(["a", "b", 1, 0, "1", 2.0]), min_size=2, max_size=6))
+@given(
+    columns=st.lists(
+        st.sampled_from(["text", "label", "extra", "Text"]), min_size=1, max_size=4, unique=True
+    ),
+    labels=st.lists(st.sampled_from(["a", "b", 1, 0, "1", 2.0]), min_size=2, max_size=6),
+)
 def test_column_mixes_load_or_refuse_naming_file_and_line(columns, labels):
     """Any set and order of columns: the examples are the text and label columns' values, or a
     DataError names the file and the line (a missing column, one class, mixed label types)."""
@@ -164,8 +188,11 @@ def test_column_mixes_load_or_refuse_naming_file_and_line(columns, labels):
 
 
 @SETTINGS
-@given(labels=st.lists(st.sampled_from(["1", "1.0", "01", "1.1", "1.10", "2", "2e0", "7"]),
-                       min_size=2, max_size=8))
+@given(
+    labels=st.lists(
+        st.sampled_from(["1", "1.0", "01", "1.1", "1.10", "2", "2e0", "7"]), min_size=2, max_size=8
+    )
+)
 def test_one_number_written_two_ways_is_refused_unless_asked(labels):
     """Classes are the labels as written: two spellings of one number are refused naming both
     lines, or, with numeric_labels, one class; other numbers stay distinct classes."""
@@ -183,8 +210,9 @@ def test_one_number_written_two_ways_is_refused_unless_asked(labels):
         clash = any(len(spellings) > 1 for spellings in numbers.values())
         for asked in (False, True):
             try:
-                own = load_user_data(path, path, path, text_column="text", label_column="label",
-                                     numeric_labels=asked)
+                own = load_user_data(
+                    path, path, path, text_column="text", label_column="label", numeric_labels=asked
+                )
             except DataError as err:
                 if "one number" in str(err):
                     assert clash and not asked
@@ -201,11 +229,18 @@ def test_a_parquet_column_named_twice_is_one_line(tmp_path):
     import pyarrow.parquet as pq
 
     path = tmp_path / "dup.parquet"
-    pq.write_table(pa.Table.from_arrays([pa.array(["a", "b"]), pa.array([0, 1]),
-                                         pa.array([1, 0])], names=["text", "label", "label"]),
-                   path)
-    with pytest.raises(DataError, match=r"dup.parquet: column name\(s\) \['label'\] appear more "
-                                        r"than once") as err:
+    pq.write_table(
+        pa.Table.from_arrays(
+            [pa.array(["a", "b"]), pa.array([0, 1]), pa.array([1, 0])],
+            names=["text", "label", "label"],
+        ),
+        path,
+    )
+    with pytest.raises(
+        DataError,
+        match=r"dup.parquet: column name\(s\) \['label'\] appear more "
+        r"than once",
+    ) as err:
         read_rows(path)
     assert "\n" not in str(err.value)
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not a parquet file")

@@ -10,8 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lorabar.harness.report.stats import t_interval
-from lorabar.harness.report.verdicts import (DEFAULT_MARGIN, VERDICTS, adjusted_verdict, holm,
-                                             p_value, verdict)
+from lorabar.harness.report.verdicts import (
+    DEFAULT_MARGIN,
+    VERDICTS,
+    adjusted_verdict,
+    holm,
+    p_value,
+    verdict,
+)
 
 
 def _word(diffs, margin=DEFAULT_MARGIN):
@@ -19,21 +25,24 @@ def _word(diffs, margin=DEFAULT_MARGIN):
     return verdict(diffs, lo, hi, margin)
 
 
-@pytest.mark.parametrize("diffs, word", [
-    ([1.0, 2.0, 1.0, 2.0, 1.0], "better"),          # +1.40 [0.72, 2.08]
-    ([-1.0, -2.0, -1.0, -2.0, -1.0], "worse"),
-    ([0.1, -0.1, 0.0, 0.1, -0.1], "equivalent"),    # +0.00 [-0.12, 0.12] within ±0.5
-    ([2.0, -1.0, 3.0, 0.0, 1.0], "inconclusive"),   # +1.00 [-1.32, 3.32]: the SAM case
-    ([0.0, 0.0, 0.0, 0.0, 0.0], "identical"),       # the oBAR 0.00 [0.00, 0.00]
-    ([0.3], "inconclusive"),                        # n = 1: no interval
-    ([0.0], "identical"),
-])
+@pytest.mark.parametrize(
+    "diffs, word",
+    [
+        ([1.0, 2.0, 1.0, 2.0, 1.0], "better"),  # +1.40 [0.72, 2.08]
+        ([-1.0, -2.0, -1.0, -2.0, -1.0], "worse"),
+        ([0.1, -0.1, 0.0, 0.1, -0.1], "equivalent"),  # +0.00 [-0.12, 0.12] within ±0.5
+        ([2.0, -1.0, 3.0, 0.0, 1.0], "inconclusive"),  # +1.00 [-1.32, 3.32]: the SAM case
+        ([0.0, 0.0, 0.0, 0.0, 0.0], "identical"),  # the oBAR 0.00 [0.00, 0.00]
+        ([0.3], "inconclusive"),  # n = 1: no interval
+        ([0.0], "identical"),
+    ],
+)
 def test_named_cases(diffs, word):
     assert _word(diffs) == word
 
 
 def test_the_margin_decides_equivalence_and_nothing_else():
-    diffs = [0.3, -0.2, 0.4, 0.1, -0.1]             # +0.10 [-0.24, 0.44]
+    diffs = [0.3, -0.2, 0.4, 0.1, -0.1]  # +0.10 [-0.24, 0.44]
     assert _word(diffs, margin=0.5) == "equivalent"
     assert _word(diffs, margin=0.2) == "inconclusive"
     assert _word([1.0, 2.0, 1.0, 2.0, 1.0], margin=10.0) == "better"
@@ -80,7 +89,7 @@ def test_holm_never_lowers_a_p_value_and_keeps_the_order(ps):
 def test_holm_by_hand_and_what_it_changes():
     # p = 0.01, 0.04, 0.03: sorted 0.01*3 = 0.03, 0.03*2 = 0.06, max(0.06, 0.04*1) = 0.06
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([math.nan, 0.02]) [1] == pytest.approx(0.02)
+    assert holm([math.nan, 0.02])[1] == pytest.approx(0.02)
     assert adjusted_verdict("better", 0.06, 0.1, 0.9) == "inconclusive"
     assert adjusted_verdict("worse", 0.03, -0.9, -0.1) == "worse"
     assert adjusted_verdict("equivalent", 0.9, -0.2, 0.2) == "equivalent"

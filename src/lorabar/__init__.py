@@ -14,9 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 # name -> the submodule that defines it
 _LAZY = {
-    "BAR": "bar", "BARConfig": "bar", "Balancedness": "metrics", "balancedness": "metrics",
-    "FactorPair": "pairs", "find_lora_pairs": "pairs", "balance_penalty": "penalty",
-    "SAM": "sam", "sam_step": "sam", "SBAR": "sbar", "SBARConfig": "sbar",
+    "BAR": "bar",
+    "BARConfig": "bar",
+    "Balancedness": "metrics",
+    "balancedness": "metrics",
+    "FactorPair": "pairs",
+    "find_lora_pairs": "pairs",
+    "balance_penalty": "penalty",
+    "SAM": "sam",
+    "sam_step": "sam",
+    "SBAR": "sbar",
+    "SBARConfig": "sbar",
 }
 _SUBMODULES = ("functional", "schedules")
 

@@ -122,16 +122,23 @@ class _LineBar(_NoBar):
 
         self.shown = self.n
         elapsed = time.perf_counter() - self.start
-        eta = (f", ETA {elapsed / self.n * (self.total - self.n):.0f} s"
-               if 0 < self.n < self.total else "")
+        eta = (
+            f", ETA {elapsed / self.n * (self.total - self.n):.0f} s"
+            if 0 < self.n < self.total
+            else ""
+        )
         tail = f", {self.postfix}" if self.postfix else ""
         units = "" if self.unit == "it" else f" {self.unit}s"
-        print(f"{self.desc}: {self.n}/{self.total}{units} ({elapsed:.0f} s{eta}{tail})",
-              file=sys.stderr, flush=True)
+        print(
+            f"{self.desc}: {self.n}/{self.total}{units} ({elapsed:.0f} s{eta}{tail})",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
-def progress_bar(total: int, desc: str, *, enabled: bool = True, unit: str = "it",
-                 leave: bool = False):
+def progress_bar(
+    total: int, desc: str, *, enabled: bool = True, unit: str = "it", leave: bool = False
+):
     """A tqdm progress bar (steps of a run, of a simulation) on a terminal; whole lines when
     stderr is not a terminal (a log file); a silent stand-in when disabled or tqdm is not
     installed."""

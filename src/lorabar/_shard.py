@@ -14,8 +14,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["all_reduce_sum_", "all_true", "is_dtensor", "local_tensor", "resolve_group",
-           "shard_group"]
+__all__ = [
+    "all_reduce_sum_",
+    "all_true",
+    "is_dtensor",
+    "local_tensor",
+    "resolve_group",
+    "shard_group",
+]
 
 
 def _dtensor_type() -> type | None:

@@ -25,8 +25,7 @@ def _is_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float)
 
 
-def integer(name: str, value: Any, low: int, *, flag: str | None = None,
-            suffix: str = "") -> int:
+def integer(name: str, value: Any, low: int, *, flag: str | None = None, suffix: str = "") -> int:
     """``value`` if it is an int ``>= low``; else ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         expects = f"{flag} expects an integer" if flag else "expected an int"
@@ -34,9 +33,17 @@ def integer(name: str, value: Any, low: int, *, flag: str | None = None,
     return value
 
 
-def number(name: str, value: Any, *, low: float | None = 0.0, strict: bool = False,
-           high: float | None = None, flag: str | None = None, suffix: str = "",
-           nonfinite: type[Exception] = ValueError) -> float:
+def number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = 0.0,
+    strict: bool = False,
+    high: float | None = None,
+    flag: str | None = None,
+    suffix: str = "",
+    nonfinite: type[Exception] = ValueError,
+) -> float:
     """``value`` if it is a finite int or float with ``low <= value`` (``<`` when ``strict``) and
     ``value < high``; else ``TypeError`` (API, wrong type) or ``ValueError``.  ``nonfinite``:
     the error a NaN/inf raises (``balance_penalty`` keeps 0.1's ``TypeError``)."""
@@ -51,15 +58,20 @@ def number(name: str, value: Any, *, low: float | None = 0.0, strict: bool = Fal
         if ok and high is not None:
             ok = value < high
         if not ok:
-            raise ValueError(f"Invalid {name}: {value!r}{suffix} ({flag} expects a finite "
-                             f"number{bound})")
+            raise ValueError(
+                f"Invalid {name}: {value!r}{suffix} ({flag} expects a finite number{bound})"
+            )
         return value
     if not _is_number(value):
         raise TypeError(f"Invalid {name}: {value!r}{suffix} (expected a float)")
     if not math.isfinite(value):
         raise nonfinite(f"Invalid {name}: {value!r}{suffix} (expected a finite value{bound})")
-    if low is not None and not (value > low if strict else value >= low) or \
-            high is not None and not value < high:
+    if (
+        low is not None
+        and not (value > low if strict else value >= low)
+        or high is not None
+        and not value < high
+    ):
         raise ValueError(f"Invalid {name}: {value!r}{suffix} (expected a finite value{bound})")
     return value
 

@@ -48,7 +48,7 @@ from .rescaler import PairRescaler
 
 __all__ = ["BAR", "BARConfig"]
 
-DEFAULT_MU0 = _names.DEFAULT_MU0            # one set of defaults for BAR, BARCallback and the
+DEFAULT_MU0 = _names.DEFAULT_MU0  # one set of defaults for BAR, BARCallback and the
 DEFAULT_SCHEDULE = _names.DEFAULT_SCHEDULE  # harness (lorabar._names)
 
 
@@ -77,8 +77,10 @@ class BARConfig:
         if self.mode not in SIGN_MODES:
             raise ValueError(f"Invalid mode: {self.mode!r} (expected one of {MODES})")
         if self.rho is not None:
-            raise ValueError(f"Invalid rho: {self.rho!r} (only lorabar.SBAR reads rho; "
-                             f"mode={self.mode!r} uses mu0 and schedule)")
+            raise ValueError(
+                f"Invalid rho: {self.rho!r} (only lorabar.SBAR reads rho; "
+                f"mode={self.mode!r} uses mu0 and schedule)"
+            )
         _v.number("mu0", self.mu0)
         if self.foreach is not None:
             _v.boolean("foreach", self.foreach)
@@ -108,22 +110,40 @@ class BAR(PairRescaler):
     reduced over their mesh.  Under DDP nothing is needed.
     """
 
-    def __new__(cls, pairs: Iterable[FactorPair] = (), mode: str = "nbar", *args: Any,
-                rho: float | None = None, norm: str | None = None, foreach: bool | None = None,
-                process_group: Any = None, **kwargs: Any):
+    def __new__(
+        cls,
+        pairs: Iterable[FactorPair] = (),
+        mode: str = "nbar",
+        *args: Any,
+        rho: float | None = None,
+        norm: str | None = None,
+        foreach: bool | None = None,
+        process_group: Any = None,
+        **kwargs: Any,
+    ):
         if cls is BAR and mode in MODES and mode not in SIGN_MODES:  # 0.1's BAR(mode="sbar")
             given = [*("mu0", "schedule", "total_steps")[: len(args)], *sorted(kwargs)]
             if given:
-                raise ValueError(f"Invalid arguments for mode={mode!r}: {', '.join(given)} "
-                                 "(nBAR/oBAR settings); sBAR reads rho and norm: "
-                                 "lorabar.SBAR(pairs, rho=..., norm=...)")
-            warnings.warn(f"BAR(mode={mode!r}) is deprecated and builds a lorabar.SBAR; call "
-                          "lorabar.SBAR(pairs, rho=..., norm=...) instead", FutureWarning,
-                          stacklevel=2)
+                raise ValueError(
+                    f"Invalid arguments for mode={mode!r}: {', '.join(given)} "
+                    "(nBAR/oBAR settings); sBAR reads rho and norm: "
+                    "lorabar.SBAR(pairs, rho=..., norm=...)"
+                )
+            warnings.warn(
+                f"BAR(mode={mode!r}) is deprecated and builds a lorabar.SBAR; call "
+                "lorabar.SBAR(pairs, rho=..., norm=...) instead",
+                FutureWarning,
+                stacklevel=2,
+            )
             from .sbar import SBAR  # the extension, only on this deprecated path
 
-            return SBAR(pairs, rho=rho, norm="pair" if norm is None else norm, foreach=foreach,
-                        process_group=process_group)
+            return SBAR(
+                pairs,
+                rho=rho,
+                norm="pair" if norm is None else norm,
+                foreach=foreach,
+                process_group=process_group,
+            )
         return super().__new__(cls)
 
     def __init__(
@@ -140,10 +160,13 @@ class BAR(PairRescaler):
         norm: str | None = None,
     ) -> None:
         if norm is not None:
-            raise ValueError(f"Invalid norm: {norm!r} (only lorabar.SBAR reads norm; "
-                             f"mode={mode!r} uses mu0 and schedule)")
-        self.config = BARConfig(mode=mode, mu0=mu0, schedule=schedule, total_steps=total_steps,
-                                foreach=foreach, rho=rho)
+            raise ValueError(
+                f"Invalid norm: {norm!r} (only lorabar.SBAR reads norm; "
+                f"mode={mode!r} uses mu0 and schedule)"
+            )
+        self.config = BARConfig(
+            mode=mode, mu0=mu0, schedule=schedule, total_steps=total_steps, foreach=foreach, rho=rho
+        )
         super().__init__(pairs, foreach=foreach, process_group=process_group)
         self._warned_precision = False
         # 16-bit factors cannot represent a rescaling by (1 +- c) with c below eps/2 (bf16: 2^-9).
@@ -216,8 +239,12 @@ class BAR(PairRescaler):
     def _identity(self) -> dict[str, Any]:
         c = self.config
         schedule = c.schedule if isinstance(c.schedule, str) else c.schedule_fn.__qualname__
-        return {**super()._identity(), "mu0": c.mu0, "schedule": schedule,
-                "total_steps": c.total_steps}
+        return {
+            **super()._identity(),
+            "mu0": c.mu0,
+            "schedule": schedule,
+            "total_steps": c.total_steps,
+        }
 
     def __repr__(self) -> str:
         c = self.config
@@ -225,4 +252,3 @@ class BAR(PairRescaler):
             f"BAR(mode={c.mode!r}, mu0={c.mu0}, schedule={c.schedule_fn.__qualname__}, "
             f"pairs={len(self.pairs)}, step={self.step})"
         )
-

@@ -17,8 +17,10 @@ __all__ = ["batch_size", "split_batch"]
 
 
 def _refuse(batch: Any) -> TypeError:
-    return TypeError(f"Invalid batch: cannot split a {type(batch).__name__} (expected tensors, or "
-                     "tuples, lists or dicts of tensors, all with the batch on dim 0)")
+    return TypeError(
+        f"Invalid batch: cannot split a {type(batch).__name__} (expected tensors, or "
+        "tuples, lists or dicts of tensors, all with the batch on dim 0)"
+    )
 
 
 def split_batch(batch: Any, m: int) -> list[Any]:
@@ -27,8 +29,10 @@ def split_batch(batch: Any, m: int) -> list[Any]:
         return list(torch.tensor_split(batch, m))
     if isinstance(batch, Mapping):
         parts = {k: split_batch(v, m) for k, v in batch.items()}
-        return [type(batch)({k: v[i] for k, v in parts.items()})  # type: ignore[call-arg]
-                for i in range(m)]
+        return [
+            type(batch)({k: v[i] for k, v in parts.items()})  # type: ignore[call-arg]
+            for i in range(m)
+        ]
     if isinstance(batch, list | tuple):
         parts = [split_batch(v, m) for v in batch]
         return [type(batch)(v[i] for v in parts) for i in range(m)]

@@ -40,16 +40,24 @@ from . import _names
 from ._shard import all_reduce_sum_, all_true, is_dtensor, local_tensor, resolve_group, shard_group
 from .sam import SAM, scaled_backward
 
-__all__ = ["PERTURBATIONS", "all_reduce_sum_", "ddp_sam_step", "is_dtensor", "local_tensor",
-           "resolve_group", "shard_group"]
+__all__ = [
+    "PERTURBATIONS",
+    "all_reduce_sum_",
+    "ddp_sam_step",
+    "is_dtensor",
+    "local_tensor",
+    "resolve_group",
+    "shard_group",
+]
 
 PERTURBATIONS = _names.PERTURBATIONS
 
 
 def _check_step_args(model, optimizer, micro_batches, perturbation: str) -> None:
     if perturbation not in PERTURBATIONS:
-        raise ValueError(f"Invalid perturbation: {perturbation!r} (expected one of "
-                         f"{PERTURBATIONS})")
+        raise ValueError(
+            f"Invalid perturbation: {perturbation!r} (expected one of {PERTURBATIONS})"
+        )
     if not isinstance(optimizer, SAM):
         raise TypeError(f"Invalid optimizer: expected lorabar.SAM, got {type(optimizer).__name__}")
     if not hasattr(model, "no_sync"):
@@ -111,8 +119,11 @@ def ddp_sam_step(
     if after_first_backward is not None:
         after_first_backward()
     optimizer.first_step(zero_grad=True)
-    if perturbation == "per_rank" and scaler is not None \
-            and optimizer.first_pass_finite is not None:
+    if (
+        perturbation == "per_rank"
+        and scaler is not None
+        and optimizer.first_pass_finite is not None
+    ):
         # Each rank checked only its own first-pass gradient: agree, or ranks would diverge.
         optimizer.first_pass_finite = all_true(optimizer.first_pass_finite)
     run_pass(sync_last=True)

@@ -27,8 +27,17 @@ from __future__ import annotations
 import hashlib
 import json
 
-__all__ = ["DIGEST", "HEADER", "JSON_KINDS", "digest_of", "digest_ok", "header_kind", "stamp",
-           "unstamped", "with_digest"]
+__all__ = [
+    "DIGEST",
+    "HEADER",
+    "JSON_KINDS",
+    "digest_of",
+    "digest_ok",
+    "header_kind",
+    "stamp",
+    "unstamped",
+    "with_digest",
+]
 
 HEADER = "lorabar"
 DIGEST = "digest"

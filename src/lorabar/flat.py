@@ -51,11 +51,15 @@ class FlatLayer:
     def __post_init__(self) -> None:
         w, a, b = self.weight, self.A, self.B
         if w.dim() != 2 or a.dim() != 2 or b.dim() != 2:
-            raise ValueError(f"Invalid layer {self.name!r}: Flat-LoRA handles Linear layers "
-                             f"(2-D weight, A, B); got {w.dim()}-D, {a.dim()}-D, {b.dim()}-D")
+            raise ValueError(
+                f"Invalid layer {self.name!r}: Flat-LoRA handles Linear layers "
+                f"(2-D weight, A, B); got {w.dim()}-D, {a.dim()}-D, {b.dim()}-D"
+            )
         if b.shape[0] != w.shape[0] or a.shape[1] != w.shape[1] or a.shape[0] != b.shape[1]:
-            raise ValueError(f"Invalid layer {self.name!r}: W {tuple(w.shape)}, A "
-                             f"{tuple(a.shape)}, B {tuple(b.shape)} do not fit W + s B A")
+            raise ValueError(
+                f"Invalid layer {self.name!r}: W {tuple(w.shape)}, A "
+                f"{tuple(a.shape)}, B {tuple(b.shape)} do not fit W + s B A"
+            )
 
 
 class FlatLoRA:
@@ -73,8 +77,9 @@ class FlatLoRA:
     ```
     """
 
-    def __init__(self, layers: Iterable[FlatLayer], rho: float, total_steps: int, *,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, layers: Iterable[FlatLayer], rho: float, total_steps: int, *, seed: int = 0
+    ) -> None:
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("Invalid layers: empty (expected at least one FlatLayer)")
@@ -91,8 +96,15 @@ class FlatLoRA:
         self._saved: list | None = None
 
     @classmethod
-    def from_peft(cls, model: nn.Module, rho: float, total_steps: int, *, seed: int = 0,
-                  adapter: str | None = None) -> FlatLoRA:
+    def from_peft(
+        cls,
+        model: nn.Module,
+        rho: float,
+        total_steps: int,
+        *,
+        seed: int = 0,
+        adapter: str | None = None,
+    ) -> FlatLoRA:
         """Every PEFT ``LoraLayer`` wrapping a Linear layer whose adapter factors train (found
         by module type and adapter key, as
         [`lorabar.find_lora_pairs()`][lorabar.pairs.find_lora_pairs] does)."""
@@ -102,11 +114,14 @@ class FlatLoRA:
         for name, module, key, a, b in lora_factors(model, None if adapter is None else [adapter]):
             base = module.get_base_layer()
             if a.requires_grad and b.requires_grad and isinstance(base, nn.Linear):
-                layers.append(FlatLayer(base.weight, a, b, float(module.scaling[key]),
-                                        f"{name}[{key}]"))
+                layers.append(
+                    FlatLayer(base.weight, a, b, float(module.scaling[key]), f"{name}[{key}]")
+                )
         if not layers:
-            raise ValueError(f"No trainable LoRA Linear layers found in {type(model).__name__} "
-                             "for Flat-LoRA (is the model wrapped with peft.get_peft_model?)")
+            raise ValueError(
+                f"No trainable LoRA Linear layers found in {type(model).__name__} "
+                "for Flat-LoRA (is the model wrapped with peft.get_peft_model?)"
+            )
         return cls(layers, rho, total_steps, seed=seed)
 
     def factor(self, step: int | None = None) -> float:
@@ -126,8 +141,9 @@ class FlatLoRA:
 
     def _noise(self, layer: FlatLayer, sigma: Tensor) -> Tensor:
         gen = self._gens[layer.weight.device]
-        z = torch.randn(layer.weight.shape, generator=gen, device=layer.weight.device,
-                        dtype=torch.float32)
+        z = torch.randn(
+            layer.weight.shape, generator=gen, device=layer.weight.device, dtype=torch.float32
+        )
         return (z * sigma).to(layer.weight.dtype)
 
     @torch.no_grad()
@@ -171,8 +187,12 @@ class FlatLoRA:
         self.step += 1
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "rho": self.rho, "total_steps": self.total_steps,
-                "generators": {str(d): g.get_state() for d, g in self._gens.items()}}
+        return {
+            "step": self.step,
+            "rho": self.rho,
+            "total_steps": self.total_steps,
+            "generators": {str(d): g.get_state() for d, g in self._gens.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
@@ -181,5 +201,7 @@ class FlatLoRA:
                 g.set_state(state["generators"][str(d)])
 
     def __repr__(self) -> str:
-        return (f"FlatLoRA(rho={self.rho}, layers={len(self.layers)}, step={self.step}/"
-                f"{self.total_steps})")
+        return (
+            f"FlatLoRA(rho={self.rho}, layers={len(self.layers)}, step={self.step}/"
+            f"{self.total_steps})"
+        )

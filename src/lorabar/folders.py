@@ -28,8 +28,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-__all__ = ["FOLDER_KINDS", "LEGACY_MANIFESTS", "MANIFEST", "FolderManifest", "files_under",
-           "manifest_text", "read_folder_manifest"]
+__all__ = [
+    "FOLDER_KINDS",
+    "LEGACY_MANIFESTS",
+    "MANIFEST",
+    "FolderManifest",
+    "files_under",
+    "manifest_text",
+    "read_folder_manifest",
+]
 
 MANIFEST = ".lorabar-manifest.json"
 # an older report folder's manifest (a JSON list of the files it wrote)
@@ -39,8 +46,13 @@ FOLDER_KINDS = ("report", "adapter", "figures", "folder")
 
 def _safe(name: object) -> bool:
     """A relative path that stays inside its folder."""
-    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name \
-            or "\x00" in name:
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith("/")
+        or "\\" in name
+        or "\x00" in name
+    ):
         return False
     return all(part not in ("", ".", "..") for part in name.split("/"))
 
@@ -59,8 +71,9 @@ class FolderManifest:
     def owns(self, rel: str) -> bool:
         """Whether lorabar wrote ``rel``: a listed file, or (older manifests only) a file inside
         a folder listed whole."""
-        return rel in self.files or (self.older and any(rel.startswith(f + "/")
-                                                        for f in self.files))
+        return rel in self.files or (
+            self.older and any(rel.startswith(f + "/") for f in self.files)
+        )
 
 
 def read_folder_manifest(folder: str | os.PathLike) -> FolderManifest | None:
@@ -82,9 +95,13 @@ def read_folder_manifest(folder: str | os.PathLike) -> FolderManifest | None:
         if not isinstance(digests, dict) or not all(isinstance(v, str) for v in digests.values()):
             continue
         kind = data.get("kind")
-        return FolderManifest(kind if kind in FOLDER_KINDS else None, frozenset(files),
-                              {k: v for k, v in digests.items() if k in files}, name,
-                              older=data.get("listing") != "files")
+        return FolderManifest(
+            kind if kind in FOLDER_KINDS else None,
+            frozenset(files),
+            {k: v for k, v in digests.items() if k in files},
+            name,
+            older=data.get("listing") != "files",
+        )
     return None
 
 

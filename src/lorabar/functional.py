@@ -37,8 +37,18 @@ from torch import Tensor
 
 from . import _names
 
-__all__ = ["FactorBuffer", "bar_factors", "bar_signs", "compute_dtype", "keep_nonfinite_",
-           "norms", "sbar_coefficients", "scale_", "squared_norms", "use_foreach"]
+__all__ = [
+    "FactorBuffer",
+    "bar_factors",
+    "bar_signs",
+    "compute_dtype",
+    "keep_nonfinite_",
+    "norms",
+    "sbar_coefficients",
+    "scale_",
+    "squared_norms",
+    "use_foreach",
+]
 
 MODES = _names.BAR_MODES
 SIGN_MODES = ("nbar", "obar")  # the modes with a fixed-size, sign-chosen rescaling
@@ -128,8 +138,11 @@ def scale_(
     buffer: FactorBuffer | None = None,
 ) -> None:
     """``tensors[i] *= factors[i]`` in place (one multi-tensor kernel, or a loop)."""
-    if buffer is not None and buffer.flat.shape == factors.shape \
-            and buffer.flat.dtype == factors.dtype:
+    if (
+        buffer is not None
+        and buffer.flat.shape == factors.shape
+        and buffer.flat.dtype == factors.dtype
+    ):
         buffer.flat.copy_(factors)
         scalars = buffer.views
     else:
@@ -149,8 +162,9 @@ def keep_nonfinite_(factors: Tensor, grad_norms: Tensor) -> Tensor:
     return factors.masked_fill_(~torch.cat((ok, ok)), 1.0)
 
 
-def sbar_coefficients(stats: Tensor, lr_rho: float | Tensor, norm: str = "pair",
-                      total_g2: Tensor | None = None) -> Tensor:
+def sbar_coefficients(
+    stats: Tensor, lr_rho: float | Tensor, norm: str = "pair", total_g2: Tensor | None = None
+) -> Tensor:
     """sBAR's per-pair ``c_i`` from ``stats = [|g_x|^2 (n), |g_y|^2 (n), |x|^2 (n), |y|^2 (n)]``.
 
     ``lr_rho`` is ``eta * rho`` (a float, or ``n`` values on the device).  With
@@ -163,7 +177,7 @@ def sbar_coefficients(stats: Tensor, lr_rho: float | Tensor, norm: str = "pair",
     if norm not in SBAR_NORMS:
         raise ValueError(f"Invalid norm: {norm!r} (expected one of {SBAR_NORMS})")
     n = stats.shape[0] // 4
-    gx2, gy2, x2, y2 = stats[:n], stats[n:2 * n], stats[2 * n:3 * n], stats[3 * n:]
+    gx2, gy2, x2, y2 = stats[:n], stats[n : 2 * n], stats[2 * n : 3 * n], stats[3 * n :]
     g2 = gx2 + gy2
     finite = torch.isfinite(g2)
     g2 = torch.where(finite, g2, torch.zeros_like(g2))

@@ -44,15 +44,18 @@ class FactorPair:
         for arg in ("x", "y"):
             value = getattr(self, arg)
             if not isinstance(value, torch.Tensor):
-                raise TypeError(f"Invalid {arg}: expected a torch.Tensor, got "
-                                f"{type(value).__name__}")
+                raise TypeError(
+                    f"Invalid {arg}: expected a torch.Tensor, got {type(value).__name__}"
+                )
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"Invalid name: {self.name!r} (expected a non-empty str)")
         if self.x is self.y:
             raise ValueError(f"Invalid pair {self.name!r}: x and y are the same tensor")
         if shares_storage(self.x, self.y):
-            raise ValueError(f"Invalid pair {self.name!r}: x and y share storage (views of one "
-                             "tensor); rescaling one would rescale the other")
+            raise ValueError(
+                f"Invalid pair {self.name!r}: x and y share storage (views of one "
+                "tensor); rescaling one would rescale the other"
+            )
         if self.x.device != self.y.device:
             raise ValueError(
                 f"Invalid pair {self.name!r}: x is on {self.x.device} but y is on {self.y.device}"
@@ -135,13 +138,15 @@ def lora_factors(model: nn.Module, adapters: list[str] | None = None):
             raise ValueError(
                 f"Unsupported adapter: {module_name!r} is an AdaLoRA layer; its update "
                 "P diag(E) Q has three factors and pruned ranks, so it is not the two-factor "
-                "scale-invariant pair BAR balances (use LoRA, rsLoRA, DoRA or LoRA+)")
+                "scale-invariant pair BAR balances (use LoRA, rsLoRA, DoRA or LoRA+)"
+            )
         if getattr(module, "merged", False):
             raise ValueError(
                 f"Invalid model: the LoRA layer {module_name!r} has adapters "
                 f"{list(getattr(module, 'merged_adapters', []))} merged into its base weight, so "
                 "its factors no longer act on the output; call model.unmerge_adapter() before "
-                "training (or merge_and_unload() only after it)")
+                "training (or merge_and_unload() only after it)"
+            )
         active = set(getattr(module, "active_adapters", ()) or ())
         for a_dict, b_dict in (
             (module.lora_A, module.lora_B),
@@ -151,10 +156,16 @@ def lora_factors(model: nn.Module, adapters: list[str] | None = None):
                 if (adapters is not None and key not in adapters) or key not in active:
                     continue  # not asked for, or loaded but not active in this layer
                 if key not in b_dict:
-                    raise ValueError(f"LoRA layer {module_name!r} has A but no B for adapter "
-                                     f"{key!r}")
-                yield (module_name, module, key, _factor_weight(a_dict[key]),
-                       _factor_weight(b_dict[key]))
+                    raise ValueError(
+                        f"LoRA layer {module_name!r} has A but no B for adapter {key!r}"
+                    )
+                yield (
+                    module_name,
+                    module,
+                    key,
+                    _factor_weight(a_dict[key]),
+                    _factor_weight(b_dict[key]),
+                )
 
 
 def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list[FactorPair]:
@@ -174,9 +185,11 @@ def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list
             weight (``merge_adapter()``: the factors no longer act; unmerge first); for AdaLoRA,
             whose SVD triplets ``P diag(E) Q`` are not a two-factor scale-invariant pair.
     """
-    pairs = [FactorPair(x=x, y=y, name=f"{name}[{key}]", adapter=key)
-             for name, _, key, x, y in lora_factors(model, adapters)
-             if x.requires_grad and y.requires_grad]
+    pairs = [
+        FactorPair(x=x, y=y, name=f"{name}[{key}]", adapter=key)
+        for name, _, key, x, y in lora_factors(model, adapters)
+        if x.requires_grad and y.requires_grad
+    ]
     if not pairs:
         lora_layer = _lora_layer_type()
         n_layers = sum(isinstance(m, lora_layer) for m in model.modules())

@@ -50,9 +50,11 @@ def _carry_over(target: Path, tmp: Path, out: Output, force: bool) -> None:
     try:
         found = files_under(target)
     except OSError as err:
-        raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} holds {err.filename!r}, which "
-                          f"cannot be read ({err.strerror}): what it holds could not be carried "
-                          "over; make it readable, move it away, or give another folder") from None
+        raise OutputError(
+            f"Invalid {out.flag}: {str(out.path)!r} holds {err.filename!r}, which "
+            f"cannot be read ({err.strerror}): what it holds could not be carried "
+            "over; make it readable, move it away, or give another folder"
+        ) from None
     for rel in found:
         listed = manifest is not None and rel in manifest.files
         # an older manifest listed a subfolder whole: what lorabar writes again is its own
@@ -61,9 +63,11 @@ def _carry_over(target: Path, tmp: Path, out: Output, force: bool) -> None:
         if _collides(tmp, rel):
             if force:
                 continue
-            raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} holds {rel!r}, which "
-                              "lorabar did not write, and the new folder has a file of that "
-                              "name; move it away, or give another folder")
+            raise OutputError(
+                f"Invalid {out.flag}: {str(out.path)!r} holds {rel!r}, which "
+                "lorabar did not write, and the new folder has a file of that "
+                "name; move it away, or give another folder"
+            )
         _copy(target / rel, tmp / rel)
 
 
@@ -92,8 +96,7 @@ def publish_folder(tmp: str | os.PathLike, out: Output, *, force: bool = False) 
     return names
 
 
-def merge_folder(tmp: str | os.PathLike, out: Output, *, allow_symlink: bool = False
-                 ) -> list[Path]:
+def merge_folder(tmp: str | os.PathLike, out: Output, *, allow_symlink: bool = False) -> list[Path]:
     """Move the files of ``tmp`` into the ``figures`` folder ``out``: a file already there is
     replaced only if the folder's manifest lists it (lorabar wrote it), else nothing is moved
     and `OutputError` names it; the manifest (written first) then lists the new files
@@ -112,9 +115,11 @@ def merge_folder(tmp: str | os.PathLike, out: Output, *, allow_symlink: bool = F
         dst = target / rel
         mine = rel in owned and not (dst.is_dir() and not dst.is_symlink())
         if not mine and _collides(target, rel) or _collides_above(target, rel):
-            raise OutputError(f"Invalid {out.flag}: {str(out.path)!r} holds {rel!r} (or a file "
-                              "where its folder goes), which lorabar did not write; move it "
-                              "away, or give another folder")
+            raise OutputError(
+                f"Invalid {out.flag}: {str(out.path)!r} holds {rel!r} (or a file "
+                "where its folder goes), which lorabar did not write; move it "
+                "away, or give another folder"
+            )
     write_text_atomic(target / MANIFEST, manifest_text("figures", owned | set(new)))
     for rel in new:
         (target / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -65,16 +65,18 @@ class PairRescaler(abc.ABC):
 
     mode: str = ""
 
-    def __init__(self, pairs: Iterable[FactorPair], *, foreach: bool | None = None,
-                 process_group: Any = None) -> None:
+    def __init__(
+        self, pairs: Iterable[FactorPair], *, foreach: bool | None = None, process_group: Any = None
+    ) -> None:
         self.pairs: list[FactorPair] = list(pairs)
         if not self.pairs:
             raise ValueError("Invalid pairs: empty (expected at least one FactorPair)")
         seen: dict[int, str] = {}
         for pair in self.pairs:
             if not isinstance(pair, FactorPair):
-                raise TypeError("Invalid pairs: expected FactorPair items, got "
-                                f"{type(pair).__name__}")
+                raise TypeError(
+                    f"Invalid pairs: expected FactorPair items, got {type(pair).__name__}"
+                )
             for t in pair.tensors:
                 if id(t) in seen:
                     raise ValueError(
@@ -102,9 +104,12 @@ class PairRescaler(abc.ABC):
         for i, p in enumerate(self.pairs):
             by_device.setdefault(p.x.device, []).append(i)
         self._by_device: list[tuple[list[int], FactorBuffer]] = [
-            (idx, FactorBuffer(len(idx),
-                               compute_dtype([t for i in idx for t in self.pairs[i].tensors]),
-                               device))
+            (
+                idx,
+                FactorBuffer(
+                    len(idx), compute_dtype([t for i in idx for t in self.pairs[i].tensors]), device
+                ),
+            )
             for device, idx in by_device.items()
         ]
         self._handle: RemovableHandle | None = None
@@ -125,8 +130,9 @@ class PairRescaler(abc.ABC):
         """The per-pair coefficients of this step (``None``: nothing to do this step)."""
 
     @abc.abstractmethod
-    def _reads(self, xs: list[Tensor], ys: list[Tensor], gx: list[Tensor],
-               gy: list[Tensor]) -> list[Tensor]:
+    def _reads(
+        self, xs: list[Tensor], ys: list[Tensor], gx: list[Tensor], gy: list[Tensor]
+    ) -> list[Tensor]:
         """The tensors whose squared norms the rule reads; the gradients come first."""
 
     @abc.abstractmethod
@@ -140,11 +146,16 @@ class PairRescaler(abc.ABC):
         names = [p.name for p in self.pairs]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise ValueError(f"Invalid pairs for a state: {len(twice)} names are given to more "
-                             f"than one pair ({', '.join(map(repr, twice[:3]))}); a state could "
-                             "not tell them apart: give each FactorPair its own name")
-        return {"mode": self.mode, "pairs": names,
-                "pair_shapes": [[list(p.x.shape), list(p.y.shape)] for p in self.pairs]}
+            raise ValueError(
+                f"Invalid pairs for a state: {len(twice)} names are given to more "
+                f"than one pair ({', '.join(map(repr, twice[:3]))}); a state could "
+                "not tell them apart: give each FactorPair its own name"
+            )
+        return {
+            "mode": self.mode,
+            "pairs": names,
+            "pair_shapes": [[list(p.x.shape), list(p.y.shape)] for p in self.pairs],
+        }
 
     @property
     def needs_gradients(self) -> bool:
@@ -177,16 +188,20 @@ class PairRescaler(abc.ABC):
         collective), else those whose two gradients exist."""
         if self._sharded or not self.needs_gradients:
             return idx, buffer
-        keep = [i for i in idx if self.pairs[i].x.grad is not None
-                and self.pairs[i].y.grad is not None]
+        keep = [
+            i for i in idx if self.pairs[i].x.grad is not None and self.pairs[i].y.grad is not None
+        ]
         if len(keep) < len(idx) and not self._warned_grads:
             self._warned_grads = True
             gone = next(self.pairs[i].name for i in idx if i not in keep)
-            warnings.warn(f"{self.mode}: {len(idx) - len(keep)} of {len(idx)} pairs (first "
-                          f"{gone!r}) have no gradient at step {self.step}; they are left alone, "
-                          "as the optimizer leaves them (is the layer in the forward pass? "
-                          "loss.backward() before optimizer.step()?). Said once.",
-                          RuntimeWarning, stacklevel=5)
+            warnings.warn(
+                f"{self.mode}: {len(idx) - len(keep)} of {len(idx)} pairs (first "
+                f"{gone!r}) have no gradient at step {self.step}; they are left alone, "
+                "as the optimizer leaves them (is the layer in the forward pass? "
+                "loss.backward() before optimizer.step()?). Said once.",
+                RuntimeWarning,
+                stacklevel=5,
+            )
         return keep, (buffer if len(keep) == len(idx) else None)
 
     @torch.no_grad()
@@ -199,8 +214,11 @@ class PairRescaler(abc.ABC):
         n = len(pairs)
         xs = [local(p.x) for p in pairs]
         ys = [local(p.y) for p in pairs]
-        dtype = buffer.flat.dtype if buffer is not None else \
-            compute_dtype([t for p in pairs for t in p.tensors])
+        dtype = (
+            buffer.flat.dtype
+            if buffer is not None
+            else compute_dtype([t for p in pairs for t in p.tensors])
+        )
         device = xs[0].device
         empty = torch.zeros(0, dtype=dtype, device=device)
         gx = [local(p.x.grad) if p.x.grad is not None else empty for p in pairs]
@@ -236,7 +254,10 @@ class PairRescaler(abc.ABC):
             f"changes by more than {RATE_WARNING:.0%} per step (at step {self.step}); "
             f"{self.mode} at such a rate drives |B| to ~0 within tens of steps and the factors far "
             "from where the loss put them. The paper's settings give alpha*lr of 1e-4..1e-2; "
-            "lower mu0.", RuntimeWarning, stacklevel=4)
+            "lower mu0.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     # ----------------------------------------------------------------- optimizer
     def attach(self, optimizer: torch.optim.Optimizer) -> RemovableHandle:
@@ -254,8 +275,9 @@ class PairRescaler(abc.ABC):
                 f"{type(optimizer).__name__}"
             )
         if self.attached:
-            raise RuntimeError("BAR is already attached to an optimizer; call handle.remove() "
-                               "first")
+            raise RuntimeError(
+                "BAR is already attached to an optimizer; call handle.remove() first"
+            )
         group_of: dict[int, int] = {}
         for gi, group in enumerate(optimizer.param_groups):
             for p in group["params"]:
@@ -327,9 +349,11 @@ class PairRescaler(abc.ABC):
         count is known; refused at the first step (``final``) when it never was."""
         taken = optimizer_step(optimizer, self.pairs) if self.step else None
         if taken is not None and self.step > taken:
-            raise ValueError(f"Invalid state_dict: step={self.step} is ahead of the optimizer's "
-                             f"{taken} steps (a BAR state saved after the optimizer's? load "
-                             "both from the same checkpoint)")
+            raise ValueError(
+                f"Invalid state_dict: step={self.step} is ahead of the optimizer's "
+                f"{taken} steps (a BAR state saved after the optimizer's? load "
+                "both from the same checkpoint)"
+            )
         if taken is not None:
             self._step_checked = True
         elif final and not self._step_checked:
@@ -337,7 +361,8 @@ class PairRescaler(abc.ABC):
                 f"Invalid state_dict: step={self.step} cannot be checked: the "
                 f"{type(optimizer).__name__} keeps no step count for these factors (plain SGD, "
                 "or its own state was not loaded); load the optimizer's state from the same "
-                "checkpoint, or pass load_state_dict(state, trust_step=True) if it resumes too")
+                "checkpoint, or pass load_state_dict(state, trust_step=True) if it resumes too"
+            )
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -355,8 +380,10 @@ class PairRescaler(abc.ABC):
         optimizer that keeps none, e.g. plain SGD) unless ``trust_step`` (the caller says the
         optimizer resumes from the same checkpoint)."""
         if not isinstance(state, Mapping):
-            raise TypeError(f"Invalid state_dict: a {type(state).__name__} (expected the dict "
-                            "that BAR.state_dict() returns)")
+            raise TypeError(
+                f"Invalid state_dict: a {type(state).__name__} (expected the dict "
+                "that BAR.state_dict() returns)"
+            )
         for key, value in self._identity().items():
             if key in state and state[key] != value:
                 raise ValueError(
@@ -402,10 +429,12 @@ def _check_no_shared_storage(pairs: Sequence[FactorPair]) -> None:
                 by_storage.setdefault(key, []).append((t, p.name))
     for group in by_storage.values():
         for i, (a, na) in enumerate(group):
-            for b, nb in group[i + 1:]:
+            for b, nb in group[i + 1 :]:
                 if na != nb and shares_storage(a, b):
-                    raise ValueError(f"Invalid pairs: a factor of {nb!r} shares storage with a "
-                                     f"factor of {na!r}; it would be rescaled twice per step")
+                    raise ValueError(
+                        f"Invalid pairs: a factor of {nb!r} shares storage with a "
+                        f"factor of {na!r}; it would be rescaled twice per step"
+                    )
 
 
 def _check_not_handled(optimizer: torch.optim.Optimizer, rescaler: PairRescaler) -> None:
@@ -420,4 +449,5 @@ def _check_not_handled(optimizer: torch.optim.Optimizer, rescaler: PairRescaler)
                 f"Invalid pairs: {len(shared)} pair(s) (e.g. {shared[0]!r}) are already handled "
                 f"by another BAR attached to this {type(optimizer).__name__} ({other!r}); a second "
                 "BAR would rescale them twice per step. Remove the first one's handle, or give "
-                "each BAR its own pairs")
+                "each BAR its own pairs"
+            )

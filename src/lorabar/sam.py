@@ -158,7 +158,8 @@ class SAM(torch.optim.Optimizer):
             return
         _check_group({"rho": self.defaults["rho"], **param_group}, len(self.param_groups))
         self.base_optimizer.add_param_group(
-            {"rho": self.defaults["rho"], "adaptive": self.defaults["adaptive"], **param_group})
+            {"rho": self.defaults["rho"], "adaptive": self.defaults["adaptive"], **param_group}
+        )
 
     @property
     def first_pass_finite(self) -> Tensor | None:
@@ -172,8 +173,9 @@ class SAM(torch.optim.Optimizer):
     @first_pass_finite.setter
     def first_pass_finite(self, value: Tensor | None) -> None:
         if value is not None and not isinstance(value, Tensor):
-            raise TypeError(f"Invalid first_pass_finite: {value!r} (expected a bool tensor or "
-                            "None)")
+            raise TypeError(
+                f"Invalid first_pass_finite: {value!r} (expected a bool tensor or None)"
+            )
         self._first_finite = value
 
     @property
@@ -220,7 +222,8 @@ class SAM(torch.optim.Optimizer):
         if not with_grad and not self._sharded:  # sharded: the norm is a collective, always join
             raise RuntimeError(
                 "SAM.first_step(): no parameter has a gradient; run the first forward and "
-                "backward pass (loss.backward()) before first_step()")
+                "backward pass (loss.backward()) before first_step()"
+            )
         self._group_of = {p: g for p, g in with_grad}
         # groups with rho = 0 are stepped, never perturbed, and do not count in |g|
         params = [p for p, g in with_grad if g["rho"] > 0]
@@ -242,16 +245,20 @@ class SAM(torch.optim.Optimizer):
         rhos = {g["rho"] for g in perturbed_groups}
         # |e| = rho |g| / |g| = rho, or 0, needs no second norm pass -- unless a factor is stored
         # below fp32, where e is rounded (or underflows) on its way into the weights
-        uniform = len(rhos) <= 1 and not any(g["adaptive"] for g in perturbed_groups) \
+        uniform = (
+            len(rhos) <= 1
+            and not any(g["adaptive"] for g in perturbed_groups)
             and all(local(p).dtype in (torch.float32, torch.float64) for p in params)
+        )
         for group in perturbed_groups:
             members = [local(p) for p in group["params"] if p.grad is not None]
             if not members:
                 continue
             # e = rho g / |g| in fp32 whatever the parameters' dtype: a loss-scaled |g| makes
             # rho / |g| tiny, which fp16 would flush to 0
-            wide = torch.float64 if any(m.dtype == torch.float64 for m in members) \
-                else torch.float32
+            wide = (
+                torch.float64 if any(m.dtype == torch.float64 for m in members) else torch.float32
+            )
             grads = [local(p.grad).to(wide) for p in group["params"] if p.grad is not None]
             e = torch._foreach_mul(grads, (inv * group["rho"]).to(wide))
             for t in e:  # an inf/NaN gradient: scale is 0 but 0 * inf = NaN; perturb nothing
@@ -301,8 +308,12 @@ class SAM(torch.optim.Optimizer):
             # An inf/NaN in the first pass must skip this step too: poison the gradients so that
             # the scaler sees it, skips base_optimizer.step() and lowers the scale.
             poison = torch.where(self._first_finite, 0.0, float("nan"))
-            grads = [_dist.local_tensor(p.grad) for g in self.param_groups for p in g["params"]
-                     if p.grad is not None]
+            grads = [
+                _dist.local_tensor(p.grad)
+                for g in self.param_groups
+                for p in g["params"]
+                if p.grad is not None
+            ]
             if grads:
                 torch._foreach_add_(grads, poison.to(grads[0].dtype))
         if scaler is not None:
@@ -330,8 +341,9 @@ class SAM(torch.optim.Optimizer):
         Returns the closure's loss at the perturbed point.
         """
         if closure is None:
-            raise ValueError("Invalid closure: None (SAM needs a closure that runs forward and "
-                             "backward)")
+            raise ValueError(
+                "Invalid closure: None (SAM needs a closure that runs forward and backward)"
+            )
         self.first_step(zero_grad=True)
         with torch.enable_grad():
             loss = closure()
@@ -364,11 +376,14 @@ def _loss_of(loss_fn: Callable[[Any], Tensor], chunk: Any) -> Tensor:
     if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
         what = f"{type(loss).__name__} {loss!r}"
         if isinstance(loss, Tensor):
-            what = f"a tensor of shape {tuple(loss.shape)}" + \
-                ("" if loss.requires_grad else " without a gradient")
-        raise TypeError(f"Invalid loss_fn: it returned {what}; sam_step needs the chunk's mean "
-                        "loss as a scalar tensor that requires grad (return loss, not "
-                        "loss.item())")
+            what = f"a tensor of shape {tuple(loss.shape)}" + (
+                "" if loss.requires_grad else " without a gradient"
+            )
+        raise TypeError(
+            f"Invalid loss_fn: it returned {what}; sam_step needs the chunk's mean "
+            "loss as a scalar tensor that requires grad (return loss, not "
+            "loss.item())"
+        )
     return loss
 
 

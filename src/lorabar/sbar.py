@@ -71,8 +71,15 @@ class SBAR(PairRescaler):
 
     mode = MODE
 
-    def __init__(self, pairs: Iterable[FactorPair], rho: float | None = None, norm: str = "pair",
-                 *, foreach: bool | None = None, process_group: Any = None) -> None:
+    def __init__(
+        self,
+        pairs: Iterable[FactorPair],
+        rho: float | None = None,
+        norm: str = "pair",
+        *,
+        foreach: bool | None = None,
+        process_group: Any = None,
+    ) -> None:
         self.config = SBARConfig(rho=rho, norm=norm, foreach=foreach)
         super().__init__(pairs, foreach=foreach, process_group=process_group)
         self._total_g2: Tensor | None = None
@@ -83,8 +90,9 @@ class SBAR(PairRescaler):
         bad = [(i, lr) for i, lr in enumerate(lrs) if not (math.isfinite(lr) and lr >= 0)]
         if bad:
             i, lr = bad[0]
-            raise ValueError(f"Invalid lr: {lr!r} for pair {self.pairs[i].name!r} (sBAR "
-                             "needs a finite lr >= 0)")
+            raise ValueError(
+                f"Invalid lr: {lr!r} for pair {self.pairs[i].name!r} (sBAR needs a finite lr >= 0)"
+            )
 
     def _coefficients(self, lrs: Sequence[float]) -> list[float]:
         return [self.config.rho * float(lr) for lr in lrs]  # eta * rho
@@ -97,13 +105,16 @@ class SBAR(PairRescaler):
         home = self.pairs[self._by_device[0][0][0]].x.device
         parts = []
         for idx, _ in self._by_device:
-            idx = [i for i in idx if self.pairs[i].x.grad is not None
-                   and self.pairs[i].y.grad is not None]
+            idx = [
+                i
+                for i in idx
+                if self.pairs[i].x.grad is not None and self.pairs[i].y.grad is not None
+            ]
             if not idx:
                 continue
             g = [self.pairs[i].x.grad for i in idx] + [self.pairs[i].y.grad for i in idx]
             sq = squared_norms(g, dtype=torch.float64)
-            g2 = sq[: len(idx)] + sq[len(idx):]  # per pair; non-finite pairs count 0
+            g2 = sq[: len(idx)] + sq[len(idx) :]  # per pair; non-finite pairs count 0
             parts.append(torch.where(torch.isfinite(g2), g2, torch.zeros_like(g2)).sum().to(home))
         self._total_g2 = torch.stack(parts).sum() if parts else None
 
@@ -119,5 +130,7 @@ class SBAR(PairRescaler):
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"SBAR(mode={self.mode!r}, rho={c.rho}, norm={c.norm!r}, pairs={len(self.pairs)}, "
-                f"step={self.step})")
+        return (
+            f"SBAR(mode={self.mode!r}, rho={c.rho}, norm={c.norm!r}, pairs={len(self.pairs)}, "
+            f"step={self.step})"
+        )

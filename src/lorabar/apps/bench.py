@@ -46,6 +46,7 @@ from .archs import ARCHS, AVAILABLE, BENCH_METHODS, BENCH_PRECISIONS
 
 __all__ = ["ARCHS", "BenchConfig", "bar_cost", "build_bench_model", "markdown", "run_bench"]
 
+
 @dataclass(frozen=True)
 class BenchConfig:
     """One benchmark; ``None`` sizes keep the architecture's own."""
@@ -77,8 +78,9 @@ class BenchConfig:
         object.__setattr__(self, "precisions", tuple(self.precisions))
         bad = [m for m in self.methods if m not in AVAILABLE]
         if bad or not self.methods:
-            raise ValueError(f"Invalid methods: {list(self.methods)} (expected some of "
-                             f"{AVAILABLE})")
+            raise ValueError(
+                f"Invalid methods: {list(self.methods)} (expected some of {AVAILABLE})"
+            )
         bad = [p for p in self.precisions if p not in BENCH_PRECISIONS]
         if bad or not self.precisions:
             raise ValueError(
@@ -115,30 +117,58 @@ def build_bench_model(cfg: BenchConfig) -> tuple[torch.nn.Module, str]:
     family, _, targets = ARCHS[cfg.arch]
     s = cfg.sizes()
     if family == "opt":
-        conf = tf.OPTConfig(hidden_size=s["hidden"], num_hidden_layers=s["layers"],
-                            num_attention_heads=s["heads"], ffn_dim=s["ffn"], vocab_size=s["vocab"],
-                            word_embed_proj_dim=s["hidden"], max_position_embeddings=2048)
+        conf = tf.OPTConfig(
+            hidden_size=s["hidden"],
+            num_hidden_layers=s["layers"],
+            num_attention_heads=s["heads"],
+            ffn_dim=s["ffn"],
+            vocab_size=s["vocab"],
+            word_embed_proj_dim=s["hidden"],
+            max_position_embeddings=2048,
+        )
         model, kind = tf.OPTForCausalLM(conf), "causal"
     elif family == "gpt2":
-        conf = tf.GPT2Config(n_embd=s["hidden"], n_layer=s["layers"], n_head=s["heads"],
-                             n_inner=s["ffn"], vocab_size=s["vocab"], n_positions=1024)
+        conf = tf.GPT2Config(
+            n_embd=s["hidden"],
+            n_layer=s["layers"],
+            n_head=s["heads"],
+            n_inner=s["ffn"],
+            vocab_size=s["vocab"],
+            n_positions=1024,
+        )
         model, kind = tf.GPT2LMHeadModel(conf), "causal"
     elif family == "llama":
         kv = 3 if s["heads"] % 3 == 0 else s["heads"]
-        conf = tf.LlamaConfig(hidden_size=s["hidden"], num_hidden_layers=s["layers"],
-                              num_attention_heads=s["heads"], num_key_value_heads=kv,
-                              intermediate_size=s["ffn"], vocab_size=s["vocab"],
-                              tie_word_embeddings=True)
+        conf = tf.LlamaConfig(
+            hidden_size=s["hidden"],
+            num_hidden_layers=s["layers"],
+            num_attention_heads=s["heads"],
+            num_key_value_heads=kv,
+            intermediate_size=s["ffn"],
+            vocab_size=s["vocab"],
+            tie_word_embeddings=True,
+        )
         model, kind = tf.LlamaForCausalLM(conf), "causal"
     else:
-        conf = tf.RobertaConfig(hidden_size=s["hidden"], num_hidden_layers=s["layers"],
-                                num_attention_heads=s["heads"], intermediate_size=s["ffn"],
-                                vocab_size=s["vocab"], max_position_embeddings=514,
-                                type_vocab_size=1, num_labels=2)
+        conf = tf.RobertaConfig(
+            hidden_size=s["hidden"],
+            num_hidden_layers=s["layers"],
+            num_attention_heads=s["heads"],
+            intermediate_size=s["ffn"],
+            vocab_size=s["vocab"],
+            max_position_embeddings=514,
+            type_vocab_size=1,
+            num_labels=2,
+        )
         model, kind = tf.RobertaForSequenceClassification(conf), "classifier"
     # GPT-2's c_attn is a Conv1D (fan_in_fan_out); its fused q/k/v projection is one LoRA pair.
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                      target_modules=targets, fan_in_fan_out=family == "gpt2")
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=targets,
+        fan_in_fan_out=family == "gpt2",
+    )
     return get_peft_model(model, lora), kind
 
 
@@ -149,8 +179,10 @@ def _random_batch(cfg: BenchConfig, kind: str, device) -> dict:
     ids = ids.to(device)
     if kind == "causal":
         return {"input_ids": ids, "labels": ids}
-    return {"input_ids": ids, "labels": torch.randint(0, 2, (cfg.batch_size,),
-                                                      generator=g).to(device)}
+    return {
+        "input_ids": ids,
+        "labels": torch.randint(0, 2, (cfg.batch_size,), generator=g).to(device),
+    }
 
 
 def _rows(times: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
@@ -159,17 +191,26 @@ def _rows(times: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
     for (method, precision), ts in times.items():
         lora = times.get(("lora", precision))
         med = statistics.median(ts)
-        rows.append({
-            "method": method, "precision": precision, "median_s": med,
-            "mean_s": statistics.fmean(ts),
-            "min_s": min(ts), "times_s": ts,
-            "ratio_to_lora": med / statistics.median(lora) if lora else None,
-        })
+        rows.append(
+            {
+                "method": method,
+                "precision": precision,
+                "median_s": med,
+                "mean_s": statistics.fmean(ts),
+                "min_s": min(ts),
+                "times_s": ts,
+                "ratio_to_lora": med / statistics.median(lora) if lora else None,
+            }
+        )
     return rows
 
 
-def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
-              clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+def run_bench(
+    cfg: BenchConfig,
+    *,
+    log: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:
     """Measure every (method, precision) cell; returns the result record (see `markdown()`).
 
     ``clock`` is the timer (a fake one in tests)."""
@@ -188,10 +229,16 @@ def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
     for precision in cfg.precisions:
         runtime = Runtime.resolve(str(device), precision)
         for method in cfg.methods:
-            ctx = StepContext(model=model, params=params, pairs=pairs,
-                              loss_fn=lambda b: model(**b).loss, runtime=runtime,
-                              config=EncoderConfig(method=method, lr=cfg.lr, rho=cfg.rho,
-                                                   mu0=cfg.mu0, schedule="constant"))
+            ctx = StepContext(
+                model=model,
+                params=params,
+                pairs=pairs,
+                loss_fn=lambda b: model(**b).loss,
+                runtime=runtime,
+                config=EncoderConfig(
+                    method=method, lr=cfg.lr, rho=cfg.rho, mu0=cfg.mu0, schedule="constant"
+                ),
+            )
             steppers[(method, precision)] = make_stepper(ctx)
     sync = Runtime(device, "fp32").synchronize
 
@@ -211,14 +258,21 @@ def run_bench(cfg: BenchConfig, *, log: Callable[[str], None] | None = None,
             log(f"round {r + 1}/{cfg.repeats}")
     rows = _rows(times)
     record = {
-        "config": asdict(cfg), "sizes": cfg.sizes(), "lora_pairs": len(pairs),
+        "config": asdict(cfg),
+        "sizes": cfg.sizes(),
+        "lora_pairs": len(pairs),
         "trainable_params": sum(p.numel() for p in params),
         "total_params": sum(p.numel() for p in model.parameters()),
-        "build_s": build_s, "rows": rows, "device": _device_name(device),
+        "build_s": build_s,
+        "rows": rows,
+        "device": _device_name(device),
         "threads": torch.get_num_threads(),
         # a scale that fell during the run means skipped (cheaper) fp16 steps: check it
-        "fp16_final_scale": {f"{m}/{p}": st.scaler.get_scale()
-                             for (m, p), st in steppers.items() if st.scaler is not None},
+        "fp16_final_scale": {
+            f"{m}/{p}": st.scaler.get_scale()
+            for (m, p), st in steppers.items()
+            if st.scaler is not None
+        },
     }
     return record
 
@@ -313,13 +367,22 @@ def markdown(record: dict[str, Any], bar_rows: Sequence[BarCostRow] = ()) -> str
         lines += ["", f"fp16 loss scale fell below 65536 (skipped steps) in: {fell}."]
     by = {(r["method"], r["precision"]): r["median_s"] for r in record["rows"]}
     if ("sam", "fp32") in by and ("lora", "fp16") in by:
-        lines += ["", "Paper's comparison (SAM had to run in FP32, LoRA in FP16): SAM fp32 / LoRA "
-                  f"fp16 = {by[('sam', 'fp32')] / by[('lora', 'fp16')]:.2f}x."]
+        lines += [
+            "",
+            "Paper's comparison (SAM had to run in FP32, LoRA in FP16): SAM fp32 / LoRA "
+            f"fp16 = {by[('sam', 'fp32')] / by[('lora', 'fp16')]:.2f}x.",
+        ]
     if bar_rows:
-        lines += ["", "BAR alone (one hook call, no optimizer step), median:", "",
-                  "| pairs | mode | BAR µs | µs per pair | foreach_norm(grads) µs |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "BAR alone (one hook call, no optimizer step), median:",
+            "",
+            "| pairs | mode | BAR µs | µs per pair | foreach_norm(grads) µs |",
+            "|---|---|---|---|---|",
+        ]
         for b in bar_rows:
-            lines.append(f"| {b.pairs} | {b.mode} | {b.bar_us:.1f} | {b.us_per_pair:.2f} | "
-                         f"{b.foreach_norm_us:.1f} |")
+            lines.append(
+                f"| {b.pairs} | {b.mode} | {b.bar_us:.1f} | {b.us_per_pair:.2f} | "
+                f"{b.foreach_norm_us:.1f} |"
+            )
     return "\n".join(lines) + "\n"

@@ -96,11 +96,16 @@ def run_method(method: str, cfg: DemoConfig, runtime: Runtime | None = None) -> 
     xtr, ytr, xte, yte = runtime.to_device([xtr, ytr, xte, yte])
     pairs = find_lora_pairs(model)
     loss_fn = nn.MSELoss()
-    ctx = StepContext(model=model, params=[p for p in model.parameters() if p.requires_grad],
-                      pairs=pairs, loss_fn=lambda b: loss_fn(model(b[0]).float(), b[1]),
-                      runtime=runtime, config=EncoderConfig(  # the demo's settings as a run's
-                          method=method, lr=cfg.lr, steps=cfg.steps, rho=cfg.rho, mu0=cfg.mu0,
-                          schedule="cosine"))
+    ctx = StepContext(
+        model=model,
+        params=[p for p in model.parameters() if p.requires_grad],
+        pairs=pairs,
+        loss_fn=lambda b: loss_fn(model(b[0]).float(), b[1]),
+        runtime=runtime,
+        config=EncoderConfig(  # the demo's settings as a run's
+            method=method, lr=cfg.lr, steps=cfg.steps, rho=cfg.rho, mu0=cfg.mu0, schedule="cosine"
+        ),
+    )
     stepper = make_stepper(ctx)
     b0 = balancedness(pairs).mean_abs_B.item()
     order = torch.Generator().manual_seed(cfg.seed + 2)
@@ -128,8 +133,12 @@ def run_method(method: str, cfg: DemoConfig, runtime: Runtime | None = None) -> 
 
 # The trainable-head setting with the hyperparameters chosen on SST-2 dev (docs/results/tuning.md;
 # SAM's rho, on the LoRA factors only: docs/results/practical); the demo only shortens the run.
-REAL = {"lora": {}, "sam": {"rho": 0.05}, "obar": {"mu0": 1.0, "schedule": "cosine"},
-        "nbar": {"mu0": 1.0, "schedule": "cosine"}}
+REAL = {
+    "lora": {},
+    "sam": {"rho": 0.05},
+    "obar": {"mu0": 1.0, "schedule": "cosine"},
+    "nbar": {"mu0": 1.0, "schedule": "cosine"},
+}
 REAL_BASE = {"lr": 1e-3, "targets": "qv", "pooling": "cls", "head": "linear", "seed": 13}
 # 20 steps and 128 stratified dev/test examples per method: the whole demo in under a minute in
 # fp32 on a 2-core CPU (docs/guides/performance.md).  Past ~15 s of imports and the first
@@ -138,22 +147,32 @@ REAL_STEPS = 20
 REAL_MAX_EVAL = 128
 
 
-def real_plan(steps: int = REAL_STEPS, task: str = "sst2",
-              max_eval: int = REAL_MAX_EVAL) -> str:
+def real_plan(steps: int = REAL_STEPS, task: str = "sst2", max_eval: int = REAL_MAX_EVAL) -> str:
     """What the real comparison runs (the README's demo block is this text; a test checks it)."""
-    lines = [f"lorabar demo: MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {REAL_BASE['seed']}), "
-             f"{steps} steps per method, AdamW lr {REAL_BASE['lr']:g}, trainable linear head,",
-             f"  evaluated on {'all' if not max_eval else max_eval} stratified dev/test "
-             "examples; device and precision auto", ""]
+    lines = [
+        f"lorabar demo: MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {REAL_BASE['seed']}), "
+        f"{steps} steps per method, AdamW lr {REAL_BASE['lr']:g}, trainable linear head,",
+        f"  evaluated on {'all' if not max_eval else max_eval} stratified dev/test "
+        "examples; device and precision auto",
+        "",
+    ]
     for method, extra in REAL.items():
         settings = ", ".join(f"{k}={v}" for k, v in extra.items()) or "-"
         lines.append(f"  {method:<5} {settings}")
     return "\n".join(lines)
 
 
-def real_comparison(data_dir: str, steps: int = REAL_STEPS, task: str = "sst2", seed: int = 13, *,
-                    device: str = "auto", precision: str = "auto",
-                    max_eval: int = REAL_MAX_EVAL, threads: int = 0) -> list[dict]:
+def real_comparison(
+    data_dir: str,
+    steps: int = REAL_STEPS,
+    task: str = "sst2",
+    seed: int = 13,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    max_eval: int = REAL_MAX_EVAL,
+    threads: int = 0,
+) -> list[dict]:
     """A short real comparison on MiniLM: every method for ``steps`` steps on a few-shot task,
     evaluated on a stratified ``max_eval``-example subset of dev and test (0: all), with
     ``threads`` torch threads (0: torch's default)."""
@@ -163,28 +182,50 @@ def real_comparison(data_dir: str, steps: int = REAL_STEPS, task: str = "sst2", 
     rows, runtime = [], None
     base = {**REAL_BASE, "seed": seed}
     for method, extra in REAL.items():
-        cfg = EncoderConfig(task=task, method=method, steps=steps, data_dir=data_dir,
-                            device=device, precision=precision, max_eval=max_eval,
-                            threads=threads, log_every=max(1, steps // 4), **base, **extra)
+        cfg = EncoderConfig(
+            task=task,
+            method=method,
+            steps=steps,
+            data_dir=data_dir,
+            device=device,
+            precision=precision,
+            max_eval=max_eval,
+            threads=threads,
+            log_every=max(1, steps // 4),
+            **base,
+            **extra,
+        )
         if runtime is None:
             resolved = Runtime.resolve(device, precision)
-            print(f"lorabar demo (real): MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {seed}), "
-                  f"{steps} steps, batch 16, AdamW lr 1e-3, {resolved.device} "
-                  f"{resolved.precision} (device/precision {device}/{precision}); "
-                  f"{'all' if not max_eval else max_eval} dev/test examples; data from {data_dir}")
+            print(
+                f"lorabar demo (real): MiniLM-L6 + LoRA r=8 on {task} (k=512, seed {seed}), "
+                f"{steps} steps, batch 16, AdamW lr 1e-3, {resolved.device} "
+                f"{resolved.precision} (device/precision {device}/{precision}); "
+                f"{'all' if not max_eval else max_eval} dev/test examples; data from {data_dir}"
+            )
         r = run(cfg, progress=True)
         runtime = r["runtime"]
         m = r["primary_metric"]
-        rows.append({"method": method, "dev": r["metrics"]["dev"][m],
-                     "test": r["metrics"]["test"][m],
-                     "mean_abs_B": r["final_mean_abs_B"],
-                     "step_ms": 1e3 * r["timing"]["step_time_median_s"], "settings": extra})
+        rows.append(
+            {
+                "method": method,
+                "dev": r["metrics"]["dev"][m],
+                "test": r["metrics"]["test"][m],
+                "mean_abs_B": r["final_mean_abs_B"],
+                "step_ms": 1e3 * r["timing"]["step_time_median_s"],
+                "settings": extra,
+            }
+        )
     print(f"{'method':<6} {'dev':>6} {'test':>6} {'mean|B| end':>12} {'step ms':>8}  settings")
     for r in rows:
-        print(f"{r['method']:<6} {100 * r['dev']:>6.1f} {100 * r['test']:>6.1f} "
-              f"{r['mean_abs_B']:>12.3f} {r['step_ms']:>8.0f}  {r['settings'] or ''}")
-    print(f"(mean |B| starts at 1.333; {steps} steps is a smoke test: the measured table is in "
-          "docs/results/)")
+        print(
+            f"{r['method']:<6} {100 * r['dev']:>6.1f} {100 * r['test']:>6.1f} "
+            f"{r['mean_abs_B']:>12.3f} {r['step_ms']:>8.0f}  {r['settings'] or ''}"
+        )
+    print(
+        f"(mean |B| starts at 1.333; {steps} steps is a smoke test: the measured table is in "
+        "docs/results/)"
+    )
     return rows
 
 
@@ -198,8 +239,10 @@ def run_demo(cfg: DemoConfig | None = None, methods: tuple[str, ...] = DEMO_METH
         f"nbar/obar mu0={cfg.mu0} (cosine), sam rho={cfg.rho}; {runtime.device} {runtime.precision}"
     )
     rows = [run_method(m, cfg, runtime) for m in methods]
-    print(f"{'method':<6} {'train loss':>10} {'test loss':>10} {'mean|B| start':>14} "
-          f"{'mean|B| end':>12} {'step ms':>8}")
+    print(
+        f"{'method':<6} {'train loss':>10} {'test loss':>10} {'mean|B| start':>14} "
+        f"{'mean|B| end':>12} {'step ms':>8}"
+    )
     for r in rows:
         print(
             f"{r['method']:<6} {r['train_loss']:>10.4f} {r['test_loss']:>10.4f} "

@@ -7,6 +7,7 @@ import argparse
 
 DATA_HELP = "data folder (default: $LORABAR_DATA_DIR), e.g. ../shared/data"
 
+
 def config_help(kind: str) -> dict[str, str]:
     """Help for the config flags of ``kind``: each field's own (beside it in
     [`lorabar.harness.run.config`][lorabar.harness.run.config]); the task and method lists come from
@@ -46,11 +47,17 @@ def add_config_args(p: argparse.ArgumentParser, kind: str, skip: tuple[str, ...]
         # default None: a flag not given leaves the config's own default (and lets --train
         # choose the task "custom" when --task is not given)
         if kind_of is bool:  # a switch: given means True
-            p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
-                           help=text)
+            p.add_argument(
+                flag, dest=f.name, action="store_const", const=True, default=None, help=text
+            )
             continue
-        p.add_argument(flag, dest=f.name, type=kind_of, default=None,
-                       help=f"{text + ' ' if text else ''}(default: {f.default})")
+        p.add_argument(
+            flag,
+            dest=f.name,
+            type=kind_of,
+            default=None,
+            help=f"{text + ' ' if text else ''}(default: {f.default})",
+        )
 
 
 def version() -> str:
@@ -101,33 +108,65 @@ def comma_list(text: str, flag: str, kind: type = str, *, low: float | None = No
 
 
 def add_symlink_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--allow-symlink", dest="allow_symlink", action="store_true",
-                   help="an output path may be a symbolic link (written through); refused "
-                        "otherwise")
+    p.add_argument(
+        "--allow-symlink",
+        dest="allow_symlink",
+        action="store_true",
+        help="an output path may be a symbolic link (written through); refused otherwise",
+    )
 
 
 def add_executor_flags(p: argparse.ArgumentParser) -> None:
     """``--executor`` and the flags of the executors that read them (see
     [`ExecutorConfig`][lorabar.harness.execute.choice.ExecutorConfig])."""
     g = p.add_argument_group("where the runs run")
-    g.add_argument("--executor", default="local", choices=["local", "ray", "slurm"],
-                   help="local: --jobs processes here (default); ray: each run a Ray task "
-                        "(--address, else a local Ray instance); slurm: a submitit job array")
-    g.add_argument("--address", default=None,
-                   help="ray: a running cluster ('auto', 'ray://host:10001'); default: start a "
-                        "local instance")
-    g.add_argument("--cpus-per-run", dest="cpus_per_run", type=positive, default=None,
-                   help="ray, slurm: CPUs each run asks for (default: its --threads)")
-    g.add_argument("--gpus-per-run", dest="gpus_per_run", type=int, default=0,
-                   help="ray, slurm: GPUs each run asks for (default: 0)")
+    g.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "ray", "slurm"],
+        help="local: --jobs processes here (default); ray: each run a Ray task "
+        "(--address, else a local Ray instance); slurm: a submitit job array",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="ray: a running cluster ('auto', 'ray://host:10001'); default: start a local instance",
+    )
+    g.add_argument(
+        "--cpus-per-run",
+        dest="cpus_per_run",
+        type=positive,
+        default=None,
+        help="ray, slurm: CPUs each run asks for (default: its --threads)",
+    )
+    g.add_argument(
+        "--gpus-per-run",
+        dest="gpus_per_run",
+        type=int,
+        default=0,
+        help="ray, slurm: GPUs each run asks for (default: 0)",
+    )
     g.add_argument("--partition", default=None, help="slurm: the partition")
-    g.add_argument("--time-min", dest="time_min", type=int, default=60,
-                   help="slurm: minutes each run may take (default: %(default)s)")
-    g.add_argument("--slurm-cluster", dest="slurm_cluster", default=None,
-                   choices=["slurm", "local"],
-                   help="slurm: 'local' runs the job array as processes here (testing)")
-    g.add_argument("--retries", type=int, default=1,
-                   help="ray: retries of a run whose worker died (default: %(default)s)")
+    g.add_argument(
+        "--time-min",
+        dest="time_min",
+        type=int,
+        default=60,
+        help="slurm: minutes each run may take (default: %(default)s)",
+    )
+    g.add_argument(
+        "--slurm-cluster",
+        dest="slurm_cluster",
+        default=None,
+        choices=["slurm", "local"],
+        help="slurm: 'local' runs the job array as processes here (testing)",
+    )
+    g.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="ray: retries of a run whose worker died (default: %(default)s)",
+    )
 
 
 def executor_config(args: argparse.Namespace):
@@ -136,9 +175,17 @@ def executor_config(args: argparse.Namespace):
     a flag of another executor is refused)."""
     from ..harness.execute.choice import ExecutorConfig
 
-    return ExecutorConfig(args.executor, args.jobs, args.address, args.cpus_per_run or 0,
-                          args.gpus_per_run, args.partition, args.time_min, args.slurm_cluster,
-                          args.retries)
+    return ExecutorConfig(
+        args.executor,
+        args.jobs,
+        args.address,
+        args.cpus_per_run or 0,
+        args.gpus_per_run,
+        args.partition,
+        args.time_min,
+        args.slurm_cluster,
+        args.retries,
+    )
 
 
 def quiet_libraries() -> None:

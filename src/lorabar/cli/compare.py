@@ -6,61 +6,125 @@ from __future__ import annotations
 import argparse
 
 from ..harness.run.registry import BASELINE, PAPER_METHODS
-from .args import (DATA_HELP, add_config_args, add_executor_flags, add_symlink_flag, comma_list,
-                   executor_config, positive)
+from .args import (
+    DATA_HELP,
+    add_config_args,
+    add_executor_flags,
+    add_symlink_flag,
+    comma_list,
+    executor_config,
+    positive,
+)
 
 
 def add_parser(sub) -> None:
-    cmp_ = sub.add_parser("compare", help="does a method help? tune on dev (one seed), run the "
-                          "dev-chosen settings on every seed, report paired 95%% intervals "
-                          "against a baseline (resumable)")
-    cmp_.add_argument("--methods", default=None,
-                      help="comma-separated methods (default: those of --grid, else the "
-                           f"paper's four: {','.join(PAPER_METHODS)})")
-    cmp_.add_argument("--tasks", default=None,
-                      help="with --grid: only these of its tasks (comma-separated)")
-    cmp_.add_argument("--seeds", default="13,21,42,87,100",
-                      help="comma-separated seeds; the first one tunes (default: %(default)s)")
-    cmp_.add_argument("--grid", default=None, metavar="TOML",
-                      help="the tuning grid (default: each method's grid in the registry; a "
-                           "setting given as a flag is fixed, not tuned)")
+    cmp_ = sub.add_parser(
+        "compare",
+        help="does a method help? tune on dev (one seed), run the "
+        "dev-chosen settings on every seed, report paired 95%% intervals "
+        "against a baseline (resumable)",
+    )
+    cmp_.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated methods (default: those of --grid, else the "
+        f"paper's four: {','.join(PAPER_METHODS)})",
+    )
+    cmp_.add_argument(
+        "--tasks", default=None, help="with --grid: only these of its tasks (comma-separated)"
+    )
+    cmp_.add_argument(
+        "--seeds",
+        default="13,21,42,87,100",
+        help="comma-separated seeds; the first one tunes (default: %(default)s)",
+    )
+    cmp_.add_argument(
+        "--grid",
+        default=None,
+        metavar="TOML",
+        help="the tuning grid (default: each method's grid in the registry; a "
+        "setting given as a flag is fixed, not tuned)",
+    )
     cmp_.add_argument("--baseline", default=BASELINE, help="paired differences against this method")
-    cmp_.add_argument("--widen-edges", dest="widen_edges", type=int, default=0, metavar="N",
-                      help="after tuning, up to N rounds that try the next value of the grid's "
-                           "step for every dev choice at the edge of its grid (default 0: none; "
-                           "the edges are flagged either way)")
-    cmp_.add_argument("--margin", type=float, default=None,
-                      help="equivalence margin of the verdicts in the metric's points (default "
-                           "0.5: an interval within ±0.5 is 'equivalent')")
+    cmp_.add_argument(
+        "--widen-edges",
+        dest="widen_edges",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after tuning, up to N rounds that try the next value of the grid's "
+        "step for every dev choice at the edge of its grid (default 0: none; "
+        "the edges are flagged either way)",
+    )
+    cmp_.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="equivalence margin of the verdicts in the metric's points (default "
+        "0.5: an interval within ±0.5 is 'equivalent')",
+    )
     from ..harness.plan.protocol import PROTOCOLS
 
-    cmp_.add_argument("--protocol", default="own-lr", choices=list(PROTOCOLS),
-                      help="; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items())
-                      + " (default: %(default)s)")
-    cmp_.add_argument("--settings-from", dest="settings_from", default=None, metavar="DIR",
-                      help="tune nothing: run every method's dev-chosen setting of DIR's runs on "
-                           "every seed, with the settings given here on top (e.g. "
-                           "--label-noise 0.3); the protocol 'settings-from'")
+    cmp_.add_argument(
+        "--protocol",
+        default="own-lr",
+        choices=list(PROTOCOLS),
+        help="; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items()) + " (default: %(default)s)",
+    )
+    cmp_.add_argument(
+        "--settings-from",
+        dest="settings_from",
+        default=None,
+        metavar="DIR",
+        help="tune nothing: run every method's dev-chosen setting of DIR's runs on "
+        "every seed, with the settings given here on top (e.g. "
+        "--label-noise 0.3); the protocol 'settings-from'",
+    )
     cmp_.add_argument("--out", required=True, help="folder: runs/, report/, paired.csv")
-    cmp_.add_argument("--reuse", action="append", default=[], metavar="DIR",
-                      help="a results folder whose finished runs of the same identity count as "
-                           "done here: referenced in OUT/manifest.json, not copied (repeatable)")
+    cmp_.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a results folder whose finished runs of the same identity count as "
+        "done here: referenced in OUT/manifest.json, not copied (repeatable)",
+    )
     cmp_.add_argument("--report", default=None, help="report folder (default: OUT/report)")
-    cmp_.add_argument("--save-adapters", dest="save_adapters", default=None, metavar="DIR",
-                      help="keep each method's adapter at its dev-chosen setting (the tuning "
-                           "seed's run, run again with --save-adapter) in DIR/<task>_<method>_"
-                           "<setting>_s<seed>; the report lists the command of each")
-    cmp_.add_argument("--every-seed", dest="every_seed", action="store_true",
-                      help="with --save-adapters: keep the chosen setting's adapter of every seed")
-    cmp_.add_argument("--dry-run", dest="dry_run", action="store_true",
-                      help="print the plan and a time estimate; run nothing")
-    cmp_.add_argument("--step-time", dest="step_time", type=float, default=None, metavar="S",
-                      help="with --dry-run: estimate with S seconds per LoRA step (e.g. measured "
-                           "on the GPU that will run it) instead of measuring here")
+    cmp_.add_argument(
+        "--save-adapters",
+        dest="save_adapters",
+        default=None,
+        metavar="DIR",
+        help="keep each method's adapter at its dev-chosen setting (the tuning "
+        "seed's run, run again with --save-adapter) in DIR/<task>_<method>_"
+        "<setting>_s<seed>; the report lists the command of each",
+    )
+    cmp_.add_argument(
+        "--every-seed",
+        dest="every_seed",
+        action="store_true",
+        help="with --save-adapters: keep the chosen setting's adapter of every seed",
+    )
+    cmp_.add_argument(
+        "--dry-run",
+        dest="dry_run",
+        action="store_true",
+        help="print the plan and a time estimate; run nothing",
+    )
+    cmp_.add_argument(
+        "--step-time",
+        dest="step_time",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --dry-run: estimate with S seconds per LoRA step (e.g. measured "
+        "on the GPU that will run it) instead of measuring here",
+    )
     cmp_.add_argument("--jobs", type=positive, default=1, help="parallel runs")
     add_symlink_flag(cmp_)
-    cmp_.add_argument("--threads", type=int, default=0,
-                      help="torch threads per run (default: CPU count / jobs)")
+    cmp_.add_argument(
+        "--threads", type=int, default=0, help="torch threads per run (default: CPU count / jobs)"
+    )
     cmp_.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
     add_executor_flags(cmp_)
     add_config_args(cmp_, "encoder", skip=("method", "seed", "threads"))
@@ -70,8 +134,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..harness.compare import (CompareConfig, compare, grid_methods,
-                                      tuning_grid)
+    from ..harness.compare import CompareConfig, compare, grid_methods, tuning_grid
     from ..harness.plan.grid import expand
     from ..harness.plan.manifest import RESULTS_MANIFEST
     from ..harness.plan.protocol import RECORD
@@ -86,14 +149,23 @@ def run(args: argparse.Namespace) -> int:
         methods = PAPER_METHODS
     tasks = comma_list(args.tasks, "--tasks") if args.tasks else None
     executor = executor_config(args)
-    cc = CompareConfig(out=args.out, methods=methods, seeds=comma_list(args.seeds, "--seeds", int),
-                       base=main_settings(args), grid=args.grid,
-                       baseline=args.baseline, report=args.report, tasks=tasks,
-                       protocol="settings-from" if args.settings_from else args.protocol,
-                       settings_from=args.settings_from, reuse=tuple(args.reuse),
-                       widen_edges=args.widen_edges, save_adapters=args.save_adapters,
-                       every_seed=args.every_seed,
-                       **({} if args.margin is None else {"margin": args.margin}))
+    cc = CompareConfig(
+        out=args.out,
+        methods=methods,
+        seeds=comma_list(args.seeds, "--seeds", int),
+        base=main_settings(args),
+        grid=args.grid,
+        baseline=args.baseline,
+        report=args.report,
+        tasks=tasks,
+        protocol="settings-from" if args.settings_from else args.protocol,
+        settings_from=args.settings_from,
+        reuse=tuple(args.reuse),
+        widen_edges=args.widen_edges,
+        save_adapters=args.save_adapters,
+        every_seed=args.every_seed,
+        **({} if args.margin is None else {"margin": args.margin}),
+    )
     configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
     inputs = plan_inputs(configs)
     if args.grid:
@@ -101,19 +173,33 @@ def run(args: argparse.Namespace) -> int:
     if args.settings_from:
         inputs.append(Input("--settings-from", args.settings_from))
     inputs += [Input("--reuse", folder) for folder in args.reuse]
-    report = Output("--report", args.report, "report") if args.report else \
-        Output("--out", Path(args.out) / "report", "report")
-    check_plan(inputs, [Output("--out", args.out, "folder"), report,
-                        Output("--out", Path(args.out) / "runs", "folder"),
-                        Output("--save-adapters", args.save_adapters, "folder"),
-                        Output("--out", Path(args.out) / "paired.csv", "paired"),
-                        Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest"),
-                        Output("--out", Path(args.out) / RECORD, "compare")],
-               allow_symlink=args.allow_symlink)
-    compare(cc, dry_run=args.dry_run, executor=executor, threads=args.threads,
-            data_dir=args.data_dir, step_time=args.step_time,
-            manifest={"command": args.command_line, "grid": args.grid,
-                      "report": str(report.path)})
+    report = (
+        Output("--report", args.report, "report")
+        if args.report
+        else Output("--out", Path(args.out) / "report", "report")
+    )
+    check_plan(
+        inputs,
+        [
+            Output("--out", args.out, "folder"),
+            report,
+            Output("--out", Path(args.out) / "runs", "folder"),
+            Output("--save-adapters", args.save_adapters, "folder"),
+            Output("--out", Path(args.out) / "paired.csv", "paired"),
+            Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest"),
+            Output("--out", Path(args.out) / RECORD, "compare"),
+        ],
+        allow_symlink=args.allow_symlink,
+    )
+    compare(
+        cc,
+        dry_run=args.dry_run,
+        executor=executor,
+        threads=args.threads,
+        data_dir=args.data_dir,
+        step_time=args.step_time,
+        manifest={"command": args.command_line, "grid": args.grid, "report": str(report.path)},
+    )
     return 0
 
 

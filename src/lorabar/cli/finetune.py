@@ -14,22 +14,37 @@ def add_parser(sub) -> None:
     add_config_args(ft, "encoder")
     ft.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
     ft.add_argument("--out", default=None, help="result JSON path")
-    ft.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
-                    help="write the trained adapter (PEFT format) and the frozen head to DIR")
-    ft.add_argument("--quiet", action="store_true",
-                    help="no progress bar, no warnings of transformers/PEFT")
+    ft.add_argument(
+        "--save-adapter",
+        dest="save_adapter",
+        default=None,
+        metavar="DIR",
+        help="write the trained adapter (PEFT format) and the frozen head to DIR",
+    )
+    ft.add_argument(
+        "--quiet", action="store_true", help="no progress bar, no warnings of transformers/PEFT"
+    )
     add_symlink_flag(ft)
     ft.set_defaults(func=run, on_interrupt=interrupted)
 
-    lm = sub.add_parser("finetune-lm", help="one causal-LM run (prompt tasks, ReCoRD, SQuAD, "
-                        "WebNLG or your own prompt/completion data)")
+    lm = sub.add_parser(
+        "finetune-lm",
+        help="one causal-LM run (prompt tasks, ReCoRD, SQuAD, "
+        "WebNLG or your own prompt/completion data)",
+    )
     add_config_args(lm, "lm")
     lm.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
     lm.add_argument("--out", default=None, help="result JSON path")
-    lm.add_argument("--save-adapter", dest="save_adapter", default=None, metavar="DIR",
-                    help="write the trained adapter (PEFT format) to DIR")
-    lm.add_argument("--quiet", action="store_true",
-                    help="no progress bar, no warnings of transformers/PEFT")
+    lm.add_argument(
+        "--save-adapter",
+        dest="save_adapter",
+        default=None,
+        metavar="DIR",
+        help="write the trained adapter (PEFT format) to DIR",
+    )
+    lm.add_argument(
+        "--quiet", action="store_true", help="no progress bar, no warnings of transformers/PEFT"
+    )
     add_symlink_flag(lm)
     lm.set_defaults(func=run_lm, on_interrupt=interrupted)
 
@@ -64,10 +79,17 @@ def run(args: argparse.Namespace, kind: str = "encoder") -> int:
     if args.out:
         write_json(out, result, allow_symlink=args.allow_symlink)  # stamped and signed
     m, step = result["metrics"], result["timing"]["step_time_median_s"]
-    summary = {"task": cfg.task, "method": cfg.method, "seed": cfg.seed, "dev": m["dev"],
-               "test": m["test"], "final_mean_abs_B": result["final_mean_abs_B"],
-               "step_time_median_s": None if step is None else round(step, 4),
-               "device": result["runtime"]["device"], "precision": result["runtime"]["precision"]}
+    summary = {
+        "task": cfg.task,
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "dev": m["dev"],
+        "test": m["test"],
+        "final_mean_abs_B": result["final_mean_abs_B"],
+        "step_time_median_s": None if step is None else round(step, 4),
+        "device": result["runtime"]["device"],
+        "precision": result["runtime"]["precision"],
+    }
     for key in ("shared_with_train", "truncated_completions"):
         counts = result["train"].get(key) or {}
         if any(counts.values()):
@@ -76,11 +98,12 @@ def run(args: argparse.Namespace, kind: str = "encoder") -> int:
     shared = result["train"].get("shared_with_train") or {}
     for split, n in shared.items():
         if n:
-            print(f"lorabar: note: {n} {split} examples have the text of a train example "
-                  "(recorded as train.shared_with_train)", file=sys.stderr)
+            print(
+                f"lorabar: note: {n} {split} examples have the text of a train example "
+                "(recorded as train.shared_with_train)",
+                file=sys.stderr,
+            )
     return 0
-
-
 
 
 def run_lm(args: argparse.Namespace) -> int:

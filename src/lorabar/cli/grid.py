@@ -12,17 +12,28 @@ def add_parser(sub) -> None:
     grid = sub.add_parser("grid", help="run a TOML grid of finetuning runs (resumable)")
     grid.add_argument("config", help="the grid TOML ([base], [grid], [[variant]]; see grids/)")
     grid.add_argument("--out", required=True, help="folder: runs/ (resumable), manifest.json")
-    grid.add_argument("--reuse", action="append", default=[], metavar="DIR",
-                      help="a results folder whose finished runs of the same identity count as "
-                           "done here: referenced in OUT/manifest.json, not copied (repeatable)")
-    grid.add_argument("--jobs", type=positive, default=1,
-                      help="parallel runs (threads split evenly)")
+    grid.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a results folder whose finished runs of the same identity count as "
+        "done here: referenced in OUT/manifest.json, not copied (repeatable)",
+    )
+    grid.add_argument(
+        "--jobs", type=positive, default=1, help="parallel runs (threads split evenly)"
+    )
     add_symlink_flag(grid)
-    grid.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                      help="run only the matching configurations (repeatable), e.g. "
-                           "method=zeroshot")
-    grid.add_argument("--threads", type=int, default=0,
-                      help="torch threads per run (default: CPU count / jobs)")
+    grid.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run only the matching configurations (repeatable), e.g. method=zeroshot",
+    )
+    grid.add_argument(
+        "--threads", type=int, default=0, help="torch threads per run (default: CPU count / jobs)"
+    )
     grid.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
     add_executor_flags(grid)
     grid.set_defaults(func=run, on_interrupt=interrupted)
@@ -49,10 +60,16 @@ def run(args: argparse.Namespace) -> int:
     executor = executor_config(args)
     grid = load_grid(args.config)
     configs = plan_configs(grid, data_dir=args.data_dir, only=only)  # every run, validated
-    out = [Output("--out", args.out, "folder"), Output("--out", Path(args.out) / "runs", "folder"),
-           Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest")]
-    check_plan([Input("CONFIG", args.config), *(Input("--reuse", d) for d in args.reuse)], out,
-               allow_symlink=args.allow_symlink)
+    out = [
+        Output("--out", args.out, "folder"),
+        Output("--out", Path(args.out) / "runs", "folder"),
+        Output("--out", Path(args.out) / RESULTS_MANIFEST, "manifest"),
+    ]
+    check_plan(
+        [Input("CONFIG", args.config), *(Input("--reuse", d) for d in args.reuse)],
+        out,
+        allow_symlink=args.allow_symlink,
+    )
     check_plan(plan_inputs(configs), out, allow_symlink=args.allow_symlink)
 
     def terminate(signum, frame):  # SIGTERM: stop like Ctrl-C (workers are killed with us)
@@ -60,13 +77,22 @@ def run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        result = run_grid(grid, args.out, data_dir=args.data_dir, threads=args.threads, only=only,
-                          executor=executor, reuse=tuple(args.reuse),
-                          manifest={"command": args.command_line, "grid": args.config})
+        result = run_grid(
+            grid,
+            args.out,
+            data_dir=args.data_dir,
+            threads=args.threads,
+            only=only,
+            executor=executor,
+            reuse=tuple(args.reuse),
+            manifest={"command": args.command_line, "grid": args.config},
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
-    record_revisions(args.out, [r for r in map(read_result, (Path(args.out) / "runs").glob(
-        "*.json")) if r is not None])
+    record_revisions(
+        args.out,
+        [r for r in map(read_result, (Path(args.out) / "runs").glob("*.json")) if r is not None],
+    )
     print(f"grid: {result}")
     if "stopped" in result:
         print(f"lorabar grid: stopped early: {result['stopped']}", file=sys.stderr)
@@ -83,4 +109,3 @@ def interrupted(args: argparse.Namespace) -> str:
 
     done = sum(is_done(p) for p in (Path(args.out) / "runs").glob("*.json"))
     return f"{done} finished runs kept in {args.out}; rerun the same command to resume"
-

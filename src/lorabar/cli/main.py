@@ -14,16 +14,21 @@ SUBCOMMANDS = (demo, toy, finetune, bench, compare, grid, inspect, report, upgra
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lorabar", description="The lorabar command line: LoRA finetuning with BAR and "
-                                    "SAM, and the harness that compares them.")
+        prog="lorabar",
+        description="The lorabar command line: LoRA finetuning with BAR and "
+        "SAM, and the harness that compares them.",
+    )
     parser.add_argument("--version", action="version", version=f"lorabar {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in SUBCOMMANDS:
         command.add_parser(sub)
     for name, command in sub.choices.items():
-        command.add_argument("--verbose", action="store_true",
-                             help="show the libraries' warnings, logging and progress bars "
-                                  "(transformers, PEFT, the hub: off by default)")
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show the libraries' warnings, logging and progress bars "
+            "(transformers, PEFT, the hub: off by default)",
+        )
     return parser
 
 
@@ -51,8 +56,9 @@ def refuse_empty(args, argv: list[str]) -> None:
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, str) and not v.strip() for v in values):
             flag = f"--{name.replace('_', '-')}"
-            shown = flag if any(a == flag or a.startswith(flag + "=") for a in argv) else \
-                name.upper()
+            shown = (
+                flag if any(a == flag or a.startswith(flag + "=") for a in argv) else name.upper()
+            )
             raise ValueError(f"Invalid {shown}: an empty value (give one, or leave it out)")
 
 
@@ -80,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:  # Ctrl-C (and a grid's SIGTERM): 130, saying what was kept
         kept = getattr(args, "on_interrupt", None)
-        print(f"lorabar {args.command}: interrupted" + (f"; {kept(args)}" if kept else ""),
-              file=sys.stderr)
+        print(
+            f"lorabar {args.command}: interrupted" + (f"; {kept(args)}" if kept else ""),
+            file=sys.stderr,
+        )
         return 130
     except Exception as err:  # noqa: BLE001 - one line for every error (EXIT_CODES)
         code = exit_code(err)
@@ -96,10 +104,10 @@ def main(argv: list[str] | None = None) -> int:
 # 1.  Checked in order; an error of no listed type is a bug: its traceback is shown.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (FileNotFoundError, 2),
-    (ValueError, 2),                 # DataError, OutputError, a bad flag or TOML key
-    (FloatingPointError, 1),         # a non-finite loss
-    (RuntimeError, 1),               # a failed run of a grid or comparison
-    (OSError, 1),                    # the disk, a permission
+    (ValueError, 2),  # DataError, OutputError, a bad flag or TOML key
+    (FloatingPointError, 1),  # a non-finite loss
+    (RuntimeError, 1),  # a failed run of a grid or comparison
+    (OSError, 1),  # the disk, a permission
 )
 
 

@@ -32,8 +32,18 @@ from .run.config import CONFIGS
 from .run.registry import BASELINE, METHODS, PAPER_METHODS
 from .run.result import RunRecord
 
-__all__ = ["CompareConfig", "ComparisonPlan", "compare", "dry_run_summary", "execute",
-           "plan_comparison", "report_comparison", "seeds_grid", "source_grid", "tuning_grid"]
+__all__ = [
+    "CompareConfig",
+    "ComparisonPlan",
+    "compare",
+    "dry_run_summary",
+    "execute",
+    "plan_comparison",
+    "report_comparison",
+    "seeds_grid",
+    "source_grid",
+    "tuning_grid",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,28 +90,36 @@ class CompareConfig:
         if unknown or not self.methods:
             raise _v.choice("methods", ",".join(unknown) or "''", list(METHODS), "--methods")
         if self.baseline not in self.methods:
-            raise ValueError(f"Invalid --baseline: {self.baseline!r} is not among --methods "
-                             f"{list(self.methods)}")
+            raise ValueError(
+                f"Invalid --baseline: {self.baseline!r} is not among --methods {list(self.methods)}"
+            )
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"Invalid --seeds: {list(self.seeds)} (expected distinct seeds)")
         for s in self.seeds:
             _v.integer("seeds", s, 0, flag="--seeds")
         if (self.settings_from is None) != (self.protocol != "settings-from"):
-            raise ValueError("Invalid --settings-from: the protocol 'settings-from' and "
-                             "--settings-from DIR go together")
+            raise ValueError(
+                "Invalid --settings-from: the protocol 'settings-from' and "
+                "--settings-from DIR go together"
+            )
         if self.settings_from is not None and not Path(self.settings_from).is_dir():
-            raise ValueError(f"Invalid --settings-from: {self.settings_from!r} is not a folder of "
-                             "finished runs")
+            raise ValueError(
+                f"Invalid --settings-from: {self.settings_from!r} is not a folder of finished runs"
+            )
         for folder in self.reuse:
             if not (Path(folder) / "runs").is_dir():
                 raise ValueError(f"Invalid --reuse: {folder!r} is not a results folder (no runs/)")
         if self.every_seed and not self.save_adapters:
-            raise ValueError("Invalid --every-seed: it keeps an adapter per seed with "
-                             "--save-adapters DIR; give that too")
+            raise ValueError(
+                "Invalid --every-seed: it keeps an adapter per seed with "
+                "--save-adapters DIR; give that too"
+            )
         if self.tasks and not self.grid:
-            raise ValueError("Invalid --tasks: it picks tasks of a --grid TOML; without --grid "
-                             "give the one task with --task (or your files with --train/--dev/"
-                             "--test)")
+            raise ValueError(
+                "Invalid --tasks: it picks tasks of a --grid TOML; without --grid "
+                "give the one task with --task (or your files with --train/--dev/"
+                "--test)"
+            )
 
 
 def grid_methods(path: str) -> tuple[str, ...]:
@@ -121,14 +139,18 @@ def _check_seeds(grid: dict, cc: CompareConfig) -> None:
     in [base] or [grid] (as a ``lorabar grid`` file does), nothing else."""
     for i, v in enumerate(grid.get("variant", [])):
         if "seed" in v:
-            raise ValueError(f"Invalid grid {cc.grid!r}: variant[{i}].seed = {v['seed']!r}; the "
-                             "seeds of a comparison come from --seeds alone (remove the key)")
+            raise ValueError(
+                f"Invalid grid {cc.grid!r}: variant[{i}].seed = {v['seed']!r}; the "
+                "seeds of a comparison come from --seeds alone (remove the key)"
+            )
     for where in ("base", "grid"):
         value = grid.get(where, {}).get("seed")
         if value is not None and (value if isinstance(value, list) else [value]) != [cc.seeds[0]]:
-            raise ValueError(f"Invalid grid {cc.grid!r}: {where}.seed = {value!r}, but the "
-                             f"tuning seed is the first of --seeds ({cc.seeds[0]}); the seeds of "
-                             "a comparison come from --seeds alone (remove the key)")
+            raise ValueError(
+                f"Invalid grid {cc.grid!r}: {where}.seed = {value!r}, but the "
+                f"tuning seed is the first of --seeds ({cc.seeds[0]}); the seeds of "
+                "a comparison come from --seeds alone (remove the key)"
+            )
 
 
 def tuning_grid(cc: CompareConfig) -> dict:
@@ -147,8 +169,9 @@ def tuning_grid(cc: CompareConfig) -> dict:
             listed = listed if isinstance(listed, list) else [listed]
             unknown = [t for t in cc.tasks if t not in listed]
             if unknown:
-                raise ValueError(f"Invalid --tasks: {unknown} are not tasks of {cc.grid} "
-                                 f"({listed})")
+                raise ValueError(
+                    f"Invalid --tasks: {unknown} are not tasks of {cc.grid} ({listed})"
+                )
             table["task"] = [t for t in listed if t in cc.tasks]
         variants = []
         for v in grid.get("variant", [{}]):
@@ -161,8 +184,11 @@ def tuning_grid(cc: CompareConfig) -> dict:
     from .plan.protocol import baseline_lrs, registry_variants
 
     lr = baseline_lrs(cc) if cc.protocol == "own-lr" else None
-    return {"base": dict(cc.base), "grid": {"seed": [cc.seeds[0]]},
-            "variant": registry_variants(cc, cc.methods, lr=lr)}
+    return {
+        "base": dict(cc.base),
+        "grid": {"seed": [cc.seeds[0]]},
+        "variant": registry_variants(cc, cc.methods, lr=lr),
+    }
 
 
 def seeds_grid(cc: CompareConfig, results: list[RunRecord]) -> dict:
@@ -180,9 +206,14 @@ def seeds_grid(cc: CompareConfig, results: list[RunRecord]) -> dict:
         # what selection may vary per method: lr, its own settings, and weight decay (a recipe
         # may set it per method, as the paper's App. D.4 does for BAR)
         keys = ["lr", *entry.reads(c), "weight_decay"] if entry.trains else []
-        variants.append({"task": c["task"], "method": method,
-                         "seed": list(cc.seeds) if entry.trains else [cc.seeds[0]],
-                         **{k: c[k] for k in keys if k in c}})
+        variants.append(
+            {
+                "task": c["task"],
+                "method": method,
+                "seed": list(cc.seeds) if entry.trains else [cc.seeds[0]],
+                **{k: c[k] for k in keys if k in c},
+            }
+        )
     base = tuning_grid(cc)["base"]
     return {"base": base, "variant": variants}
 
@@ -194,9 +225,11 @@ def source_grid(cc: CompareConfig) -> dict:
 
     grid = seeds_grid(cc, load_results(cc.settings_from, hint=HINT))
     if not grid["variant"]:  # before anything is written: the seed stage would run nothing
-        raise ValueError(f"Invalid --settings-from: {cc.settings_from!r} holds no dev-chosen "
-                         f"setting for this comparison's tasks {sorted(planned_tasks(cc))} and "
-                         f"methods {list(cc.methods)}; give the folder of a comparison of them")
+        raise ValueError(
+            f"Invalid --settings-from: {cc.settings_from!r} holds no dev-chosen "
+            f"setting for this comparison's tasks {sorted(planned_tasks(cc))} and "
+            f"methods {list(cc.methods)}; give the folder of a comparison of them"
+        )
     return grid
 
 
@@ -213,11 +246,13 @@ def _check_with_finished(out: Path, configs: list) -> None:
     planned = []
     for c in configs:
         ident = identity_of(c)
-        task = own_task_name(dataclasses.asdict(c), ident["data"]) if c.task == "custom" \
-            else c.task
-        planned.append(RunRecord.of({"identity": ident, "config": {"task": task,
-                                                                    "method": c.method}},
-                                    f"the planned run {task}/{c.method}/seed {c.seed}"))
+        task = own_task_name(dataclasses.asdict(c), ident["data"]) if c.task == "custom" else c.task
+        planned.append(
+            RunRecord.of(
+                {"identity": ident, "config": {"task": task, "method": c.method}},
+                f"the planned run {task}/{c.method}/seed {c.seed}",
+            )
+        )
     check_comparable(finished + planned, hint=HINT)
 
 
@@ -228,13 +263,15 @@ def planned_tasks(cc: CompareConfig) -> set[str]:
 
     names = set()
     for c in expand(tuning_grid(cc)):
-        names.add(own_task_name(dataclasses.asdict(c), role_identity(c)) if c.task == "custom"
-                  else c.task)
+        names.add(
+            own_task_name(dataclasses.asdict(c), role_identity(c)) if c.task == "custom" else c.task
+        )
     return names
 
 
 # what to do when --out holds runs this comparison cannot be compared with
 HINT = "give each comparison its own --out"
+
 
 @dataclasses.dataclass(frozen=True)
 class ComparisonPlan:
@@ -259,12 +296,17 @@ class ComparisonPlan:
 
         out, reused = Path(self.cc.out), reused_files(self.cc.out)
         fixed = [dataclasses.replace(c, threads=c.threads or self.threads_each) for c in configs]
-        return [c for c in fixed if not done_here(out, identity_of(c), reused)
-                and finished_in(self.cc.reuse, identity_of(c)) is None]
+        return [
+            c
+            for c in fixed
+            if not done_here(out, identity_of(c), reused)
+            and finished_in(self.cc.reuse, identity_of(c)) is None
+        ]
 
 
-def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
-                    data_dir: str | None = None) -> ComparisonPlan:
+def plan_comparison(
+    cc: CompareConfig, *, jobs: int = 1, threads: int = 0, data_dir: str | None = None
+) -> ComparisonPlan:
     """Stage 1 planned and checked (see `ComparisonPlan`); nothing is written."""
     from .models.available import check_model_available
     from .plan.grid import expand
@@ -276,8 +318,9 @@ def plan_comparison(cc: CompareConfig, *, jobs: int = 1, threads: int = 0,
     for model in sorted({c.model for c in configs}):
         check_model_available(model)
     threads_each = threads_per_run(threads, jobs)  # as run_grid resolves it
-    _check_with_finished(Path(cc.out), [dataclasses.replace(c, threads=c.threads or threads_each)
-                                        for c in configs])
+    _check_with_finished(
+        Path(cc.out), [dataclasses.replace(c, threads=c.threads or threads_each) for c in configs]
+    )
     plan = ComparisonPlan(cc, configs, [], tuned_lrs(configs), data_dir, threads_each, jobs)
     return dataclasses.replace(plan, pending=plan.todo(configs))
 
@@ -298,8 +341,13 @@ def _stage2_shapes(plan: ComparisonPlan) -> tuple[list, bool]:
         return [shape_of(c) for c in plan.todo(expand(chosen, data_dir=plan.data_dir))], True
     steps = max(c.steps for c in configs)
     groups = sorted({(c.task, c.model) for c in configs})
-    return [RunShape(steps, METHODS[m].cost, (t, None, seed, model)) for m in cc.methods
-            if METHODS[m].trains for seed in cc.seeds[1:] for t, model in groups], False
+    return [
+        RunShape(steps, METHODS[m].cost, (t, None, seed, model))
+        for m in cc.methods
+        if METHODS[m].trains
+        for seed in cc.seeds[1:]
+        for t, model in groups
+    ], False
 
 
 def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log=print) -> dict:
@@ -316,24 +364,32 @@ def dry_run_summary(plan: ComparisonPlan, *, step_time: float | None = None, log
     else:
         probe = dataclasses.replace(configs[0], threads=configs[0].threads or plan.threads_each)
         costs = measure_costs(result_files(cc.out), probe, lambda m: METHODS[m].cost, log)
-    estimate = wall_estimate([shape_of(c) for c in pending], costs, plan.jobs) + \
-        wall_estimate(later, costs, plan.jobs)
-    about = f"{len(later)} to do" if exact else (f"about {len(later)} runs (their settings are "
-                                                 "chosen after stage 1)")
+    estimate = wall_estimate([shape_of(c) for c in pending], costs, plan.jobs) + wall_estimate(
+        later, costs, plan.jobs
+    )
+    about = (
+        f"{len(later)} to do"
+        if exact
+        else (f"about {len(later)} runs (their settings are chosen after stage 1)")
+    )
     log(f"compare (dry run): {describe(cc.protocol, cc.baseline, plan.lrs)}")
-    first = (f"seeds {list(cc.seeds)} at the settings chosen in {cc.settings_from}" if
-             cc.settings_from else f"stage 1 (tuning, seed {cc.seeds[0]})")
+    first = (
+        f"seeds {list(cc.seeds)} at the settings chosen in {cc.settings_from}"
+        if cc.settings_from
+        else f"stage 1 (tuning, seed {cc.seeds[0]})"
+    )
     second = "" if cc.settings_from else f"stage 2 (seeds {list(cc.seeds)}): {about}; "
     steps = sorted({c.steps for c in configs})
-    log(f"compare (dry run): {first}: {len(configs)} runs, {len(pending)} to do; {second}"
+    log(
+        f"compare (dry run): {first}: {len(configs)} runs, {len(pending)} to do; {second}"
         f"{steps[0] if len(steps) == 1 else steps} steps per run; estimate "
         f"{duration(estimate)} on {plan.jobs} job{'s' if plan.jobs > 1 else ''} at "
         f"{1e3 * costs.step_s:.0f} ms/step + {costs.warm_s:.1f} s per run, "
         f"{costs.cold_s:.1f} s for the first of a worker or of a task and seed (loading, "
         f"tokenizing, probe head, evaluation) ({costs.source}; SAM-like methods count "
-        f"{max(m.cost for m in METHODS.values()):g}x)")
-    return {"planned": len(pending) + len(later), "ran": 0, "paired": None,
-            "estimate_s": estimate}
+        f"{max(m.cost for m in METHODS.values()):g}x)"
+    )
+    return {"planned": len(pending) + len(later), "ran": 0, "paired": None, "estimate_s": estimate}
 
 
 def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print) -> int:
@@ -354,17 +410,27 @@ def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print)
     cc, out, ran = plan.cc, Path(plan.cc.out), 0
     log(f"compare: {describe(cc.protocol, cc.baseline, plan.lrs)}")
     write_record(cc, plan.lrs)
-    plan_stages = [("seeds", lambda load: source_grid(cc))] if cc.settings_from else \
-        stages(cc, tuning_grid, seeds_grid, select,
-               widen_round(tuning_grid(cc)["base"], cc.seeds[0], planned_tasks(cc), cc.methods)
-               if cc.widen_edges else None)
+    plan_stages = (
+        [("seeds", lambda load: source_grid(cc))]
+        if cc.settings_from
+        else stages(
+            cc,
+            tuning_grid,
+            seeds_grid,
+            select,
+            widen_round(tuning_grid(cc)["base"], cc.seeds[0], planned_tasks(cc), cc.methods)
+            if cc.widen_edges
+            else None,
+        )
+    )
     for stage, make in plan_stages:
         grid = make(lambda: load_results(out, hint=HINT))
         if not grid.get("variant"):
             continue
         pending = len(plan.todo(expand(grid, data_dir=plan.data_dir)))
-        bar = _io.progress_bar(pending, f"compare, {stage}", unit="run", leave=True,
-                               enabled=pending > 0)
+        bar = _io.progress_bar(
+            pending, f"compare, {stage}", unit="run", leave=True, enabled=pending > 0
+        )
 
         def on_event(event, bar=bar) -> None:
             if event.kind in ("done", "failed"):
@@ -373,9 +439,16 @@ def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print)
                 log(event.message)
 
         try:
-            counts = run_grid(grid, out, data_dir=plan.data_dir, threads=threads,
-                              executor=executor, reuse=cc.reuse, log=lambda _line: None,
-                              events=on_event)
+            counts = run_grid(
+                grid,
+                out,
+                data_dir=plan.data_dir,
+                threads=threads,
+                executor=executor,
+                reuse=cc.reuse,
+                log=lambda _line: None,
+                events=on_event,
+            )
         finally:
             bar.close()
         ran += counts["done"]
@@ -397,27 +470,50 @@ def report_comparison(plan: ComparisonPlan, *, ran: int = 0, log=print) -> dict:
     report = Path(cc.report) if cc.report else out / "report"
     records = load_results(out, hint=HINT)
     record_revisions(out, records)
-    kept = keep_adapters(records, cc.save_adapters, every_seed=cc.every_seed, kind=cc.kind,
-                         log=log) if cc.save_adapters else None
-    render(out, out=report, baseline=cc.baseline, warn=lambda m: log(f"compare: {m}"),
-           out_flag="--report" if cc.report else "--out", hint=HINT, margin=cc.margin,
-           notes=kept)
+    kept = (
+        keep_adapters(records, cc.save_adapters, every_seed=cc.every_seed, kind=cc.kind, log=log)
+        if cc.save_adapters
+        else None
+    )
+    render(
+        out,
+        out=report,
+        baseline=cc.baseline,
+        warn=lambda m: log(f"compare: {m}"),
+        out_flag="--report" if cc.report else "--out",
+        hint=HINT,
+        margin=cc.margin,
+        notes=kept,
+    )
     rows = paired(records, cc.baseline, cc.margin)
-    write_text(Output("--out", out / "paired.csv", "paired"),
-               (report / "paired.csv").read_bytes().decode())  # byte for byte (CRLF rows)
+    write_text(
+        Output("--out", out / "paired.csv", "paired"), (report / "paired.csv").read_bytes().decode()
+    )  # byte for byte (CRLF rows)
     record = read_record(out)
-    protocol = describe(record["protocol"], record["baseline"], record.get("lrs")) \
-        if record else None
+    protocol = (
+        describe(record["protocol"], record["baseline"], record.get("lrs")) if record else None
+    )
     for line in summary_lines(records, rows, cc.baseline, protocol):
         log(line)
-    log(f"compare: {ran} runs ran now; report in {report}, paired differences in "
-        f"{out / 'paired.csv'}")
+    log(
+        f"compare: {ran} runs ran now; report in {report}, paired differences in "
+        f"{out / 'paired.csv'}"
+    )
     return {"planned": ran, "ran": ran, "paired": rows}
 
 
-def compare(cc: CompareConfig, *, dry_run: bool = False, jobs: int = 1, threads: int = 0,
-            data_dir: str | None = None, step_time: float | None = None, executor=None,
-            manifest: dict | None = None, log=print) -> dict:
+def compare(
+    cc: CompareConfig,
+    *,
+    dry_run: bool = False,
+    jobs: int = 1,
+    threads: int = 0,
+    data_dir: str | None = None,
+    step_time: float | None = None,
+    executor=None,
+    manifest: dict | None = None,
+    log=print,
+) -> dict:
     """Plan, then run and report the comparison (with ``dry_run`` only print the plan); returns
     ``{"planned", "ran", "paired"}``.
 

@@ -45,8 +45,9 @@ def adapter_name(record: dict) -> str:
     from .run.registry import METHODS
 
     c = record["config"]
-    setting = "_".join(f"{k}={c[k]}" for k in ("lr", *METHODS[c["method"]].hparams)
-                       if c.get(k) is not None)
+    setting = "_".join(
+        f"{k}={c[k]}" for k in ("lr", *METHODS[c["method"]].hparams) if c.get(k) is not None
+    )
     name = f"{c['task']}_{c['method']}_{setting}_s{c['seed']}"
     return re.sub(r"[^A-Za-z0-9._=+-]", "-", name)
 
@@ -58,15 +59,26 @@ def _chosen_runs(records: list[RunRecord], every_seed: bool) -> list[RunRecord]:
     out = []
     for (task, method), runs in sorted(select(records).items()):
         tuning = {r["config"]["seed"] for r in runs} & set(
-            next((s for (t, u), s in seeds.items() if t == task and u == method), set()))
-        keep = runs if every_seed else [r for r in runs if r["config"]["seed"] in tuning][:1] \
+            next((s for (t, u), s in seeds.items() if t == task and u == method), set())
+        )
+        keep = (
+            runs
+            if every_seed
+            else [r for r in runs if r["config"]["seed"] in tuning][:1]
             or sorted(runs, key=lambda r: r["config"]["seed"])[:1]
+        )
         out += sorted(keep, key=lambda r: r["config"]["seed"])
     return out
 
 
-def keep_adapters(records: list[RunRecord], folder: str | Path, *, every_seed: bool = False,
-                  kind: str = "encoder", log=print) -> list[str]:
+def keep_adapters(
+    records: list[RunRecord],
+    folder: str | Path,
+    *,
+    every_seed: bool = False,
+    kind: str = "encoder",
+    log=print,
+) -> list[str]:
     """Run each chosen setting again with ``--save-adapter`` into ``folder``; returns the
     report's lines (one per adapter, with its command)."""
     from .run.config import config_from
@@ -78,8 +90,10 @@ def keep_adapters(records: list[RunRecord], folder: str | Path, *, every_seed: b
     for record in _chosen_runs(records, every_seed):
         method = METHODS[record["config"]["method"]]
         if method.adapter == "none" or not method.trains:
-            lines.append(f"- {record['config']['task']} / {record['config']['method']}: trains "
-                         "no adapter; nothing kept")
+            lines.append(
+                f"- {record['config']['task']} / {record['config']['method']}: trains "
+                "no adapter; nothing kept"
+            )
             continue
         cfg = config_from(dict(record.data["config"]), kind)  # the run's config, as it recorded
 
@@ -88,7 +102,10 @@ def keep_adapters(records: list[RunRecord], folder: str | Path, *, every_seed: b
         again = run(cfg, progress=False, expect=record["identity"], save_adapter=str(target))
         metric = record["primary_metric"]
         recorded, now = (r["metrics"]["test"][metric] for r in (record, again))
-        note = "" if now == recorded else \
-            f" (its test {metric} now {now}, recorded {recorded}: not bit-identical here)"
+        note = (
+            ""
+            if now == recorded
+            else f" (its test {metric} now {now}, recorded {recorded}: not bit-identical here)"
+        )
         lines.append(f"- `{target.name}`{note}: `{command_for(cfg, target)}`")
     return lines

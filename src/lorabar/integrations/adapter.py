@@ -28,8 +28,13 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["AdapterLayer", "check_ranks", "inspect_adapter", "load_adapter_tensors",
-           "rebalance_adapter"]
+__all__ = [
+    "AdapterLayer",
+    "check_ranks",
+    "inspect_adapter",
+    "load_adapter_tensors",
+    "rebalance_adapter",
+]
 
 _SUFFIXES = ((".lora_A.weight", ".lora_B.weight"), (".lora_embedding_A", ".lora_embedding_B"))
 WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -48,7 +53,7 @@ class AdapterLayer:
 
     @property
     def B(self) -> float:  # noqa: N802 - the paper's symbol
-        return 0.5 * (self.norm_A ** 2 - self.norm_B ** 2)
+        return 0.5 * (self.norm_A**2 - self.norm_B**2)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "norm_A": self.norm_A, "norm_B": self.norm_B, "B": self.B}
@@ -63,11 +68,15 @@ def nested_adapters(folder: Path) -> list[str]:
     run = (folder / "lorabar_run.json").is_file()
 
     def same_adapter(p: Path) -> bool:
-        return (p.name == "lorabar" and (p / "lorabar_run.json").is_file()) or \
-            (run and p.name == "portable" and (p / "head.json").is_file())
+        return (p.name == "lorabar" and (p / "lorabar_run.json").is_file()) or (
+            run and p.name == "portable" and (p / "head.json").is_file()
+        )
 
-    return sorted(p.name for p in folder.iterdir()
-                  if p.is_dir() and (p / "adapter_config.json").is_file() and not same_adapter(p))
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_dir() and (p / "adapter_config.json").is_file() and not same_adapter(p)
+    )
 
 
 def _weights_file(folder: Path) -> Path:
@@ -76,19 +85,28 @@ def _weights_file(folder: Path) -> Path:
     existing(folder, "ADAPTER", "folder", "an adapter folder with adapter_config.json and weights")
     nested = nested_adapters(folder)
     if not (folder / "adapter_config.json").is_file():
-        hint = (f"; it holds adapters in subfolders {nested}: inspect each, e.g. "
-                f"{str(folder / nested[0])!r}" if nested else "")
-        raise FileNotFoundError(f"Not a PEFT adapter folder: {str(folder)!r} has no "
-                                f"adapter_config.json (written by model.save_pretrained){hint}")
+        hint = (
+            f"; it holds adapters in subfolders {nested}: inspect each, e.g. "
+            f"{str(folder / nested[0])!r}"
+            if nested
+            else ""
+        )
+        raise FileNotFoundError(
+            f"Not a PEFT adapter folder: {str(folder)!r} has no "
+            f"adapter_config.json (written by model.save_pretrained){hint}"
+        )
     if nested:
-        raise ValueError(f"Invalid adapter folder: {str(folder)!r} holds several adapters (the "
-                         f"default one and {nested} in subfolders); inspect each on its own, e.g. "
-                         f"{str(folder / nested[0])!r} -- none is left out silently")
+        raise ValueError(
+            f"Invalid adapter folder: {str(folder)!r} holds several adapters (the "
+            f"default one and {nested} in subfolders); inspect each on its own, e.g. "
+            f"{str(folder / nested[0])!r} -- none is left out silently"
+        )
     for name in WEIGHTS:
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"Not a PEFT adapter folder: {str(folder)!r} has no "
-                            f"{' or '.join(WEIGHTS)}")
+    raise FileNotFoundError(
+        f"Not a PEFT adapter folder: {str(folder)!r} has no {' or '.join(WEIGHTS)}"
+    )
 
 
 def _read_weights(path: Path) -> tuple[dict, dict]:
@@ -109,19 +127,26 @@ def load_adapter_tensors(folder: str | Path) -> tuple[dict[str, torch.Tensor], d
     except (UnicodeDecodeError, ValueError) as err:
         raise ValueError(f"Invalid adapter_config.json in {str(folder)!r}: {err}") from None
     if not isinstance(config, dict):
-        raise ValueError(f"Invalid adapter_config.json in {str(folder)!r}: a JSON "
-                         f"{type(config).__name__}, expected an object (PEFT's LoraConfig)")
+        raise ValueError(
+            f"Invalid adapter_config.json in {str(folder)!r}: a JSON "
+            f"{type(config).__name__}, expected an object (PEFT's LoraConfig)"
+        )
     try:
         tensors, metadata = _read_weights(path)
     except Exception as err:  # noqa: BLE001 - safetensors and pickle raise many kinds
-        raise ValueError(f"Invalid adapter weights {str(path)!r}: not a readable "
-                         f"{path.suffix} file ({type(err).__name__}: {err}); a truncated copy?") \
-            from None
-    bad = [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)] \
-        if isinstance(tensors, dict) else ["(the file holds no state dict)"]
+        raise ValueError(
+            f"Invalid adapter weights {str(path)!r}: not a readable "
+            f"{path.suffix} file ({type(err).__name__}: {err}); a truncated copy?"
+        ) from None
+    bad = (
+        [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)]
+        if isinstance(tensors, dict)
+        else ["(the file holds no state dict)"]
+    )
     if bad:
-        raise ValueError(f"Invalid adapter weights {str(path)!r}: not a state dict of tensors "
-                         f"(e.g. {bad[0]!r})")
+        raise ValueError(
+            f"Invalid adapter weights {str(path)!r}: not a state dict of tensors (e.g. {bad[0]!r})"
+        )
     return tensors, config, metadata
 
 
@@ -147,12 +172,16 @@ def check_ranks(folder, found: list[tuple[str, str, str]], tensors: dict, config
     for name, ka, kb in found:
         a, b = tensors[ka], tensors[kb]
         if a.dim() < 2 or b.dim() < 2 or a.shape[0] != b.shape[1]:
-            raise ValueError(f"Invalid adapter {str(folder)!r}: layer {name!r}: {ka} has shape "
-                             f"{tuple(a.shape)} and {kb} {tuple(b.shape)}; the factors cannot "
-                             "multiply (A's rows must be B's columns)")
+            raise ValueError(
+                f"Invalid adapter {str(folder)!r}: layer {name!r}: {ka} has shape "
+                f"{tuple(a.shape)} and {kb} {tuple(b.shape)}; the factors cannot "
+                "multiply (A's rows must be B's columns)"
+            )
         if isinstance(r, int) and not config.get("rank_pattern") and a.shape[0] != r:
-            raise ValueError(f"Invalid adapter {str(folder)!r}: layer {name!r} has rank "
-                             f"{a.shape[0]} but adapter_config.json says r = {r}")
+            raise ValueError(
+                f"Invalid adapter {str(folder)!r}: layer {name!r} has rank "
+                f"{a.shape[0]} but adapter_config.json says r = {r}"
+            )
 
 
 def inspect_adapter(folder: str | Path) -> dict:
@@ -164,8 +193,10 @@ def inspect_adapter(folder: str | Path) -> dict:
     tensors, config, _ = load_adapter_tensors(folder)
     found = _pairs(tensors)
     if not found:
-        raise ValueError(f"No LoRA factor pairs in {str(folder)!r}: no keys ending in "
-                         f"{_SUFFIXES[0][0]!r} or {_SUFFIXES[1][0]!r} (is it a LoRA adapter?)")
+        raise ValueError(
+            f"No LoRA factor pairs in {str(folder)!r}: no keys ending in "
+            f"{_SUFFIXES[0][0]!r} or {_SUFFIXES[1][0]!r} (is it a LoRA adapter?)"
+        )
     check_ranks(folder, found, tensors, config)
     layers = []
     for name, ka, kb in found:
@@ -173,16 +204,23 @@ def inspect_adapter(folder: str | Path) -> dict:
         nb = float(torch.linalg.vector_norm(tensors[kb], dtype=torch.float64))
         if not (math.isfinite(na) and math.isfinite(nb)):
             bad = ka if not math.isfinite(na) else kb
-            raise ValueError(f"Invalid adapter {str(folder)!r}: layer {name!r} has a non-finite "
-                             f"factor ({bad} holds NaN or inf); it cannot be measured or "
-                             "rebalanced")
+            raise ValueError(
+                f"Invalid adapter {str(folder)!r}: layer {name!r} has a non-finite "
+                f"factor ({bad} holds NaN or inf); it cannot be measured or "
+                "rebalanced"
+            )
         layers.append(AdapterLayer(name, ka, kb, na, nb))
     layers.sort(key=lambda layer: (-abs(layer.B), layer.name))
     abs_b = [abs(layer.B) for layer in layers]
-    return {"adapter": str(folder), "peft_type": config.get("peft_type"), "r": config.get("r"),
-            "lora_alpha": config.get("lora_alpha"),
-            "layers": [layer.as_dict() for layer in layers],
-            "mean_abs_B": sum(abs_b) / len(abs_b), "max_abs_B": max(abs_b)}
+    return {
+        "adapter": str(folder),
+        "peft_type": config.get("peft_type"),
+        "r": config.get("r"),
+        "lora_alpha": config.get("lora_alpha"),
+        "layers": [layer.as_dict() for layer in layers],
+        "mean_abs_B": sum(abs_b) / len(abs_b),
+        "max_abs_B": max(abs_b),
+    }
 
 
 def rebalance_adapter(folder: str | Path, out: str | Path, *, force: bool = False) -> dict:
@@ -222,8 +260,11 @@ def rebalance_adapter(folder: str | Path, out: str | Path, *, force: bool = Fals
         for item in folder.iterdir():
             if item.is_file() and item.name not in WEIGHTS and not item.name.startswith(".lorabar"):
                 shutil.copy2(item, tmp / item.name)
-        save_file({k: v.contiguous() for k, v in new.items()},
-                  str(tmp / "adapter_model.safetensors"), metadata=metadata or {"format": "pt"})
+        save_file(
+            {k: v.contiguous() for k, v in new.items()},
+            str(tmp / "adapter_model.safetensors"),
+            metadata=metadata or {"format": "pt"},
+        )
         publish_folder(tmp, Output("--rebalance", out, "adapter"), force=force)
     return {"rebalanced": done, "left_alone": left}
 
@@ -232,9 +273,15 @@ def check_rebalance_out(folder: Path, out: Path, *, force: bool = False) -> None
     """Refuse (``ValueError``) an output folder that is, or is inside, the adapter folder, or
     that exists and is not empty (unless ``force``)."""
     src, dst = Path(folder).resolve(), Path(out).expanduser().resolve()
-    where = ("the adapter folder itself" if dst == src else "inside the adapter folder"
-             if src in dst.parents else "a folder that holds the adapter" if dst in src.parents
-             else None)
+    where = (
+        "the adapter folder itself"
+        if dst == src
+        else "inside the adapter folder"
+        if src in dst.parents
+        else "a folder that holds the adapter"
+        if dst in src.parents
+        else None
+    )
     if where:
         raise ValueError(f"Invalid --rebalance: {str(out)!r} is {where}; give a new folder")
     if dst.exists() and not dst.is_dir():
@@ -242,9 +289,11 @@ def check_rebalance_out(folder: Path, out: Path, *, force: bool = False) -> None
     from ..guard import owned_files
 
     if dst.is_dir() and any(dst.iterdir()) and owned_files(dst) is None and not force:
-        raise ValueError(f"Invalid --rebalance: {str(out)!r} exists, is not empty and is not a "
-                         "folder lorabar wrote; give a new folder, or pass --force to write "
-                         "into it")
+        raise ValueError(
+            f"Invalid --rebalance: {str(out)!r} exists, is not empty and is not a "
+            "folder lorabar wrote; give a new folder, or pass --force to write "
+            "into it"
+        )
 
 
 def plot_layers(report: dict, path: str | Path) -> Path:
@@ -258,8 +307,11 @@ def plot_layers(report: dict, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(layers) + 2), 4))
     ax.bar(range(len(layers)), [layer["B"] for layer in layers], color="C0")
     ax.set_xticks(range(len(layers)))
-    ax.set_xticklabels([layer["name"].removeprefix("base_model.model.") for layer in layers],
-                       rotation=90, fontsize=6)
+    ax.set_xticklabels(
+        [layer["name"].removeprefix("base_model.model.") for layer in layers],
+        rotation=90,
+        fontsize=6,
+    )
     ax.axhline(0.0, color="k", lw=0.5)
     ax.set(ylabel="B = (|A|² − |B|²)/2", title=f"{report['adapter']}: per-layer balancedness")
     fig.tight_layout()

@@ -34,8 +34,13 @@ from ..metrics import balancedness
 from ..pairs import FactorPair, find_lora_pairs
 from ..sam import SAM
 
-__all__ = ["BARCallback", "SAMTrainer", "SAMTrainingMixin", "add_callback_first",
-           "unwrap_optimizer"]
+__all__ = [
+    "BARCallback",
+    "SAMTrainer",
+    "SAMTrainingMixin",
+    "add_callback_first",
+    "unwrap_optimizer",
+]
 
 
 def _deepspeed(obj: Any) -> bool:
@@ -62,7 +67,8 @@ def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
             f"Unsupported optimizer: DeepSpeed's {type(optimizer).__name__} steps its own flat "
             "copies of the parameters, so BAR's rescaling (and SAM's perturbation) of the LoRA "
             "factors would be a silent no-op. Train without DeepSpeed (DDP or FSDP with "
-            "use_orig_params=True both work: see lorabar.distributed)")
+            "use_orig_params=True both work: see lorabar.distributed)"
+        )
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"Invalid optimizer: {type(optimizer).__name__} is not a torch optimizer")
     return optimizer
@@ -123,11 +129,18 @@ class BARCallback(TrainerCallback, ExportableState):
     pass them again by leaving that flag off, its default.)
     """
 
-    def __init__(self, mode: str = "nbar", mu0: float = DEFAULT_MU0,
-                 schedule: str = DEFAULT_SCHEDULE,
-                 pairs: list[FactorPair] | None = None, log_every: int = 50, *,
-                 rho: float | None = None, norm: str = "pair",
-                 resume_state: dict | None = None) -> None:
+    def __init__(
+        self,
+        mode: str = "nbar",
+        mu0: float = DEFAULT_MU0,
+        schedule: str = DEFAULT_SCHEDULE,
+        pairs: list[FactorPair] | None = None,
+        log_every: int = 50,
+        *,
+        rho: float | None = None,
+        norm: str = "pair",
+        resume_state: dict | None = None,
+    ) -> None:
         self.mode, self.mu0, self.schedule = mode, mu0, schedule
         self.rho, self.norm = rho, norm
         self.pairs = pairs
@@ -139,12 +152,19 @@ class BARCallback(TrainerCallback, ExportableState):
 
     def state(self) -> dict:
         """What the Trainer saves in a checkpoint (``ExportableState``)."""
-        args = {"mode": self.mode, "mu0": self.mu0, "log_every": self.log_every,
-                "rho": self.rho, "norm": self.norm}
+        args = {
+            "mode": self.mode,
+            "mu0": self.mu0,
+            "log_every": self.log_every,
+            "rho": self.rho,
+            "norm": self.norm,
+        }
         if isinstance(self.schedule, str):
             args["schedule"] = self.schedule
-        return {"args": args,
-                "attributes": {"resume_state": self.bar.state_dict() if self.bar else None}}
+        return {
+            "args": args,
+            "attributes": {"resume_state": self.bar.state_dict() if self.bar else None},
+        }
 
     def _saved_state(self, state) -> dict | None:
         if self.resume_state is not None:  # set by the Trainer when it rebuilt this callback
@@ -153,8 +173,10 @@ class BARCallback(TrainerCallback, ExportableState):
         if isinstance(entry, list):
             entry = entry[0] if len(entry) == 1 else None
             if entry is None:
-                raise RuntimeError("BARCallback: the checkpoint holds several BARCallback states; "
-                                   "resume with restore_callback_states_from_checkpoint=True")
+                raise RuntimeError(
+                    "BARCallback: the checkpoint holds several BARCallback states; "
+                    "resume with restore_callback_states_from_checkpoint=True"
+                )
         return (entry or {}).get("attributes", {}).get("resume_state")
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
@@ -165,10 +187,17 @@ class BARCallback(TrainerCallback, ExportableState):
             self.bar = SBAR(pairs, rho=self.rho, norm=self.norm)
         else:
             if self.rho is not None or self.norm != "pair":
-                raise ValueError(f"BARCallback: rho and norm are sBAR's (mode='sbar'); "
-                                 f"mode={self.mode!r} uses mu0 and schedule")
-            self.bar = BAR(pairs, mode=self.mode, mu0=self.mu0, schedule=self.schedule,
-                           total_steps=max(1, state.max_steps))
+                raise ValueError(
+                    f"BARCallback: rho and norm are sBAR's (mode='sbar'); "
+                    f"mode={self.mode!r} uses mu0 and schedule"
+                )
+            self.bar = BAR(
+                pairs,
+                mode=self.mode,
+                mu0=self.mu0,
+                schedule=self.schedule,
+                total_steps=max(1, state.max_steps),
+            )
         saved = self._saved_state(state) if state.global_step > 0 else None
         if saved is not None:
             self.bar.load_state_dict(saved)
@@ -177,22 +206,31 @@ class BARCallback(TrainerCallback, ExportableState):
                 f"BARCallback: resuming at step {state.global_step} from a checkpoint without "
                 "BAR's "
                 "state (saved by a lorabar before 0.2, or the callback was added on resume); "
-                "its schedule would restart at t = 0")
+                "its schedule would restart at t = 0"
+            )
         self.resume_state = None
         self._handle = self.bar.attach(unwrap_optimizer(optimizer))
 
     def _stats(self) -> dict:
         assert self.bar is not None
         stats = balancedness(self.bar.pairs)
-        return {"bar/mean_abs_B": stats.mean_abs_B.item(), "bar/max_abs_B": stats.max_abs_B.item(),
-                "bar/step": self.bar.step}
+        return {
+            "bar/mean_abs_B": stats.mean_abs_B.item(),
+            "bar/max_abs_B": stats.max_abs_B.item(),
+            "bar/step": self.bar.step,
+        }
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None and self.log_every and state.global_step % self.log_every == 0:
             s = self._stats()
-            self.history.append({"step": state.global_step, "bar_step": s["bar/step"],
-                                 "mean_abs_B": s["bar/mean_abs_B"],
-                                 "max_abs_B": s["bar/max_abs_B"]})
+            self.history.append(
+                {
+                    "step": state.global_step,
+                    "bar_step": s["bar/step"],
+                    "mean_abs_B": s["bar/mean_abs_B"],
+                    "max_abs_B": s["bar/max_abs_B"],
+                }
+            )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.bar is None or logs is None:
@@ -229,9 +267,11 @@ class SAMTrainingMixin:
         kwargs["optimizers"] = (sam.base_optimizer, optimizers[1])
         super().__init__(*args, **kwargs)
         if getattr(self, "is_deepspeed_enabled", False):
-            raise TypeError("Unsupported: SAMTrainer under DeepSpeed (its optimizer steps flat "
-                            "copies of the parameters, so SAM's perturbation would miss them); "
-                            "use DDP or FSDP with use_orig_params=True")
+            raise TypeError(
+                "Unsupported: SAMTrainer under DeepSpeed (its optimizer steps flat "
+                "copies of the parameters, so SAM's perturbation would miss them); "
+                "use DDP or FSDP with use_orig_params=True"
+            )
         self.sam = sam
         self._eps_sum: torch.Tensor | None = None
         self._eps_count = 0

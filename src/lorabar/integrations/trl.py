@@ -27,8 +27,10 @@ class SAMSFTTrainer(SAMTrainingMixin, SFTTrainer):
 
     def _sam_metrics_snapshot(self) -> Any:
         metrics = getattr(self, "_metrics", None)
-        return (getattr(self, "_total_train_tokens", None),
-                copy.deepcopy(dict(metrics["train"])) if metrics is not None else None)
+        return (
+            getattr(self, "_total_train_tokens", None),
+            copy.deepcopy(dict(metrics["train"])) if metrics is not None else None,
+        )
 
     def _sam_metrics_restore(self, snapshot: Any) -> None:
         tokens, train = snapshot

@@ -7,5 +7,13 @@
 from .fig4 import fig4_loss, fig4_trajectories
 from .simulate import TOY_METHODS, PROBLEMS, ToyConfig, ToyResult, compiled, simulate
 
-__all__ = ["TOY_METHODS", "PROBLEMS", "ToyConfig", "ToyResult", "compiled", "fig4_loss",
-           "fig4_trajectories", "simulate"]
+__all__ = [
+    "TOY_METHODS",
+    "PROBLEMS",
+    "ToyConfig",
+    "ToyResult",
+    "compiled",
+    "fig4_loss",
+    "fig4_trajectories",
+    "simulate",
+]

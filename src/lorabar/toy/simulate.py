@@ -86,8 +86,9 @@ class ToyConfig:
             d = getattr(self, name)
             for p in PROBLEMS:
                 if p not in d or not math.isfinite(d[p]) or d[p] < 0:
-                    raise ValueError(f"Invalid {name}: {d!r} (expected a value >= 0 for "
-                                     f"{PROBLEMS})")
+                    raise ValueError(
+                        f"Invalid {name}: {d!r} (expected a value >= 0 for {PROBLEMS})"
+                    )
         if max(self.mu0.values()) * self.eta >= 1:
             raise ValueError(f"Invalid mu0: {self.mu0} (BAR needs mu0 * eta < 1)")
 
@@ -134,7 +135,8 @@ class ToyResult:
             [
                 i
                 for i in range(len(self.problem))
-                if self.problem[i] == problem and self.method[i] == method
+                if self.problem[i] == problem
+                and self.method[i] == method
                 and self.noise[i] == noise
             ],
             dtype=np.int64,
@@ -273,8 +275,26 @@ def _update(meth, p, x, y, g, x2, y2, gx2, gy2, eta, lam, rho, c, tgt, xt, yt, g
 
 
 @njit(parallel=True)
-def _run_chunk(problem, method, level, seed_idx, rho, mu0, lam, batch, eta, xs, ys, noise,
-               t0, every, half, abs_b, gap, stats):  # pragma: no cover - compiled
+def _run_chunk(
+    problem,
+    method,
+    level,
+    seed_idx,
+    rho,
+    mu0,
+    lam,
+    batch,
+    eta,
+    xs,
+    ys,
+    noise,
+    t0,
+    every,
+    half,
+    abs_b,
+    gap,
+    stats,
+):  # pragma: no cover - compiled
     rows = xs.shape[0]
     steps = noise.shape[1]
     for r in prange(rows):
@@ -298,14 +318,15 @@ def _run_chunk(problem, method, level, seed_idx, rho, mu0, lam, batch, eta, xs, 
                 _sam_m_grad(p, x, y, noise, s, t, b, level[r], rho[r], tgt, xt, yt, gt, gk, acc)
                 _scaled_step(x, y, acc, 1.0, 1.0, eta)
             else:
-                _update(meth, p, x, y, g, x2, y2, gx2, gy2, eta, lam[r], rho[r], c, tgt, xt, yt,
-                        gt)
+                _update(meth, p, x, y, g, x2, y2, gx2, gy2, eta, lam[r], rho[r], c, tgt, xt, yt, gt)
             stats[r, 4] += 1.0
             if (t0 + t + 1) % every == 0:
                 k = (t0 + t + 1) // every
                 if k < abs_b.shape[1]:
-                    abs_b[r, k] = 0.5 * abs((x[0] * x[0] + x[1] * x[1] + x[2] * x[2])
-                                            - (y[0] * y[0] + y[1] * y[1] + y[2] * y[2]))
+                    abs_b[r, k] = 0.5 * abs(
+                        (x[0] * x[0] + x[1] * x[1] + x[2] * x[2])
+                        - (y[0] * y[0] + y[1] * y[1] + y[2] * y[2])
+                    )
                     gap[r, k] = window / every
                 window = 0.0
         xs[r, :] = x
@@ -352,8 +373,10 @@ def simulate(
     abs_b[:, 0] = 0.5 * abs(x0 @ x0 - 9.0 * x0 @ x0)
     if noise is not None:
         if noise.shape[0] < cfg.seeds or noise.shape[1] < cfg.steps or noise.shape[2] < samples:
-            raise ValueError(f"Invalid noise: shape {noise.shape} (need >= ({cfg.seeds}, "
-                             f"{cfg.steps}, {samples}, 9))")
+            raise ValueError(
+                f"Invalid noise: shape {noise.shape} (need >= ({cfg.seeds}, "
+                f"{cfg.steps}, {samples}, 9))"
+            )
         noise = np.ascontiguousarray(noise, dtype=np.float64)
     gens = [np.random.default_rng([cfg.seed_base, s]) for s in range(cfg.seeds)]
     start = time.perf_counter()
@@ -375,12 +398,21 @@ def simulate(
         return np.where(ok, stats[:, total] / np.maximum(stats[:, count], 1), np.nan)
 
     return ToyResult(
-        config=cfg, problem=[r[0] for r in rows], method=[r[1] for r in rows],
-        noise=[r[2] for r in rows], seed=[r[3] for r in rows],
-        steps=np.arange(points + 1) * every, abs_B=abs_b, gap=gap,
-        threshold=average(_THR_SUM, _THR_N), threshold_late=average(_THR_LATE_SUM, _THR_LATE_N),
-        gap_sum=stats[:, _GAP_SUM].copy(), gap_norm_sum=stats[:, _GAP_NORM_SUM].copy(),
-        x=xs, y=ys, seconds=seconds,
+        config=cfg,
+        problem=[r[0] for r in rows],
+        method=[r[1] for r in rows],
+        noise=[r[2] for r in rows],
+        seed=[r[3] for r in rows],
+        steps=np.arange(points + 1) * every,
+        abs_B=abs_b,
+        gap=gap,
+        threshold=average(_THR_SUM, _THR_N),
+        threshold_late=average(_THR_LATE_SUM, _THR_LATE_N),
+        gap_sum=stats[:, _GAP_SUM].copy(),
+        gap_norm_sum=stats[:, _GAP_NORM_SUM].copy(),
+        x=xs,
+        y=ys,
+        seconds=seconds,
     )
 
 
@@ -397,14 +429,16 @@ def _row_arrays(cfg: ToyConfig, problems, methods, batch) -> tuple[list, tuple, 
     sizes = {meth: cfg.batch for meth in TOY_METHODS}
     sizes["sam_m"] = cfg.m
     sizes.update(batch or {})
-    arrays = (np.array([PROBLEMS.index(r[0]) for r in rows], dtype=np.int64),
-              np.array([TOY_METHODS.index(r[1]) for r in rows], dtype=np.int64),
-              np.array([r[2] for r in rows], dtype=np.float64),
-              np.array([r[3] for r in rows], dtype=np.int64),
-              np.array([cfg.rho[r[0]] for r in rows], dtype=np.float64),
-              np.array([cfg.mu0[r[0]] for r in rows], dtype=np.float64),
-              np.array([cfg.lam[r[0]] for r in rows], dtype=np.float64),
-              np.array([sizes[r[1]] for r in rows], dtype=np.int64))
+    arrays = (
+        np.array([PROBLEMS.index(r[0]) for r in rows], dtype=np.int64),
+        np.array([TOY_METHODS.index(r[1]) for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.float64),
+        np.array([r[3] for r in rows], dtype=np.int64),
+        np.array([cfg.rho[r[0]] for r in rows], dtype=np.float64),
+        np.array([cfg.mu0[r[0]] for r in rows], dtype=np.float64),
+        np.array([cfg.lam[r[0]] for r in rows], dtype=np.float64),
+        np.array([sizes[r[1]] for r in rows], dtype=np.int64),
+    )
     return rows, arrays, max(sizes[meth] for meth in methods)
 
 

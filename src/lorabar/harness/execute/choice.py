@@ -10,10 +10,14 @@ __all__ = ["EXECUTORS", "ExecutorConfig", "threads_per_run"]
 EXECUTORS = ("local", "ray", "slurm")
 
 # the flags only one executor reads: giving them to another is refused, not ignored
-ONLY = {"address": "ray", "retries": "ray", "partition": "slurm", "time_min": "slurm",
-        "slurm_cluster": "slurm"}
-DEFAULTS = {"address": None, "retries": 1, "partition": None, "time_min": 60,
-            "slurm_cluster": None}
+ONLY = {
+    "address": "ray",
+    "retries": "ray",
+    "partition": "slurm",
+    "time_min": "slurm",
+    "slurm_cluster": "slurm",
+}
+DEFAULTS = {"address": None, "retries": 1, "partition": None, "time_min": 60, "slurm_cluster": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,23 +40,34 @@ class ExecutorConfig:
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
-            raise ValueError(f"Invalid --executor: {self.executor!r} (expected one of "
-                             f"{list(EXECUTORS)})")
+            raise ValueError(
+                f"Invalid --executor: {self.executor!r} (expected one of {list(EXECUTORS)})"
+            )
         for name, owner in ONLY.items():
             if owner != self.executor and getattr(self, name) != DEFAULTS[name]:
                 flag = "--" + name.replace("_", "-")
-                raise ValueError(f"Invalid {flag}: only --executor {owner} reads it (this grid "
-                                 f"runs on --executor {self.executor})")
+                raise ValueError(
+                    f"Invalid {flag}: only --executor {owner} reads it (this grid "
+                    f"runs on --executor {self.executor})"
+                )
         if self.executor == "local" and (self.cpus_per_run or self.gpus_per_run):
-            raise ValueError("Invalid --cpus-per-run/--gpus-per-run: a local grid gives each run "
-                             "--threads and the device it resolves; these are for ray and slurm")
+            raise ValueError(
+                "Invalid --cpus-per-run/--gpus-per-run: a local grid gives each run "
+                "--threads and the device it resolves; these are for ray and slurm"
+            )
         for name in ("jobs", "cpus_per_run", "gpus_per_run", "time_min", "retries"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0 or \
-                    (name in ("jobs", "time_min") and value < 1):
-                raise ValueError(f"Invalid --{name.replace('_', '-')}: {value!r} (expected a "
-                                 f"{'positive' if name in ('jobs', 'time_min') else 'non-negative'}"
-                                 " integer)")
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < 0
+                or (name in ("jobs", "time_min") and value < 1)
+            ):
+                raise ValueError(
+                    f"Invalid --{name.replace('_', '-')}: {value!r} (expected a "
+                    f"{'positive' if name in ('jobs', 'time_min') else 'non-negative'}"
+                    " integer)"
+                )
 
     def build(self, out: str | Path, threads: int, runner=None):
         """The executor for a grid writing to ``out`` whose runs use ``threads`` torch threads."""
@@ -64,8 +79,15 @@ class ExecutorConfig:
         if self.executor == "slurm":
             from .slurm_executor import SlurmExecutor
 
-            return SlurmExecutor(str(Path(out) / "slurm"), self.partition, self.time_min, cpus,
-                                 self.gpus_per_run, self.jobs, self.slurm_cluster)
+            return SlurmExecutor(
+                str(Path(out) / "slurm"),
+                self.partition,
+                self.time_min,
+                cpus,
+                self.gpus_per_run,
+                self.jobs,
+                self.slurm_cluster,
+            )
         from .local import LocalExecutor
 
         return LocalExecutor(self.jobs) if runner is None else LocalExecutor(self.jobs, runner)

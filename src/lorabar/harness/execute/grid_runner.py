@@ -37,7 +37,6 @@ class GridEvent:
     path: Path | None = None
 
 
-
 def set_aside(path: Path, out: Path, emit) -> None:
     """Move a result file whose content is not the run its name says into ``OUT/aside``."""
     aside = out / "aside"
@@ -52,10 +51,18 @@ def set_aside(path: Path, out: Path, emit) -> None:
     what = "unreadable or unfinished"
     if data is not None and isinstance(data.get("config"), dict):
         c = data["config"]
-        what = (f"holds {c.get('task')}/{c.get('method')}/seed {c.get('seed')} with another "
-                "identity" if "identity" in data else "has no recorded identity")
-    emit(GridEvent("moved", f"grid: moved {path} aside to {target}: its content is not this "
-                   f"run ({what})", path))
+        what = (
+            f"holds {c.get('task')}/{c.get('method')}/seed {c.get('seed')} with another identity"
+            if "identity" in data
+            else "has no recorded identity"
+        )
+    emit(
+        GridEvent(
+            "moved",
+            f"grid: moved {path} aside to {target}: its content is not this run ({what})",
+            path,
+        )
+    )
 
 
 class GridLock:
@@ -79,9 +86,11 @@ class GridLock:
                 f.seek(0)
                 holder = f.read().strip() or "unknown"
                 f.close()
-                raise ValueError(f"Invalid --out: {str(self.path.parent)!r} is in use by another "
-                                 f"lorabar grid (pid {holder}); wait for it to finish or stop "
-                                 "it") from None
+                raise ValueError(
+                    f"Invalid --out: {str(self.path.parent)!r} is in use by another "
+                    f"lorabar grid (pid {holder}); wait for it to finish or stop "
+                    "it"
+                ) from None
             if self._still_there(f):
                 break
             f.close()  # its holder removed it between our open and our lock: lock the new one
@@ -111,10 +120,21 @@ def disk_full(error: BaseException | None) -> bool:
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str | None = None,
-             threads: int = 0, only: dict[str, str] | None = None, executor=None, runner=None,
-             reuse: tuple[str, ...] = (), manifest: dict | None = None, log=print,
-             events=None) -> dict:
+def run_grid(
+    grid: dict,
+    out: str | os.PathLike,
+    *,
+    jobs: int = 1,
+    data_dir: str | None = None,
+    threads: int = 0,
+    only: dict[str, str] | None = None,
+    executor=None,
+    runner=None,
+    reuse: tuple[str, ...] = (),
+    manifest: dict | None = None,
+    log=print,
+    events=None,
+) -> dict:
     """Run every missing configuration; returns counts ``{"total", "skipped", "done", "failed"}``
     (and ``"stopped": reason`` when a full disk ended the grid early).
 
@@ -152,12 +172,19 @@ def run_grid(grid: dict, out: str | os.PathLike, *, jobs: int = 1, data_dir: str
     with GridLock(out):
         if manifest is not None:
             record_command(out, **manifest)
-        return _run_locked(planned, out, executor=executor, emit=emit,
-                           reuse=tuple(Path(d) for d in reuse))
+        return _run_locked(
+            planned, out, executor=executor, emit=emit, reuse=tuple(Path(d) for d in reuse)
+        )
 
 
-def _run_locked(planned: list[tuple[RunConfig, dict]], out: Path, *, executor, emit,
-                reuse: tuple[Path, ...] = ()) -> dict:
+def _run_locked(
+    planned: list[tuple[RunConfig, dict]],
+    out: Path,
+    *,
+    executor,
+    emit,
+    reuse: tuple[Path, ...] = (),
+) -> dict:
     counts = {"total": len(planned), "skipped": 0, "done": 0, "failed": 0}
     todo, reused = [], []
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -178,9 +205,14 @@ def _run_locked(planned: list[tuple[RunConfig, dict]], out: Path, *, executor, e
     if reused:
         add_reuses(out, reused)
     n = len(todo)
-    emit(GridEvent("plan", f"grid: {len(planned)} runs, {counts['skipped']} already done"
-                           + (f" ({len(reused)} reused from {', '.join(map(str, reuse))})"
-                              if reused else "") + f", {n} to run ({executor.describe()})"))
+    emit(
+        GridEvent(
+            "plan",
+            f"grid: {len(planned)} runs, {counts['skipped']} already done"
+            + (f" ({len(reused)} reused from {', '.join(map(str, reuse))})" if reused else "")
+            + f", {n} to run ({executor.describe()})",
+        )
+    )
 
     def finished(job: RunJob, error: BaseException | None) -> bool:
         _finished(counts, n, job.cfg, job.path, error, emit)
@@ -190,35 +222,54 @@ def _run_locked(planned: list[tuple[RunConfig, dict]], out: Path, *, executor, e
     return counts
 
 
-def _finished(counts: dict, n: int, cfg: RunConfig, path: Path, error: BaseException | None,
-              emit) -> None:
+def _finished(
+    counts: dict, n: int, cfg: RunConfig, path: Path, error: BaseException | None, emit
+) -> None:
     """Count a run that ended; a failed one leaves ``<run id>.error.json`` beside it, and a full
     disk stops the grid (``counts["stopped"]``)."""
     if error is None:
         counts["done"] += 1
         if is_kind(path.with_suffix(".error.json"), "error"):  # an earlier failure's, not a user's
             path.with_suffix(".error.json").unlink()
-        emit(GridEvent("done", f"[{counts['done'] + counts['failed']}/{n}] done {path.name}",
-                       path))
+        emit(GridEvent("done", f"[{counts['done'] + counts['failed']}/{n}] done {path.name}", path))
         return
     counts["failed"] += 1
-    emit(GridEvent("failed", f"[{counts['done'] + counts['failed']}/{n}] FAILED {path.name}: "
-                             f"{error}", path))
+    emit(
+        GridEvent(
+            "failed", f"[{counts['done'] + counts['failed']}/{n}] FAILED {path.name}: {error}", path
+        )
+    )
     try:
-        write_json(Output("--out", path.with_suffix(".error.json"), "error"), {
-            "config": dataclasses.asdict(cfg), "error": repr(error),
-            "traceback": "".join(traceback.format_exception(error))})
+        write_json(
+            Output("--out", path.with_suffix(".error.json"), "error"),
+            {
+                "config": dataclasses.asdict(cfg),
+                "error": repr(error),
+                "traceback": "".join(traceback.format_exception(error)),
+            },
+        )
     except (OSError, OutputError) as err:
-        emit(GridEvent("warning", f"grid: could not write {path.with_suffix('.error.json').name}"
-                                  f" ({getattr(err, 'strerror', None) or err})"))
+        emit(
+            GridEvent(
+                "warning",
+                f"grid: could not write {path.with_suffix('.error.json').name}"
+                f" ({getattr(err, 'strerror', None) or err})",
+            )
+        )
     if disk_full(error) and "stopped" not in counts:
         counts["stopped"] = f"disk full ({error.strerror}); finished runs are kept"
-        emit(GridEvent("stopping", f"grid: stopping: the disk is full ({error}); free space and "
-                                   "rerun to resume"))
+        emit(
+            GridEvent(
+                "stopping",
+                f"grid: stopping: the disk is full ({error}); free space and rerun to resume",
+            )
+        )
 
 
 def failed_runs(command: str, n: int, out, stage: str | None = None) -> str:
     """The one wording of failed runs, for ``grid`` and ``compare`` (a ``RuntimeError``: exit 1)."""
     where = f" in stage {stage!r}" if stage else ""
-    return (f"{command}: {n} runs failed{where} (their errors: {out}/runs/*.error.json); fix "
-            "and rerun to resume")
+    return (
+        f"{command}: {n} runs failed{where} (their errors: {out}/runs/*.error.json); fix "
+        "and rerun to resume"
+    )

@@ -74,13 +74,19 @@ class LocalExecutor:
         quiet = "ignore:resource_tracker:UserWarning"
         if quiet not in os.environ.get("PYTHONWARNINGS", ""):
             os.environ["PYTHONWARNINGS"] = ",".join(
-                filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
+                filter(None, (os.environ.get("PYTHONWARNINGS"), quiet))
+            )
         parent = os.getpid()
-        pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=die_with_parent, initargs=(parent,))
+        pool = ProcessPoolExecutor(
+            self.jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(parent,),
+        )
         try:
-            futures = {pool.submit(self.runner, j.cfg, str(j.path), j.identity, parent): j
-                       for j in jobs}
+            futures = {
+                pool.submit(self.runner, j.cfg, str(j.path), j.identity, parent): j for j in jobs
+            }
             for fut in as_completed(futures):
                 if fut.cancelled():
                     continue

@@ -20,7 +20,7 @@ from .base import Finished, RunJob, run_in_folder
 
 __all__ = ["RayExecutor"]
 
-LOCAL_OBJECT_STORE = 200 * 1024 ** 2  # a local instance only passes configs and paths
+LOCAL_OBJECT_STORE = 200 * 1024**2  # a local instance only passes configs and paths
 
 
 @dataclasses.dataclass
@@ -36,15 +36,18 @@ class RayExecutor:
 
     def __post_init__(self) -> None:
         if not self.cpus_per_run > 0 or self.gpus_per_run < 0:
-            raise ValueError(f"Invalid --cpus-per-run/--gpus-per-run: {self.cpus_per_run}/"
-                             f"{self.gpus_per_run} (expected CPUs > 0 and GPUs >= 0)")
+            raise ValueError(
+                f"Invalid --cpus-per-run/--gpus-per-run: {self.cpus_per_run}/"
+                f"{self.gpus_per_run} (expected CPUs > 0 and GPUs >= 0)"
+            )
         if not isinstance(self.retries, int) or self.retries < 0:
             raise ValueError(f"Invalid --retries: {self.retries} (expected an integer >= 0)")
 
     def describe(self) -> str:
         where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
-        return (f"Ray tasks on {where}, {self.cpus_per_run:g} CPU and {self.gpus_per_run:g} GPU "
-                "per run")
+        return (
+            f"Ray tasks on {where}, {self.cpus_per_run:g} CPU and {self.gpus_per_run:g} GPU per run"
+        )
 
     def _start(self) -> bool:
         """Connect to (or start) Ray; whether this grid started it (and so stops it)."""
@@ -57,9 +60,13 @@ class RayExecutor:
         if self.address:
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
         else:
-            ray.init(num_cpus=self.local_cpus or os.cpu_count(), include_dashboard=False,
-                     object_store_memory=LOCAL_OBJECT_STORE, logging_level=logging.WARNING,
-                     log_to_driver=False)
+            ray.init(
+                num_cpus=self.local_cpus or os.cpu_count(),
+                include_dashboard=False,
+                object_store_memory=LOCAL_OBJECT_STORE,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
         return True
 
     def run(self, jobs: list[RunJob], finished: Finished) -> None:
@@ -68,11 +75,13 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ValueError("Invalid --executor ray: Ray is not installed here (pip install "
-                             "'lorabar[cluster]')") from None
+            raise ValueError(
+                "Invalid --executor ray: Ray is not installed here (pip install 'lorabar[cluster]')"
+            ) from None
         started = self._start()
-        task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
-                          max_retries=self.retries)(run_in_folder)
+        task = ray.remote(
+            num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=self.retries
+        )(run_in_folder)
         cwd = os.getcwd()
         refs = {task.remote(j.cfg, str(j.path.resolve()), j.identity, cwd): j for j in jobs}
         pending = list(refs)

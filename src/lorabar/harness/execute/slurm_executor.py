@@ -37,32 +37,44 @@ class SlurmExecutor:
     name: str = "slurm"
 
     def __post_init__(self) -> None:
-        for field, value, low in (("--time-min", self.time_min, 1),
-                                  ("--cpus-per-run", self.cpus_per_run, 1),
-                                  ("--gpus-per-run", self.gpus_per_run, 0),
-                                  ("--jobs", self.parallel, 1)):
+        for field, value, low in (
+            ("--time-min", self.time_min, 1),
+            ("--cpus-per-run", self.cpus_per_run, 1),
+            ("--gpus-per-run", self.gpus_per_run, 0),
+            ("--jobs", self.parallel, 1),
+        ):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"Invalid {field}: {value} (expected an integer >= {low})")
         if self.cluster not in (None, "slurm", "local"):
             raise ValueError(f"Invalid --slurm-cluster: {self.cluster!r} (expected slurm or local)")
 
     def describe(self) -> str:
-        where = f"this machine (submitit local, {self.parallel} at once)" if \
-            self.cluster == "local" else \
-            f"SLURM partition {self.partition or '(default)'}"
-        return (f"a submitit job array on {where}, {self.cpus_per_run} CPU, {self.gpus_per_run} "
-                f"GPU, {self.time_min} min per run")
+        where = (
+            f"this machine (submitit local, {self.parallel} at once)"
+            if self.cluster == "local"
+            else f"SLURM partition {self.partition or '(default)'}"
+        )
+        return (
+            f"a submitit job array on {where}, {self.cpus_per_run} CPU, {self.gpus_per_run} "
+            f"GPU, {self.time_min} min per run"
+        )
 
     def _executor(self):
         try:
             import submitit
         except ImportError:
-            raise ValueError("Invalid --executor slurm: submitit is not installed here (pip "
-                             "install 'lorabar[cluster]')") from None
+            raise ValueError(
+                "Invalid --executor slurm: submitit is not installed here (pip "
+                "install 'lorabar[cluster]')"
+            ) from None
         ex = submitit.AutoExecutor(folder=self.log_folder, cluster=self.cluster)
-        params = {"timeout_min": self.time_min, "cpus_per_task": self.cpus_per_run,
-                  "gpus_per_node": self.gpus_per_run, "name": "lorabar",
-                  "slurm_array_parallelism": self.parallel}
+        params = {
+            "timeout_min": self.time_min,
+            "cpus_per_task": self.cpus_per_run,
+            "gpus_per_node": self.gpus_per_run,
+            "name": "lorabar",
+            "slurm_array_parallelism": self.parallel,
+        }
         if self.partition:
             params["slurm_partition"] = self.partition
         ex.update_parameters(**params)
@@ -76,7 +88,7 @@ class SlurmExecutor:
         wave = self.parallel if self.cluster == "local" else len(jobs)
         executor = self._executor()
         for start in range(0, len(jobs), wave):
-            if self._run_array(executor, jobs[start:start + wave], finished):
+            if self._run_array(executor, jobs[start : start + wave], finished):
                 return
 
     def _run_array(self, executor, jobs: list[RunJob], finished: Finished) -> bool:
@@ -85,8 +97,12 @@ class SlurmExecutor:
 
         cwd = os.getcwd()
         array = executor.map_array(
-            run_in_folder, [j.cfg for j in jobs], [str(j.path.resolve()) for j in jobs],
-            [j.identity for j in jobs], [cwd] * len(jobs))
+            run_in_folder,
+            [j.cfg for j in jobs],
+            [str(j.path.resolve()) for j in jobs],
+            [j.identity for j in jobs],
+            [cwd] * len(jobs),
+        )
         which = {id(task): job for task, job in zip(array, jobs)}
         try:
             poll = LOCAL_POLL_S if self.cluster == "local" else POLL_S

@@ -22,6 +22,8 @@ def check_model_available(model: str) -> None:
     except Exception:  # noqa: BLE001 - an id the hub library refuses is not available either
         cached = None
     if not isinstance(cached, str):
-        raise ValueError(f"Invalid model: {model!r} is not a local folder and not in the Hugging "
-                         "Face cache, and nothing is downloaded here; fetch it on a connected "
-                         f"machine (huggingface-cli download {model}) or pass --model PATH")
+        raise ValueError(
+            f"Invalid model: {model!r} is not a local folder and not in the Hugging "
+            "Face cache, and nothing is downloaded here; fetch it on a connected "
+            f"machine (huggingface-cli download {model}) or pass --model PATH"
+        )

@@ -67,8 +67,11 @@ def smollm2_gguf() -> Path:
 def _folder_digest(folder: Path) -> dict[str, str]:
     from ..._io import file_sha256
 
-    return {p.name: file_sha256(p) for p in sorted(folder.iterdir())
-            if p.is_file() and p.name != DIGEST_NAME}
+    return {
+        p.name: file_sha256(p)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != DIGEST_NAME
+    }
 
 
 def _cache_is_valid(out: Path, source: str) -> str | None:
@@ -94,8 +97,10 @@ def _check_cache_writable(root: Path) -> None:
     try:
         check_output(Output("$LORABAR_CACHE", root, "folder"))
     except ValueError as err:
-        raise ValueError(f"{err}: the converted SmolLM2 checkpoint is cached there; set "
-                         "LORABAR_CACHE to a writable folder") from None
+        raise ValueError(
+            f"{err}: the converted SmolLM2 checkpoint is cached there; set "
+            "LORABAR_CACHE to a writable folder"
+        ) from None
 
 
 def _smollm2_path() -> str:
@@ -122,10 +127,15 @@ def _smollm2_path() -> str:
         if reason is None:
             return str(out)
         if reason != "missing":
-            print(f"lorabar: the SmolLM2 cache {str(out)!r} is not usable: {reason}; "
-                  "converting again", file=sys.stderr)
-        print(f"lorabar: converting {GGUF_NAME} to a float checkpoint in {out} (once, ~20 s)",
-              file=sys.stderr)
+            print(
+                f"lorabar: the SmolLM2 cache {str(out)!r} is not usable: {reason}; "
+                "converting again",
+                file=sys.stderr,
+            )
+        print(
+            f"lorabar: converting {GGUF_NAME} to a float checkpoint in {out} (once, ~20 s)",
+            file=sys.stderr,
+        )
         import torch
 
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".smollm2-135m-instruct.", suffix=".tmp"))
@@ -134,9 +144,12 @@ def _smollm2_path() -> str:
             # would initialize its LoRA factors differently from every later run with its seed.
             with torch.random.fork_rng(devices=[]):
                 _convert(gguf, tmp)
-            (tmp / DIGEST_NAME).write_text(json.dumps(
-                {"source": GGUF_NAME, "source_sha256": source, "files": _folder_digest(tmp)},
-                indent=1))
+            (tmp / DIGEST_NAME).write_text(
+                json.dumps(
+                    {"source": GGUF_NAME, "source_sha256": source, "files": _folder_digest(tmp)},
+                    indent=1,
+                )
+            )
             replace_dir(tmp, out)
         finally:
             if tmp.exists():
@@ -173,8 +186,15 @@ def load_causal_lm(model: str = SMOLLM2):
     if model == "tiny":
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+        cfg = LlamaConfig(
+            vocab_size=300,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+        )
         return LlamaForCausalLM(cfg), None
     path = _smollm2_path() if model == SMOLLM2 else model
     tok = AutoTokenizer.from_pretrained(path)

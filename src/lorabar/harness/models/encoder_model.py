@@ -13,14 +13,29 @@ from __future__ import annotations
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-__all__ = ["LORA_TARGETS", "SequenceClassifier", "build_model", "check_save_dir", "load_init",
-           "export_portable", "load_trained", "resolve_model_path", "save_trained"]
+__all__ = [
+    "LORA_TARGETS",
+    "SequenceClassifier",
+    "build_model",
+    "check_save_dir",
+    "load_init",
+    "export_portable",
+    "load_trained",
+    "resolve_model_path",
+    "save_trained",
+]
 
 MINILM = "minilm"
 LORA_TARGETS = {
     "qv": ["query", "value"],
-    "all": ["query", "key", "value", "attention.output.dense", "intermediate.dense",
-            "output.dense"],
+    "all": [
+        "query",
+        "key",
+        "value",
+        "attention.output.dense",
+        "intermediate.dense",
+        "output.dense",
+    ],
 }
 
 
@@ -41,8 +56,9 @@ def resolve_model_path(model: str) -> str:
 class SequenceClassifier(nn.Module):
     """Encoder -> mean or [CLS] pooling -> dropout -> linear ``head`` (regression if 1 output)."""
 
-    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "mean",
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self, encoder: nn.Module, num_labels: int, pooling: str = "mean", dropout: float = 0.1
+    ) -> None:
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"Invalid pooling: {pooling!r} (expected 'mean' or 'cls')")
@@ -55,8 +71,9 @@ class SequenceClassifier(nn.Module):
     def features(self, input_ids, attention_mask, token_type_ids=None, **_):
         """The pooled encoder output the head reads (before dropout)."""
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              **extra).last_hidden_state
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, **extra
+        ).last_hidden_state
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
@@ -77,14 +94,30 @@ class SequenceClassifier(nn.Module):
 def _tiny_encoder():
     from transformers import BertConfig, BertModel
 
-    return BertModel(BertConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=2,
-                                num_attention_heads=2, intermediate_size=64,
-                                max_position_embeddings=128), add_pooling_layer=False)
+    return BertModel(
+        BertConfig(
+            vocab_size=1000,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        ),
+        add_pooling_layer=False,
+    )
 
 
-def build_model(model: str, num_labels: int, *, method: str, lora_r: int = 8,
-                lora_alpha: int = 16, targets: str = "qv", pooling: str = "mean",
-                train_head: bool = True):
+def build_model(
+    model: str,
+    num_labels: int,
+    *,
+    method: str,
+    lora_r: int = 8,
+    lora_alpha: int = 16,
+    targets: str = "qv",
+    pooling: str = "mean",
+    train_head: bool = True,
+):
     """Return ``(model, tokenizer)``; LoRA unless ``method == "full"`` (full finetuning).
 
     ``train_head=False`` leaves the head frozen (for a probe head fitted before training);
@@ -111,9 +144,13 @@ def build_model(model: str, num_labels: int, *, method: str, lora_r: int = 8,
         raise ValueError(f"Invalid targets: {targets!r} (expected one of {sorted(LORA_TARGETS)})")
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                        target_modules=LORA_TARGETS[targets],
-                        modules_to_save=["head"] if train_head else None)
+    config = LoraConfig(
+        r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_dropout=0.0,
+        target_modules=LORA_TARGETS[targets],
+        modules_to_save=["head"] if train_head else None,
+    )
     return get_peft_model(net, config), tokenizer
 
 
@@ -133,8 +170,9 @@ PORTABLE = "portable"  # an older layout: the encoder's adapter, the head and th
 LORABAR_VIEW = "lorabar"  # lorabar's own save of the whole model, beside the PEFT folder
 
 
-def export_portable(model, folder, *, base: str | None, labels, pooling: str,
-                    max_length: int = 128) -> None:
+def export_portable(
+    model, folder, *, base: str | None, labels, pooling: str, max_length: int = 128
+) -> None:
     """Write into ``folder`` the encoder's LoRA adapter in PEFT's format with its keys relative
     to the encoder (``PeftModel.from_pretrained(AutoModel.from_pretrained(base), folder)`` loads
     it; ``adapter_config.json`` names ``base``), the linear head (``head.safetensors``:
@@ -150,8 +188,11 @@ def export_portable(model, folder, *, base: str | None, labels, pooling: str,
     out = Path(folder)
     out.mkdir(exist_ok=True)
     inner = "base_model.model.encoder."
-    state = {"base_model.model." + k[len(inner):]: v.detach().cpu().contiguous()
-             for k, v in get_peft_model_state_dict(model).items() if k.startswith(inner)}
+    state = {
+        "base_model.model." + k[len(inner) :]: v.detach().cpu().contiguous()
+        for k, v in get_peft_model_state_dict(model).items()
+        if k.startswith(inner)
+    }
     save_file(state, str(out / "adapter_model.safetensors"))
     config = model.peft_config["default"].to_dict()
     config.update(base_model_name_or_path=base, modules_to_save=None)
@@ -162,16 +203,37 @@ def export_portable(model, folder, *, base: str | None, labels, pooling: str,
     head = model.get_base_model().head
     if hasattr(head, "modules_to_save"):
         head = head.modules_to_save["default"]  # a trained head lives in PEFT's copy
-    save_file({"weight": head.weight.detach().cpu().contiguous(),
-               "bias": head.bias.detach().cpu().contiguous()}, str(out / "head.safetensors"))
+    save_file(
+        {
+            "weight": head.weight.detach().cpu().contiguous(),
+            "bias": head.bias.detach().cpu().contiguous(),
+        },
+        str(out / "head.safetensors"),
+    )
     names = [str(label) for label in labels] if labels else []
-    (out / "head.json").write_text(json.dumps({
-        "pooling": pooling, "max_length": max_length, "id2label": dict(enumerate(names)),
-        "label2id": {name: i for i, name in enumerate(names)}}, indent=1))
+    (out / "head.json").write_text(
+        json.dumps(
+            {
+                "pooling": pooling,
+                "max_length": max_length,
+                "id2label": dict(enumerate(names)),
+                "label2id": {name: i for i, name in enumerate(names)},
+            },
+            indent=1,
+        )
+    )
 
 
-def save_trained(model, folder: str, record: dict, head_info: dict | None = None,
-                 labels=None, *, base: str | None = None, card=None) -> None:
+def save_trained(
+    model,
+    folder: str,
+    record: dict,
+    head_info: dict | None = None,
+    labels=None,
+    *,
+    base: str | None = None,
+    card=None,
+) -> None:
     """Write the trained adapter to ``folder``, built beside it and renamed into place.
 
     An encoder with a linear head: ``folder`` is the PEFT folder of the encoder's adapter
@@ -196,21 +258,40 @@ def save_trained(model, folder: str, record: dict, head_info: dict | None = None
     adapter = Output("--save-adapter", Path(folder).expanduser(), "adapter")
     with staging(adapter) as tmp:  # built beside, then renamed into place
         net, cfg = model.get_base_model(), record["config"]
-        portable = (head_info or {}).get("kind") != "prompt" and \
-            isinstance(net, SequenceClassifier)
+        portable = (head_info or {}).get("kind") != "prompt" and isinstance(net, SequenceClassifier)
         view = tmp / LORABAR_VIEW if portable else tmp
         model.save_pretrained(str(view))
         head = getattr(net, "head", None)
         if head is not None and not head.weight.requires_grad:  # a frozen probe head
-            save_file({"weight": head.weight.detach().cpu().contiguous(),
-                       "bias": head.bias.detach().cpu().contiguous()}, str(view / HEAD_FILE))
+            save_file(
+                {
+                    "weight": head.weight.detach().cpu().contiguous(),
+                    "bias": head.bias.detach().cpu().contiguous(),
+                },
+                str(view / HEAD_FILE),
+            )
         if portable:
-            export_portable(model, tmp, base=base, labels=labels,
-                            pooling=cfg.get("pooling", "mean"), max_length=cfg["max_length"])
+            export_portable(
+                model,
+                tmp,
+                base=base,
+                labels=labels,
+                pooling=cfg.get("pooling", "mean"),
+                max_length=cfg["max_length"],
+            )
             (view / "README.md").unlink(missing_ok=True)  # PEFT's blank card: the folder's is ours
-        (view / RUN_FILE).write_text(json.dumps({"record": {k: record[k] for k in (
-            "config", "identity", "metrics", "primary_metric")}, "head": head_info},
-            indent=1, default=float))
+        (view / RUN_FILE).write_text(
+            json.dumps(
+                {
+                    "record": {
+                        k: record[k] for k in ("config", "identity", "metrics", "primary_metric")
+                    },
+                    "head": head_info,
+                },
+                indent=1,
+                default=float,
+            )
+        )
         if card is not None:
             (tmp / "README.md").write_text(card(portable))
         publish_folder(tmp, adapter)
@@ -254,7 +335,7 @@ def encoder_keys_to_model(theirs: dict, mine: dict) -> dict:
     outer, inner = "base_model.model.encoder.", "base_model.model."
     if not theirs or set(theirs) & set(mine) or not all(k.startswith(outer) for k in mine):
         return theirs
-    moved = {outer + k[len(inner):]: v for k, v in theirs.items() if k.startswith(inner)}
+    moved = {outer + k[len(inner) :]: v for k, v in theirs.items() if k.startswith(inner)}
     return moved if len(moved) == len(theirs) else theirs
 
 
@@ -275,8 +356,10 @@ def load_init(model, folder: str) -> int:
         saved_cfg = json.loads((path / "adapter_config.json").read_text())
         saved = load_file(str(path / "adapter_model.safetensors"))
     except (OSError, ValueError) as err:
-        raise ValueError(f"Invalid --init-adapter: {str(path)!r} is not an adapter folder "
-                         f"saved by --save-adapter ({err})") from None
+        raise ValueError(
+            f"Invalid --init-adapter: {str(path)!r} is not an adapter folder "
+            f"saved by --save-adapter ({err})"
+        ) from None
     own = model.peft_config["default"]
 
     def lora_only(state: dict, keep_out) -> dict:
@@ -287,14 +370,20 @@ def load_init(model, folder: str) -> int:
     mine = lora_only(full, own.modules_to_save)
     theirs = encoder_keys_to_model(lora_only(saved, saved_cfg.get("modules_to_save")), mine)
     shapes = {k: tuple(v.shape) for k, v in mine.items()}
-    if {k: tuple(v.shape) for k, v in theirs.items()} != shapes or \
-            saved_cfg.get("lora_alpha") != own.lora_alpha:
-        other = sorted(set(theirs) ^ set(shapes))[:1] or \
-            [k for k in shapes if tuple(theirs[k].shape) != shapes[k]][:1]
-        raise ValueError(f"Invalid --init-adapter: {str(path)!r} holds other LoRA layers than "
-                         f"this run's ({len(theirs)} tensors, alpha {saved_cfg.get('lora_alpha')}"
-                         f" vs {len(mine)}, alpha {own.lora_alpha}"
-                         + (f"; e.g. {other[0]!r}" if other else "") + ": model, targets, rank "
-                         "or alpha differ)")
+    if {k: tuple(v.shape) for k, v in theirs.items()} != shapes or saved_cfg.get(
+        "lora_alpha"
+    ) != own.lora_alpha:
+        other = (
+            sorted(set(theirs) ^ set(shapes))[:1]
+            or [k for k in shapes if tuple(theirs[k].shape) != shapes[k]][:1]
+        )
+        raise ValueError(
+            f"Invalid --init-adapter: {str(path)!r} holds other LoRA layers than "
+            f"this run's ({len(theirs)} tensors, alpha {saved_cfg.get('lora_alpha')}"
+            f" vs {len(mine)}, alpha {own.lora_alpha}"
+            + (f"; e.g. {other[0]!r}" if other else "")
+            + ": model, targets, rank "
+            "or alpha differ)"
+        )
     set_peft_model_state_dict(model, {**full, **theirs})  # the head: this model's own, unchanged
     return len(theirs)

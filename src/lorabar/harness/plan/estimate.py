@@ -80,8 +80,12 @@ def _from_finished(files: Iterable[Path], cost_of) -> Costs | None:
             continue
     if not steps:
         return None
-    return Costs(statistics.median(steps), statistics.median(fixed), statistics.median(fixed),
-                 "finished runs")
+    return Costs(
+        statistics.median(steps),
+        statistics.median(fixed),
+        statistics.median(fixed),
+        "finished runs",
+    )
 
 
 def measure_costs(files: Iterable[Path], probe, cost_of, log=print) -> Costs:
@@ -95,8 +99,12 @@ def measure_costs(files: Iterable[Path], probe, cost_of, log=print) -> Costs:
     probe = dataclasses.replace(probe, method="lora", steps=3)
     log("compare: timing two 3-step probe runs for the estimate ...")
     first, second = (run(probe, progress=False)["timing"] for _ in range(2))
-    return Costs(second["step_time_median_s"], second["total_s"] - second["train_s"],
-                 first["total_s"] - first["train_s"], "probe runs")
+    return Costs(
+        second["step_time_median_s"],
+        second["total_s"] - second["train_s"],
+        first["total_s"] - first["train_s"],
+        "probe runs",
+    )
 
 
 def duration(seconds: float) -> str:

@@ -50,8 +50,10 @@ def load_grid(path: str | os.PathLike) -> dict:
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"Invalid grid {str(path)!r}: TOML syntax error: {err}") from None
     if "grid" not in grid and "variant" not in grid:
-        raise ValueError(f"Invalid grid {str(path)!r}: no [grid] table and no [[variant]] "
-                         "table, so nothing to run (an empty or comment-only file?)")
+        raise ValueError(
+            f"Invalid grid {str(path)!r}: no [grid] table and no [[variant]] "
+            "table, so nothing to run (an empty or comment-only file?)"
+        )
     check_grid(grid, str(path))
     return grid
 
@@ -61,35 +63,46 @@ def check_grid(grid: dict, source: str = "grid") -> None:
     section of the wrong shape, an empty list (it would expand to no runs)."""
     unknown = set(grid) - {"base", "grid", "variant"}
     if unknown:
-        raise ValueError(f"Invalid grid {source!r}: unknown sections {sorted(unknown)} "
-                         "(expected [base], [grid] and [[variant]])")
+        raise ValueError(
+            f"Invalid grid {source!r}: unknown sections {sorted(unknown)} "
+            "(expected [base], [grid] and [[variant]])"
+        )
     base, table = grid.get("base", {}), grid.get("grid", {})
     variants = grid.get("variant", [{}])
     if not isinstance(base, dict) or not isinstance(table, dict) or not isinstance(variants, list):
-        raise ValueError(f"Invalid grid {source!r}: [base] and [grid] are tables, [[variant]] "
-                         "an array of tables")
+        raise ValueError(
+            f"Invalid grid {source!r}: [base] and [grid] are tables, [[variant]] an array of tables"
+        )
     kind = base.get("kind", "encoder")
     if kind not in CONFIGS:
-        raise ValueError(f"Invalid grid {source!r}: base.kind = {kind!r} (expected one of "
-                         f"{sorted(CONFIGS)})")
+        raise ValueError(
+            f"Invalid grid {source!r}: base.kind = {kind!r} (expected one of {sorted(CONFIGS)})"
+        )
     names = set(CONFIGS[kind].field_names()) | {"kind"}
-    sections = [("base", base), ("grid", table)] + [(f"variant[{i}]", v)
-                                                    for i, v in enumerate(variants)]
+    sections = [("base", base), ("grid", table)] + [
+        (f"variant[{i}]", v) for i, v in enumerate(variants)
+    ]
     for where, section in sections:
         if not isinstance(section, dict):
             raise ValueError(f"Invalid grid {source!r}: {where} is not a table")
         for key, value in section.items():
             if key not in names and key != "bf16":  # bf16: config_from says what replaced it
-                raise ValueError(f"Invalid grid {source!r}: {where}.{key} is not a setting "
-                                 f"(a typo? settings: {sorted(names - {'kind'})})")
+                raise ValueError(
+                    f"Invalid grid {source!r}: {where}.{key} is not a setting "
+                    f"(a typo? settings: {sorted(names - {'kind'})})"
+                )
             if isinstance(value, list) and not value:
-                raise ValueError(f"Invalid grid {source!r}: {where}.{key} is an empty list (it "
-                                 "would expand to no runs)")
+                raise ValueError(
+                    f"Invalid grid {source!r}: {where}.{key} is an empty list (it "
+                    "would expand to no runs)"
+                )
     for i, v in enumerate(variants):  # a variant adds settings; it does not replace the method
         if "method" in base and "method" in v and v["method"] != base["method"]:
-            raise ValueError(f"Invalid grid {source!r}: variant[{i}].method = {v['method']!r} "
-                             f"replaces base.method = {base['method']!r}; name the method in "
-                             "each [[variant]] (or in [base] alone)")
+            raise ValueError(
+                f"Invalid grid {source!r}: variant[{i}].method = {v['method']!r} "
+                f"replaces base.method = {base['method']!r}; name the method in "
+                "each [[variant]] (or in [base] alone)"
+            )
 
 
 def _product(table: dict) -> list[dict]:
@@ -102,8 +115,9 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
     """All `RunConfig` s of a grid, in a deterministic order, duplicates removed."""
     unknown = set(grid) - {"base", "grid", "variant"}
     if unknown:
-        raise ValueError(f"Invalid grid: unknown sections {sorted(unknown)} (expected base, grid, "
-                         "variant)")
+        raise ValueError(
+            f"Invalid grid: unknown sections {sorted(unknown)} (expected base, grid, variant)"
+        )
     base = dict(grid.get("base", {}))
     kind = base.pop("kind", "encoder")
     if kind not in CONFIGS:
@@ -123,16 +137,18 @@ def expand(grid: dict, *, data_dir: str | None = None) -> list[RunConfig]:
                 if data_dir is not None:
                     settings["data_dir"] = data_dir
                 cfg = config_from(settings, kind)
-                ident = json.dumps([cfg.key(), cfg.device, cfg.precision, cfg.data_dir],
-                                   sort_keys=True)
+                ident = json.dumps(
+                    [cfg.key(), cfg.device, cfg.precision, cfg.data_dir], sort_keys=True
+                )
                 if ident not in seen:
                     seen.add(ident)
                     configs.append(cfg)
     return configs
 
 
-def plan_configs(grid: dict, *, data_dir: str | None = None,
-                 only: dict[str, str] | None = None) -> list[RunConfig]:
+def plan_configs(
+    grid: dict, *, data_dir: str | None = None, only: dict[str, str] | None = None
+) -> list[RunConfig]:
     """The runs of ``grid`` (`expand()`) that match ``only`` (``{setting: value}``: a number
     compared by value, ``lr=1e-3`` matching 0.001; anything else as text); refuses a grid or
     filter that leaves none."""
@@ -173,8 +189,9 @@ def identity_of(cfg: RunConfig) -> dict:
     import torch
 
     device, precision = _resolved(cfg)
-    return run_identity(cfg, device=device, precision=precision,
-                        threads=cfg.threads or torch.get_num_threads())
+    return run_identity(
+        cfg, device=device, precision=precision, threads=cfg.threads or torch.get_num_threads()
+    )
 
 
 def run_id_of(cfg: RunConfig) -> str:
@@ -220,5 +237,7 @@ def finished_in(folders, identity: dict) -> Path | None:
     """The first of ``folders`` (``--reuse``) holding a finished result of ``identity``: its
     file, or ``None``."""
     name = f"{identity_run_id(identity)}.json"
-    return next((Path(d) / "runs" / name for d in folders
-                 if is_done(Path(d) / "runs" / name, identity)), None)
+    return next(
+        (Path(d) / "runs" / name for d in folders if is_done(Path(d) / "runs" / name, identity)),
+        None,
+    )

@@ -33,9 +33,17 @@ from pathlib import Path
 
 from ...filekinds import HEADER
 
-__all__ = ["RESULTS_MANIFEST", "STATUSES", "Manifest", "add_reuses", "read_manifest",
-           "record_command",
-           "record_revisions", "reused_files", "revisions_of"]
+__all__ = [
+    "RESULTS_MANIFEST",
+    "STATUSES",
+    "Manifest",
+    "add_reuses",
+    "read_manifest",
+    "record_command",
+    "record_revisions",
+    "reused_files",
+    "revisions_of",
+]
 
 RESULTS_MANIFEST = "manifest.json"
 STATUSES = ("current", "superseded", "invalid")
@@ -58,25 +66,32 @@ class Manifest:
         for name in ("commands", "grids", "revisions", "reuses"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
-                raise ValueError(f"Invalid manifest: {name} = {value!r} (expected a list of "
-                                 "non-empty strings)")
+                raise ValueError(
+                    f"Invalid manifest: {name} = {value!r} (expected a list of non-empty strings)"
+                )
         for name in ("report", "superseded_by", "reason"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"Invalid manifest: {name} = {value!r} (expected a non-empty "
-                                 "string or null)")
+                raise ValueError(
+                    f"Invalid manifest: {name} = {value!r} (expected a non-empty string or null)"
+                )
         if self.status not in STATUSES:
-            raise ValueError(f"Invalid manifest: status = {self.status!r} (expected one of "
-                             f"{list(STATUSES)})")
+            raise ValueError(
+                f"Invalid manifest: status = {self.status!r} (expected one of {list(STATUSES)})"
+            )
         if (self.status == "superseded") != (self.superseded_by is not None):
-            raise ValueError("Invalid manifest: superseded_by goes with status 'superseded' "
-                             f"(status {self.status!r}, superseded_by {self.superseded_by!r})")
+            raise ValueError(
+                "Invalid manifest: superseded_by goes with status 'superseded' "
+                f"(status {self.status!r}, superseded_by {self.superseded_by!r})"
+            )
         if self.status != "current" and self.reason is None:
             raise ValueError(f"Invalid manifest: status {self.status!r} needs a reason")
         bad = [r for r in self.reuses if not r.endswith(".json") or Path(r).is_absolute()]
         if bad or len(set(Path(r).name for r in self.reuses)) != len(self.reuses):
-            raise ValueError(f"Invalid manifest: reuses = {list(self.reuses)!r} (expected "
-                             "relative paths of result files, one per run name)")
+            raise ValueError(
+                f"Invalid manifest: reuses = {list(self.reuses)!r} (expected "
+                "relative paths of result files, one per run name)"
+            )
 
     @classmethod
     def from_json(cls, data: object, source: str = RESULTS_MANIFEST) -> Manifest:
@@ -85,28 +100,40 @@ class Manifest:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names - {HEADER})
         if unknown:
-            raise ValueError(f"Invalid manifest {source}: unknown keys {unknown} (expected "
-                             f"{sorted(names)})")
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
-                  if k != HEADER}
+            raise ValueError(
+                f"Invalid manifest {source}: unknown keys {unknown} (expected {sorted(names)})"
+            )
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != HEADER}
         try:
             return cls(**fields)
         except ValueError as err:
-            raise ValueError(str(err).replace("Invalid manifest:",
-                                              f"Invalid manifest {source}:")) from None
+            raise ValueError(
+                str(err).replace("Invalid manifest:", f"Invalid manifest {source}:")
+            ) from None
 
     def to_json(self) -> dict:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
 
     def headline(self) -> str:
         """The status line a report starts with."""
-        state = {"current": "current",
-                 "superseded": f"superseded by {self.superseded_by}: {self.reason}",
-                 "invalid": f"INVALID: {self.reason}"}[self.status]
-        span = ("" if not self.revisions else f"; code revisions {self.revisions[0][:12]}"
-                + (f" .. {self.revisions[-1][:12]} ({len(self.revisions)})"
-                   if len(self.revisions) > 1 else ""))
+        state = {
+            "current": "current",
+            "superseded": f"superseded by {self.superseded_by}: {self.reason}",
+            "invalid": f"INVALID: {self.reason}",
+        }[self.status]
+        span = (
+            ""
+            if not self.revisions
+            else f"; code revisions {self.revisions[0][:12]}"
+            + (
+                f" .. {self.revisions[-1][:12]} ({len(self.revisions)})"
+                if len(self.revisions) > 1
+                else ""
+            )
+        )
         return f"Status: {state}{span}."
 
 
@@ -129,15 +156,18 @@ def _write(folder: Path, manifest: Manifest) -> None:
     write_json(Output("--out", folder / RESULTS_MANIFEST, "manifest"), manifest.to_json())
 
 
-def record_command(folder: str | Path, command: str, *, grid: str | None = None,
-                   report: str | None = None) -> Manifest:
+def record_command(
+    folder: str | Path, command: str, *, grid: str | None = None, report: str | None = None
+) -> Manifest:
     """Add ``command`` (and its grid, report folder) to ``folder``'s manifest, keeping the rest."""
     folder = Path(folder)
     had = read_manifest(folder) or Manifest()
     new = dataclasses.replace(
-        had, commands=had.commands + (() if command in had.commands else (command,)),
+        had,
+        commands=had.commands + (() if command in had.commands else (command,)),
         grids=had.grids + (() if grid is None or grid in had.grids else (grid,)),
-        report=report if report is not None else had.report)
+        report=report if report is not None else had.report,
+    )
     if new != had:
         folder.mkdir(parents=True, exist_ok=True)
         _write(folder, new)
@@ -172,9 +202,11 @@ def reused_files(folder: str | Path) -> dict[str, Path]:
     for ref in manifest.reuses if manifest else ():
         path = folder / ref
         if not path.is_file():
-            raise ValueError(f"Invalid manifest {folder / RESULTS_MANIFEST}: reuses {ref!r}, which "
-                             "does "
-                             "not exist (moved or deleted?)")
+            raise ValueError(
+                f"Invalid manifest {folder / RESULTS_MANIFEST}: reuses {ref!r}, which "
+                "does "
+                "not exist (moved or deleted?)"
+            )
         files[path.name] = path
     return files
 

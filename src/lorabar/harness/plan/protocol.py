@@ -33,17 +33,27 @@ from pathlib import Path
 
 from ..run.registry import METHODS
 
-__all__ = ["PROTOCOLS", "RECORD", "baseline_lrs", "check_record", "describe", "read_record",
-           "registry_variants", "stages", "tuned_lrs", "write_record"]
+__all__ = [
+    "PROTOCOLS",
+    "RECORD",
+    "baseline_lrs",
+    "check_record",
+    "describe",
+    "read_record",
+    "registry_variants",
+    "stages",
+    "tuned_lrs",
+    "write_record",
+]
 
 PROTOCOLS = {
     "own-lr": "every method tunes its own learning rate jointly with its own settings on dev "
-              "(the paper's protocol)",
+    "(the paper's protocol)",
     "baseline-lr": "the baseline's learning rate is tuned on dev first; every other method "
-                   "tunes its own settings at the baseline's dev-chosen learning rate",
+    "tunes its own settings at the baseline's dev-chosen learning rate",
     "settings-from": "nothing is tuned here: every method runs, on every seed, the setting "
-                     "chosen on dev in another comparison's runs (--settings-from; e.g. the "
-                     "clean data's choice under label noise)",
+    "chosen on dev in another comparison's runs (--settings-from; e.g. the "
+    "clean data's choice under label noise)",
 }
 RECORD = ".lorabar-compare.json"
 
@@ -74,8 +84,11 @@ def registry_variants(cc, methods, *, lr: list[float] | None = None) -> list[dic
 
 def _chosen_lrs(cc, chosen: dict) -> dict[str, float]:
     """``{task: the baseline's dev-chosen lr}`` from a dev selection."""
-    return {task: runs[0]["config"]["lr"] for (task, unit), runs in chosen.items()
-            if unit.method == cc.baseline}
+    return {
+        task: runs[0]["config"]["lr"]
+        for (task, unit), runs in chosen.items()
+        if unit.method == cc.baseline
+    }
 
 
 def _at_chosen_lr(grid: dict, chosen: dict[str, float], baseline: str) -> dict:
@@ -102,9 +115,13 @@ def _only(grid: dict, method: str) -> dict:
     return {**grid, "variant": variants}
 
 
-def stages(cc, tuning_grid: Callable, seeds_grid: Callable, select: Callable,
-           widen_round: Callable | None = None
-           ) -> list[tuple[str, Callable[[Callable[[], list[dict]]], dict]]]:
+def stages(
+    cc,
+    tuning_grid: Callable,
+    seeds_grid: Callable,
+    select: Callable,
+    widen_round: Callable | None = None,
+) -> list[tuple[str, Callable[[Callable[[], list[dict]]], dict]]]:
     """``[(stage name, make)]``: ``make(load)`` builds the stage's grid, ``load()`` giving the
     runs finished so far (as `lorabar.harness.report.load_results()`); ``select`` is
     the dev selection (`lorabar.harness.report.select()`); ``widen_round(load)``: a round
@@ -123,8 +140,12 @@ def stages(cc, tuning_grid: Callable, seeds_grid: Callable, select: Callable,
             v["task"] = named.get(v["task"], v["task"])
         return grid
 
-    return [("baseline lr", lambda load: _only(tuning_grid(cc), cc.baseline)),
-            ("tuning", at_lr), *widen, seeds]
+    return [
+        ("baseline lr", lambda load: _only(tuning_grid(cc), cc.baseline)),
+        ("tuning", at_lr),
+        *widen,
+        seeds,
+    ]
 
 
 def tuned_lrs(configs) -> dict[str, list[float]]:
@@ -147,9 +168,11 @@ def describe(protocol: str, baseline: str, lrs: dict[str, list[float]] | None = 
     fewer = [m for m, vs in lrs.items() if len(vs) < len(lrs.get(baseline, []))]
     line += f" Learning rates {'used' if protocol == 'settings-from' else 'tuned'}: {shown}."
     if protocol == "own-lr" and fewer:
-        line += (" Not every method is tuned over the baseline's learning rates "
-                 f"({', '.join(fewer)}"
-                 " at fewer: the grid's choice, not the paper's protocol).")
+        line += (
+            " Not every method is tuned over the baseline's learning rates "
+            f"({', '.join(fewer)}"
+            " at fewer: the grid's choice, not the paper's protocol)."
+        )
     return line
 
 
@@ -166,16 +189,24 @@ def check_record(cc) -> None:
     baseline (its runs would be selected together)."""
     had = read_record(cc.out)
     if had and (had["protocol"], had.get("baseline")) != (cc.protocol, cc.baseline):
-        raise ValueError(f"Invalid --out: {cc.out!r} holds a comparison with protocol "
-                         f"{had['protocol']!r} and baseline {had.get('baseline')!r}; give "
-                         "another --out for this one")
+        raise ValueError(
+            f"Invalid --out: {cc.out!r} holds a comparison with protocol "
+            f"{had['protocol']!r} and baseline {had.get('baseline')!r}; give "
+            "another --out for this one"
+        )
 
 
 def write_record(cc, lrs: dict[str, list[float]]) -> None:
     from ...guard import Output, write_json
 
-    record = {"generator": "lorabar compare", "protocol": cc.protocol, "baseline": cc.baseline,
-              "seeds": list(cc.seeds), "grid": cc.grid, "lrs": lrs}
+    record = {
+        "generator": "lorabar compare",
+        "protocol": cc.protocol,
+        "baseline": cc.baseline,
+        "seeds": list(cc.seeds),
+        "grid": cc.grid,
+        "lrs": lrs,
+    }
     if getattr(cc, "settings_from", None):
         record["settings_from"] = cc.settings_from
     write_json(Output("--out", Path(cc.out) / RECORD, "compare"), record)

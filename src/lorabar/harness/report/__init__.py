@@ -28,16 +28,47 @@ earlier report intact.
 from __future__ import annotations
 
 from .figures import fig3
-from .load import (MIXED_HINT, REQUIRED, TUNED, AlteredResultError, BadResultError,
-                   check_comparable, in_context, load, load_results, result_files,
-                   split_failed)
+from .load import (
+    MIXED_HINT,
+    REQUIRED,
+    TUNED,
+    AlteredResultError,
+    BadResultError,
+    check_comparable,
+    in_context,
+    load,
+    load_results,
+    result_files,
+    split_failed,
+)
 from .naming import LABELS, METHOD_ORDER, TASK_ORDER, task_order
 from .paired import average_over_tasks, paired
 from .write import render
 from .selection import TIE_RULE, select, select_with_ties
 from .tables import tables
 
-__all__ = ["LABELS", "METHOD_ORDER", "MIXED_HINT", "REQUIRED", "TASK_ORDER", "TIE_RULE", "TUNED",
-           "AlteredResultError", "BadResultError", "average_over_tasks", "check_comparable",
-           "fig3", "in_context", "load", "load_results", "paired", "render", "result_files",
-           "select", "select_with_ties", "split_failed", "tables", "task_order"]
+__all__ = [
+    "LABELS",
+    "METHOD_ORDER",
+    "MIXED_HINT",
+    "REQUIRED",
+    "TASK_ORDER",
+    "TIE_RULE",
+    "TUNED",
+    "AlteredResultError",
+    "BadResultError",
+    "average_over_tasks",
+    "check_comparable",
+    "fig3",
+    "in_context",
+    "load",
+    "load_results",
+    "paired",
+    "render",
+    "result_files",
+    "select",
+    "select_with_ties",
+    "split_failed",
+    "tables",
+    "task_order",
+]

@@ -43,20 +43,33 @@ def edges(results: list[RunRecord]) -> list[dict]:
             side = "largest" if value == grid[-1] else "smallest"
             inner = grid[-2] if side == "largest" else grid[1]
             step = value / inner if inner else None
-            found.append({"task": task, "method": unit, "name": name, "value": value,
-                          "side": side, "tried": grid,
-                          "next": value * step if step and step > 0 else None})
+            found.append(
+                {
+                    "task": task,
+                    "method": unit,
+                    "name": name,
+                    "value": value,
+                    "side": side,
+                    "tried": grid,
+                    "next": value * step if step and step > 0 else None,
+                }
+            )
+
     def order(m: MethodUnit) -> int:
         return METHOD_ORDER.index(m.method) if m.method in METHOD_ORDER else len(METHOD_ORDER)
 
-    return sorted(found, key=lambda e: (task_order(e["task"]), order(e["method"]),
-                                        str(e["method"]), e["name"]))
+    return sorted(
+        found,
+        key=lambda e: (task_order(e["task"]), order(e["method"]), str(e["method"]), e["name"]),
+    )
 
 
 def edge_lines(results: list[RunRecord]) -> list[str]:
     """One sentence per edge: ``sst2 / LoRA: lr = 0.0005 is the largest of 0.0001, 0.0003,
     0.0005 tried; next: 0.000833``."""
-    return [f"{e['task']} / {label_of(e['method'])}: {e['name']} = {e['value']:g} is the "
-            f"{e['side']} of {', '.join(f'{v:g}' for v in e['tried'])} tried"
-            + (f"; next: {e['next']:.3g}" if e["next"] is not None else "")
-            for e in edges(results)]
+    return [
+        f"{e['task']} / {label_of(e['method'])}: {e['name']} = {e['value']:g} is the "
+        f"{e['side']} of {', '.join(f'{v:g}' for v in e['tried'])} tried"
+        + (f"; next: {e['next']:.3g}" if e["next"] is not None else "")
+        for e in edges(results)
+    ]

@@ -10,6 +10,7 @@ from ..run.result import RunRecord
 from .naming import label_of, task_order, units_of
 from .selection import select
 
+
 def fig3(results: list[RunRecord], out: Path) -> list[Path]:
     import matplotlib
 
@@ -20,8 +21,11 @@ def fig3(results: list[RunRecord], out: Path) -> list[Path]:
     written = []
     for task in sorted({t for t, _ in chosen}, key=task_order):
         curves = {}
-        drawn = [u for u in units_of(chosen) if METHODS.get(u.method) is not None
-                 and METHODS[u.method].curve is not None]
+        drawn = [
+            u
+            for u in units_of(chosen)
+            if METHODS.get(u.method) is not None and METHODS[u.method].curve is not None
+        ]
         for m in sorted(drawn, key=lambda u: (METHODS[u.method].curve, str(u))):
             runs = chosen.get((task, m))
             if runs and runs[0]["balancedness"]["steps"]:
@@ -68,15 +72,28 @@ def paired_figure(rows: list[list[str]], out: Path, baseline: str) -> Path | Non
     by_label = {LABELS[m]: m for m in METHODS}
     labels = list(dict.fromkeys(r[col["method"]] for r in body))
     colors = {label: f"C{i}" for i, label in enumerate(labels)}
-    tasks_of = {label: {r[col["task"]] for r in body if r[col["method"]] == label
-                        and not r[col["task"]].startswith("average")} for label in labels}
+    tasks_of = {
+        label: {
+            r[col["task"]]
+            for r in body
+            if r[col["method"]] == label and not r[col["task"]].startswith("average")
+        }
+        for label in labels
+    }
     fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.28 * len(body)))
     marked = False
     for y, r in enumerate(reversed(body)):
         mean, lo, hi = (float(r[col[k]]) for k in ("mean_diff", "ci_low", "ci_high"))
         task, label = r[col["task"]], r[col["method"]]
-        ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", color=colors[label],
-                    capsize=3, markersize=4)
+        ax.errorbar(
+            mean,
+            y,
+            xerr=[[mean - lo], [hi - mean]],
+            fmt="o",
+            color=colors[label],
+            capsize=3,
+            markersize=4,
+        )
         key = "average" if task.startswith("average") else task
         gain = PAPER_GAINS.get((by_label.get(label, label), key))
         if key == "average" and tasks_of[label] != PAPER_TASKS:
@@ -86,11 +103,16 @@ def paired_figure(rows: list[list[str]], out: Path, baseline: str) -> Path | Non
             marked = True
     ax.axvline(0.0, color="0.3", linewidth=0.8)
     ax.set_yticks(range(len(body)))
-    ax.set_yticklabels([f"{r[col['task']]}  {r[col['method']]}  (n={r[col['n']]})"
-                        for r in reversed(body)], fontsize=7)
+    ax.set_yticklabels(
+        [f"{r[col['task']]}  {r[col['method']]}  (n={r[col['n']]})" for r in reversed(body)],
+        fontsize=7,
+    )
     name = LABELS.get(baseline, baseline)
-    ax.set_xlabel(f"test difference to {name} (points), mean and 95% t-interval over seeds"
-                  + ("; x: the paper's gain" if marked else ""), fontsize=8)
+    ax.set_xlabel(
+        f"test difference to {name} (points), mean and 95% t-interval over seeds"
+        + ("; x: the paper's gain" if marked else ""),
+        fontsize=8,
+    )
     fig.tight_layout()
     path = out / "paired.png"
     fig.savefig(path, dpi=110)

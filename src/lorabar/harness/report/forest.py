@@ -50,10 +50,14 @@ def read_averages(text: str, study: str, source: str = "paired.csv") -> list[Ave
     """The ``average (k tasks)`` rows of a ``paired.csv``'s ``text``; a malformed row is a
     ``ValueError`` naming ``source:line``."""
     rows = list(csv.reader(io.StringIO(text)))
-    if not rows or rows[0][:6] != ["task", "method", "n", "mean_diff", "ci_low", "ci_high"] \
-            or "verdict" not in rows[0]:
-        raise ValueError(f"{source}:1: not a paired-differences table (its header is "
-                         f"{rows[0] if rows else []})")
+    if (
+        not rows
+        or rows[0][:6] != ["task", "method", "n", "mean_diff", "ci_low", "ci_high"]
+        or "verdict" not in rows[0]
+    ):
+        raise ValueError(
+            f"{source}:1: not a paired-differences table (its header is {rows[0] if rows else []})"
+        )
     verdict = rows[0].index("verdict")
     out = []
     for line, row in enumerate(rows[1:], start=2):
@@ -65,15 +69,24 @@ def read_averages(text: str, study: str, source: str = "paired.csv") -> list[Ave
         tasks = _number(row[0].removeprefix("average (").split(" ", 1)[0], where, int)
         mean, low, high = (_number(v, where) for v in row[3:6])
         if not low <= mean <= high or row[verdict] not in VERDICTS:
-            raise ValueError(f"{where}: not an interval with its verdict ({row[3:6]}, "
-                             f"{row[verdict]!r})")
-        out.append(Average(study, row[1], tasks, _number(row[2], where, int), mean, low, high,
-                           row[verdict]))
+            raise ValueError(
+                f"{where}: not an interval with its verdict ({row[3:6]}, {row[verdict]!r})"
+            )
+        out.append(
+            Average(
+                study, row[1], tasks, _number(row[2], where, int), mean, low, high, row[verdict]
+            )
+        )
     return out
 
 
-def studies_figure(averages: list[Average], out: str | Path, *, margin: float = 0.5,
-                   paper: dict[str, float] | None = None) -> Path:
+def studies_figure(
+    averages: list[Average],
+    out: str | Path,
+    *,
+    margin: float = 0.5,
+    paper: dict[str, float] | None = None,
+) -> Path:
     """``out`` (a PNG): one row per study and method, top to bottom in the given order; the
     interval coloured by its verdict, ``±margin`` shaded, and ``paper`` (method label -> the
     paper's average gain, in points) as a cross on that method's rows."""
@@ -84,25 +97,45 @@ def studies_figure(averages: list[Average], out: str | Path, *, margin: float = 
 
     from ...guard import png_metadata
 
-    colors = {"better": "C2", "worse": "C3", "equivalent": "C0", "inconclusive": "0.45",
-              "identical": "C0"}
+    colors = {
+        "better": "C2",
+        "worse": "C3",
+        "equivalent": "C0",
+        "inconclusive": "0.45",
+        "identical": "C0",
+    }
     fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.27 * len(averages)))
     ax.axvspan(-margin, margin, color="C0", alpha=0.08, linewidth=0)
     ax.axvline(0.0, color="0.3", linewidth=0.8)
     marked = False
     for y, a in enumerate(reversed(averages)):
-        ax.errorbar(a.mean, y, xerr=[[a.mean - a.low], [a.high - a.mean]], fmt="o",
-                    color=colors[a.verdict], capsize=3, markersize=4)
+        ax.errorbar(
+            a.mean,
+            y,
+            xerr=[[a.mean - a.low], [a.high - a.mean]],
+            fmt="o",
+            color=colors[a.verdict],
+            capsize=3,
+            markersize=4,
+        )
         gain = (paper or {}).get(a.method)
         if gain is not None:
             ax.plot(gain, y, "x", color="0.15", markersize=6)
             marked = True
     ax.set_yticks(range(len(averages)))
-    ax.set_yticklabels([f"{a.study}  {a.method}  ({a.tasks} tasks, n={a.n}): {a.verdict}"
-                        for a in reversed(averages)], fontsize=7)
-    ax.set_xlabel("average test difference to LoRA (points), 95% t-interval over seeds\n"
-                  f"shaded: within ±{margin} (equivalent)"
-                  + ("; ×: the paper's average gain (its Table 1)" if marked else ""), fontsize=8)
+    ax.set_yticklabels(
+        [
+            f"{a.study}  {a.method}  ({a.tasks} tasks, n={a.n}): {a.verdict}"
+            for a in reversed(averages)
+        ],
+        fontsize=7,
+    )
+    ax.set_xlabel(
+        "average test difference to LoRA (points), 95% t-interval over seeds\n"
+        f"shaded: within ±{margin} (equivalent)"
+        + ("; ×: the paper's average gain (its Table 1)" if marked else ""),
+        fontsize=8,
+    )
     fig.tight_layout()
     path = Path(out)
     rows = json.dumps([asdict(a) for a in averages], sort_keys=True)

@@ -17,8 +17,11 @@ from ..run.result import RunRecord
 
 REQUIRED = ("config", "key", "identity", "metrics", "primary_metric")
 # what dev selection chooses among; every other identity field must agree across a report
-TUNED = ("lr", "bar") + tuple(sorted({h for m in METHODS.values() for h in m.hparams})) \
-    + ("weight_decay",)  # a recipe may set it per method (App. D.4: 0 for BAR on CoLA, RTE)
+TUNED = (
+    ("lr", "bar")
+    + tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
+    + ("weight_decay",)
+)  # a recipe may set it per method (App. D.4: 0 for BAR on CoLA, RTE)
 # shown as columns when --allow-mixed reports runs of different contexts side by side
 MIXED_COLUMNS = ("model", "steps", "precision")
 
@@ -39,11 +42,15 @@ def check_result(path: Path) -> dict:
     data = check_content(path)
     if not digest_ok(data):
         if DIGEST in data:
-            raise AlteredResultError(f"{path}: altered: its content does not match its digest "
-                                     "(edited by hand? rerun the run); left out")
-        raise AlteredResultError(f"{path}: carries no digest (written by a lorabar before "
-                                 f"digests? check and sign it with `{UPGRADE} "
-                                 f"{path.parent}`); left out")
+            raise AlteredResultError(
+                f"{path}: altered: its content does not match its digest "
+                "(edited by hand? rerun the run); left out"
+            )
+        raise AlteredResultError(
+            f"{path}: carries no digest (written by a lorabar before "
+            f"digests? check and sign it with `{UPGRADE} "
+            f"{path.parent}`); left out"
+        )
     check_name(path, data)
     return data
 
@@ -54,41 +61,61 @@ def check_content(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise BadResultError(f"{path}: not a readable JSON result ({err}); a truncated write? "
-                             "Delete it and rerun its grid, or pass --skip-bad") from None
+        raise BadResultError(
+            f"{path}: not a readable JSON result ({err}); a truncated write? "
+            "Delete it and rerun its grid, or pass --skip-bad"
+        ) from None
     if not isinstance(data, dict):
-        raise BadResultError(f"{path}: not a result (a JSON {type(data).__name__}, expected an "
-                             "object); pass --skip-bad to leave it out")
+        raise BadResultError(
+            f"{path}: not a result (a JSON {type(data).__name__}, expected an "
+            "object); pass --skip-bad to leave it out"
+        )
     if "identity" not in data and isinstance(data.get("config"), dict):
-        raise BadResultError(f"{path}: no recorded identity (written by a lorabar from before "
-                             "run identities); re-key it with python scripts/rekey_results.py "
-                             "or rerun its grid, or pass --skip-bad")
+        raise BadResultError(
+            f"{path}: no recorded identity (written by a lorabar from before "
+            "run identities); re-key it with python scripts/rekey_results.py "
+            "or rerun its grid, or pass --skip-bad"
+        )
     missing = [k for k in REQUIRED if k not in data]
     config = data.get("config")
     if isinstance(config, dict):
         missing += [f"config.{k}" for k in ("task", "method", "seed") if k not in config]
     if missing:
-        raise BadResultError(f"{path}: not a complete result: missing {', '.join(missing)}; "
-                             "pass --skip-bad to leave it out")
+        raise BadResultError(
+            f"{path}: not a complete result: missing {', '.join(missing)}; "
+            "pass --skip-bad to leave it out"
+        )
     wrong = _wrong_types(data)
     if wrong:
-        raise BadResultError(f"{path}: not a result: {', '.join(wrong)}; pass --skip-bad to "
-                             "leave it out")
+        raise BadResultError(
+            f"{path}: not a result: {', '.join(wrong)}; pass --skip-bad to leave it out"
+        )
     metric, metrics = data["primary_metric"], data["metrics"]
-    missing = [f"metrics.{s}.{metric}" for s in ("dev", "test")
-               if not isinstance(metrics.get(s), dict) or metric not in metrics[s]]
+    missing = [
+        f"metrics.{s}.{metric}"
+        for s in ("dev", "test")
+        if not isinstance(metrics.get(s), dict) or metric not in metrics[s]
+    ]
     if missing:
-        raise BadResultError(f"{path}: not a complete result: missing {', '.join(missing)}; "
-                             "pass --skip-bad to leave it out")
+        raise BadResultError(
+            f"{path}: not a complete result: missing {', '.join(missing)}; "
+            "pass --skip-bad to leave it out"
+        )
     return data
 
 
 # what each field of a result must be (a file of the right keys and wrong types is no result)
-_TYPES = (("config", dict, "an object"), ("identity", dict, "an object"),
-          ("metrics", dict, "an object"), ("primary_metric", str, "a string"),
-          ("config.task", str, "a string"), ("config.method", str, "a string"),
-          ("config.seed", int, "an integer"), ("identity.config", dict, "an object"),
-          ("identity.data", dict, "an object"))
+_TYPES = (
+    ("config", dict, "an object"),
+    ("identity", dict, "an object"),
+    ("metrics", dict, "an object"),
+    ("primary_metric", str, "a string"),
+    ("config.task", str, "a string"),
+    ("config.method", str, "a string"),
+    ("config.seed", int, "an integer"),
+    ("identity.config", dict, "an object"),
+    ("identity.data", dict, "an object"),
+)
 
 
 def _wrong_types(data: dict) -> list[str]:
@@ -112,9 +139,11 @@ def check_name(path: Path, data: dict) -> None:
             expected = None
         if expected != stem:
             c = data["config"]
-            raise BadResultError(f"{path}: its content is not the run its name says (it holds "
-                                 f"{c['task']}/{c['method']}/seed {c['seed']}, whose file name "
-                                 f"is {expected}.json); pass --skip-bad to leave it out")
+            raise BadResultError(
+                f"{path}: its content is not the run its name says (it holds "
+                f"{c['task']}/{c['method']}/seed {c['seed']}, whose file name "
+                f"is {expected}.json); pass --skip-bad to leave it out"
+            )
 
 
 def other_kind(path: Path) -> bool:
@@ -163,14 +192,21 @@ def result_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
         paths = folder.rglob("*.json")
     else:
         paths = list(folder.glob("*.json")) + list((folder / "runs").glob("*.json"))
-    own = [p for p in paths if p.is_file() and not p.name.startswith(".")
-           and not p.name.endswith(".error.json") and p.name != RESULTS_MANIFEST]
+    own = [
+        p
+        for p in paths
+        if p.is_file()
+        and not p.name.startswith(".")
+        and not p.name.endswith(".error.json")
+        and p.name != RESULTS_MANIFEST
+    ]
     names = {p.name for p in own}
     return sorted(own + [p for name, p in reused_files(folder).items() if name not in names])
 
 
-def load(folder: str | Path, *, skip_bad: bool = False,
-         recursive: bool = False) -> tuple[list[RunRecord], list[str]]:
+def load(
+    folder: str | Path, *, skip_bad: bool = False, recursive: bool = False
+) -> tuple[list[RunRecord], list[str]]:
     """Every result of ``folder`` (`result_files()`) and the messages of the files left out
     (``skip_bad``); without ``skip_bad`` a bad file raises `BadResultError`.  Two files
     holding the same run (the same identity) raise ``ValueError`` naming both."""
@@ -186,25 +222,33 @@ def load(folder: str | Path, *, skip_bad: bool = False,
         except BadResultError as err:
             if not skip_bad and not isinstance(err, AlteredResultError):
                 raise
-            skipped.append(str(err).replace("; pass --skip-bad to leave it out", "")
-                           .replace(", or pass --skip-bad", ""))
+            skipped.append(
+                str(err)
+                .replace("; pass --skip-bad to leave it out", "")
+                .replace(", or pass --skip-bad", "")
+            )
             continue
         ident = json.dumps(data["identity"], sort_keys=True)
         if ident in seen:
-            raise ValueError(f"{seen[ident]} and {path} hold the same run (the same identity); "
-                             "keep one of them")
+            raise ValueError(
+                f"{seen[ident]} and {path} hold the same run (the same identity); keep one of them"
+            )
         seen[ident] = path
         out.append(record_of(data, path))
     if not out:
         where = "under" if recursive else "in"
         unsigned = sum("carries no digest" in s for s in skipped)
         if unsigned:
-            raise ValueError(f"No result file {where} {str(folder)!r} can be trusted: {unsigned} "
-                             "carry no digest (written by a lorabar before digests); check and "
-                             f"sign them with `{UPGRADE} {folder}`")
-        raise ValueError(f"No result files (JSON with 'config' and 'metrics') {where} "
-                         f"{str(folder)!r}" + ("" if recursive else " or its runs/ folder "
-                                               "(--recursive reads every subfolder)"))
+            raise ValueError(
+                f"No result file {where} {str(folder)!r} can be trusted: {unsigned} "
+                "carry no digest (written by a lorabar before digests); check and "
+                f"sign them with `{UPGRADE} {folder}`"
+            )
+        raise ValueError(
+            f"No result files (JSON with 'config' and 'metrics') {where} "
+            f"{str(folder)!r}"
+            + ("" if recursive else " or its runs/ folder (--recursive reads every subfolder)")
+        )
     return out, skipped
 
 
@@ -224,10 +268,16 @@ def context_of(r: RunRecord) -> dict:
     """The run's identity minus what a report may vary: the seed (and so its data files), the
     task and method, and the tuned hyperparameters."""
     ident = r["identity"]
-    config = {k: v for k, v in ident["config"].items()
-              if k not in ("seed", "task", "method") + TUNED}
-    return {**config, "model": ident["model"], "device": ident["device"],
-            "precision": ident["precision"], "threads": ident.get("threads")}
+    config = {
+        k: v for k, v in ident["config"].items() if k not in ("seed", "task", "method") + TUNED
+    }
+    return {
+        **config,
+        "model": ident["model"],
+        "device": ident["device"],
+        "precision": ident["precision"],
+        "threads": ident.get("threads"),
+    }
 
 
 def _differing(a: dict, b: dict) -> list[str]:
@@ -242,12 +292,15 @@ def show_value(key: str, value) -> str:
     return str(value)
 
 
-MIXED_HINT = "report them from separate folders, or pass --allow-mixed to show them side by side " \
+MIXED_HINT = (
+    "report them from separate folders, or pass --allow-mixed to show them side by side "
     "(never paired)"
+)
 
 
-def check_comparable(results: list[RunRecord], *, allow_mixed: bool = False,
-                     hint: str = MIXED_HINT) -> list[str]:
+def check_comparable(
+    results: list[RunRecord], *, allow_mixed: bool = False, hint: str = MIXED_HINT
+) -> list[str]:
     """Raise ``ValueError`` naming two files if the runs are not comparable (see the module
     docstring); with ``allow_mixed``, return the context fields that differ instead (the
     columns `in_context()` compares the runs in)."""
@@ -256,9 +309,11 @@ def check_comparable(results: list[RunRecord], *, allow_mixed: bool = False,
         for rel, digest in r["identity"]["data"].items():
             seen = files.setdefault((r["config"]["task"], rel), (digest, r.path))
             if seen[0] != digest:
-                raise ValueError(f"{seen[1]} and {r.path} read different contents of the data "
-                                 f"file {rel!r}; runs on different data are not compared "
-                                 "(report them from separate folders)")
+                raise ValueError(
+                    f"{seen[1]} and {r.path} read different contents of the data "
+                    f"file {rel!r}; runs on different data are not compared "
+                    "(report them from separate folders)"
+                )
     groups: dict[str, tuple[dict, str]] = {}
     for r in results:
         ctx = context_of(r)
@@ -266,11 +321,12 @@ def check_comparable(results: list[RunRecord], *, allow_mixed: bool = False,
     contexts = list(groups.values())
     differing: set[str] = set()
     for i, (a, pa) in enumerate(contexts):
-        for b, pb in contexts[i + 1:]:
+        for b, pb in contexts[i + 1 :]:
             diff = _differing(a, b)
             if diff and not allow_mixed:
-                shown = ", ".join(f"{k} {show_value(k, a[k])} vs {show_value(k, b[k])}"
-                                  for k in diff[:4])
+                shown = ", ".join(
+                    f"{k} {show_value(k, a[k])} vs {show_value(k, b[k])}" for k in diff[:4]
+                )
                 raise ValueError(f"{pa} and {pb} are not comparable runs ({shown}); {hint}")
             differing.update(diff)
     if not differing:
@@ -286,13 +342,20 @@ def in_context(results: list[RunRecord], columns: list[str]) -> list[RunRecord]:
     out = []
     for r in results:
         ctx = context_of(r)
-        out.append(r.in_context(tuple(show_value(k, ctx.get(k, "–")) for k in columns),
-                                tuple(columns)))
+        out.append(
+            r.in_context(tuple(show_value(k, ctx.get(k, "–")) for k in columns), tuple(columns))
+        )
     return out
 
 
-def load_results(folder: str | Path, *, skip_bad: bool = False, recursive: bool = False,
-                 allow_mixed: bool = False, hint: str = MIXED_HINT) -> list[RunRecord]:
+def load_results(
+    folder: str | Path,
+    *,
+    skip_bad: bool = False,
+    recursive: bool = False,
+    allow_mixed: bool = False,
+    hint: str = MIXED_HINT,
+) -> list[RunRecord]:
     """The comparable, finished results of ``folder`` (`load()`, `check_comparable()`;
     runs with a non-finite metric left out)."""
     results = load(folder, skip_bad=skip_bad, recursive=recursive)[0]

@@ -36,8 +36,22 @@ class _RegistryLabels(Mapping):
 METHOD_ORDER = _RegistryOrder()
 LABELS = _RegistryLabels()
 # The paper's Table 1 order first, then the other tasks.
-TASK_ORDER = ("sst2", "sst5", "snli", "mnli", "rte", "trec", "mrpc", "cola", "qnli", "qqp", "stsb",
-              "cb", "copa", "webnlg")
+TASK_ORDER = (
+    "sst2",
+    "sst5",
+    "snli",
+    "mnli",
+    "rte",
+    "trec",
+    "mrpc",
+    "cola",
+    "qnli",
+    "qqp",
+    "stsb",
+    "cb",
+    "copa",
+    "webnlg",
+)
 
 
 def task_order(task: str) -> tuple[int, str]:
@@ -73,8 +87,9 @@ def hparams_text(run: RunRecord) -> str:
     if method is not None and not method.trains:
         return "untrained"
     keys = ["lr", "targets", "pooling", "steps"] + list(method.reads(c) if method else ())
-    return ", ".join(f"{k}={c[k]}" for k in keys
-                     if k in c and not (k == "sam_perturbation" and c[k] == "sync"))
+    return ", ".join(
+        f"{k}={c[k]}" for k in keys if k in c and not (k == "sam_perturbation" and c[k] == "sync")
+    )
 
 
 def metric_scale(name: str) -> float:

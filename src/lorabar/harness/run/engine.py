@@ -52,10 +52,22 @@ from .runtime import Runtime
 
 __all__ = ["RECORD_KEYS", "lr_lambda", "make_task", "run", "run_to_file"]
 
-RECORD_KEYS = ("config", "key", "identity", "kind", "metrics", "primary_metric", "majority_class",
-               "train",
-               "final_mean_abs_B", "timing", "balancedness", "runtime", "distributed",
-               "environment")
+RECORD_KEYS = (
+    "config",
+    "key",
+    "identity",
+    "kind",
+    "metrics",
+    "primary_metric",
+    "majority_class",
+    "train",
+    "final_mean_abs_B",
+    "timing",
+    "balancedness",
+    "runtime",
+    "distributed",
+    "environment",
+)
 
 
 def lr_lambda(steps: int, warmup_ratio: float = 0.0):
@@ -75,8 +87,13 @@ class _BalancednessLog:
 
     def __init__(self, pairs: list, every: int, steps: int) -> None:
         self.pairs, self.every, self.steps = pairs, every, steps
-        self.data = {"steps": [], "mean_abs_B": [], "abs_B": [], "grad_gap": [],
-                     "names": [p.name for p in pairs]}
+        self.data = {
+            "steps": [],
+            "mean_abs_B": [],
+            "abs_B": [],
+            "grad_gap": [],
+            "names": [p.name for p in pairs],
+        }
 
     def observer(self, step: int):
         if not self.pairs or (step % self.every and step != self.steps - 1):
@@ -87,9 +104,14 @@ class _BalancednessLog:
             self.data["steps"].append(step)
             self.data["mean_abs_B"].append(stats["mean_abs_B"])
             self.data["abs_B"].append([abs(p["B"]) for p in stats["pairs"]])
-            self.data["grad_gap"].append([None if p["grad_gap"] is None  # no gradient
-                                          else p["grad_gap"] / grad_scale**2
-                                          for p in stats["pairs"]])
+            self.data["grad_gap"].append(
+                [
+                    None
+                    if p["grad_gap"] is None  # no gradient
+                    else p["grad_gap"] / grad_scale**2
+                    for p in stats["pairs"]
+                ]
+            )
 
         return observe
 
@@ -100,12 +122,17 @@ class _Training:
 
     losses: list[float] = field(default_factory=list)
     step_times: list[float] = field(default_factory=list)
-    info: dict = field(default_factory=dict)   # what the method adds to the record
+    info: dict = field(default_factory=dict)  # what the method adds to the record
     seconds: float = 0.0
 
 
-def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None,
-        save_adapter: str | None = None) -> dict | None:
+def run(
+    cfg: RunConfig,
+    *,
+    progress: bool = True,
+    expect: dict | None = None,
+    save_adapter: str | None = None,
+) -> dict | None:
     """Train and evaluate one configuration; return its result record.
 
     ``save_adapter``: a folder (new or empty) to write the trained adapter to, in PEFT's format,
@@ -131,8 +158,11 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None,
     model.train()
     pairs = find_lora_pairs(model) if method.adapters else []
     log = _BalancednessLog(pairs, cfg.log_every or max(1, cfg.steps // 50), cfg.steps)
-    training = _train(cfg, task, model, pairs, runtime, dist, log, progress) if method.trains \
+    training = (
+        _train(cfg, task, model, pairs, runtime, dist, log, progress)
+        if method.trains
         else _Training()
+    )
     if not dist.is_main:
         barrier(dist)
         return None
@@ -141,8 +171,19 @@ def run(cfg: RunConfig, *, progress: bool = True, expect: dict | None = None,
     metrics = {s: task.evaluate(model, s, runtime) for s in ("dev", "test")}
     model.train()
     timing = {"eval_s": time.perf_counter() - t_eval}
-    record = _record(cfg, identity, task, model, pairs, metrics, training, log, runtime, dist,
-                     {**timing, "total_s": time.perf_counter() - t_start})
+    record = _record(
+        cfg,
+        identity,
+        task,
+        model,
+        pairs,
+        metrics,
+        training,
+        log,
+        runtime,
+        dist,
+        {**timing, "total_s": time.perf_counter() - t_start},
+    )
     if save_adapter is not None:
         _save(model, save_adapter, record, task)
     barrier(dist)  # the other ranks wait for rank 0's evaluation before leaving
@@ -173,12 +214,19 @@ def _load_task(cfg: RunConfig, runtime: Runtime, expect: dict | None):
     """The task adapter (its data loaded, the files read recorded) and the run's identity."""
     with recording() as data_files:
         task = make_task(cfg)
-    identity = run_identity(cfg, device=runtime.device.type, precision=runtime.precision,
-                            threads=torch.get_num_threads(), data_files=data_files)
+    identity = run_identity(
+        cfg,
+        device=runtime.device.type,
+        precision=runtime.precision,
+        threads=torch.get_num_threads(),
+        data_files=data_files,
+    )
     if expect is not None and identity != expect:
         changed = sorted(k for k in identity if identity[k] != expect.get(k))
-        raise ValueError(f"the run's {', '.join(changed)} changed between the grid's check and "
-                         "its start (a data or model file was modified?); rerun the grid")
+        raise ValueError(
+            f"the run's {', '.join(changed)} changed between the grid's check and "
+            "its start (a data or model file was modified?); rerun the grid"
+        )
     return task, identity
 
 
@@ -195,8 +243,16 @@ def _batches(cfg: RunConfig, task, runtime: Runtime, dist):
         yield runtime.to_device(task.batch(shard(idx, dist)))
 
 
-def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _BalancednessLog,
-           progress: bool) -> _Training:
+def _train(
+    cfg: RunConfig,
+    task,
+    model,
+    pairs,
+    runtime: Runtime,
+    dist,
+    log: _BalancednessLog,
+    progress: bool,
+) -> _Training:
     """``cfg.steps`` steps of the method's stepper, the lr decayed by `lr_lambda()`."""
     t_train = time.perf_counter()
     trained = model
@@ -205,16 +261,23 @@ def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _Bal
 
         ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         trained = DistributedDataParallel(model, device_ids=ids)
-    ctx = StepContext(model=trained, params=[p for p in model.parameters() if p.requires_grad],
-                      pairs=pairs, loss_fn=lambda batch: task.loss(trained, batch),
-                      runtime=runtime, config=cfg)
+    ctx = StepContext(
+        model=trained,
+        params=[p for p in model.parameters() if p.requires_grad],
+        pairs=pairs,
+        loss_fn=lambda batch: task.loss(trained, batch),
+        runtime=runtime,
+        config=cfg,
+    )
     stepper = make_stepper(ctx)
-    sched = torch.optim.lr_scheduler.LambdaLR(stepper.optimizer,
-                                              lr_lambda(cfg.steps, cfg.warmup_ratio))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        stepper.optimizer, lr_lambda(cfg.steps, cfg.warmup_ratio)
+    )
     out = _Training(info=stepper.info)
     batches = _batches(cfg, task, runtime, dist)
-    bar = progress_bar(cfg.steps, f"{cfg.task}/{cfg.method}/s{cfg.seed}",
-                       enabled=progress and dist.is_main)
+    bar = progress_bar(
+        cfg.steps, f"{cfg.task}/{cfg.method}/s{cfg.seed}", enabled=progress and dist.is_main
+    )
     for step in range(cfg.steps):
         batch = next(batches)
         runtime.synchronize()
@@ -228,7 +291,8 @@ def _train(cfg: RunConfig, task, model, pairs, runtime: Runtime, dist, log: _Bal
             lr = stepper.optimizer.param_groups[0]["lr"]
             raise FloatingPointError(
                 f"loss became {out.losses[-1]} at step {step} (lr {lr:.3g}); lower --lr, or "
-                "check that every example keeps its target within --max-length")
+                "check that every example keeps its target within --max-length"
+            )
         # the running mean of the last 10 steps, current at every line the bar shows
         bar.set_postfix(loss=f"{statistics.fmean(out.losses[-10:]):.3f}", refresh=False)
         bar.update(1)
@@ -245,15 +309,30 @@ def _save(model, folder: str, record: dict, task) -> None:
     labels = getattr(getattr(task, "task", None), "labels", None)
     given = record["config"]["model"]
     base = None if given == "tiny" else base_model_name(given, resolve_model_path(given))
-    save_trained(model, folder, record, head_info=getattr(task, "head_info", None),
-                 labels=labels, base=base,
-                 card=lambda portable: model_card(record, base=base, labels=labels,
-                                                  portable=portable))
+    save_trained(
+        model,
+        folder,
+        record,
+        head_info=getattr(task, "head_info", None),
+        labels=labels,
+        base=base,
+        card=lambda portable: model_card(record, base=base, labels=labels, portable=portable),
+    )
 
 
-def _record(cfg: RunConfig, identity: dict, task, model, pairs, metrics: dict,
-            training: _Training, log: _BalancednessLog, runtime: Runtime, dist,
-            timing: dict) -> dict:
+def _record(
+    cfg: RunConfig,
+    identity: dict,
+    task,
+    model,
+    pairs,
+    metrics: dict,
+    training: _Training,
+    log: _BalancednessLog,
+    runtime: Runtime,
+    dist,
+    timing: dict,
+) -> dict:
     """The run's record (`RECORD_KEYS`)."""
 
     def mean(xs: list[float]) -> float | None:
@@ -269,16 +348,25 @@ def _record(cfg: RunConfig, identity: dict, task, model, pairs, metrics: dict,
         "metrics": metrics,
         "primary_metric": task.primary_metric,
         "majority_class": task.majority(),
-        "train": {"loss_first10": mean(losses[:10]), "loss_last10": mean(losses[-10:]),
-                  "losses": [round(v, 6) for v in losses],
-                  "n_train": task.sizes["train"], "n_dev": task.sizes["dev"],
-                  "n_test": task.sizes["test"], "trainable_params": sum(p.numel() for p in params),
-                  "lora_pairs": len(pairs),
-                  **task.train_info()},
+        "train": {
+            "loss_first10": mean(losses[:10]),
+            "loss_last10": mean(losses[-10:]),
+            "losses": [round(v, 6) for v in losses],
+            "n_train": task.sizes["train"],
+            "n_dev": task.sizes["dev"],
+            "n_test": task.sizes["test"],
+            "trainable_params": sum(p.numel() for p in params),
+            "lora_pairs": len(pairs),
+            **task.train_info(),
+        },
         "final_mean_abs_B": balancedness(pairs).as_dict()["mean_abs_B"] if pairs else None,
-        "timing": {"step_time_median_s": statistics.median(step_times) if step_times else None,
-                   "step_time_mean_s": mean(step_times), "train_s": training.seconds,
-                   "eval_s": timing["eval_s"], "total_s": timing["total_s"]},
+        "timing": {
+            "step_time_median_s": statistics.median(step_times) if step_times else None,
+            "step_time_mean_s": mean(step_times),
+            "train_s": training.seconds,
+            "eval_s": timing["eval_s"],
+            "total_s": timing["total_s"],
+        },
         "balancedness": log.data,
         "runtime": runtime.describe(),
         "distributed": {"world_size": dist.world, "backend": dist.backend},
@@ -287,8 +375,14 @@ def _record(cfg: RunConfig, identity: dict, task, model, pairs, metrics: dict,
     }
 
 
-def run_to_file(cfg: RunConfig, path: str, *, progress: bool = False,
-                expect: dict | None = None, parent: int | None = None) -> str:
+def run_to_file(
+    cfg: RunConfig,
+    path: str,
+    *,
+    progress: bool = False,
+    expect: dict | None = None,
+    parent: int | None = None,
+) -> str:
     """Run ``cfg`` and write its record atomically to ``path`` (rank 0 only).
 
     ``expect``: see `run()`; ``parent``: the pid of the grid that asked for the run -- if it

@@ -33,8 +33,19 @@ from pathlib import Path
 from ... import _validate as _v
 from ..._io import file_sha256
 
-__all__ = ["ROLES", "RUN_NAME", "content_digest", "data_files", "data_identity", "file_sha256",
-           "model_identity", "own_task_name", "role_identity", "run_id", "run_identity"]
+__all__ = [
+    "ROLES",
+    "RUN_NAME",
+    "content_digest",
+    "data_files",
+    "data_identity",
+    "file_sha256",
+    "model_identity",
+    "own_task_name",
+    "role_identity",
+    "run_id",
+    "run_identity",
+]
 
 RUN_NAME = re.compile(r"^(?P<task>[a-z0-9]+)_(?P<method>[a-z0-9]+)_s(?P<seed>\d+)_[0-9a-f]{10}$")
 _FILES: dict[tuple, list[Path]] = {}
@@ -81,11 +92,28 @@ def data_files(cfg) -> list[Path]:
     process)."""
     from ..tasks.data_folder import recording
 
-    columns = tuple(getattr(cfg, k, None) for k in (
-        "train", "dev", "test", "text_column", "text_pair_column", "label_column", "task_type",
-        "prompt_column", "completion_column"))
-    key = (cfg.kind, cfg.task, cfg.seed, getattr(cfg, "setting", None), str(_data_root(cfg)),
-           columns)
+    columns = tuple(
+        getattr(cfg, k, None)
+        for k in (
+            "train",
+            "dev",
+            "test",
+            "text_column",
+            "text_pair_column",
+            "label_column",
+            "task_type",
+            "prompt_column",
+            "completion_column",
+        )
+    )
+    key = (
+        cfg.kind,
+        cfg.task,
+        cfg.seed,
+        getattr(cfg, "setting", None),
+        str(_data_root(cfg)),
+        columns,
+    )
     if key not in _FILES:
         from .task_of import make_task
 
@@ -100,8 +128,11 @@ def content_digest(path: str | Path) -> str:
     ``save_to_disk`` folder)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        files = {p.relative_to(path).as_posix(): file_sha256(p)
-                 for p in sorted(path.rglob("*")) if p.is_file()}
+        files = {
+            p.relative_to(path).as_posix(): file_sha256(p)
+            for p in sorted(path.rglob("*"))
+            if p.is_file()
+        }
         return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     return file_sha256(path)
 
@@ -118,14 +149,25 @@ def role_identity(cfg) -> dict[str, str]:
         if not path.exists():
             raise DataError(f"Invalid --{role}: {str(path)!r} does not exist")
         out[role] = content_digest(path)
-    for role, why in (("train", "test accuracy on the training data means nothing"),
-                      ("dev", "settings chosen on dev would be chosen on the test data, and its "
-                              "metric would not be a held-out one")):
+    for role, why in (
+        ("train", "test accuracy on the training data means nothing"),
+        (
+            "dev",
+            "settings chosen on dev would be chosen on the test data, and its "
+            "metric would not be a held-out one",
+        ),
+    ):
         if out["test"] == out[role]:
-            same = "is" if Path(cfg.test).expanduser().resolve() == \
-                Path(getattr(cfg, role)).expanduser().resolve() else "has the same content as"
-            raise DataError(f"Invalid --test: {cfg.test!r} {same} --{role} "
-                            f"{getattr(cfg, role)!r}; {why}: give a held-out file")
+            same = (
+                "is"
+                if Path(cfg.test).expanduser().resolve()
+                == Path(getattr(cfg, role)).expanduser().resolve()
+                else "has the same content as"
+            )
+            raise DataError(
+                f"Invalid --test: {cfg.test!r} {same} --{role} "
+                f"{getattr(cfg, role)!r}; {why}: give a held-out file"
+            )
     return out
 
 
@@ -170,22 +212,32 @@ def model_identity(name: str) -> dict:
     return {"name": name, "files": {p.name: file_sha256(p) for p in model_files(name)}}
 
 
-def run_identity(cfg, *, device: str, precision: str, threads: int,
-                 data_files: list[Path] | None = None) -> dict:
+def run_identity(
+    cfg, *, device: str, precision: str, threads: int, data_files: list[Path] | None = None
+) -> dict:
     """The identity of ``cfg`` run on ``device`` (kind) in ``precision`` with ``threads`` torch
     threads (all three resolved, as the run uses them)."""
     if device not in ("cpu", "cuda") or precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"run_identity needs the resolved device kind and precision, got "
-                         f"{device!r}, {precision!r}")
+        raise ValueError(
+            f"run_identity needs the resolved device kind and precision, got "
+            f"{device!r}, {precision!r}"
+        )
     _v.integer("threads", threads, 1)  # the resolved thread count
-    out = {"config": cfg.key(), "device": device, "precision": precision,
-           "threads": threads if device == "cpu" else None,
-           "data": data_identity(cfg, data_files), "model": model_identity(cfg.model)}
+    out = {
+        "config": cfg.key(),
+        "device": device,
+        "precision": precision,
+        "threads": threads if device == "cpu" else None,
+        "data": data_identity(cfg, data_files),
+        "model": model_identity(cfg.model),
+    }
     init = getattr(cfg, "init_adapter", None)
     if init is not None:  # the adapter the LoRA factors start from, by content
         if not Path(init).expanduser().is_dir():
-            raise ValueError(f"Invalid --init-adapter: {init!r} is not a folder (an adapter "
-                             "saved with --save-adapter)")
+            raise ValueError(
+                f"Invalid --init-adapter: {init!r} is not a folder (an adapter "
+                "saved with --save-adapter)"
+            )
         out["init"] = content_digest(init)
     return out
 

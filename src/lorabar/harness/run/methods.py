@@ -40,9 +40,23 @@ from .config import RunConfig
 from .registry import METHODS, Method, check_bar_rate
 from .runtime import Runtime
 
-__all__ = ["METHODS", "Method", "StepContext", "Stepper", "adamw_stepper", "attach_rescaler",
-           "check_bar_rate", "flatlora_stepper", "loraplus_stepper", "make_stepper",
-           "nbar_stepper", "obar_stepper", "register_method", "sam_stepper", "sbar_stepper"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "StepContext",
+    "Stepper",
+    "adamw_stepper",
+    "attach_rescaler",
+    "check_bar_rate",
+    "flatlora_stepper",
+    "loraplus_stepper",
+    "make_stepper",
+    "nbar_stepper",
+    "obar_stepper",
+    "register_method",
+    "sam_stepper",
+    "sbar_stepper",
+]
 
 
 @dataclass(frozen=True)
@@ -55,17 +69,19 @@ class StepContext:
     ``.loraplus_ratio``, ``.bar``).  Nothing is copied into the context, so a setting reaches
     the stepper under one name and one default; the method is ``config.method``."""
 
-    model: torch.nn.Module            # the module to call (DDP-wrapped under torchrun)
-    params: list[Tensor]              # the trainable parameters
-    pairs: list                       # the LoRA pairs (lorabar.FactorPair)
+    model: torch.nn.Module  # the module to call (DDP-wrapped under torchrun)
+    params: list[Tensor]  # the trainable parameters
+    pairs: list  # the LoRA pairs (lorabar.FactorPair)
     loss_fn: Callable[[Any], Tensor]  # batch -> mean loss (autocast is added by the stepper)
     runtime: Runtime
-    config: RunConfig                 # the run's config (an EncoderConfig, an LMConfig)
+    config: RunConfig  # the run's config (an EncoderConfig, an LMConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, RunConfig):
-            raise TypeError(f"Invalid config: {type(self.config).__name__} (a run config: "
-                            "lorabar.harness.run.config.EncoderConfig or LMConfig)")
+            raise TypeError(
+                f"Invalid config: {type(self.config).__name__} (a run config: "
+                "lorabar.harness.run.config.EncoderConfig or LMConfig)"
+            )
 
 
 class Stepper:
@@ -74,8 +90,13 @@ class Stepper:
     calls ``observe(grad_scale)`` while ``.grad`` holds the gradient at the current weights
     (multiplied by ``grad_scale`` under fp16), for logging."""
 
-    def __init__(self, ctx: StepContext, optimizer: torch.optim.Optimizer,
-                 sam: SAM | None = None, flat: FlatLoRA | None = None) -> None:
+    def __init__(
+        self,
+        ctx: StepContext,
+        optimizer: torch.optim.Optimizer,
+        sam: SAM | None = None,
+        flat: FlatLoRA | None = None,
+    ) -> None:
         self.ctx = ctx
         self.optimizer = optimizer
         self.sam = sam
@@ -118,11 +139,16 @@ class Stepper:
             # the first pass all-reduces ("sync") or not ("per_rank": m-sharpness, m = ranks)
             from ...distributed import ddp_sam_step
 
-            return ddp_sam_step(model, self.sam, self._loss, [batch],
-                                perturbation=self.ctx.config.sam_perturbation, scaler=self.scaler,
-                                after_first_backward=hook)
-        return sam_step(self.sam, self._loss, batch, scaler=self.scaler,
-                        after_first_backward=hook)
+            return ddp_sam_step(
+                model,
+                self.sam,
+                self._loss,
+                [batch],
+                perturbation=self.ctx.config.sam_perturbation,
+                scaler=self.scaler,
+                after_first_backward=hook,
+            )
+        return sam_step(self.sam, self._loss, batch, scaler=self.scaler, after_first_backward=hook)
 
 
 def adamw_stepper(ctx: StepContext) -> Stepper:
@@ -166,17 +192,28 @@ def loraplus_stepper(ctx: StepContext) -> Stepper:
 
     c = ctx.config
     module = getattr(ctx.model, "module", ctx.model)  # under DDP: the wrapped model
-    opt = create_loraplus_optimizer(module, torch.optim.AdamW, lr=c.lr,
-                                    loraplus_lr_ratio=c.loraplus_ratio,
-                                    loraplus_weight_decay=c.weight_decay)
+    opt = create_loraplus_optimizer(
+        module,
+        torch.optim.AdamW,
+        lr=c.lr,
+        loraplus_lr_ratio=c.loraplus_ratio,
+        loraplus_weight_decay=c.weight_decay,
+    )
     covered = {id(p) for g in opt.param_groups for p in g["params"]}
     if covered != {id(p) for p in ctx.params}:
-        raise ValueError("Invalid loraplus optimizer: PEFT's parameter groups do not cover "
-                         "exactly the trainable parameters")
+        raise ValueError(
+            "Invalid loraplus optimizer: PEFT's parameter groups do not cover "
+            "exactly the trainable parameters"
+        )
     stepper = Stepper(ctx, opt)
-    stepper.info = {"loraplus": {"ratio": c.loraplus_ratio,
-                                 "lr_B_params": sum(p.numel() for g in opt.param_groups
-                                                    if g["lr"] != c.lr for p in g["params"])}}
+    stepper.info = {
+        "loraplus": {
+            "ratio": c.loraplus_ratio,
+            "lr_B_params": sum(
+                p.numel() for g in opt.param_groups if g["lr"] != c.lr for p in g["params"]
+            ),
+        }
+    }
     if c.bar != "none":  # each pair's rate: sqrt(lr_A lr_B) (BAR.pair_lr)
         stepper.info["loraplus"]["bar"] = attach_rescaler(c.bar, ctx, opt)
     return stepper
@@ -187,11 +224,13 @@ def flatlora_stepper(ctx: StepContext) -> Stepper:
     c = ctx.config
     module = getattr(ctx.model, "module", ctx.model)
     flat = FlatLoRA.from_peft(module, rho=c.rho, total_steps=c.steps, seed=c.seed)
-    stepper = Stepper(ctx, torch.optim.AdamW(ctx.params, lr=c.lr, weight_decay=c.weight_decay),
-                      flat=flat)
+    stepper = Stepper(
+        ctx, torch.optim.AdamW(ctx.params, lr=c.lr, weight_decay=c.weight_decay), flat=flat
+    )
     perturbed = sum(layer.weight.numel() for layer in flat.layers)
-    stepper.info = {"flatlora": {"rho": c.rho, "layers": len(flat.layers),
-                                 "perturbed_params": perturbed}}
+    stepper.info = {
+        "flatlora": {"rho": c.rho, "layers": len(flat.layers), "perturbed_params": perturbed}
+    }
     return stepper
 
 
@@ -207,9 +246,14 @@ def sam_stepper(ctx: StepContext) -> Stepper:
     sam = SAM(groups, torch.optim.AdamW, rho=c.rho, lr=c.lr, weight_decay=c.weight_decay)
     stepper = Stepper(ctx, sam.base_optimizer, sam=sam)
     perturbed = sum(p.numel() for g in sam.param_groups if g["rho"] > 0 for p in g["params"])
-    stepper.info = {"sam": {"rho": c.rho, "perturbed_params": perturbed,
-                            "unperturbed_params": sum(p.numel() for p in ctx.params) - perturbed,
-                            "perturbation": c.sam_perturbation}}
+    stepper.info = {
+        "sam": {
+            "rho": c.rho,
+            "perturbed_params": perturbed,
+            "unperturbed_params": sum(p.numel() for p in ctx.params) - perturbed,
+            "perturbation": c.sam_perturbation,
+        }
+    }
     return stepper
 
 

@@ -13,8 +13,15 @@ from pathlib import Path
 from ..._io import write_json_atomic
 from ...filekinds import DIGEST, digest_of, digest_ok, with_digest
 
-__all__ = ["DIGEST", "digest_of", "digest_ok", "environment", "git_revision", "with_digest",
-           "write_json_atomic"]
+__all__ = [
+    "DIGEST",
+    "digest_of",
+    "digest_ok",
+    "environment",
+    "git_revision",
+    "with_digest",
+    "write_json_atomic",
+]
 
 PACKAGES = ("lorabar", "torch", "transformers", "peft", "numpy", "scikit-learn", "scipy")
 
@@ -26,13 +33,18 @@ def git_revision() -> str | None:
     engine asks at the start of a run)."""
     here = Path(__file__).resolve().parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
         # "-dirty": the package's own source differs from the commit (edited docs or results
         # do not change what a run computes)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                str(here.parent)], cwd=here, capture_output=True, text=True,
-                               timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", str(here.parent)],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if rev.returncode != 0:
@@ -61,7 +73,11 @@ def environment() -> dict:
         "versions": versions,
         "python": platform.python_version(),
         "git_revision": git_revision(),
-        "hardware": {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "hardware": {
+            "cpu": cpu,
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

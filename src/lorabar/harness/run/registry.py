@@ -13,11 +13,31 @@ from dataclasses import dataclass, field
 
 from ... import _names
 
-__all__ = ["ADAPTERS", "BASELINE", "DEVICES", "HEADS", "LORAPLUS_BARS", "METHODS", "METRICS",
-           "Method", "Metric", "metric",
-           "PAPER_METHODS", "PERTURBATIONS", "POOLINGS", "PRECISIONS", "SCHEDULES", "SETTINGS",
-           "TARGETS", "TASK_ADAPTERS", "check_bar_rate", "check_bar_settings",
-           "check_sbar_settings", "methods_for", "methods_table"]
+__all__ = [
+    "ADAPTERS",
+    "BASELINE",
+    "DEVICES",
+    "HEADS",
+    "LORAPLUS_BARS",
+    "METHODS",
+    "METRICS",
+    "Method",
+    "Metric",
+    "metric",
+    "PAPER_METHODS",
+    "PERTURBATIONS",
+    "POOLINGS",
+    "PRECISIONS",
+    "SCHEDULES",
+    "SETTINGS",
+    "TARGETS",
+    "TASK_ADAPTERS",
+    "check_bar_rate",
+    "check_bar_settings",
+    "check_sbar_settings",
+    "methods_for",
+    "methods_table",
+]
 
 SCHEDULES = _names.SCHEDULES
 PERTURBATIONS = _names.PERTURBATIONS
@@ -85,19 +105,25 @@ class Method:
         if self.adapter not in ADAPTERS:
             raise ValueError(f"Invalid adapter: {self.adapter!r} (expected one of {ADAPTERS})")
         if self.trains != (self.builder is not None):
-            raise ValueError(f"Invalid method {self.name!r}: a method that trains needs a "
-                             "builder, one that does not has none")
+            raise ValueError(
+                f"Invalid method {self.name!r}: a method that trains needs a "
+                "builder, one that does not has none"
+            )
 
     def reads(self, settings) -> tuple[str, ...]:
         """The settings a run of this method reads beyond the common ones, given its
         ``settings`` (a config or its dict): `hparams`, and for LoRA+ with BAR on top
         (``bar``) ``bar`` and what that method's own entry reads.  The one statement of it: the
         run key, dev selection's columns and the seed stage's grid all ask here."""
-        get = settings.get if isinstance(settings, dict) else \
-            (lambda k, d=None: getattr(settings, k, d))
+        get = (
+            settings.get
+            if isinstance(settings, dict)
+            else (lambda k, d=None: getattr(settings, k, d))
+        )
         bar = get("bar", "none")
-        extra = () if bar in (None, "none") or bar not in METHODS else \
-            ("bar",) + METHODS[bar].hparams
+        extra = (
+            () if bar in (None, "none") or bar not in METHODS else ("bar",) + METHODS[bar].hparams
+        )
         return self.hparams + tuple(k for k in extra if k not in self.hparams)
 
     @property
@@ -124,37 +150,104 @@ def check_bar_rate(mu0: float, lr: float) -> None:
         raise ValueError(f"Invalid mu0: {mu0} (mu0 * lr = {mu0 * lr:g} must be < 1)")
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("zeroshot", "zero-shot", "no training: the pretrained model (encoders: the probe "
-           "head alone) evaluated", trains=False, cost=0.0),
-    Method("lora", "LoRA", "LoRA adapters trained with AdamW", curve=0,
-           tune={"lr": [1e-3, 3e-3]}, builder=f"{STEPPERS}:adamw_stepper"),
-    Method("sam", "LoRA-SAM", "SAM over AdamW, perturbing the LoRA factors only (--rho)",
-           hparams=("rho", "sam_perturbation"), curve=1, tune={"rho": [0.01, 0.05, 0.1]},
-           cost=2.0, builder=f"{STEPPERS}:sam_stepper"),
-    Method("obar", "LoRA-oBAR", "LoRA + overparametrized BAR (the paper's oBAR; --mu0, "
-           "--schedule)", hparams=("mu0", "schedule"), curve=3,
-           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"},
-           builder=f"{STEPPERS}:obar_stepper", on_loraplus=True, check=check_bar_settings),
-    Method("nbar", "LoRA-nBAR", "LoRA + non-overparametrized BAR (the paper's nBAR; --mu0, "
-           "--schedule)", hparams=("mu0", "schedule"), curve=2,
-           tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"},
-           builder=f"{STEPPERS}:nbar_stepper", on_loraplus=True, check=check_bar_settings),
-    Method("sbar", "LoRA-sBAR", "LoRA + BAR at SAM's own first-order rate (lorabar's; --rho)",
-           hparams=("rho",), tune={"rho": [0.01, 1.0, 10.0]},
-           builder=f"{STEPPERS}:sbar_stepper", on_loraplus=True, check=check_sbar_settings),
-    Method("loraplus", "LoRA+", "LoRA+ (B's lr = ratio x A's; --loraplus-ratio, --bar)",
-           hparams=("loraplus_ratio",), tune={"loraplus_ratio": [4.0, 16.0]},
-           builder=f"{STEPPERS}:loraplus_stepper"),
-    Method("flatlora", "Flat-LoRA", "Flat-LoRA's random weight perturbation (--rho)",
-           hparams=("rho",), tune={"rho": [0.01, 0.05]}, builder=f"{STEPPERS}:flatlora_stepper"),
-    Method("full", "Full FT", "full finetuning, no adapters (encoders)", adapter="none",
-           kinds=("encoder",), tune={"lr": [1e-5, 3e-5]}, builder=f"{STEPPERS}:adamw_stepper"),
-    Method("prefix", "Prefix", "prefix tuning (Li & Liang 2021) through PEFT: trained "
-           "key/value prefixes, no LoRA (causal LMs; --num-virtual-tokens)", adapter="prefix",
-           hparams=("num_virtual_tokens",), kinds=("lm",),
-           tune={"lr": [1e-2, 3e-2, 5e-2]}, builder=f"{STEPPERS}:adamw_stepper"),
-)}
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "zeroshot",
+            "zero-shot",
+            "no training: the pretrained model (encoders: the probe head alone) evaluated",
+            trains=False,
+            cost=0.0,
+        ),
+        Method(
+            "lora",
+            "LoRA",
+            "LoRA adapters trained with AdamW",
+            curve=0,
+            tune={"lr": [1e-3, 3e-3]},
+            builder=f"{STEPPERS}:adamw_stepper",
+        ),
+        Method(
+            "sam",
+            "LoRA-SAM",
+            "SAM over AdamW, perturbing the LoRA factors only (--rho)",
+            hparams=("rho", "sam_perturbation"),
+            curve=1,
+            tune={"rho": [0.01, 0.05, 0.1]},
+            cost=2.0,
+            builder=f"{STEPPERS}:sam_stepper",
+        ),
+        Method(
+            "obar",
+            "LoRA-oBAR",
+            "LoRA + overparametrized BAR (the paper's oBAR; --mu0, --schedule)",
+            hparams=("mu0", "schedule"),
+            curve=3,
+            tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"},
+            builder=f"{STEPPERS}:obar_stepper",
+            on_loraplus=True,
+            check=check_bar_settings,
+        ),
+        Method(
+            "nbar",
+            "LoRA-nBAR",
+            "LoRA + non-overparametrized BAR (the paper's nBAR; --mu0, --schedule)",
+            hparams=("mu0", "schedule"),
+            curve=2,
+            tune={"mu0": [0.5, 1.0, 2.0], "schedule": "cosine"},
+            builder=f"{STEPPERS}:nbar_stepper",
+            on_loraplus=True,
+            check=check_bar_settings,
+        ),
+        Method(
+            "sbar",
+            "LoRA-sBAR",
+            "LoRA + BAR at SAM's own first-order rate (lorabar's; --rho)",
+            hparams=("rho",),
+            tune={"rho": [0.01, 1.0, 10.0]},
+            builder=f"{STEPPERS}:sbar_stepper",
+            on_loraplus=True,
+            check=check_sbar_settings,
+        ),
+        Method(
+            "loraplus",
+            "LoRA+",
+            "LoRA+ (B's lr = ratio x A's; --loraplus-ratio, --bar)",
+            hparams=("loraplus_ratio",),
+            tune={"loraplus_ratio": [4.0, 16.0]},
+            builder=f"{STEPPERS}:loraplus_stepper",
+        ),
+        Method(
+            "flatlora",
+            "Flat-LoRA",
+            "Flat-LoRA's random weight perturbation (--rho)",
+            hparams=("rho",),
+            tune={"rho": [0.01, 0.05]},
+            builder=f"{STEPPERS}:flatlora_stepper",
+        ),
+        Method(
+            "full",
+            "Full FT",
+            "full finetuning, no adapters (encoders)",
+            adapter="none",
+            kinds=("encoder",),
+            tune={"lr": [1e-5, 3e-5]},
+            builder=f"{STEPPERS}:adamw_stepper",
+        ),
+        Method(
+            "prefix",
+            "Prefix",
+            "prefix tuning (Li & Liang 2021) through PEFT: trained "
+            "key/value prefixes, no LoRA (causal LMs; --num-virtual-tokens)",
+            adapter="prefix",
+            hparams=("num_virtual_tokens",),
+            kinds=("lm",),
+            tune={"lr": [1e-2, 3e-2, 5e-2]},
+            builder=f"{STEPPERS}:adamw_stepper",
+        ),
+    )
+}
 # the paper's four methods (its Table 1's columns) and the baseline every comparison pairs to
 PAPER_METHODS = ("lora", "sam", "obar", "nbar")
 BASELINE = "lora"
@@ -193,16 +286,22 @@ class Metric:
 
 
 # every metric a task records: the one declaration reports, selection and scripts read
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("accuracy", paper="accuracy"), Metric("f1", paper="F1"),
-    Metric("mcc", paper="Matthews correlation"), Metric("pearson", paper="Pearson correlation"),
-    Metric("spearman", paper="Spearman correlation"), Metric("exact_match", paper="exact match"),
-    Metric("bleu", 1.0, paper="BLEU", best=100.0),
-    Metric("bleu_seen", 1.0, paper="BLEU (seen categories)", best=100.0),
-    Metric("bleu_unseen", 1.0, paper="BLEU (unseen categories)", best=100.0),
-    Metric("neg_nll", 1.0, paper="negative log-likelihood per token", best=None),
-    Metric("nll", 1.0, higher=False, paper="log-likelihood per token", best=None),
-)}
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", paper="accuracy"),
+        Metric("f1", paper="F1"),
+        Metric("mcc", paper="Matthews correlation"),
+        Metric("pearson", paper="Pearson correlation"),
+        Metric("spearman", paper="Spearman correlation"),
+        Metric("exact_match", paper="exact match"),
+        Metric("bleu", 1.0, paper="BLEU", best=100.0),
+        Metric("bleu_seen", 1.0, paper="BLEU (seen categories)", best=100.0),
+        Metric("bleu_unseen", 1.0, paper="BLEU (unseen categories)", best=100.0),
+        Metric("neg_nll", 1.0, paper="negative log-likelihood per token", best=None),
+        Metric("nll", 1.0, higher=False, paper="log-likelihood per token", best=None),
+    )
+}
 
 
 def metric(name: str) -> Metric:

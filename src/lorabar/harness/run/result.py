@@ -57,8 +57,14 @@ class RunRecord(Mapping):
     context_columns: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, data: Mapping[str, Any], path: str = "", *, config: Mapping | None = None,
-           primary_metric: str | None = None) -> RunRecord:
+    def of(
+        cls,
+        data: Mapping[str, Any],
+        path: str = "",
+        *,
+        config: Mapping | None = None,
+        primary_metric: str | None = None,
+    ) -> RunRecord:
         """The record of a result's fields ``data`` read from ``path``, compared as its method."""
         config = data["config"] if config is None else config
         metric = data.get("primary_metric", "") if primary_metric is None else primary_metric

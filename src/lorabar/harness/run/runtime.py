@@ -33,8 +33,15 @@ import torch
 
 from .registry import DEVICES, PRECISIONS
 
-__all__ = ["DEVICES", "PRECISIONS", "Runtime", "cpu_has_native_bf16", "cpu_name",
-           "resolve_device", "resolve_precision"]
+__all__ = [
+    "DEVICES",
+    "PRECISIONS",
+    "Runtime",
+    "cpu_has_native_bf16",
+    "cpu_name",
+    "resolve_device",
+    "resolve_precision",
+]
 
 NATIVE_BF16_ENV = "LORABAR_NATIVE_BF16"
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -72,14 +79,16 @@ def resolve_device(spec: str = "auto", *, local_rank: int | None = None) -> torc
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"Invalid device: {spec!r} (CUDA is not available here; use "
-                             "--device cpu or auto)")
+            raise ValueError(
+                f"Invalid device: {spec!r} (CUDA is not available here; use --device cpu or auto)"
+            )
         if spec == "cuda" and local_rank is not None:
             spec = f"cuda:{local_rank}"
         index = int(spec.split(":")[1]) if ":" in spec else None
         if index is not None and index >= torch.cuda.device_count():
-            raise ValueError(f"Invalid device: {spec!r} (only {torch.cuda.device_count()} "
-                             "CUDA devices)")
+            raise ValueError(
+                f"Invalid device: {spec!r} (only {torch.cuda.device_count()} CUDA devices)"
+            )
     return torch.device(spec)
 
 
@@ -100,9 +109,13 @@ def resolve_precision(spec: str, device: torch.device) -> str:
     if spec == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         if "bf16-cpu" not in _warned:
             _warned.add("bf16-cpu")
-            warnings.warn("precision bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): "
-                          "autocast is emulated and several times slower than fp32; "
-                          "use --precision auto or fp32", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                "precision bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): "
+                "autocast is emulated and several times slower than fp32; "
+                "use --precision auto or fp32",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     return spec
 
 
@@ -116,8 +129,9 @@ class Runtime:
     requested_precision: str = "auto"
 
     @classmethod
-    def resolve(cls, device: str = "auto", precision: str = "auto", *,
-                local_rank: int | None = None) -> Runtime:
+    def resolve(
+        cls, device: str = "auto", precision: str = "auto", *, local_rank: int | None = None
+    ) -> Runtime:
         dev = resolve_device(device, local_rank=local_rank)
         return cls(dev, resolve_precision(precision, dev), device, precision)
 
@@ -156,9 +170,15 @@ class Runtime:
             name = torch.cuda.get_device_name(self.device)
         else:
             name = cpu_name()
-        return {"device": self.device.type if self.device.index is None else str(self.device),
-                "precision": self.precision, "requested_device": self.requested_device,
-                "requested_precision": self.requested_precision, "device_name": name,
-                "cpu": cpu_name(), "cpu_native_bf16": cpu_has_native_bf16(),
-                "grad_scaler": self.precision == "fp16", "torch_threads": torch.get_num_threads(),
-                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
+        return {
+            "device": self.device.type if self.device.index is None else str(self.device),
+            "precision": self.precision,
+            "requested_device": self.requested_device,
+            "requested_precision": self.requested_precision,
+            "device_name": name,
+            "cpu": cpu_name(),
+            "cpu_native_bf16": cpu_has_native_bf16(),
+            "grad_scaler": self.precision == "fp16",
+            "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        }

@@ -64,8 +64,12 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     parts: list = []
     for name in sorted(tensors):
         t = tensors[name].contiguous()
-        parts += [name, str(t.dtype), list(t.shape),
-                  t.reshape(-1).view(torch.uint8).numpy().tobytes()]
+        parts += [
+            name,
+            str(t.dtype),
+            list(t.shape),
+            t.reshape(-1).view(torch.uint8).numpy().tobytes(),
+        ]
     return content_hash(*parts)
 
 
@@ -94,8 +98,15 @@ def _write(path: Path, key: str, entry: Entry) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file(tensors, str(tmp), metadata={"key": key, "digest": _digest(tensors),
-                                               "info": json.dumps(entry[1], sort_keys=True)})
+        save_file(
+            tensors,
+            str(tmp),
+            metadata={
+                "key": key,
+                "digest": _digest(tensors),
+                "info": json.dumps(entry[1], sort_keys=True),
+            },
+        )
         os.replace(tmp, path)
     except OSError:
         pass  # a cache that cannot be written costs time, never a result

@@ -17,9 +17,9 @@ class TaskAdapter(Protocol):
     fails before any model loads.
     """
 
-    primary_metric: str          # the metric dev selection maximizes
-    sizes: dict[str, int]        # examples per split ("train", "dev", "test")
-    n_train: int                 # training examples the engine draws batches from
+    primary_metric: str  # the metric dev selection maximizes
+    sizes: dict[str, int]  # examples per split ("train", "dev", "test")
+    n_train: int  # training examples the engine draws batches from
 
     def build_model(self, method: Any) -> Any:
         """The model for ``method`` (a registry entry): LoRA adapters unless ``method.adapters``

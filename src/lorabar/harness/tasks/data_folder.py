@@ -33,28 +33,47 @@ from pathlib import Path
 
 from .catalogue import SEEDS, SPLITS, TASKS, Task
 from .example import Example
-from .provenance import (DATA_ENV, DataError, note_read, read_data_text, recording,
-                         resolve_data_dir)
+from .provenance import DATA_ENV, DataError, note_read, read_data_text, recording, resolve_data_dir
 
 # the names below are defined in .catalogue and .provenance; they are re-exported here, where
 # the readers have always found them
-__all__ = ["DATA_ENV", "DataError", "Example", "SEEDS", "SPLITS", "TASKS", "Task",
-           "check_classes", "csv_records", "load_split", "note_read", "read_data_text",
-           "recording", "resolve_data_dir", "split_path", "subset"]
+__all__ = [
+    "DATA_ENV",
+    "DataError",
+    "Example",
+    "SEEDS",
+    "SPLITS",
+    "TASKS",
+    "Task",
+    "check_classes",
+    "csv_records",
+    "load_split",
+    "note_read",
+    "read_data_text",
+    "recording",
+    "resolve_data_dir",
+    "split_path",
+    "subset",
+]
 
 
 _GLUED = re.compile(r"^(.*[.?!\"')])([A-Za-z][A-Za-z0-9_-]*)$")
 
 
-def csv_records(path: Path, *, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL,
-                multiline: bool = False):
+def csv_records(
+    path: Path, *, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL, multiline: bool = False
+):
     """``(line number, fields)`` of every record of a delimited text file, strictly: a malformed
     quote raises `DataError` naming ``file:line`` (every file is read as strict UTF-8 by
     `read_data_text()`).  A quoted field may hold newlines only with ``multiline`` (the
     user's own files, where review texts have them; in the staged files a field over lines is an
     unterminated quote).  Fields of any size are read."""
-    reader = csv.reader(io.StringIO(read_data_text(path), newline=""), delimiter=delimiter,
-                        quoting=quoting, strict=True)
+    reader = csv.reader(
+        io.StringIO(read_data_text(path), newline=""),
+        delimiter=delimiter,
+        quoting=quoting,
+        strict=True,
+    )
     limit = csv.field_size_limit()
     csv.field_size_limit(2**31 - 1)  # the module's default refuses a field over 128 KiB
     try:
@@ -65,12 +84,18 @@ def csv_records(path: Path, *, delimiter: str = ",", quoting: int = csv.QUOTE_MI
             except StopIteration:
                 return
             except csv.Error as err:
-                raise DataError(f"{path}:{start}: malformed CSV ({err}); an unterminated "
-                                "quote?") from None
-            if not multiline and reader.line_num != start and any("\n" in f or "\r" in f
-                                                                  for f in fields):
-                raise DataError(f"{path}:{start}: unterminated quote: the field runs over lines "
-                                f"{start}-{reader.line_num}")
+                raise DataError(
+                    f"{path}:{start}: malformed CSV ({err}); an unterminated quote?"
+                ) from None
+            if (
+                not multiline
+                and reader.line_num != start
+                and any("\n" in f or "\r" in f for f in fields)
+            ):
+                raise DataError(
+                    f"{path}:{start}: unterminated quote: the field runs over lines "
+                    f"{start}-{reader.line_num}"
+                )
             yield start, fields
     finally:
         csv.field_size_limit(limit)
@@ -101,8 +126,10 @@ def _rows(task: Task, path: Path) -> list[tuple[int, list[str]]]:
             continue
         if not lo <= len(fields) <= hi:
             expected = str(lo) if lo == hi else f"{lo}-{hi}"
-            raise DataError(f"{path}:{start}: malformed row for task {task.name!r}: "
-                            f"{len(fields)} fields (expected {expected})")
+            raise DataError(
+                f"{path}:{start}: malformed row for task {task.name!r}: "
+                f"{len(fields)} fields (expected {expected})"
+            )
         rows.append((start, fields))
     if not rows:
         raise DataError(f"{path}: no data rows (the file is empty or holds only a header)")
@@ -135,8 +162,9 @@ def _examples(task: Task, path: Path) -> list[Example]:
                     f"(task {task.name!r})"
                 )
             label = task.labels.index(raw)
-        out.append(Example(a.strip(), b.strip() if b is not None else None, label,
-                           f"{path}:{lineno}"))
+        out.append(
+            Example(a.strip(), b.strip() if b is not None else None, label, f"{path}:{lineno}")
+        )
     return out
 
 
@@ -148,8 +176,10 @@ def _check_label_fields(task: Task, path: Path, lineno: int, fields: list[str]) 
             continue
         what = "the gold label" if i == last else "an annotator label (or empty)"
         shown = value if len(value) <= 60 else value[:57] + "..."
-        raise DataError(f"{path}:{lineno}: field {i + 1} of {len(fields)} is {shown!r} where "
-                        f"{what} belongs, one of {list(task.labels)}: a tab inside a sentence?")
+        raise DataError(
+            f"{path}:{lineno}: field {i + 1} of {len(fields)} is {shown!r} where "
+            f"{what} belongs, one of {list(task.labels)}: a tab inside a sentence?"
+        )
 
 
 def check_classes(path: str | os.PathLike, labels, task: str | None = None) -> None:
@@ -158,23 +188,33 @@ def check_classes(path: str | os.PathLike, labels, task: str | None = None) -> N
     present = sorted(set(labels), key=str)
     if len(present) < 2:
         of = f" of task {task!r}" if task else ""
-        raise DataError(f"{path}: the train split{of} holds only class "
-                        f"{present[0] if present else None!r} ({len(labels)} examples); a "
-                        "classification task needs at least two classes")
+        raise DataError(
+            f"{path}: the train split{of} holds only class "
+            f"{present[0] if present else None!r} ({len(labels)} examples); a "
+            "classification task needs at least two classes"
+        )
 
 
 def _check_size(path: Path, examples: list, expected: int, what: str) -> None:
     if len(examples) != expected:
-        raise DataError(f"{path}: {len(examples)} examples, but the {what} holds {expected} "
-                        "(SOURCES.md): a truncated or altered file?")
+        raise DataError(
+            f"{path}: {len(examples)} examples, but the {what} holds {expected} "
+            "(SOURCES.md): a truncated or altered file?"
+        )
 
 
 def fewshot_dir(task: Task, data_dir: Path, seed: int) -> Path:
     return data_dir / task.folder / "k-shot-1k-test" / task.fewshot_dir / f"512-{seed}"
 
 
-def split_path(task: str | Task, split: str, *, data_dir: str | os.PathLike | None = None,
-               seed: int = 13, setting: str = "fewshot") -> Path:
+def split_path(
+    task: str | Task,
+    split: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 13,
+    setting: str = "fewshot",
+) -> Path:
     """The file `load_split()` reads ``split`` from (for messages; the full-GLUE train and
     dev both come from ``glue/train.tsv``, MRPC's from ``msr_paraphrase_train.txt``)."""
     task = TASKS[task] if isinstance(task, str) else task
@@ -262,8 +302,9 @@ def _full_train(task: Task, glue: Path) -> list[Example]:
         if (fields[1], fields[2]) in dev_ids:
             continue
         if fields[0] not in task.labels:
-            raise DataError(f"{glue / 'msr_paraphrase_train.txt'}:{lineno}: bad label "
-                            f"{fields[0]!r}")
+            raise DataError(
+                f"{glue / 'msr_paraphrase_train.txt'}:{lineno}: bad label {fields[0]!r}"
+            )
         examples.append(Example(fields[3].strip(), fields[4].strip(), task.labels.index(fields[0])))
     return examples
 

@@ -53,7 +53,8 @@ class _Encoder:
         for key in items[0]:
             batch[key] = torch.tensor([it[key] + [0] * (n - len(it[key])) for it in items])
         batch["attention_mask"] = torch.tensor(
-            [[1] * len(it["input_ids"]) + [0] * (n - len(it["input_ids"])) for it in items])
+            [[1] * len(it["input_ids"]) + [0] * (n - len(it["input_ids"])) for it in items]
+        )
         dtype = torch.float32 if isinstance(labels[0], float) else torch.long
         batch["labels"] = torch.tensor(labels, dtype=dtype)
         return batch
@@ -75,8 +76,11 @@ def fit_probe(x, y, regression: bool):
 
         reg = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x, y.astype(float))
         fit = float(np.corrcoef(reg.predict(x), y)[0, 1])
-        return (reg.coef_[None, :], np.atleast_1d(reg.intercept_),
-                {"kind": "ridge", "alpha": float(reg.alpha_), "train_pearson": fit})
+        return (
+            reg.coef_[None, :],
+            np.atleast_1d(reg.intercept_),
+            {"kind": "ridge", "alpha": float(reg.alpha_), "train_pearson": fit},
+        )
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(max_iter=2000).fit(x, y)
@@ -97,25 +101,44 @@ class EncoderTask:
         if cfg.task == "custom":  # the user's own files (checked the same way)
             from .own_data import load_user_data
 
-            own = load_user_data(cfg.train, cfg.dev, cfg.test, text_column=cfg.text_column,
-                                 label_column=cfg.label_column,
-                                 text_pair_column=cfg.text_pair_column, task_type=cfg.task_type,
-                                 numeric_labels=cfg.numeric_labels)
+            own = load_user_data(
+                cfg.train,
+                cfg.dev,
+                cfg.test,
+                text_column=cfg.text_column,
+                label_column=cfg.label_column,
+                text_pair_column=cfg.text_pair_column,
+                task_type=cfg.task_type,
+                numeric_labels=cfg.numeric_labels,
+            )
             self.task, self.splits = own.task, dict(own.splits)
         else:
             self.task = TASKS[cfg.task]
-            self.splits = {s: load_split(self.task, s, data_dir=cfg.data_dir, seed=cfg.seed,
-                                         setting=cfg.setting) for s in ("train", "dev", "test")}
+            self.splits = {
+                s: load_split(
+                    self.task, s, data_dir=cfg.data_dir, seed=cfg.seed, setting=cfg.setting
+                )
+                for s in ("train", "dev", "test")
+            }
             if not self.task.is_regression:  # before any model loads (a probe needs two classes)
-                check_classes(split_path(self.task, "train", data_dir=cfg.data_dir,
-                                         seed=cfg.seed, setting=cfg.setting),
-                              [e.label for e in self.splits["train"]], cfg.task)
+                check_classes(
+                    split_path(
+                        self.task,
+                        "train",
+                        data_dir=cfg.data_dir,
+                        seed=cfg.seed,
+                        setting=cfg.setting,
+                    ),
+                    [e.label for e in self.splits["train"]],
+                    cfg.task,
+                )
         self.primary_metric = self.task.primary_metric
         from .own_data import count_shared
 
         # dev/test examples whose text is also a train example's (recorded and printed)
-        self.shared = {s: count_shared(self.splits[s], self.splits["train"])
-                       for s in ("dev", "test")}
+        self.shared = {
+            s: count_shared(self.splits[s], self.splits["train"]) for s in ("dev", "test")
+        }
         if cfg.max_eval:
             for s in ("dev", "test"):
                 ex = self.splits[s]
@@ -124,7 +147,8 @@ class EncoderTask:
         self.flipped = 0
         if cfg.label_noise:
             self.splits["train"], self.flipped = flip_labels(
-                self.splits["train"], cfg.label_noise, self.task.num_labels, seed=cfg.seed)
+                self.splits["train"], cfg.label_noise, self.task.num_labels, seed=cfg.seed
+            )
         self.sizes = {s: len(v) for s, v in self.splits.items()}
         self.n_train = self.sizes["train"]
 
@@ -142,11 +166,16 @@ class EncoderTask:
         cfg = self.cfg
         if cfg.head == "prompt":
             return self._build_prompt_model(method)
-        model, tokenizer = build_model(cfg.model, self.task.num_labels,
-                                       method="lora" if method.adapters else "full",
-                                       lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                       targets=cfg.targets, pooling=cfg.pooling,
-                                       train_head=cfg.head == "linear")
+        model, tokenizer = build_model(
+            cfg.model,
+            self.task.num_labels,
+            method="lora" if method.adapters else "full",
+            lora_r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            targets=cfg.targets,
+            pooling=cfg.pooling,
+            train_head=cfg.head == "linear",
+        )
         if cfg.init_adapter is not None:
             from ..models.encoder_model import load_init
 
@@ -162,7 +191,8 @@ class EncoderTask:
         settings = {**settings, "code": code_hash(encode)}  # the encoder's module
         key = None if fingerprint is None else splits_key(fingerprint, settings, self.splits)
         items, self.tokens_from = cached_splits(
-            key, lambda: {s: encode(ex) for s, ex in self.splits.items()})
+            key, lambda: {s: encode(ex) for s, ex in self.splits.items()}
+        )
         self.data = {s: (items[s], [e.label for e in ex]) for s, ex in self.splits.items()}
 
     def _build_prompt_model(self, method):
@@ -180,34 +210,54 @@ class EncoderTask:
             template, words = cfg.template, parse_verbalizer(cfg.verbalizer)
         else:
             template, words = MEZO_TEMPLATES[cfg.task]
-        mlm, tok = build_prompt_model(cfg.model, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                      targets=LORA_TARGETS[cfg.targets], adapters=False)
+        mlm, tok = build_prompt_model(
+            cfg.model,
+            lora_r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            targets=LORA_TARGETS[cfg.targets],
+            adapters=False,
+        )
         enc = PromptEncoder(tok, template, words, self.task.labels, cfg.max_length)
         self.head_info = {"kind": "prompt", "template": template, "verbalizer": words}
         self._pad = tok.pad_token_id
-        self._tokenize(tokenizer_fingerprint(tok),
-                       {"max_length": cfg.max_length, "template": template,
-                        "verbalizer": words, "labels": list(self.task.labels)},
-                       enc.encode_all)
+        self._tokenize(
+            tokenizer_fingerprint(tok),
+            {
+                "max_length": cfg.max_length,
+                "template": template,
+                "verbalizer": words,
+                "labels": list(self.task.labels),
+            },
+            enc.encode_all,
+        )
         model = PromptClassifier(mlm, enc.label_ids)
         if not method.adapters:
             return model
-        return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                lora_dropout=0.0,
-                                                target_modules=LORA_TARGETS[cfg.targets]))
+        return get_peft_model(
+            model,
+            LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=0.0,
+                target_modules=LORA_TARGETS[cfg.targets],
+            ),
+        )
 
     def _collate(self, items: list[dict], labels: list) -> dict:
         if self.cfg.head != "prompt":
             return _Encoder.collate(items, labels)
         n = max(len(it["input_ids"]) for it in items)
         pad = self._pad
-        return {"input_ids": torch.tensor([it["input_ids"] + [pad] * (n - len(it["input_ids"]))
-                                           for it in items]),
-                "attention_mask": torch.tensor([[1] * len(it["input_ids"])
-                                                + [0] * (n - len(it["input_ids"]))
-                                                for it in items]),
-                "mask_pos": torch.tensor([it["mask_pos"] for it in items]),
-                "labels": torch.tensor(labels, dtype=torch.long)}
+        return {
+            "input_ids": torch.tensor(
+                [it["input_ids"] + [pad] * (n - len(it["input_ids"])) for it in items]
+            ),
+            "attention_mask": torch.tensor(
+                [[1] * len(it["input_ids"]) + [0] * (n - len(it["input_ids"])) for it in items]
+            ),
+            "mask_pos": torch.tensor([it["mask_pos"] for it in items]),
+            "labels": torch.tensor(labels, dtype=torch.long),
+        }
 
     @torch.no_grad()
     def prepare(self, model, runtime) -> None:
@@ -227,18 +277,27 @@ class EncoderTask:
             model.eval()
             feats = []
             for i in range(0, len(encoded), self.cfg.eval_batch_size):
-                batch = _Encoder.collate(encoded[i : i + self.cfg.eval_batch_size],
-                                         labels[i : i + self.cfg.eval_batch_size])
+                batch = _Encoder.collate(
+                    encoded[i : i + self.cfg.eval_batch_size],
+                    labels[i : i + self.cfg.eval_batch_size],
+                )
                 batch.pop("labels")
                 with runtime.autocast():
                     feats.append(net.features(**runtime.to_device(batch)).float().cpu())
             model.train()
             return torch.cat(feats)
 
-        key = feature_key(net, encoded, settings={
-            "batch": self.cfg.eval_batch_size, "pooling": self.cfg.pooling,
-            "dtype": str(runtime.dtype), "device": runtime.device.type,
-            "code": code_hash(type(net))})
+        key = feature_key(
+            net,
+            encoded,
+            settings={
+                "batch": self.cfg.eval_batch_size,
+                "pooling": self.cfg.pooling,
+                "dtype": str(runtime.dtype),
+                "device": runtime.device.type,
+                "code": code_hash(type(net)),
+            },
+        )
         regression = self.task.is_regression
 
         def fit():
@@ -246,7 +305,8 @@ class EncoderTask:
             return fit_probe(feats.double().numpy(), np.asarray(labels), regression)
 
         (weight, bias, self.probe), self.fit_from = cached_fit(
-            fit_key(key, labels, regression=regression, code=code_hash(fit_probe)), fit)
+            fit_key(key, labels, regression=regression, code=code_hash(fit_probe)), fit
+        )
         head = net.head
         head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))
         head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))
@@ -254,8 +314,12 @@ class EncoderTask:
 
     def train_info(self) -> dict:
         """What the adapter adds to the record's ``train``."""
-        info: dict = {"head": self.cfg.head, "label_noise_flipped": self.flipped,
-                      "shared_with_train": self.shared, "tokens": self.tokens_from}
+        info: dict = {
+            "head": self.cfg.head,
+            "label_noise_flipped": self.flipped,
+            "shared_with_train": self.shared,
+            "tokens": self.tokens_from,
+        }
         if self.probe is not None:
             info["probe"] = {**self.probe, "features": self.features_from, "fit": self.fit_from}
         return info
@@ -278,8 +342,11 @@ class EncoderTask:
             batch.pop("labels")
             with runtime.autocast():
                 logits = model(**runtime.to_device(batch)).logits.float()
-            preds.extend(logits.squeeze(-1).tolist() if self.task.is_regression
-                         else logits.argmax(-1).tolist())
+            preds.extend(
+                logits.squeeze(-1).tolist()
+                if self.task.is_regression
+                else logits.argmax(-1).tolist()
+            )
         return compute_metrics(self.task, preds, labels)
 
     def majority(self) -> dict | None:
@@ -288,8 +355,10 @@ class EncoderTask:
         if self.task.is_regression:
             return None
         top = majority_label(self.data["train"][1])
-        return {s: compute_metrics(self.task, [top] * len(self.data[s][1]), self.data[s][1])
-                for s in ("dev", "test")}
+        return {
+            s: compute_metrics(self.task, [top] * len(self.data[s][1]), self.data[s][1])
+            for s in ("dev", "test")
+        }
 
 
 def majority_label(labels: list[int]) -> int:
@@ -297,8 +366,9 @@ def majority_label(labels: list[int]) -> int:
     return max(sorted(set(labels)), key=labels.count)
 
 
-def flip_labels(examples: list[Example], fraction: float, num_labels: int, *,
-                seed: int) -> tuple[list[Example], int]:
+def flip_labels(
+    examples: list[Example], fraction: float, num_labels: int, *, seed: int
+) -> tuple[list[Example], int]:
     """Flip ``round(fraction * n)`` seeded labels to a uniformly drawn other class; returns the
     new list and the number flipped."""
     import dataclasses

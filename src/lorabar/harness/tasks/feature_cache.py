@@ -43,8 +43,15 @@ def feature_key(model: torch.nn.Module, inputs: list[dict], *, settings: dict) -
     for item in inputs:
         for name in sorted(item):
             parts += [name, torch.as_tensor(item[name]).cpu().contiguous().numpy().tobytes()]
-    parts.append({**settings, "threads": torch.get_num_threads(), "format": _FORMAT,
-                  "torch": torch.__version__, "transformers": transformers.__version__})
+    parts.append(
+        {
+            **settings,
+            "threads": torch.get_num_threads(),
+            "format": _FORMAT,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        }
+    )
     return content_hash(*parts)
 
 
@@ -61,8 +68,11 @@ def fit_key(features_key: str, labels, *, regression: bool, code: str) -> str:
     import sklearn
 
     y = np.asarray(labels, dtype=np.float64 if regression else np.int64)
-    return content_hash(features_key, y.tobytes(), {"regression": regression, "format": _FORMAT,
-                                                    "code": code, "sklearn": sklearn.__version__})
+    return content_hash(
+        features_key,
+        y.tobytes(),
+        {"regression": regression, "format": _FORMAT, "code": code, "sklearn": sklearn.__version__},
+    )
 
 
 def cached_fit(key: str, fit) -> tuple[tuple[np.ndarray, np.ndarray, dict], str]:
@@ -71,9 +81,13 @@ def cached_fit(key: str, fit) -> tuple[tuple[np.ndarray, np.ndarray, dict], str]
 
     def compute():
         weight, bias, info = fit()
-        return ({"weight": torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float64)),
-                 "bias": torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float64))},
-                {"probe": json.loads(json.dumps(info))})
+        return (
+            {
+                "weight": torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float64)),
+                "bias": torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float64)),
+            },
+            {"probe": json.loads(json.dumps(info))},
+        )
 
     (tensors, info), source = cached("probe-fit", key, compute)
     return (tensors["weight"].numpy(), tensors["bias"].numpy(), info["probe"]), source

@@ -21,10 +21,10 @@ def jsonl_rows(text: str, source: object) -> list[tuple[int, dict]]:
         try:
             obj = json.loads(line)
         except ValueError as err:
-            raise DataError(f"{source}:{lineno}: not a JSON object ({err.__class__.__name__}: "
-                            f"{err})") from None
+            raise DataError(
+                f"{source}:{lineno}: not a JSON object ({err.__class__.__name__}: {err})"
+            ) from None
         if not isinstance(obj, dict):
-            raise DataError(f"{source}:{lineno}: a JSON {type(obj).__name__}, expected an "
-                            "object")
+            raise DataError(f"{source}:{lineno}: a JSON {type(obj).__name__}, expected an object")
         rows.append((lineno, obj))
     return rows

@@ -59,15 +59,20 @@ def _lower_first(text: str) -> str:
 def render_prompt(task: str, fields: dict) -> PromptExample:
     """Render one raw example (a dict of the dataset's fields) with the task's template."""
     if task == "sst2":
-        return PromptExample(f"{fields['sentence']} It was", (" terrible", " great"),
-                             fields["label"])
+        return PromptExample(
+            f"{fields['sentence']} It was", (" terrible", " great"), fields["label"]
+        )
     if task == "rte":
-        ctx = (f"{fields['premise']}\nDoes this mean that \"{fields['hypothesis']}\" is true? "
-               "Yes or No?\n")
+        ctx = (
+            f'{fields["premise"]}\nDoes this mean that "{fields["hypothesis"]}" is true? '
+            "Yes or No?\n"
+        )
         return PromptExample(ctx, ("Yes", "No"), fields["label"])
     if task == "cb":
-        ctx = (f"Suppose {fields['premise']} Can we infer that \"{fields['hypothesis']}\"? "
-               "Yes, No, or Maybe?\n")
+        ctx = (
+            f'Suppose {fields["premise"]} Can we infer that "{fields["hypothesis"]}"? '
+            "Yes, No, or Maybe?\n"
+        )
         return PromptExample(ctx, ("Yes", "No", "Maybe"), fields["label"])
     if task == "copa":
         premise = fields["premise"].rstrip()
@@ -102,21 +107,28 @@ def synthetic_split(split: str, seed: int = 13) -> list[PromptExample]:
         label = rng.randrange(2)
         letter = "ab"[label]
         filler = "".join(rng.choice("xyz") for _ in range(rng.randrange(1, 4)))
-        out.append(PromptExample(f"{filler} {letter * rng.randrange(3, 7)} {filler} =",
-                                 (" a", " b"), label))
+        out.append(
+            PromptExample(
+                f"{filler} {letter * rng.randrange(3, 7)} {filler} =", (" a", " b"), label
+            )
+        )
     return out
 
 
-def load_prompt_split(task: str, split: str, *, data_dir=None,
-                      seed: int = 13) -> list[PromptExample]:
+def load_prompt_split(
+    task: str, split: str, *, data_dir=None, seed: int = 13
+) -> list[PromptExample]:
     """``train`` / ``dev`` / ``test`` of a prompt task, rendered."""
     if task == "synthetic":
         return synthetic_split(split, seed)
     if task in ("sst2", "rte"):
         out = []
         for e in load_split(task, split, data_dir=data_dir, seed=seed):
-            fields = ({"sentence": e.text_a} if task == "sst2"
-                      else {"premise": e.text_a, "hypothesis": e.text_b})
+            fields = (
+                {"sentence": e.text_a}
+                if task == "sst2"
+                else {"premise": e.text_a, "hypothesis": e.text_b}
+            )
             out.append(render_prompt(task, {**fields, "label": int(e.label)}))
         return out
     if task in ("cb", "copa"):

@@ -22,9 +22,18 @@ from torch.nn import functional as F
 
 from .data_folder import DataError, subset
 
-__all__ = ["PromptTask", "SFTTask", "SquadTask", "WebNLGTask", "candidate_scores", "generate",
-           "lm_loss",
-           "peft_model", "ragged_cross_entropy", "sequence_scores"]
+__all__ = [
+    "PromptTask",
+    "SFTTask",
+    "SquadTask",
+    "WebNLGTask",
+    "candidate_scores",
+    "generate",
+    "lm_loss",
+    "peft_model",
+    "ragged_cross_entropy",
+    "sequence_scores",
+]
 
 
 # ----------------------------------------------------------------------------- tokenization
@@ -37,8 +46,9 @@ def _encode_pairs(tok, pairs: list[tuple[str, str]], max_length: int, eos: bool 
             t = [2 + b % 290 for b in tgt.encode()] + ([1] if eos else [])
         else:
             c = tok(ctx, add_special_tokens=False)["input_ids"]
-            t = tok(tgt,
-                    add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if eos else [])
+            t = tok(tgt, add_special_tokens=False)["input_ids"] + (
+                [tok.eos_token_id] if eos else []
+            )
         ids = (c + t)[-max_length:]
         mask = ([0] * len(c) + [1] * len(t))[-max_length:]
         out.append((ids, mask))
@@ -88,8 +98,11 @@ def lm_loss(model, batch: dict, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy on the target tokens only."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     mask = batch["target"][:, 1:]
-    return F.cross_entropy(logits[:, :-1][mask].float(), batch["input_ids"][:, 1:][mask],
-                           label_smoothing=label_smoothing)
+    return F.cross_entropy(
+        logits[:, :-1][mask].float(),
+        batch["input_ids"][:, 1:][mask],
+        label_smoothing=label_smoothing,
+    )
 
 
 @torch.no_grad()
@@ -101,15 +114,28 @@ def generate(model, tok, prompts: list[str], cfg, runtime) -> list[str]:
     hyps: list[str] = []
     try:
         for i in range(0, len(prompts), cfg.eval_batch_size):
-            enc = tok(prompts[i : i + cfg.eval_batch_size], return_tensors="pt", padding=True,
-                      add_special_tokens=False)
+            enc = tok(
+                prompts[i : i + cfg.eval_batch_size],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            )
             with runtime.autocast():
-                out = model.generate(**runtime.to_device(dict(enc)),
-                                     max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams,
-                                     length_penalty=cfg.length_penalty, do_sample=False,
-                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            hyps += [t.strip() for t in tok.batch_decode(out[:, enc["input_ids"].shape[1]:],
-                                                         skip_special_tokens=True)]
+                out = model.generate(
+                    **runtime.to_device(dict(enc)),
+                    max_new_tokens=cfg.max_new_tokens,
+                    num_beams=cfg.num_beams,
+                    length_penalty=cfg.length_penalty,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+            hyps += [
+                t.strip()
+                for t in tok.batch_decode(
+                    out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True
+                )
+            ]
     finally:
         tok.padding_side = side
     return hyps
@@ -124,11 +150,19 @@ def peft_model(base, adapter: str, cfg):
     from ..models.causal_lm import causal_lora_targets
 
     if adapter == "prefix":
-        return get_peft_model(base, PrefixTuningConfig(task_type="CAUSAL_LM",
-                                                       num_virtual_tokens=cfg.num_virtual_tokens))
-    return get_peft_model(base, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                           lora_dropout=0.0,
-                                           target_modules=causal_lora_targets(base)))
+        return get_peft_model(
+            base,
+            PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=cfg.num_virtual_tokens),
+        )
+    return get_peft_model(
+        base,
+        LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=0.0,
+            target_modules=causal_lora_targets(base),
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- adapters
@@ -188,8 +222,10 @@ class PromptTask(_LMTask):
         self.n_cand = counts.pop() if len(counts) == 1 else None  # None: ragged (ReCoRD)
 
     def _encode(self) -> None:
-        self.encoded = [_encode_pairs(self.tok, [(e.context, c) for c in e.candidates],
-                                      self.cfg.max_length) for e in self.train]
+        self.encoded = [
+            _encode_pairs(self.tok, [(e.context, c) for c in e.candidates], self.cfg.max_length)
+            for e in self.train
+        ]
 
     def batch(self, idx: list[int]) -> dict:
         batch = _collate([x for i in idx for x in self.encoded[i]], self.pad)
@@ -202,8 +238,9 @@ class PromptTask(_LMTask):
         if self.n_cand is not None:  # as many candidates everywhere (every task but ReCoRD)
             return F.cross_entropy(candidate_scores(model, batch, self.n_cand), batch["labels"])
         # ReCoRD: the candidates' counts split the scores (one host read of B ints a step)
-        return ragged_cross_entropy(sequence_scores(model, batch), batch["counts"].tolist(),
-                                    batch["labels"])
+        return ragged_cross_entropy(
+            sequence_scores(model, batch), batch["counts"].tolist(), batch["labels"]
+        )
 
     @torch.no_grad()
     def evaluate(self, model, split: str, runtime) -> dict:
@@ -212,8 +249,13 @@ class PromptTask(_LMTask):
         correct = 0
         for i in range(0, len(rows), size):
             chunk = rows[i : i + size]
-            enc = [x for e in chunk for x in _encode_pairs(
-                self.tok, [(e.context, c) for c in e.candidates], self.cfg.max_length)]
+            enc = [
+                x
+                for e in chunk
+                for x in _encode_pairs(
+                    self.tok, [(e.context, c) for c in e.candidates], self.cfg.max_length
+                )
+            ]
             with runtime.autocast():
                 scores = sequence_scores(model, runtime.to_device(_collate(enc, self.pad)))
             parts = scores.float().cpu().split([len(e.candidates) for e in chunk])
@@ -224,8 +266,10 @@ class PromptTask(_LMTask):
         from .encoder_task import majority_label
 
         top = majority_label([e.label for e in self.train])
-        return {name: {"accuracy": sum(e.label == top for e in rows) / len(rows)}
-                for name, rows in self.splits.items()}
+        return {
+            name: {"accuracy": sum(e.label == top for e in rows) / len(rows)}
+            for name, rows in self.splits.items()
+        }
 
 
 class _TargetLMTask(_LMTask):
@@ -249,8 +293,10 @@ class WebNLGTask(_TargetLMTask):
         super().__init__(cfg)
         train = subset(load_webnlg("train", data_dir=cfg.data_dir), cfg.n_train, seed=cfg.seed)
         self.train = [e for e in train if e.references]  # one training item per entry
-        self.splits = {s: subset(load_webnlg(s, data_dir=cfg.data_dir), n, seed=0)
-                       for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))}
+        self.splits = {
+            s: subset(load_webnlg(s, data_dir=cfg.data_dir), n, seed=0)
+            for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))
+        }
         self.sizes = {"train": len(self.train), **{k: len(v) for k, v in self.splits.items()}}
         self.n_train = len(self.train)
 
@@ -273,8 +319,9 @@ class WebNLGTask(_TargetLMTask):
         for name, want in (("bleu_seen", True), ("bleu_unseen", False)):
             idx = [i for i, e in enumerate(rows) if e.seen is want]
             result[name] = bleu([hyps[i] for i in idx], [refs[i] for i in idx]) if idx else math.nan
-        result["examples"] = [{"input": linearize(rows[i]), "output": hyps[i]}
-                              for i in range(min(3, len(rows)))]
+        result["examples"] = [
+            {"input": linearize(rows[i]), "output": hyps[i]} for i in range(min(3, len(rows)))
+        ]
         return result
 
     def _generate(self, model, rows, runtime) -> list[str]:
@@ -299,34 +346,45 @@ class SquadTask(_TargetLMTask):
         from .qa_data import load_qa_rows
 
         super().__init__(cfg)
-        self.train = subset(load_qa_rows("squad", "train", cfg.data_dir), cfg.n_train,
-                            seed=cfg.seed)
-        self.splits = {s: subset(load_qa_rows("squad", s, cfg.data_dir), n, seed=0)
-                       for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))}
+        self.train = subset(
+            load_qa_rows("squad", "train", cfg.data_dir), cfg.n_train, seed=cfg.seed
+        )
+        self.splits = {
+            s: subset(load_qa_rows("squad", s, cfg.data_dir), n, seed=0)
+            for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))
+        }
         self.sizes = {"train": len(self.train), **{k: len(v) for k, v in self.splits.items()}}
         self.n_train = len(self.train)
 
     def _encode(self) -> None:
         from .qa_data import squad_prompt
 
-        self.encoded = _encode_pairs(self.tok, [(squad_prompt(e), f" {e.answers[0]}\n")
-                                                for e in self.train], self.cfg.max_length)
+        self.encoded = _encode_pairs(
+            self.tok,
+            [(squad_prompt(e), f" {e.answers[0]}\n") for e in self.train],
+            self.cfg.max_length,
+        )
 
     @torch.no_grad()
     def evaluate(self, model, split: str, runtime) -> dict:
         from .qa_data import exact_match, squad_f1, squad_prompt
 
         if self.tok is None:
-            raise ValueError("SQuAD evaluation generates text: it needs a tokenizer (not the "
-                             "tiny model)")
+            raise ValueError(
+                "SQuAD evaluation generates text: it needs a tokenizer (not the tiny model)"
+            )
         rows = self.splits[split]
-        hyps = [h.strip().split("\n")[0].strip() for h in
-                generate(model, self.tok, [squad_prompt(e) for e in rows], self.cfg, runtime)]
-        return {"f1": sum(squad_f1(h, e.answers) for h, e in zip(hyps, rows)) / len(rows),
-                "exact_match": sum(exact_match(h, e.answers) for h, e in zip(hyps, rows))
-                / len(rows),
-                "examples": [{"question": rows[i].question, "output": hyps[i]}
-                             for i in range(min(3, len(rows)))]}
+        hyps = [
+            h.strip().split("\n")[0].strip()
+            for h in generate(model, self.tok, [squad_prompt(e) for e in rows], self.cfg, runtime)
+        ]
+        return {
+            "f1": sum(squad_f1(h, e.answers) for h, e in zip(hyps, rows)) / len(rows),
+            "exact_match": sum(exact_match(h, e.answers) for h, e in zip(hyps, rows)) / len(rows),
+            "examples": [
+                {"question": rows[i].question, "output": hyps[i]} for i in range(min(3, len(rows)))
+            ],
+        }
 
     def majority(self) -> None:
         return None
@@ -347,15 +405,20 @@ class SFTTask(_TargetLMTask):
         for split in ("train", "dev", "test"):
             path = getattr(cfg, split)
             rows = read_rows(path)
-            pairs[split] = [(text_field(path, n, row, cfg.prompt_column),
-                             text_field(path, n, row, cfg.completion_column, strip=False))
-                            for n, row in rows]
+            pairs[split] = [
+                (
+                    text_field(path, n, row, cfg.prompt_column),
+                    text_field(path, n, row, cfg.completion_column, strip=False),
+                )
+                for n, row in rows
+            ]
             self.where[split] = {}
             for pair, (n, _) in zip(pairs[split], rows):
                 self.where[split].setdefault(pair, f"{path}:{n}")
         self.train = subset(pairs["train"], cfg.n_train, seed=cfg.seed)
-        self.splits = {s: subset(pairs[s], n, seed=0)
-                       for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))}
+        self.splits = {
+            s: subset(pairs[s], n, seed=0) for s, n in (("dev", cfg.n_dev), ("test", cfg.n_test))
+        }
         self.truncated: dict[str, int] = {}
         self.sizes = {"train": len(self.train), **{k: len(v) for k, v in self.splits.items()}}
         self.n_train = len(self.train)
@@ -372,9 +435,11 @@ class SFTTask(_TargetLMTask):
         for (ids, mask), row in zip(_encode_pairs(self.tok, rows, 10**9, eos=True), rows):
             n_prompt = len(ids) - sum(mask)
             if n_prompt >= self.cfg.max_length:
-                raise DataError(f"{self.where[split][row]}: the prompt alone is {n_prompt} tokens, "
-                                f"--max-length is {self.cfg.max_length} (no completion token "
-                                "would fit); raise --max-length or shorten the prompt")
+                raise DataError(
+                    f"{self.where[split][row]}: the prompt alone is {n_prompt} tokens, "
+                    f"--max-length is {self.cfg.max_length} (no completion token "
+                    "would fit); raise --max-length or shorten the prompt"
+                )
             if len(ids) > self.cfg.max_length:
                 ids, mask, cut = ids[: self.cfg.max_length], mask[: self.cfg.max_length], cut + 1
             out.append((ids, mask))

@@ -25,8 +25,15 @@ from torch import nn
 
 from .mlm_templates import MEZO_TEMPLATES, parse_verbalizer
 
-__all__ = ["MEZO_TEMPLATES", "PromptClassifier", "PromptEncoder", "TinyTokenizer",
-           "build_prompt_model", "parse_verbalizer"]
+__all__ = [
+    "MEZO_TEMPLATES",
+    "PromptClassifier",
+    "PromptEncoder",
+    "TinyTokenizer",
+    "build_prompt_model",
+    "parse_verbalizer",
+]
+
 
 class TinyTokenizer:
     """Word-level hashing for ``tiny-mlm``: ids 0 pad, 1 ``<s>``, 2 ``</s>``, 3 ``<mask>``, words
@@ -46,29 +53,38 @@ class TinyTokenizer:
             if word == self.mask_token:
                 ids.append(self.mask_token_id)
             else:
-                ids.append(4 + (sum(ord(c) * 31 ** i for i,
-                                    c in enumerate(word)) % (self.vocab - 4)))
+                ids.append(4 + (sum(ord(c) * 31**i for i, c in enumerate(word)) % (self.vocab - 4)))
         return [self.cls_token_id, *ids, self.sep_token_id] if add_special_tokens else ids
 
 
 class PromptEncoder:
     """Renders examples into a template and finds the mask; maps labels to verbalizer tokens."""
 
-    def __init__(self, tokenizer, template: str, verbalizer: dict[str, str],
-                 labels: tuple[str, ...], max_length: int) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        template: str,
+        verbalizer: dict[str, str],
+        labels: tuple[str, ...],
+        max_length: int,
+    ) -> None:
         self.tok, self.template, self.max_length = tokenizer, template, max_length
         missing = [label for label in labels if label not in verbalizer]
         extra = sorted(label for label in verbalizer if label not in labels)
         if missing or extra:
-            raise ValueError(f"Invalid --verbalizer: it must name every label exactly once; "
-                             f"labels {list(labels)}, " + (f"no word for {missing}" if missing
-                                                          else f"unknown labels {extra}"))
+            raise ValueError(
+                f"Invalid --verbalizer: it must name every label exactly once; "
+                f"labels {list(labels)}, "
+                + (f"no word for {missing}" if missing else f"unknown labels {extra}")
+            )
         self.label_ids = []
         for label in labels:
             ids = tokenizer.encode(" " + verbalizer[label], add_special_tokens=False)
             if len(ids) != 1:
-                raise ValueError(f"Invalid --verbalizer: {verbalizer[label]!r} is {len(ids)} "
-                                 "tokens for this tokenizer (a label word must be one token)")
+                raise ValueError(
+                    f"Invalid --verbalizer: {verbalizer[label]!r} is {len(ids)} "
+                    "tokens for this tokenizer (a label word must be one token)"
+                )
             self.label_ids.append(ids[0])
         if len(set(self.label_ids)) != len(self.label_ids):
             raise ValueError(f"Invalid verbalizer: two label words share a token ({verbalizer})")
@@ -90,8 +106,10 @@ class PromptEncoder:
             elif re.fullmatch(r"\+?sent(-|l)?_[01]", part):
                 text = a if part.endswith("0") else b
                 if text is None:
-                    raise ValueError(f"Invalid template: {self.template!r} reads a second text, "
-                                     "but the task has one")
+                    raise ValueError(
+                        f"Invalid template: {self.template!r} reads a second text, "
+                        "but the task has one"
+                    )
                 if "l_" in part:
                     text = text[:1].lower() + text[1:]
                 if part.startswith("+"):
@@ -127,9 +145,11 @@ class PromptEncoder:
             for text in (e.text_a, e.text_b or ""):
                 if mask and mask in text:
                     where = getattr(e, "where", "") or f"example {i} of the split"
-                    raise DataError(f"{where}: the text holds the mask token {mask!r} "
-                                    f"({text[:60]!r}); a prompt has one mask, the template's: "
-                                    "remove it from the data")
+                    raise DataError(
+                        f"{where}: the text holds the mask token {mask!r} "
+                        f"({text[:60]!r}); a prompt has one mask, the template's: "
+                        "remove it from the data"
+                    )
         return [self.encode(e.text_a, e.text_b) for e in examples]
 
     def _rendered(self, a: str, b: str | None) -> str:
@@ -138,8 +158,10 @@ class PromptEncoder:
         import string
 
         values = {"mask": self.tok.mask_token, "text": a, "text_pair": b or ""}
-        return "".join(literal + (values[name] if name is not None else "")
-                       for literal, name, _, _ in string.Formatter().parse(self.template))
+        return "".join(
+            literal + (values[name] if name is not None else "")
+            for literal, name, _, _ in string.Formatter().parse(self.template)
+        )
 
     def encode(self, a: str, b: str | None) -> dict:
         """Token ids and the mask's position.  An input over ``max_length`` loses the end of the
@@ -155,16 +177,20 @@ class PromptEncoder:
             if len(ids) > self.max_length:
                 ids = self._truncated(segments)
         if ids.count(self.tok.mask_token_id) != 1:
-            raise ValueError(f"Invalid template: {self.template!r} gives "
-                             f"{ids.count(self.tok.mask_token_id)} mask tokens (expected one)")
+            raise ValueError(
+                f"Invalid template: {self.template!r} gives "
+                f"{ids.count(self.tok.mask_token_id)} mask tokens (expected one)"
+            )
         return {"input_ids": ids, "mask_pos": ids.index(self.tok.mask_token_id)}
 
     def _truncated(self, segments: list[tuple[bool, list[int]]]) -> list[int]:
         fixed = sum(len(p) for is_text, p in segments if not is_text)
         if fixed >= self.max_length:
-            raise ValueError(f"Invalid --max-length: {self.max_length} tokens, but the template "
-                             f"{self.template!r} alone takes {fixed}; raise --max-length or "
-                             "shorten the template")
+            raise ValueError(
+                f"Invalid --max-length: {self.max_length} tokens, but the template "
+                f"{self.template!r} alone takes {fixed}; raise --max-length or "
+                "shorten the template"
+            )
         texts = [list(p) for is_text, p in segments if is_text]
         over = fixed + sum(map(len, texts)) - self.max_length
         while over > 0:  # one token at a time from the end of the longest text
@@ -197,14 +223,24 @@ class PromptClassifier(nn.Module):
 def _tiny_mlm():
     from transformers import RobertaConfig, RobertaForMaskedLM
 
-    cfg = RobertaConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=260,
-                        pad_token_id=0, bos_token_id=1, eos_token_id=2, type_vocab_size=1)
+    cfg = RobertaConfig(
+        vocab_size=1000,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=260,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        type_vocab_size=1,
+    )
     return RobertaForMaskedLM(cfg), TinyTokenizer(cfg.vocab_size)
 
 
-def build_prompt_model(model: str, *, lora_r: int, lora_alpha: int, targets: list[str],
-                       adapters: bool = True):
+def build_prompt_model(
+    model: str, *, lora_r: int, lora_alpha: int, targets: list[str], adapters: bool = True
+):
     """``(masked LM, tokenizer)`` with LoRA on ``targets``; refuses a model without a pretrained
     MLM head (its words' logits would be random)."""
     if model == "tiny-mlm":
@@ -216,12 +252,17 @@ def build_prompt_model(model: str, *, lora_r: int, lora_alpha: int, targets: lis
 
         path = resolve_model_path(model)
         mlm, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
-        fresh = [k for k in info.get("missing_keys", []) if "lm_head" in k or "cls." in k
-                 or "predictions" in k]
+        fresh = [
+            k
+            for k in info.get("missing_keys", [])
+            if "lm_head" in k or "cls." in k or "predictions" in k
+        ]
         if fresh:
-            raise ValueError(f"Invalid --head prompt: {model!r} has no pretrained MLM head "
-                             f"({len(fresh)} head weights would be random, e.g. {fresh[0]!r}); "
-                             "use a masked LM (e.g. roberta-large) or --head probe")
+            raise ValueError(
+                f"Invalid --head prompt: {model!r} has no pretrained MLM head "
+                f"({len(fresh)} head weights would be random, e.g. {fresh[0]!r}); "
+                "use a masked LM (e.g. roberta-large) or --head probe"
+            )
         tok = AutoTokenizer.from_pretrained(path)
         if tok.mask_token_id is None:
             raise ValueError(f"Invalid --head prompt: {model!r}'s tokenizer has no mask token")
@@ -229,5 +270,6 @@ def build_prompt_model(model: str, *, lora_r: int, lora_alpha: int, targets: lis
         return mlm, tok
     from peft import LoraConfig, get_peft_model
 
-    return get_peft_model(mlm, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                                          target_modules=targets)), tok
+    return get_peft_model(
+        mlm, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=targets)
+    ), tok

@@ -27,11 +27,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .jsonl import jsonl_rows
-from .data_folder import (DataError, Example, Task, check_classes, csv_records, note_read,
-                          read_data_text)
+from .data_folder import (
+    DataError,
+    Example,
+    Task,
+    check_classes,
+    csv_records,
+    note_read,
+    read_data_text,
+)
 
-__all__ = ["FORMATS", "UserData", "check_spellings", "count_shared", "load_user_data",
-           "normalize_label", "parse_number", "read_rows", "spelling", "text_field"]
+__all__ = [
+    "FORMATS",
+    "UserData",
+    "check_spellings",
+    "count_shared",
+    "load_user_data",
+    "normalize_label",
+    "parse_number",
+    "read_rows",
+    "spelling",
+    "text_field",
+]
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", "a datasets.save_to_disk folder")
 
@@ -57,8 +74,9 @@ def _rows_text(path: Path, delimiter: str) -> list[tuple[int, dict]]:
         if not fields or all(not f for f in fields):
             continue
         if len(fields) != len(header):
-            raise DataError(f"{path}:{start}: {len(fields)} fields, but the header has "
-                            f"{len(header)} ({header})")
+            raise DataError(
+                f"{path}:{start}: {len(fields)} fields, but the header has {len(header)} ({header})"
+            )
         rows.append((start, dict(zip(header, fields))))
     return rows
 
@@ -75,8 +93,10 @@ def _rows_json(path: Path) -> list[tuple[int, dict]]:
         line = getattr(err, "lineno", "?")
         raise DataError(f"{path}:{line}: not valid JSON ({err})") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise DataError(f"{path}: expected a JSON list of objects (one per example); for one "
-                        "object per line name the file .jsonl")
+        raise DataError(
+            f"{path}: expected a JSON list of objects (one per example); for one "
+            "object per line name the file .jsonl"
+        )
     return [(i + 1, r) for i, r in enumerate(data)]
 
 
@@ -96,8 +116,9 @@ def _rows_parquet(path: Path) -> list[tuple[int, dict]]:
         first = str(err).strip().split("\n")[0]  # pyarrow appends the schema, line by line
         raise DataError(f"{path}: not a readable Parquet file ({first})") from None
     if table is None:
-        raise DataError(f"{path}: column name(s) {twice} appear more than once; a column is "
-                        "named once")
+        raise DataError(
+            f"{path}: column name(s) {twice} appear more than once; a column is named once"
+        )
     return _rows_arrow(table, path)
 
 
@@ -125,20 +146,29 @@ def read_rows(path: str | Path) -> list[tuple[int, dict]]:
             splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
         except (OSError, ValueError, KeyError, TypeError):
             splits = sorted(p.name for p in path.iterdir() if p.is_dir())
-        raise DataError(f"{path}: a DatasetDict folder with splits {list(splits)}; give one "
-                        f"split's folder (e.g. {path / str(splits[0]) if splits else path}) to "
-                        "each of --train, --dev and --test")
+        raise DataError(
+            f"{path}: a DatasetDict folder with splits {list(splits)}; give one "
+            f"split's folder (e.g. {path / str(splits[0]) if splits else path}) to "
+            "each of --train, --dev and --test"
+        )
     if path.is_dir():
         if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
-            raise DataError(f"{path}: a folder, but not one written by datasets' save_to_disk "
-                            "(no dataset_info.json / state.json)")
+            raise DataError(
+                f"{path}: a folder, but not one written by datasets' save_to_disk "
+                "(no dataset_info.json / state.json)"
+            )
         rows = _rows_saved(path)
     elif not path.is_file():
         raise DataError(f"Missing data file {str(path)!r}")
     else:
         suffix = path.suffix.lower()
-        readers = {".csv": lambda p: _rows_text(p, ","), ".tsv": lambda p: _rows_text(p, "\t"),
-                   ".jsonl": _rows_jsonl, ".json": _rows_json, ".parquet": _rows_parquet}
+        readers = {
+            ".csv": lambda p: _rows_text(p, ","),
+            ".tsv": lambda p: _rows_text(p, "\t"),
+            ".jsonl": _rows_jsonl,
+            ".json": _rows_json,
+            ".parquet": _rows_parquet,
+        }
         if suffix not in readers:
             raise DataError(f"{path}: unknown format {suffix!r} (expected one of {list(FORMATS)})")
         rows = readers[suffix](path)
@@ -181,8 +211,10 @@ def normalize_label(path, lineno: int, row: dict, column: str) -> int | float | 
     value = row[column]
     if isinstance(value, bool) or value is None or not isinstance(value, int | float | str):
         what = type(value).__name__ if value is not None else "nothing"
-        raise DataError(f"{path}:{lineno}: label column {column!r} holds {value!r} ({what}); a "
-                        "label is one number or one string")
+        raise DataError(
+            f"{path}:{lineno}: label column {column!r} holds {value!r} ({what}); a "
+            "label is one number or one string"
+        )
     if isinstance(value, str):
         value = value.strip()
         if not value:
@@ -198,16 +230,20 @@ def normalize_label(path, lineno: int, row: dict, column: str) -> int | float | 
 
 def _regression_label(path, lineno: int, value) -> float:
     if isinstance(value, str):
-        raise DataError(f"{path}:{lineno}: label {value!r} is not a finite decimal number "
-                        "(task_type regression)")
+        raise DataError(
+            f"{path}:{lineno}: label {value!r} is not a finite decimal number "
+            "(task_type regression)"
+        )
     return float(value)
 
 
 def _class_names(path: Path, values: set, column: str) -> tuple[str, ...]:
     kinds = {str if isinstance(v, str) else float for v in values}
     if len(kinds) > 1:
-        raise DataError(f"{path}: label column {column!r} mixes numbers and strings "
-                        f"(e.g. {sorted(map(str, values))[:4]}); use numbers or strings")
+        raise DataError(
+            f"{path}: label column {column!r} mixes numbers and strings "
+            f"(e.g. {sorted(map(str, values))[:4]}); use numbers or strings"
+        )
     names = tuple(str(v) for v in sorted(values))
     check_classes(path, names)
     return names
@@ -236,20 +272,35 @@ def check_spellings(paths: dict, raw: dict, values: dict, column: str) -> None:
             written = spelling(row[column])
             seen = first.setdefault(value, (written, f"{paths[split]}:{lineno}"))
             if seen[0] != written:
-                raise DataError(f"{paths[split]}:{lineno}: label {written!r} and {seen[1]}: "
-                                f"label {seen[0]!r} are one number ({value!r}); write each class "
-                                "one way, or pass --numeric-labels to make them one class")
+                raise DataError(
+                    f"{paths[split]}:{lineno}: label {written!r} and {seen[1]}: "
+                    f"label {seen[0]!r} are one number ({value!r}); write each class "
+                    "one way, or pass --numeric-labels to make them one class"
+                )
 
 
-def load_user_data(train: str | Path, dev: str | Path, test: str | Path, *, text_column: str,
-                   label_column: str, text_pair_column: str | None = None,
-                   task_type: str = "classification", numeric_labels: bool = False) -> UserData:
+def load_user_data(
+    train: str | Path,
+    dev: str | Path,
+    test: str | Path,
+    *,
+    text_column: str,
+    label_column: str,
+    text_pair_column: str | None = None,
+    task_type: str = "classification",
+    numeric_labels: bool = False,
+) -> UserData:
     """Load and check the three splits (see the module docstring)."""
-    paths = {"train": Path(train).expanduser(), "dev": Path(dev).expanduser(),
-             "test": Path(test).expanduser()}
+    paths = {
+        "train": Path(train).expanduser(),
+        "dev": Path(dev).expanduser(),
+        "test": Path(test).expanduser(),
+    }
     raw = {split: read_rows(p) for split, p in paths.items()}
-    values = {split: [normalize_label(paths[split], n, r, label_column) for n, r in rows]
-              for split, rows in raw.items()}
+    values = {
+        split: [normalize_label(paths[split], n, r, label_column) for n, r in rows]
+        for split, rows in raw.items()
+    }
     if task_type == "classification" and not numeric_labels:
         check_spellings(paths, raw, values, label_column)
     labels: tuple[str, ...] = ()
@@ -263,17 +314,21 @@ def load_user_data(train: str | Path, dev: str | Path, test: str | Path, *, text
             b = text_field(path, lineno, row, text_pair_column) if text_pair_column else None
             if task_type == "classification":
                 if str(value) not in labels:
-                    raise DataError(f"{path}:{lineno}: label {value!r} is not one of the train "
-                                    f"split's labels {list(labels)}")
+                    raise DataError(
+                        f"{path}:{lineno}: label {value!r} is not one of the train "
+                        f"split's labels {list(labels)}"
+                    )
                 label: int | float = labels.index(str(value))
             else:
                 label = _regression_label(path, lineno, value)
             out.append(Example(a, b, label, f"{path}:{lineno}"))
         splits[split] = out
         if task_type == "regression" and len({e.label for e in out}) < 2:
-            raise DataError(f"{path}: every regression label is {out[0].label!r}; with one "
-                            "value there is nothing to learn or correlate (Pearson and Spearman "
-                            "are undefined): give labels that vary")
+            raise DataError(
+                f"{path}: every regression label is {out[0].label!r}; with one "
+                "value there is nothing to learn or correlate (Pearson and Spearman "
+                "are undefined): give labels that vary"
+            )
     metrics = ("accuracy",) if task_type == "classification" else ("pearson", "spearman")
     task = Task("custom", "", "", "", True, lambda f: ("", None, ""), labels, metrics=metrics)
     shared = {s: count_shared(splits[s], splits["train"]) for s in ("dev", "test")}

@@ -8,8 +8,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["DATA_ENV", "DataError", "note_read", "read_data_text", "recording",
-           "resolve_data_dir"]
+__all__ = ["DATA_ENV", "DataError", "note_read", "read_data_text", "recording", "resolve_data_dir"]
 
 DATA_ENV = "LORABAR_DATA_DIR"
 
@@ -29,8 +28,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
         )
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"Data directory {str(path)!r} does not exist (from --data-dir or "
-                                f"${DATA_ENV})")
+        raise FileNotFoundError(
+            f"Data directory {str(path)!r} does not exist (from --data-dir or ${DATA_ENV})"
+        )
     return path
 
 
@@ -72,7 +72,9 @@ def read_data_text(path: str | os.PathLike) -> str:
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8: byte 0x{raw[err.start]:02x} at column "
-                        f"{column} (data files must be UTF-8; convert it, e.g. with "
-                        "iconv)") from None
+        raise DataError(
+            f"{path}:{line}: not valid UTF-8: byte 0x{raw[err.start]:02x} at column "
+            f"{column} (data files must be UTF-8; convert it, e.g. with "
+            "iconv)"
+        ) from None
     return text[1:] if text.startswith("\ufeff") else text

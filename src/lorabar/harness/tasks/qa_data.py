@@ -36,13 +36,22 @@ from pathlib import Path
 from .data_folder import DataError, note_read, read_data_text, resolve_data_dir
 from .jsonl import jsonl_rows
 
-__all__ = ["DEV_POOL", "QAExample", "exact_match", "load_qa_rows", "record_example",
-           "squad_f1", "squad_prompt"]
+__all__ = [
+    "DEV_POOL",
+    "QAExample",
+    "exact_match",
+    "load_qa_rows",
+    "record_example",
+    "squad_f1",
+    "squad_prompt",
+]
 
 DEV_POOL = 1000
 HUB = {"squad": ("rajpurkar/squad", None), "record": ("aps/super_glue", "record")}
-FILES = {"train": ("train.jsonl", "train.json", "train-v1.1.json"),
-         "validation": ("validation.jsonl", "validation.json", "dev-v1.1.json", "val.jsonl")}
+FILES = {
+    "train": ("train.jsonl", "train.json", "train-v1.1.json"),
+    "validation": ("validation.jsonl", "validation.json", "dev-v1.1.json", "val.jsonl"),
+}
 
 
 @dataclass(frozen=True)
@@ -108,17 +117,30 @@ def _official_squad(data: dict) -> list[dict]:
     for article in data["data"]:
         for para in article["paragraphs"]:
             for qa in para["qas"]:
-                rows.append({"id": qa["id"], "title": article["title"], "context": para["context"],
-                             "question": qa["question"],
-                             "answers": {"text": [a["text"] for a in qa["answers"]]}})
+                rows.append(
+                    {
+                        "id": qa["id"],
+                        "title": article["title"],
+                        "context": para["context"],
+                        "question": qa["question"],
+                        "answers": {"text": [a["text"] for a in qa["answers"]]},
+                    }
+                )
     return rows
 
 
 def _official_record(row: dict) -> list[dict]:
     text = row["passage"]["text"]
-    entities = sorted({text[e["start"]: e["end"] + 1] for e in row["passage"]["entities"]})
-    return [{"passage": text, "query": qa["query"], "entities": entities,
-             "answers": sorted({a["text"] for a in qa["answers"]})} for qa in row["qas"]]
+    entities = sorted({text[e["start"] : e["end"] + 1] for e in row["passage"]["entities"]})
+    return [
+        {
+            "passage": text,
+            "query": qa["query"],
+            "entities": entities,
+            "answers": sorted({a["text"] for a in qa["answers"]}),
+        }
+        for qa in row["qas"]
+    ]
 
 
 def _check_row(task: str, row: dict) -> dict:
@@ -181,8 +203,10 @@ def _hub(task: str, part: str, local: Path) -> list:
         ds = datasets.load_dataset(name, config, split=part)
     except Exception as err:  # noqa: BLE001 -- offline, missing package, unknown name: one message
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"{task}: no local copy ({local}/{{{','.join(FILES[part])}}}) and the "
-                        f"hub dataset {name!r} could not be loaded ({first})") from None
+        raise DataError(
+            f"{task}: no local copy ({local}/{{{','.join(FILES[part])}}}) and the "
+            f"hub dataset {name!r} could not be loaded ({first})"
+        ) from None
     for f in ds.cache_files:
         note_read(f["filename"])
     out = []
@@ -208,8 +232,9 @@ def load_qa_rows(task: str, split: str, data_dir=None) -> list:
         local = Path(f"<data-dir>/{task}")
     found = [local / f for f in FILES[part] if (local / f).is_file()]
     if len(found) > 1:
-        raise DataError(f"{task}: several {part} files in {local} ({[p.name for p in found]}); "
-                        "keep one")
+        raise DataError(
+            f"{task}: several {part} files in {local} ({[p.name for p in found]}); keep one"
+        )
     rows = _parse(task, found[0]) if found else _hub(task, part, local)
     if split == "test":
         return rows

@@ -46,12 +46,17 @@ def tokenizer_fingerprint(tokenizer) -> str | None:
     state = json.loads(backend.to_str())
     for transient in ("truncation", "padding"):  # set by each call from its own arguments
         state.pop(transient, None)
-    return content_hash(type(tokenizer).__name__, state,
-                        {"tokenizers": tokenizers.__version__,
-                         "transformers": transformers.__version__,
-                         "padding_side": tokenizer.padding_side,
-                         "truncation_side": tokenizer.truncation_side,
-                         "model_input_names": list(tokenizer.model_input_names)})
+    return content_hash(
+        type(tokenizer).__name__,
+        state,
+        {
+            "tokenizers": tokenizers.__version__,
+            "transformers": transformers.__version__,
+            "padding_side": tokenizer.padding_side,
+            "truncation_side": tokenizer.truncation_side,
+            "model_input_names": list(tokenizer.model_input_names),
+        },
+    )
 
 
 def splits_key(fingerprint: str, settings: dict, splits: dict[str, list]) -> str:
@@ -74,10 +79,12 @@ def pack(items: Items, prefix: str) -> tuple[dict[str, torch.Tensor], list[str]]
         values = [it[field] for it in items]
         if isinstance(values[0], list):
             lengths = torch.tensor([len(v) for v in values], dtype=torch.int64)
-            out[f"{prefix}/{field}"] = torch.tensor([x for v in values for x in v],
-                                                    dtype=torch.int64)
+            out[f"{prefix}/{field}"] = torch.tensor(
+                [x for v in values for x in v], dtype=torch.int64
+            )
             out[f"{prefix}/{field}/offsets"] = torch.cat(
-                [torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
+                [torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)]
+            )
         else:
             out[f"{prefix}/{field}/int"] = torch.tensor(values, dtype=torch.int64)
     return out, fields
@@ -98,12 +105,13 @@ def unpack(tensors: dict[str, torch.Tensor], prefix: str, fields: list[str]) -> 
         if len(bounds) != len(items) + 1:
             raise ValueError(f"{prefix}/{field}: {len(bounds)} offsets for {len(items)} items")
         for i, it in enumerate(items):
-            it[field] = flat[bounds[i]:bounds[i + 1]]
+            it[field] = flat[bounds[i] : bounds[i + 1]]
     return items
 
 
-def cached_splits(key: str | None, encode: Callable[[], dict[str, Items]]
-                  ) -> tuple[dict[str, Items], str]:
+def cached_splits(
+    key: str | None, encode: Callable[[], dict[str, Items]]
+) -> tuple[dict[str, Items], str]:
     """Every split's items from the cache (``key``), else ``encode()`` (stored); and
     ``"cache"``, ``"computed"`` or ``"not cached"`` (``key`` is ``None``)."""
     if key is None:

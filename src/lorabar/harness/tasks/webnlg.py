@@ -43,10 +43,12 @@ def _parse(path: Path) -> list[WebNLGEntry]:
             if len(parts) != 3:
                 raise DataError(f"{path}: entry {entry.get('eid')}: bad triple {t.text!r}")
             triples.append(tuple(parts))
-        refs = tuple((lex.text or "").strip() for lex in entry.iter("lex")
-                     if (lex.text or "").strip())
-        out.append(WebNLGEntry(entry.get("eid", ""), entry.get("category", ""), tuple(triples),
-                               refs))
+        refs = tuple(
+            (lex.text or "").strip() for lex in entry.iter("lex") if (lex.text or "").strip()
+        )
+        out.append(
+            WebNLGEntry(entry.get("eid", ""), entry.get("category", ""), tuple(triples), refs)
+        )
     return out
 
 
@@ -57,23 +59,26 @@ def load_webnlg(split: str, *, data_dir=None) -> list[WebNLGEntry]:
         folder = root / split
         files = sorted(folder.glob("*triples/*.xml"))
         if not files:
-            raise DataError(f"Missing WebNLG {split} files under {str(folder)!r} "
-                            "(<k>triples/*.xml)")
+            raise DataError(
+                f"Missing WebNLG {split} files under {str(folder)!r} (<k>triples/*.xml)"
+            )
         return [e for f in files for e in _parse(f)]
     if split == "test":
         path = root / "test" / "testdata_with_lex.xml"
         if not path.is_file():
             raise DataError(f"Missing WebNLG test file {str(path)!r}")
         seen_categories = {e.category for e in load_webnlg("train", data_dir=data_dir)}
-        return [WebNLGEntry(e.eid, e.category, e.triples, e.references,
-                            e.category in seen_categories)
-                for e in _parse(path)]
+        return [
+            WebNLGEntry(e.eid, e.category, e.triples, e.references, e.category in seen_categories)
+            for e in _parse(path)
+        ]
     raise ValueError(f"Invalid split: {split!r} (expected 'train', 'dev' or 'test')")
 
 
 def linearize(entry: WebNLGEntry) -> str:
-    return " | ".join(" : ".join(part.replace("_",
-                                              " ").strip('"') for part in t) for t in entry.triples)
+    return " | ".join(
+        " : ".join(part.replace("_", " ").strip('"') for part in t) for t in entry.triples
+    )
 
 
 def bleu(hypotheses: list[str], references: list[tuple[str, ...]]) -> float:
