@@ -111,11 +111,25 @@ class BenchConfig:
 
 def build_bench_model(cfg: BenchConfig) -> tuple[torch.nn.Module, str]:
     """A random-init model of ``cfg.arch`` with PEFT LoRA on its attention targets."""
-    import transformers as tf
     from peft import LoraConfig, get_peft_model
 
     family, _, targets = ARCHS[cfg.arch]
-    s = cfg.sizes()
+    model, kind = _random_model(family, cfg.sizes())
+    # GPT-2's c_attn is a Conv1D (fan_in_fan_out); its fused q/k/v projection is one LoRA pair.
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=targets,
+        fan_in_fan_out=family == "gpt2",
+    )
+    return get_peft_model(model, lora), kind
+
+
+def _random_model(family: str, s: dict[str, int]) -> tuple[torch.nn.Module, str]:
+    """A random-init transformers model of ``family`` with the sizes ``s``, and its kind."""
+    import transformers as tf
+
     if family == "opt":
         conf = tf.OPTConfig(
             hidden_size=s["hidden"],
@@ -161,15 +175,7 @@ def build_bench_model(cfg: BenchConfig) -> tuple[torch.nn.Module, str]:
             num_labels=2,
         )
         model, kind = tf.RobertaForSequenceClassification(conf), "classifier"
-    # GPT-2's c_attn is a Conv1D (fan_in_fan_out); its fused q/k/v projection is one LoRA pair.
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=0.0,
-        target_modules=targets,
-        fan_in_fan_out=family == "gpt2",
-    )
-    return get_peft_model(model, lora), kind
+    return model, kind
 
 
 def _random_batch(cfg: BenchConfig, kind: str, device) -> dict:
@@ -240,31 +246,15 @@ def run_bench(
                 ),
             )
             steppers[(method, precision)] = make_stepper(ctx)
-    sync = Runtime(device, "fp32").synchronize
-
-    cells = list(steppers)
-    times: dict[tuple[str, str], list[float]] = {k: [] for k in cells}
-    for _ in range(cfg.warmup):
-        for key in cells:
-            steppers[key].step(batch)
-    for r in range(cfg.repeats):
-        for key in cells:  # round-robin: drifting machine load hits every cell alike
-            sync()
-            t = clock()
-            steppers[key].step(batch)
-            sync()
-            times[key].append(clock() - t)
-        if log is not None:
-            log(f"round {r + 1}/{cfg.repeats}")
-    rows = _rows(times)
-    record = {
+    times = _timed(cfg, steppers, batch, Runtime(device, "fp32").synchronize, clock, log)
+    return {
         "config": asdict(cfg),
         "sizes": cfg.sizes(),
         "lora_pairs": len(pairs),
         "trainable_params": sum(p.numel() for p in params),
         "total_params": sum(p.numel() for p in model.parameters()),
         "build_s": build_s,
-        "rows": rows,
+        "rows": _rows(times),
         "device": _device_name(device),
         "threads": torch.get_num_threads(),
         # a scale that fell during the run means skipped (cheaper) fp16 steps: check it
@@ -274,7 +264,33 @@ def run_bench(
             if st.scaler is not None
         },
     }
-    return record
+
+
+def _timed(
+    cfg: BenchConfig,
+    steppers: dict,
+    batch: dict,
+    sync: Callable[[], None],
+    clock: Callable[[], float],
+    log: Callable[[str], None] | None,
+) -> dict:
+    """``{cell: step times}``: ``cfg.warmup`` untimed rounds, then ``cfg.repeats`` timed ones,
+    each stepping every cell once (round-robin: drifting machine load hits every cell alike)."""
+    cells = list(steppers)
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in cells}
+    for _ in range(cfg.warmup):
+        for key in cells:
+            steppers[key].step(batch)
+    for r in range(cfg.repeats):
+        for key in cells:
+            sync()
+            t = clock()
+            steppers[key].step(batch)
+            sync()
+            times[key].append(clock() - t)
+        if log is not None:
+            log(f"round {r + 1}/{cfg.repeats}")
+    return times
 
 
 def _device_name(device: torch.device) -> str:

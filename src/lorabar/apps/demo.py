@@ -216,6 +216,12 @@ def real_comparison(
                 "settings": extra,
             }
         )
+    _print_real(rows, steps)
+    return rows
+
+
+def _print_real(rows: list[dict], steps: int) -> None:
+    """The real comparison's table: dev and test x100, the final mean |B|, the step time."""
     print(f"{'method':<6} {'dev':>6} {'test':>6} {'mean|B| end':>12} {'step ms':>8}  settings")
     for r in rows:
         print(
@@ -226,7 +232,6 @@ def real_comparison(
         f"(mean |B| starts at 1.333; {steps} steps is a smoke test: the measured table is in "
         "docs/results/)"
     )
-    return rows
 
 
 def run_demo(cfg: DemoConfig | None = None, methods: tuple[str, ...] = DEMO_METHODS) -> list[dict]:

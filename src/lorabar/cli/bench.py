@@ -16,7 +16,27 @@ def add_parser(sub) -> None:
         help="step time of LoRA / nBAR / oBAR / SAM in fp32 / bf16 / "
         "fp16 on a random-init architecture (paper Tables 2, 7, 9)",
     )
-    bench.add_argument("--arch", default="opt-1.3b", help=" | ".join(ARCHS))
+    _model_args(bench, ARCHS)
+    bench.add_argument(
+        "--methods",
+        default=",".join(BENCH_METHODS),
+        help="comma-separated, from " + ",".join(AVAILABLE),
+    )
+    bench.add_argument(
+        "--precisions",
+        default=",".join(BENCH_PRECISIONS),
+        help="comma-separated, of " + " | ".join(BENCH_PRECISIONS) + " (default: %(default)s)",
+    )
+    _timing_args(bench)
+    bench.add_argument("--out", default=None, help="folder for bench_<arch>_<device>.json/.md")
+    bench.add_argument("--quiet", action="store_true", help="no progress output")
+    add_symlink_flag(bench)
+    bench.set_defaults(func=run)
+
+
+def _model_args(bench: argparse.ArgumentParser, archs) -> None:
+    """The architecture (and its overrides for small CPU runs) and the batch's shape."""
+    bench.add_argument("--arch", default="opt-1.3b", help=" | ".join(archs))
     for name in ("layers", "hidden", "heads", "ffn", "vocab"):
         bench.add_argument(
             f"--{name}",
@@ -41,16 +61,10 @@ def add_parser(sub) -> None:
     bench.add_argument(
         "--lora-r", dest="lora_r", type=int, default=8, help="LoRA rank (default: %(default)s)"
     )
-    bench.add_argument(
-        "--methods",
-        default=",".join(BENCH_METHODS),
-        help="comma-separated, from " + ",".join(AVAILABLE),
-    )
-    bench.add_argument(
-        "--precisions",
-        default=",".join(BENCH_PRECISIONS),
-        help="comma-separated, of " + " | ".join(BENCH_PRECISIONS) + " (default: %(default)s)",
-    )
+
+
+def _timing_args(bench: argparse.ArgumentParser) -> None:
+    """How the timing runs: rounds, warmup, device, threads, and BAR alone."""
     bench.add_argument(
         "--repeats",
         type=int,
@@ -68,10 +82,6 @@ def add_parser(sub) -> None:
         default="12,48,192,768",
         help="also time BAR alone on these numbers of pairs ('' to skip)",
     )
-    bench.add_argument("--out", default=None, help="folder for bench_<arch>_<device>.json/.md")
-    bench.add_argument("--quiet", action="store_true", help="no progress output")
-    add_symlink_flag(bench)
-    bench.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

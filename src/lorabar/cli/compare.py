@@ -24,6 +24,16 @@ def add_parser(sub) -> None:
         "dev-chosen settings on every seed, report paired 95%% intervals "
         "against a baseline (resumable)",
     )
+    _what_to_compare(cmp_)
+    _how_to_choose(cmp_)
+    _what_to_write(cmp_)
+    _how_to_run(cmp_)
+    add_config_args(cmp_, "encoder", skip=("method", "seed", "threads"))
+    cmp_.set_defaults(func=run, on_interrupt=interrupted)
+
+
+def _what_to_compare(cmp_: argparse.ArgumentParser) -> None:
+    """The methods, tasks, seeds and tuning grid."""
     cmp_.add_argument(
         "--methods",
         default=None,
@@ -46,6 +56,10 @@ def add_parser(sub) -> None:
         "setting given as a flag is fixed, not tuned)",
     )
     cmp_.add_argument("--baseline", default=BASELINE, help="paired differences against this method")
+
+
+def _how_to_choose(cmp_: argparse.ArgumentParser) -> None:
+    """The protocol: how settings are chosen, widened, and judged."""
     cmp_.add_argument(
         "--widen-edges",
         dest="widen_edges",
@@ -80,6 +94,10 @@ def add_parser(sub) -> None:
         "every seed, with the settings given here on top (e.g. "
         "--label-noise 0.3); the protocol 'settings-from'",
     )
+
+
+def _what_to_write(cmp_: argparse.ArgumentParser) -> None:
+    """The output folders, the reused runs and the kept adapters."""
     cmp_.add_argument("--out", required=True, help="folder: runs/, report/, paired.csv")
     cmp_.add_argument(
         "--reuse",
@@ -105,6 +123,10 @@ def add_parser(sub) -> None:
         action="store_true",
         help="with --save-adapters: keep the chosen setting's adapter of every seed",
     )
+
+
+def _how_to_run(cmp_: argparse.ArgumentParser) -> None:
+    """A dry run, parallel runs, threads, the data folder and the executor."""
     cmp_.add_argument(
         "--dry-run",
         dest="dry_run",
@@ -127,19 +149,29 @@ def add_parser(sub) -> None:
     )
     cmp_.add_argument("--data-dir", dest="data_dir", default=None, help=DATA_HELP)
     add_executor_flags(cmp_)
-    add_config_args(cmp_, "encoder", skip=("method", "seed", "threads"))
-    cmp_.set_defaults(func=run, on_interrupt=interrupted)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from ..harness.compare import compare
 
-    from ..harness.compare import CompareConfig, compare, grid_methods, tuning_grid
-    from ..harness.plan.grid import expand
-    from ..harness.plan.manifest import RESULTS_MANIFEST
-    from ..harness.plan.protocol import RECORD
-    from ..harness.plan.inputs import plan_inputs
-    from ..guard import Input, Output, check_plan
+    cc = compare_config(args)
+    executor = executor_config(args)
+    report = _check(args, cc)
+    compare(
+        cc,
+        dry_run=args.dry_run,
+        executor=executor,
+        threads=args.threads,
+        data_dir=args.data_dir,
+        step_time=args.step_time,
+        manifest={"command": args.command_line, "grid": args.grid, "report": str(report.path)},
+    )
+    return 0
+
+
+def compare_config(args: argparse.Namespace):
+    """The comparison the flags ask for (`lorabar.harness.compare.CompareConfig`)."""
+    from ..harness.compare import CompareConfig, grid_methods
 
     if args.methods is not None:
         methods = comma_list(args.methods, "--methods")
@@ -148,8 +180,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         methods = PAPER_METHODS
     tasks = comma_list(args.tasks, "--tasks") if args.tasks else None
-    executor = executor_config(args)
-    cc = CompareConfig(
+    return CompareConfig(
         out=args.out,
         methods=methods,
         seeds=comma_list(args.seeds, "--seeds", int),
@@ -166,6 +197,19 @@ def run(args: argparse.Namespace) -> int:
         every_seed=args.every_seed,
         **({} if args.margin is None else {"margin": args.margin}),
     )
+
+
+def _check(args: argparse.Namespace, cc):
+    """Check every input and output of stage 1 before anything runs; the report's output."""
+    from pathlib import Path
+
+    from ..guard import Input, Output, check_plan
+    from ..harness.compare import tuning_grid
+    from ..harness.plan.grid import expand
+    from ..harness.plan.inputs import plan_inputs
+    from ..harness.plan.manifest import RESULTS_MANIFEST
+    from ..harness.plan.protocol import RECORD
+
     configs = expand(tuning_grid(cc), data_dir=args.data_dir)  # every stage-1 run, validated
     inputs = plan_inputs(configs)
     if args.grid:
@@ -191,16 +235,7 @@ def run(args: argparse.Namespace) -> int:
         ],
         allow_symlink=args.allow_symlink,
     )
-    compare(
-        cc,
-        dry_run=args.dry_run,
-        executor=executor,
-        threads=args.threads,
-        data_dir=args.data_dir,
-        step_time=args.step_time,
-        manifest={"command": args.command_line, "grid": args.grid, "report": str(report.path)},
-    )
-    return 0
+    return report
 
 
 def interrupted(args: argparse.Namespace) -> str:

@@ -245,10 +245,7 @@ def save_trained(
     (a prompt head, a causal LM): lorabar's save at ``folder`` itself.  ``base``: the
     ``base_model_name_or_path`` to name; ``card(portable) -> str``: the model card
     (``README.md``; the engine passes `lorabar.harness.run.adapter_card.model_card`)."""
-    import json
     from pathlib import Path
-
-    from safetensors.torch import save_file
 
     from ...guard import Output
     from ...publish import publish_folder, staging
@@ -261,15 +258,7 @@ def save_trained(
         portable = (head_info or {}).get("kind") != "prompt" and isinstance(net, SequenceClassifier)
         view = tmp / LORABAR_VIEW if portable else tmp
         model.save_pretrained(str(view))
-        head = getattr(net, "head", None)
-        if head is not None and not head.weight.requires_grad:  # a frozen probe head
-            save_file(
-                {
-                    "weight": head.weight.detach().cpu().contiguous(),
-                    "bias": head.bias.detach().cpu().contiguous(),
-                },
-                str(view / HEAD_FILE),
-            )
+        _save_frozen_head(net, view)
         if portable:
             export_portable(
                 model,
@@ -280,21 +269,35 @@ def save_trained(
                 max_length=cfg["max_length"],
             )
             (view / "README.md").unlink(missing_ok=True)  # PEFT's blank card: the folder's is ours
-        (view / RUN_FILE).write_text(
-            json.dumps(
-                {
-                    "record": {
-                        k: record[k] for k in ("config", "identity", "metrics", "primary_metric")
-                    },
-                    "head": head_info,
-                },
-                indent=1,
-                default=float,
-            )
-        )
+        _save_run(view, record, head_info)
         if card is not None:
             (tmp / "README.md").write_text(card(portable))
         publish_folder(tmp, adapter)
+
+
+def _save_frozen_head(net, view) -> None:
+    """A frozen probe head's weight and bias (``HEAD_FILE``); a trained head is in the adapter."""
+    from safetensors.torch import save_file
+
+    head = getattr(net, "head", None)
+    if head is not None and not head.weight.requires_grad:
+        save_file(
+            {
+                "weight": head.weight.detach().cpu().contiguous(),
+                "bias": head.bias.detach().cpu().contiguous(),
+            },
+            str(view / HEAD_FILE),
+        )
+
+
+def _save_run(view, record: dict, head_info: dict | None) -> None:
+    """The run's record (config, identity, metrics) and head beside the save (``RUN_FILE``)."""
+    import json
+
+    kept = {k: record[k] for k in ("config", "identity", "metrics", "primary_metric")}
+    (view / RUN_FILE).write_text(
+        json.dumps({"record": kept, "head": head_info}, indent=1, default=float)
+    )
 
 
 def own_view(folder):

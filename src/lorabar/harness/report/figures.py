@@ -63,12 +63,38 @@ def paired_figure(rows: list[list[str]], out: Path, baseline: str) -> Path | Non
     import matplotlib.pyplot as plt
 
     from .naming import LABELS
-    from .paper_gains import PAPER_GAINS, PAPER_TASKS
 
     head, body = rows[0], rows[1:]
     if not body:
         return None
     col = {name: i for i, name in enumerate(head)}
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.28 * len(body)))
+    marked = _draw_rows(ax, body, col)
+    ax.axvline(0.0, color="0.3", linewidth=0.8)
+    ax.set_yticks(range(len(body)))
+    ax.set_yticklabels(
+        [f"{r[col['task']]}  {r[col['method']]}  (n={r[col['n']]})" for r in reversed(body)],
+        fontsize=7,
+    )
+    name = LABELS.get(baseline, baseline)
+    ax.set_xlabel(
+        f"test difference to {name} (points), mean and 95% t-interval over seeds"
+        + ("; x: the paper's gain" if marked else ""),
+        fontsize=8,
+    )
+    fig.tight_layout()
+    path = out / "paired.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _draw_rows(ax, body: list[list[str]], col: dict[str, int]) -> bool:
+    """Each row's mean and interval, bottom-up, a colour per method, and the paper's gain as a
+    cross (its average only where a method has exactly the paper's tasks); whether one was."""
+    from .naming import LABELS
+    from .paper_gains import PAPER_GAINS, PAPER_TASKS
+
     by_label = {LABELS[m]: m for m in METHODS}
     labels = list(dict.fromkeys(r[col["method"]] for r in body))
     colors = {label: f"C{i}" for i, label in enumerate(labels)}
@@ -80,7 +106,6 @@ def paired_figure(rows: list[list[str]], out: Path, baseline: str) -> Path | Non
         }
         for label in labels
     }
-    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.28 * len(body)))
     marked = False
     for y, r in enumerate(reversed(body)):
         mean, lo, hi = (float(r[col[k]]) for k in ("mean_diff", "ci_low", "ci_high"))
@@ -101,20 +126,4 @@ def paired_figure(rows: list[list[str]], out: Path, baseline: str) -> Path | Non
         if gain is not None:
             ax.plot(gain, y, "x", color=colors[label], markersize=7)
             marked = True
-    ax.axvline(0.0, color="0.3", linewidth=0.8)
-    ax.set_yticks(range(len(body)))
-    ax.set_yticklabels(
-        [f"{r[col['task']]}  {r[col['method']]}  (n={r[col['n']]})" for r in reversed(body)],
-        fontsize=7,
-    )
-    name = LABELS.get(baseline, baseline)
-    ax.set_xlabel(
-        f"test difference to {name} (points), mean and 95% t-interval over seeds"
-        + ("; x: the paper's gain" if marked else ""),
-        fontsize=8,
-    )
-    fig.tight_layout()
-    path = out / "paired.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return marked

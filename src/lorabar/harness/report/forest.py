@@ -97,31 +97,10 @@ def studies_figure(
 
     from ...guard import png_metadata
 
-    colors = {
-        "better": "C2",
-        "worse": "C3",
-        "equivalent": "C0",
-        "inconclusive": "0.45",
-        "identical": "C0",
-    }
     fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.27 * len(averages)))
     ax.axvspan(-margin, margin, color="C0", alpha=0.08, linewidth=0)
     ax.axvline(0.0, color="0.3", linewidth=0.8)
-    marked = False
-    for y, a in enumerate(reversed(averages)):
-        ax.errorbar(
-            a.mean,
-            y,
-            xerr=[[a.mean - a.low], [a.high - a.mean]],
-            fmt="o",
-            color=colors[a.verdict],
-            capsize=3,
-            markersize=4,
-        )
-        gain = (paper or {}).get(a.method)
-        if gain is not None:
-            ax.plot(gain, y, "x", color="0.15", markersize=6)
-            marked = True
+    marked = _draw_averages(ax, averages, paper or {})
     ax.set_yticks(range(len(averages)))
     ax.set_yticklabels(
         [
@@ -142,3 +121,33 @@ def studies_figure(
     fig.savefig(path, dpi=110, metadata={**png_metadata(), "lorabar-rows": rows})
     plt.close(fig)
     return path
+
+
+VERDICT_COLORS = {
+    "better": "C2",
+    "worse": "C3",
+    "equivalent": "C0",
+    "inconclusive": "0.45",
+    "identical": "C0",
+}
+
+
+def _draw_averages(ax, averages: list[Average], paper: dict[str, float]) -> bool:
+    """Each average's interval bottom-up, coloured by its verdict, and the paper's gain as a
+    cross on its method's rows; whether one was drawn."""
+    marked = False
+    for y, a in enumerate(reversed(averages)):
+        ax.errorbar(
+            a.mean,
+            y,
+            xerr=[[a.mean - a.low], [a.high - a.mean]],
+            fmt="o",
+            color=VERDICT_COLORS[a.verdict],
+            capsize=3,
+            markersize=4,
+        )
+        gain = paper.get(a.method)
+        if gain is not None:
+            ax.plot(gain, y, "x", color="0.15", markersize=6)
+            marked = True
+    return marked

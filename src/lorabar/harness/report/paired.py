@@ -8,7 +8,7 @@ import statistics
 from collections import defaultdict
 
 from ..run.registry import BASELINE, METHODS
-from ..run.result import RunRecord
+from ..run.result import MethodUnit, RunRecord
 from .stats import t_interval
 from .naming import cells, context_columns, metric_scale, task_order, units_of
 from .selection import select
@@ -85,44 +85,20 @@ def paired(
             base, runs = chosen.get((t, base_unit)), chosen.get((t, m))
             if not base or not runs:
                 continue
-            metric = runs[0]["primary_metric"]
-            k = metric_scale(metric)
-            diffs = {
-                seed: k * r["metrics"]["test"][metric] - k * b["metrics"]["test"][metric]
-                for seed, r, b in pair_by_seed(runs, base)
-            }
+            diffs = _differences(runs, base)
             if not diffs:
                 continue
-            mean, lo, hi = t_interval(list(diffs.values()))
-            rows.append(
-                [
-                    t,
-                    *cells(m),
-                    str(len(diffs)),
-                    f"{mean:.2f}",
-                    f"{lo:.2f}",
-                    f"{hi:.2f}",
-                    verdict(list(diffs.values()), lo, hi, margin),
-                ]
-            )
-            samples.append((list(diffs.values()), lo, hi))
+            values = list(diffs.values())
+            mean, lo, hi = t_interval(values)
+            rows.append(_row(t, m, values, len(values), (mean, lo, hi), margin))
+            samples.append((values, lo, hi))
             for seed, d in diffs.items():
                 per_method[m][seed].append(d)
         average = average_over_tasks(per_method[m])
         if average:
             n_tasks, n, mean, lo, hi = average
             per_seed = [statistics.fmean(v) for v in per_method[m].values()]
-            rows.append(
-                [
-                    f"average ({n_tasks} tasks)",
-                    *cells(m),
-                    str(n),
-                    f"{mean:.2f}",
-                    f"{lo:.2f}",
-                    f"{hi:.2f}",
-                    verdict(per_seed, lo, hi, margin),
-                ]
-            )
+            rows.append(_row(f"average ({n_tasks} tasks)", m, per_seed, n, (mean, lo, hi), margin))
             samples.append((per_seed, lo, hi))
     adjusted = holm([p_value(d) for d, _, _ in samples])
     for row, p, (_, lo, hi) in zip(rows[1:], adjusted, samples):
@@ -132,3 +108,35 @@ def paired(
             adjusted_verdict(row[-1], p, lo, hi, margin),
         ]
     return rows
+
+
+def _differences(runs: list[RunRecord], base: list[RunRecord]) -> dict[int, float]:
+    """``{seed: test difference in points}`` over the seeds both have."""
+    metric = runs[0]["primary_metric"]
+    k = metric_scale(metric)
+    return {
+        seed: k * r["metrics"]["test"][metric] - k * b["metrics"]["test"][metric]
+        for seed, r, b in pair_by_seed(runs, base)
+    }
+
+
+def _row(
+    first: str,
+    unit: MethodUnit,
+    values: list[float],
+    n: int,
+    interval: tuple[float, float, float],
+    margin: float,
+) -> list[str]:
+    """A row of the table before its Holm columns: the task (or the average), the unit's cells,
+    n, the mean and interval, the verdict of ``values`` under ``margin``."""
+    mean, lo, hi = interval
+    return [
+        first,
+        *cells(unit),
+        str(n),
+        f"{mean:.2f}",
+        f"{lo:.2f}",
+        f"{hi:.2f}",
+        verdict(values, lo, hi, margin),
+    ]
