@@ -12,7 +12,7 @@ from conftest import squad_row, write_jsonl
 from lorabar.harness.tasks.data_folder import DATA_ENV
 from lorabar.harness.run.config import LMConfig
 from lorabar.harness.run.engine import RECORD_KEYS, run
-from lorabar.harness.tasks.lm_tasks import _collate, _encode_pairs, candidate_scores
+from lorabar.harness.tasks.lm_scoring import candidate_scores, collate, encode_pairs
 from lorabar.harness.tasks.lm_prompt_tasks import load_prompt_split, render_prompt
 from lorabar.harness.tasks.webnlg import bleu, linearize, load_webnlg
 
@@ -88,8 +88,8 @@ def test_candidate_scoring_on_tiny_lm():
     torch.manual_seed(0)
     model, _ = load_causal_lm("tiny")
     model.eval()
-    enc = _encode_pairs(None, [("abc", "de"), ("abc", "fgh")], 64)
-    batch = _collate(enc)
+    enc = encode_pairs(None, [("abc", "de"), ("abc", "fgh")], 64)
+    batch = collate(enc)
     scores = candidate_scores(model, batch, 2)
     # Reference: mean log-probability of the candidate tokens, one sequence at a time.
     for j, (ids, mask) in enumerate(enc):

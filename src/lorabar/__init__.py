@@ -22,7 +22,7 @@ _LAZY = {
     "find_lora_pairs": "pairs",
     "balance_penalty": "penalty",
     "SAM": "sam",
-    "sam_step": "sam",
+    "sam_step": "sam_loop",
     "SBAR": "sbar",
     "SBARConfig": "sbar",
 }
@@ -51,7 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .metrics import Balancedness, balancedness
     from .pairs import FactorPair, find_lora_pairs
     from .penalty import balance_penalty
-    from .sam import SAM, sam_step
+    from .sam import SAM
+    from .sam_loop import sam_step
     from .sbar import SBAR, SBARConfig
 
 

@@ -88,3 +88,18 @@ def choice(name: str, value: Any, choices: Iterable[Any], flag: str | None = Non
     exists: ``Invalid <name>: <value> (expected one of [...])``."""
     expects = f"{flag} expects" if flag else "expected"
     return ValueError(f"Invalid {name}: {value!r} ({expects} one of {list(choices)})")
+
+
+def distinct_columns(**columns: str | None) -> None:
+    """Each column flag names its own column (a text column that is the label column would
+    train on the answer)."""
+    seen: dict[str, str] = {}
+    for name, column in columns.items():
+        if column is None:
+            continue
+        if column in seen:
+            raise ValueError(
+                f"Invalid {flag_of(name)}: {column!r} is also "
+                f"{flag_of(seen[column])}; each role needs its own column"
+            )
+        seen[column] = name

@@ -1,5 +1,5 @@
 """A batch split into m chunks along dim 0 (SAM's m-sharpness,
-[`lorabar.sam_step()`][lorabar.sam.sam_step]).
+[`lorabar.sam_step()`][lorabar.sam_loop.sam_step]).
 
 A batch is a tensor, or a tuple, list or dict of batches, every tensor with the batch on dim 0;
 chunk j of each tensor is ``torch.tensor_split(t, m)[j]`` (sizes differ by at most one).

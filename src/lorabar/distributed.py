@@ -38,7 +38,8 @@ from torch import Tensor
 
 from . import _names
 from ._shard import all_reduce_sum_, all_true, is_dtensor, local_tensor, resolve_group, shard_group
-from .sam import SAM, scaled_backward
+from .sam import SAM
+from .sam_loop import scaled_backward
 
 __all__ = [
     "PERTURBATIONS",
@@ -92,12 +93,12 @@ def ddp_sam_step(
       batch, identical to one process running the whole batch.
     * ``"per_rank"``: ``e_r = rho g_r / |g_r|`` from rank ``r``'s own batch; the base step uses the
       average over ranks of ``grad L_r(w + e_r)`` -- m-sharpness with ``m`` = world size
-      ([`lorabar.sam_step()`][lorabar.sam.sam_step] with ``m`` chunks in one process).  It saves one
+      ([`lorabar.sam_step()`][lorabar.sam_loop.sam_step] with ``m`` chunks in one process).  It saves one
       all-reduce.
 
     With ``scaler`` (fp16) an inf/NaN on any rank in either pass skips the step on every rank.
     ``after_first_backward()`` runs after the first pass (for logging, as in
-    [`lorabar.sam_step()`][lorabar.sam.sam_step]).  Returns this rank's mean first-pass loss
+    [`lorabar.sam_step()`][lorabar.sam_loop.sam_step]).  Returns this rank's mean first-pass loss
     (detached).
     """
     _check_step_args(model, optimizer, micro_batches, perturbation)

@@ -13,12 +13,19 @@ parameter-name substrings (which silently miss layer kinds; cf. PEFT issue #3499
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-__all__ = ["FactorPair", "find_lora_pairs", "lora_factors", "shares_storage"]
+__all__ = [
+    "FactorPair",
+    "check_no_shared_storage",
+    "find_lora_pairs",
+    "lora_factors",
+    "shares_storage",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,3 +209,25 @@ def find_lora_pairs(model: nn.Module, adapters: list[str] | None = None) -> list
             "[lorabar.FactorPair(x=..., y=..., name=...)]"
         )
     return pairs
+
+
+def check_no_shared_storage(pairs: Sequence[FactorPair]) -> None:
+    """Refuse two pairs whose factors are views of one storage (a shared tensor would be
+    rescaled twice per step)."""
+    by_storage: dict[int, list[tuple[torch.Tensor, str]]] = {}
+    for p in pairs:
+        for t in p.tensors:
+            try:
+                key = t.untyped_storage().data_ptr()
+            except (RuntimeError, NotImplementedError):
+                continue
+            if key:
+                by_storage.setdefault(key, []).append((t, p.name))
+    for group in by_storage.values():
+        for i, (a, na) in enumerate(group):
+            for b, nb in group[i + 1 :]:
+                if na != nb and shares_storage(a, b):
+                    raise ValueError(
+                        f"Invalid pairs: a factor of {nb!r} shares storage with a "
+                        f"factor of {na!r}; it would be rescaled twice per step"
+                    )

@@ -43,7 +43,7 @@ from torch.utils.hooks import RemovableHandle
 
 from . import _shard as _dist
 from .functional import FactorBuffer, compute_dtype, norms, scale_, use_foreach
-from .pairs import FactorPair, shares_storage
+from .pairs import FactorPair, check_no_shared_storage
 
 __all__ = ["PairRescaler", "RATE_WARNING"]
 
@@ -83,7 +83,7 @@ class PairRescaler(abc.ABC):
                         f"Invalid pairs: a tensor of {pair.name!r} also belongs to {seen[id(t)]!r}"
                     )
                 seen[id(t)] = pair.name
-        _check_no_shared_storage(self.pairs)
+        check_no_shared_storage(self.pairs)
         self.foreach = foreach
         self.step = 0
         self._sharded, self._group = _dist.resolve_group(
@@ -413,28 +413,6 @@ def optimizer_step(optimizer: torch.optim.Optimizer, pairs: Sequence[FactorPair]
             if step is not None:
                 return int(step)
     return None
-
-
-def _check_no_shared_storage(pairs: Sequence[FactorPair]) -> None:
-    """Refuse two pairs whose factors are views of one storage (a shared tensor would be
-    rescaled twice per step)."""
-    by_storage: dict[int, list[tuple[Tensor, str]]] = {}
-    for p in pairs:
-        for t in p.tensors:
-            try:
-                key = t.untyped_storage().data_ptr()
-            except (RuntimeError, NotImplementedError):
-                continue
-            if key:
-                by_storage.setdefault(key, []).append((t, p.name))
-    for group in by_storage.values():
-        for i, (a, na) in enumerate(group):
-            for b, nb in group[i + 1 :]:
-                if na != nb and shares_storage(a, b):
-                    raise ValueError(
-                        f"Invalid pairs: a factor of {nb!r} shares storage with a "
-                        f"factor of {na!r}; it would be rescaled twice per step"
-                    )
 
 
 def _check_not_handled(optimizer: torch.optim.Optimizer, rescaler: PairRescaler) -> None:

@@ -46,7 +46,8 @@ for mb in micro_batches: (loss_fn(mb) / k).backward()
 opt.second_step(zero_grad=True)
 ```
 
-* one call that does all of it, with m-sharpness (paper eq. (38)): `sam_step()`.
+* one call that does all of it, with m-sharpness (paper eq. (38)):
+  [`sam_step()`][lorabar.sam_loop.sam_step].
 
 LR schedulers: build them on ``opt.base_optimizer`` (param groups are shared, so the learning
 rates are the same objects); ``state_dict()`` is the base optimizer's, SAM's ``rho``/``adaptive``
@@ -63,10 +64,9 @@ from torch import Tensor
 
 from . import _shard as _dist
 from . import _validate as _v
-from .chunks import batch_size, split_batch
 from .functional import squared_norms
 
-__all__ = ["SAM", "sam_step", "scaled_backward"]
+__all__ = ["SAM"]
 
 
 class SAM(torch.optim.Optimizer):
@@ -233,14 +233,7 @@ class SAM(torch.optim.Optimizer):
         safe = torch.where(finite & (norm > 0), norm, torch.ones_like(norm))
         inv = torch.where(finite & (norm > 0), 1.0 / safe, torch.zeros_like(norm))
         local = _dist.local_tensor
-        perturbed = []
-        for p in params:
-            w = local(p)
-            backup = self._backup.get(p)
-            if backup is None or backup.shape != w.shape or backup.dtype != w.dtype:
-                backup = self._backup[p] = torch.empty_like(w)
-            backup.copy_(w)
-            perturbed.append((w, backup))
+        perturbed = self._back_up(params)
         perturbed_groups = [g for g in self.param_groups if g["rho"] > 0]
         rhos = {g["rho"] for g in perturbed_groups}
         # |e| = rho |g| / |g| = rho, or 0, needs no second norm pass -- unless a factor is stored
@@ -251,22 +244,7 @@ class SAM(torch.optim.Optimizer):
             and all(local(p).dtype in (torch.float32, torch.float64) for p in params)
         )
         for group in perturbed_groups:
-            members = [local(p) for p in group["params"] if p.grad is not None]
-            if not members:
-                continue
-            # e = rho g / |g| in fp32 whatever the parameters' dtype: a loss-scaled |g| makes
-            # rho / |g| tiny, which fp16 would flush to 0
-            wide = (
-                torch.float64 if any(m.dtype == torch.float64 for m in members) else torch.float32
-            )
-            grads = [local(p.grad).to(wide) for p in group["params"] if p.grad is not None]
-            e = torch._foreach_mul(grads, (inv * group["rho"]).to(wide))
-            for t in e:  # an inf/NaN gradient: scale is 0 but 0 * inf = NaN; perturb nothing
-                torch.nan_to_num_(t, nan=0.0, posinf=0.0, neginf=0.0)
-            if group["adaptive"]:
-                torch._foreach_mul_(e, [m.to(wide) * m.to(wide) for m in members])
-            applied = [t if t.dtype == m.dtype else t.to(m.dtype) for t, m in zip(e, members)]
-            torch._foreach_add_(members, applied)  # climb to the local maximum w + e(w)
+            _perturb_group(group, inv)
         if uniform:
             moved = finite & (norm > 0)
             self._e_norm = torch.where(moved, float(next(iter(rhos), 0.0)), 0.0).float()
@@ -277,6 +255,19 @@ class SAM(torch.optim.Optimizer):
         self._in_step = True
         if zero_grad:
             self.zero_grad()
+
+    def _back_up(self, params: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+        """``[(w, a copy of w)]`` of the (local shards of the) parameters about to move, the
+        copies in buffers kept from step to step."""
+        out = []
+        for p in params:
+            w = _dist.local_tensor(p)
+            backup = self._backup.get(p)
+            if backup is None or backup.shape != w.shape or backup.dtype != w.dtype:
+                backup = self._backup[p] = torch.empty_like(w)
+            backup.copy_(w)
+            out.append((w, backup))
+        return out
 
     @torch.no_grad()
     def unperturb(self) -> None:
@@ -360,98 +351,26 @@ class SAM(torch.optim.Optimizer):
             _check_group(group, i)
 
 
+def _perturb_group(group: dict[str, Any], inv: Tensor) -> None:
+    """``w += e``, ``e = rho g / |g|`` (ASAM: times ``w^2``) for the group's parameters with a
+    gradient, ``inv = 1 / |g|`` (0 where ``|g|`` is 0 or not finite)."""
+    local = _dist.local_tensor
+    members = [local(p) for p in group["params"] if p.grad is not None]
+    if not members:
+        return
+    # e = rho g / |g| in fp32 whatever the parameters' dtype: a loss-scaled |g| makes
+    # rho / |g| tiny, which fp16 would flush to 0
+    wide = torch.float64 if any(m.dtype == torch.float64 for m in members) else torch.float32
+    grads = [local(p.grad).to(wide) for p in group["params"] if p.grad is not None]
+    e = torch._foreach_mul(grads, (inv * group["rho"]).to(wide))
+    for t in e:  # an inf/NaN gradient: scale is 0 but 0 * inf = NaN; perturb nothing
+        torch.nan_to_num_(t, nan=0.0, posinf=0.0, neginf=0.0)
+    if group["adaptive"]:
+        torch._foreach_mul_(e, [m.to(wide) * m.to(wide) for m in members])
+    applied = [t if t.dtype == m.dtype else t.to(m.dtype) for t, m in zip(e, members)]
+    torch._foreach_add_(members, applied)  # climb to the local maximum w + e(w)
+
+
 def _check_group(group: Mapping[str, Any], index: int) -> None:
     """A param group's ``rho`` must be a finite number >= 0 (0: stepped, never perturbed)."""
     _v.number("rho", group.get("rho"), suffix=f" in param group {index}")
-
-
-def scaled_backward(loss: Tensor, scaler: Any = None) -> None:
-    """``loss.backward()``, through ``scaler.scale(loss)`` when a ``GradScaler`` is given."""
-    (scaler.scale(loss) if scaler is not None else loss).backward()
-
-
-def _loss_of(loss_fn: Callable[[Any], Tensor], chunk: Any) -> Tensor:
-    """``loss_fn(chunk)``, which must be a scalar tensor that has a gradient."""
-    loss = loss_fn(chunk)
-    if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
-        what = f"{type(loss).__name__} {loss!r}"
-        if isinstance(loss, Tensor):
-            what = f"a tensor of shape {tuple(loss.shape)}" + (
-                "" if loss.requires_grad else " without a gradient"
-            )
-        raise TypeError(
-            f"Invalid loss_fn: it returned {what}; sam_step needs the chunk's mean "
-            "loss as a scalar tensor that requires grad (return loss, not "
-            "loss.item())"
-        )
-    return loss
-
-
-@torch.no_grad()
-def _accumulate_(acc: dict[Tensor, Tensor], optimizer: SAM, w: float) -> None:
-    """``acc[p] += w * p.grad`` for every parameter with a gradient (m-sharpness's mean)."""
-    for p in (p for g in optimizer.param_groups for p in g["params"] if p.grad is not None):
-        if p in acc:
-            acc[p].add_(p.grad, alpha=w)
-        else:
-            acc[p] = p.grad.mul(w) if w != 1.0 else p.grad.clone()
-
-
-def sam_step(
-    optimizer: SAM,
-    loss_fn: Callable[[Any], Tensor],
-    batch: Any,
-    *,
-    m: int = 1,
-    scaler: Any = None,
-    after_first_backward: Callable[[], None] | None = None,
-) -> Tensor:
-    """One whole SAM step from a loss function and a batch, with m-sharpness.
-
-    The batch is split into ``m`` chunks along dim 0; for each chunk ``j`` the gradient is taken at
-    ``w + e_j``, ``e_j = rho g_j / |g_j|`` from that chunk alone, and the base step uses the
-    chunk-size-weighted mean of these gradients (paper eq. (38)).  ``m = 1`` is plain SAM.
-    ``loss_fn(chunk)`` returns the mean loss of the chunk (wrap it in ``torch.autocast`` for
-    mixed precision); pass ``scaler`` for fp16.  Gradients are zeroed before and after.
-    ``after_first_backward()``, if given, runs after each chunk's first backward pass, while
-    ``.grad`` holds that chunk's gradient at ``w`` (loss-scaled under ``scaler``): for logging.
-    Returns the mean first-pass loss (a detached tensor).
-    """
-    if not isinstance(optimizer, SAM):
-        raise TypeError(f"Invalid optimizer: expected lorabar.SAM, got {type(optimizer).__name__}")
-    _v.integer("m", m, 1)
-    size = batch_size(batch)
-    if size < m:
-        raise ValueError(f"Invalid m: {m} (larger than the batch size {size})")
-    chunks = split_batch(batch, m)
-    weights = [batch_size(c) / size for c in chunks]
-
-    optimizer.zero_grad()
-    acc: dict[Tensor, Tensor] = {}
-    finite: Tensor | None = None
-    total = None
-    for chunk, w in zip(chunks, weights, strict=True):
-        with torch.enable_grad():
-            loss = _loss_of(loss_fn, chunk)
-            scaled_backward(loss, scaler)
-        if after_first_backward is not None:
-            after_first_backward()
-        optimizer.first_step(zero_grad=True)
-        if optimizer.first_pass_finite is not None:
-            mine = optimizer.first_pass_finite
-            finite = mine if finite is None else finite & mine
-        try:  # at w + e: whatever goes wrong, the weights go back to w
-            with torch.enable_grad():
-                scaled_backward(_loss_of(loss_fn, chunk), scaler)
-        finally:
-            optimizer.unperturb()
-        _accumulate_(acc, optimizer, w)
-        optimizer.zero_grad()
-        total = loss.detach() * w if total is None else total + loss.detach() * w
-    for p, g in acc.items():
-        p.grad = g
-    optimizer.first_pass_finite = finite
-    optimizer.base_step(scaler)
-    optimizer.zero_grad()
-    assert total is not None
-    return total

@@ -33,17 +33,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .. import _validate as _v
 from ._jit import HAVE_NUMBA, njit, prange
+from .grid import PROBLEMS, TOY_METHODS, ToyConfig, ToyResult
 
 __all__ = ["TOY_METHODS", "PROBLEMS", "ToyConfig", "ToyResult", "X0", "simulate"]
 
-PROBLEMS = ("nop", "op")
-TOY_METHODS = ("sgd", "sngd", "sam", "sam_m", "nbar", "obar", "explicit", "sbar")
 X0 = (0.2, -0.1, 0.3)
 NOP_A = 0.5  # A = diag(NOP_A, 0, 0)
 NOP_SCALE = (1.0, 0.8, 0.5)  # N = diag(NOP_SCALE) U
@@ -51,96 +48,6 @@ OP_A = 0.5
 
 # indices into the per-row statistics array
 _GAP_SUM, _GAP_NORM_SUM, _THR_SUM, _THR_N, _STEPS, _THR_LATE_SUM, _THR_LATE_N = range(7)
-
-
-@dataclass(frozen=True)
-class ToyConfig:
-    """Settings of a toy-problem grid (defaults: the paper's Appendix A.4 where it gives them).
-
-    The paper does not print its noise levels; ``noise_levels`` is ours.  ``mu0`` (BAR) and
-    ``lam`` (explicit regularizer) are per problem and were chosen so that nBAR and the explicit
-    regularizer act on |B| at a rate comparable to SAM's on that problem.
-    """
-
-    steps: int = 100_000
-    eta: float = 1e-4
-    noise_levels: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
-    seeds: int = 3
-    rho: dict[str, float] = field(default_factory=lambda: {"nop": 0.1, "op": 0.2})
-    mu0: dict[str, float] = field(default_factory=lambda: {"nop": 0.3, "op": 0.3})
-    lam: dict[str, float] = field(default_factory=lambda: {"nop": 0.1, "op": 0.1})
-    m: int = 4
-    batch: int = 1
-    points: int = 1000
-    seed_base: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "seeds", "m", "batch", "points"):
-            _v.integer(name, getattr(self, name), 1)
-        _v.number("eta", self.eta, strict=True)
-        levels = tuple(float(v) for v in self.noise_levels)
-        if not levels or any(not math.isfinite(v) or v < 0 for v in levels):
-            raise ValueError(f"Invalid noise_levels: {self.noise_levels!r} (expected values >= 0)")
-        object.__setattr__(self, "noise_levels", levels)
-        for name in ("rho", "mu0", "lam"):
-            d = getattr(self, name)
-            for p in PROBLEMS:
-                if p not in d or not math.isfinite(d[p]) or d[p] < 0:
-                    raise ValueError(
-                        f"Invalid {name}: {d!r} (expected a value >= 0 for {PROBLEMS})"
-                    )
-        if max(self.mu0.values()) * self.eta >= 1:
-            raise ValueError(f"Invalid mu0: {self.mu0} (BAR needs mu0 * eta < 1)")
-
-    @property
-    def every(self) -> int:
-        """Record one point every this many steps."""
-        return max(1, self.steps // self.points)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class ToyResult:
-    """Rows of a simulated grid.
-
-    ``abs_B`` and ``gap`` have shape ``(rows, points + 1)``: |B_t| at steps ``t = k * every``
-    (column 0 is t = 0) and the mean of | |g_x|^2 - |g_y|^2 | over the steps since the previous
-    point.  ``threshold`` is the time average of Corollary 1's |B̄_t| (eq. 21; NOP only, NaN for
-    OP) over all steps, ``threshold_late`` over the second half.  ``gap_sum`` / ``gap_norm_sum`` are
-    sums over all steps of | |g_x|^2 - |g_y|^2 | and of
-    the same divided by |g|^2: SGD's and SNGD's exact drift bounds are eta^2/2 times them.
-    """
-
-    config: ToyConfig
-    problem: list[str]
-    method: list[str]
-    noise: list[float]
-    seed: list[int]
-    steps: np.ndarray
-    abs_B: np.ndarray
-    gap: np.ndarray
-    threshold: np.ndarray
-    threshold_late: np.ndarray
-    gap_sum: np.ndarray
-    gap_norm_sum: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    seconds: float
-
-    def select(self, problem: str, method: str, noise: float) -> np.ndarray:
-        """Row indices of one (problem, method, noise level) over all seeds."""
-        return np.array(
-            [
-                i
-                for i in range(len(self.problem))
-                if self.problem[i] == problem
-                and self.method[i] == method
-                and self.noise[i] == noise
-            ],
-            dtype=np.int64,
-        )
 
 
 # --------------------------------------------------------------------------- the math
@@ -366,29 +273,18 @@ def simulate(
     """
     cfg = cfg or ToyConfig()
     rows, arrays, samples = _row_arrays(cfg, problems, methods, batch)
-    n, every, points = len(rows), cfg.every, cfg.steps // cfg.every
-    x0 = np.array(X0, dtype=np.float64)
-    xs, ys, stats = np.tile(x0, (n, 1)), np.tile(-3.0 * x0, (n, 1)), np.zeros((n, 7))
-    abs_b, gap = np.full((n, points + 1), np.nan), np.full((n, points + 1), np.nan)
-    abs_b[:, 0] = 0.5 * abs(x0 @ x0 - 9.0 * x0 @ x0)
-    if noise is not None:
-        if noise.shape[0] < cfg.seeds or noise.shape[1] < cfg.steps or noise.shape[2] < samples:
-            raise ValueError(
-                f"Invalid noise: shape {noise.shape} (need >= ({cfg.seeds}, "
-                f"{cfg.steps}, {samples}, 9))"
-            )
-        noise = np.ascontiguousarray(noise, dtype=np.float64)
+    every, points = cfg.every, cfg.steps // cfg.every
+    xs, ys, stats, abs_b, gap = _start_state(len(rows), points)
+    noise = _checked_noise(noise, cfg, samples)
     gens = [np.random.default_rng([cfg.seed_base, s]) for s in range(cfg.seeds)]
     start = time.perf_counter()
-    done = 0
-    while done < cfg.steps:
+    for done in range(0, cfg.steps, chunk):
         c = min(chunk, cfg.steps - done)
         if noise is None:
             buf = np.stack([g.standard_normal((c, samples, 9)) for g in gens])
         else:
             buf = np.ascontiguousarray(noise[: cfg.seeds, done : done + c, :samples])
         _run_chunk(*arrays, cfg.eta, xs, ys, buf, done, every, cfg.steps // 2, abs_b, gap, stats)
-        done += c
         if progress is not None:
             progress(c)
     seconds = time.perf_counter() - start
@@ -397,12 +293,11 @@ def simulate(
         ok = (arrays[0] == 0) & (stats[:, count] > 0)
         return np.where(ok, stats[:, total] / np.maximum(stats[:, count], 1), np.nan)
 
+    names = ("problem", "method", "noise", "seed")
+    columns = {k: [r[i] for r in rows] for i, k in enumerate(names)}
     return ToyResult(
         config=cfg,
-        problem=[r[0] for r in rows],
-        method=[r[1] for r in rows],
-        noise=[r[2] for r in rows],
-        seed=[r[3] for r in rows],
+        **columns,
         steps=np.arange(points + 1) * every,
         abs_B=abs_b,
         gap=gap,
@@ -414,6 +309,28 @@ def simulate(
         y=ys,
         seconds=seconds,
     )
+
+
+def _start_state(n: int, points: int) -> tuple[np.ndarray, ...]:
+    """``(x, y, stats, |B| log, gap log)`` of ``n`` rows at the start, ``y = -3 x``, ``x = X0``
+    (|B| at step 0 logged)."""
+    x0 = np.array(X0, dtype=np.float64)
+    xs, ys, stats = np.tile(x0, (n, 1)), np.tile(-3.0 * x0, (n, 1)), np.zeros((n, 7))
+    abs_b, gap = np.full((n, points + 1), np.nan), np.full((n, points + 1), np.nan)
+    abs_b[:, 0] = 0.5 * abs(x0 @ x0 - 9.0 * x0 @ x0)
+    return xs, ys, stats, abs_b, gap
+
+
+def _checked_noise(noise: np.ndarray | None, cfg: ToyConfig, samples: int) -> np.ndarray | None:
+    """Given draws as a contiguous float64 array, refused unless they cover every seed, step
+    and sample."""
+    if noise is None:
+        return None
+    if noise.shape[0] < cfg.seeds or noise.shape[1] < cfg.steps or noise.shape[2] < samples:
+        raise ValueError(
+            f"Invalid noise: shape {noise.shape} (need >= ({cfg.seeds}, {cfg.steps}, {samples}, 9))"
+        )
+    return np.ascontiguousarray(noise, dtype=np.float64)
 
 
 def _row_arrays(cfg: ToyConfig, problems, methods, batch) -> tuple[list, tuple, int]:

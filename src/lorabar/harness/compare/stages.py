@@ -148,30 +148,15 @@ def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print)
     ran now.  A failed run stops the comparison after its stage (``RuntimeError``, worded as
     `grid`'s: `failed_runs()`): fix it and rerun to resume."""
     from ... import _io
-    from ..execute.grid_runner import failed_runs
-    from ..execute.grid_runner import run_grid
+    from ..execute.grid_runner import failed_runs, run_grid
     from ..plan.grid import expand
-    from ..plan.protocol import describe, stages, write_record
-    from ..report import load_results, select
-    from ..report.widen import widen_round
+    from ..plan.protocol import describe, write_record
+    from ..report import load_results
 
     cc, out, ran = plan.cc, Path(plan.cc.out), 0
     log(f"compare: {describe(cc.protocol, cc.baseline, plan.lrs)}")
     write_record(cc, plan.lrs)
-    plan_stages = (
-        [("seeds", lambda load: source_grid(cc))]
-        if cc.settings_from
-        else stages(
-            cc,
-            tuning_grid,
-            seeds_grid,
-            select,
-            widen_round(tuning_grid(cc)["base"], cc.seeds[0], planned_tasks(cc), cc.methods)
-            if cc.widen_edges
-            else None,
-        )
-    )
-    for stage, make in plan_stages:
+    for stage, make in _stages(cc):
         grid = make(lambda: load_results(out, hint=HINT))
         if not grid.get("variant"):
             continue
@@ -203,6 +188,22 @@ def execute(plan: ComparisonPlan, *, executor=None, threads: int = 0, log=print)
         if counts["failed"]:
             raise RuntimeError(failed_runs("compare", counts["failed"], out, stage))
     return ran
+
+
+def _stages(cc: CompareConfig) -> list:
+    """``[(stage name, make(load) -> its grid)]`` of the comparison's protocol."""
+    from ..plan.protocol import stages
+    from ..report import select
+    from ..report.widen import widen_round
+
+    if cc.settings_from:
+        return [("seeds", lambda load: source_grid(cc))]
+    widen = (
+        widen_round(tuning_grid(cc)["base"], cc.seeds[0], planned_tasks(cc), cc.methods)
+        if cc.widen_edges
+        else None
+    )
+    return stages(cc, tuning_grid, seeds_grid, select, widen)
 
 
 def report_comparison(plan: ComparisonPlan, *, ran: int = 0, log=print) -> dict:

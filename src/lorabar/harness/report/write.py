@@ -101,19 +101,8 @@ def render(
         raise ValueError(
             f"No finished result in {str(folder)!r}: every run has a non-finite dev or test metric"
         )
-    for message in skipped:
-        if warn is not None:
-            warn(f"skipped {message}")
-    failed_lines = []
-    for r in failed:
-        m = r["primary_metric"]
-        failed_lines.append(
-            f"{r.path}: {r['config']['task']}/{r['config']['method']}/seed "
-            f"{r['config']['seed']}: {m} dev {r['metrics']['dev'].get(m)}, test "
-            f"{r['metrics']['test'].get(m)}"
-        )
-        if warn is not None:
-            warn(f"failed run (non-finite metric), left out: {failed_lines[-1]}")
+    warn = warn or (lambda message: None)
+    failed_lines = _left_out(skipped, failed, warn)
     report = Output(out_flag, out, "report")
     with staging(report) as tmp:  # built beside, then swapped in whole
         names = _write_report(
@@ -131,6 +120,25 @@ def render(
         )
         publish_folder(tmp, report)
     return [out / name for name in names]
+
+
+def _left_out(skipped: list[str], failed: list[RunRecord], warn) -> list[str]:
+    """Pass each skipped file and failed run to ``warn``; the failed runs' lines."""
+    for message in skipped:
+        warn(f"skipped {message}")
+    lines = [_failed_line(r) for r in failed]
+    for line in lines:
+        warn(f"failed run (non-finite metric), left out: {line}")
+    return lines
+
+
+def _failed_line(r: RunRecord) -> str:
+    """A failed run, as report.md lists it: where, which run, its non-finite metric."""
+    m, c = r["primary_metric"], r["config"]
+    return (
+        f"{r.path}: {c['task']}/{c['method']}/seed {c['seed']}: {m} dev "
+        f"{r['metrics']['dev'].get(m)}, test {r['metrics']['test'].get(m)}"
+    )
 
 
 def _provenance(folder: Path, warn) -> tuple[list[str], list[str]]:
@@ -188,23 +196,8 @@ def _write_report(
     title: str = "Report",
     notes: list[str] | None = None,
 ) -> list[str]:
-    from .mechanism import layer_rows, paired_rows
-
-    t = tables(results, reference_method)
-    verdicts = paired(results, baseline, margin)
-    t["paired"] = verdicts
-    chosen = select(results)
-    order = sorted(
-        chosen,
-        key=lambda k: (
-            task_order(k[0]),
-            METHOD_ORDER.index(k[1].method) if k[1].method in METHOD_ORDER else len(METHOD_ORDER),
-        ),
-    )
-    balance = paired_rows(chosen, order, baseline)
-    if len(balance) > 1:
-        t["balancedness_paired"] = balance
-        t["balancedness_layers"] = layer_rows(chosen, order, baseline)
+    t = _all_tables(results, reference_method, baseline, margin)
+    verdicts, balance = t["paired"], t.get("balancedness_paired", [])
     written = []
     for name, rows in t.items():
         (out / f"{name}.csv").write_text(csv_text(rows))
@@ -221,6 +214,42 @@ def _write_report(
         title=title,
     )
     md += _sections(results, verdicts, balance, baseline=baseline, failed=failed, skipped=skipped)
+    md += _closing(notes, provenance[1])
+    (out / "report.md").write_text("\n".join(md))
+    written.append("report.md")
+    written += [p.name for p in fig3(results, out)]
+    if len(verdicts) > 1 and paired_figure(verdicts, out, baseline) is not None:
+        written.append("paired.png")
+    return written
+
+
+def _all_tables(
+    results: list[RunRecord], reference_method: str, baseline: str, margin: float
+) -> dict:
+    """Every CSV of the report by name: `tables()`, the paired differences, and (where a
+    method's |B| pairs with the baseline's) the balancedness tables."""
+    from .mechanism import layer_rows, paired_rows
+
+    t = tables(results, reference_method)
+    t["paired"] = paired(results, baseline, margin)
+    chosen = select(results)
+    order = sorted(
+        chosen,
+        key=lambda k: (
+            task_order(k[0]),
+            METHOD_ORDER.index(k[1].method) if k[1].method in METHOD_ORDER else len(METHOD_ORDER),
+        ),
+    )
+    balance = paired_rows(chosen, order, baseline)
+    if len(balance) > 1:
+        t["balancedness_paired"] = balance
+        t["balancedness_layers"] = layer_rows(chosen, order, baseline)
+    return t
+
+
+def _closing(notes: list[str] | None, provenance: list[str]) -> list[str]:
+    """report.md's end: the kept adapters, then who made it from which code, folded."""
+    md = []
     if notes is not None:
         md += [
             f"## Kept adapters ({len(notes)}: each method's dev-chosen setting)",
@@ -230,21 +259,16 @@ def _write_report(
             *notes,
             "",
         ]
-    if provenance[1]:  # who made it, from which code: at the end, folded
+    if provenance:
         md += [
             "<details markdown>",
             "<summary>Provenance</summary>",
             "",
-            *(x for line in provenance[1] for x in (line, "")),
+            *(x for line in provenance for x in (line, "")),
             "</details>",
             "",
         ]
-    (out / "report.md").write_text("\n".join(md))
-    written.append("report.md")
-    written += [p.name for p in fig3(results, out)]
-    if len(verdicts) > 1 and paired_figure(verdicts, out, baseline) is not None:
-        written.append("paired.png")
-    return written
+    return md
 
 
 def _markdown(
@@ -393,6 +417,13 @@ def _sections(
             markdown_table(balance),
             "",
         ]
+    return md + _listings(results, failed, skipped)
+
+
+def _listings(results: list[RunRecord], failed: list[str], skipped: list[str]) -> list[str]:
+    """report.md's lists, where there is something to list: ties on dev, failed runs, skipped
+    files."""
+    md: list[str] = []
     ties = select_with_ties(results)[1]
     if ties:
         md += [f"## Ties on dev ({len(ties)})", "", f"Rule: {TIE_RULE}.", ""]

@@ -6,38 +6,21 @@ and regression heads on an encoder) and `LMConfig` (``kind = "lm"``: prompt scor
 WebNLG generation on a causal LM) add their own fields and defaults.  Every field is checked on
 construction, with the name of the flag in the message.
 
-`RunConfig.key()` is the config part of a run's identity
-([`lorabar.harness.run.identity`][lorabar.harness.run.identity], which adds the resolved device kind
-and precision and the
-content hashes of the data and model files): every field that changes training or evaluation.
-Left out, because they provably do not change the result or are replaced by what they resolve to:
-
-* ``device``, ``precision`` -- the identity holds their resolved values instead (``auto`` is not a
-  result-defining value: it resolves differently on different machines);
-* ``data_dir`` and the own-data paths ``train``/``dev``/``test`` -- the identity holds the
-  content hashes of the files read instead;
-* ``log_every`` -- only when |B| is logged (a read of the factors; training is unchanged);
-* ``threads`` -- the identity holds the resolved torch thread count instead (on the CPU it
-  changes the float reduction order: a 10-step MiniLM SST-2 run ends at mean |B| 1.3272844 with
-  1 thread and 1.3272787 with 2, on a 2-core AMD EPYC in bf16);
-* the method hyperparameters the method does not read (the registry says which:
-  each method's ``hparams`` in `lorabar.harness.run.registry`) and, for methods that do not
-  train, the training fields.
-
-``eval_batch_size`` is part of it: the batch's padding changes the features the probe head is
-fitted on, hence the head, the training and the final |B|.
+`RunConfig.key()` is the config part of a run's identity: the rule is
+`lorabar.harness.run.config_key`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from ... import _validate as _v
 from ..._names import DEFAULT_MU0, DEFAULT_SCHEDULE
 from ..tasks.data_folder import TASKS
+from .config_key import CUSTOM, key_of
 from .registry import (
     LORAPLUS_BARS,
     DEVICES,
@@ -54,23 +37,8 @@ from .registry import (
 
 __all__ = ["CONFIGS", "EncoderConfig", "LMConfig", "RunConfig", "about", "config_from", "help_of"]
 
-# not part of the identity (see the module docstring)
-_NOT_KEY = (
-    "data_dir",
-    "threads",
-    "log_every",
-    "device",
-    "precision",  # see the docstring
-    "numeric_labels",
-)  # changes no run that exists without it (a collision is refused)
-# the identity holds their content hashes instead (init_adapter: as "init")
-_PATHS = ("train", "dev", "test", "init_adapter")
-CUSTOM = "custom"  # the task name of the user's own data
 TASK_TYPES = ("classification", "regression")
 LM_METRICS = ("nll", "bleu")
-# what only training reads: not part of a non-training method's identity
-_TRAINING = ("steps", "lr", "weight_decay", "warmup_ratio", "label_smoothing")
-_METHOD_HPARAMS = tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
 
 
 def about(default: Any, text: str) -> Any:
@@ -168,6 +136,16 @@ class RunConfig:
             _v.number(name, getattr(self, name), flag=_v.flag_of(name))
         _v.number("loraplus_ratio", self.loraplus_ratio, strict=True, flag="--loraplus-ratio")
         _v.number("warmup_ratio", self.warmup_ratio, high=1, flag="--warmup-ratio")
+        self._check_choices()
+        if method.check is not None:  # the method's own checks, from its registry entry
+            method.check(self, self.lr, f"--method {self.method}")
+        on_top = METHODS.get(self.bar)
+        if on_top is not None and on_top.check is not None:
+            # on LoRA+, a pair's rate is sqrt(lr_A lr_B) = lr sqrt(ratio)
+            on_top.check(self, self.lr * math.sqrt(self.loraplus_ratio), f"--bar {self.bar}")
+
+    def _check_choices(self) -> None:
+        """Each setting with a fixed set of values has one of them."""
         if self.schedule not in SCHEDULES:
             raise _v.choice("schedule", self.schedule, SCHEDULES)
         if self.sam_perturbation not in PERTURBATIONS:
@@ -185,12 +163,6 @@ class RunConfig:
                 f"Invalid bar: {self.bar!r} (--bar combines BAR with --method "
                 "loraplus; for plain LoRA use --method obar, nbar or sbar)"
             )
-        if method.check is not None:  # the method's own checks, from its registry entry
-            method.check(self, self.lr, f"--method {self.method}")
-        on_top = METHODS.get(self.bar)
-        if on_top is not None and on_top.check is not None:
-            # on LoRA+, a pair's rate is sqrt(lr_A lr_B) = lr sqrt(ratio)
-            on_top.check(self, self.lr * math.sqrt(self.loraplus_ratio), f"--bar {self.bar}")
 
     def _check_int(self, name: str, low: int) -> None:
         _v.integer(name, getattr(self, name), low, flag=_v.flag_of(name))
@@ -200,50 +172,8 @@ class RunConfig:
         return [f.name for f in fields(cls)]
 
     def key(self) -> dict:
-        """The config part of the run's identity (see the module docstring)."""
-        method = METHODS[self.method]
-        d = asdict(self)
-        for k in _NOT_KEY + _PATHS:
-            d.pop(k, None)
-        if d.get("task") != CUSTOM:
-            for k in (
-                "text_column",
-                "text_pair_column",
-                "label_column",
-                "task_type",
-                "prompt_column",
-                "completion_column",
-                "metric",
-            ):
-                d.pop(k, None)
-        if d.get("head") != "prompt":
-            for k in ("template", "verbalizer"):
-                d.pop(k, None)
-        reads = method.reads(self)  # its own settings; LoRA+ with BAR: the BAR's too
-        for k in (*_METHOD_HPARAMS, "bar"):
-            if k not in reads:
-                d.pop(k, None)
-        if d.get("sam_perturbation") == "sync":  # the default: run ids as before it existed
-            d.pop("sam_perturbation")
-        if not method.trains:
-            for k in _TRAINING:
-                d.pop(k, None)
-        return d
-
-
-def _distinct_columns(**columns: str | None) -> None:
-    """Each column flag names its own column (a text column that is the label column would
-    train on the answer)."""
-    seen: dict[str, str] = {}
-    for name, column in columns.items():
-        if column is None:
-            continue
-        if column in seen:
-            raise ValueError(
-                f"Invalid {_v.flag_of(name)}: {column!r} is also "
-                f"{_v.flag_of(seen[column])}; each role needs its own column"
-            )
-        seen[column] = name
+        """The config part of the run's identity (`lorabar.harness.run.config_key.key_of`)."""
+        return key_of(self)
 
 
 # staged tasks whose examples are pairs of texts
@@ -349,6 +279,10 @@ class EncoderConfig(RunConfig):
         self._check_int("max_eval", 0)
         if self.task_type not in TASK_TYPES:
             raise _v.choice("task_type", self.task_type, TASK_TYPES, "--task-type")
+        self._check_own_data()
+
+    def _check_own_data(self) -> None:
+        """Task ``custom`` needs its files and distinct columns; a staged task takes none."""
         own = {k: getattr(self, k) for k in ("train", "dev", "test", "text_column", "label_column")}
         if self.task == CUSTOM:
             missing = [_v.flag_of(k) for k, v in own.items() if not v]
@@ -356,7 +290,7 @@ class EncoderConfig(RunConfig):
                 raise ValueError(
                     f"Invalid task: 'custom' (your own data) needs {', '.join(missing)}"
                 )
-            _distinct_columns(
+            _v.distinct_columns(
                 text_column=self.text_column,
                 label_column=self.label_column,
                 text_pair_column=self.text_pair_column,
@@ -474,7 +408,7 @@ class LMConfig(RunConfig):
                 raise ValueError(
                     f"Invalid task: 'custom' (your own data) needs {', '.join(missing)}"
                 )
-            _distinct_columns(
+            _v.distinct_columns(
                 prompt_column=self.prompt_column, completion_column=self.completion_column
             )
             if self.metric == "bleu" and self.model == "tiny":

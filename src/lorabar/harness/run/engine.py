@@ -166,28 +166,23 @@ def run(
     if not dist.is_main:
         barrier(dist)
         return None
-    t_eval = time.perf_counter()
-    model.eval()
-    metrics = {s: task.evaluate(model, s, runtime) for s in ("dev", "test")}
-    model.train()
-    timing = {"eval_s": time.perf_counter() - t_eval}
-    record = _record(
-        cfg,
-        identity,
-        task,
-        model,
-        pairs,
-        metrics,
-        training,
-        log,
-        runtime,
-        dist,
-        {**timing, "total_s": time.perf_counter() - t_start},
-    )
+    metrics, eval_s = _evaluate(task, model, runtime)
+    timing = {"eval_s": eval_s, "total_s": time.perf_counter() - t_start}
+    state = (model, pairs, metrics, training, log)
+    record = _record(cfg, identity, task, *state, runtime, dist, timing)
     if save_adapter is not None:
         _save(model, save_adapter, record, task)
     barrier(dist)  # the other ranks wait for rank 0's evaluation before leaving
     return record
+
+
+def _evaluate(task, model, runtime) -> tuple[dict, float]:
+    """``({"dev": metrics, "test": metrics}, seconds)``, the model in eval mode meanwhile."""
+    t_eval = time.perf_counter()
+    model.eval()
+    metrics = {s: task.evaluate(model, s, runtime) for s in ("dev", "test")}
+    model.train()
+    return metrics, time.perf_counter() - t_eval
 
 
 def _start(cfg: RunConfig, progress: bool):

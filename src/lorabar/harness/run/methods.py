@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ... import BAR, SAM, SBAR, sam_step
-from ...sam import scaled_backward
+from ...sam_loop import scaled_backward
 from ...flat import FlatLoRA
 from .config import RunConfig
 from .registry import METHODS, Method, check_bar_rate

@@ -98,40 +98,7 @@ class EncoderTask:
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg
-        if cfg.task == "custom":  # the user's own files (checked the same way)
-            from .own_data import load_user_data
-
-            own = load_user_data(
-                cfg.train,
-                cfg.dev,
-                cfg.test,
-                text_column=cfg.text_column,
-                label_column=cfg.label_column,
-                text_pair_column=cfg.text_pair_column,
-                task_type=cfg.task_type,
-                numeric_labels=cfg.numeric_labels,
-            )
-            self.task, self.splits = own.task, dict(own.splits)
-        else:
-            self.task = TASKS[cfg.task]
-            self.splits = {
-                s: load_split(
-                    self.task, s, data_dir=cfg.data_dir, seed=cfg.seed, setting=cfg.setting
-                )
-                for s in ("train", "dev", "test")
-            }
-            if not self.task.is_regression:  # before any model loads (a probe needs two classes)
-                check_classes(
-                    split_path(
-                        self.task,
-                        "train",
-                        data_dir=cfg.data_dir,
-                        seed=cfg.seed,
-                        setting=cfg.setting,
-                    ),
-                    [e.label for e in self.splits["train"]],
-                    cfg.task,
-                )
+        self.task, self.splits = _task_and_splits(cfg)
         self.primary_metric = self.task.primary_metric
         from .own_data import count_shared
 
@@ -384,3 +351,31 @@ def flip_labels(
             e = dataclasses.replace(e, label=other)
         out.append(e)
     return out, n_flip
+
+
+def _task_and_splits(cfg) -> tuple:
+    """The task and its train/dev/test examples: your own files (``task = "custom"``, checked
+    the same way) or the data folder's task, its train split checked for two classes before any
+    model loads (a probe needs them)."""
+    if cfg.task == "custom":
+        from .own_data import load_user_data
+
+        own = load_user_data(
+            cfg.train,
+            cfg.dev,
+            cfg.test,
+            text_column=cfg.text_column,
+            label_column=cfg.label_column,
+            text_pair_column=cfg.text_pair_column,
+            task_type=cfg.task_type,
+            numeric_labels=cfg.numeric_labels,
+        )
+        return own.task, dict(own.splits)
+    task = TASKS[cfg.task]
+    where = {"data_dir": cfg.data_dir, "seed": cfg.seed, "setting": cfg.setting}
+    splits = {s: load_split(task, s, **where) for s in ("train", "dev", "test")}
+    if not task.is_regression:
+        check_classes(
+            split_path(task, "train", **where), [e.label for e in splits["train"]], cfg.task
+        )
+    return task, splits

@@ -21,6 +21,16 @@ import torch
 from torch.nn import functional as F
 
 from .data_folder import DataError, subset
+from .lm_scoring import (
+    candidate_scores,
+    collate,
+    encode_pairs,
+    generate,
+    lm_loss,
+    ragged_cross_entropy,
+    sequence_scores,
+    token_logprobs,
+)
 
 __all__ = [
     "PromptTask",
@@ -34,111 +44,6 @@ __all__ = [
     "ragged_cross_entropy",
     "sequence_scores",
 ]
-
-
-# ----------------------------------------------------------------------------- tokenization
-def _encode_pairs(tok, pairs: list[tuple[str, str]], max_length: int, eos: bool = False):
-    """Token ids of context + target and a mask of the target tokens, left-truncated."""
-    out = []
-    for ctx, tgt in pairs:
-        if tok is None:  # tiny test models: bytes as tokens
-            c = [2 + b % 290 for b in ctx.encode()][-max_length:]
-            t = [2 + b % 290 for b in tgt.encode()] + ([1] if eos else [])
-        else:
-            c = tok(ctx, add_special_tokens=False)["input_ids"]
-            t = tok(tgt, add_special_tokens=False)["input_ids"] + (
-                [tok.eos_token_id] if eos else []
-            )
-        ids = (c + t)[-max_length:]
-        mask = ([0] * len(c) + [1] * len(t))[-max_length:]
-        out.append((ids, mask))
-    return out
-
-
-def _collate(encoded, pad_id: int = 0) -> dict:
-    n = max(len(ids) for ids, _ in encoded)
-    input_ids = torch.full((len(encoded), n), pad_id)
-    target = torch.zeros((len(encoded), n), dtype=torch.bool)
-    attention = torch.zeros((len(encoded), n), dtype=torch.long)
-    for i, (ids, mask) in enumerate(encoded):  # right padding
-        input_ids[i, : len(ids)] = torch.tensor(ids)
-        target[i, : len(ids)] = torch.tensor(mask, dtype=torch.bool)
-        attention[i, : len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention, "target": target}
-
-
-def _token_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities of each next token and the mask of target positions (shifted)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    nxt = batch["input_ids"][:, 1:]
-    return logp.gather(-1, nxt.unsqueeze(-1)).squeeze(-1), batch["target"][:, 1:]
-
-
-def sequence_scores(model, batch: dict) -> torch.Tensor:
-    """Mean log-probability of each sequence's target tokens, shape ``(sequences,)``."""
-    tok_lp, mask = _token_logprobs(model, batch)
-    return (tok_lp * mask).sum(-1) / mask.sum(-1).clamp_min(1)
-
-
-def candidate_scores(model, batch: dict, n_candidates: int) -> torch.Tensor:
-    """Mean log-probability per candidate token, shape ``(examples, candidates)``."""
-    return sequence_scores(model, batch).view(-1, n_candidates)
-
-
-def ragged_cross_entropy(scores: torch.Tensor, counts: list[int], labels) -> torch.Tensor:
-    """Mean cross-entropy over examples whose candidates (``counts[i]`` of them, consecutive in
-    ``scores``) differ in number; equals ``F.cross_entropy`` on the stacked scores when every
-    count is the same (a test checks it)."""
-    losses = [torch.logsumexp(s, 0) - s[y] for s, y in zip(scores.split(counts), labels)]
-    return torch.stack(losses).mean()
-
-
-def lm_loss(model, batch: dict, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy on the target tokens only."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    mask = batch["target"][:, 1:]
-    return F.cross_entropy(
-        logits[:, :-1][mask].float(),
-        batch["input_ids"][:, 1:][mask],
-        label_smoothing=label_smoothing,
-    )
-
-
-@torch.no_grad()
-def generate(model, tok, prompts: list[str], cfg, runtime) -> list[str]:
-    """Greedy or beam-search continuations of ``prompts`` (``cfg``: ``eval_batch_size``,
-    ``max_new_tokens``, ``num_beams``, ``length_penalty``); the tokenizer pads on the left for
-    the duration and gets its padding side back."""
-    side, tok.padding_side = tok.padding_side, "left"
-    hyps: list[str] = []
-    try:
-        for i in range(0, len(prompts), cfg.eval_batch_size):
-            enc = tok(
-                prompts[i : i + cfg.eval_batch_size],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            )
-            with runtime.autocast():
-                out = model.generate(
-                    **runtime.to_device(dict(enc)),
-                    max_new_tokens=cfg.max_new_tokens,
-                    num_beams=cfg.num_beams,
-                    length_penalty=cfg.length_penalty,
-                    do_sample=False,
-                    pad_token_id=tok.pad_token_id,
-                    eos_token_id=tok.eos_token_id,
-                )
-            hyps += [
-                t.strip()
-                for t in tok.batch_decode(
-                    out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True
-                )
-            ]
-    finally:
-        tok.padding_side = side
-    return hyps
 
 
 def peft_model(base, adapter: str, cfg):
@@ -223,12 +128,12 @@ class PromptTask(_LMTask):
 
     def _encode(self) -> None:
         self.encoded = [
-            _encode_pairs(self.tok, [(e.context, c) for c in e.candidates], self.cfg.max_length)
+            encode_pairs(self.tok, [(e.context, c) for c in e.candidates], self.cfg.max_length)
             for e in self.train
         ]
 
     def batch(self, idx: list[int]) -> dict:
-        batch = _collate([x for i in idx for x in self.encoded[i]], self.pad)
+        batch = collate([x for i in idx for x in self.encoded[i]], self.pad)
         batch["labels"] = torch.tensor([self.train[i].label for i in idx])
         if self.n_cand is None:
             batch["counts"] = torch.tensor([len(self.train[i].candidates) for i in idx])
@@ -252,12 +157,12 @@ class PromptTask(_LMTask):
             enc = [
                 x
                 for e in chunk
-                for x in _encode_pairs(
+                for x in encode_pairs(
                     self.tok, [(e.context, c) for c in e.candidates], self.cfg.max_length
                 )
             ]
             with runtime.autocast():
-                scores = sequence_scores(model, runtime.to_device(_collate(enc, self.pad)))
+                scores = sequence_scores(model, runtime.to_device(collate(enc, self.pad)))
             parts = scores.float().cpu().split([len(e.candidates) for e in chunk])
             correct += sum(e.is_correct(int(p.argmax())) for p, e in zip(parts, chunk))
         return {"accuracy": correct / len(rows)}
@@ -276,7 +181,7 @@ class _TargetLMTask(_LMTask):
     """Tasks trained with the LM loss on a target text (``self.encoded``: ids and target mask)."""
 
     def batch(self, idx: list[int]) -> dict:
-        return _collate([self.encoded[i] for i in idx], self.pad)
+        return collate([self.encoded[i] for i in idx], self.pad)
 
     def loss(self, model, batch: dict) -> torch.Tensor:
         return lm_loss(model, batch, self.cfg.label_smoothing)
@@ -304,7 +209,7 @@ class WebNLGTask(_TargetLMTask):
         from .webnlg import linearize
 
         items = [(linearize(e) + " =", " " + e.references[0]) for e in self.train]
-        self.encoded = _encode_pairs(self.tok, items, self.cfg.max_length, eos=True)
+        self.encoded = encode_pairs(self.tok, items, self.cfg.max_length, eos=True)
 
     @torch.no_grad()
     def evaluate(self, model, split: str, runtime) -> dict:
@@ -359,7 +264,7 @@ class SquadTask(_TargetLMTask):
     def _encode(self) -> None:
         from .qa_data import squad_prompt
 
-        self.encoded = _encode_pairs(
+        self.encoded = encode_pairs(
             self.tok,
             [(squad_prompt(e), f" {e.answers[0]}\n") for e in self.train],
             self.cfg.max_length,
@@ -432,7 +337,7 @@ class SFTTask(_TargetLMTask):
         """Prompt + completion ids, the completion's end cut to fit ``max_length`` (never the
         prompt: one that does not fit alone is refused naming its line); counted per split."""
         out, cut = [], 0
-        for (ids, mask), row in zip(_encode_pairs(self.tok, rows, 10**9, eos=True), rows):
+        for (ids, mask), row in zip(encode_pairs(self.tok, rows, 10**9, eos=True), rows):
             n_prompt = len(ids) - sum(mask)
             if n_prompt >= self.cfg.max_length:
                 raise DataError(
@@ -455,9 +360,9 @@ class SFTTask(_TargetLMTask):
         encoded = self.encoded_eval[split]
         total, count = 0.0, 0
         for i in range(0, len(encoded), size):
-            batch = runtime.to_device(_collate(encoded[i : i + size], self.pad))
+            batch = runtime.to_device(collate(encoded[i : i + size], self.pad))
             with runtime.autocast():
-                tok_lp, mask = _token_logprobs(model, batch)
+                tok_lp, mask = token_logprobs(model, batch)
             total -= float((tok_lp * mask).sum())
             count += int(mask.sum())
         nll = total / max(1, count)
