@@ -93,8 +93,8 @@ def ddp_sam_step(
       batch, identical to one process running the whole batch.
     * ``"per_rank"``: ``e_r = rho g_r / |g_r|`` from rank ``r``'s own batch; the base step uses the
       average over ranks of ``grad L_r(w + e_r)`` -- m-sharpness with ``m`` = world size
-      ([`lorabar.sam_step()`][lorabar.sam_loop.sam_step] with ``m`` chunks in one process).  It saves one
-      all-reduce.
+      ([`lorabar.sam_step()`][lorabar.sam_loop.sam_step] with ``m`` chunks in one process).  It
+      saves one all-reduce.
 
     With ``scaler`` (fp16) an inf/NaN on any rank in either pass skips the step on every rank.
     ``after_first_backward()`` runs after the first pass (for logging, as in

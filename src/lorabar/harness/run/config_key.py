@@ -29,7 +29,7 @@ from dataclasses import asdict
 
 from .registry import METHODS
 
-__all__ = ["CUSTOM", "key_of"]
+__all__ = ["CUSTOM", "OWN_DATA_COLUMNS", "key_of"]
 
 # not part of the identity (see the module docstring)
 NOT_KEY = (
@@ -43,6 +43,15 @@ NOT_KEY = (
 # the identity holds their content hashes instead (init_adapter: as "init")
 PATHS = ("train", "dev", "test", "init_adapter")
 CUSTOM = "custom"  # the task name of the user's own data
+# how a task of your own data reads its files (the identity holds what they name instead)
+OWN_DATA_COLUMNS = (
+    "text_column",
+    "text_pair_column",
+    "label_column",
+    "task_type",
+    "prompt_column",
+    "completion_column",
+)
 # what only training reads: not part of a non-training method's identity
 TRAINING = ("steps", "lr", "weight_decay", "warmup_ratio", "label_smoothing")
 METHOD_HPARAMS = tuple(sorted({h for m in METHODS.values() for h in m.hparams}))
@@ -55,15 +64,7 @@ def key_of(cfg) -> dict:
     for k in NOT_KEY + PATHS:
         d.pop(k, None)
     if d.get("task") != CUSTOM:
-        for k in (
-            "text_column",
-            "text_pair_column",
-            "label_column",
-            "task_type",
-            "prompt_column",
-            "completion_column",
-            "metric",
-        ):
+        for k in (*OWN_DATA_COLUMNS, "metric"):
             d.pop(k, None)
     if d.get("head") != "prompt":
         for k in ("template", "verbalizer"):

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ... import _validate as _v
 from ..._io import file_sha256
+from .config_key import OWN_DATA_COLUMNS
 
 __all__ = [
     "ROLES",
@@ -92,20 +93,7 @@ def data_files(cfg) -> list[Path]:
     process)."""
     from ..tasks.data_folder import recording
 
-    columns = tuple(
-        getattr(cfg, k, None)
-        for k in (
-            "train",
-            "dev",
-            "test",
-            "text_column",
-            "text_pair_column",
-            "label_column",
-            "task_type",
-            "prompt_column",
-            "completion_column",
-        )
-    )
+    columns = tuple(getattr(cfg, k, None) for k in ("train", "dev", "test", *OWN_DATA_COLUMNS))
     key = (
         cfg.kind,
         cfg.task,
