@@ -11,7 +11,7 @@ def test_demo_prints_every_method(capsys, monkeypatch):
     assert main(["demo", "--steps", "12", "--synthetic"]) == 0
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines()[2:]]
-    assert [row[0] for row in lines] == ["lora", "nbar", "obar", "sam"]
+    assert [row[0] for row in lines] == ["lora", "sam", "obar", "nbar"]  # PAPER_METHODS
     for row in lines:
         values = [float(v) for v in row[1:]]
         assert len(values) == 5 and all(v == v for v in values)  # finite numbers, no NaN

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __all__ = ["ARCHS", "AVAILABLE", "BENCH_METHODS", "BENCH_PRECISIONS"]
 
-BENCH_METHODS = ("lora", "nbar", "obar", "sam")  # the default: the paper's Tables 2, 7, 9
+from ..harness.run.registry import PAPER_METHODS
+
+BENCH_METHODS = PAPER_METHODS  # the default: the paper's Tables 2, 7, 9
 AVAILABLE = BENCH_METHODS + ("sbar", "loraplus", "flatlora")  # --methods may add these
 BENCH_PRECISIONS = ("fp32", "bf16", "fp16")
 

@@ -25,9 +25,10 @@ from .. import _validate as _v
 from .. import balancedness, find_lora_pairs
 from ..harness.run.config import EncoderConfig
 from ..harness.run.methods import StepContext, check_bar_rate, make_stepper
+from ..harness.run.registry import PAPER_METHODS
 from ..harness.run.runtime import PRECISIONS, Runtime
 
-DEMO_METHODS = ("lora", "nbar", "obar", "sam")
+DEMO_METHODS = PAPER_METHODS
 
 
 @dataclass(frozen=True)
