@@ -91,7 +91,9 @@ def steppers(method: str, model, pairs, batch):
         pairs=pairs,
         loss_fn=lambda b: model(**b).loss,
         runtime=Runtime.resolve("cpu", "fp32"),
-        config=EncoderConfig(method=method, lr=1e-4, rho=0.05, mu0=1.0, schedule="constant"),
+        config=EncoderConfig(
+            method=method, lr=1e-4, rho=0.05, mu0=1.0, schedule="constant", steps=1, seed=0
+        ),
     )
     step = make_stepper(ctx).step
     return lambda: step(batch)

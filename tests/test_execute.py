@@ -117,6 +117,10 @@ def test_a_rerun_on_another_executor_runs_nothing(tmp_path, local_runs, capsys):
             r"Invalid --slurm-cluster: only --exec",
         ),
         (["--address", "auto"], r"Invalid --address: only --executor ray reads it"),
+        (  # the executor's flags are checked before the comparison's
+            ["--address", "auto", "--seeds", "13,13"],
+            r"Invalid --address: only --executor ray reads it",
+        ),
         (
             ["--executor", "ray", "--partition", "gpu"],
             r"Invalid --partition: only --executor slurm",

@@ -67,6 +67,13 @@ def test_a_task_of_your_own_data_is_named_and_keeps_its_recorded_name(tmp_path):
     assert read["config"]["task"] != "custom" and read.config["task"].startswith("train")
 
 
+def test_a_record_reads_the_files_keys_and_no_other():
+    planned = RunRecord.of({"identity": {}, "config": {"task": "sst2", "method": "lora"}}, "p")
+    assert list(planned) == ["identity", "config"] and "primary_metric" not in planned
+    with pytest.raises(KeyError):
+        planned["primary_metric"]
+
+
 def test_in_context_gives_a_new_record_and_leaves_the_old_one():
     record = RunRecord.of(fake_record("sst2", "sam", 13, 0.8, 0.7, 10), "r.json")
     mixed = record.in_context(("fp32",), ("precision",))

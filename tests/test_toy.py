@@ -243,3 +243,6 @@ def test_config_validation():
         simulate(ToyConfig(steps=10), methods=("adam",))
     with pytest.raises(ValueError, match=r"Invalid noise: shape \(1, 5, 1, 9\)"):
         simulate(ToyConfig(steps=10, seeds=1), noise=np.zeros((1, 5, 1, 9)))
+    for chunk in (0, -5):  # steps per compiled call: never none, never a silent empty run
+        with pytest.raises(ValueError, match=rf"Invalid chunk: {chunk}"):
+            simulate(ToyConfig(steps=10, seeds=1), chunk=chunk)

@@ -188,6 +188,10 @@ def test_report_refuses_to_pair_different_runs(tmp_path, capsys, field, values):
     assert all(row.split(",")[at + 3] == "better" for row in paired[1:])  # +2 on both seeds
     column = paired[0].split(",").index(field)
     assert {row.split(",")[column].split("@")[0] for row in paired[1:]} == {str(values[0])}
+    # |B| is paired the same way: within a context, its values in their own columns
+    balance = (tmp_path / "rep" / "balancedness_paired.csv").read_text().splitlines()
+    assert balance[0].startswith("task,method,model,steps,precision,measure")
+    assert {row.split(",")[1] for row in balance[1:]} == {"LoRA-SAM"}
 
 
 @pytest.mark.parametrize(

@@ -241,8 +241,14 @@ def run_bench(
                 pairs=pairs,
                 loss_fn=lambda b: model(**b).loss,
                 runtime=runtime,
-                config=EncoderConfig(
-                    method=method, lr=cfg.lr, rho=cfg.rho, mu0=cfg.mu0, schedule="constant"
+                config=EncoderConfig(  # timed steps: a constant rate, no horizon
+                    method=method,
+                    lr=cfg.lr,
+                    rho=cfg.rho,
+                    mu0=cfg.mu0,
+                    schedule="constant",
+                    steps=1,
+                    seed=cfg.seed,
                 ),
             )
             steppers[(method, precision)] = make_stepper(ctx)

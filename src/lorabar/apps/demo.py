@@ -104,7 +104,13 @@ def run_method(method: str, cfg: DemoConfig, runtime: Runtime | None = None) -> 
         loss_fn=lambda b: loss_fn(model(b[0]).float(), b[1]),
         runtime=runtime,
         config=EncoderConfig(  # the demo's settings as a run's
-            method=method, lr=cfg.lr, steps=cfg.steps, rho=cfg.rho, mu0=cfg.mu0, schedule="cosine"
+            method=method,
+            lr=cfg.lr,
+            steps=cfg.steps,
+            rho=cfg.rho,
+            mu0=cfg.mu0,
+            schedule="cosine",
+            seed=cfg.seed,
         ),
     )
     stepper = make_stepper(ctx)

@@ -154,8 +154,7 @@ def _how_to_run(cmp_: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..harness.compare import compare
 
-    cc = compare_config(args)
-    executor = executor_config(args)
+    cc, executor = compare_configs(args)
     report = _check(args, cc)
     compare(
         cc,
@@ -169,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_config(args: argparse.Namespace):
-    """The comparison the flags ask for (`lorabar.harness.compare.CompareConfig`)."""
+def compare_configs(args: argparse.Namespace) -> tuple:
+    """The comparison and the executor the flags ask for
+    (`lorabar.harness.compare.CompareConfig`, `lorabar.harness.execute.choice.ExecutorConfig`);
+    checked in one order: the methods and tasks, the executor's flags, then the comparison's."""
     from ..harness.compare import CompareConfig, grid_methods
 
     if args.methods is not None:
@@ -180,7 +181,8 @@ def compare_config(args: argparse.Namespace):
     else:
         methods = PAPER_METHODS
     tasks = comma_list(args.tasks, "--tasks") if args.tasks else None
-    return CompareConfig(
+    executor = executor_config(args)
+    cc = CompareConfig(
         out=args.out,
         methods=methods,
         seeds=comma_list(args.seeds, "--seeds", int),
@@ -197,6 +199,7 @@ def compare_config(args: argparse.Namespace):
         every_seed=args.every_seed,
         **({} if args.margin is None else {"margin": args.margin}),
     )
+    return cc, executor
 
 
 def _check(args: argparse.Namespace, cc):

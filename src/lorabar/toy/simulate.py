@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .. import _validate as _v
 from ._jit import HAVE_NUMBA, njit, prange
 from .grid import PROBLEMS, TOY_METHODS, ToyConfig, ToyResult
 
@@ -272,6 +273,7 @@ def simulate(
         progress: called with the number of steps finished after each chunk.
     """
     cfg = cfg or ToyConfig()
+    _v.integer("chunk", chunk, 1)
     rows, arrays, samples = _row_arrays(cfg, problems, methods, batch)
     every, points = cfg.every, cfg.steps // cfg.every
     xs, ys, stats, abs_b, gap = _start_state(len(rows), points)

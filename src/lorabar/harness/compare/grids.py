@@ -147,6 +147,3 @@ def planned_tasks(cc: CompareConfig) -> set[str]:
             own_task_name(dataclasses.asdict(c), role_identity(c)) if c.task == "custom" else c.task
         )
     return names
-
-
-# what to do when --out holds runs this comparison cannot be compared with

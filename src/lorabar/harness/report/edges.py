@@ -26,7 +26,8 @@ def _numeric(value) -> bool:
 
 def edges(results: list[RunRecord]) -> list[dict]:
     """``[{"task", "method", "name", "value", "side", "tried", "next"}]`` for every chosen
-    value at the edge of what its task and method tried (ordered by task, method, name)."""
+    value at the edge of what its task and method tried (ordered by task, method, name;
+    ``method``: the `lorabar.harness.run.result.MethodUnit`)."""
     tried: dict = defaultdict(lambda: defaultdict(set))
     for r in results:
         for name in TUNED:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 
 from ..run.registry import BASELINE
 from ..run.result import MethodUnit
@@ -61,34 +62,40 @@ def _pairs(chosen: dict, order: list, baseline: str):
 
 
 def _row(task: str, unit: MethodUnit, what: str, values: list[float]) -> list[str]:
-    from .naming import label_of
+    """The task, the unit's cells (its label, then its context values), ``what``, n, the mean
+    and its 95% interval."""
+    from .naming import cells
     from .stats import t_interval
-
-    label = label_of(unit)
 
     values = [v for v in values if math.isfinite(v)]
     if not values:
-        return [task, label, what, "0", "nan", "nan", "nan"]
+        return [task, *cells(unit), what, "0", "nan", "nan", "nan"]
     mean, lo, hi = t_interval(values)
-    return [task, label, what, str(len(values)), f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}"]
+    return [task, *cells(unit), what, str(len(values)), f"{mean:.2f}", f"{lo:.2f}", f"{hi:.2f}"]
 
 
-def paired_rows(chosen: dict, order: list, baseline: str = BASELINE) -> list[list[str]]:
+def paired_rows(
+    chosen: dict, order: list, baseline: str = BASELINE, columns: Sequence[str] = ()
+) -> list[list[str]]:
     """Per task and method: the final and the trajectory-mean relative |B| difference to the
-    baseline (percent), paired over seeds, with n and the 95% interval."""
+    baseline (percent), paired over seeds, with n and the 95% interval; ``columns``: the names
+    of the units' context values (``--allow-mixed``), a column each after the method."""
     final, traj = defaultdict(list), defaultdict(list)
     for task, method, _, r, b in _pairs(chosen, order, baseline):
         final[(task, method)].append(_rel(r["final_mean_abs_B"], b["final_mean_abs_B"]))
         traj[(task, method)].append(_trajectory(r, b))
-    rows = [["task", "method", "measure", "n", "mean_pct", "ci_low", "ci_high"]]
+    rows = [["task", "method", *columns, "measure", "n", "mean_pct", "ci_low", "ci_high"]]
     for key in final:
         rows.append(_row(*key, "final", final[key]))
         rows.append(_row(*key, "trajectory", traj[key]))
     return rows
 
 
-def layer_rows(chosen: dict, order: list, baseline: str = BASELINE) -> list[list[str]]:
-    """Per task, method and LoRA pair: the final relative |B_l| difference, paired over seeds."""
+def layer_rows(
+    chosen: dict, order: list, baseline: str = BASELINE, columns: Sequence[str] = ()
+) -> list[list[str]]:
+    """Per task, method and LoRA pair: the final relative |B_l| difference, paired over seeds
+    (``columns``: as `paired_rows()`'s)."""
     per = defaultdict(list)
     for task, method, _, r, b in _pairs(chosen, order, baseline):
         names = r["balancedness"].get("names") or []
@@ -97,7 +104,7 @@ def layer_rows(chosen: dict, order: list, baseline: str = BASELINE) -> list[list
         last, base_last = r["balancedness"]["abs_B"][-1], b["balancedness"]["abs_B"][-1]
         for name, x, y in zip(names, last, base_last):
             per[(task, method, name)].append(_rel(x, y))
-    rows = [["task", "method", "layer", "n", "mean_pct", "ci_low", "ci_high"]]
+    rows = [["task", "method", *columns, "layer", "n", "mean_pct", "ci_low", "ci_high"]]
     for (task, method, name), values in per.items():
         rows.append(_row(task, method, name, values))
     return rows

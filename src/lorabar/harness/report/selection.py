@@ -27,7 +27,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def select(results: list[RunRecord]) -> dict:
-    """``{(task, method): runs of the dev-chosen setting}`` (`select_with_ties()`)."""
+    """``{(task, unit): runs of the dev-chosen setting}`` (`select_with_ties()`; ``unit``: a
+    `lorabar.harness.run.result.MethodUnit`, ``chosen[("sst2", MethodUnit("lora"))]``)."""
     return select_with_ties(results)[0]
 
 
@@ -80,12 +81,14 @@ def selection_seeds(results: list[RunRecord]) -> dict:
 
 
 def select_with_ties(results: list[RunRecord]) -> tuple[dict, list[RunRecord]]:
-    """``({(task, method): runs of the setting with the best mean dev metric}, ties)``.
+    """``({(task, unit): runs of the setting with the best mean dev metric}, ties)``, ``unit`` a
+    `lorabar.harness.run.result.MethodUnit` (a method in its ``--allow-mixed`` context).
 
     Settings are compared on the seeds they all have (a tuning seed run for every setting,
     then more seeds for the chosen one, compares on the tuning seed), else on their own.  Ties
     (mean dev metrics equal to 1e-12) follow `TIE_RULE`, never the order of the files;
-    ``ties`` lists each: ``{"task", "method", "settings", "chosen", "by"}``.
+    ``ties`` lists each: ``{"task", "method", "settings", "chosen", "by"}`` (``method``: the
+    unit).
     """
     groups = _grouped(results)
     chosen, ties = {}, []

@@ -20,7 +20,7 @@ from .load import (
     split_failed,
 )
 from ..run.result import RunRecord
-from .naming import LABELS, METHOD_ORDER, label_of, task_order
+from .naming import LABELS, METHOD_ORDER, context_columns, label_of, task_order
 from .edges import edge_lines
 from .paired import check_pairing, holm_family, paired
 from .selection import TIE_RULE, select, select_with_ties
@@ -240,10 +240,11 @@ def _all_tables(
             METHOD_ORDER.index(k[1].method) if k[1].method in METHOD_ORDER else len(METHOD_ORDER),
         ),
     )
-    balance = paired_rows(chosen, order, baseline)
+    columns = context_columns(results)
+    balance = paired_rows(chosen, order, baseline, columns)
     if len(balance) > 1:
         t["balancedness_paired"] = balance
-        t["balancedness_layers"] = layer_rows(chosen, order, baseline)
+        t["balancedness_layers"] = layer_rows(chosen, order, baseline, columns)
     return t
 
 

@@ -47,7 +47,12 @@ class RunRecord(Mapping):
     ``data``: the file's fields as signed; ``path``: where it was read (or a description, for a
     run only planned); ``config``: the config a report reads; ``primary_metric``: the metric
     selection and reports use; ``unit``: what it is compared as; ``context_columns``: the names
-    of ``unit.context``'s values."""
+    of ``unit.context``'s values.
+
+    By key it reads the file's keys, with the report's view of two: ``record["config"]`` is
+    ``config`` and ``record["primary_metric"]`` is ``primary_metric`` (``dict(record)`` too);
+    the file as signed is ``record.data``.  Read-only at the top (a record is never tagged in
+    flight); the nested dicts are the file's own, not copies: read them, never write them."""
 
     data: Mapping[str, Any]
     path: str
@@ -81,11 +86,12 @@ class RunRecord(Mapping):
         return dataclasses.replace(self, unit=unit, context_columns=tuple(columns))
 
     def __getitem__(self, key: str) -> Any:
+        value = self.data[key]  # the file's keys, no other
         if key == "config":
             return self.config
         if key == "primary_metric":
             return self.primary_metric
-        return self.data[key]
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.data)
